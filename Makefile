@@ -1,0 +1,98 @@
+# snapship — build
+#   make                 release build into build/
+#   make D=asan|ubsan    sanitizer build into build-asan/ or build-ubsan/
+#   make check           install deps, build, run the whole test suite (root for integration)
+#   make demo            install deps, build, run the demo (root: loop btrfs + local store)
+#   make bench           the benchmarks of doc/BENCHMARKS.md (root)
+
+D ?=
+WERROR ?= 1
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+ifeq ($(D),)
+B := build
+MODE_CFLAGS := -O2 -g -D_FORTIFY_SOURCE=2
+else ifeq ($(D),asan)
+B := build-asan
+MODE_CFLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer
+MODE_LDFLAGS := -fsanitize=address
+else ifeq ($(D),ubsan)
+B := build-ubsan
+MODE_CFLAGS := -O1 -g -fsanitize=undefined -fno-sanitize-recover=all
+MODE_LDFLAGS := -fsanitize=undefined
+else
+$(error D must be empty, asan or ubsan)
+endif
+
+PKGS := libbtrfsutil liburing libzstd libarchive jansson inih libxxhash openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+	-Wformat=2 -Wwrite-strings -Wconversion -Wno-sign-conversion -fno-common
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+CFLAGS ?=
+CFLAGS += -std=c17 -D_GNU_SOURCE -I. $(WARN) $(MODE_CFLAGS) $(PKG_CFLAGS) -MMD -MP -pthread
+LDFLAGS += $(MODE_LDFLAGS) -pthread
+LDLIBS := $(PKG_LIBS) -lm
+
+LIB_SRCS := $(wildcard common/*.c cow/*.c uploader/*.c stream/*.c) \
+	$(filter-out agent/main.c,$(wildcard agent/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+TOOL_BINS := $(B)/gendata
+
+all: $(B)/snapship $(TOOL_BINS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libsnapship.a: $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/snapship: $(B)/agent/main.o $(B)/libsnapship.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/gendata: $(B)/tools/gendata.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(B)/libsnapship.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+
+deps:
+	bash tools/deps.sh
+
+check: deps
+	$(MAKE) all unit
+	bash tests/run.sh $(B)
+
+demo: deps
+	$(MAKE) all
+	bash tools/demo.sh $(B)
+
+bench: deps
+	$(MAKE) all
+	bash tools/bench.sh $(B)
+
+install: all
+	install -D -m 0755 $(B)/snapship $(DESTDIR)$(PREFIX)/sbin/snapship
+	install -D -m 0644 doc/snapship.8 $(DESTDIR)$(PREFIX)/share/man/man8/snapship.8
+	install -D -m 0644 doc/snapship.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/snapship.conf.5
+
+clean:
+	rm -rf build build-asan build-ubsan
+
+.PHONY: all unit deps check demo bench install clean
+.SECONDARY:
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_COMMON_UTIL_H
+#define SNAPSHIP_COMMON_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct err;
+
+/* Allocation that aborts the program on failure is not used: callers check. */
+
+/* Monotonic and wall clocks. */
+double util_now_mono(void);          /* seconds */
+int64_t util_now_unix_ns(void);
+
+/* Parse "64M", "1G", "4096" (binary multiples) into bytes. */
+int util_parse_size(const char *s, uint64_t *bytes_ret);
+/* Parse "4h", "30d", "90s", "5m", "2w" into seconds. */
+int util_parse_duration(const char *s, int64_t *seconds_ret);
+
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void util_hex(const unsigned char *bytes, size_t len, char *out);
+
+/* Human-readable size ("1.5 GiB") into buf. */
+const char *util_human_size(uint64_t bytes, char *buf, size_t buflen);
+
+/* mkdir -p with mode; 0 or -errno. */
+int util_mkdir_p(const char *path, unsigned mode);
+
+/* Write all of buf to fd (retrying on EINTR/short writes); 0 or -errno. */
+int util_write_all(int fd, const void *buf, size_t len);
+
+/* Fill buf with n random bytes from getrandom(2); 0 or -errno. */
+int util_random(void *buf, size_t n);
+
+/* true when path is an existing directory with no entries besides . and .. */
+bool util_dir_is_empty(const char *path);
+
+#endif

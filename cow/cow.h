@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_COW_COW_H
+#define SNAPSHIP_COW_COW_H
+
+/*
+ * Copy-on-write snapshots of a partition directory ("freeze" and "release").
+ *
+ * A snapshot is recorded in a journal in the state directory *before* it is
+ * created and the journal entry is removed only after the snapshot is gone,
+ * so a crash at any point leaves something cow_recover() can clean up.
+ * Snapshots are always named "snapship-<tag>" so snapship recognises its own
+ * and never touches anything else.
+ *
+ * Callers serialise create/release/recover for one state directory with the
+ * host lock (agent/lock); cow_recover() assumes it holds that lock and that
+ * every journal entry therefore belongs to a process that is gone.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct err;
+
+#define COW_PREFIX "snapship-"
+
+struct cow_snapshot {
+	char *path;          /* readable directory of the frozen tree; owned */
+	char *source;        /* the partition directory it was taken of; owned */
+	char uuid[37];       /* snapshot subvolume UUID, "" when unknown */
+	uint64_t generation; /* filesystem generation at snapshot time */
+	int64_t time_ns;     /* wall time the snapshot was taken (unix ns) */
+	char *journal;       /* journal entry path; owned (internal) */
+	const struct cow_ops *ops;
+};
+
+struct cow_ops {
+	const char *name;                       /* "btrfs" */
+	/* Is source something this backend can snapshot?  Clear error if not. */
+	int (*check)(const char *source, struct err *err);
+	/* Create a read-only snapshot of source at dest (which does not exist). */
+	int (*create)(const char *source, const char *dest,
+		      struct cow_snapshot *snap, struct err *err);
+	/* Delete the snapshot at path (only if it is one of ours). */
+	int (*remove)(const char *path, struct err *err);
+};
+
+extern const struct cow_ops cow_btrfs_ops;
+
+/*
+ * Check that source can be frozen: exists, is a directory, is on a supported
+ * filesystem, is a btrfs subvolume.  On failure err says what to do.
+ */
+int cow_check_source(const char *source, struct err *err);
+
+/*
+ * Freeze source.  snap_dir is where the snapshot goes (must be on the same
+ * filesystem; created if missing; NULL = "<parent of source>/.snapship").
+ * state_dir holds the journal.  tag becomes part of the name
+ * ("snapship-<tag>", e.g. "orders-20261124T110000Z-a1b2c3").
+ * On success *snap_ret is owned by the caller and must be released with
+ * cow_release(), which also frees it.
+ */
+int cow_freeze(const char *source, const char *snap_dir, const char *state_dir,
+	       const char *tag, struct cow_snapshot **snap_ret, struct err *err);
+
+/*
+ * Delete the snapshot and its journal entry and free snap (always freed,
+ * also on error; on error the journal entry stays for cow_recover()).
+ * NULL is a no-op returning 0.
+ */
+int cow_release(struct cow_snapshot *snap, struct err *err);
+
+/*
+ * Remove every snapshot the journal in state_dir still lists (left by a
+ * crash or kill) and their journal entries.  *removed_ret (may be NULL)
+ * counts snapshots deleted.  A journal entry whose snapshot is already gone is
+ * just dropped.  Never deletes a path whose name lacks COW_PREFIX or that is
+ * not a snapshot.
+ */
+int cow_recover(const char *state_dir, unsigned *removed_ret, struct err *err);
+
+#endif

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_UPLOADER_STORE_H
+#define SNAPSHIP_UPLOADER_STORE_H
+
+/*
+ * Object stores: where backups live.  One interface for every backend
+ * (file: a local or NFS directory, the embedded default; s3 later).
+ *
+ * Keys are '/'-separated relative names without empty, "." or ".."
+ * components.  An object becomes visible under its key only when it is
+ * complete (store_put_commit): a crash never leaves half an object under a
+ * final name.
+ *
+ * Thread safety: a struct store may be used from several threads at once for
+ * get/head/list/delete and for independent writers; one writer belongs to one
+ * thread at a time.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct err;
+struct store;
+struct store_writer;
+
+struct store_obj_info {
+	uint64_t size;
+	int64_t mtime_ns;    /* last modification, unix ns; 0 if unknown */
+};
+
+/* Called for each object under a prefix, in key order.  Nonzero stops. */
+typedef int (*store_list_fn)(void *ctx, const char *key,
+			     const struct store_obj_info *info);
+
+/* Feature bits of a backend. */
+enum {
+	STORE_FEAT_RANGE = 1u << 0,    /* efficient ranged reads */
+	STORE_FEAT_ATOMIC_PUT = 1u << 1,
+};
+
+struct store_ops {
+	const char *scheme;            /* "file" */
+	unsigned features;
+	int (*open)(const char *location, void **priv_ret, struct err *err);
+	void (*free)(void *priv);
+	int (*put_begin)(void *priv, const char *key, void **wpriv_ret,
+			 struct err *err);
+	int (*write)(void *wpriv, const void *buf, size_t len, struct err *err);
+	int (*put_commit)(void *wpriv, struct err *err);   /* frees wpriv */
+	void (*put_abort)(void *wpriv);                    /* frees wpriv */
+	int (*get_range)(void *priv, const char *key, uint64_t off, size_t len,
+			 void *buf, size_t *got_ret, struct err *err);
+	int (*head)(void *priv, const char *key, struct store_obj_info *info_ret,
+		    struct err *err);
+	int (*list)(void *priv, const char *prefix, store_list_fn fn, void *ctx,
+		    struct err *err);
+	int (*delete)(void *priv, const char *const *keys, size_t n,
+		      struct err *err);
+};
+
+extern const struct store_ops store_file_ops;
+
+/*
+ * Open a store from a location: "/abs/dir", "./rel/dir", "file:///abs/dir".
+ * The directory must exist (a clear error says to create it).
+ * *store_ret is owned by the caller: store_free().
+ */
+int store_open(const char *location, struct store **store_ret, struct err *err);
+void store_free(struct store *store);                 /* NULL is a no-op */
+/* "file:/srv/backups" — for messages; never contains a secret. */
+const char *store_describe(const struct store *store);
+unsigned store_features(const struct store *store);
+
+/* Streamed put.  *w_ret must end in exactly one of commit or abort. */
+int store_put_begin(struct store *store, const char *key,
+		    struct store_writer **w_ret, struct err *err);
+int store_write(struct store_writer *w, const void *buf, size_t len,
+		struct err *err);
+int store_put_commit(struct store_writer *w, struct err *err); /* frees w */
+void store_put_abort(struct store_writer *w);        /* frees w; NULL ok */
+
+/* Put a whole buffer (small objects: manifests). */
+int store_put_buf(struct store *store, const char *key, const void *buf,
+		  size_t len, struct err *err);
+
+/*
+ * Read up to len bytes at off into buf; *got_ret < len only at the end of
+ * the object.  -ENOENT when the object does not exist.
+ */
+int store_get_range(struct store *store, const char *key, uint64_t off,
+		    size_t len, void *buf, size_t *got_ret, struct err *err);
+
+/* Read a whole object of at most max bytes into a malloc'd *buf_ret. */
+int store_get_all(struct store *store, const char *key, size_t max,
+		  void **buf_ret, size_t *len_ret, struct err *err);
+
+/* -ENOENT (with err set) when missing. */
+int store_head(struct store *store, const char *key,
+	       struct store_obj_info *info_ret, struct err *err);
+
+int store_list(struct store *store, const char *prefix, store_list_fn fn,
+	       void *ctx, struct err *err);
+
+/* Delete keys; a key that does not exist is not an error. */
+int store_delete(struct store *store, const char *const *keys, size_t n,
+		 struct err *err);
+
+#endif
