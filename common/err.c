@@ -22,16 +22,22 @@ int err_set(struct err *err, int code, const char *fmt, ...)
 
 int err_wrap(struct err *err, const char *fmt, ...)
 {
-	char prefix[256], old[ERR_MSG_MAX];
+	char buf[ERR_MSG_MAX + 256];
+	size_t n;
 	va_list ap;
 
 	if (!err)
 		return -EIO;
 	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	vsnprintf(buf, 256, fmt, ap);
 	va_end(ap);
-	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	n = strlen(buf);
+	buf[n++] = ':';
+	buf[n++] = ' ';
+	memcpy(buf + n, err->msg, sizeof(err->msg));
+	buf[n + sizeof(err->msg) - 1] = '\0';
+	memcpy(err->msg, buf, sizeof(err->msg) - 1);
+	err->msg[sizeof(err->msg) - 1] = '\0';
 	return err->code ? err->code : -EIO;
 }
 
