@@ -79,4 +79,12 @@ int cow_release(struct cow_snapshot *snap, struct err *err);
  */
 int cow_recover(const char *state_dir, unsigned *removed_ret, struct err *err);
 
+/*
+ * Prepare a restore target.  A missing path whose parent is on btrfs becomes
+ * a new subvolume (*subvol_ret = true); elsewhere a new directory.  An
+ * existing directory must be empty unless force.  Never removes anything.
+ */
+int cow_make_target(const char *path, bool force, bool *subvol_ret,
+		    struct err *err);
+
 #endif

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+#include <btrfsutil.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include "common/err.h"
+#include "common/util.h"
+#include "cow/cow.h"
+
+int cow_make_target(const char *path, bool force, bool *subvol_ret,
+		    struct err *err)
+{
+	char parent[PATH_MAX];
+	struct statfs sfs;
+	struct stat st;
+	enum btrfs_util_error be;
+
+	*subvol_ret = false;
+	if (strlen(path) >= sizeof(parent))
+		return err_set(err, -ENAMETOOLONG, "restore target path is too long");
+	if (!stat(path, &st)) {
+		if (!S_ISDIR(st.st_mode))
+			return err_set(err, -ENOTDIR,
+				       "restore target %s exists and is not a directory; choose a new path", path);
+		if (!force && !util_dir_is_empty(path))
+			return err_set(err, -ENOTEMPTY,
+				       "restore target %s is not empty; restore into a new path, or pass --force to restore over its contents",
+				       path);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return err_set(err, -errno, "restore target %s: %s", path, strerror(errno));
+	strcpy(parent, path);
+	dirname(parent);
+	if (stat(parent, &st) || !S_ISDIR(st.st_mode))
+		return err_set(err, -ENOENT,
+			       "the parent directory of the restore target %s does not exist; create it first", path);
+	if (!statfs(parent, &sfs) && sfs.f_type == BTRFS_SUPER_MAGIC) {
+		be = btrfs_util_create_subvolume(path, 0, NULL, NULL);
+		if (be == BTRFS_UTIL_OK) {
+			*subvol_ret = true;
+			return 0;
+		}
+		return err_set(err, -errno ? -errno : -EIO,
+			       "cannot create subvolume %s for the restore: %s (%s)",
+			       path, btrfs_util_strerror(be), strerror(errno));
+	}
+	if (mkdir(path, 0700))
+		return err_set(err, -errno, "cannot create restore target %s: %s",
+			       path, strerror(errno));
+	return 0;
+}
