@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_CATALOG_H
+#define SNAPSHIP_AGENT_CATALOG_H
+
+/*
+ * Backups in a store: object keys, backup ids, manifests (the commit
+ * markers) and listing.  A backup exists only when its manifest does.
+ *
+ *   <prefix><host>/<partition>/<backup-id>/data.tar.zst
+ *   <prefix><host>/<partition>/<backup-id>/index.jsonl.zst
+ *   <prefix><host>/<partition>/<backup-id>/manifest.json
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct err;
+struct store;
+
+#define FORMAT_VERSION 1
+#define BACKUP_ID_LEN 23   /* YYYYMMDDTHHMMSSZ-xxxxxx */
+
+struct manifest {
+	int format_version;
+	char backup_id[BACKUP_ID_LEN + 1];
+	char *tool_version, *host, *partition, *source;
+	char snap_uuid[37];
+	uint64_t snap_generation;
+	int64_t snap_time_ns, started_ns, finished_ns;
+	uint64_t files, dirs, others, entries, logical_bytes, tar_bytes, stored_bytes;
+	char *compression;              /* "zstd" */
+	int level;
+	uint32_t frame_size, frames;
+	char *data_key, *index_key;
+	uint64_t data_size, index_size;
+	char data_sha256[65], index_sha256[65];
+	char **hooks;                   /* commands run, NULL-terminated; may be NULL */
+	char *encryption;               /* "none" */
+};
+
+/* "YYYYMMDDTHHMMSSZ-xxxxxx" for time t (unix seconds) plus random hex. */
+int catalog_new_id(int64_t t, char out[BACKUP_ID_LEN + 1], struct err *err);
+/* Seconds since the epoch encoded in an id, or -1 if it is not one. */
+int64_t catalog_id_time(const char *id);
+
+/* "<prefix><host>/<partition>/<id>/<name>" into a malloc'd string. */
+char *catalog_key(const char *prefix, const char *host, const char *partition,
+		  const char *id, const char *name);
+
+int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err);
+int manifest_from_json(const char *json, size_t len, struct manifest *m,
+		       struct err *err);
+void manifest_clear(struct manifest *m);
+
+/* Read and parse one backup's manifest. */
+int catalog_load(struct store *store, const char *prefix, const char *host,
+		 const char *partition, const char *id, struct manifest *m,
+		 struct err *err);
+
+struct catalog_list {
+	struct manifest *m;             /* sorted oldest first */
+	size_t n;
+	size_t broken;                  /* manifests that could not be read */
+};
+
+/*
+ * Every committed backup under prefix+host (partition NULL = all).
+ * Backup directories without a manifest are not backups and are skipped.
+ */
+int catalog_list(struct store *store, const char *prefix, const char *host,
+		 const char *partition, struct catalog_list *list_ret,
+		 struct err *err);
+void catalog_list_free(struct catalog_list *list);
+
+/* Find id (or the latest when id is NULL) in a list; NULL if absent. */
+const struct manifest *catalog_find(const struct catalog_list *list,
+				    const char *partition, const char *id);
+
+#endif

@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: MIT
+#include "agent/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/util.h"
+
+struct parse_ctx {
+	struct config *cfg;
+	const char *file;
+	FILE *fp;
+	int line;
+	struct err *err;
+	int error;
+};
+
+static int set_str(char **dst, const char *v)
+{
+	char *s = strdup(v);
+
+	if (!s)
+		return -ENOMEM;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on"))
+		*out = true;
+	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "off"))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+static bool parse_int(const char *v, int64_t lo, int64_t hi, int64_t *out)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || end == v || *end || n < lo || n > hi)
+		return false;
+	*out = n;
+	return true;
+}
+
+static int bad(struct parse_ctx *pc, const char *section, const char *key,
+	       const char *v, const char *want)
+{
+	pc->error = err_set(pc->err, -EINVAL, "%s:%d: [%s] %s = %s: %s",
+			    pc->file, pc->line, section, key, v, want);
+	return 0;
+}
+
+/* "partition orders" → kind "partition", name "orders" */
+static bool split_section(const char *section, const char *kind,
+			  const char **name_ret)
+{
+	size_t k = strlen(kind);
+
+	if (strncmp(section, kind, k) || section[k] != ' ')
+		return false;
+	*name_ret = section + k + 1;
+	while (**name_ret == ' ')
+		(*name_ret)++;
+	return **name_ret != '\0';
+}
+
+static bool valid_name(const char *n)
+{
+	if (!*n || strlen(n) > 64 || n[0] == '.')
+		return false;
+	for (; *n; n++)
+		if (!(('a' <= *n && *n <= 'z') || ('A' <= *n && *n <= 'Z') ||
+		      ('0' <= *n && *n <= '9') || *n == '-' || *n == '_' || *n == '.'))
+			return false;
+	return true;
+}
+
+static struct cfg_partition *get_part(struct parse_ctx *pc, const char *name)
+{
+	struct config *c = pc->cfg;
+	struct cfg_partition *n;
+
+	for (size_t i = 0; i < c->nparts; i++)
+		if (!strcmp(c->parts[i].name, name))
+			return &c->parts[i];
+	n = realloc(c->parts, (c->nparts + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	c->parts = n;
+	n = &c->parts[c->nparts++];
+	memset(n, 0, sizeof(*n));
+	n->name = strdup(name);
+	n->hook_timeout = 300;
+	return n;
+}
+
+static struct cfg_region *get_region(struct parse_ctx *pc, const char *name)
+{
+	struct config *c = pc->cfg;
+	struct cfg_region *n;
+
+	for (size_t i = 0; i < c->nregions; i++)
+		if (!strcmp(c->regions[i].name, name))
+			return &c->regions[i];
+	n = realloc(c->regions, (c->nregions + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	c->regions = n;
+	n = &c->regions[c->nregions++];
+	memset(n, 0, sizeof(*n));
+	n->name = strdup(name);
+	n->line = pc->line;
+	return n;
+}
+
+static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
+		     const char *v)
+{
+	struct config *c = pc->cfg;
+	int64_t n;
+
+	if (!strcmp(k, "interval") || !strcmp(k, "jitter")) {
+		if (util_parse_duration(v, &n) || n < 0)
+			return bad(pc, s, k, v, "expected a duration such as 4h, 30m or 90s");
+		if (!strcmp(k, "interval") && n < 60)
+			return bad(pc, s, k, v, "the interval must be at least 1m");
+		*(k[0] == 'i' ? &c->interval : &c->jitter) = n;
+	} else if (!strcmp(k, "state_dir")) {
+		if (v[0] != '/')
+			return bad(pc, s, k, v, "expected an absolute path");
+		return set_str(&c->state_dir, v);
+	} else if (!strcmp(k, "host")) {
+		if (!valid_name(v))
+			return bad(pc, s, k, v, "expected a name of letters, digits, '-', '_' and '.'");
+		return set_str(&c->host, v);
+	} else if (!strcmp(k, "compression_level")) {
+		if (!parse_int(v, 1, 19, &n))
+			return bad(pc, s, k, v, "expected a zstd level from 1 to 19");
+		c->compression_level = (int)n;
+	} else if (!strcmp(k, "frame_size")) {
+		uint64_t b;
+
+		if (util_parse_size(v, &b) || b < (64u << 10) || b > (64u << 20))
+			return bad(pc, s, k, v, "expected a size from 64K to 64M");
+		c->frame_size = b;
+	} else if (!strcmp(k, "max_read_rate") || !strcmp(k, "max_upload_rate")) {
+		uint64_t b;
+
+		if (util_parse_size(v, &b))
+			return bad(pc, s, k, v, "expected bytes per second such as 200M or 0 (unlimited)");
+		*(k[4] == 'r' ? &c->max_read_rate : &c->max_upload_rate) = b;
+	} else if (!strcmp(k, "io_priority")) {
+		if (!strcmp(v, "idle"))
+			c->io_priority = 3;
+		else if (!strcmp(v, "best-effort"))
+			c->io_priority = 2;
+		else
+			return bad(pc, s, k, v, "expected idle or best-effort");
+	} else if (!strcmp(k, "metrics_file")) {
+		return set_str(&c->metrics_file, v);
+	} else {
+		pc->error = err_set(pc->err, -EINVAL,
+				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, metrics_file)",
+				    pc->file, pc->line, k);
+	}
+	return 0;
+}
+
+static int retention_key(struct parse_ctx *pc, const char *s, const char *k,
+			 const char *v)
+{
+	struct config *c = pc->cfg;
+	int64_t n;
+
+	if (!strcmp(k, "keep_within") || !strcmp(k, "max_age")) {
+		if (util_parse_duration(v, &n))
+			return bad(pc, s, k, v, "expected a duration such as 30d or 0");
+		*(k[0] == 'k' ? &c->keep_within : &c->max_age) = n;
+	} else if (!strcmp(k, "keep_last") || !strcmp(k, "keep_daily") ||
+		   !strcmp(k, "keep_weekly") || !strcmp(k, "keep_monthly")) {
+		if (!parse_int(v, 0, 100000, &n))
+			return bad(pc, s, k, v, "expected a count (0 or more)");
+		if (!strcmp(k, "keep_last"))
+			c->keep_last = n;
+		else if (!strcmp(k, "keep_daily"))
+			c->keep_daily = n;
+		else if (!strcmp(k, "keep_weekly"))
+			c->keep_weekly = n;
+		else
+			c->keep_monthly = n;
+	} else {
+		pc->error = err_set(pc->err, -EINVAL,
+				    "%s:%d: unknown key \"%s\" in [retention] (known: keep_last, keep_within, max_age, keep_daily, keep_weekly, keep_monthly)",
+				    pc->file, pc->line, k);
+	}
+	return 0;
+}
+
+static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
+			 const char *k, const char *v)
+{
+	struct cfg_partition *p;
+	int64_t n;
+
+	if (!valid_name(name)) {
+		pc->error = err_set(pc->err, -EINVAL,
+				    "%s:%d: [%s]: partition names may use letters, digits, '-', '_' and '.'",
+				    pc->file, pc->line, s);
+		return 0;
+	}
+	p = get_part(pc, name);
+	if (!p || !p->name)
+		return -ENOMEM;
+	if (!strcmp(k, "path") || !strcmp(k, "snapshot_dir")) {
+		if (v[0] != '/')
+			return bad(pc, s, k, v, "expected an absolute path");
+		return set_str(k[0] == 'p' ? &p->path : &p->snapshot_dir, v);
+	} else if (!strcmp(k, "pre_snapshot")) {
+		return set_str(&p->pre_snapshot, v);
+	} else if (!strcmp(k, "post_snapshot")) {
+		return set_str(&p->post_snapshot, v);
+	} else if (!strcmp(k, "hook_timeout")) {
+		if (util_parse_duration(v, &n) || n < 1)
+			return bad(pc, s, k, v, "expected a duration such as 60s");
+		p->hook_timeout = n;
+	} else {
+		pc->error = err_set(pc->err, -EINVAL,
+				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout)",
+				    pc->file, pc->line, k, s);
+	}
+	return 0;
+}
+
+static int region_key(struct parse_ctx *pc, const char *s, const char *name,
+		      const char *k, const char *v)
+{
+	struct cfg_region *r;
+	bool b;
+
+	if (!valid_name(name)) {
+		pc->error = err_set(pc->err, -EINVAL,
+				    "%s:%d: [%s]: region names may use letters, digits, '-', '_' and '.'",
+				    pc->file, pc->line, s);
+		return 0;
+	}
+	r = get_region(pc, name);
+	if (!r || !r->name)
+		return -ENOMEM;
+	if (!strcmp(k, "store")) {
+		if (strcmp(v, "file"))
+			return bad(pc, s, k, v,
+				   strcmp(v, "s3") ? "expected file" :
+				   "this build stores backups in directories only (store = file); S3 support is not built yet");
+		return set_str(&r->store, v);
+	} else if (!strcmp(k, "path")) {
+		if (v[0] != '/')
+			return bad(pc, s, k, v, "expected an absolute path");
+		return set_str(&r->path, v);
+	} else if (!strcmp(k, "prefix")) {
+		if (v[0] == '/' || strstr(v, ".."))
+			return bad(pc, s, k, v, "a prefix may not start with '/' or contain '..'");
+		return set_str(&r->prefix, v);
+	} else if (!strcmp(k, "primary")) {
+		if (!parse_bool(v, &b))
+			return bad(pc, s, k, v, "expected yes or no");
+		r->primary = b;
+	} else {
+		pc->error = err_set(pc->err, -EINVAL,
+				    "%s:%d: unknown key \"%s\" in [%s] (known for store = file: store, path, prefix, primary)",
+				    pc->file, pc->line, k, s);
+	}
+	return 0;
+}
+
+static int handler(void *user, const char *section, const char *key,
+		   const char *value)
+{
+	struct parse_ctx *pc = user;
+	const char *name;
+	int ret;
+
+	if (pc->error)
+		return 0;
+	if (!key)   /* a new section (INI_CALL_HANDLER_ON_NEW_SECTION) */
+		return 1;
+	if (!strcmp(section, "agent"))
+		ret = agent_key(pc, section, key, value);
+	else if (!strcmp(section, "retention"))
+		ret = retention_key(pc, section, key, value);
+	else if (split_section(section, "partition", &name))
+		ret = partition_key(pc, section, name, key, value);
+	else if (split_section(section, "region", &name))
+		ret = region_key(pc, section, name, key, value);
+	else {
+		pc->error = err_set(pc->err, -EINVAL,
+				    "%s:%d: unknown section [%s] (known: [agent], [retention], [partition NAME], [region NAME])",
+				    pc->file, pc->line, section);
+		return 0;
+	}
+	if (ret) {
+		pc->error = err_set(pc->err, ret, "%s:%d: %s", pc->file, pc->line,
+				    err_str(ret));
+		return 0;
+	}
+	return pc->error ? 0 : 1;
+}
+
+/* fgets that counts lines, so errors can name them */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse_ctx *pc = stream;
+	char *s = fgets(str, num, pc->fp);
+
+	if (s)
+		pc->line++;
+	return s;
+}
+
+int config_defaults(struct config *cfg, struct err *err)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->interval = 4 * 3600;
+	cfg->jitter = 5 * 60;
+	cfg->compression_level = 3;
+	cfg->io_priority = 3;
+	cfg->keep_last = 2;
+	cfg->keep_within = 30 * 86400;
+	cfg->max_age = 90 * 86400;
+	cfg->state_dir = strdup("/var/lib/snapship");
+	if (!cfg->state_dir)
+		return err_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+static int config_check(struct config *cfg, struct err *err)
+{
+	const struct cfg_region *primary = NULL;
+
+	for (size_t i = 0; i < cfg->nparts; i++)
+		if (!cfg->parts[i].path)
+			return err_set(err, -EINVAL,
+				       "%s: [partition %s] has no path; add path = /the/btrfs/subvolume",
+				       cfg->file, cfg->parts[i].name);
+	for (size_t i = 0; i < cfg->nregions; i++) {
+		struct cfg_region *r = &cfg->regions[i];
+
+		if (!r->store)
+			return err_set(err, -EINVAL, "%s:%d: [region %s] has no store; add store = file",
+				       cfg->file, r->line, r->name);
+		if (!r->path)
+			return err_set(err, -EINVAL, "%s:%d: [region %s] has no path; add path = /the/backup/directory",
+				       cfg->file, r->line, r->name);
+		if (!r->prefix && set_str(&r->prefix, ""))
+			return err_set(err, -ENOMEM, "out of memory");
+		if (r->primary && primary)
+			return err_set(err, -EINVAL, "%s:%d: [region %s] and [region %s] are both primary; exactly one region is primary",
+				       cfg->file, r->line, primary->name, r->name);
+		if (r->primary)
+			primary = r;
+	}
+	if (cfg->nregions == 1 && !primary)
+		cfg->regions[0].primary = true;
+	else if (cfg->nregions > 1 && !primary)
+		return err_set(err, -EINVAL, "%s: no region is primary; set primary = yes in one [region]",
+			       cfg->file);
+	if (cfg->max_age && cfg->keep_within > cfg->max_age)
+		return err_set(err, -EINVAL, "%s: [retention] keep_within is longer than max_age; max_age purges first, so lower keep_within",
+			       cfg->file);
+	return 0;
+}
+
+int config_load(const char *file, struct config *cfg, struct err *err)
+{
+	struct parse_ctx pc = { .cfg = cfg, .file = file, .err = err };
+	int ret;
+
+	ret = config_defaults(cfg, err);
+	if (ret)
+		return ret;
+	cfg->file = strdup(file);
+	pc.fp = fopen(file, "re");
+	if (!pc.fp) {
+		ret = err_set(err, -errno, "cannot read config %s: %s%s", file,
+			      strerror(errno),
+			      errno == ENOENT ? " (create it, or pass --config FILE)" : "");
+		goto out_free;
+	}
+	ret = ini_parse_stream(reader, &pc, handler, &pc);
+	fclose(pc.fp);
+	if (pc.error) {
+		ret = pc.error;
+		goto out_free;
+	}
+	if (ret) {
+		ret = err_set(err, -EINVAL, "%s:%d: syntax error (expected [section] or key = value)",
+			      file, ret > 0 ? ret : pc.line);
+		goto out_free;
+	}
+	ret = config_check(cfg, err);
+	if (ret)
+		goto out_free;
+	return 0;
+out_free:
+	config_free(cfg);
+	return ret;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->nparts; i++) {
+		free(cfg->parts[i].name);
+		free(cfg->parts[i].path);
+		free(cfg->parts[i].snapshot_dir);
+		free(cfg->parts[i].pre_snapshot);
+		free(cfg->parts[i].post_snapshot);
+	}
+	free(cfg->parts);
+	for (size_t i = 0; i < cfg->nregions; i++) {
+		free(cfg->regions[i].name);
+		free(cfg->regions[i].store);
+		free(cfg->regions[i].path);
+		free(cfg->regions[i].prefix);
+	}
+	free(cfg->regions);
+	free(cfg->file);
+	free(cfg->state_dir);
+	free(cfg->host);
+	free(cfg->metrics_file);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+const struct cfg_partition *config_partition(const struct config *cfg,
+					     const char *name)
+{
+	for (size_t i = 0; i < cfg->nparts; i++)
+		if (!strcmp(cfg->parts[i].name, name))
+			return &cfg->parts[i];
+	return NULL;
+}
+
+const struct cfg_region *config_primary(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nregions; i++)
+		if (cfg->regions[i].primary)
+			return &cfg->regions[i];
+	return NULL;
+}
+
+const char *config_region_location(const struct cfg_region *r)
+{
+	return r->path;
+}

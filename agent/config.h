@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_CONFIG_H
+#define SNAPSHIP_AGENT_CONFIG_H
+
+/*
+ * snapship.conf: an INI file parsed with libinih.  Unknown sections, unknown
+ * keys and bad values are errors that name the file, line and key.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct err;
+
+struct cfg_partition {
+	char *name;
+	char *path;               /* the btrfs subvolume to back up */
+	char *snapshot_dir;       /* NULL = default next to the subvolume */
+	char *pre_snapshot;       /* shell command or NULL */
+	char *post_snapshot;
+	int64_t hook_timeout;     /* seconds */
+};
+
+struct cfg_region {
+	char *name;
+	char *store;              /* "file" (s3 later) */
+	char *path;               /* file store directory */
+	char *prefix;             /* key prefix, "" by default */
+	bool primary;
+	int line;
+};
+
+struct config {
+	char *file;               /* NULL for the zero-config form */
+	/* [agent] */
+	int64_t interval, jitter; /* seconds */
+	char *state_dir;
+	char *host;
+	int compression_level;
+	uint64_t frame_size;
+	uint64_t max_read_rate, max_upload_rate;
+	int io_priority;          /* 0 leave, 2 best-effort, 3 idle */
+	char *metrics_file;
+	/* [retention] */
+	int64_t keep_last, keep_within, max_age, keep_daily, keep_weekly, keep_monthly;
+
+	struct cfg_partition *parts;
+	size_t nparts;
+	struct cfg_region *regions;
+	size_t nregions;
+};
+
+/* Built-in defaults (no partitions, no regions). */
+int config_defaults(struct config *cfg, struct err *err);
+/* Parse a file over the defaults and check it as a whole. */
+int config_load(const char *file, struct config *cfg, struct err *err);
+void config_free(struct config *cfg);
+
+const struct cfg_partition *config_partition(const struct config *cfg,
+					     const char *name);
+const struct cfg_region *config_primary(const struct config *cfg);
+
+/* Store location string for a region ("/srv/backups"). */
+const char *config_region_location(const struct cfg_region *r);
+
+#endif

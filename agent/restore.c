@@ -1,0 +1,573 @@
+// SPDX-License-Identifier: MIT
+#include "agent/restore.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "agent/catalog.h"
+#include "agent/index.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "cow/cow.h"
+#include "stream/frame.h"
+#include "uploader/store.h"
+
+#define INDEX_MAX (1ull << 30)
+#define TAIL_GUESS (64u << 10)
+
+struct rctx {
+	struct store *store;
+	const struct manifest *m;
+	const struct restore_opts *o;
+	struct restore_result *res;
+	struct err *err;
+
+	struct index *idx;
+	struct seek_table *st;
+	unsigned char *tail;          /* the seek table bytes at the object's end */
+	size_t tail_len;
+
+	/* current range */
+	struct unframer *u;
+	size_t skip;                  /* bytes to drop at the start of the range */
+	EVP_MD_CTX *sha;              /* whole-object hash, full restores only */
+	int read_error;
+	struct err read_err;
+	double t0, t_progress;
+};
+
+static int fetch_cb(void *ctx, uint64_t off, size_t len, void *buf, struct err *err)
+{
+	struct rctx *r = ctx;
+	size_t got = 0;
+	int ret = store_get_range(r->store, r->m->data_key, off, len, buf, &got, err);
+
+	if (ret)
+		return ret;
+	if (got != len)
+		return err_set(err, -EBADMSG, "%s is truncated (wanted %zu bytes at %llu, got %zu)",
+			       r->m->data_key, len, (unsigned long long)off, got);
+	return 0;
+}
+
+static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
+{
+	struct rctx *r = ctx;
+	const void *d, *c;
+	size_t dlen, clen;
+	int ret;
+
+	(void)a;
+	for (;;) {
+		ret = unframer_next(r->u, &d, &dlen, &c, &clen, &r->read_err);
+		if (ret) {
+			r->read_error = ret;
+			return -1;
+		}
+		if (r->sha && clen)
+			EVP_DigestUpdate(r->sha, c, clen);
+		if (!dlen) {
+			*buf = NULL;
+			return 0;
+		}
+		r->res->frames_read++;
+		if (r->skip >= dlen) {
+			r->skip -= dlen;
+			continue;
+		}
+		*buf = (const char *)d + r->skip;
+		dlen -= r->skip;
+		r->skip = 0;
+		return (la_ssize_t)dlen;
+	}
+}
+
+static int load_index(struct rctx *r)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char hex[65];
+	void *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = store_get_all(r->store, r->m->index_key, INDEX_MAX, &buf, &len, r->err);
+	if (ret)
+		return err_wrap(r->err, "backup %s: cannot read its index", r->m->backup_id);
+	EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
+	util_hex(md, 32, hex);
+	if (strcmp(hex, r->m->index_sha256)) {
+		free(buf);
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: index %s is corrupt (SHA-256 differs from the manifest)",
+			       r->m->backup_id, r->m->index_key);
+	}
+	ret = index_load(buf, len, &r->idx, r->err);
+	free(buf);
+	if (ret)
+		return err_wrap(r->err, "backup %s: index %s", r->m->backup_id, r->m->index_key);
+	return 0;
+}
+
+static int load_seek_table(struct rctx *r)
+{
+	struct store_obj_info info;
+	size_t want, got = 0, need;
+	int ret;
+
+	ret = store_head(r->store, r->m->data_key, &info, r->err);
+	if (ret)
+		return err_wrap(r->err, "backup %s", r->m->backup_id);
+	if (info.size != r->m->data_size)
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: %s has %llu bytes, the manifest says %llu (truncated or replaced)",
+			       r->m->backup_id, r->m->data_key,
+			       (unsigned long long)info.size,
+			       (unsigned long long)r->m->data_size);
+	want = info.size < TAIL_GUESS ? (size_t)info.size : TAIL_GUESS;
+	for (;;) {
+		free(r->tail);
+		r->tail = malloc(want ? want : 1);
+		if (!r->tail)
+			return err_set(r->err, -ENOMEM, "out of memory");
+		ret = store_get_range(r->store, r->m->data_key, info.size - want, want,
+				      r->tail, &got, r->err);
+		if (ret)
+			return ret;
+		if (got != want)
+			return err_set(r->err, -EBADMSG, "%s: short read", r->m->data_key);
+		ret = seek_table_size(r->tail, want, &need, r->err);
+		if (ret)
+			return err_wrap(r->err, "backup %s: %s", r->m->backup_id, r->m->data_key);
+		if (need <= want || want == info.size)
+			break;
+		want = need;
+	}
+	ret = seek_table_parse(r->tail, want, info.size, &r->st, r->err);
+	if (ret)
+		return err_wrap(r->err, "backup %s: %s", r->m->backup_id, r->m->data_key);
+	/* keep just the seek table bytes for hashing */
+	r->tail_len = (size_t)(info.size - r->st->c_total);
+	memmove(r->tail, r->tail + want - r->tail_len, r->tail_len);
+	r->res->frames_total = r->st->nframes;
+	return 0;
+}
+
+/* Is p safe to create under the target?  No absolute path, no "..". */
+static bool path_safe(const char *p)
+{
+	if (!p || !*p || p[0] == '/')
+		return false;
+	for (const char *s = p; *s;) {
+		const char *e = strchrnul(s, '/');
+
+		if (e - s == 2 && s[0] == '.' && s[1] == '.')
+			return false;
+		s = *e ? e + 1 : e;
+	}
+	return true;
+}
+
+/* "./" → ".", "a/b/" → "a/b" (directories carry a slash in tar) */
+static void norm_path(char *p)
+{
+	size_t n = strlen(p);
+
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	if (n == 0) {
+		p[0] = '.';
+		p[1] = '\0';
+	}
+}
+
+static bool under(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	if (!strcmp(prefix, "."))
+		return true;
+	return !strncmp(path, prefix, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+static bool wanted(const struct rctx *r, const char *path)
+{
+	if (!r->o->npaths)
+		return true;
+	for (size_t i = 0; i < r->o->npaths; i++)
+		if (under(path, r->o->paths[i]))
+			return true;
+	return false;
+}
+
+static void show_progress(struct rctx *r, bool done)
+{
+	double now = util_now_mono();
+	char hb[32];
+
+	if (!r->o->progress || (!done && now - r->t_progress < 0.2))
+		return;
+	r->t_progress = now;
+	fprintf(stderr, "\r\033[Ksnapship: restoring %s: %s, %llu entries, frame %llu/%llu",
+		r->m->partition, util_human_size(r->res->bytes, hb, sizeof(hb)),
+		(unsigned long long)r->res->entries,
+		(unsigned long long)r->res->frames_read,
+		(unsigned long long)r->res->frames_total);
+	if (done)
+		fprintf(stderr, "\r\033[K");
+}
+
+static int write_failed(struct rctx *r, struct archive *w, const char *path)
+{
+	int e = archive_errno(w);
+	const char *where = r->o->target;
+
+	if (e == ENOSPC || e == EDQUOT)
+		return err_set(r->err, -e,
+			       "restore into %s ran out of space while writing %s (%llu files restored so far); the partial restore is kept in %s: free space (or choose another target) and restore again with --force",
+			       where, path, (unsigned long long)r->res->files, where);
+	return err_set(r->err, e ? -e : -EIO,
+		       "restore into %s: cannot write %s: %s; the partial restore is kept in %s",
+		       where, path, archive_error_string(w), where);
+}
+
+/* Copy (or with w NULL, just read) one entry's data, checking its sum. */
+static int restore_data(struct rctx *r, struct archive *a, struct archive *w,
+			const char *path, const struct index_entry *ie)
+{
+	XXH3_state_t h;
+	XXH128_canonical_t sum;
+	uint64_t at = 0, size = ie ? ie->size : 0;
+	static const unsigned char zeros[65536];
+
+	XXH3_128bits_reset(&h);
+	for (;;) {
+		const void *buf;
+		size_t len;
+		la_int64_t off;
+		int ret = archive_read_data_block(a, &buf, &len, &off);
+
+		if (ret == ARCHIVE_EOF)
+			break;
+		if (ret < ARCHIVE_WARN) {
+			if (r->read_error) {
+				*r->err = r->read_err;
+				return r->read_error;
+			}
+			return err_set(r->err, -EBADMSG, "backup %s is corrupt at %s: %s",
+				       r->m->backup_id, path, archive_error_string(a));
+		}
+		while (at < (uint64_t)off) {   /* a hole */
+			size_t k = (uint64_t)off - at > sizeof(zeros) ? sizeof(zeros)
+								       : (size_t)((uint64_t)off - at);
+
+			XXH3_128bits_update(&h, zeros, k);
+			at += k;
+		}
+		XXH3_128bits_update(&h, buf, len);
+		at += len;
+		r->res->bytes += len;
+		if (w && len && archive_write_data_block(w, buf, len, off) < ARCHIVE_WARN)
+			return write_failed(r, w, path);
+		show_progress(r, false);
+	}
+	while (at < size) {
+		size_t k = size - at > sizeof(zeros) ? sizeof(zeros) : (size_t)(size - at);
+
+		XXH3_128bits_update(&h, zeros, k);
+		at += k;
+	}
+	if (!ie || !ie->has_sum)
+		return 0;
+	XXH128_canonicalFromHash(&sum, XXH3_128bits_digest(&h));
+	if (at != ie->size || memcmp(sum.digest, ie->xxh3, 16))
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: %s does not match its checksum (the stored backup is corrupt)%s",
+			       r->m->backup_id, path,
+			       w ? "; the file was written but must not be trusted" : "");
+	return 0;
+}
+
+static int restore_range(struct rctx *r, struct archive *w, uint32_t first,
+			 uint32_t last, uint64_t start, bool whole)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *ae;
+	bool seen_wanted = false;
+	int ret = 0;
+
+	if (!a)
+		return err_set(r->err, -ENOMEM, "out of memory");
+	r->skip = r->st->nframes ? (size_t)(start - r->st->e[first].d_off) : 0;
+	ret = unframer_new(r->st, first, last, 0, 0, fetch_cb, r, &r->u, r->err);
+	if (ret)
+		goto out;
+	archive_read_support_format_tar(a);
+	if (archive_read_open(a, r, NULL, read_cb, NULL) != ARCHIVE_OK) {
+		ret = r->read_error ? (*r->err = r->read_err, r->read_error) :
+		      err_set(r->err, -EBADMSG, "backup %s: not a tar stream: %s",
+			      r->m->backup_id, archive_error_string(a));
+		goto out;
+	}
+	for (;;) {
+		char path[4096];
+		const struct index_entry *ie;
+		size_t i;
+		mode_t type;
+
+		ret = archive_read_next_header(a, &ae);
+		if (ret == ARCHIVE_EOF) {
+			ret = 0;
+			break;
+		}
+		if (ret < ARCHIVE_WARN) {
+			ret = r->read_error ? (*r->err = r->read_err, r->read_error) :
+			      err_set(r->err, -EBADMSG, "backup %s is corrupt: %s",
+				      r->m->backup_id, archive_error_string(a));
+			goto out;
+		}
+		snprintf(path, sizeof(path), "%s", archive_entry_pathname(ae));
+		norm_path(path);
+		if (!path_safe(path) || (archive_entry_hardlink(ae) &&
+					 !path_safe(archive_entry_hardlink(ae)))) {
+			ret = err_set(r->err, -EPERM,
+				      "backup %s contains an unsafe path \"%s\" (absolute or with ..); refusing it — the stored backup was tampered with",
+				      r->m->backup_id, path);
+			goto out;
+		}
+		if (!wanted(r, path)) {
+			if (seen_wanted && !whole)
+				break;       /* past the subtree: done */
+			continue;
+		}
+		seen_wanted = true;
+		i = index_find(r->idx, path);
+		if (i == (size_t)-1) {
+			ret = err_set(r->err, -EBADMSG,
+				      "backup %s: %s is in the data but not in the index (corrupt backup)",
+				      r->m->backup_id, path);
+			goto out;
+		}
+		ie = &r->idx->e[i];
+		r->res->entries++;
+		type = archive_entry_filetype(ae);
+		if ((type == AE_IFCHR || type == AE_IFBLK) && !r->o->devices) {
+			r->res->skipped_devices++;
+			continue;
+		}
+		if (w) {
+			archive_entry_set_pathname(ae, path);
+			ret = archive_write_header(w, ae);
+			if (ret < ARCHIVE_WARN) {
+				ret = write_failed(r, w, path);
+				goto out;
+			}
+			if (ret == ARCHIVE_WARN)
+				log_warn("%s: %s", path, archive_error_string(w));
+		}
+		if (type == AE_IFREG && !archive_entry_hardlink(ae)) {
+			ret = restore_data(r, a, w, path, ie);
+			if (ret)
+				goto out;
+			r->res->files++;
+		}
+		if (w && archive_write_finish_entry(w) < ARCHIVE_WARN) {
+			ret = write_failed(r, w, path);
+			goto out;
+		}
+	}
+	if (whole) {
+		const void *d;
+		size_t dl;
+
+		/* drain frames after the tar trailer so the hash covers them */
+		do {
+			ret = read_cb(NULL, r, &d) < 0 ? r->read_error : 0;
+		} while (!ret && d);
+		if (ret) {
+			*r->err = r->read_err;
+			goto out;
+		}
+		(void)dl;
+	}
+out:
+	archive_read_free(a);
+	unframer_free(r->u);
+	r->u = NULL;
+	return ret;
+}
+
+/* The entries of one --path: from its header to the next entry outside. */
+static int path_range(struct rctx *r, const char *p, uint64_t *start_ret,
+		      uint64_t *end_ret)
+{
+	size_t i = index_find(r->idx, p);
+
+	if (i == (size_t)-1)
+		return err_set(r->err, -ENOENT,
+			       "%s is not in backup %s of %s; snapship list shows the backups, and paths are relative to the partition",
+			       p, r->m->backup_id, r->m->partition);
+	*start_ret = r->idx->e[i].offset;
+	*end_ret = r->st->d_total;
+	for (size_t j = i + 1; j < r->idx->n; j++) {
+		if (!under(r->idx->e[j].path, p)) {
+			*end_ret = r->idx->e[j].offset + 1;   /* its header stops us */
+			break;
+		}
+	}
+	return 0;
+}
+
+static struct archive *disk_writer(const struct restore_opts *o)
+{
+	struct archive *w = archive_write_disk_new();
+	int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+		    ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_ACL |
+		    ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_FFLAGS |
+		    ARCHIVE_EXTRACT_SPARSE | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+		    ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+		    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
+
+	if (!w)
+		return NULL;
+	if (o->force)
+		flags |= ARCHIVE_EXTRACT_UNLINK;
+	archive_write_disk_set_options(w, flags);
+	return w;
+}
+
+int restore_backup(struct store *store, const struct manifest *m,
+		   const struct restore_opts *o, struct restore_result *res,
+		   struct err *err)
+{
+	struct rctx r = { .store = store, .m = m, .o = o, .res = res, .err = err };
+	struct archive *w = NULL;
+	int cwd = -1, tfd = -1, ret;
+	bool whole = !o->npaths;
+
+	memset(res, 0, sizeof(*res));
+	r.t0 = util_now_mono();
+	for (size_t i = 0; i < o->npaths; i++)
+		if (!path_safe(o->paths[i]))
+			return err_set(err, -EINVAL, "--path %s: give a path relative to the partition, without ..",
+				       o->paths[i]);
+	ret = load_index(&r);
+	if (ret)
+		goto out;
+	ret = load_seek_table(&r);
+	if (ret)
+		goto out;
+	if (o->target) {
+		ret = cow_make_target(o->target, o->force, &res->subvolume, err);
+		if (ret)
+			goto out;
+		tfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (tfd < 0 || cwd < 0 || fchdir(tfd)) {
+			ret = err_set(err, -errno, "cannot enter restore target %s: %s",
+				      o->target, strerror(errno));
+			goto out;
+		}
+		w = disk_writer(o);
+		if (!w) {
+			ret = err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (whole) {
+		r.sha = EVP_MD_CTX_new();
+		if (!r.sha || !EVP_DigestInit_ex(r.sha, EVP_sha256(), NULL)) {
+			ret = err_set(err, -ENOMEM, "cannot set up SHA-256");
+			goto out;
+		}
+		ret = restore_range(&r, w, 0, r.st->nframes ? r.st->nframes - 1 : 0, 0, true);
+		if (ret)
+			goto out;
+		if (res->entries != r.idx->n) {
+			ret = err_set(err, -EBADMSG,
+				      "backup %s: the data holds %llu entries, the index %zu (truncated or corrupt backup)",
+				      m->backup_id, (unsigned long long)res->entries, r.idx->n);
+			goto out;
+		}
+	} else {
+		for (size_t i = 0; i < o->npaths; i++) {
+			uint64_t start = 0, end = 1;
+
+			ret = path_range(&r, o->paths[i], &start, &end);
+			if (ret)
+				goto out;
+			ret = restore_range(&r, w, seek_table_find(r.st, start),
+					    seek_table_find(r.st, end - 1), start, false);
+			if (ret)
+				goto out;
+		}
+	}
+	if (w && archive_write_close(w) != ARCHIVE_OK) {
+		ret = write_failed(&r, w, "directory metadata");
+		goto out;
+	}
+	if (r.sha) {
+		unsigned char md[32];
+		unsigned int mdlen = 0;
+		char hex[65];
+
+		EVP_DigestUpdate(r.sha, r.tail, r.tail_len);
+		EVP_DigestFinal_ex(r.sha, md, &mdlen);
+		util_hex(md, 32, hex);
+		if (strcmp(hex, m->data_sha256)) {
+			ret = err_set(err, -EBADMSG,
+				      "backup %s: %s differs from the SHA-256 in its manifest (altered after the backup)",
+				      m->backup_id, m->data_key);
+			goto out;
+		}
+	}
+	res->seconds = util_now_mono() - r.t0;
+out:
+	show_progress(&r, true);
+	if (w)
+		archive_write_free(w);   /* applies deferred directory metadata */
+	if (cwd >= 0) {
+		if (fchdir(cwd))
+			log_warn("cannot return to the working directory");
+		close(cwd);
+	}
+	if (tfd >= 0)
+		close(tfd);
+	EVP_MD_CTX_free(r.sha);
+	index_free(r.idx);
+	seek_table_free(r.st);
+	free(r.tail);
+	return ret;
+}
+
+int verify_objects(struct store *store, const struct manifest *m, struct err *err)
+{
+	const char *keys[2] = { m->data_key, m->index_key };
+	const uint64_t sizes[2] = { m->data_size, m->index_size };
+
+	for (int i = 0; i < 2; i++) {
+		struct store_obj_info info;
+		int ret = store_head(store, keys[i], &info, err);
+
+		if (ret)
+			return err_wrap(err, "backup %s", m->backup_id);
+		if (info.size != sizes[i])
+			return err_set(err, -EBADMSG,
+				       "backup %s: %s has %llu bytes, the manifest says %llu",
+				       m->backup_id, keys[i], (unsigned long long)info.size,
+				       (unsigned long long)sizes[i]);
+	}
+	return 0;
+}

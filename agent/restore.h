@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_RESTORE_H
+#define SNAPSHIP_AGENT_RESTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct err;
+struct store;
+struct manifest;
+
+struct restore_opts {
+	const char *target;           /* NULL: verify only, write nothing */
+	bool force;                   /* restore into a non-empty directory */
+	bool devices;                 /* create device nodes */
+	const char *const *paths;     /* only these files/subtrees; NULL = all */
+	size_t npaths;
+	bool progress;
+};
+
+struct restore_result {
+	uint64_t entries, files, bytes;
+	uint64_t skipped_devices;
+	uint64_t frames_read, frames_total;
+	bool subvolume;               /* the target was made a new subvolume */
+	double seconds;
+};
+
+/*
+ * Restore (or with target NULL, deep-verify) one backup.  Every file's
+ * XXH3-128 is checked against the index, every frame's checksum, and for
+ * whole restores the data object's SHA-256 against the manifest.  Nothing is
+ * ever written outside target.  On failure the partial target is kept and
+ * the error says so.
+ */
+int restore_backup(struct store *store, const struct manifest *m,
+		   const struct restore_opts *o, struct restore_result *res,
+		   struct err *err);
+
+/* Quick verify: objects present with the sizes the manifest records. */
+int verify_objects(struct store *store, const struct manifest *m,
+		   struct err *err);
+
+#endif

@@ -1,0 +1,729 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Parallel zstd framing with the seekable-format seek table, and the
+ * parallel reader of the same.  See frame.h.
+ */
+#include "stream/frame.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "common/err.h"
+#include "common/fault.h"
+
+#define MAX_WORKERS 64
+
+static unsigned online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > MAX_WORKERS ? MAX_WORKERS : (unsigned)n;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
+
+struct fslot {
+	unsigned char *in;
+	size_t in_len;
+	unsigned char *out;
+	size_t out_len;
+	uint64_t seq;
+	enum slot_state state;
+};
+
+struct framer {
+	struct framer_opts opts;
+	framer_out_fn out;
+	void *ctx;
+	size_t out_cap;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct fslot *slots;
+	unsigned nslots;
+	uint64_t fill_seq;      /* frame the producer fills next */
+	uint64_t work_seq;      /* frame the next free worker takes */
+	uint64_t out_seq;       /* frame the writer emits next */
+	bool finishing, stopping;
+	bool filling;           /* producer-only: slot fill_seq is being filled */
+	int error;
+	struct err err;
+
+	pthread_t threads[MAX_WORKERS + 1];
+	unsigned nthreads;
+
+	unsigned char *table;   /* seek table entries, 12 bytes each */
+	size_t table_len, table_cap;
+	struct framer_stats stats;
+};
+
+static void framer_fail(struct framer *f, const struct err *e, int code)
+{
+	/* called with f->mu held */
+	if (!f->error) {
+		f->error = code < 0 ? code : -EIO;
+		if (e && e->code)
+			f->err = *e;
+		else
+			err_set(&f->err, f->error, "compression stream failed: %s",
+				err_str(f->error));
+	}
+	pthread_cond_broadcast(&f->cv);
+}
+
+static void *framer_worker(void *arg)
+{
+	struct framer *f = arg;
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+
+	if (cctx) {
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, f->opts.level);
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+	}
+	pthread_mutex_lock(&f->mu);
+	if (!cctx)
+		framer_fail(f, NULL, -ENOMEM);
+	for (;;) {
+		struct fslot *s = &f->slots[f->work_seq % f->nslots];
+		size_t r;
+
+		while (!f->stopping && !f->error &&
+		       !(s->state == SLOT_QUEUED && s->seq == f->work_seq)) {
+			pthread_cond_wait(&f->cv, &f->mu);
+			s = &f->slots[f->work_seq % f->nslots];
+		}
+		if (f->stopping || f->error)
+			break;
+		s->state = SLOT_BUSY;
+		f->work_seq++;
+		pthread_mutex_unlock(&f->mu);
+
+		r = ZSTD_compress2(cctx, s->out, f->out_cap, s->in, s->in_len);
+
+		pthread_mutex_lock(&f->mu);
+		if (ZSTD_isError(r)) {
+			struct err e = { 0 };
+
+			err_set(&e, -EIO, "zstd compression failed: %s",
+				ZSTD_getErrorName(r));
+			framer_fail(f, &e, -EIO);
+			break;
+		}
+		s->out_len = r;
+		s->state = SLOT_DONE;
+		pthread_cond_broadcast(&f->cv);
+	}
+	pthread_mutex_unlock(&f->mu);
+	ZSTD_freeCCtx(cctx);
+	return NULL;
+}
+
+static int table_add(struct framer *f, const struct fslot *s)
+{
+	unsigned char *p;
+
+	if (f->table_len + 12 > f->table_cap) {
+		size_t cap = f->table_cap ? f->table_cap * 2 : 12 * 256;
+		unsigned char *t = realloc(f->table, cap);
+
+		if (!t)
+			return -ENOMEM;
+		f->table = t;
+		f->table_cap = cap;
+	}
+	p = f->table + f->table_len;
+	put_le32(p, (uint32_t)s->out_len);
+	put_le32(p + 4, (uint32_t)s->in_len);
+	/* the frame's own content checksum is XXH64's low 32 bits, as here */
+	memcpy(p + 8, s->out + s->out_len - 4, 4);
+	f->table_len += 12;
+	return 0;
+}
+
+static void *framer_writer(void *arg)
+{
+	struct framer *f = arg;
+
+	pthread_mutex_lock(&f->mu);
+	for (;;) {
+		struct fslot *s = &f->slots[f->out_seq % f->nslots];
+		struct err e = { 0 };
+		int ret;
+
+		while (!f->stopping && !f->error &&
+		       !(s->state == SLOT_DONE && s->seq == f->out_seq) &&
+		       !(f->finishing && f->out_seq == f->fill_seq))
+			pthread_cond_wait(&f->cv, &f->mu);
+		if (f->stopping || f->error ||
+		    (f->finishing && f->out_seq == f->fill_seq))
+			break;
+		pthread_mutex_unlock(&f->mu);
+
+		ret = f->out(f->ctx, s->out, s->out_len, &e);
+		if (!ret)
+			ret = table_add(f, s);
+
+		pthread_mutex_lock(&f->mu);
+		if (ret) {
+			framer_fail(f, &e, ret);
+			break;
+		}
+		f->stats.bytes_out += s->out_len;
+		f->stats.frames++;
+		s->state = SLOT_FREE;
+		f->out_seq++;
+		pthread_cond_broadcast(&f->cv);
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+int framer_new(const struct framer_opts *opts, framer_out_fn out, void *ctx,
+	       struct framer **framer_ret, struct err *err)
+{
+	struct framer *f;
+	unsigned workers;
+	int ret;
+
+	if (!opts || !out || !framer_ret)
+		return err_set(err, -EINVAL, "framer_new: bad arguments");
+	if (opts->level < 1 || opts->level > ZSTD_maxCLevel())
+		return err_set(err, -EINVAL,
+			       "compression level %d is out of range; use 1..%d",
+			       opts->level, ZSTD_maxCLevel());
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return err_set(err, -ENOMEM, "out of memory");
+	f->opts = *opts;
+	if (!f->opts.frame_size)
+		f->opts.frame_size = FRAME_SIZE_DEFAULT;
+	if (f->opts.frame_size > (1u << 30)) {
+		free(f);
+		return err_set(err, -EINVAL, "frame size too large (max 1 GiB)");
+	}
+	workers = opts->workers ? opts->workers : online_cpus();
+	if (workers > MAX_WORKERS)
+		workers = MAX_WORKERS;
+	f->out = out;
+	f->ctx = ctx;
+	f->out_cap = ZSTD_compressBound(f->opts.frame_size);
+	f->nslots = workers + 2;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	f->slots = calloc(f->nslots, sizeof(*f->slots));
+	if (!f->slots) {
+		ret = err_set(err, -ENOMEM, "out of memory");
+		goto out_free;
+	}
+	for (unsigned i = 0; i < f->nslots; i++) {
+		/* large mallocs are mmap'd: untouched pages cost no memory */
+		f->slots[i].in = malloc(f->opts.frame_size);
+		f->slots[i].out = malloc(f->out_cap);
+		if (!f->slots[i].in || !f->slots[i].out) {
+			ret = err_set(err, -ENOMEM, "out of memory for frame buffers");
+			goto out_free;
+		}
+	}
+	for (unsigned i = 0; i <= workers; i++) {
+		ret = -pthread_create(&f->threads[i], NULL,
+				      i ? framer_worker : framer_writer, f);
+		if (ret) {
+			err_set(err, ret, "cannot start compression thread: %s",
+				err_str(ret));
+			goto out_free;
+		}
+		f->nthreads++;
+	}
+	*framer_ret = f;
+	return 0;
+
+out_free:
+	framer_free(f);
+	return ret;
+}
+
+/* Hand the frame being filled to the workers.  Called with mu held. */
+static void framer_queue(struct framer *f)
+{
+	struct fslot *s = &f->slots[f->fill_seq % f->nslots];
+
+	s->state = SLOT_QUEUED;
+	f->filling = false;
+	f->fill_seq++;
+	f->stats.bytes_in += s->in_len;
+	pthread_cond_broadcast(&f->cv);
+}
+
+int framer_write(struct framer *f, const void *buf, size_t len, struct err *err)
+{
+	const unsigned char *p = buf;
+
+	while (len) {
+		struct fslot *s = &f->slots[f->fill_seq % f->nslots];
+		size_t n;
+
+		if (!f->filling) {
+			pthread_mutex_lock(&f->mu);
+			while (!f->error && s->state != SLOT_FREE)
+				pthread_cond_wait(&f->cv, &f->mu);
+			if (f->error) {
+				int ret = f->error;
+
+				*err = f->err;
+				pthread_mutex_unlock(&f->mu);
+				return ret;
+			}
+			s->state = SLOT_FILLING;
+			s->seq = f->fill_seq;
+			s->in_len = 0;
+			f->filling = true;
+			pthread_mutex_unlock(&f->mu);
+		}
+		n = f->opts.frame_size - s->in_len;
+		if (n > len)
+			n = len;
+		memcpy(s->in + s->in_len, p, n);
+		s->in_len += n;
+		p += n;
+		len -= n;
+		if (s->in_len == f->opts.frame_size) {
+			pthread_mutex_lock(&f->mu);
+			framer_queue(f);
+			pthread_mutex_unlock(&f->mu);
+		}
+	}
+	return 0;
+}
+
+int framer_finish(struct framer *f, struct framer_stats *stats_ret,
+		  struct err *err)
+{
+	struct fslot *s = &f->slots[f->fill_seq % f->nslots];
+	unsigned char hdr[8], foot[SEEK_FOOTER_SIZE];
+	struct err e = { 0 };
+	int ret;
+
+	pthread_mutex_lock(&f->mu);
+	if (f->filling && s->in_len) {
+		framer_queue(f);
+	} else if (f->filling) {
+		s->state = SLOT_FREE;
+		f->filling = false;
+	}
+	f->finishing = true;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+
+	/* the writer thread exits once everything queued is out */
+	pthread_join(f->threads[0], NULL);
+	f->threads[0] = 0;
+	pthread_mutex_lock(&f->mu);
+	ret = f->error;
+	if (ret)
+		*err = f->err;
+	pthread_mutex_unlock(&f->mu);
+	if (ret)
+		return ret;
+
+	if (fault_hit("framer.finish", &ret))
+		return err_set(err, ret, "injected fault at framer.finish");
+	put_le32(hdr, SEEK_SKIPPABLE_MAGIC);
+	put_le32(hdr + 4, (uint32_t)(f->table_len + SEEK_FOOTER_SIZE));
+	put_le32(foot, f->stats.frames);
+	foot[4] = 0x80;   /* Checksum_Flag */
+	put_le32(foot + 5, SEEK_MAGIC);
+	ret = f->out(f->ctx, hdr, sizeof(hdr), &e);
+	if (!ret && f->table_len)
+		ret = f->out(f->ctx, f->table, f->table_len, &e);
+	if (!ret)
+		ret = f->out(f->ctx, foot, sizeof(foot), &e);
+	if (ret) {
+		*err = e;
+		if (!err->code)
+			err_set(err, ret, "writing the seek table failed");
+		return ret;
+	}
+	f->stats.bytes_out += sizeof(hdr) + f->table_len + sizeof(foot);
+	if (stats_ret)
+		*stats_ret = f->stats;
+	return 0;
+}
+
+void framer_free(struct framer *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->stopping = true;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	for (unsigned i = 0; i < f->nthreads; i++)
+		if (f->threads[i])
+			pthread_join(f->threads[i], NULL);
+	if (f->slots) {
+		for (unsigned i = 0; i < f->nslots; i++) {
+			free(f->slots[i].in);
+			free(f->slots[i].out);
+		}
+		free(f->slots);
+	}
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+	free(f->table);
+	free(f);
+}
+
+/* ------------------------------------------------------------ seek table */
+
+int seek_table_size(const unsigned char *footer, size_t len, size_t *need_ret,
+		    struct err *err)
+{
+	uint32_t n;
+	int sz;
+
+	if (len < SEEK_FOOTER_SIZE)
+		return err_set(err, -EINVAL, "seek table footer truncated");
+	footer += len - SEEK_FOOTER_SIZE;
+	if (get_le32(footer + 5) != SEEK_MAGIC)
+		return err_set(err, -EBADMSG,
+			       "no zstd seek table at the end of the object (truncated or not written by snapship)");
+	if (footer[4] & 0x7c)
+		return err_set(err, -EBADMSG, "seek table descriptor has reserved bits set");
+	n = get_le32(footer);
+	sz = (footer[4] & 0x80) ? 12 : 8;
+	if (n > 0x8000000u)
+		return err_set(err, -EBADMSG, "seek table claims %u frames (corrupt)", n);
+	*need_ret = 8 + (size_t)n * (size_t)sz + SEEK_FOOTER_SIZE;
+	return 0;
+}
+
+int seek_table_parse(const unsigned char *tail, size_t len, uint64_t obj_size,
+		     struct seek_table **st_ret, struct err *err)
+{
+	struct seek_table *st;
+	const unsigned char *p;
+	size_t need;
+	uint64_t c = 0, d = 0;
+	int esz, ret;
+
+	ret = seek_table_size(tail, len, &need, err);
+	if (ret)
+		return ret;
+	if (len < need || obj_size < need)
+		return err_set(err, -EBADMSG, "seek table truncated (object too short)");
+	p = tail + len - need;
+	if (get_le32(p) != SEEK_SKIPPABLE_MAGIC || get_le32(p + 4) != need - 8)
+		return err_set(err, -EBADMSG, "seek table frame header is corrupt");
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return err_set(err, -ENOMEM, "out of memory");
+	st->nframes = get_le32(tail + len - SEEK_FOOTER_SIZE);
+	st->has_checksums = !!(tail[len - 5] & 0x80);
+	esz = st->has_checksums ? 12 : 8;
+	st->e = calloc(st->nframes ? st->nframes : 1, sizeof(*st->e));
+	if (!st->e) {
+		free(st);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	p += 8;
+	for (uint32_t i = 0; i < st->nframes; i++, p += esz) {
+		st->e[i].c_off = c;
+		st->e[i].d_off = d;
+		st->e[i].c_size = get_le32(p);
+		st->e[i].d_size = get_le32(p + 4);
+		st->e[i].checksum = st->has_checksums ? get_le32(p + 8) : 0;
+		if (!st->e[i].c_size || st->e[i].d_size > (1u << 30)) {
+			seek_table_free(st);
+			return err_set(err, -EBADMSG, "seek table entry %u is corrupt", i);
+		}
+		c += st->e[i].c_size;
+		d += st->e[i].d_size;
+	}
+	st->c_total = c;
+	st->d_total = d;
+	if (c + need != obj_size) {
+		seek_table_free(st);
+		return err_set(err, -EBADMSG,
+			       "seek table does not match the object size (%llu + %zu != %llu): object truncated or corrupt",
+			       (unsigned long long)c, need, (unsigned long long)obj_size);
+	}
+	*st_ret = st;
+	return 0;
+}
+
+void seek_table_free(struct seek_table *st)
+{
+	if (!st)
+		return;
+	free(st->e);
+	free(st);
+}
+
+uint32_t seek_table_find(const struct seek_table *st, uint64_t d_off)
+{
+	uint32_t lo = 0, hi = st->nframes;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (st->e[mid].d_off + st->e[mid].d_size <= d_off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* ---------------------------------------------------------------- reader */
+
+struct uslot {
+	unsigned char *cbuf, *dbuf;
+	size_t ccap, dcap;
+	uint32_t frame;
+	enum slot_state state;
+};
+
+struct unframer {
+	const struct seek_table *st;
+	uint32_t first, last;
+	unframer_fetch_fn fetch;
+	void *ctx;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct uslot *slots;
+	unsigned nslots;
+	uint32_t claim;         /* next frame a worker fetches */
+	uint32_t cons;          /* next frame the consumer takes */
+	struct uslot *held;
+	bool stopping;
+	int error;
+	struct err err;
+	pthread_t threads[MAX_WORKERS];
+	unsigned nthreads;
+};
+
+static int unframe_one(struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
+		       struct err *e)
+{
+	const struct seek_entry *se = &u->st->e[s->frame];
+	size_t r;
+	int ret;
+
+	if (se->c_size > s->ccap) {
+		free(s->cbuf);
+		s->cbuf = malloc(se->c_size);
+		s->ccap = s->cbuf ? se->c_size : 0;
+	}
+	if (se->d_size > s->dcap) {
+		free(s->dbuf);
+		s->dbuf = malloc(se->d_size ? se->d_size : 1);
+		s->dcap = s->dbuf ? se->d_size : 0;
+	}
+	if (!s->cbuf || !s->dbuf)
+		return err_set(e, -ENOMEM, "out of memory for frame buffers");
+	ret = u->fetch(u->ctx, se->c_off, se->c_size, s->cbuf, e);
+	if (ret)
+		return ret;
+	r = ZSTD_decompressDCtx(dctx, s->dbuf, s->dcap, s->cbuf, se->c_size);
+	if (ZSTD_isError(r))
+		return err_set(e, -EBADMSG,
+			       "frame %u (at byte %llu) is corrupt: %s", s->frame,
+			       (unsigned long long)se->c_off, ZSTD_getErrorName(r));
+	if (r != se->d_size)
+		return err_set(e, -EBADMSG,
+			       "frame %u is corrupt: %zu bytes instead of %u",
+			       s->frame, r, se->d_size);
+	if (u->st->has_checksums &&
+	    (uint32_t)XXH64(s->dbuf, r, 0) != se->checksum)
+		return err_set(e, -EBADMSG,
+			       "frame %u is corrupt: checksum mismatch", s->frame);
+	return 0;
+}
+
+static void *unframer_worker(void *arg)
+{
+	struct unframer *u = arg;
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+
+	pthread_mutex_lock(&u->mu);
+	if (!dctx && !u->error) {
+		u->error = err_set(&u->err, -ENOMEM, "out of memory");
+		pthread_cond_broadcast(&u->cv);
+	}
+	while (!u->stopping && !u->error) {
+		struct uslot *s;
+		struct err e = { 0 };
+		int ret;
+
+		if (u->claim > u->last)
+			break;
+		s = &u->slots[(u->claim - u->first) % u->nslots];
+		if (s->state != SLOT_FREE) {
+			pthread_cond_wait(&u->cv, &u->mu);
+			continue;
+		}
+		s->state = SLOT_BUSY;
+		s->frame = u->claim++;
+		pthread_mutex_unlock(&u->mu);
+
+		ret = unframe_one(u, s, dctx, &e);
+
+		pthread_mutex_lock(&u->mu);
+		if (ret) {
+			if (!u->error) {
+				u->error = ret;
+				u->err = e;
+			}
+		} else {
+			s->state = SLOT_DONE;
+		}
+		pthread_cond_broadcast(&u->cv);
+	}
+	pthread_mutex_unlock(&u->mu);
+	ZSTD_freeDCtx(dctx);
+	return NULL;
+}
+
+int unframer_new(const struct seek_table *st, uint32_t first, uint32_t last,
+		 unsigned workers, unsigned inflight, unframer_fetch_fn fetch,
+		 void *ctx, struct unframer **u_ret, struct err *err)
+{
+	struct unframer *u;
+	int ret;
+
+	if (!st || !fetch || !u_ret)
+		return err_set(err, -EINVAL, "unframer_new: bad arguments");
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return err_set(err, -ENOMEM, "out of memory");
+	if (!workers)
+		workers = online_cpus();
+	if (workers > MAX_WORKERS)
+		workers = MAX_WORKERS;
+	u->st = st;
+	u->first = first;
+	u->last = last;
+	u->fetch = fetch;
+	u->ctx = ctx;
+	u->claim = u->cons = first;
+	u->nslots = inflight ? inflight : workers + 2;
+	pthread_mutex_init(&u->mu, NULL);
+	pthread_cond_init(&u->cv, NULL);
+	u->slots = calloc(u->nslots, sizeof(*u->slots));
+	if (!u->slots) {
+		ret = err_set(err, -ENOMEM, "out of memory");
+		goto out_free;
+	}
+	if (st->nframes == 0 || first > last || last >= st->nframes) {
+		/* nothing to read */
+		u->claim = u->cons = 1;
+		u->first = 1;
+		u->last = 0;
+	}
+	for (unsigned i = 0; i < workers; i++) {
+		ret = -pthread_create(&u->threads[i], NULL, unframer_worker, u);
+		if (ret) {
+			err_set(err, ret, "cannot start thread: %s", err_str(ret));
+			goto out_free;
+		}
+		u->nthreads++;
+	}
+	*u_ret = u;
+	return 0;
+
+out_free:
+	unframer_free(u);
+	return ret;
+}
+
+int unframer_next(struct unframer *u, const void **buf_ret, size_t *len_ret,
+		  const void **cbuf_ret, size_t *clen_ret, struct err *err)
+{
+	struct uslot *s;
+
+	pthread_mutex_lock(&u->mu);
+	if (u->held) {
+		u->held->state = SLOT_FREE;
+		u->held = NULL;
+		pthread_cond_broadcast(&u->cv);
+	}
+	if (u->cons > u->last || u->last < u->first) {
+		pthread_mutex_unlock(&u->mu);
+		*buf_ret = NULL;
+		*len_ret = 0;
+		if (cbuf_ret)
+			*cbuf_ret = NULL;
+		if (clen_ret)
+			*clen_ret = 0;
+		return 0;
+	}
+	s = &u->slots[(u->cons - u->first) % u->nslots];
+	while (!u->error && !(s->state == SLOT_DONE && s->frame == u->cons))
+		pthread_cond_wait(&u->cv, &u->mu);
+	if (u->error) {
+		int ret = u->error;
+
+		*err = u->err;
+		pthread_mutex_unlock(&u->mu);
+		return ret;
+	}
+	u->held = s;
+	u->cons++;
+	pthread_mutex_unlock(&u->mu);
+	*buf_ret = s->dbuf;
+	*len_ret = u->st->e[s->frame].d_size;
+	if (cbuf_ret)
+		*cbuf_ret = s->cbuf;
+	if (clen_ret)
+		*clen_ret = u->st->e[s->frame].c_size;
+	return 0;
+}
+
+void unframer_free(struct unframer *u)
+{
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->mu);
+	u->stopping = true;
+	pthread_cond_broadcast(&u->cv);
+	pthread_mutex_unlock(&u->mu);
+	for (unsigned i = 0; i < u->nthreads; i++)
+		pthread_join(u->threads[i], NULL);
+	if (u->slots) {
+		for (unsigned i = 0; i < u->nslots; i++) {
+			free(u->slots[i].cbuf);
+			free(u->slots[i].dbuf);
+		}
+		free(u->slots);
+	}
+	pthread_mutex_destroy(&u->mu);
+	pthread_cond_destroy(&u->cv);
+	free(u);
+}

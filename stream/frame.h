@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_STREAM_FRAME_H
+#define SNAPSHIP_STREAM_FRAME_H
+
+/*
+ * Seekable zstd: a byte stream cut into independent zstd frames of a fixed
+ * uncompressed size, compressed in parallel by a worker pool, followed by the
+ * standard seekable-format seek table (a skippable frame), so stock
+ * `zstd -d` reads it and snapship can decompress any frame on its own.
+ *
+ * Writing: framer_new() → framer_write()* → framer_finish() → framer_free().
+ * The output callback is called in stream order from one internal thread.
+ * Memory: (workers + 2) × (frame_size + compressed frame) at most.
+ *
+ * Reading: seek_table_parse() on the tail of an object, then an unframer
+ * decompresses a range of frames in parallel, fetching compressed bytes
+ * through a callback, and hands them out in order.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct err;
+
+#define FRAME_SIZE_DEFAULT (4u << 20)
+#define SEEK_FOOTER_SIZE 9u
+#define SEEK_SKIPPABLE_MAGIC 0x184D2A5Eu
+#define SEEK_MAGIC 0x8F92EAB1u
+
+/* Called in order with compressed bytes.  Nonzero (negative errno) aborts. */
+typedef int (*framer_out_fn)(void *ctx, const void *buf, size_t len,
+			     struct err *err);
+
+struct framer_opts {
+	int level;            /* zstd level, 1..19 */
+	size_t frame_size;    /* uncompressed bytes per frame; 0 = default */
+	unsigned workers;     /* compression threads; 0 = online CPUs */
+};
+
+struct framer_stats {
+	uint64_t bytes_in;    /* uncompressed */
+	uint64_t bytes_out;   /* compressed, including the seek table */
+	uint32_t frames;
+};
+
+struct framer;
+
+int framer_new(const struct framer_opts *opts, framer_out_fn out, void *ctx,
+	       struct framer **framer_ret, struct err *err);
+/* Not thread safe: one producer. */
+int framer_write(struct framer *f, const void *buf, size_t len,
+		 struct err *err);
+/* Flush the last frame, wait for all output, write the seek table. */
+int framer_finish(struct framer *f, struct framer_stats *stats_ret,
+		  struct err *err);
+/* Stops workers (also mid-stream, abandoning output).  NULL is a no-op. */
+void framer_free(struct framer *f);
+
+/* Seek table. */
+struct seek_entry {
+	uint64_t c_off;       /* offset of the frame in the object */
+	uint64_t d_off;       /* offset of its content in the stream */
+	uint32_t c_size;
+	uint32_t d_size;
+	uint32_t checksum;    /* low 32 bits of XXH64 of the content */
+};
+
+struct seek_table {
+	uint32_t nframes;
+	int has_checksums;
+	uint64_t c_total;     /* sum of c_size (object size minus seek table) */
+	uint64_t d_total;
+	struct seek_entry *e; /* nframes entries; owned */
+};
+
+/*
+ * How many bytes of the object's tail are needed: call with the last
+ * SEEK_FOOTER_SIZE bytes to learn the whole table size (*need_ret).
+ */
+int seek_table_size(const unsigned char *footer, size_t len, size_t *need_ret,
+		    struct err *err);
+/*
+ * Parse the seek table from the last `len` bytes of an object of size
+ * obj_size (len >= the size seek_table_size() returned).  Checks every
+ * field: sizes must add up to obj_size.  *st_ret: seek_table_free().
+ */
+int seek_table_parse(const unsigned char *tail, size_t len, uint64_t obj_size,
+		     struct seek_table **st_ret, struct err *err);
+void seek_table_free(struct seek_table *st);
+/* Index of the frame holding stream offset d_off, or nframes. */
+uint32_t seek_table_find(const struct seek_table *st, uint64_t d_off);
+
+/* Fetch len compressed bytes at off (thread safe; called from workers). */
+typedef int (*unframer_fetch_fn)(void *ctx, uint64_t off, size_t len,
+				 void *buf, struct err *err);
+
+struct unframer;
+
+/*
+ * Decompress frames [first, last] of st in parallel (workers, 0 = CPUs),
+ * at most `inflight` frames ahead (0 = workers + 2).  Each frame's checksum
+ * and size is verified.
+ */
+int unframer_new(const struct seek_table *st, uint32_t first, uint32_t last,
+		 unsigned workers, unsigned inflight, unframer_fetch_fn fetch,
+		 void *ctx, struct unframer **u_ret, struct err *err);
+/*
+ * Next frame's content, in order: *buf_ret valid until the next call.
+ * cbuf_ret/clen_ret (may be NULL) receive the frame's compressed bytes, so a
+ * caller can hash the object in order.  Returns 0 with *len_ret = 0 at the
+ * end.
+ */
+int unframer_next(struct unframer *u, const void **buf_ret, size_t *len_ret,
+		  const void **cbuf_ret, size_t *clen_ret, struct err *err);
+void unframer_free(struct unframer *u);
+
+#endif

@@ -1,0 +1,994 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Walker + io_uring reader + pax packer.  Everything runs on the caller's
+ * thread: the kernel does the reading in the background while we pack.
+ *
+ * Entries flow through a ring with three cursors, pack <= read <= walk:
+ * the walker stats entries ahead, the reader opens them and assigns read
+ * chunks in a ring-shaped arena (registered with io_uring once), and the
+ * packer writes headers and consumes chunks strictly in order.
+ */
+#include "stream/pack.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "common/err.h"
+#include "common/fault.h"
+#include "common/log.h"
+
+#define QCAP 1024u            /* entries walked ahead */
+#define CCAP 4096u            /* chunks assigned ahead */
+#define MAX_OPEN 256u         /* files held open by the reader */
+
+struct region {
+	uint64_t off, len;
+};
+
+struct pent {
+	char *path;               /* relative, "." for the root */
+	struct stat st;
+	char *hardlink;           /* first path of this inode, for later links */
+	int fd;
+	struct region *reg;       /* data regions (holes elsewhere) */
+	unsigned nreg;
+	bool sparse;
+	unsigned ri;              /* reader: next region to assign */
+	uint64_t roff;            /* reader: next offset in region ri */
+	bool assigned;            /* reader: all chunks assigned */
+};
+
+struct chunk {
+	struct pent *e;
+	uint64_t off;
+	uint32_t len, done;
+	uint64_t apos;            /* absolute arena position of the data */
+	uint64_t aend;            /* arena position after this chunk */
+	bool submitted, complete;
+	int res;
+};
+
+struct dirframe {
+	DIR *dir;
+	char *path;               /* relative path of the directory */
+};
+
+struct linkent {
+	dev_t dev;
+	ino_t ino;
+	char *path;
+};
+
+struct packer {
+	const char *root;
+	int rootfd;
+	struct pack_opts o;
+	pack_out_fn out;
+	void *out_ctx;
+	struct err *err;
+	int error;
+
+	/* walker */
+	struct dirframe *stack;
+	unsigned depth, stack_cap;
+	bool walk_done, root_done;
+	struct pent *q[QCAP];
+	uint64_t qpack, qread, qwalk;
+	struct linkent *links;
+	size_t nlinks, links_cap;
+
+	/* reader */
+	struct io_uring ring;
+	bool ring_ok;
+	unsigned char *arena;
+	uint64_t ahead, atail;
+	struct chunk c[CCAP];
+	uint64_t chead, ctail, csub;   /* assigned, consumed, first unsubmitted */
+	unsigned inflight, open_files;
+	uint64_t bytes_submitted;
+	double t_start;
+
+	/* packer */
+	struct archive *a;
+	struct archive *disk;
+	uint64_t pos;              /* bytes of tar stream so far */
+	struct pack_stats stats;
+	double t_progress;
+};
+
+static const unsigned char zeros[65536];
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int pk_fail(struct packer *p, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int pk_fail(struct packer *p, int code, const char *fmt, ...)
+{
+	char msg[ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!p->error)
+		p->error = err_set(p->err, code, "%s", msg);
+	return p->error;
+}
+
+static char *join_path(const char *dir, const char *name)
+{
+	char *s;
+
+	if (strcmp(dir, ".") == 0)
+		return strdup(name);
+	if (asprintf(&s, "%s/%s", dir, name) < 0)
+		return NULL;
+	return s;
+}
+
+static void pent_free(struct pent *e)
+{
+	if (!e)
+		return;
+	if (e->fd >= 0)
+		close(e->fd);
+	free(e->path);
+	free(e->reg);
+	free(e);
+}
+
+/* ------------------------------------------------------------ hard links */
+
+static const char *links_lookup_or_add(struct packer *p, const struct pent *e,
+				       int *ret)
+{
+	*ret = 0;
+	for (size_t i = 0; i < p->nlinks; i++) /* only multiply-linked files */
+		if (p->links[i].ino == e->st.st_ino && p->links[i].dev == e->st.st_dev)
+			return p->links[i].path;
+	if (p->nlinks == p->links_cap) {
+		size_t cap = p->links_cap ? p->links_cap * 2 : 64;
+		struct linkent *n = realloc(p->links, cap * sizeof(*n));
+
+		if (!n) {
+			*ret = -ENOMEM;
+			return NULL;
+		}
+		p->links = n;
+		p->links_cap = cap;
+	}
+	p->links[p->nlinks].dev = e->st.st_dev;
+	p->links[p->nlinks].ino = e->st.st_ino;
+	p->links[p->nlinks].path = strdup(e->path);
+	if (!p->links[p->nlinks].path) {
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	p->nlinks++;
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- walker */
+
+/* Find the data regions of a file that may have holes. */
+static int find_regions(struct packer *p, struct pent *e, int fd)
+{
+	uint64_t size = (uint64_t)e->st.st_size;
+	off_t data, hole = 0;
+	unsigned cap = 0;
+
+	/* a file without fewer allocated blocks than its size has no holes */
+	if ((uint64_t)e->st.st_blocks * 512 >= size) {
+		e->reg = malloc(sizeof(*e->reg));
+		if (!e->reg)
+			return -ENOMEM;
+		e->reg[0].off = 0;
+		e->reg[0].len = size;
+		e->nreg = size ? 1 : 0;
+		return 0;
+	}
+	for (;;) {
+		data = lseek(fd, hole, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break;
+			return pk_fail(p, -errno, "%s/%s: cannot map holes: %s",
+				       p->root, e->path, strerror(errno));
+		}
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return pk_fail(p, -errno, "%s/%s: cannot map holes: %s",
+				       p->root, e->path, strerror(errno));
+		if ((uint64_t)hole > size)
+			hole = (off_t)size;
+		if (hole <= data)
+			break;
+		if (e->nreg == cap) {
+			struct region *n;
+
+			cap = cap ? cap * 2 : 8;
+			n = realloc(e->reg, cap * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			e->reg = n;
+		}
+		e->reg[e->nreg].off = (uint64_t)data;
+		e->reg[e->nreg].len = (uint64_t)(hole - data);
+		e->nreg++;
+		if ((uint64_t)hole >= size)
+			break;
+	}
+	/* e.g. inline extents report few blocks but have no holes */
+	e->sparse = !(e->nreg == 1 && e->reg[0].off == 0 && e->reg[0].len == size);
+	return 0;
+}
+
+static int walk_push(struct packer *p, int dirfd, const char *name,
+		     const char *relpath)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0)
+		return pk_fail(p, -errno, "cannot open directory %s/%s: %s",
+			       p->root, relpath, strerror(errno));
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return pk_fail(p, -errno, "cannot read directory %s/%s: %s",
+			       p->root, relpath, strerror(errno));
+	}
+	if (p->depth == p->stack_cap) {
+		unsigned cap = p->stack_cap ? p->stack_cap * 2 : 16;
+		struct dirframe *n = realloc(p->stack, cap * sizeof(*n));
+
+		if (!n) {
+			closedir(d);
+			return pk_fail(p, -ENOMEM, "out of memory");
+		}
+		p->stack = n;
+		p->stack_cap = cap;
+	}
+	p->stack[p->depth].dir = d;
+	p->stack[p->depth].path = strdup(relpath);
+	if (!p->stack[p->depth].path) {
+		closedir(d);
+		return pk_fail(p, -ENOMEM, "out of memory");
+	}
+	p->depth++;
+	return 0;
+}
+
+static void walk_pop(struct packer *p)
+{
+	p->depth--;
+	closedir(p->stack[p->depth].dir);
+	free(p->stack[p->depth].path);
+}
+
+/* Produce the next entry into the ring.  1 = produced, 0 = done, <0 error. */
+static int walk_one(struct packer *p)
+{
+	struct pent *e;
+	int ret;
+
+	if (!p->root_done) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return pk_fail(p, -ENOMEM, "out of memory");
+		e->fd = -1;
+		e->path = strdup(".");
+		if (!e->path || fstat(p->rootfd, &e->st)) {
+			pent_free(e);
+			return pk_fail(p, -errno, "cannot stat %s: %s", p->root,
+				       strerror(errno));
+		}
+		ret = walk_push(p, p->rootfd, ".", ".");
+		if (ret) {
+			pent_free(e);
+			return ret;
+		}
+		p->root_done = true;
+		p->q[p->qwalk++ % QCAP] = e;
+		return 1;
+	}
+	while (p->depth) {
+		struct dirframe *df = &p->stack[p->depth - 1];
+		struct dirent *de;
+
+		errno = 0;
+		de = readdir(df->dir);
+		if (!de) {
+			if (errno)
+				return pk_fail(p, -errno, "cannot read directory %s/%s: %s",
+					       p->root, df->path, strerror(errno));
+			walk_pop(p);
+			continue;
+		}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return pk_fail(p, -ENOMEM, "out of memory");
+		e->fd = -1;
+		e->path = join_path(df->path, de->d_name);
+		if (!e->path) {
+			free(e);
+			return pk_fail(p, -ENOMEM, "out of memory");
+		}
+		if (fstatat(dirfd(df->dir), de->d_name, &e->st, AT_SYMLINK_NOFOLLOW)) {
+			ret = pk_fail(p, -errno, "cannot stat %s/%s: %s", p->root,
+				      e->path, strerror(errno));
+			pent_free(e);
+			return ret;
+		}
+		if (S_ISSOCK(e->st.st_mode)) {
+			log_warn("skipping socket %s/%s (sockets cannot be archived)",
+				 p->root, e->path);
+			p->stats.skipped++;
+			pent_free(e);
+			continue;
+		}
+		if (S_ISREG(e->st.st_mode) && e->st.st_nlink > 1) {
+			const char *first = links_lookup_or_add(p, e, &ret);
+
+			if (ret) {
+				pent_free(e);
+				return pk_fail(p, ret, "out of memory");
+			}
+			e->hardlink = (char *)first;   /* owned by p->links */
+		}
+		if (S_ISDIR(e->st.st_mode)) {
+			ret = walk_push(p, dirfd(df->dir), de->d_name, e->path);
+			if (ret) {
+				pent_free(e);
+				return ret;
+			}
+		}
+		p->q[p->qwalk++ % QCAP] = e;
+		return 1;
+	}
+	p->walk_done = true;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- reader */
+
+static bool needs_data(const struct pent *e)
+{
+	return S_ISREG(e->st.st_mode) && !e->hardlink && e->st.st_size > 0;
+}
+
+static int reader_open(struct packer *p, struct pent *e)
+{
+	int fd = openat(p->rootfd, e->path,
+			O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	int ret;
+
+	if (fd < 0 && errno == EPERM)   /* O_NOATIME needs ownership */
+		fd = openat(p->rootfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return pk_fail(p, -errno, "cannot open %s/%s: %s", p->root,
+			       e->path, strerror(errno));
+	e->fd = fd;
+	p->open_files++;
+	ret = find_regions(p, e, fd);
+	if (ret)
+		return ret < 0 && !p->error ? pk_fail(p, ret, "out of memory") : ret;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return 0;
+}
+
+/* Reserve len contiguous arena bytes; false when the window is full. */
+static bool arena_alloc(struct packer *p, size_t len, uint64_t *apos_ret)
+{
+	uint64_t w = p->o.window, pos = p->ahead;
+
+	if (pos % w + len > w)
+		pos += w - pos % w;    /* skip to the start of the ring */
+	if (pos + len - p->atail > w)
+		return false;
+	*apos_ret = pos;
+	p->ahead = pos + len;
+	return true;
+}
+
+/* Assign chunks to upcoming entries while there is room. */
+static int reader_assign(struct packer *p)
+{
+	while (p->chead - p->ctail < CCAP) {
+		struct pent *e;
+		struct chunk *c;
+		uint64_t apos, len;
+
+		if (p->qread == p->qwalk) {
+			int r;
+
+			if (p->walk_done || p->qwalk - p->qpack >= QCAP)
+				return 0;
+			r = walk_one(p);
+			if (r <= 0)
+				return r;
+			continue;
+		}
+		e = p->q[p->qread % QCAP];
+		if (!needs_data(e) || e->assigned) {
+			p->qread++;
+			continue;
+		}
+		if (e->fd < 0) {
+			int r;
+
+			if (p->open_files >= MAX_OPEN)
+				return 0;
+			r = reader_open(p, e);
+			if (r)
+				return r;
+		}
+		if (e->ri >= e->nreg) {
+			e->assigned = true;
+			p->qread++;
+			continue;
+		}
+		len = e->reg[e->ri].len - e->roff;
+		if (len > p->o.chunk)
+			len = p->o.chunk;
+		if (!arena_alloc(p, len, &apos))
+			return 0;
+		c = &p->c[p->chead++ % CCAP];
+		memset(c, 0, sizeof(*c));
+		c->e = e;
+		c->off = e->reg[e->ri].off + e->roff;
+		c->len = (uint32_t)len;
+		c->apos = apos;
+		c->aend = p->ahead;
+		e->roff += len;
+		if (e->roff == e->reg[e->ri].len) {
+			e->ri++;
+			e->roff = 0;
+		}
+	}
+	return 0;
+}
+
+static void reader_prep(struct packer *p, struct io_uring_sqe *sqe,
+			struct chunk *c, uint64_t idx)
+{
+	unsigned char *buf = p->arena + c->apos % p->o.window + c->done;
+
+	io_uring_prep_read_fixed(sqe, c->e->fd, buf, c->len - c->done,
+				 c->off + c->done, 0);
+	if (p->o.ioprio_class)
+		sqe->ioprio = (unsigned short)(p->o.ioprio_class << 13);
+	io_uring_sqe_set_data64(sqe, idx);
+}
+
+static void rate_wait(struct packer *p, uint64_t next)
+{
+	double due;
+
+	if (!p->o.max_read_rate)
+		return;
+	due = p->t_start + (double)(p->bytes_submitted + next) /
+			   (double)p->o.max_read_rate;
+	for (double now = now_mono(); now < due; now = now_mono()) {
+		struct timespec ts = {
+			.tv_sec = (time_t)(due - now),
+			.tv_nsec = (long)((due - now - (double)(time_t)(due - now)) * 1e9),
+		};
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int reader_submit(struct packer *p)
+{
+	unsigned n = 0;
+
+	while (p->csub < p->chead && p->inflight < p->o.queue_depth) {
+		struct chunk *c = &p->c[p->csub % CCAP];
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+
+		if (!sqe)
+			break;
+		/* never block when the packer still waits for earlier data */
+		if (p->o.max_read_rate && p->inflight == 0)
+			rate_wait(p, c->len);
+		else if (p->o.max_read_rate &&
+			 now_mono() < p->t_start + (double)(p->bytes_submitted + c->len) /
+						 (double)p->o.max_read_rate)
+			break;
+		reader_prep(p, sqe, c, p->csub);
+		c->submitted = true;
+		p->bytes_submitted += c->len;
+		p->inflight++;
+		p->csub++;
+		n++;
+	}
+	if (n) {
+		int r = io_uring_submit(&p->ring);
+
+		if (r < 0)
+			return pk_fail(p, r, "io_uring submit failed: %s", strerror(-r));
+	}
+	return 0;
+}
+
+static int reader_reap(struct packer *p, bool wait)
+{
+	struct io_uring_cqe *cqe;
+	int r;
+
+	r = wait ? io_uring_wait_cqe(&p->ring, &cqe) : io_uring_peek_cqe(&p->ring, &cqe);
+	while (r == 0) {
+		uint64_t idx = io_uring_cqe_get_data64(cqe);
+		struct chunk *c = &p->c[idx % CCAP];
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&p->ring, cqe);
+		p->inflight--;
+		if (fault_hit("pack.read", &r))
+			res = r;
+		if (res < 0 && res != -EAGAIN && res != -EINTR)
+			return pk_fail(p, res, "reading %s/%s: %s", p->root,
+				       c->e->path, strerror(-res));
+		if (res == 0)
+			return pk_fail(p, -EIO,
+				       "reading %s/%s: file ended early (at byte %llu)",
+				       p->root, c->e->path,
+				       (unsigned long long)(c->off + c->done));
+		if (res > 0)
+			c->done += (uint32_t)res;
+		if (c->done == c->len) {
+			c->complete = true;
+		} else {
+			/* short read: read the rest */
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+
+			if (!sqe) {
+				io_uring_submit(&p->ring);
+				sqe = io_uring_get_sqe(&p->ring);
+			}
+			if (!sqe)
+				return pk_fail(p, -EBUSY, "io_uring queue full");
+			reader_prep(p, sqe, c, idx);
+			p->inflight++;
+			io_uring_submit(&p->ring);
+		}
+		r = io_uring_peek_cqe(&p->ring, &cqe);
+	}
+	if (r != -EAGAIN && r != -EINTR && r != 0)
+		return pk_fail(p, r, "io_uring wait failed: %s", strerror(-r));
+	return 0;
+}
+
+static int reader_pump(struct packer *p)
+{
+	int ret = reader_assign(p);
+
+	if (!ret)
+		ret = reader_submit(p);
+	if (!ret)
+		ret = reader_reap(p, false);
+	return ret;
+}
+
+/* --------------------------------------------------------------- packer */
+
+static la_ssize_t tar_write_cb(struct archive *a, void *ctx, const void *buf,
+			       size_t len)
+{
+	struct packer *p = ctx;
+	struct err e = { 0 };
+	int ret;
+
+	(void)a;
+	ret = p->out(p->out_ctx, buf, len, &e);
+	if (ret) {
+		if (!p->error) {
+			p->error = ret;
+			if (p->err && !p->err->code)
+				*p->err = e;
+		}
+		return -1;
+	}
+	p->pos += len;
+	return (la_ssize_t)len;
+}
+
+static int feed(struct packer *p, XXH3_state_t *h, const void *buf, size_t len,
+		const struct pent *e)
+{
+	while (len) {
+		la_ssize_t n = archive_write_data(p->a, buf, len);
+
+		if (n <= 0) {
+			if (p->error)
+				return p->error;
+			return pk_fail(p, -EIO, "archiving %s: %s", e->path,
+				       archive_error_string(p->a));
+		}
+		XXH3_128bits_update(h, buf, (size_t)n);
+		buf = (const unsigned char *)buf + n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int feed_zeros(struct packer *p, XXH3_state_t *h, uint64_t n,
+		      const struct pent *e)
+{
+	while (n) {
+		size_t k = n > sizeof(zeros) ? sizeof(zeros) : (size_t)n;
+		int ret = feed(p, h, zeros, k, e);
+
+		if (ret)
+			return ret;
+		n -= k;
+	}
+	return 0;
+}
+
+static void progress(struct packer *p, bool force)
+{
+	double now;
+
+	if (!p->o.progress)
+		return;
+	now = now_mono();
+	if (!force && now - p->t_progress < 0.2)
+		return;
+	p->t_progress = now;
+	p->o.progress(p->o.progress_ctx, p->stats.logical_bytes, p->stats.entries);
+}
+
+static int pack_data(struct packer *p, struct pent *e, XXH3_state_t *h)
+{
+	uint64_t size = (uint64_t)e->st.st_size, at = 0;
+	int ret;
+
+	while (!e->assigned || p->ctail < p->chead) {
+		struct chunk *c;
+
+		if (p->ctail == p->chead) {
+			/* nothing assigned yet for this file: make room */
+			ret = reader_pump(p);
+			if (ret)
+				return ret;
+			if (e->assigned && p->ctail == p->chead)
+				break;
+			if (p->ctail == p->chead) {
+				if (e->fd < 0 && p->open_files >= MAX_OPEN)
+					return pk_fail(p, -EMFILE, "reader stalled");
+				continue;
+			}
+		}
+		c = &p->c[p->ctail % CCAP];
+		if (c->e != e)
+			break;
+		while (!c->complete) {
+			ret = reader_submit(p);
+			if (!ret)
+				ret = reader_reap(p, !c->complete && p->inflight > 0);
+			if (ret)
+				return ret;
+			if (!c->submitted && p->inflight == 0) {
+				ret = reader_submit(p);
+				if (ret)
+					return ret;
+			}
+		}
+		if (c->off > at) {
+			ret = feed_zeros(p, h, c->off - at, e);
+			if (ret)
+				return ret;
+			at = c->off;
+		}
+		ret = feed(p, h, p->arena + c->apos % p->o.window, c->len, e);
+		if (ret)
+			return ret;
+		at += c->len;
+		p->stats.logical_bytes += c->len;
+		p->atail = c->aend;
+		p->ctail++;
+		ret = reader_pump(p);
+		if (ret)
+			return ret;
+		progress(p, false);
+	}
+	if (at < size) {
+		ret = feed_zeros(p, h, size - at, e);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static enum pack_type entry_type(const struct pent *e)
+{
+	switch (e->st.st_mode & S_IFMT) {
+	case S_IFDIR: return PACK_DIR;
+	case S_IFLNK: return PACK_SYMLINK;
+	case S_IFCHR: return PACK_CHAR;
+	case S_IFBLK: return PACK_BLOCK;
+	case S_IFIFO: return PACK_FIFO;
+	default: return e->hardlink ? PACK_HARDLINK : PACK_FILE;
+	}
+}
+
+static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
+		    pack_entry_fn on_entry, void *ectx)
+{
+	struct pack_entry_info info = { 0 };
+	XXH3_state_t h;
+	char src[PATH_MAX];
+	int ret;
+
+	archive_entry_clear(ae);
+	if (snprintf(src, sizeof(src), "%s/%s", p->root, e->path) >= (int)sizeof(src))
+		return pk_fail(p, -ENAMETOOLONG, "path too long: %s/%s", p->root, e->path);
+	archive_entry_copy_pathname(ae, e->path);
+	archive_entry_copy_sourcepath(ae, src);
+	if (S_ISREG(e->st.st_mode) && needs_data(e) && e->fd < 0) {
+		ret = reader_open(p, e);
+		if (ret)
+			return ret;
+	}
+	ret = archive_read_disk_entry_from_file(p->disk, ae, e->fd, &e->st);
+	if (ret < ARCHIVE_WARN)
+		return pk_fail(p, -EIO, "reading metadata of %s: %s", src,
+			       archive_error_string(p->disk));
+	if (ret == ARCHIVE_WARN)
+		log_warn("%s: %s", src, archive_error_string(p->disk));
+	archive_entry_copy_sourcepath(ae, NULL);
+	archive_entry_set_uname(ae, NULL);
+	archive_entry_set_gname(ae, NULL);
+	if (e->hardlink) {
+		archive_entry_copy_hardlink(ae, e->hardlink);
+		archive_entry_set_size(ae, 0);
+	} else if (e->sparse) {
+		for (unsigned i = 0; i < e->nreg; i++)
+			archive_entry_sparse_add_entry(ae, (la_int64_t)e->reg[i].off,
+						       (la_int64_t)e->reg[i].len);
+		if (!e->nreg || e->reg[e->nreg - 1].off + e->reg[e->nreg - 1].len <
+				(uint64_t)e->st.st_size)
+			archive_entry_sparse_add_entry(ae, e->st.st_size, 0);
+	}
+
+	info.offset = p->pos;
+	if (archive_write_header(p->a, ae) < ARCHIVE_WARN) {
+		if (p->error)
+			return p->error;
+		return pk_fail(p, -EIO, "archiving %s: %s", src, archive_error_string(p->a));
+	}
+	XXH3_128bits_reset(&h);
+	if (S_ISREG(e->st.st_mode) && !e->hardlink) {
+		ret = pack_data(p, e, &h);
+		if (ret)
+			return ret;
+		info.has_sum = true;
+		XXH128_canonicalFromHash((XXH128_canonical_t *)info.xxh3,
+					 XXH3_128bits_digest(&h));
+		p->stats.files++;
+	} else if (S_ISDIR(e->st.st_mode)) {
+		p->stats.dirs++;
+	} else {
+		p->stats.others++;
+	}
+	if (archive_write_finish_entry(p->a) < ARCHIVE_WARN) {
+		if (p->error)
+			return p->error;
+		return pk_fail(p, -EIO, "archiving %s: %s", src, archive_error_string(p->a));
+	}
+	if (e->fd >= 0) {
+		if (!p->o.keep_cache)
+			posix_fadvise(e->fd, 0, 0, POSIX_FADV_DONTNEED);
+		close(e->fd);
+		e->fd = -1;
+		p->open_files--;
+	}
+
+	info.path = e->path;
+	info.type = entry_type(e);
+	info.mode = e->st.st_mode & 07777;
+	info.uid = e->st.st_uid;
+	info.gid = e->st.st_gid;
+	info.size = S_ISREG(e->st.st_mode) ? (uint64_t)e->st.st_size : 0;
+	info.mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
+	info.link = e->hardlink ? e->hardlink : archive_entry_symlink(ae);
+	info.rdev = e->st.st_rdev;
+	info.xattrs = archive_entry_xattr_count(ae) > 0 ||
+		      archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
+						  ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
+	info.sparse = e->sparse;
+	p->stats.entries++;
+	if (on_entry) {
+		ret = on_entry(ectx, &info, p->err);
+		if (ret)
+			return p->error = ret;
+	}
+	return 0;
+}
+
+static int packer_init(struct packer *p, const char *root,
+		       const struct pack_opts *opts)
+{
+	struct rlimit rl;
+	struct iovec iov;
+	int ret;
+
+	p->root = root;
+	if (opts)
+		p->o = *opts;
+	if (!p->o.queue_depth)
+		p->o.queue_depth = 64;
+	if (!p->o.window)
+		p->o.window = 16u << 20;
+	if (!p->o.chunk)
+		p->o.chunk = 1u << 20;
+	if (p->o.chunk > p->o.window / 2)
+		p->o.chunk = p->o.window / 2;
+	if (p->o.ioprio_class)
+		syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0,
+			p->o.ioprio_class << 13);
+	/* the reader keeps up to MAX_OPEN files plus the walk stack open */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
+	p->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (p->rootfd < 0)
+		return pk_fail(p, -errno, "cannot open %s: %s", root, strerror(errno));
+	p->arena = aligned_alloc(4096, p->o.window);
+	if (!p->arena)
+		return pk_fail(p, -ENOMEM, "out of memory for the read window");
+	ret = io_uring_queue_init(p->o.queue_depth * 2, &p->ring, 0);
+	if (ret)
+		return pk_fail(p, ret, "cannot set up io_uring: %s (kernel too old, or io_uring disabled by sysctl kernel.io_uring_disabled)",
+			       strerror(-ret));
+	p->ring_ok = true;
+	iov.iov_base = p->arena;
+	iov.iov_len = p->o.window;
+	ret = io_uring_register_buffers(&p->ring, &iov, 1);
+	if (ret)
+		return pk_fail(p, ret, "cannot register the io_uring read buffer: %s (raise RLIMIT_MEMLOCK)",
+			       strerror(-ret));
+
+	p->disk = archive_read_disk_new();
+	p->a = archive_write_new();
+	if (!p->disk || !p->a)
+		return pk_fail(p, -ENOMEM, "out of memory");
+	archive_read_disk_set_behavior(p->disk, ARCHIVE_READDISK_NO_SPARSE);
+	archive_write_set_format_pax(p->a);
+	archive_write_set_bytes_per_block(p->a, 0);
+	archive_write_set_bytes_in_last_block(p->a, 1);
+	if (archive_write_open2(p->a, p, NULL, tar_write_cb, NULL, NULL) != ARCHIVE_OK)
+		return p->error ? p->error :
+		       pk_fail(p, -EIO, "cannot start tar stream: %s",
+			       archive_error_string(p->a));
+	p->t_start = now_mono();
+	return 0;
+}
+
+static void packer_destroy(struct packer *p)
+{
+	while (p->qpack < p->qwalk)
+		pent_free(p->q[p->qpack++ % QCAP]);
+	while (p->depth)
+		walk_pop(p);
+	free(p->stack);
+	for (size_t i = 0; i < p->nlinks; i++)
+		free(p->links[i].path);
+	free(p->links);
+	if (p->a)
+		archive_write_free(p->a);   /* after an error: no trailer needed */
+	if (p->disk)
+		archive_read_free(p->disk);
+	if (p->ring_ok) {
+		/* wait for reads still in flight before freeing their buffer */
+		while (p->inflight) {
+			struct io_uring_cqe *cqe;
+
+			if (io_uring_wait_cqe(&p->ring, &cqe))
+				break;
+			io_uring_cqe_seen(&p->ring, cqe);
+			p->inflight--;
+		}
+		io_uring_queue_exit(&p->ring);
+	}
+	free(p->arena);
+	if (p->rootfd > 0)
+		close(p->rootfd);
+}
+
+int pack_tree(const char *root, const struct pack_opts *opts,
+	      pack_out_fn out, void *out_ctx, pack_entry_fn on_entry,
+	      void *entry_ctx, struct pack_stats *stats_ret, struct err *err)
+{
+	struct packer *p;
+	struct archive_entry *ae = NULL;
+	int ret;
+
+	if (!root || !out)
+		return err_set(err, -EINVAL, "pack_tree: bad arguments");
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return err_set(err, -ENOMEM, "out of memory");
+	p->out = out;
+	p->out_ctx = out_ctx;
+	p->err = err;
+	p->rootfd = -1;
+	ret = packer_init(p, root, opts);
+	if (ret)
+		goto out_destroy;
+	ae = archive_entry_new2(p->a);
+	if (!ae) {
+		ret = pk_fail(p, -ENOMEM, "out of memory");
+		goto out_destroy;
+	}
+	for (;;) {
+		struct pent *e;
+
+		if (p->qpack == p->qwalk) {
+			ret = walk_one(p);
+			if (ret < 0)
+				goto out_destroy;
+			if (ret == 0)
+				break;
+		}
+		ret = reader_pump(p);
+		if (ret)
+			goto out_destroy;
+		e = p->q[p->qpack % QCAP];
+		ret = pack_one(p, e, ae, on_entry, entry_ctx);
+		if (ret)
+			goto out_destroy;
+		/* the reader may still point at it only if it had no data */
+		if (p->qread == p->qpack)
+			p->qread++;
+		p->qpack++;
+		pent_free(e);
+	}
+	if (archive_write_close(p->a) != ARCHIVE_OK) {
+		ret = p->error ? p->error :
+		      pk_fail(p, -EIO, "finishing tar stream: %s", archive_error_string(p->a));
+		goto out_destroy;
+	}
+	progress(p, true);
+	p->stats.tar_bytes = p->pos;
+	if (stats_ret)
+		*stats_ret = p->stats;
+	ret = 0;
+
+out_destroy:
+	archive_entry_free(ae);
+	packer_destroy(p);
+	free(p);
+	return ret;
+}

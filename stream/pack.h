@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_STREAM_PACK_H
+#define SNAPSHIP_STREAM_PACK_H
+
+/*
+ * Walk a frozen tree and write it as a POSIX pax tar stream (libarchive),
+ * reading file data through io_uring: many files in flight, large reads
+ * into one registered buffer, bounded queue depth and read-ahead window,
+ * page cache dropped behind the reader.  Every entry is reported with its
+ * XXH3-128 content checksum and the offset of its header in the stream.
+ *
+ * Memory: the read-ahead window plus about one kilobyte per entry walked
+ * ahead (bounded) — independent of the tree's size, except for one path per
+ * multiply-linked inode (hard links).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct err;
+
+struct pack_opts {
+	unsigned queue_depth;     /* io_uring reads in flight; 0 = 64 */
+	size_t window;            /* read-ahead bytes; 0 = 16 MiB */
+	size_t chunk;             /* largest single read; 0 = 1 MiB */
+	uint64_t max_read_rate;   /* bytes per second, 0 = unlimited */
+	int ioprio_class;         /* 0 = leave, 2 = best-effort, 3 = idle */
+	bool keep_cache;          /* true: do not drop page cache after reads */
+	/* Called now and then with bytes and entries done so far (may be NULL). */
+	void (*progress)(void *ctx, uint64_t bytes, uint64_t entries);
+	void *progress_ctx;
+};
+
+enum pack_type {
+	PACK_FILE = 'f', PACK_DIR = 'd', PACK_SYMLINK = 'l', PACK_HARDLINK = 'h',
+	PACK_CHAR = 'c', PACK_BLOCK = 'b', PACK_FIFO = 'p',
+};
+
+struct pack_entry_info {
+	const char *path;         /* relative to the root; "." for the root */
+	enum pack_type type;
+	mode_t mode;              /* permission bits (07777) */
+	uid_t uid;
+	gid_t gid;
+	uint64_t size;            /* logical size of regular files */
+	int64_t mtime_ns;
+	const char *link;         /* symlink or hard-link target, else NULL */
+	dev_t rdev;
+	bool xattrs;              /* has extended attributes (incl. ACLs) */
+	bool sparse;
+	bool has_sum;
+	unsigned char xxh3[16];   /* XXH3-128 of the content, big-endian */
+	uint64_t offset;          /* of the entry's first header in the stream */
+};
+
+/* The tar stream, in order.  Negative return aborts the walk. */
+typedef int (*pack_out_fn)(void *ctx, const void *buf, size_t len,
+			   struct err *err);
+/* Each entry once its data is in the stream.  Negative return aborts. */
+typedef int (*pack_entry_fn)(void *ctx, const struct pack_entry_info *e,
+			     struct err *err);
+
+struct pack_stats {
+	uint64_t entries, files, dirs, others;
+	uint64_t logical_bytes;   /* regular file contents */
+	uint64_t tar_bytes;       /* length of the stream */
+	uint64_t skipped;         /* sockets and the like */
+};
+
+int pack_tree(const char *root, const struct pack_opts *opts,
+	      pack_out_fn out, void *out_ctx, pack_entry_fn on_entry,
+	      void *entry_ctx, struct pack_stats *stats_ret, struct err *err);
+
+#endif
