@@ -275,10 +275,12 @@ out_post:
 	ret = sink_open(&index, store, m->index_key, err);
 	if (ret)
 		goto out;
+	log_debug("%s: frozen in %.3f s", part->name, util_now_mono() - t0);
 	ret = stream_snapshot(cfg, snap->path, &data, &index, m, progress,
 			      part->name, err);
 	if (ret)
 		goto out;
+	log_debug("%s: streamed in %.3f s", part->name, util_now_mono() - t0);
 	m->data_size = data.bytes;
 	m->index_size = index.bytes;
 	m->stored_bytes = data.bytes + index.bytes;
@@ -292,10 +294,12 @@ out_post:
 		goto out;
 	/* release before the commit point: a backup is only listed once its
 	 * snapshot is gone, so a crash never leaves both */
+	log_debug("%s: objects committed at %.3f s", part->name, util_now_mono() - t0);
 	ret = cow_release(snap, err);
 	snap = NULL;
 	if (ret)
 		goto out;
+	log_debug("%s: snapshot released at %.3f s", part->name, util_now_mono() - t0);
 	m->finished_ns = util_now_unix_ns();
 	if (hooks[0]) {
 		m->hooks = calloc(3, sizeof(char *));
