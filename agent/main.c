@@ -440,11 +440,13 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 		goto out_list;
 	}
 	if (g->json) {
-		print_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:f}",
+		print_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f}",
 				     "backup_id", m->backup_id, "partition", m->partition,
 				     "target", ro.target, "entries", (json_int_t)res.entries,
 				     "files", (json_int_t)res.files, "bytes", (json_int_t)res.bytes,
 				     "skipped_devices", (json_int_t)res.skipped_devices,
+				     "frames_read", (json_int_t)res.frames_read,
+				     "frames_total", (json_int_t)res.frames_total,
 				     "subvolume", res.subvolume, "seconds", res.seconds));
 	} else {
 		printf("restored %s %s into %s%s: %llu entries, %s, verified, in %.1f s\n",
