@@ -886,6 +886,8 @@ static int packer_init(struct packer *p, const char *root,
 		return pk_fail(p, -ENOMEM, "out of memory");
 	archive_read_disk_set_behavior(p->disk, ARCHIVE_READDISK_NO_SPARSE);
 	archive_write_set_format_pax(p->a);
+	/* SCHILY.xattr.* only: what GNU tar and star read, without warnings */
+	archive_write_set_format_option(p->a, "pax", "xattrheader", "SCHILY");
 	archive_write_set_bytes_per_block(p->a, 0);
 	archive_write_set_bytes_in_last_block(p->a, 1);
 	if (archive_write_open2(p->a, p, NULL, tar_write_cb, NULL, NULL) != ARCHIVE_OK)
