@@ -11,7 +11,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 
 ifeq ($(D),)
-B := build
+B ?= build
 MODE_CFLAGS := -O2 -g -D_FORTIFY_SOURCE=2
 else ifeq ($(D),asan)
 B := build-asan
