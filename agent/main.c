@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -618,6 +619,10 @@ int main(int argc, char **argv)
 	const char *cmd;
 	bool explicit_config = false;
 	int c, rc;
+
+	/* frame-sized buffers come and go: map and unmap them, so freed ones
+	 * never pile up in the heap (keeps the resident set flat) */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
 	while ((c = getopt_long(argc, argv, "+c:vqhV", opts, NULL)) != -1) {
 		switch (c) {

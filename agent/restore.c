@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "agent/catalog.h"
+#include "agent/extract.h"
 #include "agent/index.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -26,6 +27,8 @@
 
 #define INDEX_MAX (1ull << 30)
 #define TAIL_GUESS (64u << 10)
+#define RESTORE_WRITERS 2       /* file writer threads */
+#define RESTORE_MEM (16u << 20)  /* data queued for them */
 
 struct rctx {
 	struct store *store;
@@ -229,22 +232,8 @@ static void show_progress(struct rctx *r, bool done)
 		fprintf(stderr, "\r\033[K");
 }
 
-static int write_failed(struct rctx *r, struct archive *w, const char *path)
-{
-	int e = archive_errno(w);
-	const char *where = r->o->target;
-
-	if (e == ENOSPC || e == EDQUOT)
-		return err_set(r->err, -e,
-			       "restore into %s ran out of space while writing %s (%llu files restored so far); the partial restore is kept in %s: free space (or choose another target) and restore again with --force",
-			       where, path, (unsigned long long)r->res->files, where);
-	return err_set(r->err, e ? -e : -EIO,
-		       "restore into %s: cannot write %s: %s; the partial restore is kept in %s",
-		       where, path, archive_error_string(w), where);
-}
-
-/* Copy (or with w NULL, just read) one entry's data, checking its sum. */
-static int restore_data(struct rctx *r, struct archive *a, struct archive *w,
+/* Copy (or with x NULL, just read) one entry's data, checking its sum. */
+static int restore_data(struct rctx *r, struct archive *a, struct extractor *x,
 			const char *path, const struct index_entry *ie)
 {
 	XXH3_state_t h;
@@ -279,8 +268,12 @@ static int restore_data(struct rctx *r, struct archive *a, struct archive *w,
 		XXH3_128bits_update(&h, buf, len);
 		at += len;
 		r->res->bytes += len;
-		if (w && len && archive_write_data_block(w, buf, len, off) < ARCHIVE_WARN)
-			return write_failed(r, w, path);
+		if (x && len) {
+			int wr = extractor_data(x, buf, len, off, r->err);
+
+			if (wr)
+				return wr;
+		}
 		show_progress(r, false);
 	}
 	while (at < size) {
@@ -296,11 +289,11 @@ static int restore_data(struct rctx *r, struct archive *a, struct archive *w,
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: %s does not match its checksum (the stored backup is corrupt)%s",
 			       r->m->backup_id, path,
-			       w ? "; the file was written but must not be trusted" : "");
+			       x ? "; the file was written but must not be trusted" : "");
 	return 0;
 }
 
-static int restore_range(struct rctx *r, struct archive *w, uint32_t first,
+static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 			 uint32_t last, uint64_t start, bool whole)
 {
 	struct archive *a = archive_read_new();
@@ -367,25 +360,22 @@ static int restore_range(struct rctx *r, struct archive *w, uint32_t first,
 			r->res->skipped_devices++;
 			continue;
 		}
-		if (w) {
+		if (x) {
 			archive_entry_set_pathname(ae, path);
-			ret = archive_write_header(w, ae);
-			if (ret < ARCHIVE_WARN) {
-				ret = write_failed(r, w, path);
+			ret = extractor_begin(x, ae, path, r->err);
+			if (ret)
 				goto out;
-			}
-			if (ret == ARCHIVE_WARN)
-				log_warn("%s: %s", path, archive_error_string(w));
 		}
 		if (type == AE_IFREG && !archive_entry_hardlink(ae)) {
-			ret = restore_data(r, a, w, path, ie);
+			ret = restore_data(r, a, x, path, ie);
 			if (ret)
 				goto out;
 			r->res->files++;
 		}
-		if (w && archive_write_finish_entry(w) < ARCHIVE_WARN) {
-			ret = write_failed(r, w, path);
-			goto out;
+		if (x) {
+			ret = extractor_end(x, r->err);
+			if (ret)
+				goto out;
 		}
 	}
 	if (whole) {
@@ -430,9 +420,8 @@ static int path_range(struct rctx *r, const char *p, uint64_t *start_ret,
 	return 0;
 }
 
-static struct archive *disk_writer(const struct restore_opts *o)
+static int disk_flags(const struct restore_opts *o)
 {
-	struct archive *w = archive_write_disk_new();
 	int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
 		    ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_ACL |
 		    ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_FFLAGS |
@@ -440,12 +429,9 @@ static struct archive *disk_writer(const struct restore_opts *o)
 		    ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 		    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
 
-	if (!w)
-		return NULL;
 	if (o->force)
 		flags |= ARCHIVE_EXTRACT_UNLINK;
-	archive_write_disk_set_options(w, flags);
-	return w;
+	return flags;
 }
 
 int restore_backup(struct store *store, const struct manifest *m,
@@ -453,7 +439,7 @@ int restore_backup(struct store *store, const struct manifest *m,
 		   struct err *err)
 {
 	struct rctx r = { .store = store, .m = m, .o = o, .res = res, .err = err };
-	struct archive *w = NULL;
+	struct extractor *x = NULL;
 	int cwd = -1, tfd = -1, ret;
 	bool whole = !o->npaths;
 
@@ -480,11 +466,13 @@ int restore_backup(struct store *store, const struct manifest *m,
 				      o->target, strerror(errno));
 			goto out;
 		}
-		w = disk_writer(o);
-		if (!w) {
-			ret = err_set(err, -ENOMEM, "out of memory");
+		const char *wenv = getenv("SNAPSHIP_RESTORE_WRITERS");
+
+		ret = extractor_new(disk_flags(o),
+				    wenv ? (unsigned)atoi(wenv) : RESTORE_WRITERS, RESTORE_MEM,
+				    o->target, &x, err);
+		if (ret)
 			goto out;
-		}
 	}
 	if (whole) {
 		r.sha = EVP_MD_CTX_new();
@@ -492,7 +480,7 @@ int restore_backup(struct store *store, const struct manifest *m,
 			ret = err_set(err, -ENOMEM, "cannot set up SHA-256");
 			goto out;
 		}
-		ret = restore_range(&r, w, 0, r.st->nframes ? r.st->nframes - 1 : 0, 0, true);
+		ret = restore_range(&r, x, 0, r.st->nframes ? r.st->nframes - 1 : 0, 0, true);
 		if (ret)
 			goto out;
 		if (res->entries != r.idx->n) {
@@ -508,15 +496,16 @@ int restore_backup(struct store *store, const struct manifest *m,
 			ret = path_range(&r, o->paths[i], &start, &end);
 			if (ret)
 				goto out;
-			ret = restore_range(&r, w, seek_table_find(r.st, start),
+			ret = restore_range(&r, x, seek_table_find(r.st, start),
 					    seek_table_find(r.st, end - 1), start, false);
 			if (ret)
 				goto out;
 		}
 	}
-	if (w && archive_write_close(w) != ARCHIVE_OK) {
-		ret = write_failed(&r, w, "directory metadata");
-		goto out;
+	if (x) {
+		ret = extractor_finish(x, NULL, err);
+		if (ret)
+			goto out;
 	}
 	if (r.sha) {
 		unsigned char md[32];
@@ -536,8 +525,7 @@ int restore_backup(struct store *store, const struct manifest *m,
 	res->seconds = util_now_mono() - r.t0;
 out:
 	show_progress(&r, true);
-	if (w)
-		archive_write_free(w);   /* applies deferred directory metadata */
+	extractor_free(x);
 	if (cwd >= 0) {
 		if (fchdir(cwd))
 			log_warn("cannot return to the working directory");

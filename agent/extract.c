@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: MIT
+#include "agent/extract.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/fault.h"
+#include "common/log.h"
+
+#define MAX_WRITERS 16
+
+struct chunk {
+	struct chunk *next;
+	int64_t off;
+	size_t len;
+	unsigned char data[];
+};
+
+struct job {
+	struct job *next;
+	struct archive_entry *ae;
+	char *path;
+	struct chunk *head, *tail;
+	bool ended;
+	bool done;          /* a writer gave up on it while the caller fills it */
+};
+
+struct extractor {
+	int flags;
+	const char *target;
+	struct archive *w;             /* the caller's thread: dirs, specials, links */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job *qhead, *qtail;     /* jobs not yet taken */
+	struct job *cur;               /* the job the caller is filling */
+	size_t mem, mem_budget;
+	bool closing;
+	int error;
+	struct err err;
+	uint64_t files;
+	pthread_t threads[MAX_WRITERS];
+	unsigned nthreads;
+	struct archive_entry **deferred;   /* links, made last */
+	size_t ndeferred, deferred_cap;
+};
+
+static int write_error(struct err *err, struct archive *w, const char *target,
+		       const char *path)
+{
+	int e = archive_errno(w);
+
+	if (e == ENOSPC || e == EDQUOT)
+		return err_set(err, -e,
+			       "restore into %s ran out of space while writing %s; the partial restore is kept in %s: free space (or choose another target) and restore again with --force",
+			       target, path, target);
+	return err_set(err, e ? -e : -EIO,
+		       "restore into %s: cannot write %s: %s; the partial restore is kept in %s",
+		       target, path, archive_error_string(w), target);
+}
+
+static struct archive *disk_new(int flags)
+{
+	struct archive *w = archive_write_disk_new();
+
+	if (w)
+		archive_write_disk_set_options(w, flags);
+	return w;
+}
+
+static void job_free(struct job *j)
+{
+	struct chunk *c, *n;
+
+	if (!j)
+		return;
+	for (c = j->head; c; c = n) {
+		n = c->next;
+		free(c);
+	}
+	archive_entry_free(j->ae);
+	free(j->path);
+	free(j);
+}
+
+static void set_error(struct extractor *x, const struct err *e, int code)
+{
+	/* with x->mu held */
+	if (!x->error) {
+		x->error = code;
+		x->err = *e;
+	}
+	pthread_cond_broadcast(&x->cv);
+}
+
+/* One writer thread: takes whole files and writes them. */
+static void *writer_main(void *arg)
+{
+	struct extractor *x = arg;
+	struct archive *w = disk_new(x->flags);
+	struct err e = { 0 };
+	int ret = 0;
+
+	pthread_mutex_lock(&x->mu);
+	if (!w)
+		set_error(x, &e, err_set(&e, -ENOMEM, "out of memory"));
+	while (w && !x->error) {
+		struct job *j = x->qhead;
+		bool failed = false;
+
+		if (!j) {
+			if (x->closing)
+				break;
+			pthread_cond_wait(&x->cv, &x->mu);
+			continue;
+		}
+		x->qhead = j->next;
+		if (!x->qhead)
+			x->qtail = NULL;
+		pthread_mutex_unlock(&x->mu);
+
+		if (archive_write_header(w, j->ae) < ARCHIVE_WARN) {
+			ret = write_error(&e, w, x->target, j->path);
+			failed = true;
+		}
+		pthread_mutex_lock(&x->mu);
+		while (!failed) {
+			struct chunk *c = j->head;
+
+			if (!c) {
+				if (j->ended || x->error)
+					break;
+				pthread_cond_wait(&x->cv, &x->mu);
+				continue;
+			}
+			j->head = c->next;
+			if (!j->head)
+				j->tail = NULL;
+			pthread_mutex_unlock(&x->mu);
+			if (fault_hit("extract.write", &ret))
+				failed = err_set(&e, ret, "restore into %s: injected fault writing %s",
+						 x->target, j->path) != 0;
+			else if (archive_write_data_block(w, c->data, c->len, c->off) < ARCHIVE_WARN)
+				failed = (ret = write_error(&e, w, x->target, j->path)) != 0;
+			pthread_mutex_lock(&x->mu);
+			x->mem -= c->len;
+			pthread_cond_broadcast(&x->cv);
+			free(c);
+		}
+		pthread_mutex_unlock(&x->mu);
+		if (!failed && archive_write_finish_entry(w) < ARCHIVE_WARN) {
+			ret = write_error(&e, w, x->target, j->path);
+			failed = true;
+		}
+		pthread_mutex_lock(&x->mu);
+		/* drop what the caller may still have queued for this job */
+		for (struct chunk *c = j->head; c; c = j->head) {
+			j->head = c->next;
+			x->mem -= c->len;
+			free(c);
+		}
+		if (failed)
+			set_error(x, &e, ret);
+		else
+			x->files++;
+		j->tail = NULL;
+		if (x->cur == j)
+			j->done = true;     /* the caller still holds it */
+		else
+			job_free(j);
+		pthread_cond_broadcast(&x->cv);
+	}
+	pthread_mutex_unlock(&x->mu);
+	if (w)
+		archive_write_free(w);
+	return NULL;
+}
+
+int extractor_new(int flags, unsigned workers, size_t mem_budget,
+		  const char *target, struct extractor **x_ret, struct err *err)
+{
+	struct extractor *x = calloc(1, sizeof(*x));
+	int ret;
+
+	if (!x)
+		return err_set(err, -ENOMEM, "out of memory");
+	x->flags = flags;
+	x->target = target;
+	x->mem_budget = mem_budget;
+	pthread_mutex_init(&x->mu, NULL);
+	pthread_cond_init(&x->cv, NULL);
+	x->w = disk_new(flags);
+	if (!x->w) {
+		extractor_free(x);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	if (workers > MAX_WRITERS)
+		workers = MAX_WRITERS;
+	for (unsigned i = 0; i < workers; i++) {
+		ret = -pthread_create(&x->threads[i], NULL, writer_main, x);
+		if (ret) {
+			extractor_free(x);
+			return err_set(err, ret, "cannot start a writer thread: %s", err_str(ret));
+		}
+		x->nthreads++;
+	}
+	*x_ret = x;
+	return 0;
+}
+
+static int check_error(struct extractor *x, struct err *err)
+{
+	int ret;
+
+	pthread_mutex_lock(&x->mu);
+	ret = x->error;
+	if (ret)
+		*err = x->err;
+	pthread_mutex_unlock(&x->mu);
+	return ret;
+}
+
+static int defer(struct extractor *x, struct archive_entry *ae, struct err *err)
+{
+	if (x->ndeferred == x->deferred_cap) {
+		size_t cap = x->deferred_cap ? x->deferred_cap * 2 : 64;
+		struct archive_entry **n = realloc(x->deferred, cap * sizeof(*n));
+
+		if (!n)
+			return err_set(err, -ENOMEM, "out of memory");
+		x->deferred = n;
+		x->deferred_cap = cap;
+	}
+	x->deferred[x->ndeferred] = archive_entry_clone(ae);
+	if (!x->deferred[x->ndeferred])
+		return err_set(err, -ENOMEM, "out of memory");
+	x->ndeferred++;
+	return 0;
+}
+
+int extractor_begin(struct extractor *x, struct archive_entry *ae,
+		    const char *path, struct err *err)
+{
+	mode_t type = archive_entry_filetype(ae);
+	struct job *j;
+	int ret = check_error(x, err);
+
+	if (ret)
+		return ret;
+	if (type == AE_IFLNK || archive_entry_hardlink(ae))
+		return defer(x, ae, err);
+	if (type != AE_IFREG || archive_entry_size(ae) == 0 || !x->nthreads) {
+		ret = archive_write_header(x->w, ae);
+		if (ret < ARCHIVE_WARN)
+			return write_error(err, x->w, x->target, path);
+		if (ret == ARCHIVE_WARN)
+			log_warn("%s: %s", path, archive_error_string(x->w));
+		if (type == AE_IFREG)
+			x->files++;
+		return 0;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return err_set(err, -ENOMEM, "out of memory");
+	j->ae = archive_entry_clone(ae);
+	j->path = strdup(path);
+	if (!j->ae || !j->path) {
+		job_free(j);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	pthread_mutex_lock(&x->mu);
+	if (x->qtail)
+		x->qtail->next = j;
+	else
+		x->qhead = j;
+	x->qtail = j;
+	x->cur = j;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	return 0;
+}
+
+int extractor_data(struct extractor *x, const void *buf, size_t len,
+		   int64_t off, struct err *err)
+{
+	struct chunk *c;
+
+	if (!x->cur) {   /* written by this thread */
+		if (archive_write_data_block(x->w, buf, len, off) < ARCHIVE_WARN)
+			return write_error(err, x->w, x->target, "a file");
+		return 0;
+	}
+	c = malloc(sizeof(*c) + len);
+	if (!c)
+		return err_set(err, -ENOMEM, "out of memory");
+	c->next = NULL;
+	c->off = off;
+	c->len = len;
+	memcpy(c->data, buf, len);
+	pthread_mutex_lock(&x->mu);
+	while (!x->error && x->mem > 0 && x->mem + len > x->mem_budget)
+		pthread_cond_wait(&x->cv, &x->mu);
+	if (x->error) {
+		int ret = x->error;
+
+		*err = x->err;
+		pthread_mutex_unlock(&x->mu);
+		free(c);
+		return ret;
+	}
+	if (x->cur->tail)
+		x->cur->tail->next = c;
+	else
+		x->cur->head = c;
+	x->cur->tail = c;
+	x->mem += len;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	return 0;
+}
+
+int extractor_end(struct extractor *x, struct err *err)
+{
+	if (!x->cur) {
+		if (archive_write_finish_entry(x->w) < ARCHIVE_WARN)
+			return write_error(err, x->w, x->target, "an entry");
+		return check_error(x, err);
+	}
+	pthread_mutex_lock(&x->mu);
+	if (x->cur->done)
+		job_free(x->cur);
+	else
+		x->cur->ended = true;
+	x->cur = NULL;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	return check_error(x, err);
+}
+
+static void join_writers(struct extractor *x)
+{
+	pthread_mutex_lock(&x->mu);
+	x->closing = true;
+	if (x->cur) {
+		if (x->cur->done)
+			job_free(x->cur);
+		else
+			x->cur->ended = true;
+		x->cur = NULL;
+	}
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	for (unsigned i = 0; i < x->nthreads; i++)
+		pthread_join(x->threads[i], NULL);
+	x->nthreads = 0;
+}
+
+int extractor_finish(struct extractor *x, struct extract_stats *st,
+		     struct err *err)
+{
+	int ret;
+
+	join_writers(x);
+	ret = check_error(x, err);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < x->ndeferred; i++) {
+		struct archive_entry *ae = x->deferred[i];
+
+		if (archive_write_header(x->w, ae) < ARCHIVE_WARN ||
+		    archive_write_finish_entry(x->w) < ARCHIVE_WARN)
+			return write_error(err, x->w, x->target, archive_entry_pathname(ae));
+	}
+	if (archive_write_close(x->w) != ARCHIVE_OK)
+		return write_error(err, x->w, x->target, "directory metadata");
+	if (st)
+		st->files = x->files;
+	return 0;
+}
+
+void extractor_free(struct extractor *x)
+{
+	struct job *j, *n;
+
+	if (!x)
+		return;
+	join_writers(x);
+	for (j = x->qhead; j; j = n) {
+		n = j->next;
+		job_free(j);
+	}
+	for (size_t i = 0; i < x->ndeferred; i++)
+		archive_entry_free(x->deferred[i]);
+	free(x->deferred);
+	if (x->w)
+		archive_write_free(x->w);
+	pthread_mutex_destroy(&x->mu);
+	pthread_cond_destroy(&x->cv);
+	free(x);
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_EXTRACT_H
+#define SNAPSHIP_AGENT_EXTRACT_H
+
+/*
+ * Parallel extraction into the current working directory (the restore
+ * target), with libarchive's archive_write_disk and its SECURE_* checks.
+ *
+ * The caller reads entries in stream order and hands them over here.
+ * Regular files with data go to a pool of writer threads (each with its own
+ * archive_write_disk), so writing many files overlaps; directories, fifos,
+ * devices and empty files are made at once by the caller's thread; symlinks
+ * and hard links are made last, after every file is written, so no writer
+ * can ever follow a link the archive planted.  Directory metadata is applied
+ * at the very end.  Data waiting for writers is bounded by mem_budget.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct archive_entry;
+struct err;
+struct extractor;
+
+struct extract_stats {
+	uint64_t files;
+};
+
+int extractor_new(int flags, unsigned workers, size_t mem_budget,
+		  const char *target, struct extractor **x_ret, struct err *err);
+/* Start an entry (the extractor clones ae). path is its safe relative name. */
+int extractor_begin(struct extractor *x, struct archive_entry *ae,
+		    const char *path, struct err *err);
+/* Data of the current regular file (copied). */
+int extractor_data(struct extractor *x, const void *buf, size_t len,
+		   int64_t off, struct err *err);
+int extractor_end(struct extractor *x, struct err *err);
+/* Wait for the writers, make the links, apply directory metadata. */
+int extractor_finish(struct extractor *x, struct extract_stats *st,
+		     struct err *err);
+void extractor_free(struct extractor *x);
+
+#endif
