@@ -7,7 +7,7 @@ PKGS=(
 	build-essential pkg-config
 	libbtrfsutil-dev liburing-dev libzstd-dev libarchive-dev libjansson-dev
 	libinih-dev libxxhash-dev libssl-dev libcmocka-dev
-	btrfs-progs zstd tar acl attr xxhash util-linux
+	btrfs-progs zstd tar acl attr xxhash util-linux python3 e2fsprogs
 )
 
 missing=()
