@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+/* Config parsing: good files, and errors that name file, line and key. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "agent/catalog.h"
+#include "agent/config.h"
+#include "common/err.h"
+#include "common/util.h"
+
+static char path[64];
+
+static const char *write_conf(const char *text)
+{
+	FILE *f;
+	int fd;
+
+	strcpy(path, "/tmp/snapship-conf-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static int load(const char *text, struct config *cfg, struct err *err)
+{
+	int ret = config_load(write_conf(text), cfg, err);
+
+	unlink(path);
+	return ret;
+}
+
+static void test_good(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(load("; comment\n[agent]\ninterval = 2h\nstate_dir = /tmp/st\n"
+			      "compression_level = 5\nmax_read_rate = 200M\nio_priority = best-effort\n"
+			      "[retention]\nkeep_last = 3\nkeep_within = 7d\nmax_age = 90d\n"
+			      "[partition orders]\npath = /srv/db/orders\npre_snapshot = /bin/true\n"
+			      "[region east]\nstore = file\npath = /mnt/b\nprefix = prod/\n",
+			      &cfg, &err), 0);
+	assert_int_equal(cfg.interval, 7200);
+	assert_string_equal(cfg.state_dir, "/tmp/st");
+	assert_int_equal(cfg.compression_level, 5);
+	assert_int_equal(cfg.max_read_rate, 200ull << 20);
+	assert_int_equal(cfg.io_priority, 2);
+	assert_int_equal(cfg.keep_last, 3);
+	assert_int_equal(cfg.keep_within, 7 * 86400);
+	assert_int_equal(cfg.nparts, 1);
+	assert_string_equal(config_partition(&cfg, "orders")->path, "/srv/db/orders");
+	assert_null(config_partition(&cfg, "nope"));
+	assert_string_equal(config_primary(&cfg)->name, "east");   /* the only one */
+	assert_string_equal(config_primary(&cfg)->prefix, "prod/");
+	config_free(&cfg);
+}
+
+static void test_defaults(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(config_defaults(&cfg, &err), 0);
+	assert_int_equal(cfg.interval, 4 * 3600);
+	assert_int_equal(cfg.keep_last, 2);
+	assert_int_equal(cfg.keep_within, 30 * 86400);
+	assert_int_equal(cfg.max_age, 90 * 86400);
+	assert_int_equal(cfg.compression_level, 3);
+	config_free(&cfg);
+}
+
+static void expect_error(const char *text, const char *needle1, const char *needle2)
+{
+	struct config cfg;
+	struct err err = { 0 };
+
+	assert_int_not_equal(load(text, &cfg, &err), 0);
+	if (!strstr(err.msg, needle1) || (needle2 && !strstr(err.msg, needle2)))
+		fail_msg("error \"%s\" lacks \"%s\"/\"%s\"", err.msg, needle1,
+			 needle2 ? needle2 : "");
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	expect_error("[agent]\n\ncolour = blue\n", ":3:", "colour");
+	expect_error("[agent]\ninterval = often\n", ":2:", "interval");
+	expect_error("[agent]\ncompression_level = 30\n", ":2:", "1 to 19");
+	expect_error("[agnet]\nx = 1\n", ":2:", "[agnet]");
+	expect_error("[partition a]\nsnapshot_dir = /x\n", "partition a", "no path");
+	expect_error("[partition a b]\npath = /x\n", "partition", "names");
+	expect_error("[region r]\nstore = s3\n", ":2:", "S3");
+	expect_error("[region r]\nstore = ftp\n", ":2:", "store");
+	expect_error("[region a]\nstore = file\npath = /a\nprimary = yes\n"
+		     "[region b]\nstore = file\npath = /b\nprimary = yes\n", "both primary", NULL);
+	expect_error("[region a]\nstore = file\npath = /a\n[region b]\nstore = file\npath = /b\n",
+		     "no region is primary", NULL);
+	expect_error("[retention]\nkeep_within = 100d\nmax_age = 90d\n", "keep_within", NULL);
+	expect_error("[agent]\nstate_dir = relative\n", ":2:", "absolute");
+	expect_error("this is not ini\n", ":1:", "syntax");
+}
+
+static void test_missing_file(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(config_load("/nonexistent/snapship.conf", &cfg, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/nonexistent/snapship.conf"));
+}
+
+static void test_parsers(void **state)
+{
+	uint64_t b;
+	int64_t s;
+
+	(void)state;
+	assert_int_equal(util_parse_size("64M", &b), 0);
+	assert_int_equal(b, 64ull << 20);
+	assert_int_equal(util_parse_size("1GiB", &b), 0);
+	assert_int_equal(b, 1ull << 30);
+	assert_int_equal(util_parse_size("12", &b), 0);
+	assert_int_equal(b, 12);
+	assert_int_not_equal(util_parse_size("-1", &b), 0);
+	assert_int_not_equal(util_parse_size("5X", &b), 0);
+	assert_int_equal(util_parse_duration("90d", &s), 0);
+	assert_int_equal(s, 90 * 86400);
+	assert_int_equal(util_parse_duration("5m", &s), 0);
+	assert_int_equal(s, 300);
+	assert_int_not_equal(util_parse_duration("soon", &s), 0);
+}
+
+static void test_backup_ids(void **state)
+{
+	char id[BACKUP_ID_LEN + 1], id2[BACKUP_ID_LEN + 1];
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(catalog_new_id(1795000000, id, &err), 0);
+	assert_int_equal(strlen(id), BACKUP_ID_LEN);
+	assert_int_equal(catalog_id_time(id), 1795000000);
+	assert_int_equal(catalog_new_id(1795000001, id2, &err), 0);
+	assert_true(strcmp(id, id2) < 0);   /* ids sort by time */
+	assert_int_equal(catalog_id_time("20261124T110000Z-zzzzzz"), -1);
+	assert_int_equal(catalog_id_time("garbage"), -1);
+}
+
+static void test_manifest_roundtrip(void **state)
+{
+	struct manifest m = { 0 }, back;
+	struct err err = { 0 };
+	char *json;
+
+	(void)state;
+	m.format_version = FORMAT_VERSION;
+	strcpy(m.backup_id, "20261124T110000Z-abcdef");
+	m.tool_version = strdup("t");
+	m.host = strdup("h");
+	m.partition = strdup("p");
+	m.source = strdup("/srv/p");
+	strcpy(m.snap_uuid, "11111111-2222-3333-4444-555555555555");
+	m.files = 7;
+	m.logical_bytes = 1ull << 40;
+	m.compression = strdup("zstd");
+	m.level = 3;
+	m.data_key = strdup("h/p/x/data.tar.zst");
+	m.index_key = strdup("h/p/x/index.jsonl.zst");
+	memset(m.data_sha256, 'a', 64);
+	memset(m.index_sha256, 'b', 64);
+	assert_int_equal(manifest_to_json(&m, &json, &err), 0);
+	assert_int_equal(manifest_from_json(json, strlen(json), &back, &err), 0);
+	assert_string_equal(back.backup_id, m.backup_id);
+	assert_int_equal(back.logical_bytes, 1ull << 40);
+	assert_string_equal(back.data_key, m.data_key);
+	assert_string_equal(back.encryption, "none");
+	manifest_clear(&back);
+	/* a future format is refused with advice */
+	json[strstr(json, "\"format_version\": 1") - json + 18] = '9';
+	assert_int_equal(manifest_from_json(json, strlen(json), &back, &err), -EPROTONOSUPPORT);
+	assert_non_null(strstr(err.msg, "upgrade"));
+	free(json);
+	err_clear(&err);
+	assert_int_equal(manifest_from_json("{", 1, &back, &err), -EBADMSG);
+	manifest_clear(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_parsers),
+		cmocka_unit_test(test_backup_ids),
+		cmocka_unit_test(test_manifest_roundtrip),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: MIT
+/* Seekable zstd framing: round trips, the seek table, corruption. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <zstd.h>
+
+#include "common/err.h"
+#include "stream/frame.h"
+
+struct buf {
+	unsigned char *p;
+	size_t len, cap;
+	int fail_after;       /* make the output fail after N calls (0 = never) */
+	int calls;
+};
+
+static int buf_out(void *ctx, const void *data, size_t len, struct err *err)
+{
+	struct buf *b = ctx;
+
+	if (b->fail_after && ++b->calls > b->fail_after)
+		return err_set(err, -ENOSPC, "test sink full");
+	if (b->len + len > b->cap) {
+		b->cap = (b->len + len) * 2;
+		b->p = realloc(b->p, b->cap);
+		assert_non_null(b->p);
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+static unsigned char *make_input(size_t n)
+{
+	unsigned char *in = malloc(n ? n : 1);
+	uint64_t x = 88172645463325252ULL;
+
+	assert_non_null(in);
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* compressible but not constant */
+		in[i] = (unsigned char)("{\"id\":1234,\"name\":\"abc\"}\n"[i % 26] ^ ((x & 7) == 0 ? 1 : 0));
+	}
+	return in;
+}
+
+static struct buf frame_it(const unsigned char *in, size_t n, size_t frame_size,
+			   unsigned workers, size_t piece, struct framer_stats *st)
+{
+	struct framer_opts o = { .level = 3, .frame_size = frame_size, .workers = workers };
+	struct buf b = { 0 };
+	struct framer *f;
+	struct err err = { 0 };
+
+	assert_int_equal(framer_new(&o, buf_out, &b, &f, &err), 0);
+	for (size_t off = 0; off < n; off += piece)
+		assert_int_equal(framer_write(f, in + off, n - off < piece ? n - off : piece, &err), 0);
+	assert_int_equal(framer_finish(f, st, &err), 0);
+	framer_free(f);
+	return b;
+}
+
+struct obj {
+	const unsigned char *p;
+	size_t len;
+	int fetches;
+};
+
+static int obj_fetch(void *ctx, uint64_t off, size_t len, void *buf, struct err *err)
+{
+	struct obj *o = ctx;
+
+	if (off + len > o->len)
+		return err_set(err, -EIO, "fetch past end");
+	memcpy(buf, o->p + off, len);
+	__atomic_add_fetch(&o->fetches, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static void roundtrip(size_t n, size_t frame_size, unsigned workers, size_t piece)
+{
+	unsigned char *in = make_input(n), *out;
+	struct framer_stats st;
+	struct buf b = frame_it(in, n, frame_size, workers, piece, &st);
+	struct seek_table *t = NULL;
+	struct unframer *u = NULL;
+	struct err err = { 0 };
+	struct obj o = { b.p, b.len, 0 };
+	size_t got = 0;
+
+	assert_int_equal(st.bytes_in, n);
+	assert_int_equal(st.bytes_out, b.len);
+	assert_int_equal(st.frames, (n + frame_size - 1) / frame_size);
+	/* stock zstd decodes the whole object (skipping the seek table) */
+	out = malloc(n + 1);
+	assert_int_equal(ZSTD_decompress(out, n + 1, b.p, b.len), n);
+	assert_memory_equal(out, in, n);
+
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), 0);
+	assert_int_equal(t->nframes, st.frames);
+	assert_int_equal(t->d_total, n);
+	assert_true(t->has_checksums);
+	/* every frame decodes on its own and matches its entry */
+	memset(out, 0, n);
+	if (t->nframes) {
+		assert_int_equal(unframer_new(t, 0, t->nframes - 1, workers, 0, obj_fetch, &o, &u, &err), 0);
+		for (;;) {
+			const void *d;
+			size_t dl;
+
+			assert_int_equal(unframer_next(u, &d, &dl, NULL, NULL, &err), 0);
+			if (!dl)
+				break;
+			memcpy(out + got, d, dl);
+			got += dl;
+		}
+		unframer_free(u);
+	}
+	assert_int_equal(got, n);
+	assert_memory_equal(out, in, n);
+	/* the frame holding a given offset */
+	if (n) {
+		uint32_t i = seek_table_find(t, n - 1);
+
+		assert_true(t->e[i].d_off <= n - 1 && n - 1 < t->e[i].d_off + t->e[i].d_size);
+	}
+	seek_table_free(t);
+	free(out);
+	free(in);
+	free(b.p);
+}
+
+static void test_roundtrip_sizes(void **state)
+{
+	(void)state;
+	roundtrip(0, 4096, 2, 100);
+	roundtrip(1, 4096, 2, 100);
+	roundtrip(4096, 4096, 2, 4096);            /* exactly one frame */
+	roundtrip(4097, 4096, 3, 1000);            /* one byte into a second */
+	roundtrip(1 << 20, 64 << 10, 4, 12345);    /* many frames, odd pieces */
+	roundtrip(3 << 20, 1 << 20, 1, 1 << 22);   /* one worker, big writes */
+}
+
+static void test_partial_range(void **state)
+{
+	size_t n = 1 << 20, fs = 64 << 10;
+	unsigned char *in = make_input(n);
+	struct framer_stats st;
+	struct buf b = frame_it(in, n, fs, 2, 7777, &st);
+	struct seek_table *t = NULL;
+	struct unframer *u = NULL;
+	struct err err = { 0 };
+	struct obj o = { b.p, b.len, 0 };
+	const void *d;
+	size_t dl;
+
+	(void)state;
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), 0);
+	assert_int_equal(unframer_new(t, 5, 6, 2, 0, obj_fetch, &o, &u, &err), 0);
+	assert_int_equal(unframer_next(u, &d, &dl, NULL, NULL, &err), 0);
+	assert_int_equal(dl, fs);
+	assert_memory_equal(d, in + 5 * fs, fs);
+	assert_int_equal(unframer_next(u, &d, &dl, NULL, NULL, &err), 0);
+	assert_memory_equal(d, in + 6 * fs, fs);
+	assert_int_equal(unframer_next(u, &d, &dl, NULL, NULL, &err), 0);
+	assert_int_equal(dl, 0);
+	unframer_free(u);
+	assert_int_equal(o.fetches, 2);     /* only the frames asked for */
+	seek_table_free(t);
+	free(in);
+	free(b.p);
+}
+
+static void test_corrupt_frame_detected(void **state)
+{
+	size_t n = 256 << 10, fs = 64 << 10;
+	unsigned char *in = make_input(n);
+	struct framer_stats st;
+	struct buf b = frame_it(in, n, fs, 2, n, &st);
+	struct seek_table *t = NULL;
+	struct unframer *u = NULL;
+	struct err err = { 0 };
+	struct obj o = { b.p, b.len, 0 };
+	const void *d;
+	size_t dl;
+	int ret = 0;
+
+	(void)state;
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), 0);
+	b.p[t->e[2].c_off + t->e[2].c_size / 2] ^= 0x55;   /* inside frame 2 */
+	assert_int_equal(unframer_new(t, 0, t->nframes - 1, 2, 0, obj_fetch, &o, &u, &err), 0);
+	for (int i = 0; i < 8 && !ret; i++) {
+		ret = unframer_next(u, &d, &dl, NULL, NULL, &err);
+		if (!ret && !dl)
+			break;
+	}
+	assert_int_equal(ret, -EBADMSG);
+	assert_non_null(strstr(err.msg, "frame 2"));
+	unframer_free(u);
+	seek_table_free(t);
+	free(in);
+	free(b.p);
+}
+
+static void test_bad_tables_rejected(void **state)
+{
+	size_t n = 200000;
+	unsigned char *in = make_input(n);
+	struct framer_stats st;
+	struct buf b = frame_it(in, n, 65536, 2, n, &st);
+	struct seek_table *t = NULL;
+	struct err err = { 0 };
+
+	(void)state;
+	/* truncated object: the size no longer adds up */
+	assert_int_equal(seek_table_parse(b.p + 1, b.len - 1, b.len - 1, &t, &err), -EBADMSG);
+	err_clear(&err);
+	/* wrong magic */
+	b.p[b.len - 1] ^= 1;
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "seek table"));
+	b.p[b.len - 1] ^= 1;
+	err_clear(&err);
+	/* a frame size in the table changed */
+	b.p[b.len - 9 - 12 * st.frames] ^= 1;
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), -EBADMSG);
+	/* too short to hold a footer */
+	err_clear(&err);
+	assert_int_equal(seek_table_parse(b.p, 4, 4, &t, &err), -EINVAL);
+	assert_null(t);
+	free(in);
+	free(b.p);
+}
+
+static void test_output_failure_propagates(void **state)
+{
+	struct framer_opts o = { .level = 1, .frame_size = 4096, .workers = 2 };
+	struct buf b = { .fail_after = 2 };
+	unsigned char *in = make_input(1 << 20);
+	struct framer *f;
+	struct err err = { 0 };
+	int ret = 0;
+
+	(void)state;
+	assert_int_equal(framer_new(&o, buf_out, &b, &f, &err), 0);
+	for (size_t off = 0; off < (1 << 20) && !ret; off += 4096)
+		ret = framer_write(f, in + off, 4096, &err);
+	if (!ret)
+		ret = framer_finish(f, NULL, &err);
+	assert_int_equal(ret, -ENOSPC);
+	assert_non_null(strstr(err.msg, "test sink full"));
+	framer_free(f);
+	free(b.p);
+	free(in);
+}
+
+static void test_bad_level(void **state)
+{
+	struct framer_opts o = { .level = 99 };
+	struct framer *f = NULL;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(framer_new(&o, buf_out, NULL, &f, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "level"));
+	framer_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_sizes),
+		cmocka_unit_test(test_partial_range),
+		cmocka_unit_test(test_corrupt_frame_detected),
+		cmocka_unit_test(test_bad_tables_rejected),
+		cmocka_unit_test(test_output_failure_propagates),
+		cmocka_unit_test(test_bad_level),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
