@@ -324,9 +324,20 @@ static char *reader(char *str, int num, void *stream)
 {
 	struct parse_ctx *pc = stream;
 	char *s = fgets(str, num, pc->fp);
+	size_t len;
 
-	if (s)
-		pc->line++;
+	if (!s)
+		return NULL;
+	pc->line++;
+	len = strlen(s);
+	if (len == (size_t)num - 1 && s[len - 1] != '\n' && !feof(pc->fp)) {
+		/* libinih would parse the rest of the line as a new line */
+		if (!pc->error)
+			pc->error = err_set(pc->err, -EINVAL,
+					    "%s:%d: line too long (at most %d characters)",
+					    pc->file, pc->line, num - 2);
+		return NULL;
+	}
 	return s;
 }
 

@@ -4,9 +4,12 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/fault.h"
@@ -47,6 +50,13 @@ struct extractor {
 	unsigned nthreads;
 	struct archive_entry **deferred;   /* links, made last */
 	size_t ndeferred, deferred_cap;
+	struct dirtime *dirs;              /* directory times, set last */
+	size_t ndirs, dirs_cap;
+};
+
+struct dirtime {
+	char *path;
+	struct timespec ts[2];             /* atime, mtime */
 };
 
 static int write_error(struct err *err, struct archive *w, const char *target,
@@ -144,7 +154,8 @@ static void *writer_main(void *arg)
 			if (fault_hit("extract.write", &ret))
 				failed = err_set(&e, ret, "restore into %s: injected fault writing %s",
 						 x->target, j->path) != 0;
-			else if (archive_write_data_block(w, c->data, c->len, c->off) < ARCHIVE_WARN)
+			else if (archive_write_data_block(w, c->data, c->len, c->off) != ARCHIVE_OK)
+				/* a failed write(2) is only ARCHIVE_WARN */
 				failed = (ret = write_error(&e, w, x->target, j->path)) != 0;
 			pthread_mutex_lock(&x->mu);
 			x->mem -= c->len;
@@ -242,6 +253,78 @@ static int defer(struct extractor *x, struct archive_entry *ae, struct err *err)
 	return 0;
 }
 
+/*
+ * libarchive sets the times of a directory that already existed at once,
+ * and writing into it changes them again: remember every directory's times
+ * and set them after everything else.
+ */
+static int remember_dir(struct extractor *x, struct archive_entry *ae,
+			const char *path, struct err *err)
+{
+	struct dirtime *d;
+
+	if (!archive_entry_mtime_is_set(ae))
+		return 0;
+	if (x->ndirs == x->dirs_cap) {
+		size_t cap = x->dirs_cap ? x->dirs_cap * 2 : 256;
+		struct dirtime *n = realloc(x->dirs, cap * sizeof(*n));
+
+		if (!n)
+			return err_set(err, -ENOMEM, "out of memory");
+		x->dirs = n;
+		x->dirs_cap = cap;
+	}
+	d = &x->dirs[x->ndirs];
+	d->path = strdup(path);
+	if (!d->path)
+		return err_set(err, -ENOMEM, "out of memory");
+	d->ts[1].tv_sec = archive_entry_mtime(ae);
+	d->ts[1].tv_nsec = archive_entry_mtime_nsec(ae);
+	if (archive_entry_atime_is_set(ae)) {
+		d->ts[0].tv_sec = archive_entry_atime(ae);
+		d->ts[0].tv_nsec = archive_entry_atime_nsec(ae);
+	} else {
+		d->ts[0] = d->ts[1];
+	}
+	x->ndirs++;
+	return 0;
+}
+
+/* Open a directory below the working directory without following links. */
+static int open_dir_beneath(const char *path)
+{
+	char buf[4096], *save = NULL;
+	int fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (strlen(path) >= sizeof(buf))
+		return -1;
+	strcpy(buf, path);
+	for (char *c = strtok_r(buf, "/", &save); c && fd >= 0;
+	     c = strtok_r(NULL, "/", &save)) {
+		int next;
+
+		if (!strcmp(c, "."))
+			continue;
+		next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		fd = next;
+	}
+	return fd;
+}
+
+static void set_dir_times(struct extractor *x)
+{
+	for (size_t i = x->ndirs; i-- > 0;) {
+		int fd = open_dir_beneath(x->dirs[i].path);
+
+		if (fd < 0 || futimens(fd, x->dirs[i].ts))
+			log_warn("restore into %s: cannot set the times of %s",
+				 x->target, x->dirs[i].path);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 int extractor_begin(struct extractor *x, struct archive_entry *ae,
 		    const char *path, struct err *err)
 {
@@ -251,6 +334,11 @@ int extractor_begin(struct extractor *x, struct archive_entry *ae,
 
 	if (ret)
 		return ret;
+	if (type == AE_IFDIR) {
+		ret = remember_dir(x, ae, path, err);
+		if (ret)
+			return ret;
+	}
 	if (type == AE_IFLNK || archive_entry_hardlink(ae))
 		return defer(x, ae, err);
 	if (type != AE_IFREG || archive_entry_size(ae) == 0 || !x->nthreads) {
@@ -290,7 +378,7 @@ int extractor_data(struct extractor *x, const void *buf, size_t len,
 	struct chunk *c;
 
 	if (!x->cur) {   /* written by this thread */
-		if (archive_write_data_block(x->w, buf, len, off) < ARCHIVE_WARN)
+		if (archive_write_data_block(x->w, buf, len, off) != ARCHIVE_OK)
 			return write_error(err, x->w, x->target, "a file");
 		return 0;
 	}
@@ -377,6 +465,7 @@ int extractor_finish(struct extractor *x, struct extract_stats *st,
 	}
 	if (archive_write_close(x->w) != ARCHIVE_OK)
 		return write_error(err, x->w, x->target, "directory metadata");
+	set_dir_times(x);
 	if (st)
 		st->files = x->files;
 	return 0;
@@ -396,6 +485,9 @@ void extractor_free(struct extractor *x)
 	for (size_t i = 0; i < x->ndeferred; i++)
 		archive_entry_free(x->deferred[i]);
 	free(x->deferred);
+	for (size_t i = 0; i < x->ndirs; i++)
+		free(x->dirs[i].path);
+	free(x->dirs);
 	if (x->w)
 		archive_write_free(x->w);
 	pthread_mutex_destroy(&x->mu);

@@ -248,13 +248,17 @@ static int cow_prepare_snap_dir(const char *src_real, const char *dir,
 	len = strlen(src_real);
 	if (!strncmp(dir_real, src_real, len) &&
 	    (dir_real[len] == '/' || dir_real[len] == '\0' ||
-	     !strcmp(src_real, "/")))
+	     !strcmp(src_real, "/"))) {
+		/* take back what we made: never leave a trace in the partition */
+		if (*made_ret && rmdir(dir_real) == 0)
+			*made_ret = false;
 		return err_set(err, -EINVAL,
 			       "snapshot directory \"%s\" is inside the "
 			       "partition \"%s\": snapshots would become part "
 			       "of the partition; set snapshot_dir in the "
 			       "[partition] section to a directory outside it "
 			       "on the same btrfs filesystem", dir_real, src_real);
+	}
 	return 0;
 out_other_fs:
 	return err_set(err, -EXDEV,

@@ -512,16 +512,19 @@ static int reader_submit(struct packer *p)
 
 	while (p->csub < p->chead && p->inflight < p->o.queue_depth) {
 		struct chunk *c = &p->c[p->csub % CCAP];
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+		struct io_uring_sqe *sqe;
 
-		if (!sqe)
-			break;
-		/* never block when the packer still waits for earlier data */
+		/* the rate limit: sleep only when nothing is in flight, else
+		 * leave the rest for a later call (decide before taking an SQE:
+		 * a taken SQE is submitted with the next io_uring_submit) */
 		if (p->o.max_read_rate && p->inflight == 0)
 			rate_wait(p, c->len);
 		else if (p->o.max_read_rate &&
 			 now_mono() < p->t_start + (double)(p->bytes_submitted + c->len) /
 						 (double)p->o.max_read_rate)
+			break;
+		sqe = io_uring_get_sqe(&p->ring);
+		if (!sqe)
 			break;
 		reader_prep(p, sqe, c, p->csub);
 		c->submitted = true;
