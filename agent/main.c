@@ -55,7 +55,7 @@ static const char usage_text[] =
 "  snapship list [PARTITION] [--json]\n"
 "  snapship restore PARTITION --to DIR [--id ID] [--path P]...\n"
 "  snapship verify [PARTITION] [--deep]\n"
-"  snapship clean                      remove snapshots left by a crash\n"
+"  snapship clean [--from STORE]      remove snapshots and uploads left by a crash\n"
 "  snapship config check               parse and check the config\n"
 "\n"
 "STORE is a directory (local or NFS).  Common options: --json, --host NAME,\n"
@@ -141,6 +141,24 @@ static void print_json(json_t *j)
 	json_decref(j);
 }
 
+/* Remove this host's unfinished uploads (we hold the host lock). */
+static unsigned clean_store(struct store *store, const char *prefix,
+			    const char *host)
+{
+	struct err err = { 0 };
+	unsigned n = 0;
+	char *p;
+
+	if (asprintf(&p, "%s%s/", prefix, host) < 0)
+		return 0;
+	if (store_abort_incomplete(store, p, &n, &err))
+		log_warn("cleaning unfinished uploads: %s", err.msg);
+	else if (n)
+		log_warn("removed %u unfinished upload(s) left behind by an interrupted run", n);
+	free(p);
+	return n;
+}
+
 /* ---------------------------------------------------------------- backup */
 
 static int cmd_backup(struct global *g, int argc, char **argv)
@@ -221,6 +239,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 	} else if (removed) {
 		log_warn("removed %u snapshot(s) left behind by an interrupted run", removed);
 	}
+	clean_store(store, prefix, host);
 
 	for (size_t i = 0;; i++) {
 		const struct cfg_partition *part;
@@ -549,13 +568,27 @@ static int cmd_verify(struct global *g, int argc, char **argv)
 
 static int cmd_clean(struct global *g, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct store *store = NULL;
 	struct err err = { 0 };
-	unsigned removed = 0;
-	int lockfd, ret;
+	unsigned removed = 0, uploads = 0;
+	const char *prefix;
+	char hbuf[256];
+	int c, lockfd, ret;
 
-	(void)argv;
-	if (argc > 1)
-		return usage_error("clean takes no arguments");
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': g->from = optarg; break;
+		case 'h': fputs(usage_text, stdout); return EXIT_OK;
+		default: return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return usage_error("clean takes no arguments besides --from STORE");
 	if (g->state_dir) {
 		free(g->cfg.state_dir);
 		g->cfg.state_dir = strdup(g->state_dir);
@@ -564,10 +597,17 @@ static int cmd_clean(struct global *g, int argc, char **argv)
 	if (lockfd < 0)
 		return fail(&err);
 	ret = cow_recover(g->cfg.state_dir, &removed, &err);
+	if (!ret && (g->from || g->have_config)) {
+		ret = open_store(g, &store, &prefix, &err);
+		if (!ret)
+			uploads = clean_store(store, prefix, host_name(g, hbuf, sizeof(hbuf)));
+		store_free(store);
+	}
 	lock_release(lockfd);
 	if (ret)
 		return fail(&err);
-	printf("removed %u leftover snapshot(s)\n", removed);
+	printf("removed %u leftover snapshot(s) and %u unfinished upload(s)\n",
+	       removed, uploads);
 	return EXIT_OK;
 }
 

@@ -498,6 +498,7 @@ struct file_walk {
 	void *ctx;
 	char key[PATH_MAX];     /* the directory being walked, "" or "a/b/" */
 	struct err *err;
+	bool tmp_only;          /* list unfinished puts' temp files instead */
 };
 
 /*
@@ -570,8 +571,7 @@ static int file_read_dir(struct file_walk *w, size_t key_len, const char *match,
 			break;
 		}
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    strncmp(de->d_name, match, match_len) ||
-		    file_is_tmp_name(de->d_name))
+		    strncmp(de->d_name, match, match_len))
 			continue;
 		/* Keys longer than the buffer cannot be reached anyway. */
 		if (key_len + strlen(de->d_name) + 2 > sizeof(w->key))
@@ -589,6 +589,9 @@ static int file_read_dir(struct file_walk *w, size_t key_len, const char *match,
 			if (!is_dir && !S_ISREG(st.st_mode))
 				continue;
 		}
+		/* objects, or with tmp_only the temp files of unfinished puts */
+		if (!is_dir && file_is_tmp_name(de->d_name) != w->tmp_only)
+			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			nents = realloc(ents, cap * sizeof(*ents));
@@ -671,6 +674,7 @@ static int file_list(void *priv, const char *prefix, store_list_fn fn,
 	w->fn = fn;
 	w->ctx = ctx;
 	w->err = err;
+	w->tmp_only = false;
 	assert(dir_len < sizeof(w->key));
 	memcpy(w->key, prefix, dir_len);
 	w->key[dir_len] = '\0';
@@ -703,6 +707,51 @@ static int file_delete(void *priv, const char *const *keys, size_t n,
 	return ret;
 }
 
+struct file_tmp_ctx {
+	struct file_store *fs;
+	unsigned count;
+};
+
+static int file_unlink_tmp(void *ctx, const char *key,
+			   const struct store_obj_info *info)
+{
+	struct file_tmp_ctx *tc = ctx;
+
+	(void)info;
+	if (unlinkat(tc->fs->root_fd, key, 0) == 0)
+		tc->count++;
+	return 0;
+}
+
+/*
+ * Remove the temp files of puts that never committed (a writer killed
+ * mid-object) in the directories under prefix.
+ */
+static int file_abort_incomplete(void *priv, const char *prefix,
+				 unsigned *count_ret, struct err *err)
+{
+	struct file_tmp_ctx tc = { .fs = priv };
+	struct file_walk *w = malloc(sizeof(*w));
+	const char *slash = strrchr(prefix, '/');
+	size_t dir_len = slash ? (size_t)(slash - prefix) + 1 : 0;
+	int ret;
+
+	if (!w)
+		return err_set(err, -ENOMEM, "out of memory");
+	w->fs = priv;
+	w->fn = file_unlink_tmp;
+	w->ctx = &tc;
+	w->err = err;
+	w->tmp_only = true;
+	memcpy(w->key, prefix, dir_len);
+	w->key[dir_len] = '\0';
+	ret = file_walk_dir(w, dir_len, prefix + dir_len);
+	free(w);
+	if (count_ret)
+		*count_ret = tc.count;
+	return ret;
+}
+
 const struct store_ops store_file_ops = {
 	.scheme = "file",
 	.features = STORE_FEAT_RANGE | STORE_FEAT_ATOMIC_PUT,
@@ -716,4 +765,5 @@ const struct store_ops store_file_ops = {
 	.head = file_head,
 	.list = file_list,
 	.delete = file_delete,
+	.abort_incomplete = file_abort_incomplete,
 };

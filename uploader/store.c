@@ -465,3 +465,20 @@ int store_delete(struct store *store, const char *const *keys, size_t n,
 		return ret;
 	return store->ops->delete(store->priv, keys, n, err);
 }
+
+int store_abort_incomplete(struct store *store, const char *prefix,
+			   unsigned *count_ret, struct err *err)
+{
+	int ret;
+
+	if (count_ret)
+		*count_ret = 0;
+	if (!store || !prefix)
+		return err_set(err, -EINVAL, "store_abort_incomplete: missing argument");
+	if (!store->ops->abort_incomplete)
+		return 0;
+	ret = store_fault(store, "store.abort_incomplete", prefix, err);
+	if (ret)
+		return ret;
+	return store->ops->abort_incomplete(store->priv, prefix, count_ret, err);
+}

@@ -56,6 +56,8 @@ struct store_ops {
 		    struct err *err);
 	int (*delete)(void *priv, const char *const *keys, size_t n,
 		      struct err *err);
+	int (*abort_incomplete)(void *priv, const char *prefix,
+				unsigned *count_ret, struct err *err);
 };
 
 extern const struct store_ops store_file_ops;
@@ -104,5 +106,13 @@ int store_list(struct store *store, const char *prefix, store_list_fn fn,
 /* Delete keys; a key that does not exist is not an error. */
 int store_delete(struct store *store, const char *const *keys, size_t n,
 		 struct err *err);
+
+/*
+ * Remove what unfinished puts under prefix left behind (a killed writer's
+ * temp files; incomplete multipart uploads on S3).  Only while no writer of
+ * ours is active under prefix: the caller holds the host lock.
+ */
+int store_abort_incomplete(struct store *store, const char *prefix,
+			   unsigned *count_ret, struct err *err);
 
 #endif

@@ -274,12 +274,15 @@ crash() {
 }
 
 crash
-out=$("${S[@]}" clean) || fail "snapship clean failed after a crash: $out"
+[ -n "$(find "$store" -name '.*tmp-*')" ] || fail "crash: expected the killed run's temp objects in the store"
+out=$("${S[@]}" clean --from "$store") || fail "snapship clean failed after a crash: $out"
 echo "clean: $out"
 grep -q 'removed 1 ' <<<"$out" || fail "snapship clean did not remove the crashed backup's snapshot: $out"
+grep -q 'and [1-9][0-9]* unfinished upload' <<<"$out" || fail "snapship clean did not remove the crashed backup's temp objects: $out"
 no_snapship_snapshots "$TEST_BTRFS"
 [ -z "$(ls -A "$state/journal")" ] || fail "clean left journal entries: $(ls -A "$state/journal")"
-echo "temporary objects left by kill -9 (garbage, never visible): $(find "$store" -name '.*tmp-*' | wc -l)"
+left=$(find "$store" -name '.*tmp-*')
+[ -z "$left" ] || fail "clean --from left temp objects: $left"
 
 crash
 touch "$crash_conf"	# newer than the crashed attempt's files
@@ -287,6 +290,8 @@ touch "$crash_conf"	# newer than the crashed attempt's files
 	{ cat "$TEST_TMP/err"; fail "the backup after a crash failed"; }
 cat "$TEST_TMP/err"
 grep -qi 'removed 1 snapshot' "$TEST_TMP/err" || fail "the next backup did not say it removed the crashed run's snapshot"
+left=$(find "$store" -name '.*tmp-*')
+[ -z "$left" ] || fail "the next backup left the crashed run's temp objects: $left"
 no_snapship_snapshots "$TEST_BTRFS"
 [ -z "$(ls -A "$state/journal")" ] || fail "journal entries left after the recovering backup: $(ls -A "$state/journal")"
 [ "$(backups)" = 2 ] || fail "expected 2 backups after the recovering backup, list shows $(backups)"
