@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,4 +373,103 @@ const struct manifest *catalog_find(const struct catalog_list *list,
 			best = m;
 	}
 	return best;
+}
+
+struct orphan_ctx {
+	char **keys;
+	size_t n, cap;
+	char dir[1024];          /* current backup directory ".../<id>/" */
+	size_t dir_start;        /* first key of dir in keys */
+	bool dir_committed;
+	int error;
+};
+
+static void orphan_close_dir(struct orphan_ctx *oc)
+{
+	/* keep only the keys of uncommitted backup directories */
+	if (oc->dir_committed) {
+		for (size_t i = oc->dir_start; i < oc->n; i++)
+			free(oc->keys[i]);
+		oc->n = oc->dir_start;
+	}
+	oc->dir_start = oc->n;
+	oc->dir_committed = false;
+}
+
+static int orphan_cb(void *ctx, const char *key, const struct store_obj_info *info)
+{
+	struct orphan_ctx *oc = ctx;
+	const char *slash = strrchr(key, '/');
+	size_t dlen = slash ? (size_t)(slash - key) + 1 : 0;
+	const char *id;
+
+	(void)info;
+	/* <prefix><host>/<partition>/<id>/<name>: only well-formed backup ids */
+	if (!slash || dlen >= sizeof(oc->dir))
+		return 0;
+	id = key + dlen - 1;
+	while (id > key && id[-1] != '/')
+		id--;
+	if ((size_t)(key + dlen - 1 - id) != BACKUP_ID_LEN)
+		return 0;
+	{
+		char idbuf[BACKUP_ID_LEN + 1];
+
+		memcpy(idbuf, id, BACKUP_ID_LEN);
+		idbuf[BACKUP_ID_LEN] = '\0';
+		if (catalog_id_time(idbuf) < 0)
+			return 0;
+	}
+	if (strncmp(oc->dir, key, dlen) || oc->dir[dlen] != '\0') {
+		orphan_close_dir(oc);
+		memcpy(oc->dir, key, dlen);
+		oc->dir[dlen] = '\0';
+	}
+	if (!strcmp(slash + 1, "manifest.json"))
+		oc->dir_committed = true;
+	if (oc->n == oc->cap) {
+		size_t cap = oc->cap ? oc->cap * 2 : 16;
+		char **n = realloc(oc->keys, cap * sizeof(*n));
+
+		if (!n) {
+			oc->error = -ENOMEM;
+			return 1;
+		}
+		oc->keys = n;
+		oc->cap = cap;
+	}
+	oc->keys[oc->n] = strdup(key);
+	if (!oc->keys[oc->n]) {
+		oc->error = -ENOMEM;
+		return 1;
+	}
+	oc->n++;
+	return 0;
+}
+
+int catalog_remove_orphans(struct store *store, const char *prefix,
+			   const char *host, size_t *removed_ret, struct err *err)
+{
+	struct orphan_ctx oc = { 0 };
+	char *p;
+	int ret;
+
+	*removed_ret = 0;
+	if (asprintf(&p, "%s%s/", prefix ? prefix : "", host) < 0)
+		return err_set(err, -ENOMEM, "out of memory");
+	ret = store_list(store, p, orphan_cb, &oc, err);
+	free(p);
+	if (!ret && oc.error)
+		ret = err_set(err, oc.error, "out of memory");
+	if (!ret) {
+		orphan_close_dir(&oc);
+		if (oc.n)
+			ret = store_delete(store, (const char *const *)oc.keys, oc.n, err);
+		if (!ret)
+			*removed_ret = oc.n;
+	}
+	for (size_t i = 0; i < oc.n; i++)
+		free(oc.keys[i]);
+	free(oc.keys);
+	return ret;
 }

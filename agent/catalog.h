@@ -72,6 +72,14 @@ int catalog_list(struct store *store, const char *prefix, const char *host,
 		 struct err *err);
 void catalog_list_free(struct catalog_list *list);
 
+/*
+ * Delete the objects of this host's backups that have no manifest (a run
+ * that died between its data and its commit).  Only with the host lock
+ * held: a backup in progress looks the same.  *removed_ret counts objects.
+ */
+int catalog_remove_orphans(struct store *store, const char *prefix,
+			   const char *host, size_t *removed_ret, struct err *err);
+
 /* Find id (or the latest when id is NULL) in a list; NULL if absent. */
 const struct manifest *catalog_find(const struct catalog_list *list,
 				    const char *partition, const char *id);

@@ -147,13 +147,18 @@ static unsigned clean_store(struct store *store, const char *prefix,
 {
 	struct err err = { 0 };
 	unsigned n = 0;
+	size_t orphans = 0;
 	char *p;
 
 	if (asprintf(&p, "%s%s/", prefix, host) < 0)
 		return 0;
 	if (store_abort_incomplete(store, p, &n, &err))
 		log_warn("cleaning unfinished uploads: %s", err.msg);
-	else if (n)
+	err_clear(&err);
+	if (catalog_remove_orphans(store, prefix, host, &orphans, &err))
+		log_warn("removing objects of uncommitted backups: %s", err.msg);
+	n += (unsigned)orphans;
+	if (n)
 		log_warn("removed %u unfinished upload(s) left behind by an interrupted run", n);
 	free(p);
 	return n;

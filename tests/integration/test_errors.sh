@@ -297,4 +297,18 @@ no_snapship_snapshots "$TEST_BTRFS"
 [ "$(backups)" = 2 ] || fail "expected 2 backups after the recovering backup, list shows $(backups)"
 "$SNAPSHIP" verify --from "$store" err-part >/dev/null || fail "verify fails after crash recovery"
 
+# a run that died between its objects and its manifest left an uncommitted
+# backup directory: clean removes it, and nothing else
+good=$(find "$store" -name manifest.json | head -1)
+gdir=$(dirname "$good")
+odir="$(dirname "$gdir")/20200101T000000Z-0a0b0c"
+mkdir -p "$odir"
+cp "$gdir/data.tar.zst" "$gdir/index.jsonl.zst" "$odir/"
+before=$(backups)
+out=$("${S[@]}" clean --from "$store") || fail "clean failed: $out"
+[ ! -e "$odir/data.tar.zst" ] || fail "clean left the uncommitted backup's data: $out"
+[ -e "$gdir/data.tar.zst" ] && [ -e "$gdir/manifest.json" ] || fail "clean removed a committed backup's objects"
+[ "$(backups)" = "$before" ] || fail "clean changed the list of backups"
+grep -q 'and 2 unfinished upload' <<<"$out" || fail "clean did not count the 2 orphaned objects: $out"
+
 echo "errors ok"
