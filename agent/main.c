@@ -183,7 +183,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 	struct err err = { 0 };
 	char hbuf[256], pathbuf[PATH_MAX], namebuf[PATH_MAX];
 	const char *host;
-	json_t *out = json_array();
+	json_t *out;
 	int c, lockfd = -1, rc = EXIT_OK, failures = 0;
 	unsigned removed = 0;
 	bool progress = isatty(2) && log_get_level() >= LOG_WARN;
@@ -238,6 +238,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 		store_free(store);
 		return fail(&err);
 	}
+	out = json_array();
 	if (cow_recover(g->cfg.state_dir, &removed, &err)) {
 		log_warn("recovering leftover snapshots: %s", err.msg);
 		err_clear(&err);
