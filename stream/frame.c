@@ -64,7 +64,9 @@ struct framer {
 	size_t out_cap;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv_work;   /* workers: a frame was queued */
+	pthread_cond_t cv_done;   /* the writer: a frame was compressed */
+	pthread_cond_t cv_free;   /* the producer: a slot was written out */
 	struct fslot *slots;
 	unsigned nslots;
 	uint64_t fill_seq;      /* frame the producer fills next */
@@ -94,7 +96,16 @@ static void framer_fail(struct framer *f, const struct err *e, int code)
 			err_set(&f->err, f->error, "compression stream failed: %s",
 				err_str(f->error));
 	}
-	pthread_cond_broadcast(&f->cv);
+	pthread_cond_broadcast(&f->cv_work);
+	pthread_cond_broadcast(&f->cv_done);
+	pthread_cond_broadcast(&f->cv_free);
+}
+
+static void framer_wake_all(struct framer *f)
+{
+	pthread_cond_broadcast(&f->cv_work);
+	pthread_cond_broadcast(&f->cv_done);
+	pthread_cond_broadcast(&f->cv_free);
 }
 
 static void *framer_worker(void *arg)
@@ -115,13 +126,15 @@ static void *framer_worker(void *arg)
 
 		while (!f->stopping && !f->error &&
 		       !(s->state == SLOT_QUEUED && s->seq == f->work_seq)) {
-			pthread_cond_wait(&f->cv, &f->mu);
+			pthread_cond_wait(&f->cv_work, &f->mu);
 			s = &f->slots[f->work_seq % f->nslots];
 		}
 		if (f->stopping || f->error)
 			break;
 		s->state = SLOT_BUSY;
 		f->work_seq++;
+		/* the next queued frame may be waiting for a worker too */
+		pthread_cond_signal(&f->cv_work);
 		pthread_mutex_unlock(&f->mu);
 
 		r = ZSTD_compress2(cctx, s->out, f->out_cap, s->in, s->in_len);
@@ -137,7 +150,8 @@ static void *framer_worker(void *arg)
 		}
 		s->out_len = r;
 		s->state = SLOT_DONE;
-		pthread_cond_broadcast(&f->cv);
+		if (s->seq == f->out_seq)
+			pthread_cond_signal(&f->cv_done);
 	}
 	pthread_mutex_unlock(&f->mu);
 	ZSTD_freeCCtx(cctx);
@@ -179,7 +193,7 @@ static void *framer_writer(void *arg)
 		while (!f->stopping && !f->error &&
 		       !(s->state == SLOT_DONE && s->seq == f->out_seq) &&
 		       !(f->finishing && f->out_seq == f->fill_seq))
-			pthread_cond_wait(&f->cv, &f->mu);
+			pthread_cond_wait(&f->cv_done, &f->mu);
 		if (f->stopping || f->error ||
 		    (f->finishing && f->out_seq == f->fill_seq))
 			break;
@@ -198,7 +212,7 @@ static void *framer_writer(void *arg)
 		f->stats.frames++;
 		s->state = SLOT_FREE;
 		f->out_seq++;
-		pthread_cond_broadcast(&f->cv);
+		pthread_cond_signal(&f->cv_free);
 	}
 	pthread_mutex_unlock(&f->mu);
 	return NULL;
@@ -235,7 +249,9 @@ int framer_new(const struct framer_opts *opts, framer_out_fn out, void *ctx,
 	f->out_cap = ZSTD_compressBound(f->opts.frame_size);
 	f->nslots = workers + 2;
 	pthread_mutex_init(&f->mu, NULL);
-	pthread_cond_init(&f->cv, NULL);
+	pthread_cond_init(&f->cv_work, NULL);
+	pthread_cond_init(&f->cv_done, NULL);
+	pthread_cond_init(&f->cv_free, NULL);
 	f->slots = calloc(f->nslots, sizeof(*f->slots));
 	if (!f->slots) {
 		ret = err_set(err, -ENOMEM, "out of memory");
@@ -277,7 +293,7 @@ static void framer_queue(struct framer *f)
 	f->filling = false;
 	f->fill_seq++;
 	f->stats.bytes_in += s->in_len;
-	pthread_cond_broadcast(&f->cv);
+	pthread_cond_signal(&f->cv_work);
 }
 
 int framer_write(struct framer *f, const void *buf, size_t len, struct err *err)
@@ -291,7 +307,7 @@ int framer_write(struct framer *f, const void *buf, size_t len, struct err *err)
 		if (!f->filling) {
 			pthread_mutex_lock(&f->mu);
 			while (!f->error && s->state != SLOT_FREE)
-				pthread_cond_wait(&f->cv, &f->mu);
+				pthread_cond_wait(&f->cv_free, &f->mu);
 			if (f->error) {
 				int ret = f->error;
 
@@ -337,7 +353,7 @@ int framer_finish(struct framer *f, struct framer_stats *stats_ret,
 		f->filling = false;
 	}
 	f->finishing = true;
-	pthread_cond_broadcast(&f->cv);
+	pthread_cond_broadcast(&f->cv_done);
 	pthread_mutex_unlock(&f->mu);
 
 	/* the writer thread exits once everything queued is out */
@@ -381,7 +397,7 @@ void framer_free(struct framer *f)
 		return;
 	pthread_mutex_lock(&f->mu);
 	f->stopping = true;
-	pthread_cond_broadcast(&f->cv);
+	framer_wake_all(f);
 	pthread_mutex_unlock(&f->mu);
 	for (unsigned i = 0; i < f->nthreads; i++)
 		if (f->threads[i])
@@ -394,7 +410,9 @@ void framer_free(struct framer *f)
 		free(f->slots);
 	}
 	pthread_mutex_destroy(&f->mu);
-	pthread_cond_destroy(&f->cv);
+	pthread_cond_destroy(&f->cv_work);
+	pthread_cond_destroy(&f->cv_done);
+	pthread_cond_destroy(&f->cv_free);
 	free(f->table);
 	free(f);
 }
