@@ -73,8 +73,14 @@ deps:
 	bash tools/deps.sh
 
 check: deps
-	$(MAKE) all unit
+	$(MAKE) all unit lint
 	bash tests/run.sh $(B)
+
+# the static analyzer must stay at zero findings
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--std=c11 -I. -D_GNU_SOURCE --suppress=missingIncludeSystem \
+		common cow stream agent uploader tools/gendata.c
 
 demo: deps
 	$(MAKE) all
@@ -92,7 +98,7 @@ install: all
 clean:
 	rm -rf build build-asan build-ubsan
 
-.PHONY: all unit deps check demo bench install clean
+.PHONY: all unit lint deps check demo bench install clean
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
