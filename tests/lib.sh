@@ -47,6 +47,19 @@ need_btrfs() {
 	command -v btrfs >/dev/null 2>&1 || skip "needs btrfs-progs"
 }
 
+# need_rgw: skip unless the runner started the S3 object store (Ceph RGW,
+# tools/rgw.sh); then its variables (RGW_EAST_ENDPOINT, RGW_WEST_ENDPOINT,
+# RGW_ACCESS_KEY_ID, RGW_SECRET_ACCESS_KEY, RGW_REGION, RGW_BUCKET, ...) are
+# set.  The runner starts the store only for tests with a line starting
+# "need_rgw".
+need_rgw() {
+	need_root
+	[ -n "${RGW_ENV:-}" ] && [ -f "$RGW_ENV" ] ||
+		skip "needs the S3 object store (tools/rgw.sh did not start, or not run by tests/run.sh)"
+	# shellcheck disable=SC1090
+	. "$RGW_ENV"
+}
+
 # mk_subvol NAME: create the btrfs subvolume $TEST_BTRFS/NAME; prints its path.
 mk_subvol() {
 	local path="${TEST_BTRFS:?need_btrfs first}/$1" out

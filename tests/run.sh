@@ -8,6 +8,10 @@
 #       SNAPSHIP=BUILD_DIR/snapship GENDATA=BUILD_DIR/gendata
 #       TEST_BTRFS=<btrfs mount> TEST_TMP=<fresh scratch dir, also the cwd>
 #       SRC_DIR=<repo root>
+#    and, when a selected test has a line starting "need_rgw", starts one
+#    S3 object store (tools/rgw.sh: Ceph RGW zones east and west, ports
+#    TEST_RGW_EAST_PORT/TEST_RGW_WEST_PORT/TEST_RGW_MON_PORT, default
+#    17480/17481/16789) and passes RGW_ENV=<its sourceable env file>.
 #    Not root: integration tests are counted as skipped ("needs root").
 #
 # A test passes with exit 0, is skipped with exit 77 (the reason is its
@@ -90,6 +94,7 @@ cleanup() {
 	CLEANED=1
 	stop_current_test
 	[ -n "$WORK" ] || return 0
+	stop_rgw
 	unmount_under "$WORK"
 	if [ -n "$LOOP_DEV" ]; then
 		losetup -d "$LOOP_DEV" 2>/dev/null ||
@@ -241,6 +246,33 @@ clean_btrfs() {
 	find "$MNT" -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {} + 2>>"$log"
 }
 
+# ---- the S3 object store (Ceph RGW multisite), for tests that need_rgw -----
+
+RGW_DIR=""
+RGW_NOTE=""
+
+# Started once, only when a selected test needs it, on ports that do not
+# clash with a developer's own instance.
+setup_rgw() {
+	local out
+	RGW_DIR=$WORK/rgw
+	out=$(RGW_EAST_PORT=${TEST_RGW_EAST_PORT:-17480} RGW_WEST_PORT=${TEST_RGW_WEST_PORT:-17481} \
+		RGW_MON_PORT=${TEST_RGW_MON_PORT:-16789} \
+		timeout 300 bash "$SRC_DIR/tools/rgw.sh" start "$RGW_DIR" 2>&1) || {
+		RGW_NOTE=$(printf '%s' "$out" | tail -3 | tr '\n' ' ')
+		RGW_DIR=""
+		return 1
+	}
+	[ -f "$RGW_DIR/env" ]
+}
+
+stop_rgw() {
+	[ -n "$RGW_DIR" ] || return 0
+	bash "$SRC_DIR/tools/rgw.sh" stop "$RGW_DIR" >/dev/null 2>&1 ||
+		echo "run.sh: could not stop the RGW harness in $RGW_DIR" >&2
+	RGW_DIR=""
+}
+
 # ---- main -----------------------------------------------------------------
 
 rm -rf "$LOG_DIR"
@@ -281,6 +313,13 @@ if [ ${#itests[@]} -gt 0 ]; then
 		for b in snapship gendata; do
 			[ -x "$BUILD_DIR/$b" ] || echo "note: $BUILD_DIR/$b is missing (run make)"
 		done
+		if grep -lq '^need_rgw' "${itests[@]}" 2>/dev/null; then
+			if setup_rgw; then
+				echo "note: S3 object store (Ceph RGW, zones east and west) started for the tests"
+			else
+				echo "note: the S3 object store did not start (${RGW_NOTE}); tests that need it skip"
+			fi
+		fi
 		for t in "${itests[@]}"; do
 			name=integration/$(basename "$t" .sh)
 			envs=(SNAPSHIP="$BUILD_DIR/snapship" GENDATA="$BUILD_DIR/gendata"
@@ -289,6 +328,11 @@ if [ ${#itests[@]} -gt 0 ]; then
 				envs+=(TEST_BTRFS="$MNT")
 			else
 				envs=(-u TEST_BTRFS "${envs[@]}")
+			fi
+			if [ -n "$RGW_DIR" ]; then
+				envs+=(RGW_ENV="$RGW_DIR/env")
+			else
+				envs=(-u RGW_ENV "${envs[@]}")
 			fi
 			run_test "$name" "$TEST_TIMEOUT" scratch env "${envs[@]}" bash "$t"
 			clean_btrfs "$LOG_DIR/$name.log"
