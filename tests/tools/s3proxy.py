@@ -18,6 +18,9 @@ occurrences (1-based) or on every match when "nth" is absent:
      {"method": "PUT", "contains": "partNumber=", "nth": [5], "action": "stall",
       "seconds": 30}]
 
+A rule may also carry "regex", a Python regular expression the path+query
+must match (e.g. "[?&]partNumber=2(&|$)").
+
 actions: "status" (answer with an S3 XML error, body Code), "reset" (read
 half the request body, then reset the connection), "stall" (read the request,
 answer nothing for "seconds").  Every request is logged as one JSON line
@@ -29,6 +32,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -68,16 +72,20 @@ class State:
     def match(self, method, target):
         with self.lock:
             self.reload()
+            hit = None
+            # every matching rule counts this request, the first due one acts
             for i, r in enumerate(self.rules):
                 if r.get("method", method) != method:
                     continue
                 if r.get("contains", "") not in target:
                     continue
+                if "regex" in r and not re.search(r["regex"], target):
+                    continue
                 self.counts[i] += 1
                 nth = r.get("nth")
-                if nth is None or self.counts[i] in nth:
-                    return r
-        return None
+                if hit is None and (nth is None or self.counts[i] in nth):
+                    hit = r
+            return hit
 
     def log(self, **kw):
         if not self.log_path:
