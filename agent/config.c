@@ -245,9 +245,90 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 	return 0;
 }
 
+/* Keys only an S3 region has: remembered so that store = file refuses them. */
+static int s3_only_key(struct parse_ctx *pc, struct cfg_region *r, const char *k)
+{
+	if (r->s3_line)
+		return 0;
+	r->s3_line = pc->line;
+	return set_str(&r->s3_key, k);
+}
+
+static bool valid_token(const char *v, const char *extra)
+{
+	if (!*v)
+		return false;
+	for (; *v; v++)
+		if (!(('a' <= *v && *v <= 'z') || ('A' <= *v && *v <= 'Z') ||
+		      ('0' <= *v && *v <= '9') || strchr(extra, *v)))
+			return false;
+	return true;
+}
+
+static int region_s3_key(struct parse_ctx *pc, const char *s, struct cfg_region *r,
+			 const char *k, const char *v)
+{
+	uint64_t b;
+	int64_t n;
+	bool yes;
+	int ret = s3_only_key(pc, r, k);
+
+	if (ret)
+		return ret;
+	if (!strcmp(k, "endpoint")) {
+		if (strchr(v, '@')) {      /* user:password@: do not echo it */
+			pc->error = err_set(pc->err, -EINVAL,
+					    "%s:%d: [%s] endpoint: no user information (\"...@\") in the endpoint; use access_key_id and secret_access_key_file",
+					    pc->file, pc->line, s);
+			return 0;
+		}
+		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+			return bad(pc, s, k, v, "expected http://HOST[:PORT] or https://HOST[:PORT]");
+		return set_str(&r->endpoint, v);
+	} else if (!strcmp(k, "bucket")) {
+		if (!valid_token(v, "-._"))
+			return bad(pc, s, k, v, "expected a bucket name (letters, digits, '-', '.', '_')");
+		return set_str(&r->bucket, v);
+	} else if (!strcmp(k, "sigv4_region")) {
+		if (!valid_token(v, "-_"))
+			return bad(pc, s, k, v, "expected a region name such as us-east-1");
+		return set_str(&r->sigv4_region, v);
+	} else if (!strcmp(k, "addressing")) {
+		if (strcmp(v, "path") && strcmp(v, "virtual"))
+			return bad(pc, s, k, v, "expected path or virtual");
+		r->virtual_hosted = !strcmp(v, "virtual");
+	} else if (!strcmp(k, "access_key_id")) {
+		if (!valid_token(v, "-_+/=."))
+			return bad(pc, s, k, v, "expected an access key id (letters and digits)");
+		return set_str(&r->access_key_id, v);
+	} else if (!strcmp(k, "secret_access_key_file") || !strcmp(k, "ca_file")) {
+		if (v[0] != '/')
+			return bad(pc, s, k, v, "expected an absolute path");
+		return set_str(k[0] == 's' ? &r->secret_access_key_file : &r->ca_file, v);
+	} else if (!strcmp(k, "insecure_tls")) {
+		if (!parse_bool(v, &yes))
+			return bad(pc, s, k, v, "expected yes or no");
+		r->insecure_tls = yes;
+	} else if (!strcmp(k, "part_size")) {
+		if (util_parse_size(v, &b) || b < (5ull << 20) || b > (5ull << 30))
+			return bad(pc, s, k, v, "expected a size from 5M to 5G");
+		r->part_size = b;
+	} else if (!strcmp(k, "parts_in_flight")) {
+		if (!parse_int(v, 1, 64, &n))
+			return bad(pc, s, k, v, "expected a count from 1 to 64");
+		r->parts_in_flight = (unsigned)n;
+	}
+	return 0;
+}
+
 static int region_key(struct parse_ctx *pc, const char *s, const char *name,
 		      const char *k, const char *v)
 {
+	static const char *const s3_keys[] = {
+		"endpoint", "bucket", "sigv4_region", "addressing", "access_key_id",
+		"secret_access_key_file", "ca_file", "insecure_tls", "part_size",
+		"parts_in_flight", NULL,
+	};
 	struct cfg_region *r;
 	bool b;
 
@@ -260,11 +341,12 @@ static int region_key(struct parse_ctx *pc, const char *s, const char *name,
 	r = get_region(pc, name);
 	if (!r || !r->name)
 		return -ENOMEM;
+	for (size_t i = 0; s3_keys[i]; i++)
+		if (!strcmp(k, s3_keys[i]))
+			return region_s3_key(pc, s, r, k, v);
 	if (!strcmp(k, "store")) {
-		if (strcmp(v, "file"))
-			return bad(pc, s, k, v,
-				   strcmp(v, "s3") ? "expected file" :
-				   "this build stores backups in directories only (store = file); S3 support is not built yet");
+		if (strcmp(v, "file") && strcmp(v, "s3"))
+			return bad(pc, s, k, v, "expected file or s3");
 		return set_str(&r->store, v);
 	} else if (!strcmp(k, "path")) {
 		if (v[0] != '/')
@@ -280,7 +362,7 @@ static int region_key(struct parse_ctx *pc, const char *s, const char *name,
 		r->primary = b;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known for store = file: store, path, prefix, primary)",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: store, prefix, primary; for store = file: path; for store = s3: endpoint, bucket, sigv4_region, addressing, access_key_id, secret_access_key_file, ca_file, insecure_tls, part_size, parts_in_flight)",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;
@@ -370,11 +452,33 @@ static int config_check(struct config *cfg, struct err *err)
 		struct cfg_region *r = &cfg->regions[i];
 
 		if (!r->store)
-			return err_set(err, -EINVAL, "%s:%d: [region %s] has no store; add store = file",
+			return err_set(err, -EINVAL, "%s:%d: [region %s] has no store; add store = file or store = s3",
 				       cfg->file, r->line, r->name);
-		if (!r->path)
-			return err_set(err, -EINVAL, "%s:%d: [region %s] has no path; add path = /the/backup/directory",
-				       cfg->file, r->line, r->name);
+		if (!strcmp(r->store, "file")) {
+			if (r->s3_line)
+				return err_set(err, -EINVAL, "%s:%d: [region %s] %s is for store = s3; this region has store = file",
+					       cfg->file, r->s3_line, r->name, r->s3_key);
+			if (!r->path)
+				return err_set(err, -EINVAL, "%s:%d: [region %s] has no path; add path = /the/backup/directory",
+					       cfg->file, r->line, r->name);
+			r->location = strdup(r->path);
+		} else {
+			if (r->path)
+				return err_set(err, -EINVAL, "%s:%d: [region %s] path is for store = file; an S3 region has bucket (and prefix)",
+					       cfg->file, r->line, r->name);
+			if (!r->bucket)
+				return err_set(err, -EINVAL, "%s:%d: [region %s] (store = s3) has no bucket; add bucket = NAME of the S3 bucket",
+					       cfg->file, r->line, r->name);
+			if (!r->access_key_id != !r->secret_access_key_file)
+				return err_set(err, -EINVAL, "%s:%d: [region %s] sets only one of access_key_id and secret_access_key_file; set both, or neither to use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+					       cfg->file, r->line, r->name);
+			if (!r->sigv4_region && set_str(&r->sigv4_region, "us-east-1"))
+				return err_set(err, -ENOMEM, "out of memory");
+			if (asprintf(&r->location, "s3://%s", r->bucket) < 0)
+				r->location = NULL;
+		}
+		if (!r->location)
+			return err_set(err, -ENOMEM, "out of memory");
 		if (!r->prefix && set_str(&r->prefix, ""))
 			return err_set(err, -ENOMEM, "out of memory");
 		if (r->primary && primary)
@@ -447,6 +551,14 @@ void config_free(struct config *cfg)
 		free(cfg->regions[i].store);
 		free(cfg->regions[i].path);
 		free(cfg->regions[i].prefix);
+		free(cfg->regions[i].endpoint);
+		free(cfg->regions[i].bucket);
+		free(cfg->regions[i].sigv4_region);
+		free(cfg->regions[i].access_key_id);
+		free(cfg->regions[i].secret_access_key_file);
+		free(cfg->regions[i].ca_file);
+		free(cfg->regions[i].s3_key);
+		free(cfg->regions[i].location);
 	}
 	free(cfg->regions);
 	free(cfg->file);
@@ -475,5 +587,5 @@ const struct cfg_region *config_primary(const struct config *cfg)
 
 const char *config_region_location(const struct cfg_region *r)
 {
-	return r->path;
+	return r->location ? r->location : r->path;
 }

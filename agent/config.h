@@ -24,11 +24,25 @@ struct cfg_partition {
 
 struct cfg_region {
 	char *name;
-	char *store;              /* "file" (s3 later) */
+	char *store;              /* "file" or "s3" */
 	char *path;               /* file store directory */
 	char *prefix;             /* key prefix, "" by default */
 	bool primary;
 	int line;
+	/* store = s3 */
+	char *endpoint;           /* NULL: https://s3.SIGV4_REGION.amazonaws.com */
+	char *bucket;
+	char *sigv4_region;       /* "us-east-1" unless set */
+	bool virtual_hosted;      /* addressing = virtual (default path) */
+	char *access_key_id;      /* NULL: AWS_ACCESS_KEY_ID etc. from the env */
+	char *secret_access_key_file;
+	char *ca_file;
+	bool insecure_tls;
+	uint64_t part_size;       /* 0: the store's default */
+	unsigned parts_in_flight; /* 0: the store's default */
+	int s3_line;              /* first line of an S3-only key, 0 if none */
+	char *s3_key;             /* its name */
+	char *location;           /* the store location: path or "s3://bucket" */
 };
 
 struct config {
@@ -61,7 +75,7 @@ const struct cfg_partition *config_partition(const struct config *cfg,
 					     const char *name);
 const struct cfg_region *config_primary(const struct config *cfg);
 
-/* Store location string for a region ("/srv/backups"). */
+/* Store location string for a region ("/srv/backups", "s3://bucket"). */
 const char *config_region_location(const struct cfg_region *r);
 
 #endif

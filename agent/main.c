@@ -58,8 +58,11 @@ static const char usage_text[] =
 "  snapship clean [--from STORE]      remove snapshots and uploads left by a crash\n"
 "  snapship config check               parse and check the config\n"
 "\n"
-"STORE is a directory (local or NFS).  Common options: --json, --host NAME,\n"
-"--state-dir DIR, --help.  Exit status: 0 ok, 1 failure, 2 usage/config error.\n";
+"STORE is a directory (local or NFS) or s3://BUCKET/PREFIX (endpoint from\n"
+"SNAPSHIP_S3_ENDPOINT or AWS_ENDPOINT_URL, region from AWS_REGION, keys from\n"
+"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).  Common options: --json,\n"
+"--host NAME, --state-dir DIR, --help.  Exit status: 0 ok, 1 failure, 2 usage/config\n"
+"error.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -96,6 +99,37 @@ static const char *host_name(const struct global *g, char *buf, size_t len)
 	return buf;
 }
 
+/* The store of a configured region. */
+static int open_region(const struct cfg_region *r, struct store **store_ret,
+		       struct err *err)
+{
+	struct store_opts o = { 0 };
+	char *endpoint = NULL;
+	int ret;
+
+	if (!r->store || strcmp(r->store, "s3"))
+		return store_open(config_region_location(r), store_ret, err);
+	o.name = r->name;
+	o.region = r->sigv4_region ? r->sigv4_region : "us-east-1";
+	o.endpoint = r->endpoint;
+	if (!o.endpoint) {
+		/* the config says where; the environment does not */
+		if (asprintf(&endpoint, "https://s3.%s.amazonaws.com", o.region) < 0)
+			return err_set(err, -ENOMEM, "out of memory");
+		o.endpoint = endpoint;
+	}
+	o.addressing = r->virtual_hosted ? STORE_ADDR_VIRTUAL : STORE_ADDR_PATH;
+	o.access_key_id = r->access_key_id;
+	o.secret_access_key_file = r->secret_access_key_file;
+	o.ca_file = r->ca_file;
+	o.insecure_tls = r->insecure_tls;
+	o.part_size = r->part_size;
+	o.parts_in_flight = r->parts_in_flight;
+	ret = store_open_opts(config_region_location(r), &o, store_ret, err);
+	free(endpoint);
+	return ret;
+}
+
 /* Open the store: --from/--to STORE, or the config's primary region. */
 static int open_store(struct global *g, struct store **store_ret,
 		      const char **prefix_ret, struct err *err)
@@ -111,10 +145,10 @@ static int open_store(struct global *g, struct store **store_ret,
 			       g->config_file);
 	r = config_primary(&g->cfg);
 	if (!r)
-		return err_set(err, -EINVAL, "%s: no [region] configured; add one with store = file and path = DIR",
+		return err_set(err, -EINVAL, "%s: no [region] configured; add one with store = file and path = DIR, or store = s3 and bucket = NAME",
 			       g->cfg.file);
 	*prefix_ret = r->prefix ? r->prefix : "";
-	return store_open(config_region_location(r), store_ret, err);
+	return open_region(r, store_ret, err);
 }
 
 static json_t *manifest_summary_json(const struct manifest *m, double seconds)
@@ -617,8 +651,18 @@ static int cmd_clean(struct global *g, int argc, char **argv)
 	return EXIT_OK;
 }
 
+static int stop_at_first(void *ctx, const char *key, const struct store_obj_info *info)
+{
+	(void)ctx;
+	(void)key;
+	(void)info;
+	return 1;
+}
+
 static int cmd_config(struct global *g, int argc, char **argv)
 {
+	unsigned bad_regions = 0;
+
 	if (argc != 2 || strcmp(argv[1], "check"))
 		return usage_error("usage: snapship [--config FILE] config check");
 	if (!g->have_config)
@@ -635,17 +679,30 @@ static int cmd_config(struct global *g, int argc, char **argv)
 			       g->cfg.parts[i].path);
 	}
 	for (size_t i = 0; i < g->cfg.nregions; i++) {
+		const struct cfg_region *r = &g->cfg.regions[i];
 		struct store *s = NULL;
 		struct err err = { 0 };
+		int ret = open_region(r, &s, &err);
 
-		if (store_open(g->cfg.regions[i].path, &s, &err))
-			printf("  region %s: %s\n", g->cfg.regions[i].name, err.msg);
+		/* an S3 store says what is wrong (keys, bucket, clock, endpoint)
+		 * only when asked something */
+		if (!ret && r->store && !strcmp(r->store, "s3"))
+			ret = store_list(s, r->prefix ? r->prefix : "", stop_at_first, NULL, &err);
+		bad_regions += ret != 0;
+		if (ret && !strncmp(err.msg, "region ", 7) &&
+		    !strncmp(err.msg + 7, r->name, strlen(r->name)) &&
+		    err.msg[7 + strlen(r->name)] == ':')
+			printf("  %s\n", err.msg);     /* it names the region already */
+		else if (ret)
+			printf("  region %s: %s\n", r->name, err.msg);
 		else
-			printf("  region %s: %s ok%s\n", g->cfg.regions[i].name,
-			       store_describe(s), g->cfg.regions[i].primary ? " (primary)" : "");
+			printf("  region %s: %s%s%s ok%s\n", r->name, store_describe(s),
+			       r->endpoint ? " at " : "", r->endpoint ? r->endpoint : "",
+			       r->primary ? " (primary)" : "");
 		store_free(s);
 	}
-	return EXIT_OK;
+	/* a region the agent cannot use fails the check */
+	return bad_regions ? EXIT_FAIL : EXIT_OK;
 }
 
 int main(int argc, char **argv)

@@ -149,7 +149,49 @@ static int store_file_path(const char *location, char **path_ret,
 	return 0;
 }
 
+/*
+ * "s3://bucket[/prefix]" → the s3 backend, opened with opts (a zeroed set
+ * when NULL); desc "s3://bucket/prefix".
+ */
+static int store_open_s3(const char *location, const struct store_opts *opts,
+			 struct store **store_ret, struct err *err)
+{
+	const struct store_ops *ops = &store_s3_ops;
+	static const struct store_opts none;
+	struct store *store;
+	size_t len = strlen(location);
+	int ret;
+
+	while (len > 5 && location[len - 1] == '/')
+		len--;
+	store = calloc(1, sizeof(*store));
+	if (!store)
+		return err_set(err, -ENOMEM, "store \"%s\": out of memory",
+			       location);
+	store->desc = strndup(location, len);
+	if (!store->desc) {
+		free(store);
+		return err_set(err, -ENOMEM, "store \"%s\": out of memory",
+			       location);
+	}
+	ret = ops->open_opts(location, opts ? opts : &none, &store->priv, err);
+	if (ret) {
+		free(store->desc);
+		free(store);
+		return ret;
+	}
+	store->ops = ops;
+	*store_ret = store;
+	return 0;
+}
+
 int store_open(const char *location, struct store **store_ret, struct err *err)
+{
+	return store_open_opts(location, NULL, store_ret, err);
+}
+
+int store_open_opts(const char *location, const struct store_opts *opts,
+		    struct store **store_ret, struct err *err)
 {
 	const struct store_ops *ops = &store_file_ops;
 	struct store *store;
@@ -160,9 +202,7 @@ int store_open(const char *location, struct store **store_ret, struct err *err)
 		return err_set(err, -EINVAL, "store_open: missing argument");
 	*store_ret = NULL;
 	if (!strncmp(location, "s3://", 5))
-		return err_set(err, -ENOTSUP,
-			       "store \"%s\": s3 stores are not built yet; use a directory (--to /path) for now",
-			       location);
+		return store_open_s3(location, opts, store_ret, err);
 	if (strstr(location, "://") && strncmp(location, "file://", 7))
 		return err_set(err, -EINVAL,
 			       "store \"%s\": unknown store type; use a directory, file:///dir or s3://bucket/prefix",
@@ -183,7 +223,13 @@ int store_open(const char *location, struct store **store_ret, struct err *err)
 			      location);
 		goto out_free_store;
 	}
-	ret = ops->open(path, &store->priv, err);
+	if (ops->open_opts) {
+		static const struct store_opts none;
+
+		ret = ops->open_opts(path, opts ? opts : &none, &store->priv, err);
+	} else {
+		ret = ops->open(path, &store->priv, err);
+	}
 	if (ret)
 		goto out_free_desc;
 	store->ops = ops;

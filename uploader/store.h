@@ -4,7 +4,8 @@
 
 /*
  * Object stores: where backups live.  One interface for every backend
- * (file: a local or NFS directory, the embedded default; s3 later).
+ * (file: a local or NFS directory, the embedded default; s3: an S3 bucket,
+ * AWS or compatible such as Ceph RGW).
  *
  * Keys are '/'-separated relative names without empty, "." or ".."
  * components.  An object becomes visible under its key only when it is
@@ -16,6 +17,7 @@
  * thread at a time.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,10 +40,53 @@ enum {
 	STORE_FEAT_ATOMIC_PUT = 1u << 1,
 };
 
+enum store_addressing {
+	STORE_ADDR_DEFAULT = 0,        /* path, unless the environment says */
+	STORE_ADDR_PATH,               /* https://endpoint/bucket/key */
+	STORE_ADDR_VIRTUAL,            /* https://bucket.endpoint/key */
+};
+
+/*
+ * Options of remote stores (s3; the file store ignores them).  Zero fields
+ * take defaults; NULL strings (and zero numbers) fall back to the
+ * environment, so a bare "s3://bucket/prefix" works from the shell:
+ *   endpoint     SNAPSHIP_S3_ENDPOINT, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL,
+ *                else https://s3.REGION.amazonaws.com
+ *   region       AWS_REGION, AWS_DEFAULT_REGION, else us-east-1
+ *   credentials  (when access_key_id is NULL) AWS_ACCESS_KEY_ID,
+ *                AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+ *   ca_file      AWS_CA_BUNDLE
+ *   the numbers  SNAPSHIP_S3_PART_SIZE, SNAPSHIP_S3_PARTS_IN_FLIGHT,
+ *                SNAPSHIP_S3_CONNECT_TIMEOUT, SNAPSHIP_S3_STALL_TIMEOUT,
+ *                SNAPSHIP_S3_MAX_ATTEMPTS; SNAPSHIP_S3_ADDRESSING=path|virtual;
+ *                SNAPSHIP_S3_INSECURE_TLS=1
+ * Strings are borrowed for the duration of the open call only.
+ */
+struct store_opts {
+	const char *name;              /* region name: errors say "region NAME"
+					* and name its config keys */
+	const char *endpoint;          /* "https://s3.example[:port]" */
+	const char *region;            /* SigV4 region */
+	enum store_addressing addressing;
+	const char *access_key_id;     /* with secret_access_key_file */
+	const char *secret_access_key_file;  /* refused unless mode & 077 == 0 */
+	const char *ca_file;           /* PEM bundle to verify the server */
+	bool insecure_tls;             /* no TLS verification (tests only) */
+	uint64_t part_size;            /* first part size; 0 = 8 MiB */
+	unsigned parts_in_flight;      /* 0 = 3 */
+	unsigned connect_timeout;      /* seconds; 0 = 10 */
+	unsigned stall_timeout;        /* seconds without a byte; 0 = 60 */
+	unsigned max_attempts;         /* per HTTP request; 0 = 8, 1 = no retry */
+	bool content_md5;              /* also send Content-MD5 with each part */
+};
+
 struct store_ops {
 	const char *scheme;            /* "file" */
 	unsigned features;
 	int (*open)(const char *location, void **priv_ret, struct err *err);
+	/* Optional; preferred over open when set.  opts is never NULL. */
+	int (*open_opts)(const char *location, const struct store_opts *opts,
+			 void **priv_ret, struct err *err);
 	void (*free)(void *priv);
 	int (*put_begin)(void *priv, const char *key, void **wpriv_ret,
 			 struct err *err);
@@ -61,15 +106,24 @@ struct store_ops {
 };
 
 extern const struct store_ops store_file_ops;
+extern const struct store_ops store_s3_ops;
 
 /*
- * Open a store from a location: "/abs/dir", "./rel/dir", "file:///abs/dir".
- * The directory must exist (a clear error says to create it).
+ * Open a store from a location: "/abs/dir", "./rel/dir", "file:///abs/dir"
+ * or "s3://bucket[/prefix]" (keys then live under "prefix/").  A directory
+ * must exist (a clear error says to create it); an S3 store is opened
+ * without talking to the server (the first request does), and its open
+ * errors (endpoint, credentials, secret file, CA file) are -EINVAL: they
+ * are all configuration errors.
  * *store_ret is owned by the caller: store_free().
+ * store_open() is store_open_opts() with no options (environment only).
  */
 int store_open(const char *location, struct store **store_ret, struct err *err);
+int store_open_opts(const char *location, const struct store_opts *opts,
+		    struct store **store_ret, struct err *err);
 void store_free(struct store *store);                 /* NULL is a no-op */
-/* "file:/srv/backups" — for messages; never contains a secret. */
+/* "file:/srv/backups", "s3://bucket/prefix (https://endpoint)" — for
+ * messages; never contains a secret. */
 const char *store_describe(const struct store *store);
 unsigned store_features(const struct store *store);
 

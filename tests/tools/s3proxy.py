@@ -146,7 +146,10 @@ def make_handler(state):
                 if k.lower() in HOP or k.lower() == "content-length":
                     continue
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
+            if self.command == "HEAD":   # no body: pass the object's length on
+                self.send_header("Content-Length", resp.getheader("Content-Length", "0"))
+            else:
+                self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
