@@ -36,6 +36,9 @@ int index_writer_new(struct sink *sink, int level, struct index_writer **w_ret,
 		return err_set(err, -ENOMEM, "out of memory");
 	}
 	ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
+	/* a 1 MiB window: the index is lines of similar JSON, and the
+	 * compressor stays small next to the data stream's */
+	ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_windowLog, 20);
 	ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
 	*w_ret = w;
 	return 0;

@@ -851,7 +851,7 @@ static int packer_init(struct packer *p, const char *root,
 	if (!p->o.queue_depth)
 		p->o.queue_depth = 64;
 	if (!p->o.window)
-		p->o.window = 16u << 20;
+		p->o.window = 4u << 20;
 	if (!p->o.chunk)
 		p->o.chunk = 1u << 20;
 	if (p->o.chunk > p->o.window / 2)

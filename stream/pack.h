@@ -23,7 +23,7 @@ struct err;
 
 struct pack_opts {
 	unsigned queue_depth;     /* io_uring reads in flight; 0 = 64 */
-	size_t window;            /* read-ahead bytes; 0 = 16 MiB */
+	size_t window;            /* read-ahead bytes; 0 = 4 MiB */
 	size_t chunk;             /* largest single read; 0 = 1 MiB */
 	uint64_t max_read_rate;   /* bytes per second, 0 = unlimited */
 	int ioprio_class;         /* 0 = leave, 2 = best-effort, 3 = idle */
