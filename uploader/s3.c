@@ -106,7 +106,8 @@ int s3_read_secret_file(const char *path, const char *config_key,
 	int fd, ret;
 
 	*secret_ret = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO in its place must not hang us (refused below) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return err_set(err, -errno, "%s %s: cannot open: %s", config_key,
 			       path, err_str(-errno));
@@ -180,11 +181,12 @@ int s3_parse_location(const char *location, char **bucket_ret,
 	bucket = slash ? strndup(b, (size_t)(slash - b)) : strdup(b);
 	if (!bucket)
 		return err_set(err, -ENOMEM, "out of memory");
-	if (!bucket[0] || strpbrk(bucket, " \t\r\n?#\\")) {
+	if (!bucket[0] || strspn(bucket, "abcdefghijklmnopqrstuvwxyz"
+				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != strlen(bucket)) {
 		free(bucket);
+		/* never echo the location: it may hold user:secret@ */
 		return err_set(err, -EINVAL,
-			       "store \"%s\": bad bucket name; use s3://BUCKET/PREFIX",
-			       location);
+			       "bad bucket name in an s3:// location (letters, digits, '.', '-' and '_' only; no user:password@); use s3://BUCKET/PREFIX");
 	}
 	/* the prefix: no empty, "." or ".." component; ends with '/' */
 	b = slash ? slash + 1 : "";
@@ -866,7 +868,9 @@ static const char *attempt_failure(struct s3_req *r, char *buf, size_t len)
 			 curl_easy_strerror((CURLcode)r->cc));
 		return buf;
 	}
-	if (r->status >= 500 || r->status == 429 || r->status == 408) {
+	/* 501 Not Implemented and 505 are answers, not passing trouble */
+	if ((r->status >= 500 && r->status != 501 && r->status != 505) ||
+	    r->status == 429 || r->status == 408) {
 		if (s3_xml_error(r->errbody.s, r->errbody.len, &e) == 1)
 			snprintf(buf, len, "HTTP %ld %s", r->status, e.code);
 		else
@@ -910,7 +914,8 @@ static void attempt_done(struct s3_store *s, struct s3_req *r, int cc)
 	why = attempt_failure(r, buf, sizeof(buf));
 	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST)
 		max = max < S3_CONNECT_ATTEMPTS ? max : S3_CONNECT_ATTEMPTS;
-	if (!why || r->attempt + 1 >= max || r->cancel) {
+	if (!why || r->attempt + 1 >= max ||
+	    __atomic_load_n(&r->cancel, __ATOMIC_ACQUIRE)) {
 		finish(s, r, cc == CURLE_OK ? 0 : -EIO);
 		return;
 	}
@@ -1532,7 +1537,9 @@ static int s3_open(const char *location, const struct store_opts *o,
 		ret = open_numbers(s, o, err);
 	if (ret)
 		goto fail;
-	v = o->ca_file ? o->ca_file : env("AWS_CA_BUNDLE");
+	/* a configured region (o->name) says how to trust its endpoint itself:
+	 * the environment must not weaken or replace that */
+	v = o->ca_file ? o->ca_file : o->name ? NULL : env("AWS_CA_BUNDLE");
 	if (v) {
 		if (access(v, R_OK)) {
 			ret = err_set(err, -errno, "%s: ca_file %s: %s", s->who, v,
@@ -1545,7 +1552,7 @@ static int s3_open(const char *location, const struct store_opts *o,
 			goto fail;
 		}
 	}
-	v = env("SNAPSHIP_S3_INSECURE_TLS");
+	v = o->name ? NULL : env("SNAPSHIP_S3_INSECURE_TLS");
 	s->insecure = o->insecure_tls ||
 		      (v && (!strcmp(v, "1") || !strcmp(v, "yes")));
 	if (s->insecure && !strncmp(s->endpoint, "https:", 6))
@@ -1676,7 +1683,20 @@ static int take_slot(struct s3_writer *w, struct err *err)
 {
 	struct s3_store *s = w->s;
 	struct s3_part *p = NULL, *failed = NULL;
+	uint64_t cur = s3_part_size(s->part_size, w->next_number);
+	uint64_t budget = (uint64_t)w->nparts * s->part_size;
+	unsigned usable = w->nparts;
 
+	/*
+	 * Parts grow every 1,000 parts; fewer of them at once keep the buffers
+	 * within the memory the first part size promised (never fewer than
+	 * one filling and one in flight).  Slots given up free their buffers.
+	 */
+	if (cur && cur * usable > budget) {
+		usable = (unsigned)(budget / cur);
+		if (usable < 2)
+			usable = 2;
+	}
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		for (unsigned i = 0; i < w->nparts && !failed; i++)
@@ -1684,12 +1704,19 @@ static int take_slot(struct s3_writer *w, struct err *err)
 				failed = &w->parts[i];
 		if (failed)
 			break;
-		for (unsigned i = 0; i < w->nparts && !p; i++)
+		for (unsigned i = 0; i < usable && !p; i++)
 			if (!w->parts[i].busy)
 				p = &w->parts[i];
 		if (p)
 			break;
 		pthread_cond_wait(&s->cond, &s->lock);
+	}
+	for (unsigned i = usable; i < w->nparts; i++) {
+		if (!w->parts[i].busy && w->parts[i].buf) {
+			free(w->parts[i].buf);
+			w->parts[i].buf = NULL;
+			w->parts[i].cap = 0;
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (failed)
@@ -2208,6 +2235,8 @@ static int s3_list(void *priv, const char *prefix, store_list_fn fn, void *ctx,
 		}
 		free(token);
 		token = page.truncated ? page.next_token : NULL;
+		if (!page.truncated)
+			free(page.next_token);
 		page.next_token = NULL;
 		for (size_t i = 0; i < page.n && !ret; i++) {
 			const char *k = page.objs[i].key;
@@ -2245,7 +2274,13 @@ static int delete_one(struct s3_store *s, const char *key, struct err *err)
 	if (!ret) {
 		submit(s, &r);
 		wait_done(s, &r);
-		if (r.result == 0 && r.status == 404)
+		struct s3_xml_error e;
+
+		/* S3 answers 204 for a missing key: a 404 that is not
+		 * NoSuchKey is a missing bucket, which must not pass */
+		if (r.result == 0 && r.status == 404 &&
+		    !(s3_xml_error(r.errbody.s, r.errbody.len, &e) == 1 &&
+		      !strcmp(e.code, "NoSuchBucket")))
 			ret = 0;            /* already gone */
 		else
 			ret = req_check(s, &r, what, err);
@@ -2390,6 +2425,10 @@ static int s3_abort_incomplete(void *priv, const char *prefix,
 		free(id_marker);
 		key_marker = ups.truncated ? ups.next_key_marker : NULL;
 		id_marker = ups.truncated ? ups.next_upload_id_marker : NULL;
+		if (!ups.truncated) {
+			free(ups.next_key_marker);
+			free(ups.next_upload_id_marker);
+		}
 		ups.next_key_marker = ups.next_upload_id_marker = NULL;
 		for (size_t i = 0; i < ups.n && !ret; i++) {
 			struct err e2 = { 0 };

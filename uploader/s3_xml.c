@@ -485,6 +485,7 @@ void s3_xml_escape(struct sbuf *b, const char *s)
 		case '>': sbuf_add(b, "&gt;"); break;
 		case '"': sbuf_add(b, "&quot;"); break;
 		case '\'': sbuf_add(b, "&apos;"); break;
+		case '\r': sbuf_add(b, "&#13;"); break;   /* XML would read \n */
 		default: sbuf_addc(b, *s); break;
 		}
 	}
