@@ -213,7 +213,8 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 	struct sink data = { 0 }, index = { 0 };
 	char *mkey = NULL, tag[256];
 	const char *hooks[3] = { 0 };
-	bool data_done = false, index_done = false, pre_ran = false;
+	bool data_closed = false, index_closed = false, pre_ran = false;
+	bool data_visible = false, index_visible = false;
 	double t0 = util_now_mono();
 	struct err e2 = { 0 };
 	int ret, ret2;
@@ -284,14 +285,17 @@ out_post:
 	m->data_size = data.bytes;
 	m->index_size = index.bytes;
 	m->stored_bytes = data.bytes + index.bytes;
+	/* a commit that fails leaves no object (and frees the writer) */
 	ret = sink_commit(&data, m->data_sha256, err);
-	data_done = true;
+	data_closed = true;
 	if (ret)
 		goto out;
+	data_visible = true;
 	ret = sink_commit(&index, m->index_sha256, err);
-	index_done = true;
+	index_closed = true;
 	if (ret)
 		goto out;
+	index_visible = true;
 	/* release before the commit point: a backup is only listed once its
 	 * snapshot is gone, so a crash never leaves both */
 	log_debug("%s: objects committed at %.3f s", part->name, util_now_mono() - t0);
@@ -316,9 +320,9 @@ out_post:
 	res->seconds = util_now_mono() - t0;
 
 out:
-	if (!data_done)
+	if (!data_closed)
 		sink_abort(&data);
-	if (!index_done)
+	if (!index_closed)
 		sink_abort(&index);
 	if (snap) {
 		struct err re = { 0 };
@@ -327,12 +331,12 @@ out:
 			log_error("%s (the snapshot stays in the journal; snapship clean or the next run removes it)",
 				  re.msg);
 	}
-	if (ret && (data_done || index_done)) {
+	if (ret && (data_visible || index_visible)) {
 		/* objects without a manifest are not a backup: remove them */
 		const char *keys[2] = { m->data_key, m->index_key };
 		struct err de = { 0 };
 
-		if (store_delete(store, keys, 2, &de))
+		if (store_delete(store, keys, index_visible ? 2 : 1, &de))
 			log_warn("could not remove the unfinished backup's objects (%s); snapship clean removes them later",
 				 de.msg);
 	}

@@ -186,11 +186,11 @@ static unsigned clean_store(struct store *store, const char *prefix,
 
 	if (asprintf(&p, "%s%s/", prefix, host) < 0)
 		return 0;
-	if (store_abort_incomplete(store, p, &n, &err))
-		log_warn("cleaning unfinished uploads: %s", err.msg);
-	err_clear(&err);
-	if (catalog_remove_orphans(store, prefix, host, &orphans, &err))
-		log_warn("removing objects of uncommitted backups: %s", err.msg);
+	/* one warning at most: a store that cannot be cleaned usually cannot
+	 * take the backup either, and that error follows */
+	if (store_abort_incomplete(store, p, &n, &err) ||
+	    catalog_remove_orphans(store, prefix, host, &orphans, &err))
+		log_warn("could not clean up after interrupted runs: %s", err.msg);
 	n += (unsigned)orphans;
 	if (n)
 		log_warn("removed %u unfinished upload(s) left behind by an interrupted run", n);
