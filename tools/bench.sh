@@ -113,12 +113,13 @@ if [ "$DO_S3" = 1 ]; then
 fi
 
 # Heavy processes that are not ours (noise): not this script, nothing whose
-# command line names our work directory (our RGW's daemons).
+# command line names our work directory (our RGW's daemons), no zombies (pid 1
+# here may be slow to reap the daemons rgw.sh stopped).
 others() {
-	ps -eo pid=,comm=,args= | awk -v me=$$ -v work="${WORK:-/nonexistent}" '
-		$1 != me && index($0, work) == 0 &&
-		$2 ~ /^(ceph-osd|ceph-mon|radosgw|snapship|gendata|make|cc1|gcc|cc|ld|restic|rclone|zstd|tar|fio|stress.*)$/ {
-			n[$2]++ }
+	ps -eo pid=,stat=,comm=,args= | awk -v me=$$ -v work="${WORK:-/nonexistent}" '
+		$1 != me && $2 !~ /^Z/ && index($0, work) == 0 &&
+		$3 ~ /^(ceph-osd|ceph-mon|radosgw|snapship|gendata|make|cc1|gcc|cc|ld|restic|rclone|zstd|tar|fio|stress.*)$/ {
+			n[$3]++ }
 		END { s = ""; for (c in n) s = s (s ? ", " : "") n[c] " " c; print (s ? s : "none") }'
 }
 # note_others WHEN: remember what else ran, sampled at the start of every round.
