@@ -76,6 +76,8 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 	for (;;) {
 		ret = unframer_next(r->u, &d, &dlen, &c, &clen, &r->read_err);
 		if (ret) {
+			/* say which backup: "frame 3 is corrupt" alone is not enough */
+			err_wrap(&r->read_err, "backup %s (%s)", r->m->backup_id, r->m->data_key);
 			r->read_error = ret;
 			return -1;
 		}
