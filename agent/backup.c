@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/config.h"
+#include "agent/geo.h"
 #include "agent/index.h"
 #include "agent/sink.h"
 #include "common/err.h"
@@ -191,35 +192,84 @@ out_free:
 	return ret;
 }
 
-static int put_manifest(struct store *store, const char *key,
-			const struct manifest *m, struct err *err)
+static int put_manifest(struct store *store, const char *key, const char *json,
+			struct err *err)
 {
-	char *json;
-	int ret = manifest_to_json(m, &json, err);
+	return store_put_buf(store, key, json, strlen(json), err);
+}
 
-	if (ret)
-		return ret;
-	ret = store_put_buf(store, key, json, strlen(json), err);
-	free(json);
+/* Remove a failed backup's objects from region g (best effort). */
+static void remove_objects(struct region *g, const struct manifest *m, int mask)
+{
+	static const char *const names[3] = {
+		"manifest.json", "data.tar.zst", "index.jsonl.zst",
+	};
+	char *keys[3] = { 0 };
+	const char *k[3];
+	size_t n = 0;
+	struct err de = { 0 };
+
+	/* the manifest first: the backup stops existing before its parts go */
+	for (int i = 0; i < 3; i++) {
+		int bit = i == 0 ? OBJ_MANIFEST : i == 1 ? OBJ_DATA : OBJ_INDEX;
+
+		if (!(mask & bit))
+			continue;
+		keys[n] = region_key(g, m, names[i]);
+		if (keys[n]) {
+			k[n] = keys[n];
+			n++;
+		}
+	}
+	if (n && store_delete(g->store, k, n, &de))
+		log_warn("region %s: could not remove the unfinished backup's objects (%s); snapship clean removes them later",
+			 g->name, de.msg);
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+}
+
+/* Can region g be reached with our credentials?  (A HEAD of a key that
+ * does not exist: 404 means yes.) */
+static int probe_region(struct region *g, const char *host, struct err *err)
+{
+	struct store_obj_info info;
+	char *key;
+	int ret;
+
+	if (asprintf(&key, "%s%s/.snapship-probe", g->prefix, host) < 0)
+		return err_set(err, -ENOMEM, "out of memory");
+	ret = store_head(g->store, key, &info, err);
+	free(key);
+	if (ret == -ENOENT) {
+		err_clear(err);
+		ret = 0;
+	}
 	return ret;
 }
 
 int backup_partition(const struct config *cfg, const struct cfg_partition *part,
-		     struct store *store, const char *prefix, const char *host,
-		     bool progress, struct backup_result *res, struct err *err)
+		     struct regions *rs, const char *host,
+		     const struct backup_opts *bo, struct backup_result *res,
+		     struct err *err)
 {
 	struct manifest *m = &res->m;
+	struct geo_state *gs = &res->gs;
 	struct cow_snapshot *snap = NULL;
 	struct sink data = { 0 }, index = { 0 };
-	char *mkey = NULL, tag[256];
+	struct sink_target dt[REGIONS_MAX], it[REGIONS_MAX];
+	size_t tgt[REGIONS_MAX], nt = 0;        /* region index of each target */
+	char *tkeys[2][REGIONS_MAX] = { { 0 } };
+	bool skip[REGIONS_MAX] = { false };     /* secondary left out of this run */
+	int visible[REGIONS_MAX] = { 0 };       /* OBJ_* committed per region */
+	char *mkey = NULL, *json = NULL, tag[256];
 	const char *hooks[3] = { 0 };
 	bool data_closed = false, index_closed = false, pre_ran = false;
-	bool data_visible = false, index_visible = false;
 	double t0 = util_now_mono();
 	struct err e2 = { 0 };
 	int ret, ret2;
 
 	memset(res, 0, sizeof(*res));
+	res->geo_seconds = -1;
 	m->format_version = FORMAT_VERSION;
 	m->started_ns = util_now_unix_ns();
 	ret = catalog_new_id(m->started_ns / 1000000000LL, m->backup_id, err);
@@ -231,18 +281,56 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 	m->source = strdup(part->path);
 	m->compression = strdup("zstd");
 	m->encryption = strdup("none");
-	m->data_key = catalog_key(prefix, host, part->name, m->backup_id, "data.tar.zst");
-	m->index_key = catalog_key(prefix, host, part->name, m->backup_id, "index.jsonl.zst");
-	mkey = catalog_key(prefix, host, part->name, m->backup_id, "manifest.json");
+	m->data_key = region_key(&rs->v[0], m, "data.tar.zst");
+	m->index_key = region_key(&rs->v[0], m, "index.jsonl.zst");
+	mkey = region_key(&rs->v[0], m, "manifest.json");
 	if (!m->tool_version || !m->host || !m->partition || !m->source ||
 	    !m->compression || !m->encryption || !m->data_key || !m->index_key || !mkey) {
 		ret = err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	strcpy(gs->backup_id, m->backup_id);
 
 	ret = cow_check_source(part->path, err);
 	if (ret)
 		goto out;
+	/* secondaries: reachable now?  One that is not is left out (at risk)
+	 * rather than slowing the backup down; with require_geo it fails it
+	 * before anything is frozen. */
+	for (size_t i = 1; i < rs->n; i++) {
+		struct err pe = { 0 };
+		struct geo_region_state *r = geo_state_region(gs, rs->v[i].name);
+
+		r->replication = rs->v[i].replication;
+		if (!probe_region(&rs->v[i], host, &pe))
+			continue;
+		if (cfg->require_geo) {
+			ret = err_set(err, pe.code ? pe.code : -EIO,
+				      "require_geo = yes and region %s cannot take the backup: %s",
+				      rs->v[i].name, pe.msg);
+			goto out;
+		}
+		skip[i] = true;
+		r->state = RS_AT_RISK;
+		snprintf(r->detail, sizeof(r->detail), "unreachable during the backup: %.600s", pe.msg);
+		log_warn("region %s is unreachable (%s); backing up to the others, the backup will be at risk until snapship repair copies it there",
+			 rs->v[i].name, pe.msg);
+	}
+	for (size_t i = 0; i < rs->n; i++) {
+		if (i > 0 && (skip[i] || rs->v[i].replication != REPL_AGENT))
+			continue;
+		tkeys[0][nt] = region_key(&rs->v[i], m, "data.tar.zst");
+		tkeys[1][nt] = region_key(&rs->v[i], m, "index.jsonl.zst");
+		if (!tkeys[0][nt] || !tkeys[1][nt]) {
+			nt++;
+			ret = err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		dt[nt] = (struct sink_target){ rs->v[i].store, tkeys[0][nt], rs->v[i].name };
+		it[nt] = (struct sink_target){ rs->v[i].store, tkeys[1][nt], rs->v[i].name };
+		tgt[nt++] = i;
+	}
+
 	if (part->pre_snapshot) {
 		pre_ran = true;
 		hooks[0] = "pre_snapshot";
@@ -270,14 +358,14 @@ out_post:
 	m->snap_generation = snap->generation;
 	m->snap_time_ns = snap->time_ns;
 
-	ret = sink_open(&data, store, m->data_key, err);
+	ret = sink_open_multi(&data, dt, nt, cfg->require_geo, err);
 	if (ret)
 		goto out;
-	ret = sink_open(&index, store, m->index_key, err);
+	ret = sink_open_multi(&index, it, nt, cfg->require_geo, err);
 	if (ret)
 		goto out;
 	log_debug("%s: frozen in %.3f s", part->name, util_now_mono() - t0);
-	ret = stream_snapshot(cfg, snap->path, &data, &index, m, progress,
+	ret = stream_snapshot(cfg, snap->path, &data, &index, m, bo->progress,
 			      part->name, err);
 	if (ret)
 		goto out;
@@ -288,14 +376,30 @@ out_post:
 	/* a commit that fails leaves no object (and frees the writer) */
 	ret = sink_commit(&data, m->data_sha256, err);
 	data_closed = true;
+	for (size_t t = 0; t < nt; t++)
+		if (data.committed[t])
+			visible[tgt[t]] |= OBJ_DATA;
 	if (ret)
 		goto out;
-	data_visible = true;
 	ret = sink_commit(&index, m->index_sha256, err);
 	index_closed = true;
+	for (size_t t = 0; t < nt; t++)
+		if (index.committed[t])
+			visible[tgt[t]] |= OBJ_INDEX;
 	if (ret)
 		goto out;
-	index_visible = true;
+	snprintf(m->data_etag, sizeof(m->data_etag), "%s", data.info[0].etag);
+	snprintf(m->index_etag, sizeof(m->index_etag), "%s", index.info[0].etag);
+	for (size_t t = 1; t < nt; t++) {
+		struct geo_region_state *r = geo_state_region(gs, rs->v[tgt[t]].name);
+
+		if (data.failed[t] || index.failed[t]) {
+			skip[tgt[t]] = true;
+			r->state = RS_AT_RISK;
+			snprintf(r->detail, sizeof(r->detail), "upload failed: %.600s",
+				 data.failed[t] ? data.errs[t].msg : index.errs[t].msg);
+		}
+	}
 	/* release before the commit point: a backup is only listed once its
 	 * snapshot is gone, so a crash never leaves both */
 	log_debug("%s: objects committed at %.3f s", part->name, util_now_mono() - t0);
@@ -310,14 +414,85 @@ out_post:
 		for (int i = 0; m->hooks && hooks[i]; i++)
 			m->hooks[i] = strdup(hooks[i]);
 	}
+	ret = manifest_to_json(m, &json, err);
+	if (ret)
+		goto out;
+	m->self_size = strlen(json);
+	util_sha256_hex(json, m->self_size, m->self_sha256);
+	for (size_t i = 1; i < rs->n; i++) {
+		struct geo_region_state *r = geo_state_region(gs, rs->v[i].name);
+
+		r->deadline_ns = m->finished_ns + rs->v[i].deadline * 1000000000LL;
+	}
+	if (cfg->require_geo) {
+		/* server-replicated regions must hold the data before the
+		 * backup exists anywhere */
+		gs->committed_ns = m->finished_ns;
+		if (geo_wait(rs, m, OBJ_DATA | OBJ_INDEX, false, gs)) {
+			ret = err_set(err, -ETIMEDOUT, "require_geo = yes and %s",
+				      "a secondary region did not receive the backup's data in time (see the warnings above)");
+			goto out;
+		}
+	}
 	if (fault_hit("backup.manifest", &ret)) {
 		err_set(err, ret, "injected fault before the manifest");
 		goto out;
 	}
-	ret = put_manifest(store, mkey, m, err);
+	ret = put_manifest(rs->v[0].store, mkey, json, err);
 	if (ret)
 		goto out;
+	visible[0] |= OBJ_MANIFEST;
+	gs->committed_ns = util_now_unix_ns();
 	res->seconds = util_now_mono() - t0;
+	/* the same manifest, byte for byte, to the agent regions */
+	for (size_t t = 1; t < nt; t++) {
+		size_t i = tgt[t];
+		struct geo_region_state *r = geo_state_region(gs, rs->v[i].name);
+		struct err pe = { 0 };
+		char *k;
+
+		if (skip[i])
+			continue;
+		k = region_key(&rs->v[i], m, "manifest.json");
+		ret = k ? put_manifest(rs->v[i].store, k, json, &pe) : -ENOMEM;
+		free(k);
+		if (!ret) {
+			visible[i] |= OBJ_MANIFEST;
+			continue;
+		}
+		skip[i] = true;
+		r->state = RS_AT_RISK;
+		snprintf(r->detail, sizeof(r->detail), "manifest upload failed: %.600s", pe.msg);
+		if (cfg->require_geo) {
+			ret = err_set(err, ret, "require_geo = yes and region %s could not take the manifest: %s",
+				      rs->v[i].name, pe.msg);
+			goto out;
+		}
+		log_warn("region %s: %s; the backup is at risk until snapship repair copies it", rs->v[i].name, pe.msg);
+		ret = 0;
+	}
+	/* every secondary not yet at risk is proven by HEADs now (agent) or
+	 * when the store's replication delivers (server) */
+	{
+		bool once = bo->no_wait && !cfg->require_geo;
+
+		if (geo_wait(rs, m, OBJ_ALL, once, gs) && cfg->require_geo) {
+			ret = err_set(err, -ETIMEDOUT, "require_geo = yes and a secondary region does not hold the backup by its replication deadline (see the warnings above)");
+			goto out;
+		}
+	}
+	if (!strcmp(geo_summary(gs, util_now_unix_ns()), "geo-protected") && gs->n) {
+		res->geo_seconds = 0;
+		for (size_t i = 0; i < gs->n; i++)
+			if (gs->r[i].lag_s > res->geo_seconds)
+				res->geo_seconds = gs->r[i].lag_s;
+	}
+	if (gs->n) {
+		struct err se = { 0 };
+
+		if (geo_state_save(cfg->state_dir, host, part->name, gs, &se))
+			log_warn("cannot save the replication state: %s (snapship verify rebuilds it)", se.msg);
+	}
 
 out:
 	if (!data_closed)
@@ -331,15 +506,17 @@ out:
 			log_error("%s (the snapshot stays in the journal; snapship clean or the next run removes it)",
 				  re.msg);
 	}
-	if (ret && (data_visible || index_visible)) {
+	if (ret) {
 		/* objects without a manifest are not a backup: remove them */
-		const char *keys[2] = { m->data_key, m->index_key };
-		struct err de = { 0 };
-
-		if (store_delete(store, keys, index_visible ? 2 : 1, &de))
-			log_warn("could not remove the unfinished backup's objects (%s); snapship clean removes them later",
-				 de.msg);
+		for (size_t i = 0; i < rs->n; i++)
+			if (visible[i])
+				remove_objects(&rs->v[i], m, visible[i]);
 	}
+	for (size_t t = 0; t < nt; t++) {
+		free(tkeys[0][t]);
+		free(tkeys[1][t]);
+	}
+	free(json);
 	free(mkey);
 	if (ret)
 		manifest_clear(m);

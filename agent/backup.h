@@ -6,26 +6,40 @@
 #include <stdint.h>
 
 #include "agent/catalog.h"
+#include "agent/geo.h"
 
 struct err;
 struct store;
 struct config;
 struct cfg_partition;
 
+struct backup_opts {
+	bool progress;            /* a progress line on stderr */
+	bool no_wait;             /* do not wait for server-side replication */
+};
+
 struct backup_result {
 	struct manifest m;        /* the committed manifest */
-	double seconds;
+	double seconds;           /* start to commit on the primary */
+	struct geo_state gs;      /* per secondary region */
+	double geo_seconds;       /* commit to geo-protected, < 0 if not (yet) */
 };
 
 /*
- * One backup of one partition into store under prefix/host: freeze, stream,
- * commit (manifest last), release.  The snapshot is released whatever
- * happens; on failure nothing becomes visible and objects already written
- * are removed.  The caller holds the host lock (lock_acquire).
+ * One backup of one partition into the regions rs (rs->v[0] the primary)
+ * under host: freeze, stream (to the primary and every replication = agent
+ * region in the same pass), commit (manifest last, on the primary first),
+ * release, then wait for replication = server regions to show a verified
+ * copy (unless no_wait).  The snapshot is released whatever happens; on
+ * failure nothing becomes visible and objects already written are removed.
+ * With cfg->require_geo a secondary that cannot take the backup fails it.
+ * The replication state is saved in cfg->state_dir.  The caller holds the
+ * host lock (lock_acquire).
  */
 int backup_partition(const struct config *cfg, const struct cfg_partition *part,
-		     struct store *store, const char *prefix, const char *host,
-		     bool progress, struct backup_result *res, struct err *err);
+		     struct regions *rs, const char *host,
+		     const struct backup_opts *bo, struct backup_result *res,
+		     struct err *err);
 
 /* Take the host lock in state_dir (blocks up to wait_s); fd or <0. */
 int lock_acquire(const char *state_dir, int wait_s, struct err *err);

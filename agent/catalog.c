@@ -82,7 +82,7 @@ int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 		" s:I, s:I,"
 		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 		" s:{s:s, s:i, s:I, s:I},"
-		" s:{s:s, s:I, s:s}, s:{s:s, s:I, s:s},"
+		" s:{s:s, s:I, s:s, s:s}, s:{s:s, s:I, s:s, s:s},"
 		" s:o, s:{s:s}}",
 		"format_version", m->format_version,
 		"tool_version", m->tool_version,
@@ -103,9 +103,9 @@ int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 		"level", m->level, "frame_size", (json_int_t)m->frame_size,
 		"frames", (json_int_t)m->frames,
 		"data", "key", m->data_key, "size", (json_int_t)m->data_size,
-		"sha256", m->data_sha256,
+		"sha256", m->data_sha256, "etag", m->data_etag,
 		"index", "key", m->index_key, "size", (json_int_t)m->index_size,
-		"sha256", m->index_sha256,
+		"sha256", m->index_sha256, "etag", m->index_etag,
 		"hooks", hooks,
 		"encryption", "mode", m->encryption ? m->encryption : "none");
 	if (!root)
@@ -131,6 +131,7 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 	const char *id = NULL, *tv = NULL, *host = NULL, *part = NULL, *src = NULL;
 	const char *uuid = "", *algo = NULL, *dkey = NULL, *dsha = NULL;
 	const char *ikey = NULL, *isha = NULL, *enc = NULL;
+	const char *detag = "", *ietag = "";
 	json_int_t gen = 0, st = 0, sn = 0, fn = 0, ent = 0, files = 0, dirs = 0,
 		   others = 0, lb = 0, tb = 0, sb = 0, fs = 0, fr = 0, ds = 0, is = 0;
 	int fv = 0, level = 0;
@@ -145,7 +146,7 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 		" s:I, s:I,"
 		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 		" s:{s:s, s:i, s:I, s:I},"
-		" s:{s:s, s:I, s:s}, s:{s:s, s:I, s:s},"
+		" s:{s:s, s:I, s:s, s?s}, s:{s:s, s:I, s:s, s?s},"
 		" s?o, s?{s:s}}",
 		"format_version", &fv, "tool_version", &tv, "backup_id", &id,
 		"host", &host, "partition", &part, "source", &src,
@@ -156,8 +157,8 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 		"stored_bytes", &sb,
 		"compression", "algo", &algo, "level", &level, "frame_size", &fs,
 		"frames", &fr,
-		"data", "key", &dkey, "size", &ds, "sha256", &dsha,
-		"index", "key", &ikey, "size", &is, "sha256", &isha,
+		"data", "key", &dkey, "size", &ds, "sha256", &dsha, "etag", &detag,
+		"index", "key", &ikey, "size", &is, "sha256", &isha, "etag", &ietag,
 		"hooks", &hooks, "encryption", "mode", &enc)) {
 		json_decref(root);
 		return err_set(err, -EBADMSG, "manifest is malformed: %s", je.text);
@@ -169,7 +170,8 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 			       fv, FORMAT_VERSION);
 	}
 	if (strlen(id) != BACKUP_ID_LEN || strlen(dsha) != 64 || strlen(isha) != 64 ||
-	    strlen(uuid) > 36) {
+	    strlen(uuid) > 36 || strlen(detag) >= sizeof(m->data_etag) ||
+	    strlen(ietag) >= sizeof(m->index_etag)) {
 		json_decref(root);
 		return err_set(err, -EBADMSG, "manifest has a malformed id or checksum");
 	}
@@ -178,6 +180,10 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 	strcpy(m->snap_uuid, uuid);
 	strcpy(m->data_sha256, dsha);
 	strcpy(m->index_sha256, isha);
+	strcpy(m->data_etag, detag);
+	strcpy(m->index_etag, ietag);
+	m->self_size = len;
+	util_sha256_hex(json, len, m->self_sha256);
 	m->tool_version = dup_or_null(tv);
 	m->host = dup_or_null(host);
 	m->partition = dup_or_null(part);

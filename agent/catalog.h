@@ -34,6 +34,13 @@ struct manifest {
 	char *data_key, *index_key;
 	uint64_t data_size, index_size;
 	char data_sha256[65], index_sha256[65];
+	/* the objects' ETags as the primary stored them ("" unknown): copies
+	 * in other regions must match them, byte for byte */
+	char data_etag[80], index_etag[80];
+	/* the manifest object itself (filled when loaded or written, not part
+	 * of the JSON): every region holds these same bytes */
+	uint64_t self_size;
+	char self_sha256[65];
 	char **hooks;                   /* commands run, NULL-terminated; may be NULL */
 	char *encryption;               /* "none" */
 };

@@ -172,9 +172,15 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 			return bad(pc, s, k, v, "expected idle or best-effort");
 	} else if (!strcmp(k, "metrics_file")) {
 		return set_str(&c->metrics_file, v);
+	} else if (!strcmp(k, "require_geo")) {
+		bool b;
+
+		if (!parse_bool(v, &b))
+			return bad(pc, s, k, v, "expected yes or no");
+		c->require_geo = b;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, metrics_file)",
+				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, metrics_file, require_geo)",
 				    pc->file, pc->line, k);
 	}
 	return 0;
@@ -360,9 +366,24 @@ static int region_key(struct parse_ctx *pc, const char *s, const char *name,
 		if (!parse_bool(v, &b))
 			return bad(pc, s, k, v, "expected yes or no");
 		r->primary = b;
+	} else if (!strcmp(k, "replication")) {
+		if (!strcmp(v, "server"))
+			r->replication = REPL_SERVER;
+		else if (!strcmp(v, "agent"))
+			r->replication = REPL_AGENT;
+		else
+			return bad(pc, s, k, v, "expected server (the store replicates; snapship verifies) or agent (snapship uploads here too)");
+		r->repl_line = pc->line;
+	} else if (!strcmp(k, "replication_deadline")) {
+		int64_t n;
+
+		if (util_parse_duration(v, &n) || n < 1)
+			return bad(pc, s, k, v, "expected a duration such as 15m or 30s");
+		r->replication_deadline = n;
+		r->repl_line = pc->line;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known: store, prefix, primary; for store = file: path; for store = s3: endpoint, bucket, sigv4_region, addressing, access_key_id, secret_access_key_file, ca_file, insecure_tls, part_size, parts_in_flight)",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: store, prefix, primary, replication, replication_deadline; for store = file: path; for store = s3: endpoint, bucket, sigv4_region, addressing, access_key_id, secret_access_key_file, ca_file, insecure_tls, part_size, parts_in_flight)",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;
@@ -486,11 +507,36 @@ static int config_check(struct config *cfg, struct err *err)
 				       cfg->file, r->line, primary->name, r->name);
 		if (r->primary)
 			primary = r;
+		if (!r->replication_deadline)
+			r->replication_deadline = 15 * 60;
 	}
 	if (cfg->nregions == 1 && !primary)
 		cfg->regions[0].primary = true;
 	else if (cfg->nregions > 1 && !primary)
 		return err_set(err, -EINVAL, "%s: no region is primary; set primary = yes in one [region]",
+			       cfg->file);
+	for (size_t i = 0; i < cfg->nregions; i++) {
+		struct cfg_region *r = &cfg->regions[i];
+
+		if (r->primary && r->repl_line)
+			return err_set(err, -EINVAL, "%s:%d: [region %s] is the primary: backups are written there first, so it takes no replication keys; set them on the secondaries",
+				       cfg->file, r->repl_line, r->name);
+		if (!r->primary && !r->replication)
+			r->replication = REPL_SERVER;
+	}
+	for (size_t i = 0; i < cfg->nregions; i++)
+		for (size_t j = 0; j < i; j++) {
+			const struct cfg_region *a = &cfg->regions[j], *b = &cfg->regions[i];
+
+			if (!strcmp(a->store, b->store) && !strcmp(a->location, b->location) &&
+			    !strcmp(a->prefix, b->prefix) &&
+			    (strcmp(a->store, "s3") || !a->endpoint == !b->endpoint) &&
+			    (!a->endpoint || !b->endpoint || !strcmp(a->endpoint, b->endpoint)))
+				return err_set(err, -EINVAL, "%s:%d: [region %s] is the same place as [region %s]; a second copy in the same bucket or directory is not geo-redundant",
+					       cfg->file, b->line, b->name, a->name);
+		}
+	if (cfg->require_geo && cfg->nregions < 2)
+		return err_set(err, -EINVAL, "%s: [agent] require_geo = yes needs a secondary [region] besides the primary",
 			       cfg->file);
 	if (cfg->max_age && cfg->keep_within > cfg->max_age)
 		return err_set(err, -EINVAL, "%s: [retention] keep_within is longer than max_age; max_age purges first, so lower keep_within",

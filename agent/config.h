@@ -13,6 +13,8 @@
 
 struct err;
 
+enum { REPL_NONE = 0, REPL_SERVER, REPL_AGENT };
+
 struct cfg_partition {
 	char *name;
 	char *path;               /* the btrfs subvolume to back up */
@@ -29,6 +31,10 @@ struct cfg_region {
 	char *prefix;             /* key prefix, "" by default */
 	bool primary;
 	int line;
+	/* secondaries: who copies backups here (design §6) */
+	int replication;          /* REPL_SERVER (default) or REPL_AGENT */
+	int64_t replication_deadline;  /* seconds; default 15m */
+	int repl_line;            /* line of replication/deadline, 0 if unset */
 	/* store = s3 */
 	char *endpoint;           /* NULL: https://s3.SIGV4_REGION.amazonaws.com */
 	char *bucket;
@@ -56,6 +62,7 @@ struct config {
 	uint64_t max_read_rate, max_upload_rate;
 	int io_priority;          /* 0 leave, 2 best-effort, 3 idle */
 	char *metrics_file;
+	bool require_geo;         /* a backup fails unless every secondary has it */
 	/* [retention] */
 	int64_t keep_last, keep_within, max_age, keep_daily, keep_weekly, keep_monthly;
 

@@ -18,6 +18,7 @@
 #include "agent/backup.h"
 #include "agent/catalog.h"
 #include "agent/config.h"
+#include "agent/geo.h"
 #include "agent/restore.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -39,6 +40,7 @@ struct global {
 	const char *from;        /* --from/--to STORE in the zero-config form */
 	const char *host;
 	const char *state_dir;
+	const char *region;      /* --region NAME: only that one, no failover */
 };
 
 static const char usage_text[] =
@@ -51,18 +53,22 @@ static const char usage_text[] =
 "  snapship verify [PARTITION] --from STORE [--deep]  check stored backups\n"
 "\n"
 "With a config file (default /etc/snapship/snapship.conf):\n"
-"  snapship backup [PARTITION...]      back up the configured partitions\n"
-"  snapship list [PARTITION] [--json]\n"
+"  snapship backup [PARTITION...] [--no-wait]  back up the configured partitions to\n"
+"                                      every region (waits for server replication)\n"
+"  snapship list [PARTITION] [--json]  backups and their geo state\n"
+"  snapship status [--json]            per partition: latest backup, age, geo state\n"
 "  snapship restore PARTITION --to DIR [--id ID] [--path P]...\n"
-"  snapship verify [PARTITION] [--deep]\n"
+"  snapship verify [PARTITION] [--deep]  every backup in every region\n"
+"  snapship repair [PARTITION]         copy what a region lacks from a healthy one\n"
 "  snapship clean [--from STORE]      remove snapshots and uploads left by a crash\n"
 "  snapship config check               parse and check the config\n"
 "\n"
 "STORE is a directory (local or NFS) or s3://BUCKET/PREFIX (endpoint from\n"
 "SNAPSHIP_S3_ENDPOINT or AWS_ENDPOINT_URL, region from AWS_REGION, keys from\n"
-"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).  Common options: --json,\n"
-"--host NAME, --state-dir DIR, --help.  Exit status: 0 ok, 1 failure, 2 usage/config\n"
-"error.\n";
+"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).  Reads (list, status, restore,\n"
+"verify) use the primary region and fail over to the others; --region NAME\n"
+"uses only that one.  Common options: --json, --host NAME, --state-dir DIR,\n"
+"--help.  Exit status: 0 ok, 1 failure, 2 usage/config error.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -99,56 +105,66 @@ static const char *host_name(const struct global *g, char *buf, size_t len)
 	return buf;
 }
 
-/* The store of a configured region. */
-static int open_region(const struct cfg_region *r, struct store **store_ret,
-		       struct err *err)
+/* The regions to use: --from/--to STORE, or the config's (primary first). */
+static int open_regions(struct global *g, struct regions *rs, struct err *err)
 {
-	struct store_opts o = { 0 };
-	char *endpoint = NULL;
-	int ret;
-
-	if (!r->store || strcmp(r->store, "s3"))
-		return store_open(config_region_location(r), store_ret, err);
-	o.name = r->name;
-	o.region = r->sigv4_region ? r->sigv4_region : "us-east-1";
-	o.endpoint = r->endpoint;
-	if (!o.endpoint) {
-		/* the config says where; the environment does not */
-		if (asprintf(&endpoint, "https://s3.%s.amazonaws.com", o.region) < 0)
-			return err_set(err, -ENOMEM, "out of memory");
-		o.endpoint = endpoint;
-	}
-	o.addressing = r->virtual_hosted ? STORE_ADDR_VIRTUAL : STORE_ADDR_PATH;
-	o.access_key_id = r->access_key_id;
-	o.secret_access_key_file = r->secret_access_key_file;
-	o.ca_file = r->ca_file;
-	o.insecure_tls = r->insecure_tls;
-	o.part_size = r->part_size;
-	o.parts_in_flight = r->parts_in_flight;
-	ret = store_open_opts(config_region_location(r), &o, store_ret, err);
-	free(endpoint);
-	return ret;
-}
-
-/* Open the store: --from/--to STORE, or the config's primary region. */
-static int open_store(struct global *g, struct store **store_ret,
-		      const char **prefix_ret, struct err *err)
-{
-	const struct cfg_region *r;
-
-	*prefix_ret = "";
-	if (g->from)
-		return store_open(g->from, store_ret, err);
-	if (!g->have_config)
+	if (!g->from && !g->have_config)
 		return err_set(err, -EINVAL,
 			       "no store given: pass --from/--to STORE, or configure a [region] in %s",
 			       g->config_file);
-	r = config_primary(&g->cfg);
-	if (!r)
-		return err_set(err, -EINVAL, "%s: no [region] configured; add one with store = file and path = DIR, or store = s3 and bucket = NAME",
-			       g->cfg.file);
-	*prefix_ret = r->prefix ? r->prefix : "";
-	return open_region(r, store_ret, err);
+	return regions_open(g->from ? NULL : &g->cfg, g->from, g->region, rs, err);
+}
+
+/* Did this error come from not reaching the store at all? */
+static bool unreachable(const struct err *e)
+{
+	return e->code == -ECONNREFUSED || e->code == -ETIMEDOUT ||
+	       e->code == -EHOSTUNREACH || e->code == -ENETUNREACH ||
+	       e->code == -ECONNRESET || e->code == -EAGAIN || e->code == -EIO;
+}
+
+/*
+ * The backups of host (partition NULL = all) from the first region that
+ * answers: the primary, then the secondaries (read failover).  *used_ret
+ * is the region listed.
+ */
+static int list_failover(struct regions *rs, const char *host, const char *part,
+			 struct catalog_list *list, size_t *used_ret,
+			 struct err *err)
+{
+	struct err e = { 0 };
+
+	for (size_t i = 0; i < rs->n; i++) {
+		struct region *g = &rs->v[i];
+
+		if (g->down)
+			continue;
+		err_clear(&e);
+		if (!catalog_list(g->store, g->prefix, host, part, list, &e)) {
+			*used_ret = i;
+			if (i > 0)
+				log_warn("failed over: listing backups from region %s", g->name);
+			return 0;
+		}
+		if (unreachable(&e))
+			g->down = true;
+		if (i + 1 < rs->n)
+			log_warn("region %s failed (%s); failing over to region %s",
+				 g->name, e.msg, rs->v[i + 1].name);
+	}
+	*err = e;
+	return e.code ? e.code : -EIO;
+}
+
+/* "region NAME: ..." unless the message names it already */
+static void print_region_error(const char *name, const char *msg)
+{
+	size_t n = strlen(name);
+
+	if (!strncmp(msg, "region ", 7) && !strncmp(msg + 7, name, n) && msg[7 + n] == ':')
+		printf("  %s\n", msg);
+	else
+		printf("  region %s: %s\n", name, msg);
 }
 
 static json_t *manifest_summary_json(const struct manifest *m, double seconds)
@@ -177,7 +193,7 @@ static void print_json(json_t *j)
 
 /* Remove this host's unfinished uploads (we hold the host lock). */
 static unsigned clean_store(struct store *store, const char *prefix,
-			    const char *host)
+			    const char *host, const char *region)
 {
 	struct err err = { 0 };
 	unsigned n = 0;
@@ -190,12 +206,60 @@ static unsigned clean_store(struct store *store, const char *prefix,
 	 * take the backup either, and that error follows */
 	if (store_abort_incomplete(store, p, &n, &err) ||
 	    catalog_remove_orphans(store, prefix, host, &orphans, &err))
-		log_warn("could not clean up after interrupted runs: %s", err.msg);
+		log_warn("region %s: could not clean up after interrupted runs: %s",
+			 region, err.msg);
 	n += (unsigned)orphans;
 	if (n)
-		log_warn("removed %u unfinished upload(s) left behind by an interrupted run", n);
+		log_warn("region %s: removed %u unfinished upload(s) left behind by an interrupted run",
+			 region, n);
 	free(p);
 	return n;
+}
+
+/* "geo": summary and "regions": [...] of a backup's replication state */
+static void geo_json(json_t *o, const struct geo_state *gs)
+{
+	json_t *arr = json_array();
+
+	json_object_set_new(o, "geo", json_string(geo_summary(gs, util_now_unix_ns())));
+	for (size_t i = 0; i < gs->n; i++) {
+		const struct geo_region_state *r = &gs->r[i];
+		json_t *e = json_pack("{s:s, s:s, s:s}", "region", r->name,
+				      "replication", r->replication == REPL_AGENT ? "agent" : "server",
+				      "state", geo_rstate_name(r->state));
+
+		if (r->state == RS_PENDING && r->deadline_ns && util_now_unix_ns() > r->deadline_ns)
+			json_object_set_new(e, "state", json_string("at-risk"));
+		if (r->lag_s >= 0)
+			json_object_set_new(e, "lag_s", json_real(r->lag_s));
+		if (r->verified_ns)
+			json_object_set_new(e, "verified", json_integer(r->verified_ns / 1000000000LL));
+		if (r->detail[0])
+			json_object_set_new(e, "detail", json_string(r->detail));
+		json_array_append_new(arr, e);
+	}
+	json_object_set_new(o, "regions", arr);
+}
+
+/* " — geo-protected (west 0.42 s)" and a newline */
+static void print_geo_line(const struct geo_state *gs)
+{
+	const char *sum = geo_summary(gs, util_now_unix_ns());
+
+	if (!gs->n) {
+		putchar('\n');
+		return;
+	}
+	printf(" - %s", sum);
+	for (size_t i = 0; i < gs->n; i++) {
+		const struct geo_region_state *r = &gs->r[i];
+
+		if (r->state == RS_VERIFIED && r->lag_s >= 0)
+			printf("%s%s %.2f s", i ? ", " : " (", r->name, r->lag_s);
+		else
+			printf("%s%s %s", i ? ", " : " (", r->name, geo_rstate_name(r->state));
+	}
+	printf(")\n");
 }
 
 /* ---------------------------------------------------------------- backup */
@@ -207,20 +271,23 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "snapshot-dir", required_argument, NULL, 's' },
 		{ "level", required_argument, NULL, 'l' },
+		{ "no-wait", no_argument, NULL, 'W' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct cfg_partition quick = { 0 };
-	const char *name = NULL, *snapdir = NULL, *prefix;
-	struct store *store = NULL;
+	const char *name = NULL, *snapdir = NULL;
+	struct regions rs;
+	struct backup_opts bo = { 0 };
 	struct err err = { 0 };
 	char hbuf[256], pathbuf[PATH_MAX], namebuf[PATH_MAX];
 	const char *host;
 	json_t *out;
 	int c, lockfd = -1, rc = EXIT_OK, failures = 0;
 	unsigned removed = 0;
-	bool progress = isatty(2) && log_get_level() >= LOG_WARN;
+
+	bo.progress = isatty(2) && log_get_level() >= LOG_WARN;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -236,6 +303,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 			g->cfg.compression_level = (int)lv;
 			break;
 		}
+		case 'W': bo.no_wait = true; break;
 		case 'j': g->json = true; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: return EXIT_USAGE;
@@ -265,11 +333,11 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 		g->cfg.state_dir = strdup(g->state_dir);
 	}
 	host = host_name(g, hbuf, sizeof(hbuf));
-	if (open_store(g, &store, &prefix, &err))
+	if (open_regions(g, &rs, &err))
 		return fail(&err);
 	lockfd = lock_acquire(g->cfg.state_dir, 0, &err);
 	if (lockfd < 0) {
-		store_free(store);
+		regions_free(&rs);
 		return fail(&err);
 	}
 	out = json_array();
@@ -279,7 +347,10 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 	} else if (removed) {
 		log_warn("removed %u snapshot(s) left behind by an interrupted run", removed);
 	}
-	clean_store(store, prefix, host);
+	/* where we upload ourselves: the primary and agent regions */
+	for (size_t i = 0; i < rs.n; i++)
+		if (i == 0 || rs.v[i].replication == REPL_AGENT)
+			clean_store(rs.v[i].store, rs.v[i].prefix, host, rs.v[i].name);
 
 	for (size_t i = 0;; i++) {
 		const struct cfg_partition *part;
@@ -306,7 +377,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 			part = &g->cfg.parts[i];
 		}
 		err_clear(&err);
-		if (backup_partition(&g->cfg, part, store, prefix, host, progress, &res, &err)) {
+		if (backup_partition(&g->cfg, part, &rs, host, &bo, &res, &err)) {
 			log_error("backup of %s failed: %s", part->name, err.msg);
 			failures++;
 			if (rc == EXIT_OK)
@@ -314,16 +385,28 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 			continue;
 		}
 		if (g->json) {
-			json_array_append_new(out, manifest_summary_json(&res.m, res.seconds));
+			json_t *o = manifest_summary_json(&res.m, res.seconds);
+
+			json_object_set_new(o, "region", json_string(rs.v[0].name));
+			geo_json(o, &res.gs);
+			if (res.geo_seconds >= 0)
+				json_object_set_new(o, "geo_seconds", json_real(res.geo_seconds));
+			json_array_append_new(out, o);
 		} else {
-			printf("%s %s: %llu files, %s -> %s (%.2fx) in %.1f s\n",
+			printf("%s %s: %llu files, %s -> %s (%.2fx) in %.1f s",
 			       res.m.partition, res.m.backup_id,
 			       (unsigned long long)res.m.files,
 			       util_human_size(res.m.logical_bytes, hb1, sizeof(hb1)),
 			       util_human_size(res.m.stored_bytes, hb2, sizeof(hb2)),
 			       res.m.stored_bytes ? (double)res.m.logical_bytes / (double)res.m.stored_bytes : 0.0,
 			       res.seconds);
+			print_geo_line(&res.gs);
 		}
+		if (res.gs.n && strcmp(geo_summary(&res.gs, util_now_unix_ns()), "geo-protected") &&
+		    !bo.no_wait)
+			log_warn("%s %s is committed on region %s but %s; snapship repair copies it once the region is back",
+				 res.m.partition, res.m.backup_id, rs.v[0].name,
+				 geo_summary(&res.gs, util_now_unix_ns()));
 		manifest_clear(&res.m);
 	}
 	if (!quick.path && g->cfg.nparts == 0 && optind >= argc) {
@@ -335,7 +418,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 	else
 		json_decref(out);
 	lock_release(lockfd);
-	store_free(store);
+	regions_free(&rs);
 	return failures ? rc : EXIT_OK;
 }
 
@@ -350,24 +433,61 @@ static void fmt_time(int64_t ns, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
+/* The replication state of a listed backup ("single region" with none). */
+static void backup_geo(struct global *g, const struct regions *rs, const char *host,
+		       const struct manifest *m, struct geo_state *gs)
+{
+	struct err e = { 0 };
+
+	if (rs->n < 2 || rs->forced ||
+	    geo_state_load(g->cfg.state_dir, host, m->partition, m->backup_id, gs, &e)) {
+		memset(gs, 0, sizeof(*gs));
+		if (rs->n >= 2 && !rs->forced) {
+			/* no local state (another host, a lost state dir):
+			 * unknown until snapship verify looks */
+			for (size_t i = 1; i < rs->n; i++) {
+				struct geo_region_state *r = geo_state_region(gs, rs->v[i].name);
+
+				if (r) {
+					r->replication = rs->v[i].replication;
+					snprintf(r->detail, sizeof(r->detail), "not verified from this host; run snapship verify");
+				}
+			}
+		}
+	}
+}
+
+static const char *geo_word(const struct regions *rs, const struct geo_state *gs)
+{
+	if (rs->n < 2 || rs->forced)
+		return "-";
+	for (size_t i = 0; i < gs->n; i++)
+		if (gs->r[i].state == RS_PENDING && !gs->r[i].deadline_ns)
+			return "unverified";
+	return geo_summary(gs, util_now_unix_ns());
+}
+
 static int cmd_list(struct global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, 'f' },
+		{ "region", required_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct catalog_list list;
-	struct store *store = NULL;
+	struct regions rs;
 	struct err err = { 0 };
-	const char *prefix, *host, *part = NULL;
+	const char *host, *part = NULL;
 	char hbuf[256];
+	size_t used = 0;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': g->from = optarg; break;
+		case 'R': g->region = optarg; break;
 		case 'j': g->json = true; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		default: return EXIT_USAGE;
@@ -378,10 +498,10 @@ static int cmd_list(struct global *g, int argc, char **argv)
 	if (optind < argc)
 		return usage_error("list takes at most one PARTITION");
 	host = host_name(g, hbuf, sizeof(hbuf));
-	if (open_store(g, &store, &prefix, &err))
+	if (open_regions(g, &rs, &err))
 		return fail(&err);
-	if (catalog_list(store, prefix, host, part, &list, &err)) {
-		store_free(store);
+	if (list_failover(&rs, host, part, &list, &used, &err)) {
+		regions_free(&rs);
 		return fail(&err);
 	}
 	if (g->json) {
@@ -390,33 +510,41 @@ static int cmd_list(struct global *g, int argc, char **argv)
 		for (size_t i = 0; i < list.n; i++) {
 			const struct manifest *m = &list.m[i];
 			json_t *o = manifest_summary_json(m, (double)(m->finished_ns - m->started_ns) / 1e9);
+			struct geo_state gs;
 
 			json_object_set_new(o, "state", json_string("committed"));
+			json_object_set_new(o, "listed_from", json_string(rs.v[used].name));
+			backup_geo(g, &rs, host, m, &gs);
+			geo_json(o, &gs);
+			json_object_set_new(o, "geo", json_string(geo_word(&rs, &gs)));
 			json_array_append_new(arr, o);
 		}
 		print_json(arr);
 	} else if (list.n == 0) {
 		printf("no backups of %s%s%s on %s\n", host, part ? "/" : "",
-		       part ? part : "", store_describe(store));
+		       part ? part : "", store_describe(rs.v[used].store));
 	} else {
-		printf("%-16s %-24s %-21s %9s %10s %10s %6s\n", "PARTITION", "BACKUP ID",
-		       "TIME (UTC)", "FILES", "SIZE", "STORED", "RATIO");
+		printf("%-16s %-24s %-21s %9s %10s %10s %6s  %s\n", "PARTITION", "BACKUP ID",
+		       "TIME (UTC)", "FILES", "SIZE", "STORED", "RATIO", "GEO");
 		for (size_t i = 0; i < list.n; i++) {
 			const struct manifest *m = &list.m[i];
 			char tb[32], s1[32], s2[32];
+			struct geo_state gs;
 
+			backup_geo(g, &rs, host, m, &gs);
 			fmt_time(m->snap_time_ns, tb, sizeof(tb));
-			printf("%-16s %-24s %-21s %9llu %10s %10s %5.2fx\n", m->partition,
+			printf("%-16s %-24s %-21s %9llu %10s %10s %5.2fx  %s\n", m->partition,
 			       m->backup_id, tb, (unsigned long long)m->files,
 			       util_human_size(m->logical_bytes, s1, sizeof(s1)),
 			       util_human_size(m->stored_bytes, s2, sizeof(s2)),
-			       m->stored_bytes ? (double)m->logical_bytes / (double)m->stored_bytes : 0.0);
+			       m->stored_bytes ? (double)m->logical_bytes / (double)m->stored_bytes : 0.0,
+			       geo_word(&rs, &gs));
 		}
 	}
 	if (list.broken)
 		log_warn("%zu manifest(s) could not be read; run snapship verify", list.broken);
 	catalog_list_free(&list);
-	store_free(store);
+	regions_free(&rs);
 	return EXIT_OK;
 }
 
@@ -426,6 +554,7 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, 'f' },
+		{ "region", required_argument, NULL, 'R' },
 		{ "to", required_argument, NULL, 't' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "path", required_argument, NULL, 'p' },
@@ -439,16 +568,21 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 	struct restore_result res;
 	struct catalog_list list;
 	const struct manifest *m;
-	struct store *store = NULL;
+	struct manifest mr;
+	struct restore_source fb[REGIONS_MAX];
+	struct regions rs;
 	struct err err = { 0 };
-	const char *prefix, *host, *part, *id = NULL;
+	const char *host, *part, *id = NULL;
 	const char **paths = NULL;
-	char hbuf[256], hb[32];
-	int c, rc = EXIT_OK;
+	char *keys[REGIONS_MAX][2] = { { 0 } };
+	char hbuf[256], hb[32], why[2048] = "";
+	size_t used = 0, src;
+	int c, rc = EXIT_OK, chk_code = -EBADMSG;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': g->from = optarg; break;
+		case 'R': g->region = optarg; break;
 		case 't': ro.target = optarg; break;
 		case 'i': id = optarg; break;
 		case 'p': {
@@ -476,11 +610,11 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 	}
 	part = argv[optind];
 	host = host_name(g, hbuf, sizeof(hbuf));
-	if (open_store(g, &store, &prefix, &err)) {
+	if (open_regions(g, &rs, &err)) {
 		free(paths);
 		return fail(&err);
 	}
-	if (catalog_list(store, prefix, host, part, &list, &err)) {
+	if (list_failover(&rs, host, part, &list, &used, &err)) {
 		rc = fail(&err);
 		goto out;
 	}
@@ -488,20 +622,73 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 	if (!m) {
 		if (id)
 			err_set(&err, -ENOENT, "no backup %s of %s/%s on %s; snapship list shows the backups",
-				id, host, part, store_describe(store));
+				id, host, part, store_describe(rs.v[used].store));
 		else
 			err_set(&err, -ENOENT, "no backups of %s/%s on %s", host, part,
-				store_describe(store));
+				store_describe(rs.v[used].store));
 		rc = fail(&err);
 		goto out_list;
 	}
-	if (restore_backup(store, m, &ro, &res, &err)) {
+	/* read from the first region whose copy is whole (primary first);
+	 * the other whole copies take over if reading fails midway */
+	for (size_t i = 0; i < rs.n; i++) {
+		struct geo_check chk;
+		size_t used_len = strlen(why);
+
+		keys[i][0] = region_key(&rs.v[i], m, "data.tar.zst");
+		keys[i][1] = region_key(&rs.v[i], m, "index.jsonl.zst");
+		if (!keys[i][0] || !keys[i][1]) {
+			err_set(&err, -ENOMEM, "out of memory");
+			rc = fail(&err);
+			goto out_list;
+		}
+		if (rs.v[i].down) {
+			log_info("region %s: skipped (it did not answer)", rs.v[i].name);
+			continue;
+		}
+		geo_check_copy(&rs.v[i], m, OBJ_DATA | OBJ_INDEX, &chk);
+		if (chk.copy == COPY_OK) {
+			fb[ro.nfallback++] = (struct restore_source){
+				rs.v[i].store, keys[i][0], rs.v[i].name };
+			continue;
+		}
+		if (chk.copy == COPY_UNREACHABLE) {
+			rs.v[i].down = true;
+			chk_code = -EIO;
+		}
+		snprintf(why + used_len, sizeof(why) - used_len, "%sregion %s: %s: %s",
+			 used_len ? "; " : "", rs.v[i].name, geo_copy_name(chk.copy), chk.detail);
+		if (i + 1 < rs.n)
+			log_warn("region %s: its copy of backup %s is %s (%s); failing over",
+				 rs.v[i].name, m->backup_id, geo_copy_name(chk.copy), chk.detail);
+	}
+	if (!ro.nfallback) {
+		err_set(&err, chk_code, "backup %s of %s/%s cannot be restored: %s%s",
+			m->backup_id, host, part, why,
+			rs.n > 1 ? " (no region holds a whole copy; snapship verify tells more)" : "");
+		rc = fail(&err);
+		goto out_list;
+	}
+	for (src = 0; src < rs.n && strcmp(rs.v[src].name, fb[0].region); src++)
+		;
+	if (src > 0)
+		log_warn("failed over: restoring backup %s from region %s", m->backup_id,
+			 rs.v[src].name);
+	mr = *m;
+	mr.data_key = keys[src][0];
+	mr.index_key = keys[src][1];
+	ro.region = rs.v[src].name;
+	ro.fallback = fb + 1;
+	ro.nfallback--;
+	m = &mr;
+	if (restore_backup(rs.v[src].store, m, &ro, &res, &err)) {
 		rc = fail(&err);
 		goto out_list;
 	}
 	if (g->json) {
-		print_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f}",
+		print_json(json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f}",
 				     "backup_id", m->backup_id, "partition", m->partition,
+				     "region", ro.region,
 				     "target", ro.target, "entries", (json_int_t)res.entries,
 				     "files", (json_int_t)res.files, "bytes", (json_int_t)res.bytes,
 				     "skipped_devices", (json_int_t)res.skipped_devices,
@@ -509,8 +696,8 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 				     "frames_total", (json_int_t)res.frames_total,
 				     "subvolume", res.subvolume, "seconds", res.seconds));
 	} else {
-		printf("restored %s %s into %s%s: %llu entries, %s, verified, in %.1f s\n",
-		       m->partition, m->backup_id, ro.target,
+		printf("restored %s %s from region %s into %s%s: %llu entries, %s, verified, in %.1f s\n",
+		       m->partition, m->backup_id, ro.region, ro.target,
 		       res.subvolume ? " (new subvolume)" : "",
 		       (unsigned long long)res.entries,
 		       util_human_size(res.bytes, hb, sizeof(hb)), res.seconds);
@@ -521,87 +708,451 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 out_list:
 	catalog_list_free(&list);
 out:
-	store_free(store);
+	for (size_t i = 0; i < REGIONS_MAX; i++) {
+		free(keys[i][0]);
+		free(keys[i][1]);
+	}
+	regions_free(&rs);
 	free(paths);
 	return rc;
 }
 
-/* ---------------------------------------------------------------- verify */
+/* ------------------------------------------------------- verify, repair */
 
-static int cmd_verify(struct global *g, int argc, char **argv)
+/* Every backup of host in any reachable region, once (design §6: the
+ * stores alone tell what exists where). */
+struct union_list {
+	struct catalog_list lists[REGIONS_MAX];
+	bool ok[REGIONS_MAX];
+	struct err errs[REGIONS_MAX];
+	const struct manifest **v;     /* sorted by partition, then id */
+	size_t n;
+	size_t broken;
+};
+
+static int ucmp(const void *a, const void *b)
+{
+	const struct manifest *x = *(const struct manifest *const *)a;
+	const struct manifest *y = *(const struct manifest *const *)b;
+	int c = strcmp(x->partition, y->partition);
+
+	return c ? c : strcmp(x->backup_id, y->backup_id);
+}
+
+static int union_list(struct regions *rs, const char *host, const char *part,
+		      struct union_list *u, struct err *err)
+{
+	size_t cap = 0, reached = 0;
+
+	memset(u, 0, sizeof(*u));
+	for (size_t i = 0; i < rs->n; i++) {
+		struct catalog_list *l = &u->lists[i];
+
+		if (catalog_list(rs->v[i].store, rs->v[i].prefix, host, part, l, &u->errs[i])) {
+			log_warn("region %s cannot be listed: %s", rs->v[i].name, u->errs[i].msg);
+			if (unreachable(&u->errs[i]))
+				rs->v[i].down = true;
+			continue;
+		}
+		u->ok[i] = true;
+		reached++;
+		u->broken += l->broken;
+		for (size_t j = 0; j < l->n; j++) {
+			const struct manifest *m = &l->m[j];
+			bool seen = false;
+
+			for (size_t k = 0; k < u->n && !seen; k++)
+				seen = !strcmp(u->v[k]->partition, m->partition) &&
+				       !strcmp(u->v[k]->backup_id, m->backup_id);
+			if (seen)
+				continue;
+			if (u->n == cap) {
+				const struct manifest **n;
+
+				cap = cap ? cap * 2 : 64;
+				n = realloc(u->v, cap * sizeof(*n));
+				if (!n)
+					return err_set(err, -ENOMEM, "out of memory");
+				u->v = n;
+			}
+			u->v[u->n++] = m;
+		}
+	}
+	if (!reached) {
+		*err = u->errs[0];
+		return err->code ? err->code : -EIO;
+	}
+	if (u->n)
+		qsort(u->v, u->n, sizeof(*u->v), ucmp);
+	return 0;
+}
+
+static void union_free(struct union_list *u)
+{
+	for (size_t i = 0; i < REGIONS_MAX; i++)
+		if (u->ok[i])
+			catalog_list_free(&u->lists[i]);
+	free(u->v);
+}
+
+/* A region's copy of m: HEADs, and with deep every byte. */
+static void check_region(struct region *g, const struct union_list *u, size_t i,
+			 const struct manifest *m, bool deep, struct geo_check *c)
+{
+	if (!u->ok[i] || g->down) {
+		memset(c, 0, sizeof(*c));
+		c->copy = COPY_UNREACHABLE;
+		snprintf(c->detail, sizeof(c->detail), "%s", u->errs[i].msg[0] ? u->errs[i].msg : "did not answer");
+		return;
+	}
+	geo_check_copy(g, m, OBJ_ALL, c);
+	if (c->copy == COPY_UNREACHABLE)
+		g->down = true;
+	if (c->copy == COPY_OK && deep) {
+		struct restore_opts ro = { 0 };
+		struct restore_result res;
+		struct manifest mr = *m;
+		struct err e = { 0 };
+
+		mr.data_key = region_key(g, m, "data.tar.zst");
+		mr.index_key = region_key(g, m, "index.jsonl.zst");
+		if (!mr.data_key || !mr.index_key ||
+		    restore_backup(g->store, &mr, &ro, &res, &e)) {
+			c->copy = e.code == -EBADMSG || !e.code ? COPY_BAD : COPY_UNREACHABLE;
+			c->bad_mask = OBJ_DATA | OBJ_INDEX;
+			snprintf(c->detail, sizeof(c->detail), "%.590s", e.msg[0] ? e.msg : "out of memory");
+		}
+		free(mr.data_key);
+		free(mr.index_key);
+	}
+}
+
+/* Record what was found in region i (> 0) in the backup's state. */
+static void note_region(struct geo_state *gs, const struct region *g,
+			const struct geo_check *c)
+{
+	struct geo_region_state *r = geo_state_region(gs, g->name);
+
+	if (!r)
+		return;
+	r->replication = g->replication;
+	if (c->copy == COPY_OK) {
+		r->state = RS_VERIFIED;
+		r->verified_ns = util_now_unix_ns();
+		r->detail[0] = '\0';
+	} else {
+		r->state = RS_AT_RISK;
+		snprintf(r->detail, sizeof(r->detail), "%s: %s", geo_copy_name(c->copy), c->detail);
+	}
+}
+
+static void load_state(struct global *g, const char *host, const struct manifest *m,
+		       struct geo_state *gs)
+{
+	struct err e = { 0 };
+
+	if (geo_state_load(g->cfg.state_dir, host, m->partition, m->backup_id, gs, &e)) {
+		memset(gs, 0, sizeof(*gs));
+		strcpy(gs->backup_id, m->backup_id);
+		gs->committed_ns = m->finished_ns;   /* rebuilt from the stores */
+	}
+}
+
+static void save_state(struct global *g, const char *host, const struct manifest *m,
+		       const struct geo_state *gs)
+{
+	struct err e = { 0 };
+
+	if (geo_state_save(g->cfg.state_dir, host, m->partition, gs, &e))
+		log_warn("cannot save the replication state: %s", e.msg);
+}
+
+static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repair)
 {
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, 'f' },
+		{ "region", required_argument, NULL, 'R' },
 		{ "deep", no_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct catalog_list list;
-	struct store *store = NULL;
+	struct union_list u;
+	struct regions rs;
 	struct err err = { 0 };
-	const char *prefix, *host, *part = NULL;
+	const char *host, *part = NULL;
 	char hbuf[256];
-	bool deep = false;
-	size_t bad = 0;
-	json_t *arr = json_array();
-	int c;
+	bool deep = false, keep_state;
+	size_t bad = 0, fixed = 0;
+	json_t *arr;
+	int c, lockfd = -1;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': g->from = optarg; break;
+		case 'R': g->region = optarg; break;
 		case 'd': deep = true; break;
 		case 'j': g->json = true; break;
-		case 'h': fputs(usage_text, stdout); json_decref(arr); return EXIT_OK;
-		default: json_decref(arr); return EXIT_USAGE;
+		case 'h': fputs(usage_text, stdout); return EXIT_OK;
+		default: return EXIT_USAGE;
 		}
 	}
 	if (optind < argc)
 		part = argv[optind++];
+	if (optind < argc)
+		return usage_error("%s takes at most one PARTITION", repair ? "repair" : "verify");
+	if (g->state_dir) {
+		free(g->cfg.state_dir);
+		g->cfg.state_dir = strdup(g->state_dir);
+	}
+	if (repair && g->region)
+		return usage_error("repair works across regions; --region does not apply");
 	host = host_name(g, hbuf, sizeof(hbuf));
-	if (open_store(g, &store, &prefix, &err)) {
-		json_decref(arr);
+	if (open_regions(g, &rs, &err))
+		return fail(&err);
+	if (repair && rs.n < 2) {
+		regions_free(&rs);
+		return usage_error("repair needs two or more regions in the config: it copies a backup from a region that has it to one that lacks it");
+	}
+	keep_state = rs.n >= 2 && !rs.forced;
+	if (repair || keep_state) {
+		/* the state dir is ours alone while we write it (and repair
+		 * must not race a backup's uploads) */
+		lockfd = lock_acquire(g->cfg.state_dir, 30, &err);
+		if (lockfd < 0) {
+			regions_free(&rs);
+			return fail(&err);
+		}
+	}
+	if (union_list(&rs, host, part, &u, &err)) {
+		lock_release(lockfd);
+		regions_free(&rs);
 		return fail(&err);
 	}
-	if (catalog_list(store, prefix, host, part, &list, &err)) {
-		json_decref(arr);
-		store_free(store);
-		return fail(&err);
-	}
-	for (size_t i = 0; i < list.n; i++) {
-		const struct manifest *m = &list.m[i];
-		struct restore_opts ro = { 0 };
-		struct restore_result res;
-		int ret;
+	arr = json_array();
+	if (!g->json && u.n)
+		printf("%-16s %-24s %-10s %-12s %s\n", "PARTITION", "BACKUP ID", "REGION",
+		       repair ? "REPAIR" : "COPY", "DETAIL");
+	for (size_t b = 0; b < u.n; b++) {
+		const struct manifest *m = u.v[b];
+		struct geo_check chk[REGIONS_MAX];
+		struct geo_state gs;
+		json_t *regs = json_array();
+		char first_bad[800] = "";
 
-		err_clear(&err);
-		ret = verify_objects(store, m, &err);
-		if (!ret && deep)
-			ret = restore_backup(store, m, &ro, &res, &err);
-		if (ret)
-			bad++;
-		if (g->json)
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s?}",
-				"partition", m->partition, "backup_id", m->backup_id,
-				"status", ret ? "bad" : "ok", "error", ret ? err.msg : NULL));
-		else if (ret)
-			printf("BAD %s %s: %s\n", m->partition, m->backup_id, err.msg);
-		else
-			printf("ok  %s %s%s\n", m->partition, m->backup_id,
-			       deep ? " (every frame and file checksum)" : "");
+		load_state(g, host, m, &gs);
+		for (size_t i = 0; i < rs.n; i++)
+			check_region(&rs.v[i], &u, i, m, deep && !repair, &chk[i]);
+		for (size_t i = 0; i < rs.n; i++) {
+			struct geo_check *ci = &chk[i];
+			const char *what = geo_copy_name(ci->copy);
+			char detail[700];
+
+			snprintf(detail, sizeof(detail), "%s", ci->detail);
+			if (repair && (ci->copy == COPY_MISSING || ci->copy == COPY_BAD)) {
+				int ret = -ENOENT;
+				struct err e = { 0 };
+
+				/* from any region with a whole copy; the copy
+				 * checks every byte against the manifest */
+				for (size_t j = 0; j < rs.n && ret; j++) {
+					if (j == i || chk[j].copy != COPY_OK)
+						continue;
+					err_clear(&e);
+					ret = geo_copy(&rs.v[j], &rs.v[i], m, ci->bad_mask, &e);
+					if (!ret) {
+						geo_check_copy(&rs.v[i], m, OBJ_ALL, ci);
+						snprintf(detail, sizeof(detail), "copied from %s%s%s",
+							 rs.v[j].name, ci->copy ? "; still " : "",
+							 ci->copy ? ci->detail : "");
+						what = ci->copy ? "failed" : "repaired";
+						fixed += !ci->copy;
+					}
+				}
+				if (ret) {
+					what = "failed";
+					snprintf(detail, sizeof(detail), "%.690s",
+						 e.code ? e.msg : "no region holds a whole copy to repair from");
+				}
+			}
+			if (ci->copy != COPY_OK) {
+				bad++;
+				if (!first_bad[0])
+					snprintf(first_bad, sizeof(first_bad), "region %s: %s: %.690s",
+						 rs.v[i].name, what, detail);
+			}
+			if (i > 0 && keep_state)
+				note_region(&gs, &rs.v[i], ci);
+			if (g->json)
+				json_array_append_new(regs, json_pack("{s:s, s:s, s:s}",
+					"region", rs.v[i].name, "status", what, "detail", detail));
+			else
+				printf("%-16s %-24s %-10s %-12s %s\n", m->partition, m->backup_id,
+				       rs.v[i].name, ci->copy == COPY_OK && !strcmp(what, "ok") && deep ? "ok (deep)" : what,
+				       detail);
+		}
+		if (keep_state)
+			save_state(g, host, m, &gs);
+		if (g->json) {
+			json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:o}", "partition", m->partition,
+					      "backup_id", m->backup_id,
+					      "status", first_bad[0] ? "bad" : "ok",
+					      "error", first_bad[0] ? first_bad : NULL,
+					      "regions", regs);
+
+			if (keep_state)
+				json_object_set_new(o, "geo", json_string(geo_summary(&gs, util_now_unix_ns())));
+			json_array_append_new(arr, o);
+		} else {
+			json_decref(regs);
+		}
 	}
-	if (list.broken) {
-		bad += list.broken;
+	if (u.broken) {
+		bad += u.broken;
 		if (!g->json)
-			printf("BAD %zu manifest(s) unreadable\n", list.broken);
+			printf("BAD %zu manifest(s) unreadable\n", u.broken);
 	}
 	if (g->json)
 		print_json(arr);
 	else
 		json_decref(arr);
-	catalog_list_free(&list);
-	store_free(store);
+	if (!g->json && !u.n)
+		printf("no backups of %s%s%s\n", host, part ? "/" : "", part ? part : "");
+	if (!g->json && repair)
+		printf("%zu cop%s repaired, %zu still missing or bad\n", fixed,
+		       fixed == 1 ? "y" : "ies", bad);
+	union_free(&u);
+	lock_release(lockfd);
+	regions_free(&rs);
 	return bad ? EXIT_FAIL : EXIT_OK;
+}
+
+static int cmd_verify(struct global *g, int argc, char **argv)
+{
+	return cmd_verify_repair(g, argc, argv, false);
+}
+
+static int cmd_repair(struct global *g, int argc, char **argv)
+{
+	return cmd_verify_repair(g, argc, argv, true);
+}
+
+/* ---------------------------------------------------------------- status */
+
+static int by_partition(const void *a, const void *b)
+{
+	const struct manifest *x = a, *y = b;
+	int c = strcmp(x->partition, y->partition);
+
+	return c ? c : strcmp(x->backup_id, y->backup_id);
+}
+
+static int cmd_status(struct global *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "region", required_argument, NULL, 'R' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct catalog_list list;
+	struct regions rs;
+	struct err err = { 0 };
+	const char *host;
+	char hbuf[256];
+	size_t used = 0, at_risk_total = 0;
+	json_t *parts = json_array();
+	int64_t now = util_now_unix_ns();
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': g->from = optarg; break;
+		case 'R': g->region = optarg; break;
+		case 'j': g->json = true; break;
+		case 'h': fputs(usage_text, stdout); json_decref(parts); return EXIT_OK;
+		default: json_decref(parts); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		json_decref(parts);
+		return usage_error("status takes no arguments");
+	}
+	host = host_name(g, hbuf, sizeof(hbuf));
+	if (open_regions(g, &rs, &err)) {
+		json_decref(parts);
+		return fail(&err);
+	}
+	if (list_failover(&rs, host, NULL, &list, &used, &err)) {
+		json_decref(parts);
+		regions_free(&rs);
+		return fail(&err);
+	}
+	if (list.n)
+		qsort(list.m, list.n, sizeof(*list.m), by_partition);
+	if (!g->json) {
+		printf("host %s, regions:", host);
+		for (size_t i = 0; i < rs.n; i++)
+			printf(" %s%s", rs.v[i].name, rs.v[i].primary ? " (primary)" :
+			       rs.v[i].replication == REPL_AGENT ? " (agent)" : " (server)");
+		printf("%s\n", used ? "; listed from a secondary: the primary failed" : "");
+		printf("%-16s %7s %-24s %10s  %-14s %s\n", "PARTITION", "BACKUPS", "LATEST",
+		       "AGE", "GEO", "AT RISK");
+	}
+	for (size_t i = 0; i < list.n;) {
+		const char *p = list.m[i].partition;
+		size_t j = i, at_risk = 0;
+		const struct manifest *latest;
+		struct geo_state gs;
+		const char *word;
+		double age;
+
+		while (j < list.n && !strcmp(list.m[j].partition, p))
+			j++;
+		for (size_t k = i; k < j; k++) {
+			backup_geo(g, &rs, host, &list.m[k], &gs);
+			at_risk += !strcmp(geo_word(&rs, &gs), "at risk");
+		}
+		at_risk_total += at_risk;
+		latest = &list.m[j - 1];
+		backup_geo(g, &rs, host, latest, &gs);
+		word = geo_word(&rs, &gs);
+		age = (double)(now - latest->snap_time_ns) / 1e9;
+		if (g->json) {
+			json_t *o = json_pack("{s:s, s:I, s:s, s:f, s:I}", "partition", p,
+					      "backups", (json_int_t)(j - i), "latest", latest->backup_id,
+					      "age_seconds", age, "at_risk", (json_int_t)at_risk);
+
+			geo_json(o, &gs);
+			json_object_set_new(o, "geo", json_string(word));
+			json_array_append_new(parts, o);
+		} else {
+			char ab[32];
+
+			if (age < 3600)
+				snprintf(ab, sizeof(ab), "%.0fm", age / 60);
+			else if (age < 172800)
+				snprintf(ab, sizeof(ab), "%.1fh", age / 3600);
+			else
+				snprintf(ab, sizeof(ab), "%.1fd", age / 86400);
+			printf("%-16s %7zu %-24s %10s  %-14s %zu\n", p, j - i, latest->backup_id,
+			       ab, word, at_risk);
+		}
+		i = j;
+	}
+	if (g->json) {
+		print_json(json_pack("{s:s, s:s, s:b, s:o, s:I}", "host", host,
+				     "listed_from", rs.v[used].name, "failed_over", used > 0,
+				     "partitions", parts, "at_risk", (json_int_t)at_risk_total));
+	} else {
+		json_decref(parts);
+		if (!list.n)
+			printf("(no backups yet)\n");
+	}
+	catalog_list_free(&list);
+	regions_free(&rs);
+	return EXIT_OK;
 }
 
 /* ----------------------------------------------------------------- clean */
@@ -613,10 +1164,9 @@ static int cmd_clean(struct global *g, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct store *store = NULL;
+	struct regions rs;
 	struct err err = { 0 };
 	unsigned removed = 0, uploads = 0;
-	const char *prefix;
 	char hbuf[256];
 	int c, lockfd, ret;
 
@@ -638,10 +1188,12 @@ static int cmd_clean(struct global *g, int argc, char **argv)
 		return fail(&err);
 	ret = cow_recover(g->cfg.state_dir, &removed, &err);
 	if (!ret && (g->from || g->have_config)) {
-		ret = open_store(g, &store, &prefix, &err);
+		ret = open_regions(g, &rs, &err);
+		for (size_t i = 0; !ret && i < rs.n; i++)
+			uploads += clean_store(rs.v[i].store, rs.v[i].prefix,
+					       host_name(g, hbuf, sizeof(hbuf)), rs.v[i].name);
 		if (!ret)
-			uploads = clean_store(store, prefix, host_name(g, hbuf, sizeof(hbuf)));
-		store_free(store);
+			regions_free(&rs);
 	}
 	lock_release(lockfd);
 	if (ret)
@@ -682,23 +1234,21 @@ static int cmd_config(struct global *g, int argc, char **argv)
 		const struct cfg_region *r = &g->cfg.regions[i];
 		struct store *s = NULL;
 		struct err err = { 0 };
-		int ret = open_region(r, &s, &err);
+		int ret = region_store_open(r, 0, &s, &err);
 
 		/* an S3 store says what is wrong (keys, bucket, clock, endpoint)
 		 * only when asked something */
 		if (!ret && r->store && !strcmp(r->store, "s3"))
 			ret = store_list(s, r->prefix ? r->prefix : "", stop_at_first, NULL, &err);
 		bad_regions += ret != 0;
-		if (ret && !strncmp(err.msg, "region ", 7) &&
-		    !strncmp(err.msg + 7, r->name, strlen(r->name)) &&
-		    err.msg[7 + strlen(r->name)] == ':')
-			printf("  %s\n", err.msg);     /* it names the region already */
-		else if (ret)
-			printf("  region %s: %s\n", r->name, err.msg);
+		if (ret)
+			print_region_error(r->name, err.msg);
 		else
 			printf("  region %s: %s%s%s ok%s\n", r->name, store_describe(s),
 			       r->endpoint ? " at " : "", r->endpoint ? r->endpoint : "",
-			       r->primary ? " (primary)" : "");
+			       r->primary ? " (primary)" :
+			       r->replication == REPL_AGENT ? " (secondary, replication = agent)" :
+			       " (secondary, replication = server)");
 		store_free(s);
 	}
 	/* a region the agent cannot use fails the check */
@@ -770,6 +1320,10 @@ int main(int argc, char **argv)
 		rc = cmd_restore(&g, argc, argv);
 	else if (!strcmp(cmd, "verify"))
 		rc = cmd_verify(&g, argc, argv);
+	else if (!strcmp(cmd, "repair"))
+		rc = cmd_repair(&g, argc, argv);
+	else if (!strcmp(cmd, "status"))
+		rc = cmd_status(&g, argc, argv);
 	else if (!strcmp(cmd, "clean"))
 		rc = cmd_clean(&g, argc, argv);
 	else if (!strcmp(cmd, "config"))

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,17 +49,45 @@ struct rctx {
 	EVP_MD_CTX *sha;              /* whole-object hash, full restores only */
 	int read_error;
 	struct err read_err;
+	pthread_mutex_t src_lock;
+	size_t src;                   /* 0 the store, i > 0 o->fallback[i - 1] */
 	double t0, t_progress;
 };
 
 static int fetch_cb(void *ctx, uint64_t off, size_t len, void *buf, struct err *err)
 {
 	struct rctx *r = ctx;
-	size_t got = 0;
-	int ret = store_get_range(r->store, r->m->data_key, off, len, buf, &got, err);
+	size_t got = 0, src;
+	int ret;
 
-	if (ret)
-		return ret;
+	for (;;) {
+		struct err e = { 0 };
+		struct store *store = r->store;
+		const char *key = r->m->data_key, *name = r->o->region;
+
+		pthread_mutex_lock(&r->src_lock);
+		src = r->src;
+		pthread_mutex_unlock(&r->src_lock);
+		if (src > 0) {
+			store = r->o->fallback[src - 1].store;
+			key = r->o->fallback[src - 1].data_key;
+			name = r->o->fallback[src - 1].region;
+		}
+		ret = store_get_range(store, key, off, len, buf, &got, &e);
+		if (!ret)
+			break;
+		if (src >= r->o->nfallback || ret == -ENOMEM) {
+			*err = e;
+			return ret;
+		}
+		pthread_mutex_lock(&r->src_lock);
+		if (r->src == src) {
+			r->src = src + 1;
+			log_warn("region %s: %s; reading the rest from region %s",
+				 name ? name : "?", e.msg, r->o->fallback[src].region);
+		}
+		pthread_mutex_unlock(&r->src_lock);
+	}
 	if (got != len)
 		return err_set(err, -EBADMSG, "%s is truncated (wanted %zu bytes at %llu, got %zu)",
 			       r->m->data_key, len, (unsigned long long)off, got);
@@ -440,7 +469,8 @@ int restore_backup(struct store *store, const struct manifest *m,
 		   const struct restore_opts *o, struct restore_result *res,
 		   struct err *err)
 {
-	struct rctx r = { .store = store, .m = m, .o = o, .res = res, .err = err };
+	struct rctx r = { .store = store, .m = m, .o = o, .res = res, .err = err,
+			  .src_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct extractor *x = NULL;
 	int cwd = -1, tfd = -1, ret;
 	bool whole = !o->npaths;

@@ -10,6 +10,13 @@ struct err;
 struct store;
 struct manifest;
 
+/* Another region's copy of a backup's data object. */
+struct restore_source {
+	struct store *store;
+	const char *data_key;
+	const char *region;
+};
+
 struct restore_opts {
 	const char *target;           /* NULL: verify only, write nothing */
 	bool force;                   /* restore into a non-empty directory */
@@ -17,6 +24,11 @@ struct restore_opts {
 	const char *const *paths;     /* only these files/subtrees; NULL = all */
 	size_t npaths;
 	bool progress;
+	/* read failover: when reading the data fails (connection, 5xx, a
+	 * missing object), go on from these copies, in order */
+	const char *region;           /* the store's region, for messages */
+	const struct restore_source *fallback;
+	size_t nfallback;
 };
 
 struct restore_result {

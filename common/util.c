@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "common/util.h"
 
+#include <openssl/sha.h>
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -93,6 +95,14 @@ void util_hex(const unsigned char *bytes, size_t len, char *out)
 		out[2 * i + 1] = digits[bytes[i] & 15];
 	}
 	out[2 * len] = '\0';
+}
+
+void util_sha256_hex(const void *buf, size_t len, char out[65])
+{
+	unsigned char md[32];
+
+	SHA256(buf, len, md);
+	util_hex(md, 32, out);
 }
 
 const char *util_human_size(uint64_t bytes, char *buf, size_t buflen)

@@ -21,6 +21,8 @@ int util_parse_duration(const char *s, int64_t *seconds_ret);
 
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void util_hex(const unsigned char *bytes, size_t len, char *out);
+/* SHA-256 of a buffer as 64 hex digits (OpenSSL). */
+void util_sha256_hex(const void *buf, size_t len, char out[65]);
 
 /* Human-readable size ("1.5 GiB") into buf. */
 const char *util_human_size(uint64_t bytes, char *buf, size_t buflen);

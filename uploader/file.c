@@ -346,7 +346,10 @@ static void file_put_abort(void *wpriv)
 	free(w);
 }
 
-static int file_put_commit(void *wpriv, struct err *err)
+static void file_info(const struct stat *st, struct store_obj_info *info);
+
+static int file_put_commit(void *wpriv, struct store_obj_info *info_ret,
+			   struct err *err)
 {
 	struct file_writer *w = wpriv;
 	int fd = w->fd, ret;
@@ -359,6 +362,15 @@ static int file_put_commit(void *wpriv, struct err *err)
 	if (fsync(fd)) {
 		ret = file_io_err(w->fs, -errno, "writing", w->key, err);
 		goto out_close_fd;
+	}
+	if (info_ret) {
+		struct stat st;
+
+		if (fstat(fd, &st)) {
+			ret = file_io_err(w->fs, -errno, "finishing", w->key, err);
+			goto out_close_fd;
+		}
+		file_info(&st, info_ret);
 	}
 	/* NFS reports deferred write errors at close. */
 	if (close(fd)) {
@@ -460,6 +472,7 @@ out_close:
 
 static void file_info(const struct stat *st, struct store_obj_info *info)
 {
+	memset(info, 0, sizeof(*info));
 	info->size = (uint64_t)st->st_size;
 	info->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL +
 			 st->st_mtim.tv_nsec;

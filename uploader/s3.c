@@ -481,6 +481,7 @@ struct s3_req {
 	long os_errno;
 	char errbuf[CURL_ERROR_SIZE];
 	char etag[128];
+	char meta_sha256[65];       /* x-amz-meta-snapship-sha256 */
 	char date[64];
 	char last_modified[64];
 	uint64_t content_length;
@@ -694,6 +695,24 @@ static void header_value(char *dst, size_t size, const char *v, size_t len)
 	dst[len] = '\0';
 }
 
+/* An ETag header value without its quotes (and a weak "W/" mark). */
+static void etag_copy(char *dst, size_t size, const char *v)
+{
+	size_t len;
+
+	if (!strncmp(v, "W/", 2))
+		v += 2;
+	if (*v == '"')
+		v++;
+	len = strlen(v);
+	if (len && v[len - 1] == '"')
+		len--;
+	if (len >= size)
+		len = size - 1;
+	memcpy(dst, v, len);
+	dst[len] = '\0';
+}
+
 static size_t on_header(char *data, size_t size, size_t nitems, void *ud)
 {
 	struct s3_req *r = ud;
@@ -705,6 +724,8 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud)
 	if (len >= 5 && !memcmp(data, "HTTP/", 5)) {
 		/* a new answer (after a 100 Continue, say) */
 		r->etag[0] = r->date[0] = r->last_modified[0] = '\0';
+	r->meta_sha256[0] = '\0';
+		r->meta_sha256[0] = '\0';
 		r->have_length = false;
 		return len;
 	}
@@ -714,6 +735,10 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud)
 	colon++;
 	if (nlen == 4 && !strncasecmp(data, "ETag", 4)) {
 		header_value(r->etag, sizeof(r->etag), colon, len - nlen - 1);
+	} else if (nlen == 26 &&
+		   !strncasecmp(data, "x-amz-meta-snapship-sha256", 26)) {
+		header_value(r->meta_sha256, sizeof(r->meta_sha256), colon,
+			     len - nlen - 1);
 	} else if (nlen == 4 && !strncasecmp(data, "Date", 4)) {
 		header_value(r->date, sizeof(r->date), colon, len - nlen - 1);
 	} else if (nlen == 13 && !strncasecmp(data, "Last-Modified", 13)) {
@@ -994,6 +1019,7 @@ static void start_attempt(struct s3_store *s, struct s3_req *r)
 	r->too_big = false;
 	r->skip = r->range_off;
 	r->etag[0] = r->date[0] = r->last_modified[0] = '\0';
+	r->meta_sha256[0] = '\0';
 	r->have_length = false;
 	r->body_off = 0;
 	r->errbuf[0] = '\0';
@@ -1983,7 +2009,8 @@ static void s3_put_abort(void *wpriv)
 }
 
 /* A small object: one PutObject, with its SHA-256 as user metadata. */
-static int put_single(struct s3_writer *w, struct err *err)
+static int put_single(struct s3_writer *w, struct store_obj_info *info_ret,
+		      struct err *err)
 {
 	struct s3_store *s = w->s;
 	struct s3_part *p = w->cur;
@@ -2015,6 +2042,11 @@ static int put_single(struct s3_writer *w, struct err *err)
 	ret = req_target(&r, w->key, err);
 	if (!ret)
 		ret = run(s, &r, what, err);
+	if (!ret && info_ret) {
+		info_ret->size = r.body_len;
+		etag_copy(info_ret->etag, sizeof(info_ret->etag), r.etag);
+		memcpy(info_ret->sha256, r.payload, 65);
+	}
 	req_free(&r);
 	return ret;
 }
@@ -2091,14 +2123,15 @@ static int complete_upload(struct s3_writer *w, struct err *err)
 	return ret;
 }
 
-static int s3_put_commit(void *wpriv, struct err *err)
+static int s3_put_commit(void *wpriv, struct store_obj_info *info_ret,
+			 struct err *err)
 {
 	struct s3_writer *w = wpriv;
 	struct s3_store *s = w->s;
 	int ret = 0;
 
 	if (!w->upload_id) {
-		ret = put_single(w, err);
+		ret = put_single(w, info_ret, err);
 		writer_free(w);
 		return ret;
 	}
@@ -2119,8 +2152,17 @@ static int s3_put_commit(void *wpriv, struct err *err)
 		s3_put_abort(w);
 		return ret;
 	}
+	/* the server's own word on what it assembled: size and ETag */
+	if (info_ret) {
+		ret = s3_head(s, w->key, info_ret, err);
+		if (!ret && info_ret->size != w->bytes)
+			ret = err_set(err, -EIO,
+				      "%s: %s holds %llu bytes after CompleteMultipartUpload, not the %llu sent",
+				      s->who, w->key, (unsigned long long)info_ret->size,
+				      (unsigned long long)w->bytes);
+	}
 	writer_free(w);
-	return 0;
+	return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2144,9 +2186,13 @@ static int s3_head(void *priv, const char *key, struct store_obj_info *info_ret,
 		ret = err_set(err, -EBADMSG, "%s: %s: no Content-Length in the answer",
 			      s->who, what);
 	if (!ret) {
+		memset(info_ret, 0, sizeof(*info_ret));
 		info_ret->size = r.content_length;
 		t = r.last_modified[0] ? curl_getdate(r.last_modified, NULL) : -1;
 		info_ret->mtime_ns = t == (time_t)-1 ? 0 : (int64_t)t * 1000000000;
+		etag_copy(info_ret->etag, sizeof(info_ret->etag), r.etag);
+		if (strlen(r.meta_sha256) == 64)
+			memcpy(info_ret->sha256, r.meta_sha256, 65);
 	}
 	req_free(&r);
 	return ret;

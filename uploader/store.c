@@ -318,6 +318,12 @@ int store_write(struct store_writer *w, const void *buf, size_t len,
 
 int store_put_commit(struct store_writer *w, struct err *err)
 {
+	return store_put_commit_info(w, NULL, err);
+}
+
+int store_put_commit_info(struct store_writer *w,
+			  struct store_obj_info *info_ret, struct err *err)
+{
 	int ret;
 
 	if (!w)
@@ -335,7 +341,9 @@ int store_put_commit(struct store_writer *w, struct err *err)
 		store_put_abort(w);
 		return ret;
 	}
-	ret = w->store->ops->put_commit(w->wpriv, err);
+	if (info_ret)
+		memset(info_ret, 0, sizeof(*info_ret));
+	ret = w->store->ops->put_commit(w->wpriv, info_ret, err);
 	free(w);
 	return ret;
 }

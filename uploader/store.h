@@ -28,6 +28,13 @@ struct store_writer;
 struct store_obj_info {
 	uint64_t size;
 	int64_t mtime_ns;    /* last modification, unix ns; 0 if unknown */
+	/* Content fingerprints where the backend has them ("" if not): the
+	 * S3 ETag without quotes (MD5 of a single PUT, "md5-N" of a multipart
+	 * upload of N parts) and the x-amz-meta-snapship-sha256 metadata that
+	 * single-request puts carry.  head and put commit fill them; list
+	 * leaves them empty. */
+	char etag[80];
+	char sha256[65];
 };
 
 /* Called for each object under a prefix, in key order.  Nonzero stops. */
@@ -91,7 +98,9 @@ struct store_ops {
 	int (*put_begin)(void *priv, const char *key, void **wpriv_ret,
 			 struct err *err);
 	int (*write)(void *wpriv, const void *buf, size_t len, struct err *err);
-	int (*put_commit)(void *wpriv, struct err *err);   /* frees wpriv */
+	/* frees wpriv; info_ret (may be NULL) receives the object's head */
+	int (*put_commit)(void *wpriv, struct store_obj_info *info_ret,
+			  struct err *err);
 	void (*put_abort)(void *wpriv);                    /* frees wpriv */
 	int (*get_range)(void *priv, const char *key, uint64_t off, size_t len,
 			 void *buf, size_t *got_ret, struct err *err);
@@ -133,6 +142,9 @@ int store_put_begin(struct store *store, const char *key,
 int store_write(struct store_writer *w, const void *buf, size_t len,
 		struct err *err);
 int store_put_commit(struct store_writer *w, struct err *err); /* frees w */
+/* The same, and *info_ret describes the object as stored (size, ETag). */
+int store_put_commit_info(struct store_writer *w,
+			  struct store_obj_info *info_ret, struct err *err);
 void store_put_abort(struct store_writer *w);        /* frees w; NULL ok */
 
 /* Put a whole buffer (small objects: manifests). */

@@ -51,7 +51,7 @@ cmp "$big/segments/seg-000002.json" "$TEST_BTRFS/one/segments/seg-000002.json" |
 python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["frames_read"] < d["frames_total"], d' <<<"$out" ||
 	fail "single-file restore read every frame: $out"
 
-"${S[@]}" verify --from "$store" --deep | grep -q "^ok  big $id" || fail "verify --deep does not pass"
+"${S[@]}" verify --from "$store" --deep | grep -Eq "^big +$id +default +ok" || fail "verify --deep does not pass"
 
 # the data object's SHA-256 in the manifest matches what the store holds
 python3 "$RGW_S3" get "$RGW_EAST_ENDPOINT/$RGW_BUCKET/${prefix}$(hostname)/big/$id/manifest.json" "$TEST_TMP/m.json"

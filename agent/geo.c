@@ -1,0 +1,574 @@
+// SPDX-License-Identifier: MIT
+#include "agent/geo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/config.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "uploader/store.h"
+
+#define COPY_CHUNK (8u << 20)   /* repair copies stream through this */
+
+/* ---- regions ---- */
+
+int region_store_open(const struct cfg_region *r, uint64_t part_size,
+		      struct store **store_ret, struct err *err)
+{
+	struct store_opts o = { 0 };
+	char *endpoint = NULL;
+	int ret;
+
+	if (!r->store || strcmp(r->store, "s3"))
+		return store_open(config_region_location(r), store_ret, err);
+	o.name = r->name;
+	o.region = r->sigv4_region ? r->sigv4_region : "us-east-1";
+	o.endpoint = r->endpoint;
+	if (!o.endpoint) {
+		/* the config says where; the environment does not */
+		if (asprintf(&endpoint, "https://s3.%s.amazonaws.com", o.region) < 0)
+			return err_set(err, -ENOMEM, "out of memory");
+		o.endpoint = endpoint;
+	}
+	o.addressing = r->virtual_hosted ? STORE_ADDR_VIRTUAL : STORE_ADDR_PATH;
+	o.access_key_id = r->access_key_id;
+	o.secret_access_key_file = r->secret_access_key_file;
+	o.ca_file = r->ca_file;
+	o.insecure_tls = r->insecure_tls;
+	o.part_size = part_size ? part_size : r->part_size;
+	o.parts_in_flight = r->parts_in_flight;
+	ret = store_open_opts(config_region_location(r), &o, store_ret, err);
+	free(endpoint);
+	return ret;
+}
+
+static int region_fill(struct region *g, const char *name, const char *prefix,
+		       struct err *err)
+{
+	g->name = strdup(name);
+	g->prefix = strdup(prefix ? prefix : "");
+	if (!g->name || !g->prefix)
+		return err_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+int regions_open(const struct config *cfg, const char *from, const char *only,
+		 struct regions *rs, struct err *err)
+{
+	const struct cfg_region *primary;
+	int ret;
+
+	memset(rs, 0, sizeof(*rs));
+	if (from) {
+		if (only && strcmp(only, "default"))
+			return err_set(err, -EINVAL,
+				       "--region %s: with --from/--to STORE there is one region, \"default\"",
+				       only);
+		rs->n = 1;
+		rs->v[0].primary = true;
+		ret = region_fill(&rs->v[0], "default", "", err);
+		if (!ret)
+			ret = store_open(from, &rs->v[0].store, err);
+		if (ret)
+			regions_free(rs);
+		return ret;
+	}
+	if (!cfg || !cfg->nregions)
+		return err_set(err, -EINVAL, "%s: no [region] configured; add one with store = file and path = DIR, or store = s3 and bucket = NAME",
+			       cfg && cfg->file ? cfg->file : "the config");
+	if (cfg->nregions > REGIONS_MAX)
+		return err_set(err, -EINVAL, "%s: %zu regions configured; snapship handles up to %d",
+			       cfg->file, cfg->nregions, REGIONS_MAX);
+	primary = config_primary(cfg);
+	if (only) {
+		const struct cfg_region *r = NULL;
+
+		for (size_t i = 0; i < cfg->nregions; i++)
+			if (!strcmp(cfg->regions[i].name, only))
+				r = &cfg->regions[i];
+		if (!r) {
+			char names[512] = "";
+
+			for (size_t i = 0; i < cfg->nregions; i++)
+				snprintf(names + strlen(names), sizeof(names) - strlen(names),
+					 "%s%s", i ? ", " : "", cfg->regions[i].name);
+			return err_set(err, -EINVAL, "--region %s: no such region in %s (configured: %s)",
+				       only, cfg->file, names);
+		}
+		rs->forced = true;
+		primary = r;
+	}
+	for (size_t i = 0; i <= cfg->nregions; i++) {
+		/* the primary first, then the others in config order */
+		const struct cfg_region *c = i == 0 ? primary : &cfg->regions[i - 1];
+		struct region *g = &rs->v[rs->n];
+
+		if (i > 0 && (c == primary || rs->forced))
+			continue;
+		rs->n++;
+		g->primary = c->primary;
+		g->replication = c->primary ? REPL_NONE : c->replication;
+		g->deadline = c->replication_deadline;
+		ret = region_fill(g, c->name, c->prefix, err);
+		/* agent copies use the primary's part size: same bytes, same
+		 * parts, so the same ETag in every region */
+		if (!ret)
+			ret = region_store_open(c, g->replication == REPL_AGENT ?
+						primary->part_size : 0, &g->store, err);
+		if (ret) {
+			regions_free(rs);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void regions_free(struct regions *rs)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		store_free(rs->v[i].store);
+		free(rs->v[i].name);
+		free(rs->v[i].prefix);
+	}
+	memset(rs, 0, sizeof(*rs));
+}
+
+char *region_key(const struct region *r, const struct manifest *m,
+		 const char *name)
+{
+	return catalog_key(r->prefix, m->host, m->partition, m->backup_id, name);
+}
+
+/* ---- checks ---- */
+
+static const char *const obj_names[3] = {
+	"data.tar.zst", "index.jsonl.zst", "manifest.json",
+};
+
+static void add_detail(struct geo_check *out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void add_detail(struct geo_check *out, const char *fmt, ...)
+{
+	size_t used = strlen(out->detail);
+	va_list ap;
+
+	if (used && used + 2 < sizeof(out->detail)) {
+		strcpy(out->detail + used, "; ");
+		used += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(out->detail + used, sizeof(out->detail) - used, fmt, ap);
+	va_end(ap);
+}
+
+int geo_check_copy(struct region *r, const struct manifest *m, int mask,
+		   struct geo_check *out)
+{
+	const uint64_t size[3] = { m->data_size, m->index_size, m->self_size };
+	const char *const sha[3] = { m->data_sha256, m->index_sha256, m->self_sha256 };
+	const char *const etag[3] = { m->data_etag, m->index_etag, "" };
+
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < 3; i++) {
+		struct store_obj_info info;
+		struct err e = { 0 };
+		char *key;
+		int ret;
+
+		if (!(mask & (1 << i)))
+			continue;
+		key = region_key(r, m, obj_names[i]);
+		if (!key) {
+			out->copy = COPY_UNREACHABLE;
+			add_detail(out, "out of memory");
+			return -ENOMEM;
+		}
+		ret = store_head(r->store, key, &info, &e);
+		free(key);
+		if (ret == -ENOENT) {
+			out->bad_mask |= 1 << i;
+			if (out->copy < COPY_MISSING)
+				out->copy = COPY_MISSING;
+			add_detail(out, "%s missing", obj_names[i]);
+			continue;
+		}
+		if (ret) {
+			out->copy = COPY_UNREACHABLE;
+			add_detail(out, "%s", e.msg);
+			return 0;
+		}
+		if (i == 2 && !size[i])
+			continue;     /* manifest bytes unknown: present is enough */
+		if (info.size != size[i]) {
+			out->bad_mask |= 1 << i;
+			out->copy = COPY_BAD;
+			add_detail(out, "%s has %llu bytes, the manifest says %llu (truncated or replaced)",
+				   obj_names[i], (unsigned long long)info.size,
+				   (unsigned long long)size[i]);
+		} else if (info.sha256[0] && strcmp(info.sha256, sha[i])) {
+			out->bad_mask |= 1 << i;
+			out->copy = COPY_BAD;
+			add_detail(out, "%s has SHA-256 %.12s..., the manifest says %.12s...",
+				   obj_names[i], info.sha256, sha[i]);
+		} else if (info.etag[0] && etag[i][0] && strcmp(info.etag, etag[i])) {
+			out->bad_mask |= 1 << i;
+			out->copy = COPY_BAD;
+			add_detail(out, "%s has ETag %s, the manifest says %s (other bytes)",
+				   obj_names[i], info.etag, etag[i]);
+		}
+	}
+	return 0;
+}
+
+const char *geo_copy_name(int copy)
+{
+	switch (copy) {
+	case COPY_OK: return "ok";
+	case COPY_MISSING: return "missing";
+	case COPY_BAD: return "corrupt";
+	default: return "unreachable";
+	}
+}
+
+/* ---- state ---- */
+
+static char *state_path(const char *state_dir, const char *host,
+			const char *partition, const char *id)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/geo/%s/%s/%s.json", state_dir, host, partition, id) < 0)
+		return NULL;
+	return p;
+}
+
+const char *geo_rstate_name(int state)
+{
+	switch (state) {
+	case RS_VERIFIED: return "verified";
+	case RS_AT_RISK: return "at-risk";
+	default: return "replicating";
+	}
+}
+
+static int rstate_parse(const char *s)
+{
+	if (!strcmp(s, "verified"))
+		return RS_VERIFIED;
+	if (!strcmp(s, "at-risk"))
+		return RS_AT_RISK;
+	return RS_PENDING;
+}
+
+struct geo_region_state *geo_state_region(struct geo_state *gs,
+					  const char *name)
+{
+	struct geo_region_state *r;
+
+	for (size_t i = 0; i < gs->n; i++)
+		if (!strcmp(gs->r[i].name, name))
+			return &gs->r[i];
+	if (gs->n == REGIONS_MAX)
+		return NULL;
+	r = &gs->r[gs->n++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->lag_s = -1;
+	return r;
+}
+
+int geo_state_load(const char *state_dir, const char *host,
+		   const char *partition, const char *id, struct geo_state *gs,
+		   struct err *err)
+{
+	char *path = state_path(state_dir, host, partition, id);
+	json_error_t je;
+	json_t *root, *regs, *v;
+	const char *name;
+	json_int_t committed = 0;
+	const char *bid = NULL;
+
+	memset(gs, 0, sizeof(*gs));
+	if (!path)
+		return err_set(err, -ENOMEM, "out of memory");
+	root = json_load_file(path, 0, &je);
+	if (!root) {
+		int ret = access(path, F_OK) ? -ENOENT : -EBADMSG;
+
+		err_set(err, ret, "%s: %s", path, ret == -ENOENT ? "no replication state" : je.text);
+		free(path);
+		return ret;
+	}
+	free(path);
+	if (json_unpack(root, "{s:s, s:I, s:o}", "backup_id", &bid,
+			"committed_ns", &committed, "regions", &regs) ||
+	    !json_is_object(regs) || strlen(bid) != BACKUP_ID_LEN) {
+		json_decref(root);
+		return err_set(err, -EBADMSG, "replication state of %s is malformed", id);
+	}
+	strcpy(gs->backup_id, bid);
+	gs->committed_ns = committed;
+	json_object_foreach(regs, name, v) {
+		struct geo_region_state *r = geo_state_region(gs, name);
+		const char *st = "replicating", *repl = "server", *detail = "";
+		json_int_t dl = 0, ver = 0;
+		double lag = -1;
+
+		if (!r)
+			break;
+		json_unpack(v, "{s?s, s?s, s?I, s?I, s?F, s?s}", "state", &st,
+			    "replication", &repl, "deadline_ns", &dl,
+			    "verified_ns", &ver, "lag_s", &lag, "detail", &detail);
+		r->state = rstate_parse(st);
+		r->replication = !strcmp(repl, "agent") ? REPL_AGENT : REPL_SERVER;
+		r->deadline_ns = dl;
+		r->verified_ns = ver;
+		r->lag_s = lag;
+		snprintf(r->detail, sizeof(r->detail), "%s", detail);
+	}
+	json_decref(root);
+	return 0;
+}
+
+int geo_state_save(const char *state_dir, const char *host,
+		   const char *partition, const struct geo_state *gs,
+		   struct err *err)
+{
+	char *path = state_path(state_dir, host, partition, gs->backup_id);
+	char *dir = NULL, *tmp = NULL, *s = NULL;
+	json_t *root = NULL, *regs;
+	int ret = 0, fd = -1;
+	size_t len;
+
+	if (!path)
+		return err_set(err, -ENOMEM, "out of memory");
+	regs = json_object();
+	for (size_t i = 0; regs && i < gs->n; i++) {
+		const struct geo_region_state *r = &gs->r[i];
+
+		json_object_set_new(regs, r->name,
+			json_pack("{s:s, s:s, s:I, s:I, s:f, s:s}",
+				  "state", geo_rstate_name(r->state),
+				  "replication", r->replication == REPL_AGENT ? "agent" : "server",
+				  "deadline_ns", (json_int_t)r->deadline_ns,
+				  "verified_ns", (json_int_t)r->verified_ns,
+				  "lag_s", r->lag_s, "detail", r->detail));
+	}
+	root = json_pack("{s:s, s:I, s:o}", "backup_id", gs->backup_id,
+			 "committed_ns", (json_int_t)gs->committed_ns, "regions", regs);
+	s = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	dir = strdup(path);
+	if (!s || !dir || asprintf(&tmp, "%s.tmp", path) < 0) {
+		tmp = NULL;
+		ret = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	*strrchr(dir, '/') = '\0';
+	ret = util_mkdir_p(dir, 0700);
+	if (ret) {
+		err_set(err, ret, "cannot create %s: %s", dir, err_str(ret));
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	len = strlen(s);
+	if (fd < 0 || write(fd, s, len) != (ssize_t)len || fsync(fd)) {
+		ret = err_set(err, -errno ? -errno : -EIO, "cannot write %s: %s", tmp,
+			      strerror(errno));
+		goto out;
+	}
+	if (rename(tmp, path)) {
+		ret = err_set(err, -errno, "cannot rename %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret && tmp)
+		unlink(tmp);
+	json_decref(root);
+	free(s);
+	free(dir);
+	free(tmp);
+	free(path);
+	return ret;
+}
+
+void geo_state_remove(const char *state_dir, const char *host,
+		      const char *partition, const char *id)
+{
+	char *path = state_path(state_dir, host, partition, id);
+
+	if (path)
+		unlink(path);
+	free(path);
+}
+
+const char *geo_summary(const struct geo_state *gs, int64_t now_ns)
+{
+	bool pending = false;
+	size_t secondaries = 0;
+
+	for (size_t i = 0; i < gs->n; i++) {
+		const struct geo_region_state *r = &gs->r[i];
+
+		secondaries++;
+		if (r->state == RS_AT_RISK)
+			return "at risk";
+		if (r->state == RS_PENDING) {
+			if (r->deadline_ns && now_ns > r->deadline_ns)
+				return "at risk";
+			pending = true;
+		}
+	}
+	if (!secondaries)
+		return "single region";
+	return pending ? "replicating" : "geo-protected";
+}
+
+/* ---- waiting for server-side replication ---- */
+
+size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
+		bool once, struct geo_state *gs)
+{
+	bool done[REGIONS_MAX] = { false };
+	double interval = 0.1;
+	size_t failed = 0;
+
+	for (;;) {
+		size_t pending = 0;
+
+		for (size_t i = 1; i < rs->n; i++) {
+			struct region *g = &rs->v[i];
+			struct geo_region_state *r = geo_state_region(gs, g->name);
+			struct geo_check c;
+			int64_t now;
+
+			if (done[i] || !r || r->state != RS_PENDING)
+				continue;
+			geo_check_copy(g, m, mask, &c);
+			now = util_now_unix_ns();
+			if (c.copy == COPY_OK) {
+				done[i] = true;
+				if (mask != OBJ_ALL)
+					continue;   /* part of the backup: the caller goes on */
+				r->state = RS_VERIFIED;
+				r->verified_ns = now;
+				r->lag_s = (double)(now - gs->committed_ns) / 1e9;
+				r->detail[0] = '\0';
+				log_info("region %s: backup %s verified %.2f s after its commit",
+					 g->name, m->backup_id, r->lag_s);
+				continue;
+			}
+			snprintf(r->detail, sizeof(r->detail), "%s: %s",
+				 geo_copy_name(c.copy), c.detail);
+			if (c.copy == COPY_BAD || now >= r->deadline_ns) {
+				done[i] = true;
+				failed++;
+				r->state = RS_AT_RISK;
+				log_warn("region %s: backup %s is not there %s (%s)",
+					 g->name, m->backup_id,
+					 c.copy == COPY_BAD ? "intact" : "by its replication deadline",
+					 r->detail);
+				continue;
+			}
+			pending++;
+		}
+		if (!pending || once)
+			return failed;
+		usleep((useconds_t)(interval * 1e6));
+		interval = interval * 1.5 > 2.0 ? 2.0 : interval * 1.5;
+	}
+}
+
+/* ---- repair copies ---- */
+
+static int copy_object(struct region *src, struct region *dst, const char *name,
+		       const struct manifest *m, uint64_t size, const char *sha,
+		       unsigned char *buf, struct err *err)
+{
+	char *skey = region_key(src, m, name), *dkey = region_key(dst, m, name);
+	struct store_writer *w = NULL;
+	EVP_MD_CTX *h = EVP_MD_CTX_new();
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char hex[65];
+	uint64_t off = 0;
+	int ret;
+
+	if (!skey || !dkey || !h) {
+		ret = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	EVP_DigestInit_ex(h, EVP_sha256(), NULL);
+	ret = store_put_begin(dst->store, dkey, &w, err);
+	if (ret)
+		goto out;
+	for (;;) {
+		size_t got = 0;
+
+		ret = store_get_range(src->store, skey, off, COPY_CHUNK, buf, &got, err);
+		if (ret) {
+			err_wrap(err, "reading %s from region %s", name, src->name);
+			goto out;
+		}
+		if (!got)
+			break;
+		EVP_DigestUpdate(h, buf, got);
+		ret = store_write(w, buf, got, err);
+		if (ret)
+			goto out;
+		off += got;
+		if (got < COPY_CHUNK)
+			break;
+	}
+	EVP_DigestFinal_ex(h, md, &mdlen);
+	util_hex(md, 32, hex);
+	if (off != size || strcmp(hex, sha)) {
+		/* never spread a bad copy */
+		ret = err_set(err, -EBADMSG,
+			      "region %s's %s is not the backup's (%llu bytes, SHA-256 %.12s...; the manifest says %llu, %.12s...); not copying it",
+			      src->name, skey, (unsigned long long)off, hex,
+			      (unsigned long long)size, sha);
+		goto out;
+	}
+	ret = store_put_commit(w, err);
+	w = NULL;
+	if (!ret)
+		log_info("copied %s (%llu bytes) from region %s to region %s",
+			 dkey, (unsigned long long)off, src->name, dst->name);
+out:
+	store_put_abort(w);
+	EVP_MD_CTX_free(h);
+	free(skey);
+	free(dkey);
+	return ret;
+}
+
+int geo_copy(struct region *src, struct region *dst, const struct manifest *m,
+	     int mask, struct err *err)
+{
+	const uint64_t size[3] = { m->data_size, m->index_size, m->self_size };
+	const char *const sha[3] = { m->data_sha256, m->index_sha256, m->self_sha256 };
+	unsigned char *buf = malloc(COPY_CHUNK);
+	int ret = 0;
+
+	if (!buf)
+		return err_set(err, -ENOMEM, "out of memory");
+	/* data and index first: a manifest never names what is not there */
+	for (int i = 0; i < 3 && !ret; i++)
+		if (mask & (1 << i))
+			ret = copy_object(src, dst, obj_names[i], m, size[i], sha[i],
+					  buf, err);
+	free(buf);
+	return ret;
+}

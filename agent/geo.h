@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_GEO_H
+#define SNAPSHIP_AGENT_GEO_H
+
+/*
+ * Geo-redundancy (design §6): the configured regions, proof that a backup's
+ * objects are in a region, the wait for server-side replication, the
+ * per-backup replication state kept in the state dir, and streamed repair
+ * copies between regions.
+ *
+ * A copy in a region is *verified* when each of the backup's three objects
+ * is there with the manifest's size, the manifest's ETag (the store's MD5
+ * fingerprint; multipart ETags agree because every region's upload uses the
+ * same part sizes, and Ceph RGW multisite keeps them) and, where the object
+ * carries it (single-request puts), the x-amz-meta-snapship-sha256 metadata.
+ * Deep verification downloads and decompresses (restore.c).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/catalog.h"
+
+struct err;
+struct store;
+struct config;
+struct cfg_region;
+
+#define REGIONS_MAX 8
+
+struct region {
+	char *name;                 /* "east"; "default" for --from/--to */
+	struct store *store;
+	char *prefix;               /* key prefix, "" if none */
+	bool primary;
+	int replication;            /* REPL_NONE (primary), _SERVER, _AGENT */
+	int64_t deadline;           /* replication_deadline, seconds */
+	bool down;                  /* failed to answer in this run: skip it */
+};
+
+struct regions {
+	struct region v[REGIONS_MAX];   /* v[0] the primary (or the --region one) */
+	size_t n;
+	bool forced;                /* --region: only that one, no failover */
+};
+
+/* Open a configured region's store (no request is made yet). */
+int region_store_open(const struct cfg_region *r, uint64_t part_size,
+		      struct store **store_ret, struct err *err);
+
+/*
+ * The regions to use: from (a --from/--to STORE: one region "default"), or
+ * the config's, primary first; only (--region NAME) keeps just that one.
+ */
+int regions_open(const struct config *cfg, const char *from, const char *only,
+		 struct regions *rs, struct err *err);
+void regions_free(struct regions *rs);
+
+/* "<prefix><host>/<partition>/<id>/<name>" in region r. */
+char *region_key(const struct region *r, const struct manifest *m,
+		 const char *name);
+
+/* A region's copy of one backup. */
+enum geo_copy {
+	COPY_OK = 0,
+	COPY_MISSING,               /* some object is not there (yet) */
+	COPY_BAD,                   /* an object differs: size, ETag or SHA-256 */
+	COPY_UNREACHABLE,           /* the region did not answer */
+};
+
+struct geo_check {
+	int copy;                   /* enum geo_copy */
+	int bad_mask;               /* objects 1 data, 2 index, 4 manifest */
+	char detail[600];           /* "data.tar.zst: size 12, expected 34" */
+};
+
+#define OBJ_DATA 1
+#define OBJ_INDEX 2
+#define OBJ_MANIFEST 4
+#define OBJ_ALL 7
+
+/* HEAD the objects of m in r (mask: OBJ_*) and compare them with m. */
+int geo_check_copy(struct region *r, const struct manifest *m, int mask,
+		   struct geo_check *out);
+
+/* Replication state of one backup (in <state_dir>/geo/HOST/PART/ID.json). */
+enum geo_rstate {
+	RS_PENDING = 0,             /* not (yet) verified, deadline ahead */
+	RS_VERIFIED,
+	RS_AT_RISK,                 /* deadline passed / copy missing, bad or unreachable */
+};
+
+struct geo_region_state {
+	char name[64];
+	int replication;            /* REPL_* */
+	int state;                  /* enum geo_rstate */
+	int64_t deadline_ns;        /* unix ns */
+	int64_t verified_ns;        /* unix ns of the last verification, 0 never */
+	double lag_s;               /* commit -> verified as measured, < 0 unknown */
+	char detail[700];
+};
+
+struct geo_state {
+	char backup_id[BACKUP_ID_LEN + 1];
+	int64_t committed_ns;
+	struct geo_region_state r[REGIONS_MAX];
+	size_t n;
+};
+
+int geo_state_load(const char *state_dir, const char *host,
+		   const char *partition, const char *id, struct geo_state *gs,
+		   struct err *err);    /* -ENOENT when there is none */
+int geo_state_save(const char *state_dir, const char *host,
+		   const char *partition, const struct geo_state *gs,
+		   struct err *err);
+/* Remove a backup's state (after a failed or pruned backup). */
+void geo_state_remove(const char *state_dir, const char *host,
+		      const char *partition, const char *id);
+/* Set region name's entry (added if new). */
+struct geo_region_state *geo_state_region(struct geo_state *gs,
+					  const char *name);
+
+/* "geo-protected", "replicating", "at risk" or "single region". */
+const char *geo_summary(const struct geo_state *gs, int64_t now_ns);
+const char *geo_rstate_name(int state);
+const char *geo_copy_name(int copy);
+
+/*
+ * Poll the secondaries of rs whose entries in gs are RS_PENDING (server
+ * replication) until each has a verified copy or its deadline passes;
+ * updates gs (verified_ns, lag_s from gs->committed_ns, or RS_AT_RISK).
+ * With once, one look only (what is not there yet stays pending).
+ * Returns the number of regions found at risk.
+ */
+size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
+		bool once, struct geo_state *gs);
+
+/*
+ * Copy objects of m (bits of mask as in geo_check.bad_mask) from region src
+ * to dst, streamed through a bounded buffer, each checked against the
+ * manifest's SHA-256 (the manifest against its own bytes) before it is
+ * committed; the manifest goes last.
+ */
+int geo_copy(struct region *src, struct region *dst, const struct manifest *m,
+	     int mask, struct err *err);
+
+#endif
