@@ -294,14 +294,17 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 	ret = cow_check_source(part->path, err);
 	if (ret)
 		goto out;
-	/* secondaries: reachable now?  One that is not is left out (at risk)
-	 * rather than slowing the backup down; with require_geo it fails it
-	 * before anything is frozen. */
+	/* secondaries: reachable now?  An agent region that is not is left
+	 * out (at risk) rather than slowing the backup down; with require_geo
+	 * any that is not fails the backup before anything is frozen.  (A
+	 * server region may come back before its deadline: it is polled.) */
 	for (size_t i = 1; i < rs->n; i++) {
 		struct err pe = { 0 };
 		struct geo_region_state *r = geo_state_region(gs, rs->v[i].name);
 
 		r->replication = rs->v[i].replication;
+		if (!cfg->require_geo && rs->v[i].replication != REPL_AGENT)
+			continue;
 		if (!probe_region(&rs->v[i], host, &pe))
 			continue;
 		if (cfg->require_geo) {

@@ -142,6 +142,16 @@ void regions_free(struct regions *rs)
 	memset(rs, 0, sizeof(*rs));
 }
 
+const char *region_strip(const char *name, const char *msg)
+{
+	size_t n = strlen(name);
+
+	if (!strncmp(msg, "region ", 7) && !strncmp(msg + 7, name, n) &&
+	    msg[7 + n] == ':' && msg[8 + n] == ' ')
+		return msg + 9 + n;
+	return msg;
+}
+
 char *region_key(const struct region *r, const struct manifest *m,
 		 const char *name)
 {
@@ -204,7 +214,7 @@ int geo_check_copy(struct region *r, const struct manifest *m, int mask,
 		}
 		if (ret) {
 			out->copy = COPY_UNREACHABLE;
-			add_detail(out, "%s", e.msg);
+			add_detail(out, "%s", region_strip(r->name, e.msg));
 			return 0;
 		}
 		if (i == 2 && !size[i])

@@ -150,7 +150,7 @@ static int list_failover(struct regions *rs, const char *host, const char *part,
 			g->down = true;
 		if (i + 1 < rs->n)
 			log_warn("region %s failed (%s); failing over to region %s",
-				 g->name, e.msg, rs->v[i + 1].name);
+				 g->name, region_strip(g->name, e.msg), rs->v[i + 1].name);
 	}
 	*err = e;
 	return e.code ? e.code : -EIO;
@@ -257,7 +257,8 @@ static void print_geo_line(const struct geo_state *gs)
 		if (r->state == RS_VERIFIED && r->lag_s >= 0)
 			printf("%s%s %.2f s", i ? ", " : " (", r->name, r->lag_s);
 		else
-			printf("%s%s %s", i ? ", " : " (", r->name, geo_rstate_name(r->state));
+			printf("%s%s %s", i ? ", " : " (", r->name,
+			       r->state == RS_AT_RISK ? "at risk" : geo_rstate_name(r->state));
 	}
 	printf(")\n");
 }
@@ -749,7 +750,8 @@ static int union_list(struct regions *rs, const char *host, const char *part,
 		struct catalog_list *l = &u->lists[i];
 
 		if (catalog_list(rs->v[i].store, rs->v[i].prefix, host, part, l, &u->errs[i])) {
-			log_warn("region %s cannot be listed: %s", rs->v[i].name, u->errs[i].msg);
+			log_warn("region %s cannot be listed: %s", rs->v[i].name,
+				 region_strip(rs->v[i].name, u->errs[i].msg));
 			if (unreachable(&u->errs[i]))
 				rs->v[i].down = true;
 			continue;
@@ -802,7 +804,8 @@ static void check_region(struct region *g, const struct union_list *u, size_t i,
 	if (!u->ok[i] || g->down) {
 		memset(c, 0, sizeof(*c));
 		c->copy = COPY_UNREACHABLE;
-		snprintf(c->detail, sizeof(c->detail), "%s", u->errs[i].msg[0] ? u->errs[i].msg : "did not answer");
+		snprintf(c->detail, sizeof(c->detail), "%.590s", u->errs[i].msg[0] ?
+			 region_strip(g->name, u->errs[i].msg) : "did not answer");
 		return;
 	}
 	geo_check_copy(g, m, OBJ_ALL, c);

@@ -8,6 +8,8 @@
 #   bash tools/rgw.sh stop   [DIR]   stop the daemons by pid file, remove DIR
 #   bash tools/rgw.sh status [DIR]   exit 0 when every daemon runs, 1 when not
 #   bash tools/rgw.sh env    [DIR]   print DIR/env (exit 1 when not running)
+#   bash tools/rgw.sh zone-stop  DIR ZONE   stop one zone's gateway (east|west)
+#   bash tools/rgw.sh zone-start DIR ZONE   start it again (same arguments)
 #
 # Typical use:
 #   bash tools/rgw.sh start "$DIR" && . "$DIR/env"
@@ -32,6 +34,16 @@
 # small python3 SigV4 client (DIR/s3.py) using those variables:
 #   python3 "$RGW_S3" put|get|head|delete|mkbucket|ls URL [FILE]
 # CEPH_CONF lets `radosgw-admin sync status --rgw-zone=west` etc. work directly.
+#
+# zone-stop/zone-start take one zone's gateway down and up again, e.g. to test
+# replication catching up after an outage: zone-stop sends SIGTERM (SIGKILL
+# 15 s later) to the daemon of its pid file and waits until its port is
+# closed; zone-start runs radosgw as start did and waits until the port
+# answers HTTP (RGW_START_TIMEOUT).  Both are idempotent.  The restarted zone
+# resumes replication once the stopped gateway's sync leases expire (10 s
+# after their last renewal, see ceph.conf), at its next retry (1, 3, 7, 15,
+# 31 s after zone-start): measured 0-27 s, so allow about 30 s.  While a zone is stopped, `status`
+# and `env` exit 1 and `start` starts a fresh cluster.
 #
 # Environment (start):
 #   RGW_EAST_PORT=7480 RGW_WEST_PORT=7481 RGW_MON_PORT=6789   loopback ports
@@ -67,12 +79,24 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 usage() {
-	echo "usage: bash tools/rgw.sh start|stop|status|env [DIR]" >&2
+	{
+		echo "usage: bash tools/rgw.sh start|stop|status|env [DIR]"
+		echo "       bash tools/rgw.sh zone-stop|zone-start DIR east|west"
+	} >&2
 	exit 1
 }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
+[ $# -ge 1 ] || usage
 CMD=$1
+ZONE=""
+case $CMD in
+zone-stop | zone-start)
+	[ $# -eq 3 ] || usage
+	ZONE=$3
+	case $ZONE in east | west) ;; *) die "zone $ZONE: not east or west" ;; esac
+	;;
+*) [ $# -le 2 ] || usage ;;
+esac
 DIR=${2:-${RGW_DIR:-/var/tmp/snapship-rgw}}
 [ -n "$DIR" ] || die "empty DIR"
 DIR=$(realpath -m -- "$DIR")
@@ -508,6 +532,10 @@ rgw gc obj min wait = 60
 rgw gc processor period = 60
 rgw data notify interval msec = 100
 rgw md notify interval msec = 100
+# a stopped gateway keeps its sync leases (renewed every period/2) until they
+# expire: a zone started again (zone-start) resumes replication only then
+# (the default, 120 s, makes that take 2 minutes)
+rgw sync lease period = 10
 
 [client.rgw.east]
 pid file = $DIR/run/\$name.pid
@@ -557,6 +585,11 @@ wait_for() {
 		sleep 0.2
 	done
 	echo "= [$(elapsed "$T0")s] done $STEP" >>"$DIR/log/setup.log"
+}
+
+# start_rgw ZONE: start ZONE's gateway (it daemonizes; the port comes later).
+start_rgw() {
+	run_step "$DIR/log/client.rgw.$1.log" "starting radosgw $1" radosgw -c "$CONF" -n "client.rgw.$1"
 }
 
 osd_up() { "${CEPH[@]}" osd dump 2>/dev/null | grep -q '^osd\.0 up'; }
@@ -681,7 +714,7 @@ cmd_start() {
 	# west started earlier answers east's change notifications with 403 until
 	# it knows that user, and falls back to polling every 20 s (pacific).
 	log "starting radosgw east on $EAST_URL"
-	run_step "$DIR/log/client.rgw.east.log" "starting radosgw east" radosgw -c "$CONF" -n client.rgw.east
+	start_rgw east
 	wait_for "radosgw east to answer on $EAST_URL" client.rgw.east python3 "$DIR/s3.py" wait "$EAST_URL" 1
 	local b
 	for b in "$BUCKET" "$BUCKET_B"; do
@@ -692,7 +725,7 @@ cmd_start() {
 
 	# -- west, then wait until it knows the user and the buckets
 	log "starting radosgw west on $WEST_URL"
-	run_step "$DIR/log/client.rgw.west.log" "starting radosgw west" radosgw -c "$CONF" -n client.rgw.west
+	start_rgw west
 	wait_for "radosgw west to answer on $WEST_URL" client.rgw.west python3 "$DIR/s3.py" wait "$WEST_URL" 1
 	wait_for "user and buckets to reach west (metadata sync)" client.rgw.west bucket_on_west
 
@@ -779,11 +812,75 @@ cmd_env() {
 	fi
 }
 
+# ---- zone-stop / zone-start ------------------------------------------------------
+
+# zone_port ZONE: the port ZONE's gateway listens on (from ceph.conf).
+zone_port() {
+	awk -v s="[client.rgw.$1]" '$0 == s { in_s = 1; next } /^\[/ { in_s = 0 }
+		in_s && /^rgw frontends/ { sub(/.*:/, ""); print; exit }' "$CONF"
+}
+
+# zone_setup: check DIR holds a harness, lock it, set PORT and URL of $ZONE.
+zone_setup() {
+	[ -e "$DIR/$MARKER" ] && [ -s "$CONF" ] ||
+		die "not running in $DIR (bash tools/rgw.sh start $DIR)"
+	lock_dir
+	PORT=$(zone_port "$ZONE")
+	[[ $PORT =~ ^[0-9]+$ ]] || die "no port for zone $ZONE in $CONF"
+	URL=http://127.0.0.1:$PORT
+}
+
+cmd_zone_stop() {
+	local d=client.rgw.$ZONE pid i
+	zone_setup
+	if pid=$(daemon_pid "$d"); then
+		log "stopping radosgw $ZONE (pid $pid)"
+		terminate "$pid"
+	else
+		log "radosgw $ZONE is not running"
+	fi
+	rm -f "$(pidfile "$d")"
+	for ((i = 0; i < 100; i++)); do
+		port_in_use "$PORT" || break
+		sleep 0.1
+	done
+	! port_in_use "$PORT" || die "127.0.0.1:$PORT still accepts connections"
+	log "radosgw $ZONE stopped ($URL is closed)"
+}
+
+cmd_zone_start() {
+	local d=client.rgw.$ZONE pid
+	zone_setup
+	if pid=$(daemon_pid "$d"); then
+		log "radosgw $ZONE is already running (pid $pid)"
+		return 0
+	fi
+	daemon_pid mon.a >/dev/null && daemon_pid osd.0 >/dev/null ||
+		die "the cluster in $DIR is not running (bash tools/rgw.sh start $DIR)"
+	port_in_use "$PORT" && die "port $PORT (zone $ZONE) is in use by another process"
+	START_TIMEOUT=${RGW_START_TIMEOUT:-120}
+	[[ $START_TIMEOUT =~ ^[0-9]+$ ]] || die "RGW_START_TIMEOUT=$START_TIMEOUT is not a number of seconds"
+	T0=$(now)
+	DEADLINE=$((SECONDS + START_TIMEOUT))
+	rm -f "$(pidfile "$d")"
+	log "starting radosgw $ZONE on $URL"
+	start_rgw "$ZONE" || die "radosgw $ZONE failed to start (log: $DIR/log/$d.log)"
+	# A gateway that does not come up is stopped again.
+	if ! (wait_for "radosgw $ZONE to answer on $URL" "$d" python3 "$DIR/s3.py" wait "$URL" 1); then
+		pid=$(daemon_pid "$d") && terminate "$pid"
+		rm -f "$(pidfile "$d")"
+		exit 1
+	fi
+	log "radosgw $ZONE started in $(elapsed "$T0") s (pid $(daemon_pid "$d" || echo '?'))"
+}
+
 case $CMD in
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 env) cmd_env ;;
+zone-stop) cmd_zone_stop ;;
+zone-start) cmd_zone_start ;;
 -h | --help | help) usage ;;
 *) usage ;;
 esac

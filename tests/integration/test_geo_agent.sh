@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Geo-redundancy with snapship uploading to every region itself
+# (replication = agent), on two independent buckets of the harness:
+#  - one pass: both regions hold identical objects, and the snapshot was
+#    read once (the loop device's read counter)
+#  - one region's copy overwritten with other bytes: verify names the object
+#    and the region; restore takes the good copy (failing over when the bad
+#    one is the primary's); repair fixes it
+#  - the secondary unreachable: the backup commits on the primary, at risk;
+#    require_geo = yes: it fails cleanly
+set -euo pipefail
+. "$SRC_DIR/tests/lib.sh"
+need_btrfs
+need_rgw
+
+export SNAPSHIP_S3_MAX_ATTEMPTS=3
+state=$TEST_TMP/state
+prefix="agent-$$/"
+sv=$(mk_subvol ag-part)
+"$GENDATA" "$sv" --json-bytes 48M --json-file-size 16M --small-files 300 >/dev/null
+
+# conf B_ENDPOINT [REQUIRE_GEO]
+conf() {
+	cat >"$TEST_TMP/snapship.conf" <<EOF
+[agent]
+state_dir = $state
+host = aghost
+require_geo = ${2:-no}
+
+[partition ag-part]
+path = $sv
+
+[region a]
+store = s3
+endpoint = $RGW_EAST_ENDPOINT
+bucket = $RGW_BUCKET
+prefix = $prefix
+sigv4_region = $RGW_REGION
+access_key_id = $RGW_ACCESS_KEY_ID
+secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE
+primary = yes
+
+[region b]
+store = s3
+endpoint = $1
+bucket = $RGW_BUCKET_B
+prefix = $prefix
+sigv4_region = $RGW_REGION
+access_key_id = $RGW_ACCESS_KEY_ID
+secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE
+replication = agent
+EOF
+}
+S=("$SNAPSHIP" --config "$TEST_TMP/snapship.conf")
+jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+key() { echo "${prefix}aghost/ag-part/$1/$2"; }
+url_a() { echo "$RGW_EAST_ENDPOINT/$RGW_BUCKET/$(key "$1" "$2")"; }
+url_b() { echo "$RGW_EAST_ENDPOINT/$RGW_BUCKET_B/$(key "$1" "$2")"; }
+
+# sectors read from the loop device under the test filesystem
+dev=$(findmnt -no SOURCE --target "$TEST_BTRFS")
+dev=$(basename "$dev")
+sectors_read() { awk '{ print $3 }' "/sys/block/$dev/stat"; }
+
+conf "$RGW_EAST_ENDPOINT"
+"${S[@]}" config check >/dev/null || fail "config check: $("${S[@]}" config check 2>&1)"
+
+# ---- 1. one pass, two regions, identical objects, one read -----------------
+logical=$(du -sb --apparent-size "$sv" | cut -f1)
+sync
+echo 3 >/proc/sys/vm/drop_caches
+r0=$(sectors_read)
+out=$("${S[@]}" backup --json) || fail "backup failed: $out"
+r1=$(sectors_read)
+read_bytes=$(((r1 - r0) * 512))
+id=$(jget 'd[0]["backup_id"]' <<<"$out")
+[ "$(jget 'd[0]["geo"]' <<<"$out")" = geo-protected ] || fail "not geo-protected: $out"
+for obj in data.tar.zst index.jsonl.zst manifest.json; do
+	python3 "$RGW_S3" get "$(url_a "$id" $obj)" "$TEST_TMP/a" || fail "$obj missing in a"
+	python3 "$RGW_S3" get "$(url_b "$id" $obj)" "$TEST_TMP/b" || fail "$obj missing in b"
+	cmp -s "$TEST_TMP/a" "$TEST_TMP/b" || fail "$obj differs between a and b"
+done
+# read once: the device delivered about the data once (metadata on top),
+# not twice
+echo "-- 1: $id in a and b, identical; read $read_bytes bytes from the device for $logical bytes of files"
+[ "$read_bytes" -gt $((logical / 2)) ] || fail "read only $read_bytes bytes of $logical: the measure is broken"
+[ "$read_bytes" -lt $((logical * 3 / 2)) ] || fail "read $read_bytes bytes for $logical: the snapshot was read more than once"
+no_snapship_snapshots "$TEST_BTRFS"
+
+# ---- 2. b's copy overwritten with other bytes -----------------------------
+python3 "$RGW_S3" get "$(url_a "$id" data.tar.zst)" "$TEST_TMP/good"
+size=$(stat -c %s "$TEST_TMP/good")
+head -c "$size" /dev/urandom >"$TEST_TMP/evil"
+python3 "$RGW_S3" put "$(url_b "$id" data.tar.zst)" "$TEST_TMP/evil"
+rc=0
+"${S[@]}" verify >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "verify with a corrupt copy exited $rc: $(cat "$TEST_TMP/out")"
+grep -E "$id +b +corrupt .*data.tar.zst" "$TEST_TMP/out" >/dev/null ||
+	fail "verify does not name the object and region: $(cat "$TEST_TMP/out")"
+grep -E "$id +a +ok" "$TEST_TMP/out" >/dev/null || fail "verify blames a too: $(cat "$TEST_TMP/out")"
+"${S[@]}" list | grep "$id" | grep -q "at risk" || fail "list does not say at risk: $("${S[@]}" list)"
+"${S[@]}" restore ag-part --to "$TEST_BTRFS/r1" >/dev/null 2>"$TEST_TMP/err" || fail "restore failed: $(cat "$TEST_TMP/err")"
+assert_trees_equal "$sv" "$TEST_BTRFS/r1"
+"${S[@]}" repair >"$TEST_TMP/out" 2>&1 || fail "repair failed: $(cat "$TEST_TMP/out")"
+grep -E "$id +b +repaired" "$TEST_TMP/out" >/dev/null || fail "repair does not say it fixed b: $(cat "$TEST_TMP/out")"
+python3 "$RGW_S3" get "$(url_b "$id" data.tar.zst)" "$TEST_TMP/b"
+cmp -s "$TEST_TMP/good" "$TEST_TMP/b" || fail "repair did not restore b's bytes"
+"${S[@]}" verify --deep >"$TEST_TMP/out" 2>&1 || fail "verify --deep after repair: $(cat "$TEST_TMP/out")"
+"${S[@]}" list | grep "$id" | grep -q geo-protected || fail "not geo-protected after repair"
+echo "-- 2: corrupt copy in b found, restore from a, repaired"
+
+# ---- 3. the primary's copy corrupted: restore fails over to b --------------
+python3 "$RGW_S3" put "$(url_a "$id" data.tar.zst)" "$TEST_TMP/evil"
+"${S[@]}" restore ag-part --to "$TEST_BTRFS/r2" >"$TEST_TMP/out" 2>"$TEST_TMP/err" ||
+	fail "restore with a corrupt primary copy failed: $(cat "$TEST_TMP/err")"
+grep -q "region a.*corrupt" "$TEST_TMP/err" || fail "restore does not say a's copy is corrupt: $(cat "$TEST_TMP/err")"
+grep -q "failed over.*region b" "$TEST_TMP/err" || fail "restore does not say it failed over: $(cat "$TEST_TMP/err")"
+assert_trees_equal "$sv" "$TEST_BTRFS/r2"
+# --region a forces the bad copy: a clear failure, nothing silently wrong
+rc=0
+"${S[@]}" restore ag-part --region a --to "$TEST_BTRFS/r3" >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "restore --region a of a corrupt copy exited $rc"
+grep -q "corrupt" "$TEST_TMP/out" || fail "restore --region a: $(cat "$TEST_TMP/out")"
+"${S[@]}" repair >"$TEST_TMP/out" 2>&1 || fail "repair of a failed: $(cat "$TEST_TMP/out")"
+grep -E "$id +a +repaired" "$TEST_TMP/out" >/dev/null || fail "repair does not say it fixed a: $(cat "$TEST_TMP/out")"
+"${S[@]}" verify >/dev/null 2>&1 || fail "verify after repairing a"
+echo "-- 3: corrupt primary copy: restore failed over to b; repaired"
+
+# ---- 4. b unreachable: committed on a, at risk; require_geo fails ----------
+conf "http://127.0.0.1:9"          # nothing listens on the discard port
+out=$("${S[@]}" backup --json 2>"$TEST_TMP/err") || fail "backup with b down failed: $(cat "$TEST_TMP/err")"
+id4=$(jget 'd[0]["backup_id"]' <<<"$out")
+[ "$(jget 'd[0]["geo"]' <<<"$out")" = "at risk" ] || fail "not at risk: $out"
+grep -q "region b" "$TEST_TMP/err" || fail "no warning names region b: $(cat "$TEST_TMP/err")"
+python3 "$RGW_S3" head "$(url_a "$id4" manifest.json)" >/dev/null || fail "not committed on a"
+no_snapship_snapshots "$TEST_BTRFS"
+conf "http://127.0.0.1:9" yes
+before=$(python3 "$RGW_S3" ls "$RGW_EAST_ENDPOINT/$RGW_BUCKET" | grep -c "^${prefix}" || true)
+rc=0
+"${S[@]}" backup >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "require_geo backup with b down exited $rc: $(cat "$TEST_TMP/out")"
+grep -q "require_geo.*region b" "$TEST_TMP/out" || fail "the error does not say why: $(cat "$TEST_TMP/out")"
+after=$(python3 "$RGW_S3" ls "$RGW_EAST_ENDPOINT/$RGW_BUCKET" | grep -c "^${prefix}" || true)
+[ "$before" = "$after" ] || fail "require_geo failure left objects in a ($before -> $after)"
+no_snapship_snapshots "$TEST_BTRFS"
+# b back: repair brings id4 there
+conf "$RGW_EAST_ENDPOINT"
+"${S[@]}" repair >"$TEST_TMP/out" 2>&1 || fail "repair after b came back: $(cat "$TEST_TMP/out")"
+grep -E "$id4 +b +repaired" "$TEST_TMP/out" >/dev/null || fail "repair did not copy $id4 to b: $(cat "$TEST_TMP/out")"
+"${S[@]}" list | grep "$id4" | grep -q geo-protected || fail "$id4 not geo-protected after repair"
+echo "-- 4: b down: at risk, require_geo fails cleanly, repair brings it back"
+echo "PASS"
