@@ -305,7 +305,10 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 		r->replication = rs->v[i].replication;
 		if (!cfg->require_geo && rs->v[i].replication != REPL_AGENT)
 			continue;
-		if (!probe_region(&rs->v[i], host, &pe))
+		if (rs->v[i].down)
+			err_set(&pe, -EIO, "%s", rs->v[i].down_why[0] ? rs->v[i].down_why :
+				"it did not answer when asked to clean up");
+		else if (!probe_region(&rs->v[i], host, &pe))
 			continue;
 		if (cfg->require_geo) {
 			ret = err_set(err, pe.code ? pe.code : -EIO,

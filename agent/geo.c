@@ -121,9 +121,24 @@ int regions_open(const struct config *cfg, const char *from, const char *only,
 		ret = region_fill(g, c->name, c->prefix, err);
 		/* agent copies use the primary's part size: same bytes, same
 		 * parts, so the same ETag in every region */
-		if (!ret)
+		if (!ret) {
+			struct err oe = { 0 };
+
 			ret = region_store_open(c, g->replication == REPL_AGENT ?
-						primary->part_size : 0, &g->store, err);
+						primary->part_size : 0, &g->store, &oe);
+			/* a secondary that is not there (an unmounted NFS
+			 * directory) is down, not a reason to stop: the rest
+			 * goes on and says so; config errors stay errors */
+			if (ret && i > 0 && ret != -EINVAL && ret != -ENOMEM) {
+				g->down = true;
+				snprintf(g->down_why, sizeof(g->down_why), "%s",
+					 region_strip(g->name, oe.msg));
+				log_warn("region %s: %s", g->name, g->down_why);
+				ret = 0;
+			} else if (ret) {
+				*err = oe;
+			}
+		}
 		if (ret) {
 			regions_free(rs);
 			return ret;
@@ -189,6 +204,11 @@ int geo_check_copy(struct region *r, const struct manifest *m, int mask,
 	const char *const etag[3] = { m->data_etag, m->index_etag, "" };
 
 	memset(out, 0, sizeof(*out));
+	if (!r->store) {
+		out->copy = COPY_UNREACHABLE;
+		add_detail(out, "%s", r->down_why);
+		return 0;
+	}
 	for (int i = 0; i < 3; i++) {
 		struct store_obj_info info;
 		struct err e = { 0 };

@@ -37,6 +37,7 @@ struct region {
 	int replication;            /* REPL_NONE (primary), _SERVER, _AGENT */
 	int64_t deadline;           /* replication_deadline, seconds */
 	bool down;                  /* failed to answer in this run: skip it */
+	char down_why[512];         /* why (store NULL: it could not be opened) */
 };
 
 struct regions {

@@ -192,22 +192,32 @@ static void print_json(json_t *j)
 }
 
 /* Remove this host's unfinished uploads (we hold the host lock). */
-static unsigned clean_store(struct store *store, const char *prefix,
-			    const char *host, const char *region)
+static unsigned clean_store(struct region *g, const char *host)
 {
+	struct store *store = g->store;
+	const char *prefix = g->prefix, *region = g->name;
 	struct err err = { 0 };
 	unsigned n = 0;
 	size_t orphans = 0;
 	char *p;
 
+	if (!store)
+		return 0;
 	if (asprintf(&p, "%s%s/", prefix, host) < 0)
 		return 0;
 	/* one warning at most: a store that cannot be cleaned usually cannot
 	 * take the backup either, and that error follows */
 	if (store_abort_incomplete(store, p, &n, &err) ||
-	    catalog_remove_orphans(store, prefix, host, &orphans, &err))
+	    catalog_remove_orphans(store, prefix, host, &orphans, &err)) {
 		log_warn("region %s: could not clean up after interrupted runs: %s",
-			 region, err.msg);
+			 region, region_strip(region, err.msg));
+		/* a secondary that does not answer is not asked again */
+		if (!g->primary && unreachable(&err)) {
+			g->down = true;
+			snprintf(g->down_why, sizeof(g->down_why), "%.500s",
+				 region_strip(region, err.msg));
+		}
+	}
 	n += (unsigned)orphans;
 	if (n)
 		log_warn("region %s: removed %u unfinished upload(s) left behind by an interrupted run",
@@ -351,7 +361,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 	/* where we upload ourselves: the primary and agent regions */
 	for (size_t i = 0; i < rs.n; i++)
 		if (i == 0 || rs.v[i].replication == REPL_AGENT)
-			clean_store(rs.v[i].store, rs.v[i].prefix, host, rs.v[i].name);
+			clean_store(&rs.v[i], host);
 
 	for (size_t i = 0;; i++) {
 		const struct cfg_partition *part;
@@ -517,7 +527,8 @@ static int cmd_list(struct global *g, int argc, char **argv)
 			json_object_set_new(o, "listed_from", json_string(rs.v[used].name));
 			backup_geo(g, &rs, host, m, &gs);
 			geo_json(o, &gs);
-			json_object_set_new(o, "geo", json_string(geo_word(&rs, &gs)));
+			json_object_set_new(o, "geo", json_string(rs.n < 2 || rs.forced ?
+				"single region" : geo_word(&rs, &gs)));
 			json_array_append_new(arr, o);
 		}
 		print_json(arr);
@@ -749,6 +760,10 @@ static int union_list(struct regions *rs, const char *host, const char *part,
 	for (size_t i = 0; i < rs->n; i++) {
 		struct catalog_list *l = &u->lists[i];
 
+		if (!rs->v[i].store) {
+			err_set(&u->errs[i], -EIO, "%s", rs->v[i].down_why);
+			continue;
+		}
 		if (catalog_list(rs->v[i].store, rs->v[i].prefix, host, part, l, &u->errs[i])) {
 			log_warn("region %s cannot be listed: %s", rs->v[i].name,
 				 region_strip(rs->v[i].name, u->errs[i].msg));
@@ -805,7 +820,8 @@ static void check_region(struct region *g, const struct union_list *u, size_t i,
 		memset(c, 0, sizeof(*c));
 		c->copy = COPY_UNREACHABLE;
 		snprintf(c->detail, sizeof(c->detail), "%.590s", u->errs[i].msg[0] ?
-			 region_strip(g->name, u->errs[i].msg) : "did not answer");
+			 region_strip(g->name, u->errs[i].msg) :
+			 g->down_why[0] ? g->down_why : "did not answer");
 		return;
 	}
 	geo_check_copy(g, m, OBJ_ALL, c);
@@ -1193,8 +1209,7 @@ static int cmd_clean(struct global *g, int argc, char **argv)
 	if (!ret && (g->from || g->have_config)) {
 		ret = open_regions(g, &rs, &err);
 		for (size_t i = 0; !ret && i < rs.n; i++)
-			uploads += clean_store(rs.v[i].store, rs.v[i].prefix,
-					       host_name(g, hbuf, sizeof(hbuf)), rs.v[i].name);
+			uploads += clean_store(&rs.v[i], host_name(g, hbuf, sizeof(hbuf)));
 		if (!ret)
 			regions_free(&rs);
 	}
@@ -1266,6 +1281,7 @@ int main(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -1287,6 +1303,7 @@ int main(int argc, char **argv)
 		case 'S': g.state_dir = optarg; break;
 		case 'v': log_set_level(log_get_level() == LOG_INFO ? LOG_DEBUG : LOG_INFO); break;
 		case 'q': log_set_level(LOG_ERROR); break;
+		case 'j': g.json = true; break;
 		case 'h': fputs(usage_text, stdout); return EXIT_OK;
 		case 'V': printf("snapship %s\n", SNAPSHIP_VERSION); return EXIT_OK;
 		default: return EXIT_USAGE;

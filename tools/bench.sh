@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # snapship benchmarks (doc/BENCHMARKS.md), on the same btrfs snapshot of the
 # same data, cold cache for every measured command, alternating order,
-# medians + ratios.  Two suites:
+# medians + ratios.  Three suites:
 #
 #   dir  snapship with a directory store against `tar -cf - . | zstd -T0 -3`
 #        (and back with `zstd -dc | tar -x`), plus a 4x dataset for peak RSS;
 #   s3   snapship with an S3 store (a private Ceph RGW, tools/rgw.sh) against
 #        `tar | zstd -T0 -3 | rclone rcat` and `restic backup` to the same RGW,
-#        restores into new subvolumes, and the RGW's own throughput ceiling.
+#        restores into new subvolumes, and the RGW's own throughput ceiling;
+#   geo  a backup to two regions (replication = agent) against one region,
+#        and the time from commit to geo-protected with RGW multisite.
 #
 #   bash tools/bench.sh [BUILD_DIR]             (make bench does this; needs root)
 #   BENCH=all RUNS=5 bash tools/bench.sh build  (both suites, one report)
 #
 # Environment:
-#   BENCH=dir      which suite: dir, s3 or all
+#   BENCH=dir      which suite: dir, s3, geo or all
 #   RUNS=5         measured rounds on the standard dataset (1 GiB JSON + 20,000 small files)
 #   S3_RUNS=RUNS   measured rounds of the s3 suite
+#   GEO_RUNS=RUNS  measured rounds of the geo suite
 #   SCALE_RUNS=1   snapship backups of the 4x dataset (peak RSS, wall; dir suite)
 #   QUICK=1        tiny smoke run (small datasets; RUNS and SCALE_RUNS default to 1)
 #   BENCH_DIR=/var/tmp   where the sparse loop image (and the RGW's directory) live
@@ -34,11 +37,14 @@ B=${1:-build}
 SRC_DIR=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${BENCH:-dir}
 case $BENCH in
-dir) DO_DIR=1 DO_S3=0 ;;
-s3) DO_DIR=0 DO_S3=1 ;;
-all) DO_DIR=1 DO_S3=1 ;;
-*) echo "bench: BENCH must be dir, s3 or all (got '$BENCH')" >&2; exit 1 ;;
+dir) DO_DIR=1 DO_S3=0 DO_GEO=0 ;;
+s3) DO_DIR=0 DO_S3=1 DO_GEO=0 ;;
+geo) DO_DIR=0 DO_S3=0 DO_GEO=1 ;;
+all) DO_DIR=1 DO_S3=1 DO_GEO=1 ;;
+*) echo "bench: BENCH must be dir, s3, geo or all (got '$BENCH')" >&2; exit 1 ;;
 esac
+# the RGW (and rclone, to size and purge objects) serve the s3 and geo suites
+NEED_RGW=$((DO_S3 || DO_GEO))
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
 	RUNS=${RUNS:-1}
@@ -56,6 +62,7 @@ else
 	MIN_FREE_GIB=8
 fi
 S3_RUNS=${S3_RUNS:-$RUNS}
+GEO_RUNS=${GEO_RUNS:-$RUNS}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 RGW_PORTS=("${BENCH_RGW_EAST_PORT:-37480}" "${BENCH_RGW_WEST_PORT:-37481}" "${BENCH_RGW_MON_PORT:-36789}")
 RGW_MEM=${BENCH_RGW_MEMSTORE:-14G}
@@ -70,6 +77,8 @@ T_S3_RCLONE_BACKUP=0.7   # snapship -> S3 wall / tar | zstd | rclone rcat wall
 T_S3_RESTIC_BACKUP=0.4   # snapship -> S3 wall / restic backup wall (first backup, fresh repo)
 T_S3_RCLONE_RESTORE=0.7  # snapship restore from S3 wall / rclone cat | zstd -dc | tar -x wall
 T_S3_RESTIC_RESTORE=0.5  # snapship restore from S3 wall / restic restore wall
+T_GEO_WALL=1.15          # backup to two regions (agent replication) / one region, wall
+T_GEO_CPU=1.1            # the same, client CPU
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -95,7 +104,7 @@ ensure_peers() {
 			die "apt-get install ${missing[*]} failed"
 	fi
 }
-[ "$DO_S3" = 1 ] && ensure_peers
+[ "$NEED_RGW" = 1 ] && ensure_peers
 
 for c in btrfs mkfs.btrfs losetup zstd tar awk; do
 	command -v "$c" >/dev/null 2>&1 || die "needs $c (make deps)"
@@ -104,7 +113,7 @@ done
 if [ ! -x "$SRC_DIR/$B/snapship" ] || [ ! -x "$SRC_DIR/$B/gendata" ]; then
 	die "no $SRC_DIR/$B/snapship or gendata: run make first"
 fi
-if [ "$DO_S3" = 1 ]; then
+if [ "$NEED_RGW" = 1 ]; then
 	[ -r "$SRC_DIR/tools/rgw.sh" ] || die "no $SRC_DIR/tools/rgw.sh"
 	for p in "${RGW_PORTS[@]}"; do
 		! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null ||
@@ -168,7 +177,7 @@ fi
 # and tools/ may change while we run.
 mkdir -p "$WORK/bin" "$RES"
 cp "$SRC_DIR/$B/snapship" "$SRC_DIR/$B/gendata" "$WORK/bin/"
-[ "$DO_S3" = 1 ] && cp "$SRC_DIR/tools/rgw.sh" "$WORK/bin/"
+[ "$NEED_RGW" = 1 ] && cp "$SRC_DIR/tools/rgw.sh" "$WORK/bin/"
 SNAPSHIP=$WORK/bin/snapship
 GENDATA=$WORK/bin/gendata
 
@@ -186,7 +195,7 @@ facts() {
 	echo "zstd        $(zstd --version | sed -n 's/.*\(v[0-9][0-9.]*\).*/\1/p')"
 	echo "tar         $(tar --version | head -n1)"
 	echo "btrfs-progs $(btrfs --version | awk '{print $2}')"
-	if [ "$DO_S3" = 1 ]; then
+	if [ "$NEED_RGW" = 1 ]; then
 		echo "rclone      $(rclone version 2>/dev/null | head -n1)"
 		echo "restic      $(restic version 2>/dev/null | awk '{print $1, $2}')"
 		echo "ceph        $(radosgw --version 2>/dev/null | awk '{print $3, $5}')"
@@ -195,7 +204,7 @@ facts() {
 	echo "load        $LOAD_START (1/5/15 min, at start), $(cut -d' ' -f1-3 /proc/loadavg) (at end)"
 	echo "others      heavy processes not ours at the start: $OTHERS_START; at round starts and the end: ${OTHERS_SEEN:-none}"
 	echo "other loops $(($(losetup -a | wc -l) - 1)) other loop device(s) in use at the end (other workloads = noise)"
-	echo "runs        BENCH=$BENCH RUNS=$RUNS S3_RUNS=$S3_RUNS SCALE_RUNS=$SCALE_RUNS QUICK=$QUICK"
+	echo "runs        BENCH=$BENCH RUNS=$RUNS S3_RUNS=$S3_RUNS GEO_RUNS=$GEO_RUNS SCALE_RUNS=$SCALE_RUNS QUICK=$QUICK"
 }
 
 # ---- the scratch filesystem ---------------------------------------------------
@@ -553,8 +562,114 @@ s3_suite() {
 	s3_stop
 }
 
+# ==== suite geo: agent replication's cost, server replication's delay =============
+# geo_conf FILE PREFIX [SECOND_REGION_LINES]: a config with east (bucket A) as
+# the primary and optionally a second region; credentials from the AWS env.
+geo_conf() {
+	cat > "$1" <<EOF
+[agent]
+state_dir = $STATE
+host = bench
+
+[partition std]
+path = $STD
+
+[region east]
+store = s3
+endpoint = $RGW_EAST_ENDPOINT
+bucket = $RGW_BUCKET
+prefix = $2
+sigv4_region = $RGW_REGION
+primary = yes
+${3:-}
+EOF
+}
+
+# geo_dir_conf FILE [SECOND_REGION_LINES]: the same with directory stores.
+geo_dir_conf() {
+	cat > "$1" <<EOF
+[agent]
+state_dir = $STATE
+host = bench
+
+[partition std]
+path = $STD
+
+[region a]
+store = file
+path = $OUT/geo-a
+primary = yes
+${2:-}
+EOF
+}
+
+geo_suite() {
+	local r s order
+	[ "$RGW_STARTED" = 1 ] || s3_start
+	for ((r = 1; r <= GEO_RUNS; r++)); do
+		geo_conf "$WORK/geo1.conf" "geo1-r$r/"
+		geo_conf "$WORK/geo2.conf" "geo2-r$r/" "[region b]
+store = s3
+endpoint = $RGW_EAST_ENDPOINT
+bucket = $RGW_BUCKET_B
+prefix = geo2-r$r/
+sigv4_region = $RGW_REGION
+replication = agent"
+		geo_conf "$WORK/geos.conf" "geos-r$r/" "[region west]
+store = s3
+endpoint = $RGW_WEST_ENDPOINT
+bucket = $RGW_BUCKET
+prefix = geos-r$r/
+sigv4_region = $RGW_REGION
+replication = server
+replication_deadline = 10m"
+		# the same with two directory stores on the scratch filesystem
+		rm -rf "$OUT/geo-a" "$OUT/geo-b"
+		mkdir -p "$OUT/geo-a" "$OUT/geo-b"
+		geo_dir_conf "$WORK/gd1.conf" ""
+		geo_dir_conf "$WORK/gd2.conf" "[region b]
+store = file
+path = $OUT/geo-b
+replication = agent"
+		if ((r % 2)); then order=(one two); else order=(two one); fi
+		log "geo round $r/$GEO_RUNS: order ${order[*]}"
+		note_others "geo round $r"
+		for s in "${order[@]}"; do
+			log "  backup to $s region(s)"
+			if [ "$s" = one ]; then
+				measure geo_one "$SNAPSHIP" -q --config "$WORK/geo1.conf" backup
+			else
+				measure geo_two "$SNAPSHIP" -q --config "$WORK/geo2.conf" backup
+			fi
+		done
+		for s in "${order[@]}"; do
+			log "  backup to $s directory region(s)"
+			if [ "$s" = one ]; then
+				measure geo_done "$SNAPSHIP" -q --config "$WORK/gd1.conf" backup
+			else
+				measure geo_dtwo "$SNAPSHIP" -q --config "$WORK/gd2.conf" backup
+			fi
+		done
+		rm -rf "$OUT/geo-a" "$OUT/geo-b"
+		echo "$(s3bytes ":s3:$RGW_BUCKET/geo2-r$r") $(s3bytes ":s3:$RGW_BUCKET_B/geo2-r$r")" >> "$RES/geo_bytes"
+		# server replication: commit on east -> verified on west, as snapship
+		# reports it (its poll: 0.1 s, growing to 2 s)
+		log "  backup to east, replicated by the RGW to west"
+		quiesce
+		"$SNAPSHIP" -q --config "$WORK/geos.conf" backup --json > "$RES/geos-r$r.json" ||
+			die "server-replicated backup failed"
+		python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))[0]; print(d["seconds"], d.get("geo_seconds", "nan"), d["geo"], d["stored_bytes"])' \
+			"$RES/geos-r$r.json" >> "$RES/geo_server"
+		s3_purge ":s3:$RGW_BUCKET/geo1-r$r" ":s3:$RGW_BUCKET/geo2-r$r" ":s3:$RGW_BUCKET_B/geo2-r$r" ":s3:$RGW_BUCKET/geos-r$r"
+		rm -rf "$STATE/geo"
+		check_space
+	done
+	s3_stop
+}
+
 ((DO_DIR)) && dir_suite
 ((DO_S3)) && s3_suite
+((DO_GEO)) && geo_suite
 note_others end
 log "done measuring; report follows"
 
@@ -770,11 +885,66 @@ s3_report() {
 	printf '  %-4s restore wall <= %s x restic restore wall              %s x\n' "$(verdict "$mr2" $T_S3_RESTIC_RESTORE)" $T_S3_RESTIC_RESTORE "$mr2"
 }
 
+geo_report() {
+	local W1 W2 C1 C2 M1 M2 mw mc r a b c d
+	W1=$(col "$RES/geo_one" 1); W2=$(col "$RES/geo_two" 1)
+	C1=$(cpu "$RES/geo_one");   C2=$(cpu "$RES/geo_two")
+	M1=$(mib "$RES/geo_one");   M2=$(mib "$RES/geo_two")
+	echo
+	echo "Suite geo: replication (the same RGW; standard dataset; $GEO_RUNS round(s), order alternating)"
+	echo "------------------------------------------------------------------------------------------"
+	echo "  one region   snapship backup, config: [region east] bucket $RGW_BUCKET only"
+	echo "  two regions  snapship backup, config: east + [region b] bucket $RGW_BUCKET_B, replication = agent"
+	echo "               (one read of the snapshot, one compression, two uploads to the same RGW)"
+	echo
+	printf '%-30s %12s %12s %9s %11s\n' "metric (median over runs)" "two regions" "one region" "ratio" "med(ratio)"
+	printf '%-30s %12s %12s %9s %11s\n' "------------------------------" ------------ ------------ --------- -----------
+	row "backup wall s"                "$W2" "$W1"
+	row "backup CPU s (user+sys)"      "$C2" "$C1"
+	row "backup peak RSS MiB"          "$M2" "$M1" %.1f
+	row "RGW CPU s"                    "$(cat "$RES/geo_two.srv")" "$(cat "$RES/geo_one.srv")"
+	echo
+	echo "The same with directory stores (two directories on the scratch btrfs, no RGW work):"
+	printf '%-30s %12s %12s %9s %11s\n' "metric (median over runs)" "two dirs" "one dir" "ratio" "med(ratio)"
+	row "backup wall s"                "$(col "$RES/geo_dtwo" 1)" "$(col "$RES/geo_done" 1)"
+	row "backup CPU s (user+sys)"      "$(cpu "$RES/geo_dtwo")" "$(cpu "$RES/geo_done")"
+	row "backup peak RSS MiB"          "$(mib "$RES/geo_dtwo")" "$(mib "$RES/geo_done")" %.1f
+	echo
+	echo "Server replication (east -> west by RGW multisite; snapship polls west with HEADs,"
+	echo "every 0.1 s growing to 2 s; commit = the manifest is on east):"
+	echo "  run  backup s (to commit)  commit -> geo-protected s  state          stored bytes"
+	r=0
+	while read -r a b c d; do
+		r=$((r + 1))
+		printf '  %3d  %19s  %25s  %-13s  %s\n' "$r" "$a" "$b" "$c" "$d"
+	done < "$RES/geo_server"
+	echo "  median commit -> geo-protected: $(col "$RES/geo_server" 2 | median) s"
+	echo
+	echo "Per run (wall user sys maxrss_KiB, then RGW CPU s):"
+	for ((r = 1; r <= GEO_RUNS; r++)); do
+		printf '  run %d  two %-28s %-6s one %-28s %s   bytes in a, b: %s\n' "$r" \
+			"$(sed -n "${r}p" "$RES/geo_two")" "$(sed -n "${r}p" "$RES/geo_two.srv")" \
+			"$(sed -n "${r}p" "$RES/geo_one")" "$(sed -n "${r}p" "$RES/geo_one.srv")" \
+			"$(sed -n "${r}p" "$RES/geo_bytes")"
+	done
+	echo
+	echo "Checks, suite geo (ratio of medians against the target)"
+	mw=$(ratio "$(med "$W2")" "$(med "$W1")")
+	mc=$(ratio "$(med "$C2")" "$(med "$C1")")
+	printf '  %-4s backup wall, two regions <= %s x one region         %s x\n' "$(verdict "$mw" $T_GEO_WALL)" $T_GEO_WALL "$mw"
+	printf '  %-4s backup CPU, two regions <= %s x one region           %s x\n' "$(verdict "$mc" $T_GEO_CPU)" $T_GEO_CPU "$mc"
+	mw=$(ratio "$(med "$(col "$RES/geo_dtwo" 1)")" "$(med "$(col "$RES/geo_done" 1)")")
+	mc=$(ratio "$(med "$(cpu "$RES/geo_dtwo")")" "$(med "$(cpu "$RES/geo_done")")")
+	printf '  %-4s backup wall, two dirs <= %s x one dir                %s x\n' "$(verdict "$mw" $T_GEO_WALL)" $T_GEO_WALL "$mw"
+	printf '  %-4s backup CPU, two dirs <= %s x one dir                  %s x\n' "$(verdict "$mc" $T_GEO_CPU)" $T_GEO_CPU "$mc"
+}
+
 facts
 echo
 echo "dataset     $DATA_FILES files, $DATA_BYTES bytes (gendata ${STD_ARGS[*]:-defaults})"
 ((DO_DIR)) && dir_report
 ((DO_S3)) && s3_report
+((DO_GEO)) && geo_report
 if [ "$QUICK" = 1 ]; then
 	echo
 	echo "QUICK=1: tiny smoke datasets; these numbers say nothing about the targets."

@@ -111,6 +111,45 @@ static void test_errors(void **state)
 	expect_error("[retention]\nkeep_within = 100d\nmax_age = 90d\n", "keep_within", NULL);
 	expect_error("[agent]\nstate_dir = relative\n", ":2:", "absolute");
 	expect_error("this is not ini\n", ":1:", "syntax");
+	/* geo-redundancy keys */
+	expect_error("[region a]\nstore = file\npath = /a\nprimary = yes\n"
+		     "[region b]\nstore = file\npath = /b\nreplication = sometimes\n",
+		     ":8:", "server");
+	expect_error("[region a]\nstore = file\npath = /a\nprimary = yes\nreplication = agent\n"
+		     "[region b]\nstore = file\npath = /b\n", ":5:", "primary");
+	expect_error("[region a]\nstore = file\npath = /a\nprimary = yes\n"
+		     "[region b]\nstore = file\npath = /b\nreplication_deadline = soon\n",
+		     ":8:", "replication_deadline");
+	expect_error("[region a]\nstore = file\npath = /a\nprimary = yes\n"
+		     "[region b]\nstore = file\npath = /a\n", "same place", NULL);
+	expect_error("[region a]\nstore = s3\nbucket = x\nendpoint = http://h:1\nprimary = yes\n"
+		     "[region b]\nstore = s3\nbucket = x\nendpoint = http://h:1\n", "same place", NULL);
+	expect_error("[agent]\nrequire_geo = yes\n[region a]\nstore = file\npath = /a\n",
+		     "require_geo", "secondary");
+	expect_error("[agent]\nrequire_geo = maybe\n", ":2:", "yes or no");
+}
+
+static void test_regions(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(load("[agent]\nrequire_geo = yes\n"
+			      "[region east]\nstore = s3\nbucket = b\nendpoint = http://e:1\nprimary = yes\n"
+			      "[region west]\nstore = s3\nbucket = b\nendpoint = http://w:1\n"
+			      "[region local]\nstore = file\npath = /b\nreplication = agent\n"
+			      "replication_deadline = 30s\n",
+			      &cfg, &err), 0);
+	assert_true(cfg.require_geo);
+	assert_int_equal(cfg.nregions, 3);
+	assert_string_equal(config_primary(&cfg)->name, "east");
+	assert_int_equal(cfg.regions[0].replication, REPL_NONE);
+	assert_int_equal(cfg.regions[1].replication, REPL_SERVER);   /* the default */
+	assert_int_equal(cfg.regions[1].replication_deadline, 15 * 60);
+	assert_int_equal(cfg.regions[2].replication, REPL_AGENT);
+	assert_int_equal(cfg.regions[2].replication_deadline, 30);
+	config_free(&cfg);
 }
 
 static void test_missing_file(void **state)
@@ -204,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_regions),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_backup_ids),
