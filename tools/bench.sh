@@ -577,7 +577,7 @@ path = $STD
 [region east]
 store = s3
 endpoint = $RGW_EAST_ENDPOINT
-bucket = $RGW_BUCKET
+bucket = ${GEO_PRIMARY:-$GEO_A}
 prefix = $2
 sigv4_region = $RGW_REGION
 primary = yes
@@ -604,18 +604,38 @@ EOF
 }
 
 geo_suite() {
-	local r s order
+	local r s order b
 	[ "$RGW_STARTED" = 1 ] || s3_start
+	# Two buckets of their own that the zonegroup does not replicate to
+	# west: two independent stores, each doing only what snapship sends it
+	# (with sync on, west would fetch every byte of both during the timing).
+	GEO_A=$RGW_BUCKET-geo-a GEO_B=$RGW_BUCKET-geo-b
+	for b in "$GEO_A" "$GEO_B"; do
+		python3 "$RGW_S3" mkbucket "$RGW_EAST_ENDPOINT/$b" >/dev/null
+		rgwadmin bucket sync disable --bucket="$b" >/dev/null || die "cannot turn off replication of bucket $b"
+	done
+	s3_quiesce
+	log "  geo warm-up (unmeasured): one backup to both buckets, deleted"
+	geo_conf "$WORK/geo2.conf" "warm/" "[region b]
+store = s3
+endpoint = $RGW_EAST_ENDPOINT
+bucket = $GEO_B
+prefix = warm/
+sigv4_region = $RGW_REGION
+replication = agent"
+	"$SNAPSHIP" -q --config "$WORK/geo2.conf" backup >/dev/null || die "geo warm-up backup failed"
+	s3_purge ":s3:$GEO_A/warm" ":s3:$GEO_B/warm"
+	rm -rf "$STATE/geo"
 	for ((r = 1; r <= GEO_RUNS; r++)); do
 		geo_conf "$WORK/geo1.conf" "geo1-r$r/"
 		geo_conf "$WORK/geo2.conf" "geo2-r$r/" "[region b]
 store = s3
 endpoint = $RGW_EAST_ENDPOINT
-bucket = $RGW_BUCKET_B
+bucket = $GEO_B
 prefix = geo2-r$r/
 sigv4_region = $RGW_REGION
 replication = agent"
-		geo_conf "$WORK/geos.conf" "geos-r$r/" "[region west]
+		GEO_PRIMARY=$RGW_BUCKET geo_conf "$WORK/geos.conf" "geos-r$r/" "[region west]
 store = s3
 endpoint = $RGW_WEST_ENDPOINT
 bucket = $RGW_BUCKET
@@ -651,7 +671,7 @@ replication = agent"
 			fi
 		done
 		rm -rf "$OUT/geo-a" "$OUT/geo-b"
-		echo "$(s3bytes ":s3:$RGW_BUCKET/geo2-r$r") $(s3bytes ":s3:$RGW_BUCKET_B/geo2-r$r")" >> "$RES/geo_bytes"
+		echo "$(s3bytes ":s3:$GEO_A/geo2-r$r") $(s3bytes ":s3:$GEO_B/geo2-r$r")" >> "$RES/geo_bytes"
 		# server replication: commit on east -> verified on west, as snapship
 		# reports it (its poll: 0.1 s, growing to 2 s)
 		log "  backup to east, replicated by the RGW to west"
@@ -660,7 +680,7 @@ replication = agent"
 			die "server-replicated backup failed"
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))[0]; print(d["seconds"], d.get("geo_seconds", "nan"), d["geo"], d["stored_bytes"])' \
 			"$RES/geos-r$r.json" >> "$RES/geo_server"
-		s3_purge ":s3:$RGW_BUCKET/geo1-r$r" ":s3:$RGW_BUCKET/geo2-r$r" ":s3:$RGW_BUCKET_B/geo2-r$r" ":s3:$RGW_BUCKET/geos-r$r"
+		s3_purge ":s3:$GEO_A/geo1-r$r" ":s3:$GEO_A/geo2-r$r" ":s3:$GEO_B/geo2-r$r" ":s3:$RGW_BUCKET/geos-r$r"
 		rm -rf "$STATE/geo"
 		check_space
 	done
@@ -893,9 +913,10 @@ geo_report() {
 	echo
 	echo "Suite geo: replication (the same RGW; standard dataset; $GEO_RUNS round(s), order alternating)"
 	echo "------------------------------------------------------------------------------------------"
-	echo "  one region   snapship backup, config: [region east] bucket $RGW_BUCKET only"
-	echo "  two regions  snapship backup, config: east + [region b] bucket $RGW_BUCKET_B, replication = agent"
-	echo "               (one read of the snapshot, one compression, two uploads to the same RGW)"
+	echo "  one region   snapship backup, config: [region east] bucket $GEO_A only"
+	echo "  two regions  snapship backup, config: east + [region b] bucket $GEO_B, replication = agent"
+	echo "               (one read of the snapshot, one compression, two uploads to the same RGW;"
+	echo "               both buckets with multisite sync turned off: two independent stores)"
 	echo
 	printf '%-30s %12s %12s %9s %11s\n' "metric (median over runs)" "two regions" "one region" "ratio" "med(ratio)"
 	printf '%-30s %12s %12s %9s %11s\n' "------------------------------" ------------ ------------ --------- -----------
