@@ -201,29 +201,36 @@ static int put_manifest(struct store *store, const char *key, const char *json,
 /* Remove a failed backup's objects from region g (best effort). */
 static void remove_objects(struct region *g, const struct manifest *m, int mask)
 {
-	static const char *const names[3] = {
-		"manifest.json", "data.tar.zst", "index.jsonl.zst",
-	};
-	char *keys[3] = { 0 };
-	const char *k[3];
+	char *keys[2] = { 0 };
+	const char *k[2];
 	size_t n = 0;
 	struct err de = { 0 };
 
-	/* the manifest first: the backup stops existing before its parts go */
-	for (int i = 0; i < 3; i++) {
-		int bit = i == 0 ? OBJ_MANIFEST : i == 1 ? OBJ_DATA : OBJ_INDEX;
+	if (!g->store)
+		return;
+	/* the manifest alone first: the backup stops existing before its
+	 * parts go, and if it cannot be deleted the parts must stay */
+	if (mask & OBJ_MANIFEST) {
+		char *mk = region_key(g, m, "manifest.json");
+		const char *one[1] = { mk };
 
-		if (!(mask & bit))
-			continue;
-		keys[n] = region_key(g, m, names[i]);
-		if (keys[n]) {
-			k[n] = keys[n];
-			n++;
+		if (!mk || store_delete(g->store, one, 1, &de)) {
+			log_error("region %s: the failed backup's manifest %s could not be deleted (%s): the backup %s stays listed there; delete it by hand or let snapship repair copy the rest",
+				  g->name, mk ? mk : "?", region_strip(g->name, de.msg), m->backup_id);
+			free(mk);
+			return;
 		}
+		free(mk);
 	}
+	if (mask & OBJ_DATA)
+		keys[n++] = region_key(g, m, "data.tar.zst");
+	if (mask & OBJ_INDEX)
+		keys[n++] = region_key(g, m, "index.jsonl.zst");
+	for (size_t i = 0; i < n; i++)
+		k[i] = keys[i] ? keys[i] : "";
 	if (n && store_delete(g->store, k, n, &de))
 		log_warn("region %s: could not remove the unfinished backup's objects (%s); snapship clean removes them later",
-			 g->name, de.msg);
+			 g->name, region_strip(g->name, de.msg));
 	for (size_t i = 0; i < n; i++)
 		free(keys[i]);
 }
@@ -444,12 +451,21 @@ out_post:
 		err_set(err, ret, "injected fault before the manifest");
 		goto out;
 	}
+	/* a put that failed may still have happened (a lost answer): the
+	 * rollback deletes the manifest either way */
+	visible[0] |= OBJ_MANIFEST;
 	ret = put_manifest(rs->v[0].store, mkey, json, err);
 	if (ret)
 		goto out;
-	visible[0] |= OBJ_MANIFEST;
 	gs->committed_ns = util_now_unix_ns();
 	res->seconds = util_now_mono() - t0;
+	if (gs->n) {
+		/* what is known now survives a kill during the wait */
+		struct err se = { 0 };
+
+		if (geo_state_save(cfg->state_dir, host, part->name, gs, &se))
+			log_warn("cannot save the replication state: %s (snapship verify rebuilds it)", se.msg);
+	}
 	/* the same manifest, byte for byte, to the agent regions */
 	for (size_t t = 1; t < nt; t++) {
 		size_t i = tgt[t];
@@ -460,12 +476,11 @@ out_post:
 		if (skip[i])
 			continue;
 		k = region_key(&rs->v[i], m, "manifest.json");
+		visible[i] |= OBJ_MANIFEST;
 		ret = k ? put_manifest(rs->v[i].store, k, json, &pe) : -ENOMEM;
 		free(k);
-		if (!ret) {
-			visible[i] |= OBJ_MANIFEST;
+		if (!ret)
 			continue;
-		}
 		skip[i] = true;
 		r->state = RS_AT_RISK;
 		snprintf(r->detail, sizeof(r->detail), "manifest upload failed: %.600s", pe.msg);
@@ -514,9 +529,18 @@ out:
 	}
 	if (ret) {
 		/* objects without a manifest are not a backup: remove them */
-		for (size_t i = 0; i < rs->n; i++)
-			if (visible[i])
-				remove_objects(&rs->v[i], m, visible[i]);
+		for (size_t i = 0; i < rs->n; i++) {
+			int mask = visible[i];
+
+			/* require_geo: what a server region received from the
+			 * primary goes too, or it would hold (and repair would
+			 * spread back) a backup that failed */
+			if (cfg->require_geo && i > 0 && visible[0] &&
+			    rs->v[i].replication == REPL_SERVER && !rs->v[i].down)
+				mask = OBJ_ALL;
+			if (mask)
+				remove_objects(&rs->v[i], m, mask);
+		}
 	}
 	for (size_t t = 0; t < nt; t++) {
 		free(tkeys[0][t]);

@@ -524,6 +524,14 @@ static int config_check(struct config *cfg, struct err *err)
 		if (!r->primary && !r->replication)
 			r->replication = REPL_SERVER;
 	}
+	{
+		const struct cfg_region *p = config_primary(cfg);
+
+		for (size_t i = 0; p && !strcmp(p->store, "s3") && i < cfg->nregions; i++)
+			if (!cfg->regions[i].primary && cfg->regions[i].part_size)
+				return err_set(err, -EINVAL, "%s: [region %s] sets part_size: every region's copy is written with the primary's part size (so the copies and their ETags are the same); set it in [region %s] only",
+					       cfg->file, cfg->regions[i].name, p->name);
+	}
 	for (size_t i = 0; i < cfg->nregions; i++)
 		for (size_t j = 0; j < i; j++) {
 			const struct cfg_region *a = &cfg->regions[j], *b = &cfg->regions[i];

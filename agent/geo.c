@@ -124,8 +124,10 @@ int regions_open(const struct config *cfg, const char *from, const char *only,
 		if (!ret) {
 			struct err oe = { 0 };
 
-			ret = region_store_open(c, g->replication == REPL_AGENT ?
-						primary->part_size : 0, &g->store, &oe);
+			/* every copy is uploaded (agent) or repaired with the
+			 * primary's part size: same parts, same ETag */
+			ret = region_store_open(c, i > 0 ? store_part_size(rs->v[0].store) : 0,
+						&g->store, &oe);
 			/* a secondary that is not there (an unmounted NFS
 			 * directory) is down, not a reason to stop: the rest
 			 * goes on and says so; config errors stay errors */
@@ -370,6 +372,28 @@ int geo_state_load(const char *state_dir, const char *host,
 	return 0;
 }
 
+/* Replace bytes that are not valid UTF-8 (a cut sequence, a raw file name
+ * byte in a message) with '?', so the JSON can hold the text. */
+static void utf8_trim(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		size_t n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 :
+			   (*p >> 3) == 30 ? 4 : 0;
+		size_t k;
+
+		for (k = 1; n && k < n; k++)
+			if ((p[k] & 0xc0) != 0x80)
+				n = 0;
+		if (!n) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 int geo_state_save(const char *state_dir, const char *host,
 		   const char *partition, const struct geo_state *gs,
 		   struct err *err)
@@ -385,14 +409,24 @@ int geo_state_save(const char *state_dir, const char *host,
 	regs = json_object();
 	for (size_t i = 0; regs && i < gs->n; i++) {
 		const struct geo_region_state *r = &gs->r[i];
+		char detail[sizeof(r->detail)];
+		json_t *e;
 
-		json_object_set_new(regs, r->name,
-			json_pack("{s:s, s:s, s:I, s:I, s:f, s:s}",
-				  "state", geo_rstate_name(r->state),
-				  "replication", r->replication == REPL_AGENT ? "agent" : "server",
-				  "deadline_ns", (json_int_t)r->deadline_ns,
-				  "verified_ns", (json_int_t)r->verified_ns,
-				  "lag_s", r->lag_s, "detail", r->detail));
+		/* a message cut short may end inside a UTF-8 sequence */
+		snprintf(detail, sizeof(detail), "%s", r->detail);
+		utf8_trim(detail);
+		e = json_pack("{s:s, s:s, s:I, s:I, s:f, s:s}",
+			      "state", geo_rstate_name(r->state),
+			      "replication", r->replication == REPL_AGENT ? "agent" : "server",
+			      "deadline_ns", (json_int_t)r->deadline_ns,
+			      "verified_ns", (json_int_t)r->verified_ns,
+			      "lag_s", r->lag_s, "detail", detail);
+		if (!e || json_object_set_new(regs, r->name, e)) {
+			json_decref(regs);
+			free(path);
+			return err_set(err, -EINVAL, "replication state of %s: region %s cannot be stored",
+				       gs->backup_id, r->name);
+		}
 	}
 	root = json_pack("{s:s, s:I, s:o}", "backup_id", gs->backup_id,
 			 "committed_ns", (json_int_t)gs->committed_ns, "regions", regs);
@@ -485,6 +519,15 @@ size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
 
 			if (done[i] || !r || r->state != RS_PENDING)
 				continue;
+			if (!g->store) {
+				/* it could not even be opened: it will not come
+				 * back during this run */
+				done[i] = true;
+				failed++;
+				r->state = RS_AT_RISK;
+				snprintf(r->detail, sizeof(r->detail), "unreachable: %.600s", g->down_why);
+				continue;
+			}
 			geo_check_copy(g, m, mask, &c);
 			now = util_now_unix_ns();
 			if (c.copy == COPY_OK) {

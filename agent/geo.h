@@ -96,7 +96,7 @@ enum geo_rstate {
 };
 
 struct geo_region_state {
-	char name[64];
+	char name[65];
 	int replication;            /* REPL_* */
 	int state;                  /* enum geo_rstate */
 	int64_t deadline_ns;        /* unix ns */

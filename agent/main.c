@@ -148,9 +148,13 @@ static int list_failover(struct regions *rs, const char *host, const char *part,
 		}
 		if (unreachable(&e))
 			g->down = true;
-		if (i + 1 < rs->n)
+		for (size_t j = i + 1; j < rs->n; j++) {
+			if (rs->v[j].down)
+				continue;
 			log_warn("region %s failed (%s); failing over to region %s",
-				 g->name, region_strip(g->name, e.msg), rs->v[i + 1].name);
+				 g->name, region_strip(g->name, e.msg), rs->v[j].name);
+			break;
+		}
 	}
 	*err = e;
 	return e.code ? e.code : -EIO;
@@ -742,6 +746,27 @@ struct union_list {
 	size_t broken;
 };
 
+/* Does another region list the same backup with other manifest bytes?
+ * Then which copy is right cannot be told from the manifests alone. */
+static const char *manifest_conflict(const struct regions *rs,
+				     const struct union_list *u,
+				     const struct manifest *m)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		if (!u->ok[i])
+			continue;
+		for (size_t j = 0; j < u->lists[i].n; j++) {
+			const struct manifest *o = &u->lists[i].m[j];
+
+			if (!strcmp(o->partition, m->partition) &&
+			    !strcmp(o->backup_id, m->backup_id) &&
+			    strcmp(o->self_sha256, m->self_sha256))
+				return rs->v[i].name;
+		}
+	}
+	return NULL;
+}
+
 static int ucmp(const void *a, const void *b)
 {
 	const struct manifest *x = *(const struct manifest *const *)a;
@@ -944,6 +969,7 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 		}
 	}
 	if (union_list(&rs, host, part, &u, &err)) {
+		union_free(&u);
 		lock_release(lockfd);
 		regions_free(&rs);
 		return fail(&err);
@@ -959,6 +985,8 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 		json_t *regs = json_array();
 		char first_bad[800] = "";
 
+		const char *conflict = manifest_conflict(&rs, &u, m);
+
 		load_state(g, host, m, &gs);
 		for (size_t i = 0; i < rs.n; i++)
 			check_region(&rs.v[i], &u, i, m, deep && !repair, &chk[i]);
@@ -968,7 +996,14 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 			char detail[700];
 
 			snprintf(detail, sizeof(detail), "%s", ci->detail);
-			if (repair && (ci->copy == COPY_MISSING || ci->copy == COPY_BAD)) {
+			if (conflict && ci->copy != COPY_UNREACHABLE) {
+				/* never repair from one of two disagreeing manifests */
+				ci->copy = COPY_BAD;
+				what = repair ? "failed" : "corrupt";
+				snprintf(detail, sizeof(detail),
+					 "the manifests in regions %s and %s differ; compare them (and verify --deep) before repairing by hand",
+					 rs.v[0].name, conflict);
+			} else if (repair && (ci->copy == COPY_MISSING || ci->copy == COPY_BAD)) {
 				int ret = -ENOENT;
 				struct err e = { 0 };
 
@@ -1208,8 +1243,11 @@ static int cmd_clean(struct global *g, int argc, char **argv)
 	ret = cow_recover(g->cfg.state_dir, &removed, &err);
 	if (!ret && (g->from || g->have_config)) {
 		ret = open_regions(g, &rs, &err);
+		/* only where we upload ourselves: in a server-replicated region a
+		 * backup whose manifest has not arrived yet looks unfinished */
 		for (size_t i = 0; !ret && i < rs.n; i++)
-			uploads += clean_store(&rs.v[i], host_name(g, hbuf, sizeof(hbuf)));
+			if (i == 0 || rs.v[i].replication == REPL_AGENT)
+				uploads += clean_store(&rs.v[i], host_name(g, hbuf, sizeof(hbuf)));
 		if (!ret)
 			regions_free(&rs);
 	}

@@ -18,6 +18,7 @@
 
 #include "agent/catalog.h"
 #include "agent/extract.h"
+#include "agent/geo.h"
 #include "agent/index.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -74,8 +75,12 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, void *buf, struct err *
 			name = r->o->fallback[src - 1].region;
 		}
 		ret = store_get_range(store, key, off, len, buf, &got, &e);
+		if (!ret && got != len)
+			ret = err_set(&e, -EBADMSG, "%s%s%s%s is truncated (wanted %zu bytes at %llu, got %zu)",
+				      name ? "region " : "", name ? name : "", name ? ": " : "",
+				      key, len, (unsigned long long)off, got);
 		if (!ret)
-			break;
+			return 0;
 		if (src >= r->o->nfallback || ret == -ENOMEM) {
 			*err = e;
 			return ret;
@@ -84,14 +89,11 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, void *buf, struct err *
 		if (r->src == src) {
 			r->src = src + 1;
 			log_warn("region %s: %s; reading the rest from region %s",
-				 name ? name : "?", e.msg, r->o->fallback[src].region);
+				 name ? name : "?", name ? region_strip(name, e.msg) : e.msg,
+				 r->o->fallback[src].region);
 		}
 		pthread_mutex_unlock(&r->src_lock);
 	}
-	if (got != len)
-		return err_set(err, -EBADMSG, "%s is truncated (wanted %zu bytes at %llu, got %zu)",
-			       r->m->data_key, len, (unsigned long long)off, got);
-	return 0;
 }
 
 static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <string.h>
 
+#include "agent/geo.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -16,6 +17,13 @@ int sink_open(struct sink *s, struct store *store, const char *key,
 	return sink_open_multi(s, &t, 1, true, err);
 }
 
+/* "region NAME: " before a message that does not name it yet */
+static void name_region(struct err *err, const char *region)
+{
+	if (region && region_strip(region, err->msg) == err->msg)
+		err_wrap(err, "region %s", region);
+}
+
 /* Drop a secondary target: abort its upload, keep why. */
 static void drop(struct sink *s, size_t i, int ret, const struct err *why)
 {
@@ -25,7 +33,8 @@ static void drop(struct sink *s, size_t i, int ret, const struct err *why)
 	store_put_abort(s->w[i]);
 	s->w[i] = NULL;
 	log_warn("region %s: %s; the backup goes on without it",
-		 s->region[i] ? s->region[i] : "?", s->errs[i].msg);
+		 s->region[i] ? s->region[i] : "?",
+		 s->region[i] ? region_strip(s->region[i], s->errs[i].msg) : s->errs[i].msg);
 }
 
 int sink_open_multi(struct sink *s, const struct sink_target *t, size_t n,
@@ -50,8 +59,8 @@ int sink_open_multi(struct sink *s, const struct sink_target *t, size_t n,
 		if (!ret)
 			continue;
 		if (i == 0 || strict) {
-			if (i > 0 && t[i].region)
-				err_wrap(err, "region %s", t[i].region);
+			if (i > 0)
+				name_region(err, t[i].region);
 			sink_abort(s);
 			return ret;
 		}
@@ -75,8 +84,8 @@ int sink_write(void *ctx, const void *buf, size_t len, struct err *err)
 		if (!ret)
 			continue;
 		if (i == 0 || s->strict) {
-			if (i > 0 && s->region[i])
-				err_wrap(err, "region %s", s->region[i]);
+			if (i > 0)
+				name_region(err, s->region[i]);
 			return ret;
 		}
 		drop(s, i, ret, NULL);
@@ -116,13 +125,15 @@ int sink_commit(struct sink *s, char hex[65], struct err *err)
 			continue;
 		}
 		if (i == 0 || s->strict) {
-			if (i > 0 && s->region[i])
-				err_wrap(err, "region %s", s->region[i]);
+			if (i > 0)
+				name_region(err, s->region[i]);
 			ret = r;
 		} else {
 			s->failed[i] = r;
 			log_warn("region %s: %s; the backup goes on without it",
-				 s->region[i] ? s->region[i] : "?", s->errs[i].msg);
+				 s->region[i] ? s->region[i] : "?",
+				 s->region[i] ? region_strip(s->region[i], s->errs[i].msg) :
+				 s->errs[i].msg);
 		}
 	}
 	return ret;

@@ -2123,6 +2123,8 @@ static int complete_upload(struct s3_writer *w, struct err *err)
 	return ret;
 }
 
+static int delete_one(struct s3_store *s, const char *key, struct err *err);
+
 static int s3_put_commit(void *wpriv, struct store_obj_info *info_ret,
 			 struct err *err)
 {
@@ -2154,12 +2156,21 @@ static int s3_put_commit(void *wpriv, struct store_obj_info *info_ret,
 	}
 	/* the server's own word on what it assembled: size and ETag */
 	if (info_ret) {
-		ret = s3_head(s, w->key, info_ret, err);
-		if (!ret && info_ret->size != w->bytes)
+		struct err he = { 0 };
+
+		/* the object exists now; without its ETag the copy checks
+		 * compare sizes and SHA-256 only */
+		if (s3_head(s, w->key, info_ret, &he)) {
+			log_warn("%s (the upload is complete; its ETag is not recorded)", he.msg);
+			memset(info_ret, 0, sizeof(*info_ret));
+			info_ret->size = w->bytes;
+		} else if (info_ret->size != w->bytes) {
 			ret = err_set(err, -EIO,
 				      "%s: %s holds %llu bytes after CompleteMultipartUpload, not the %llu sent",
 				      s->who, w->key, (unsigned long long)info_ret->size,
 				      (unsigned long long)w->bytes);
+			delete_one(s, w->key, &he);
+		}
 	}
 	writer_free(w);
 	return ret;
@@ -2502,6 +2513,11 @@ static int s3_abort_incomplete(void *priv, const char *prefix,
 	return ret;
 }
 
+static uint64_t s3_store_part_size(void *priv)
+{
+	return ((struct s3_store *)priv)->part_size;
+}
+
 const struct store_ops store_s3_ops = {
 	.scheme = "s3",
 	.features = STORE_FEAT_RANGE | STORE_FEAT_ATOMIC_PUT,
@@ -2516,4 +2532,5 @@ const struct store_ops store_s3_ops = {
 	.list = s3_list,
 	.delete = s3_delete,
 	.abort_incomplete = s3_abort_incomplete,
+	.part_size = s3_store_part_size,
 };

@@ -265,6 +265,11 @@ unsigned store_features(const struct store *store)
 	return store ? store->ops->features : 0;
 }
 
+uint64_t store_part_size(const struct store *store)
+{
+	return store && store->ops->part_size ? store->ops->part_size(store->priv) : 0;
+}
+
 int store_put_begin(struct store *store, const char *key,
 		    struct store_writer **w_ret, struct err *err)
 {

@@ -112,6 +112,8 @@ struct store_ops {
 		      struct err *err);
 	int (*abort_incomplete)(void *priv, const char *prefix,
 				unsigned *count_ret, struct err *err);
+	/* Optional: the first part size of multipart puts (0: none). */
+	uint64_t (*part_size)(void *priv);
 };
 
 extern const struct store_ops store_file_ops;
@@ -135,6 +137,10 @@ void store_free(struct store *store);                 /* NULL is a no-op */
  * messages; never contains a secret. */
 const char *store_describe(const struct store *store);
 unsigned store_features(const struct store *store);
+/* The first part size of this store's multipart puts (with the defaults
+ * and environment applied), 0 when it has none (file).  Copies made with
+ * the same part size get the same multipart ETag. */
+uint64_t store_part_size(const struct store *store);
 
 /* Streamed put.  *w_ret must end in exactly one of commit or abort. */
 int store_put_begin(struct store *store, const char *key,

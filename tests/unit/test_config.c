@@ -127,6 +127,9 @@ static void test_errors(void **state)
 	expect_error("[agent]\nrequire_geo = yes\n[region a]\nstore = file\npath = /a\n",
 		     "require_geo", "secondary");
 	expect_error("[agent]\nrequire_geo = maybe\n", ":2:", "yes or no");
+	expect_error("[region a]\nstore = s3\nbucket = x\nendpoint = http://h:1\nprimary = yes\n"
+		     "[region b]\nstore = s3\nbucket = y\nendpoint = http://h:1\npart_size = 16M\n",
+		     "region b", "part_size");
 }
 
 static void test_regions(void **state)
