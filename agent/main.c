@@ -59,7 +59,7 @@ static const char usage_text[] =
 "  snapship status [--json]            per partition: latest backup, age, geo state\n"
 "  snapship restore PARTITION --to DIR [--id ID] [--path P]...\n"
 "  snapship verify [PARTITION] [--deep]  every backup in every region\n"
-"  snapship repair [PARTITION]         copy what a region lacks from a healthy one\n"
+"  snapship repair [PARTITION] [--deep]  copy what a region lacks from a healthy one\n"
 "  snapship clean [--from STORE]      remove snapshots and uploads left by a crash\n"
 "  snapship config check               parse and check the config\n"
 "\n"
@@ -665,7 +665,7 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 		geo_check_copy(&rs.v[i], m, OBJ_DATA | OBJ_INDEX, &chk);
 		if (chk.copy == COPY_OK) {
 			fb[ro.nfallback++] = (struct restore_source){
-				rs.v[i].store, keys[i][0], rs.v[i].name };
+				rs.v[i].store, keys[i][0], keys[i][1], rs.v[i].name };
 			continue;
 		}
 		if (chk.copy == COPY_UNREACHABLE) {
@@ -989,7 +989,7 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 
 		load_state(g, host, m, &gs);
 		for (size_t i = 0; i < rs.n; i++)
-			check_region(&rs.v[i], &u, i, m, deep && !repair, &chk[i]);
+			check_region(&rs.v[i], &u, i, m, deep, &chk[i]);
 		for (size_t i = 0; i < rs.n; i++) {
 			struct geo_check *ci = &chk[i];
 			const char *what = geo_copy_name(ci->copy);

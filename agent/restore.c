@@ -55,24 +55,43 @@ struct rctx {
 	double t0, t_progress;
 };
 
-static int fetch_cb(void *ctx, uint64_t off, size_t len, void *buf, struct err *err)
+/* Source i of the data: 0 the store, i > 0 o->fallback[i - 1]. */
+static void source(const struct rctx *r, size_t i, struct store **store,
+		   const char **key, const char **name)
+{
+	*store = i ? r->o->fallback[i - 1].store : r->store;
+	*key = i ? r->o->fallback[i - 1].data_key : r->m->data_key;
+	*name = i ? r->o->fallback[i - 1].region : r->o->region;
+}
+
+static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
+		    void *buf, struct err *err)
 {
 	struct rctx *r = ctx;
-	size_t got = 0, src;
+	size_t got = 0, src, idx;
 	int ret;
 
 	for (;;) {
 		struct err e = { 0 };
-		struct store *store = r->store;
-		const char *key = r->m->data_key, *name = r->o->region;
+		struct store *store;
+		const char *key, *name;
 
 		pthread_mutex_lock(&r->src_lock);
 		src = r->src;
 		pthread_mutex_unlock(&r->src_lock);
-		if (src > 0) {
-			store = r->o->fallback[src - 1].store;
-			key = r->o->fallback[src - 1].data_key;
-			name = r->o->fallback[src - 1].region;
+		/* a frame that did not decode: the same bytes from the next copy */
+		idx = src + attempt;
+		if (idx > r->o->nfallback)
+			return -ENODATA;
+		source(r, idx, &store, &key, &name);
+		if (attempt) {
+			const char *bad_name, *bad_key;
+			struct store *bad_store;
+
+			source(r, idx - 1, &bad_store, &bad_key, &bad_name);
+			log_warn("region %s: %s: the frame at byte %llu is corrupt; taking it from region %s",
+				 bad_name ? bad_name : "?", bad_key, (unsigned long long)off,
+				 name ? name : "?");
 		}
 		ret = store_get_range(store, key, off, len, buf, &got, &e);
 		if (!ret && got != len)
@@ -81,10 +100,12 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, void *buf, struct err *
 				      key, len, (unsigned long long)off, got);
 		if (!ret)
 			return 0;
-		if (src >= r->o->nfallback || ret == -ENOMEM) {
+		if (attempt || src >= r->o->nfallback || ret == -ENOMEM) {
 			*err = e;
 			return ret;
 		}
+		/* the copy does not answer (or lacks bytes): go on from the
+		 * next one, for every later frame too */
 		pthread_mutex_lock(&r->src_lock);
 		if (r->src == src) {
 			r->src = src + 1;
@@ -130,26 +151,53 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 	}
 }
 
-static int load_index(struct rctx *r)
+/* The index object from source i, checked against the manifest. */
+static int fetch_index(struct rctx *r, size_t i, void **buf_ret, size_t *len_ret,
+		       struct err *err)
 {
+	struct store *store = i ? r->o->fallback[i - 1].store : r->store;
+	const char *key = i ? r->o->fallback[i - 1].index_key : r->m->index_key;
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 	char hex[65];
+	int ret;
+
+	ret = store_get_all(store, key, INDEX_MAX, buf_ret, len_ret, err);
+	if (ret)
+		return err_wrap(err, "backup %s: cannot read its index", r->m->backup_id);
+	EVP_Digest(*buf_ret, *len_ret, md, &mdlen, EVP_sha256(), NULL);
+	util_hex(md, 32, hex);
+	if (strcmp(hex, r->m->index_sha256)) {
+		free(*buf_ret);
+		*buf_ret = NULL;
+		return err_set(err, -EBADMSG,
+			       "backup %s: index %s is corrupt (SHA-256 differs from the manifest)",
+			       r->m->backup_id, key);
+	}
+	return 0;
+}
+
+static int load_index(struct rctx *r)
+{
 	void *buf = NULL;
 	size_t len = 0;
 	int ret;
 
-	ret = store_get_all(r->store, r->m->index_key, INDEX_MAX, &buf, &len, r->err);
-	if (ret)
-		return err_wrap(r->err, "backup %s: cannot read its index", r->m->backup_id);
-	EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
-	util_hex(md, 32, hex);
-	if (strcmp(hex, r->m->index_sha256)) {
-		free(buf);
-		return err_set(r->err, -EBADMSG,
-			       "backup %s: index %s is corrupt (SHA-256 differs from the manifest)",
-			       r->m->backup_id, r->m->index_key);
+	ret = fetch_index(r, 0, &buf, &len, r->err);
+	/* another region's copy of the index, if this one fails */
+	for (size_t i = 1; ret && ret != -ENOMEM && i <= r->o->nfallback; i++) {
+		struct err e = { 0 };
+		const char *from = i == 1 ? r->o->region : r->o->fallback[i - 2].region;
+
+		if (fetch_index(r, i, &buf, &len, &e))
+			continue;
+		log_warn("region %s: %s; using the index of region %s", from ? from : "?",
+			 r->err->msg, r->o->fallback[i - 1].region);
+		err_clear(r->err);
+		ret = 0;
 	}
+	if (ret)
+		return ret;
 	ret = index_load(buf, len, &r->idx, r->err);
 	free(buf);
 	if (ret)

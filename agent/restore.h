@@ -14,6 +14,7 @@ struct manifest;
 struct restore_source {
 	struct store *store;
 	const char *data_key;
+	const char *index_key;
 	const char *region;
 };
 

@@ -566,23 +566,34 @@ static int unframe_one(struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
 	}
 	if (!s->cbuf || !s->dbuf)
 		return err_set(e, -ENOMEM, "out of memory for frame buffers");
-	ret = u->fetch(u->ctx, se->c_off, se->c_size, s->cbuf, e);
-	if (ret)
-		return ret;
-	r = ZSTD_decompressDCtx(dctx, s->dbuf, s->dcap, s->cbuf, se->c_size);
-	if (ZSTD_isError(r))
-		return err_set(e, -EBADMSG,
-			       "frame %u (at byte %llu) is corrupt: %s", s->frame,
-			       (unsigned long long)se->c_off, ZSTD_getErrorName(r));
-	if (r != se->d_size)
-		return err_set(e, -EBADMSG,
-			       "frame %u is corrupt: %zu bytes instead of %u",
-			       s->frame, r, se->d_size);
-	if (u->st->has_checksums &&
-	    (uint32_t)XXH64(s->dbuf, r, 0) != se->checksum)
-		return err_set(e, -EBADMSG,
-			       "frame %u is corrupt: checksum mismatch", s->frame);
-	return 0;
+	for (unsigned attempt = 0;; attempt++) {
+		struct err fe = { 0 };
+
+		ret = u->fetch(u->ctx, se->c_off, se->c_size, attempt, s->cbuf,
+			       attempt ? &fe : e);
+		if (ret == -ENODATA && attempt)
+			return -EBADMSG;         /* no other copy: e stands */
+		if (ret)
+			return attempt ? (*e = fe, ret) : ret;
+		err_clear(e);
+		r = ZSTD_decompressDCtx(dctx, s->dbuf, s->dcap, s->cbuf, se->c_size);
+		if (ZSTD_isError(r))
+			ret = err_set(e, -EBADMSG,
+				      "frame %u (at byte %llu) is corrupt: %s", s->frame,
+				      (unsigned long long)se->c_off, ZSTD_getErrorName(r));
+		else if (r != se->d_size)
+			ret = err_set(e, -EBADMSG,
+				      "frame %u is corrupt: %zu bytes instead of %u",
+				      s->frame, r, se->d_size);
+		else if (u->st->has_checksums &&
+			 (uint32_t)XXH64(s->dbuf, r, 0) != se->checksum)
+			ret = err_set(e, -EBADMSG,
+				      "frame %u is corrupt: checksum mismatch", s->frame);
+		if (!ret)
+			return 0;
+		if (attempt >= 8)
+			return ret;
+	}
 }
 
 static void *unframer_worker(void *arg)

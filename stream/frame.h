@@ -90,9 +90,15 @@ void seek_table_free(struct seek_table *st);
 /* Index of the frame holding stream offset d_off, or nframes. */
 uint32_t seek_table_find(const struct seek_table *st, uint64_t d_off);
 
-/* Fetch len compressed bytes at off (thread safe; called from workers). */
+/*
+ * Fetch len compressed bytes at off (thread safe; called from workers).
+ * attempt is 0 for a frame's first fetch; when the bytes fetched do not
+ * decode (corrupt), the unframer asks again with attempt 1, 2, ...: a
+ * caller with other copies of the object returns the next copy's bytes, one
+ * without returns -ENODATA and the frame's error stands.
+ */
 typedef int (*unframer_fetch_fn)(void *ctx, uint64_t off, size_t len,
-				 void *buf, struct err *err);
+				 unsigned attempt, void *buf, struct err *err);
 
 struct unframer;
 

@@ -71,6 +71,25 @@ rc=0
 "${S[@]}" repair >/dev/null 2>&1 || fail "repair of a failed"
 cmp "$TEST_TMP/good" "$(dirof a "$id")/data.tar.zst" || fail "repair did not restore a's copy"
 
+# ---- bytes inside a's copy damaged (same size: only decoding tells) --------
+# the damaged frame is fetched again from b; the rest still comes from a
+size=$(stat -c %s "$(dirof a "$id")/data.tar.zst")
+head -c 64 /dev/urandom | dd of="$(dirof a "$id")/data.tar.zst" bs=1 seek=$((size / 3)) conv=notrunc status=none
+"${S[@]}" restore gd-part --to "$TEST_BTRFS/r3" >"$TEST_TMP/out" 2>"$TEST_TMP/err" ||
+	fail "restore with a damaged frame in a: $(cat "$TEST_TMP/err")"
+grep -q "region a: .*data.tar.zst: the frame at byte [0-9]* is corrupt; taking it from region b" "$TEST_TMP/err" ||
+	fail "restore does not say it took the frame from b: $(cat "$TEST_TMP/err")"
+assert_trees_equal "$sv" "$TEST_BTRFS/r3"
+rc=0
+"${S[@]}" verify --deep >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -Eq "$id +a +corrupt +.*frame" "$TEST_TMP/out" ||
+	fail "verify --deep does not name a's damaged frame: $(cat "$TEST_TMP/out")"
+# repair --deep finds it too (a plain repair compares sizes only here) and
+# copies b's bytes over it
+"${S[@]}" repair --deep >"$TEST_TMP/out" 2>&1 || fail "repair --deep: $(cat "$TEST_TMP/out")"
+grep -Eq "$id +a +repaired +copied from b" "$TEST_TMP/out" || fail "repair --deep: $(cat "$TEST_TMP/out")"
+cmp "$TEST_TMP/good" "$(dirof a "$id")/data.tar.zst" || fail "repair --deep did not restore a's bytes"
+
 # ---- b's directory gone (an unmounted share): backups go on, at risk -------
 mv "$TEST_TMP/b" "$TEST_TMP/b.away"
 out=$("${S[@]}" backup --json 2>"$TEST_TMP/err") || fail "backup with b gone failed: $(cat "$TEST_TMP/err")"

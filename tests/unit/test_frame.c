@@ -74,10 +74,13 @@ struct obj {
 	int fetches;
 };
 
-static int obj_fetch(void *ctx, uint64_t off, size_t len, void *buf, struct err *err)
+static int obj_fetch(void *ctx, uint64_t off, size_t len, unsigned attempt,
+		     void *buf, struct err *err)
 {
 	struct obj *o = ctx;
 
+	if (attempt)
+		return -ENODATA;      /* one copy only */
 	if (off + len > o->len)
 		return err_set(err, -EIO, "fetch past end");
 	memcpy(buf, o->p + off, len);
