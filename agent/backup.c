@@ -320,14 +320,15 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 		if (cfg->require_geo) {
 			ret = err_set(err, pe.code ? pe.code : -EIO,
 				      "require_geo = yes and region %s cannot take the backup: %s",
-				      rs->v[i].name, pe.msg);
+				      rs->v[i].name, region_strip(rs->v[i].name, pe.msg));
 			goto out;
 		}
 		skip[i] = true;
 		r->state = RS_AT_RISK;
-		snprintf(r->detail, sizeof(r->detail), "unreachable during the backup: %.600s", pe.msg);
+		snprintf(r->detail, sizeof(r->detail), "unreachable during the backup: %.600s",
+			 region_strip(rs->v[i].name, pe.msg));
 		log_warn("region %s is unreachable (%s); backing up to the others, the backup will be at risk until snapship repair copies it there",
-			 rs->v[i].name, pe.msg);
+			 rs->v[i].name, region_strip(rs->v[i].name, pe.msg));
 	}
 	for (size_t i = 0; i < rs->n; i++) {
 		if (i > 0 && (skip[i] || rs->v[i].replication != REPL_AGENT))
@@ -486,10 +487,11 @@ out_post:
 		snprintf(r->detail, sizeof(r->detail), "manifest upload failed: %.600s", pe.msg);
 		if (cfg->require_geo) {
 			ret = err_set(err, ret, "require_geo = yes and region %s could not take the manifest: %s",
-				      rs->v[i].name, pe.msg);
+				      rs->v[i].name, region_strip(rs->v[i].name, pe.msg));
 			goto out;
 		}
-		log_warn("region %s: %s; the backup is at risk until snapship repair copies it", rs->v[i].name, pe.msg);
+		log_warn("region %s: %s; the backup is at risk until snapship repair copies it", rs->v[i].name,
+			 region_strip(rs->v[i].name, pe.msg));
 		ret = 0;
 	}
 	/* every secondary not yet at risk is proven by HEADs now (agent) or

@@ -131,6 +131,37 @@ grep -E "$id3 +west +ok" "$TEST_TMP/out" >/dev/null || fail "verify does not sho
 "${S[@]}" list | grep "$id3" | grep -q geo-protected || fail "$id3 not geo-protected after repair: $("${S[@]}" list)"
 echo "-- 3c: repaired and verified"
 
+# ---- 3d. west up but not replicating (bucket sync off) ----------------------
+# the data never arrives: require_geo fails after the deadline and removes
+# what it wrote, in both zones; without it the backup is at risk, and repair
+# copies it to west itself
+nb="$RGW_BUCKET-nosync"
+python3 "$RGW_S3" mkbucket "$RGW_EAST_ENDPOINT/$nb" >/dev/null
+radosgw-admin -c "$CEPH_CONF" -n client.admin bucket sync disable --bucket="$nb" >/dev/null 2>&1 ||
+	fail "cannot turn off replication of bucket $nb"
+sleep 2	# the bucket's metadata reaches west
+conf_nosync() { conf "$@"; sed -i "s|^bucket = $RGW_BUCKET\$|bucket = $nb|" "$TEST_TMP/snapship.conf"; }
+conf_nosync 5s yes
+rc=0
+"${S[@]}" backup >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "require_geo with replication off exited $rc: $(cat "$TEST_TMP/out")"
+grep -q "require_geo.*in time" "$TEST_TMP/out" || fail "require_geo error: $(cat "$TEST_TMP/out")"
+n=$(python3 "$RGW_S3" ls "$RGW_EAST_ENDPOINT/$nb" | grep -c "^${prefix}" || true)
+[ "$n" = 0 ] || fail "require_geo failure left $n object(s) on east"
+n=$(python3 "$RGW_S3" ls "$RGW_WEST_ENDPOINT/$nb" | grep -c "^${prefix}" || true)
+[ "$n" = 0 ] || fail "require_geo failure left $n object(s) on west"
+no_snapship_snapshots "$TEST_BTRFS"
+conf_nosync 5s
+out=$("${S[@]}" backup --json 2>"$TEST_TMP/err") || fail "backup with replication off: $(cat "$TEST_TMP/err")"
+id5=$(jget 'd[0]["backup_id"]' <<<"$out")
+[ "$(jget 'd[0]["geo"]' <<<"$out")" = "at risk" ] || fail "not at risk: $out"
+"${S[@]}" repair >"$TEST_TMP/out" 2>&1 || fail "repair to west: $(cat "$TEST_TMP/out")"
+grep -Eq "$id5 +west +repaired +copied from east" "$TEST_TMP/out" || fail "repair: $(cat "$TEST_TMP/out")"
+"${S[@]}" verify "geo-part" >"$TEST_TMP/out" 2>&1 || fail "verify after repair: $(cat "$TEST_TMP/out")"
+"${S[@]}" list | grep "$id5" | grep -q geo-protected || fail "$id5 not geo-protected after repair"
+echo "-- 3d: replication off: require_geo rolled back in both zones; repair copied to west"
+conf 60s
+
 # ---- 4. east down: list and restore from west, with no flag ----------------
 bash "$RGW_SH" zone-stop "$RGW_DIR" east >/dev/null
 "${S[@]}" list >"$TEST_TMP/out" 2>"$TEST_TMP/err" || fail "list with east down failed: $(cat "$TEST_TMP/err")"
