@@ -540,8 +540,10 @@ static int cmd_list(struct global *g, int argc, char **argv)
 		printf("no backups of %s%s%s on %s\n", host, part ? "/" : "",
 		       part ? part : "", store_describe(rs.v[used].store));
 	} else {
-		printf("%-16s %-24s %-21s %9s %10s %10s %6s  %s\n", "PARTITION", "BACKUP ID",
-		       "TIME (UTC)", "FILES", "SIZE", "STORED", "RATIO", "GEO");
+		bool geo = rs.n > 1 && !rs.forced;
+
+		printf("%-16s %-24s %-21s %9s %10s %10s %6s%s\n", "PARTITION", "BACKUP ID",
+		       "TIME (UTC)", "FILES", "SIZE", "STORED", "RATIO", geo ? "  GEO" : "");
 		for (size_t i = 0; i < list.n; i++) {
 			const struct manifest *m = &list.m[i];
 			char tb[32], s1[32], s2[32];
@@ -549,12 +551,12 @@ static int cmd_list(struct global *g, int argc, char **argv)
 
 			backup_geo(g, &rs, host, m, &gs);
 			fmt_time(m->snap_time_ns, tb, sizeof(tb));
-			printf("%-16s %-24s %-21s %9llu %10s %10s %5.2fx  %s\n", m->partition,
+			printf("%-16s %-24s %-21s %9llu %10s %10s %5.2fx%s%s\n", m->partition,
 			       m->backup_id, tb, (unsigned long long)m->files,
 			       util_human_size(m->logical_bytes, s1, sizeof(s1)),
 			       util_human_size(m->stored_bytes, s2, sizeof(s2)),
 			       m->stored_bytes ? (double)m->logical_bytes / (double)m->stored_bytes : 0.0,
-			       geo_word(&rs, &gs));
+			       geo ? "  " : "", geo ? geo_word(&rs, &gs) : "");
 		}
 	}
 	if (list.broken)
@@ -712,8 +714,9 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 				     "frames_total", (json_int_t)res.frames_total,
 				     "subvolume", res.subvolume, "seconds", res.seconds));
 	} else {
-		printf("restored %s %s from region %s into %s%s: %llu entries, %s, verified, in %.1f s\n",
-		       m->partition, m->backup_id, ro.region, ro.target,
+		printf("restored %s %s%s%s into %s%s: %llu entries, %s, verified, in %.1f s\n",
+		       m->partition, m->backup_id, g->from ? "" : " from region ",
+		       g->from ? "" : ro.region, ro.target,
 		       res.subvolume ? " (new subvolume)" : "",
 		       (unsigned long long)res.entries,
 		       util_human_size(res.bytes, hb, sizeof(hb)), res.seconds);
