@@ -519,13 +519,15 @@ size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
 
 			if (done[i] || !r || r->state != RS_PENDING)
 				continue;
-			if (!g->store) {
-				/* it could not even be opened: it will not come
-				 * back during this run */
+			if (!g->store || g->down) {
+				/* it could not be opened, or it already missed a
+				 * deadline in this run: waiting again for every
+				 * partition would only add up the deadlines */
 				done[i] = true;
 				failed++;
 				r->state = RS_AT_RISK;
-				snprintf(r->detail, sizeof(r->detail), "unreachable: %.600s", g->down_why);
+				snprintf(r->detail, sizeof(r->detail), "%.600s",
+					 g->down_why[0] ? g->down_why : "it did not answer");
 				continue;
 			}
 			geo_check_copy(g, m, mask, &c);
@@ -548,6 +550,12 @@ size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
 				done[i] = true;
 				failed++;
 				r->state = RS_AT_RISK;
+				if (c.copy != COPY_BAD) {
+					g->down = true;
+					snprintf(g->down_why, sizeof(g->down_why),
+						 "did not show backup %s within its replication deadline in this run",
+						 m->backup_id);
+				}
 				log_warn("region %s: backup %s is not there %s (%s)",
 					 g->name, m->backup_id,
 					 c.copy == COPY_BAD ? "intact" : "by its replication deadline",

@@ -123,4 +123,38 @@ rm -rf "$TEST_TMP/state/geo"
 rc=0
 "${S[@]}" list --region nowhere >/dev/null 2>"$TEST_TMP/err" || rc=$?
 [ "$rc" = 2 ] && grep -q "configured: a, b" "$TEST_TMP/err" || fail "list --region nowhere: rc $rc, $(cat "$TEST_TMP/err")"
+# ---- a "server" region nothing replicates to: one deadline per run ---------
+# (a directory stands in for a store that replicates by itself and stopped)
+sv2=$(mk_subvol gd-two)
+echo small >"$sv2/f"
+mkdir -p "$TEST_TMP/c"
+cat >"$TEST_TMP/server.conf" <<EOF
+[agent]
+state_dir = $TEST_TMP/state
+host = gdhost
+[partition gd-part]
+path = $sv
+[partition gd-two]
+path = $sv2
+[region a]
+store = file
+path = $TEST_TMP/a
+primary = yes
+[region c]
+store = file
+path = $TEST_TMP/c
+replication = server
+replication_deadline = 2s
+EOF
+out=$("$SNAPSHIP" --config "$TEST_TMP/server.conf" backup --json 2>"$TEST_TMP/err") ||
+	fail "backup with a silent server region: $(cat "$TEST_TMP/err")"
+python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert len(d) == 2 and all(b["geo"] == "at risk" for b in d), d
+first, second = d[0]["regions"][0], d[1]["regions"][0]
+assert first["state"] == "at-risk" and "missing" in first["detail"], first
+# the second partition does not wait out the deadline again
+assert "within its replication deadline in this run" in second["detail"], second
+' "$out" || fail "server region deadline: $out"
 echo PASS
