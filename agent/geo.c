@@ -22,7 +22,8 @@
 /* ---- regions ---- */
 
 int region_store_open(const struct cfg_region *r, uint64_t part_size,
-		      struct store **store_ret, struct err *err)
+		      unsigned max_attempts, struct store **store_ret,
+		      struct err *err)
 {
 	struct store_opts o = { 0 };
 	char *endpoint = NULL;
@@ -46,6 +47,7 @@ int region_store_open(const struct cfg_region *r, uint64_t part_size,
 	o.insecure_tls = r->insecure_tls;
 	o.part_size = part_size ? part_size : r->part_size;
 	o.parts_in_flight = r->parts_in_flight;
+	o.max_attempts = max_attempts;
 	ret = store_open_opts(config_region_location(r), &o, store_ret, err);
 	free(endpoint);
 	return ret;
@@ -62,7 +64,7 @@ static int region_fill(struct region *g, const char *name, const char *prefix,
 }
 
 int regions_open(const struct config *cfg, const char *from, const char *only,
-		 struct regions *rs, struct err *err)
+		 bool reads, struct regions *rs, struct err *err)
 {
 	const struct cfg_region *primary;
 	int ret;
@@ -107,6 +109,7 @@ int regions_open(const struct config *cfg, const char *from, const char *only,
 		rs->forced = true;
 		primary = r;
 	}
+	rs->fast_failover = reads && !only && cfg->nregions > 1;
 	for (size_t i = 0; i <= cfg->nregions; i++) {
 		/* the primary first, then the others in config order */
 		const struct cfg_region *c = i == 0 ? primary : &cfg->regions[i - 1];
@@ -127,6 +130,7 @@ int regions_open(const struct config *cfg, const char *from, const char *only,
 			/* every copy is uploaded (agent) or repaired with the
 			 * primary's part size: same parts, same ETag */
 			ret = region_store_open(c, i > 0 ? store_part_size(rs->v[0].store) : 0,
+						rs->fast_failover ? REGION_READ_ATTEMPTS : 0,
 						&g->store, &oe);
 			/* a secondary that is not there (an unmounted NFS
 			 * directory) is down, not a reason to stop: the rest

@@ -44,18 +44,27 @@ struct regions {
 	struct region v[REGIONS_MAX];   /* v[0] the primary (or the --region one) */
 	size_t n;
 	bool forced;                /* --region: only that one, no failover */
+	/* list and status: each request is tried REGION_READ_ATTEMPTS times
+	 * (about a second), not the store's 8 (about 25 s), before the next
+	 * region is asked.  Restore keeps the full retries: its data may have
+	 * only one whole copy, and a throttled read must not fail it. */
+	bool fast_failover;
 };
+
+#define REGION_READ_ATTEMPTS 3
 
 /* Open a configured region's store (no request is made yet). */
 int region_store_open(const struct cfg_region *r, uint64_t part_size,
-		      struct store **store_ret, struct err *err);
+		      unsigned max_attempts, struct store **store_ret,
+		      struct err *err);
 
 /*
  * The regions to use: from (a --from/--to STORE: one region "default"), or
  * the config's, primary first; only (--region NAME) keeps just that one.
+ * reads: the command only reads and can fail over (fast_failover).
  */
 int regions_open(const struct config *cfg, const char *from, const char *only,
-		 struct regions *rs, struct err *err);
+		 bool reads, struct regions *rs, struct err *err);
 void regions_free(struct regions *rs);
 
 /* msg without a leading "region NAME: " (for lines that name it). */

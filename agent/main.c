@@ -106,13 +106,14 @@ static const char *host_name(const struct global *g, char *buf, size_t len)
 }
 
 /* The regions to use: --from/--to STORE, or the config's (primary first). */
-static int open_regions(struct global *g, struct regions *rs, struct err *err)
+static int open_regions(struct global *g, bool reads, struct regions *rs,
+			struct err *err)
 {
 	if (!g->from && !g->have_config)
 		return err_set(err, -EINVAL,
 			       "no store given: pass --from/--to STORE, or configure a [region] in %s",
 			       g->config_file);
-	return regions_open(g->from ? NULL : &g->cfg, g->from, g->region, rs, err);
+	return regions_open(g->from ? NULL : &g->cfg, g->from, g->region, reads, rs, err);
 }
 
 /* Did this error come from not reaching the store at all? */
@@ -348,7 +349,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 		g->cfg.state_dir = strdup(g->state_dir);
 	}
 	host = host_name(g, hbuf, sizeof(hbuf));
-	if (open_regions(g, &rs, &err))
+	if (open_regions(g, false, &rs, &err))
 		return fail(&err);
 	lockfd = lock_acquire(g->cfg.state_dir, 0, &err);
 	if (lockfd < 0) {
@@ -513,7 +514,7 @@ static int cmd_list(struct global *g, int argc, char **argv)
 	if (optind < argc)
 		return usage_error("list takes at most one PARTITION");
 	host = host_name(g, hbuf, sizeof(hbuf));
-	if (open_regions(g, &rs, &err))
+	if (open_regions(g, true, &rs, &err))
 		return fail(&err);
 	if (list_failover(&rs, host, part, &list, &used, &err)) {
 		regions_free(&rs);
@@ -628,7 +629,7 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 	}
 	part = argv[optind];
 	host = host_name(g, hbuf, sizeof(hbuf));
-	if (open_regions(g, &rs, &err)) {
+	if (open_regions(g, false, &rs, &err)) {
 		free(paths);
 		return fail(&err);
 	}
@@ -955,7 +956,7 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 	if (repair && g->region)
 		return usage_error("repair works across regions; --region does not apply");
 	host = host_name(g, hbuf, sizeof(hbuf));
-	if (open_regions(g, &rs, &err))
+	if (open_regions(g, false, &rs, &err))
 		return fail(&err);
 	if (repair && rs.n < 2) {
 		regions_free(&rs);
@@ -1137,7 +1138,7 @@ static int cmd_status(struct global *g, int argc, char **argv)
 		return usage_error("status takes no arguments");
 	}
 	host = host_name(g, hbuf, sizeof(hbuf));
-	if (open_regions(g, &rs, &err)) {
+	if (open_regions(g, true, &rs, &err)) {
 		json_decref(parts);
 		return fail(&err);
 	}
@@ -1245,7 +1246,7 @@ static int cmd_clean(struct global *g, int argc, char **argv)
 		return fail(&err);
 	ret = cow_recover(g->cfg.state_dir, &removed, &err);
 	if (!ret && (g->from || g->have_config)) {
-		ret = open_regions(g, &rs, &err);
+		ret = open_regions(g, false, &rs, &err);
 		/* only where we upload ourselves: in a server-replicated region a
 		 * backup whose manifest has not arrived yet looks unfinished */
 		for (size_t i = 0; !ret && i < rs.n; i++)
@@ -1293,7 +1294,7 @@ static int cmd_config(struct global *g, int argc, char **argv)
 		const struct cfg_region *r = &g->cfg.regions[i];
 		struct store *s = NULL;
 		struct err err = { 0 };
-		int ret = region_store_open(r, 0, &s, &err);
+		int ret = region_store_open(r, 0, 0, &s, &err);
 
 		/* an S3 store says what is wrong (keys, bucket, clock, endpoint)
 		 * only when asked something */
