@@ -149,4 +149,41 @@ conf "$RGW_EAST_ENDPOINT"
 grep -E "$id4 +b +repaired" "$TEST_TMP/out" >/dev/null || fail "repair did not copy $id4 to b: $(cat "$TEST_TMP/out")"
 "${S[@]}" list | grep "$id4" | grep -q geo-protected || fail "$id4 not geo-protected after repair"
 echo "-- 4: b down: at risk, require_geo fails cleanly, repair brings it back"
+
+# ---- 5. b fails in the middle of the upload (a permanent 403 on part 2) ----
+# b is dropped (its multipart upload aborted), a commits, the backup is at
+# risk; with require_geo the whole backup fails and nothing stays anywhere
+rules=$TEST_TMP/rules.json
+echo '[{"method": "PUT", "regex": "[?&]partNumber=2(&|$)", "action": "status", "status": 403, "code": "AccessDenied"}]' >"$rules"
+python3 "$SRC_DIR/tests/tools/s3proxy.py" --listen 127.0.0.1:0 --upstream "$RGW_EAST_ENDPOINT" \
+	--rules "$rules" --log "$TEST_TMP/proxy.log" --portfile "$TEST_TMP/proxy.port" &
+proxy=$!
+trap 'kill "$proxy" 2>/dev/null; wait "$proxy" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do [ -s "$TEST_TMP/proxy.port" ] && break; sleep 0.1; done
+[ -s "$TEST_TMP/proxy.port" ] || fail "the fault proxy did not start"
+conf "http://127.0.0.1:$(cat "$TEST_TMP/proxy.port")"
+out=$("${S[@]}" backup --json 2>"$TEST_TMP/err") || fail "backup with b failing midway: $(cat "$TEST_TMP/err")"
+id5=$(jget 'd[0]["backup_id"]' <<<"$out")
+[ "$(jget 'd[0]["geo"]' <<<"$out")" = "at risk" ] || fail "not at risk: $out"
+grep -q "region b: .*AccessDenied.*the backup goes on without it" "$TEST_TMP/err" ||
+	fail "no warning that b was dropped: $(cat "$TEST_TMP/err")"
+python3 "$RGW_S3" head "$(url_a "$id5" manifest.json)" >/dev/null || fail "not committed on a"
+python3 "$RGW_S3" head "$(url_b "$id5" data.tar.zst)" >/dev/null 2>&1 && fail "a partial object of b is visible"
+left=$(RGW_S3=$RGW_S3 python3 "$SRC_DIR/tests/tools/s3uploads.py" "$RGW_EAST_ENDPOINT" "$RGW_BUCKET_B" "$prefix")
+[ -z "$left" ] || fail "b's multipart upload was not aborted: $left"
+no_snapship_snapshots "$TEST_BTRFS"
+conf "http://127.0.0.1:$(cat "$TEST_TMP/proxy.port")" yes
+before=$(python3 "$RGW_S3" ls "$RGW_EAST_ENDPOINT/$RGW_BUCKET" | grep -c "^${prefix}" || true)
+rc=0
+"${S[@]}" backup >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "require_geo with b failing midway exited $rc: $(cat "$TEST_TMP/out")"
+grep -q "region b" "$TEST_TMP/out" || fail "the error does not name b: $(cat "$TEST_TMP/out")"
+after=$(python3 "$RGW_S3" ls "$RGW_EAST_ENDPOINT/$RGW_BUCKET" | grep -c "^${prefix}" || true)
+[ "$before" = "$after" ] || fail "require_geo failure left objects in a ($before -> $after)"
+for bk in "$RGW_BUCKET" "$RGW_BUCKET_B"; do
+	left=$(RGW_S3=$RGW_S3 python3 "$SRC_DIR/tests/tools/s3uploads.py" "$RGW_EAST_ENDPOINT" "$bk" "$prefix")
+	[ -z "$left" ] || fail "multipart uploads left in $bk: $left"
+done
+no_snapship_snapshots "$TEST_BTRFS"
+echo "-- 5: b failing midway: dropped and aborted (at risk); require_geo: nothing left"
 echo "PASS"
