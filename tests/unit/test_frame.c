@@ -213,6 +213,82 @@ static void test_corrupt_frame_detected(void **state)
 	free(b.p);
 }
 
+/* Two copies of one object, the first damaged: attempt n reads copy n. */
+struct copies {
+	const unsigned char *copy[2];
+	size_t len;
+	int second_reads;
+};
+
+static int copies_fetch(void *ctx, uint64_t off, size_t len, unsigned attempt,
+			void *buf, struct err *err)
+{
+	struct copies *c = ctx;
+
+	if (attempt > 1)
+		return -ENODATA;
+	if (off + len > c->len)
+		return err_set(err, -EIO, "fetch past end");
+	memcpy(buf, c->copy[attempt] + off, len);
+	if (attempt)
+		__atomic_add_fetch(&c->second_reads, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static void test_corrupt_frame_from_other_copy(void **state)
+{
+	size_t n = 512 << 10, fs = 64 << 10;
+	unsigned char *in = make_input(n), *bad;
+	struct framer_stats st;
+	struct buf b = frame_it(in, n, fs, 2, n, &st);
+	struct seek_table *t = NULL;
+	struct unframer *u = NULL;
+	struct err err = { 0 };
+	struct copies c;
+	size_t got = 0;
+
+	(void)state;
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), 0);
+	bad = malloc(b.len);
+	assert_non_null(bad);
+	memcpy(bad, b.p, b.len);
+	bad[t->e[3].c_off + t->e[3].c_size / 2] ^= 0x55;   /* frame 3 */
+	bad[t->e[5].c_off + 1] ^= 0x01;                     /* frame 5 */
+	c = (struct copies){ { bad, b.p }, b.len, 0 };
+	assert_int_equal(unframer_new(t, 0, t->nframes - 1, 2, 0, copies_fetch, &c, &u, &err), 0);
+	for (;;) {
+		const void *d;
+		size_t dl;
+
+		assert_int_equal(unframer_next(u, &d, &dl, NULL, NULL, &err), 0);
+		if (!dl)
+			break;
+		assert_memory_equal(d, in + got, dl);
+		got += dl;
+	}
+	assert_int_equal(got, n);
+	/* only the two damaged frames came from the second copy */
+	assert_int_equal(c.second_reads, 2);
+	unframer_free(u);
+
+	/* both copies damaged at frame 3: the frame's error stands */
+	c.copy[1] = bad;
+	c.second_reads = 0;
+	assert_int_equal(unframer_new(t, 3, 3, 1, 0, copies_fetch, &c, &u, &err), 0);
+	{
+		const void *d;
+		size_t dl;
+
+		assert_int_equal(unframer_next(u, &d, &dl, NULL, NULL, &err), -EBADMSG);
+		assert_non_null(strstr(err.msg, "frame 3"));
+	}
+	unframer_free(u);
+	seek_table_free(t);
+	free(bad);
+	free(in);
+	free(b.p);
+}
+
 static void test_bad_tables_rejected(void **state)
 {
 	size_t n = 200000;
@@ -283,6 +359,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_sizes),
 		cmocka_unit_test(test_partial_range),
 		cmocka_unit_test(test_corrupt_frame_detected),
+		cmocka_unit_test(test_corrupt_frame_from_other_copy),
 		cmocka_unit_test(test_bad_tables_rejected),
 		cmocka_unit_test(test_output_failure_propagates),
 		cmocka_unit_test(test_bad_level),
