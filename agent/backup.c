@@ -271,6 +271,7 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 	char *mkey = NULL, *json = NULL, tag[256];
 	const char *hooks[3] = { 0 };
 	bool data_closed = false, index_closed = false, pre_ran = false;
+	bool state_saved = false;
 	double t0 = util_now_mono();
 	struct err e2 = { 0 };
 	int ret, ret2;
@@ -466,6 +467,8 @@ out_post:
 
 		if (geo_state_save(cfg->state_dir, host, part->name, gs, &se))
 			log_warn("cannot save the replication state: %s (snapship verify rebuilds it)", se.msg);
+		else
+			state_saved = true;
 	}
 	/* the same manifest, byte for byte, to the agent regions */
 	for (size_t t = 1; t < nt; t++) {
@@ -543,6 +546,9 @@ out:
 			if (mask)
 				remove_objects(&rs->v[i], m, mask);
 		}
+		/* a backup rolled back after its commit has no state either */
+		if (state_saved)
+			geo_state_remove(cfg->state_dir, host, part->name, m->backup_id);
 	}
 	for (size_t t = 0; t < nt; t++) {
 		free(tkeys[0][t]);

@@ -161,17 +161,6 @@ static int list_failover(struct regions *rs, const char *host, const char *part,
 	return e.code ? e.code : -EIO;
 }
 
-/* "region NAME: ..." unless the message names it already */
-static void print_region_error(const char *name, const char *msg)
-{
-	size_t n = strlen(name);
-
-	if (!strncmp(msg, "region ", 7) && !strncmp(msg + 7, name, n) && msg[7 + n] == ':')
-		printf("  %s\n", msg);
-	else
-		printf("  region %s: %s\n", name, msg);
-}
-
 static json_t *manifest_summary_json(const struct manifest *m, double seconds)
 {
 	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:I}",
@@ -771,13 +760,19 @@ static const char *manifest_conflict(const struct regions *rs,
 	return NULL;
 }
 
-static int ucmp(const void *a, const void *b)
+/* qsort order of manifests: partition, then id (oldest first) */
+static int by_partition(const void *a, const void *b)
 {
-	const struct manifest *x = *(const struct manifest *const *)a;
-	const struct manifest *y = *(const struct manifest *const *)b;
+	const struct manifest *x = a, *y = b;
 	int c = strcmp(x->partition, y->partition);
 
 	return c ? c : strcmp(x->backup_id, y->backup_id);
+}
+
+static int ucmp(const void *a, const void *b)
+{
+	return by_partition(*(const struct manifest *const *)a,
+			    *(const struct manifest *const *)b);
 }
 
 static int union_list(struct regions *rs, const char *host, const char *part,
@@ -1097,14 +1092,6 @@ static int cmd_repair(struct global *g, int argc, char **argv)
 
 /* ---------------------------------------------------------------- status */
 
-static int by_partition(const void *a, const void *b)
-{
-	const struct manifest *x = a, *y = b;
-	int c = strcmp(x->partition, y->partition);
-
-	return c ? c : strcmp(x->backup_id, y->backup_id);
-}
-
 static int cmd_status(struct global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1302,7 +1289,7 @@ static int cmd_config(struct global *g, int argc, char **argv)
 			ret = store_list(s, r->prefix ? r->prefix : "", stop_at_first, NULL, &err);
 		bad_regions += ret != 0;
 		if (ret)
-			print_region_error(r->name, err.msg);
+			printf("  region %s: %s\n", r->name, region_strip(r->name, err.msg));
 		else
 			printf("  region %s: %s%s%s ok%s\n", r->name, store_describe(s),
 			       r->endpoint ? " at " : "", r->endpoint ? r->endpoint : "",

@@ -157,16 +157,13 @@ static int fetch_index(struct rctx *r, size_t i, void **buf_ret, size_t *len_ret
 {
 	struct store *store = i ? r->o->fallback[i - 1].store : r->store;
 	const char *key = i ? r->o->fallback[i - 1].index_key : r->m->index_key;
-	unsigned char md[32];
-	unsigned int mdlen = 0;
 	char hex[65];
 	int ret;
 
 	ret = store_get_all(store, key, INDEX_MAX, buf_ret, len_ret, err);
 	if (ret)
 		return err_wrap(err, "backup %s: cannot read its index", r->m->backup_id);
-	EVP_Digest(*buf_ret, *len_ret, md, &mdlen, EVP_sha256(), NULL);
-	util_hex(md, 32, hex);
+	util_sha256_hex(*buf_ret, *len_ret, hex);
 	if (strcmp(hex, r->m->index_sha256)) {
 		free(*buf_ret);
 		*buf_ret = NULL;
@@ -620,24 +617,4 @@ out:
 	seek_table_free(r.st);
 	free(r.tail);
 	return ret;
-}
-
-int verify_objects(struct store *store, const struct manifest *m, struct err *err)
-{
-	const char *keys[2] = { m->data_key, m->index_key };
-	const uint64_t sizes[2] = { m->data_size, m->index_size };
-
-	for (int i = 0; i < 2; i++) {
-		struct store_obj_info info;
-		int ret = store_head(store, keys[i], &info, err);
-
-		if (ret)
-			return err_wrap(err, "backup %s", m->backup_id);
-		if (info.size != sizes[i])
-			return err_set(err, -EBADMSG,
-				       "backup %s: %s has %llu bytes, the manifest says %llu",
-				       m->backup_id, keys[i], (unsigned long long)info.size,
-				       (unsigned long long)sizes[i]);
-	}
-	return 0;
 }

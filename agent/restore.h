@@ -51,8 +51,4 @@ int restore_backup(struct store *store, const struct manifest *m,
 		   const struct restore_opts *o, struct restore_result *res,
 		   struct err *err);
 
-/* Quick verify: objects present with the sizes the manifest records. */
-int verify_objects(struct store *store, const struct manifest *m,
-		   struct err *err);
-
 #endif

@@ -565,15 +565,13 @@ s3_suite() {
 # ==== suite geo: agent replication's cost, server replication's delay =============
 # geo_conf FILE PREFIX [SECOND_REGION_LINES]: a config with east (bucket A) as
 # the primary and optionally a second region; credentials from the AWS env.
+geo_conf_head() {
+	printf '[agent]\nstate_dir = %s\nhost = bench\n\n[partition std]\npath = %s\n\n' "$STATE" "$STD"
+}
+
 geo_conf() {
-	cat > "$1" <<EOF
-[agent]
-state_dir = $STATE
-host = bench
-
-[partition std]
-path = $STD
-
+	geo_conf_head > "$1"
+	cat >> "$1" <<EOF
 [region east]
 store = s3
 endpoint = $RGW_EAST_ENDPOINT
@@ -587,14 +585,8 @@ EOF
 
 # geo_dir_conf FILE [SECOND_REGION_LINES]: the same with directory stores.
 geo_dir_conf() {
-	cat > "$1" <<EOF
-[agent]
-state_dir = $STATE
-host = bench
-
-[partition std]
-path = $STD
-
+	geo_conf_head > "$1"
+	cat >> "$1" <<EOF
 [region a]
 store = file
 path = $OUT/geo-a

@@ -185,5 +185,17 @@ for bk in "$RGW_BUCKET" "$RGW_BUCKET_B"; do
 	[ -z "$left" ] || fail "multipart uploads left in $bk: $left"
 done
 no_snapship_snapshots "$TEST_BTRFS"
-echo "-- 5: b failing midway: dropped and aborted (at risk); require_geo: nothing left"
+# b refuses only the manifest: the backup was committed on a, and is rolled
+# back there (manifest first), with its replication state
+echo '[{"method": "PUT", "contains": "manifest.json", "action": "status", "status": 403, "code": "AccessDenied"}]' >"$rules"
+nstate=$(find "$state/geo" -name '*.json' | wc -l)
+rc=0
+"${S[@]}" backup >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "require_geo with b refusing the manifest exited $rc: $(cat "$TEST_TMP/out")"
+grep -q "require_geo.*region b could not take the manifest" "$TEST_TMP/out" || fail "error: $(cat "$TEST_TMP/out")"
+after=$(python3 "$RGW_S3" ls "$RGW_EAST_ENDPOINT/$RGW_BUCKET" | grep -c "^${prefix}" || true)
+[ "$before" = "$after" ] || fail "the rolled-back backup left objects in a ($before -> $after)"
+[ "$(find "$state/geo" -name '*.json' | wc -l)" = "$nstate" ] || fail "the rolled-back backup left its replication state"
+no_snapship_snapshots "$TEST_BTRFS"
+echo "-- 5: b failing midway: dropped and aborted (at risk); require_geo: nothing left, also after a commit"
 echo "PASS"

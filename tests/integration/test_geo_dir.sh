@@ -90,6 +90,29 @@ rc=0
 grep -Eq "$id +a +repaired +copied from b" "$TEST_TMP/out" || fail "repair --deep: $(cat "$TEST_TMP/out")"
 cmp "$TEST_TMP/good" "$(dirof a "$id")/data.tar.zst" || fail "repair --deep did not restore a's bytes"
 
+# ---- no whole copy anywhere: repair says so and fails ----------------------
+mv "$(dirof a "$id")/index.jsonl.zst" "$TEST_TMP/index.a"
+mv "$(dirof b "$id")/index.jsonl.zst" "$TEST_TMP/index.b"
+rc=0
+"${S[@]}" repair >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "repair with no whole copy exited $rc"
+grep -Eq "$id +a +failed +no region holds a whole copy" "$TEST_TMP/out" || fail "repair: $(cat "$TEST_TMP/out")"
+mv "$TEST_TMP/index.a" "$(dirof a "$id")/index.jsonl.zst"
+mv "$TEST_TMP/index.b" "$(dirof b "$id")/index.jsonl.zst"
+
+# ---- the regions' manifests disagree: neither is trusted, nothing repaired -
+cp "$(dirof b "$id")/manifest.json" "$TEST_TMP/manifest.b"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); json.dump(d, open(sys.argv[1], "w"))' \
+	"$(dirof b "$id")/manifest.json"      # the same backup, other bytes
+rc=0
+"${S[@]}" repair >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "repair with disagreeing manifests exited $rc"
+grep -Eq "$id +b +failed +the manifests in regions a and b differ" "$TEST_TMP/out" ||
+	fail "repair: $(cat "$TEST_TMP/out")"
+cmp -s "$TEST_TMP/manifest.b" "$(dirof b "$id")/manifest.json" && fail "the test did not change b's manifest"
+cp "$TEST_TMP/manifest.b" "$(dirof b "$id")/manifest.json"
+"${S[@]}" verify >/dev/null 2>&1 || fail "verify after putting the manifest back"
+
 # ---- b's directory gone (an unmounted share): backups go on, at risk -------
 mv "$TEST_TMP/b" "$TEST_TMP/b.away"
 out=$("${S[@]}" backup --json 2>"$TEST_TMP/err") || fail "backup with b gone failed: $(cat "$TEST_TMP/err")"
