@@ -20,7 +20,7 @@
 struct chunk {
 	struct chunk *next;
 	int64_t off;
-	size_t len;
+	size_t len, cap;
 	unsigned char data[];
 };
 
@@ -41,6 +41,8 @@ struct extractor {
 	pthread_cond_t cv;
 	struct job *qhead, *qtail;     /* jobs not yet taken */
 	struct job *cur;               /* the job the caller is filling */
+	int64_t cur_size;              /* its size */
+	struct chunk *fill;            /* its piece being filled, not yet queued */
 	size_t mem, mem_budget;
 	bool closing;
 	int error;
@@ -158,7 +160,7 @@ static void *writer_main(void *arg)
 				/* a failed write(2) is only ARCHIVE_WARN */
 				failed = (ret = write_error(&e, w, x->target, j->path)) != 0;
 			pthread_mutex_lock(&x->mu);
-			x->mem -= c->len;
+			x->mem -= c->cap;
 			pthread_cond_broadcast(&x->cv);
 			free(c);
 		}
@@ -171,7 +173,7 @@ static void *writer_main(void *arg)
 		/* drop what the caller may still have queued for this job */
 		for (struct chunk *c = j->head; c; c = j->head) {
 			j->head = c->next;
-			x->mem -= c->len;
+			x->mem -= c->cap;
 			free(c);
 		}
 		if (failed)
@@ -367,58 +369,33 @@ int extractor_begin(struct extractor *x, struct archive_entry *ae,
 		x->qhead = j;
 	x->qtail = j;
 	x->cur = j;
+	x->cur_size = archive_entry_size(ae);
 	pthread_cond_broadcast(&x->cv);
 	pthread_mutex_unlock(&x->mu);
 	return 0;
 }
 
 /*
- * Pieces stay below the mmap threshold (main.c sets it to 1 MiB), so their
- * memory comes from the heap and is reused; mapping and zeroing fresh pages
- * for every piece cost a quarter of the restore's CPU time.
+ * The caller's data is gathered into pieces of PIECE_MAX bytes at offsets that
+ * are multiples of PIECE_MAX (or of a sparse region's start), so every write
+ * but a file's last covers whole pages: a write that ends inside a page makes
+ * btrfs read (zero) that page before the next write fills it.  Pieces stay
+ * below the mmap threshold (main.c sets it to 1 MiB), so their memory comes
+ * from the heap and is reused; mapping and zeroing fresh pages for every piece
+ * cost a quarter of the restore's CPU time.
  */
 #define PIECE_MAX (256u << 10)
 
-static int queue_piece(struct extractor *x, const void *buf, size_t len,
-		       int64_t off, struct err *err);
-
-int extractor_data(struct extractor *x, const void *buf, size_t len,
-		   int64_t off, struct err *err)
+/* Hand the piece being filled to the writer of the current job. */
+static int queue_fill(struct extractor *x, struct err *err)
 {
-	const unsigned char *p = buf;
+	struct chunk *c = x->fill;
 
-	if (!x->cur) {   /* written by this thread */
-		if (archive_write_data_block(x->w, buf, len, off) != ARCHIVE_OK)
-			return write_error(err, x->w, x->target, "a file");
-		return 0;
-	}
-	while (len) {
-		size_t n = len > PIECE_MAX ? PIECE_MAX : len;
-		int ret = queue_piece(x, p, n, off, err);
-
-		if (ret)
-			return ret;
-		p += n;
-		off += (int64_t)n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int queue_piece(struct extractor *x, const void *buf, size_t len,
-		       int64_t off, struct err *err)
-{
-	struct chunk *c;
-
-	c = malloc(sizeof(*c) + len);
 	if (!c)
-		return err_set(err, -ENOMEM, "out of memory");
-	c->next = NULL;
-	c->off = off;
-	c->len = len;
-	memcpy(c->data, buf, len);
+		return 0;
+	x->fill = NULL;
 	pthread_mutex_lock(&x->mu);
-	while (!x->error && x->mem > 0 && x->mem + len > x->mem_budget)
+	while (!x->error && x->mem > 0 && x->mem + c->cap > x->mem_budget)
 		pthread_cond_wait(&x->cv, &x->mu);
 	if (x->error) {
 		int ret = x->error;
@@ -433,19 +410,79 @@ static int queue_piece(struct extractor *x, const void *buf, size_t len,
 	else
 		x->cur->head = c;
 	x->cur->tail = c;
-	x->mem += len;
+	x->mem += c->cap;
 	pthread_cond_broadcast(&x->cv);
 	pthread_mutex_unlock(&x->mu);
 	return 0;
 }
 
+int extractor_data(struct extractor *x, const void *buf, size_t len,
+		   int64_t off, struct err *err)
+{
+	const unsigned char *p = buf;
+	int ret;
+
+	if (!x->cur) {   /* written by this thread */
+		if (archive_write_data_block(x->w, buf, len, off) != ARCHIVE_OK)
+			return write_error(err, x->w, x->target, "a file");
+		return 0;
+	}
+	while (len) {
+		struct chunk *c = x->fill;
+		size_t n;
+
+		if (c && c->off + (int64_t)c->len != off) {   /* a hole */
+			ret = queue_fill(x, err);
+			if (ret)
+				return ret;
+			c = NULL;
+		}
+		if (!c) {
+			size_t cap = PIECE_MAX;
+
+			/* a small file, or the tail of a large one, needs less */
+			if (off < x->cur_size && (uint64_t)(x->cur_size - off) < cap)
+				cap = (size_t)(x->cur_size - off);
+			if (cap < len && cap < PIECE_MAX)
+				cap = len < PIECE_MAX ? len : PIECE_MAX;
+			c = malloc(sizeof(*c) + cap);
+			if (!c)
+				return err_set(err, -ENOMEM, "out of memory");
+			c->next = NULL;
+			c->off = off;
+			c->len = 0;
+			c->cap = cap;
+			x->fill = c;
+		}
+		n = c->cap - c->len;
+		if (n > len)
+			n = len;
+		memcpy(c->data + c->len, p, n);
+		c->len += n;
+		p += n;
+		off += (int64_t)n;
+		len -= n;
+		if (c->len == c->cap) {
+			ret = queue_fill(x, err);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
 int extractor_end(struct extractor *x, struct err *err)
 {
+	int ret;
+
 	if (!x->cur) {
 		if (archive_write_finish_entry(x->w) < ARCHIVE_WARN)
 			return write_error(err, x->w, x->target, "an entry");
 		return check_error(x, err);
 	}
+	ret = queue_fill(x, err);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&x->mu);
 	if (x->cur->done)
 		job_free(x->cur);
@@ -459,6 +496,8 @@ int extractor_end(struct extractor *x, struct err *err)
 
 static void join_writers(struct extractor *x)
 {
+	free(x->fill);
+	x->fill = NULL;
 	pthread_mutex_lock(&x->mu);
 	x->closing = true;
 	if (x->cur) {
