@@ -31,6 +31,40 @@
 #define TAIL_GUESS (64u << 10)
 #define RESTORE_WRITERS 2       /* file writer threads */
 #define RESTORE_MEM (16u << 20)  /* data queued for them */
+#define RA_BLOCK (8u << 20)      /* read-ahead: bytes of whole frames per read */
+#define RA_SLOTS 2               /* read-ahead blocks held at once */
+
+struct rctx;
+
+/*
+ * Read-ahead: one thread reads the frames of a range in order, several whole
+ * frames per request (RA_BLOCK bytes), into a ring of RA_SLOTS blocks; the
+ * unframer's workers copy their frames out of it.  One request per eight
+ * frames instead of one per frame: a quarter of the gateway's work per byte
+ * on an object store, and over a long link the next block is on its way
+ * while the workers decompress the current one.
+ */
+struct ra_block {
+	uint32_t first, last;         /* frames */
+	uint64_t off, len;            /* compressed bytes */
+	uint32_t left;                /* frames not yet copied out */
+	bool filled;
+	int ret;                      /* the read failed (after every copy) */
+	struct err err;
+	unsigned char *buf;
+};
+
+struct readahead {
+	struct rctx *r;
+	const struct seek_table *st;
+	uint32_t next, last;          /* next frame to read; the range's last */
+	uint64_t head, tail;          /* blocks started / retired (ring indices) */
+	struct ra_block b[RA_SLOTS];
+	bool stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+};
 
 struct rctx {
 	struct store *store;
@@ -52,6 +86,7 @@ struct rctx {
 	struct err read_err;
 	pthread_mutex_t src_lock;
 	size_t src;                   /* 0 the store, i > 0 o->fallback[i - 1] */
+	struct readahead *ra;         /* of the current range */
 	double t0, t_progress;
 };
 
@@ -64,8 +99,8 @@ static void source(const struct rctx *r, size_t i, struct store **store,
 	*name = i ? r->o->fallback[i - 1].region : r->o->region;
 }
 
-static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
-		    void *buf, struct err *err)
+static int fetch_direct(void *ctx, uint64_t off, size_t len, unsigned attempt,
+			void *buf, struct err *err)
 {
 	struct rctx *r = ctx;
 	size_t got = 0, src, idx;
@@ -115,6 +150,174 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
 		}
 		pthread_mutex_unlock(&r->src_lock);
 	}
+}
+
+static void *ra_main(void *arg)
+{
+	struct readahead *ra = arg;
+	const struct seek_table *st = ra->st;
+
+	pthread_mutex_lock(&ra->mu);
+	while (!ra->stop && ra->next <= ra->last) {
+		struct ra_block *b;
+		uint32_t f = ra->next, g = f;
+		uint64_t len = st->e[f].c_size;
+		int ret;
+
+		if (ra->head - ra->tail == RA_SLOTS) {
+			pthread_cond_wait(&ra->cv, &ra->mu);
+			continue;
+		}
+		while (g < ra->last && len + st->e[g + 1].c_size <= RA_BLOCK) {
+			g++;
+			len += st->e[g].c_size;
+		}
+		b = &ra->b[ra->head % RA_SLOTS];
+		free(b->buf);
+		memset(b, 0, sizeof(*b));
+		b->first = f;
+		b->last = g;
+		b->off = st->e[f].c_off;
+		b->len = len;
+		b->left = g - f + 1;
+		ra->head++;
+		ra->next = g + 1;
+		pthread_mutex_unlock(&ra->mu);
+
+		b->buf = malloc(len ? len : 1);
+		if (!b->buf)
+			ret = err_set(&b->err, -ENOMEM, "out of memory");
+		else  /* the same source choice and failover as for one frame */
+			ret = fetch_direct(ra->r, b->off, len, 0, b->buf, &b->err);
+
+		pthread_mutex_lock(&ra->mu);
+		b->ret = ret;
+		b->filled = true;
+		pthread_cond_broadcast(&ra->cv);
+	}
+	pthread_mutex_unlock(&ra->mu);
+	return NULL;
+}
+
+static int ra_start(struct rctx *r, uint32_t first, uint32_t last)
+{
+	struct readahead *ra = calloc(1, sizeof(*ra));
+	int ret;
+
+	if (!ra)
+		return err_set(r->err, -ENOMEM, "out of memory");
+	ra->r = r;
+	ra->st = r->st;
+	ra->next = first;
+	ra->last = last;
+	pthread_mutex_init(&ra->mu, NULL);
+	pthread_cond_init(&ra->cv, NULL);
+	ret = -pthread_create(&ra->thread, NULL, ra_main, ra);
+	if (ret) {
+		pthread_mutex_destroy(&ra->mu);
+		pthread_cond_destroy(&ra->cv);
+		free(ra);
+		return err_set(r->err, ret, "cannot start the read-ahead thread: %s",
+			       err_str(ret));
+	}
+	r->ra = ra;
+	return 0;
+}
+
+/* Release every worker waiting for a block (before the unframer is freed). */
+static void ra_cancel(struct rctx *r)
+{
+	struct readahead *ra = r->ra;
+
+	if (!ra)
+		return;
+	pthread_mutex_lock(&ra->mu);
+	ra->stop = true;
+	pthread_cond_broadcast(&ra->cv);
+	pthread_mutex_unlock(&ra->mu);
+}
+
+static void ra_stop(struct rctx *r)
+{
+	struct readahead *ra = r->ra;
+
+	if (!ra)
+		return;
+	ra_cancel(r);
+	pthread_join(ra->thread, NULL);
+	for (unsigned i = 0; i < RA_SLOTS; i++)
+		free(ra->b[i].buf);
+	pthread_mutex_destroy(&ra->mu);
+	pthread_cond_destroy(&ra->cv);
+	free(ra);
+	r->ra = NULL;
+}
+
+/*
+ * A frame for the unframer: from the read-ahead block holding it; a frame
+ * that did not decode (attempt > 0) straight from the next copy.
+ */
+static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
+		    void *buf, struct err *err)
+{
+	struct rctx *r = ctx;
+	struct readahead *ra = r->ra;
+	struct ra_block *b = NULL;
+	int ret = 0;
+
+	if (!ra || attempt)
+		return fetch_direct(ctx, off, len, attempt, buf, err);
+	pthread_mutex_lock(&ra->mu);
+	for (;;) {
+		uint64_t lo;
+
+		if (ra->stop) {
+			pthread_mutex_unlock(&ra->mu);
+			return err_set(err, -ECANCELED, "the restore stopped");
+		}
+		b = NULL;
+		for (uint64_t i = ra->tail; i < ra->head; i++) {
+			struct ra_block *c = &ra->b[i % RA_SLOTS];
+
+			if (off >= c->off && off + len <= c->off + c->len) {
+				b = c;
+				break;
+			}
+		}
+		if (b && b->filled)
+			break;
+		/* where the blocks not yet retired start */
+		lo = ra->tail < ra->head ? ra->b[ra->tail % RA_SLOTS].off :
+		     ra->next <= ra->last ? ra->st->e[ra->next].c_off : UINT64_MAX;
+		if (!b && (off < lo || ra->next > ra->last)) {
+			/* not read ahead (never for the unframer's frames) */
+			pthread_mutex_unlock(&ra->mu);
+			return fetch_direct(ctx, off, len, 0, buf, err);
+		}
+		/* its block is being read, or comes next: the reader is not
+		 * stuck, since every frame of the blocks before is claimed */
+		pthread_cond_wait(&ra->cv, &ra->mu);
+	}
+	pthread_mutex_unlock(&ra->mu);
+	if (b->ret) {
+		*err = b->err;
+		ret = b->ret;
+	} else {
+		memcpy(buf, b->buf + (off - b->off), len);
+	}
+	pthread_mutex_lock(&ra->mu);
+	b->left--;
+	/* retire used blocks in order: the reader reuses their slots */
+	while (ra->tail < ra->head && !ra->b[ra->tail % RA_SLOTS].left) {
+		struct ra_block *t = &ra->b[ra->tail % RA_SLOTS];
+
+		free(t->buf);
+		t->buf = NULL;
+		ra->tail++;
+	}
+	pthread_cond_broadcast(&ra->cv);
+	pthread_mutex_unlock(&ra->mu);
+	return ret;
 }
 
 static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
@@ -382,6 +585,11 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 	if (!a)
 		return err_set(r->err, -ENOMEM, "out of memory");
 	r->skip = r->st->nframes ? (size_t)(start - r->st->e[first].d_off) : 0;
+	if (r->st->nframes) {
+		ret = ra_start(r, first, last);
+		if (ret)
+			goto out;
+	}
 	ret = unframer_new(r->st, first, last, 0, 0, fetch_cb, r, &r->u, r->err);
 	if (ret)
 		goto out;
@@ -472,8 +680,10 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 	}
 out:
 	archive_read_free(a);
+	ra_cancel(r);
 	unframer_free(r->u);
 	r->u = NULL;
+	ra_stop(r);
 	return ret;
 }
 

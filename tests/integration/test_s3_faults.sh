@@ -47,9 +47,27 @@ echo "backup with faults took $(( $(date +%s) - t0 )) s"
 grep -q '"action": "status"' "$plog" || fail "the proxy injected no status fault (rules did not match?)"
 grep -q '"action": "reset"' "$plog" || fail "the proxy injected no reset"
 grep -q '"action": "stall"' "$plog" || fail "the proxy injected no stall"
-echo '[]' >"$rules"
+# ---- restore through transient faults on the data reads -----------------------
+# A 503 on the first ranged read of the data and a reset of the second: the
+# store retries them and the restore comes out identical.  The data is read
+# ahead in ranges of several whole frames, not one request per frame.
+cat >"$rules" <<'JSON'
+[{"method": "GET", "contains": "data.tar.zst", "nth": [1], "action": "status", "status": 503, "code": "SlowDown"},
+ {"method": "GET", "contains": "data.tar.zst", "nth": [3], "action": "reset"}]
+JSON
+: >"$plog"
 "${S[@]}" restore part --from "$store" --to "$TEST_BTRFS/restored" >/dev/null || fail "restore failed"
 assert_trees_equal "$part" "$TEST_BTRFS/restored"
+grep -q '"action": "status"' "$plog" || fail "the proxy injected no fault into the restore's reads"
+grep -q '"action": "reset"' "$plog" || fail "the proxy reset no read of the restore"
+echo '[]' >"$rules"
+# 120 MiB of data is about 30 frames of 4 MiB; whole-frame ranges of up to
+# 8 MiB compressed need a handful of reads (plus the seek table and retries)
+reads=$(grep '"method": "GET"' "$plog" | grep 'data.tar.zst' | grep -c '"status": 206' || true)
+frames=$(( $(du -sb --apparent-size "$part" | cut -f1) / (4 << 20) ))
+echo "restore: $reads ranged reads of the data for about $frames frames"
+[ "$reads" -ge 1 ] || fail "no ranged read of the data was logged"
+[ "$reads" -le $((frames / 3)) ] || fail "the restore read the data in $reads requests for about $frames frames (no read-ahead?)"
 "${S[@]}" verify --from "$store" --deep >/dev/null || fail "verify --deep fails after faults"
 
 # ---- a permanent fault: clear error, upload aborted, nothing visible ---------

@@ -24,7 +24,8 @@ must match (e.g. "[?&]partNumber=2(&|$)").
 actions: "status" (answer with an S3 XML error, body Code), "reset" (read
 half the request body, then reset the connection), "stall" (read the request,
 answer nothing for "seconds").  Every request is logged as one JSON line
-(method, path, status or action) so tests can count retries.  Rules are
+(method, path, status or action, and its Range header if any) so tests can
+count retries and reads.  Rules are
 re-read when the file changes.  Loopback only; stops on SIGTERM.
 """
 import argparse
@@ -90,6 +91,8 @@ class State:
     def log(self, **kw):
         if not self.log_path:
             return
+        if kw.get("range") is None:
+            kw.pop("range", None)
         kw["t"] = round(time.time(), 3)
         with self.lock, open(self.log_path, "a") as f:
             f.write(json.dumps(kw) + "\n")
@@ -160,18 +163,21 @@ def make_handler(state):
             rule = state.match(self.command, self.path)
             action = rule.get("action") if rule else None
             if action == "reset":
-                state.log(method=self.command, path=self.path, action="reset")
+                state.log(method=self.command, path=self.path, action="reset",
+                          range=self.headers.get("Range"))
                 self._reset()
                 return
             body = self._body()
             if action == "stall":
-                state.log(method=self.command, path=self.path, action="stall")
+                state.log(method=self.command, path=self.path, action="stall",
+                          range=self.headers.get("Range"))
                 time.sleep(float(rule.get("seconds", 30)))
                 self.close_connection = True
                 return
             if action == "status":
                 state.log(method=self.command, path=self.path, action="status",
-                          status=int(rule.get("status", 500)))
+                          status=int(rule.get("status", 500)),
+                          range=self.headers.get("Range"))
                 self._error(rule)
                 return
             try:
@@ -181,7 +187,8 @@ def make_handler(state):
                           error=str(e))
                 self._error({"status": 502, "code": "BadGateway"})
                 return
-            state.log(method=self.command, path=self.path, status=status)
+            state.log(method=self.command, path=self.path, status=status,
+                      range=self.headers.get("Range"))
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
