@@ -29,7 +29,8 @@
 
 #define INDEX_MAX (1ull << 30)
 #define TAIL_GUESS (64u << 10)
-#define RESTORE_WRITERS 2       /* file writer threads */
+#define WRITERS_MIN 2           /* file writer threads: one per CPU, */
+#define WRITERS_MAX 8           /* within these bounds */
 #define RESTORE_MEM (16u << 20)  /* data queued for them */
 #define RA_BLOCK (8u << 20)      /* read-ahead: bytes of whole frames per read */
 #define RA_SLOTS 2               /* read-ahead blocks held at once */
@@ -708,6 +709,30 @@ static int path_range(struct rctx *r, const char *p, uint64_t *start_ret,
 	return 0;
 }
 
+/*
+ * File writer threads: one per CPU (writing into btrfs costs as much CPU as
+ * decompressing), 2 to 8; SNAPSHIP_RESTORE_WRITERS=N (0 = write from the
+ * reading thread) overrides it.
+ */
+static unsigned restore_writers(void)
+{
+	const char *env = getenv("SNAPSHIP_RESTORE_WRITERS");
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	char *end;
+
+	if (env && *env) {
+		unsigned long v = strtoul(env, &end, 10);
+
+		if (!*end && v <= WRITERS_MAX)
+			return (unsigned)v;
+		log_warn("SNAPSHIP_RESTORE_WRITERS=%s: not a number from 0 to %d; using the default",
+			 env, WRITERS_MAX);
+	}
+	if (n < WRITERS_MIN)
+		return WRITERS_MIN;
+	return n > WRITERS_MAX ? WRITERS_MAX : (unsigned)n;
+}
+
 static int disk_flags(const struct restore_opts *o)
 {
 	int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
@@ -755,10 +780,7 @@ int restore_backup(struct store *store, const struct manifest *m,
 				      o->target, strerror(errno));
 			goto out;
 		}
-		const char *wenv = getenv("SNAPSHIP_RESTORE_WRITERS");
-
-		ret = extractor_new(disk_flags(o),
-				    wenv ? (unsigned)atoi(wenv) : RESTORE_WRITERS, RESTORE_MEM,
+		ret = extractor_new(disk_flags(o), restore_writers(), RESTORE_MEM,
 				    o->target, &x, err);
 		if (ret)
 			goto out;
