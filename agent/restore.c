@@ -31,7 +31,7 @@
 #define TAIL_GUESS (64u << 10)
 #define WRITERS_MIN 2           /* file writer threads: one per CPU, */
 #define WRITERS_MAX 8           /* within these bounds */
-#define RESTORE_MEM (16u << 20)  /* data queued for them */
+#define RESTORE_MEM (8u << 20)   /* data queued for them */
 #define RA_BLOCK (8u << 20)      /* read-ahead: bytes of whole frames per read */
 #define RA_SLOTS 2               /* read-ahead blocks held at once */
 
