@@ -253,6 +253,7 @@ quiesce() {
 
 # srv_ticks: CPU ticks (user+sys) used so far by the RGW's daemons (mon, osd, both radosgw).
 SRV_PIDS=
+OSD_RSS_MAX=0 MEMSTORE_MAX=0 LOAD_S3=
 TCK=$(getconf CLK_TCK)
 srv_ticks() {
 	local p s=0 t
@@ -460,9 +461,11 @@ s3_start() {
 		SRV_PIDS+=" $(tr -dc 0-9 < "$RGWDIR/run/$p.pid")"
 	done
 	OSD_PID=$(tr -dc 0-9 < "$RGWDIR/run/osd.0.pid")
-	OSD_RSS_MAX=$(osd_rss_kib)
-	MEMSTORE_MAX=0
-	LOAD_S3=$(cut -d' ' -f1-3 /proc/loadavg)
+	# the s3 suite's maxima survive the restart for the geo suite
+	local r
+	r=$(osd_rss_kib)
+	((r > OSD_RSS_MAX)) && OSD_RSS_MAX=$r
+	[ -n "$LOAD_S3" ] || LOAD_S3=$(cut -d' ' -f1-3 /proc/loadavg)
 }
 
 s3_stop() {
