@@ -49,6 +49,7 @@ struct ra_block {
 	uint32_t first, last;         /* frames */
 	uint64_t off, len;            /* compressed bytes */
 	uint32_t left;                /* frames not yet copied out */
+	size_t src;                   /* the copy it was read from */
 	bool filled;
 	int ret;                      /* the read failed (after every copy) */
 	struct err err;
@@ -62,6 +63,7 @@ struct readahead {
 	uint64_t head, tail;          /* blocks started / retired (ring indices) */
 	struct ra_block b[RA_SLOTS];
 	bool stop;
+	bool failed;                  /* a block could not be read from any copy */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thread;
@@ -88,6 +90,7 @@ struct rctx {
 	pthread_mutex_t src_lock;
 	size_t src;                   /* 0 the store, i > 0 o->fallback[i - 1] */
 	struct readahead *ra;         /* of the current range */
+	unsigned char *frame_src;     /* per frame: 1 + the copy it came from */
 	double t0, t_progress;
 };
 
@@ -100,10 +103,15 @@ static void source(const struct rctx *r, size_t i, struct store **store,
 	*name = i ? r->o->fallback[i - 1].region : r->o->region;
 }
 
-static int fetch_direct(void *ctx, uint64_t off, size_t len, unsigned attempt,
-			void *buf, struct err *err)
+/*
+ * Read bytes of the data object from the current copy, going on to the next
+ * copy when one does not answer.  attempt > 0: the bytes did not decode;
+ * read them from the attempt-th copy after *srcp (the one they came from).
+ * On success *srcp is the copy read.
+ */
+static int fetch_direct(struct rctx *r, uint64_t off, size_t len, unsigned attempt,
+			void *buf, struct err *err, size_t *srcp)
 {
-	struct rctx *r = ctx;
 	size_t got = 0, src, idx;
 	int ret;
 
@@ -113,7 +121,7 @@ static int fetch_direct(void *ctx, uint64_t off, size_t len, unsigned attempt,
 		const char *key, *name;
 
 		pthread_mutex_lock(&r->src_lock);
-		src = r->src;
+		src = attempt ? *srcp : r->src;
 		pthread_mutex_unlock(&r->src_lock);
 		/* a frame that did not decode: the same bytes from the next copy */
 		idx = src + attempt;
@@ -134,8 +142,10 @@ static int fetch_direct(void *ctx, uint64_t off, size_t len, unsigned attempt,
 			ret = err_set(&e, -EBADMSG, "%s%s%s%s is truncated (wanted %zu bytes at %llu, got %zu)",
 				      name ? "region " : "", name ? name : "", name ? ": " : "",
 				      key, len, (unsigned long long)off, got);
-		if (!ret)
+		if (!ret) {
+			*srcp = idx;
 			return 0;
+		}
 		if (attempt || src >= r->o->nfallback || ret == -ENOMEM) {
 			*err = e;
 			return ret;
@@ -153,13 +163,44 @@ static int fetch_direct(void *ctx, uint64_t off, size_t len, unsigned attempt,
 	}
 }
 
+/* The frame at compressed offset c_off, or UINT32_MAX. */
+static uint32_t frame_at(const struct seek_table *st, uint64_t c_off)
+{
+	uint32_t lo = 0, hi = st->nframes;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (st->e[mid].c_off < c_off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < st->nframes && st->e[lo].c_off == c_off ? lo : UINT32_MAX;
+}
+
+/* Frame i straight from the store (or the next copy), remembering which. */
+static int fetch_frame(struct rctx *r, uint32_t i, uint64_t off, size_t len,
+		       void *buf, struct err *err)
+{
+	size_t src = 0;
+	int ret = fetch_direct(r, off, len, 0, buf, err, &src);
+
+	if (!ret && i != UINT32_MAX) {
+		pthread_mutex_lock(&r->src_lock);
+		r->frame_src[i] = (unsigned char)(src + 1);
+		pthread_mutex_unlock(&r->src_lock);
+	}
+	return ret;
+}
+
 static void *ra_main(void *arg)
 {
 	struct readahead *ra = arg;
 	const struct seek_table *st = ra->st;
 
 	pthread_mutex_lock(&ra->mu);
-	while (!ra->stop && ra->next <= ra->last) {
+	while (!ra->stop && !ra->failed && ra->next <= ra->last) {
 		struct ra_block *b;
 		uint32_t f = ra->next, g = f;
 		uint64_t len = st->e[f].c_size;
@@ -189,11 +230,13 @@ static void *ra_main(void *arg)
 		if (!b->buf)
 			ret = err_set(&b->err, -ENOMEM, "out of memory");
 		else  /* the same source choice and failover as for one frame */
-			ret = fetch_direct(ra->r, b->off, len, 0, b->buf, &b->err);
+			ret = fetch_direct(ra->r, b->off, len, 0, b->buf, &b->err, &b->src);
 
 		pthread_mutex_lock(&ra->mu);
 		b->ret = ret;
 		b->filled = true;
+		if (ret)     /* every copy was tried: the restore fails with it */
+			ra->failed = true;
 		pthread_cond_broadcast(&ra->cv);
 	}
 	pthread_mutex_unlock(&ra->mu);
@@ -264,10 +307,19 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
 	struct rctx *r = ctx;
 	struct readahead *ra = r->ra;
 	struct ra_block *b = NULL;
+	uint32_t i = frame_at(r->st, off);
+	size_t src = 0;
 	int ret = 0;
 
-	if (!ra || attempt)
-		return fetch_direct(ctx, off, len, attempt, buf, err);
+	if (attempt) {
+		/* from the copy after the one this frame came from */
+		pthread_mutex_lock(&r->src_lock);
+		src = i != UINT32_MAX && r->frame_src[i] ? r->frame_src[i] - 1u : r->src;
+		pthread_mutex_unlock(&r->src_lock);
+		return fetch_direct(r, off, len, attempt, buf, err, &src);
+	}
+	if (!ra)
+		return fetch_frame(r, i, off, len, buf, err);
 	pthread_mutex_lock(&ra->mu);
 	for (;;) {
 		uint64_t lo;
@@ -277,8 +329,8 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
 			return err_set(err, -ECANCELED, "the restore stopped");
 		}
 		b = NULL;
-		for (uint64_t i = ra->tail; i < ra->head; i++) {
-			struct ra_block *c = &ra->b[i % RA_SLOTS];
+		for (uint64_t k = ra->tail; k < ra->head; k++) {
+			struct ra_block *c = &ra->b[k % RA_SLOTS];
 
 			if (off >= c->off && off + len <= c->off + c->len) {
 				b = c;
@@ -287,13 +339,17 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
 		}
 		if (b && b->filled)
 			break;
+		if (!b && ra->failed) {
+			pthread_mutex_unlock(&ra->mu);
+			return err_set(err, -ECANCELED, "an earlier read failed");
+		}
 		/* where the blocks not yet retired start */
 		lo = ra->tail < ra->head ? ra->b[ra->tail % RA_SLOTS].off :
 		     ra->next <= ra->last ? ra->st->e[ra->next].c_off : UINT64_MAX;
 		if (!b && (off < lo || ra->next > ra->last)) {
 			/* not read ahead (never for the unframer's frames) */
 			pthread_mutex_unlock(&ra->mu);
-			return fetch_direct(ctx, off, len, 0, buf, err);
+			return fetch_frame(r, i, off, len, buf, err);
 		}
 		/* its block is being read, or comes next: the reader is not
 		 * stuck, since every frame of the blocks before is claimed */
@@ -305,6 +361,11 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
 		ret = b->ret;
 	} else {
 		memcpy(buf, b->buf + (off - b->off), len);
+		if (i != UINT32_MAX) {
+			pthread_mutex_lock(&r->src_lock);
+			r->frame_src[i] = (unsigned char)(b->src + 1);
+			pthread_mutex_unlock(&r->src_lock);
+		}
 	}
 	pthread_mutex_lock(&ra->mu);
 	b->left--;
@@ -586,7 +647,7 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 	if (!a)
 		return err_set(r->err, -ENOMEM, "out of memory");
 	r->skip = r->st->nframes ? (size_t)(start - r->st->e[first].d_off) : 0;
-	if (r->st->nframes) {
+	if (first <= last && last < r->st->nframes) {
 		ret = ra_start(r, first, last);
 		if (ret)
 			goto out;
@@ -769,6 +830,11 @@ int restore_backup(struct store *store, const struct manifest *m,
 	ret = load_seek_table(&r);
 	if (ret)
 		goto out;
+	r.frame_src = calloc(r.st->nframes ? r.st->nframes : 1, 1);
+	if (!r.frame_src) {
+		ret = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
 	if (o->target) {
 		ret = cow_make_target(o->target, o->force, &res->subvolume, err);
 		if (ret)
@@ -845,6 +911,7 @@ out:
 	if (tfd >= 0)
 		close(tfd);
 	EVP_MD_CTX_free(r.sha);
+	free(r.frame_src);
 	index_free(r.idx);
 	seek_table_free(r.st);
 	free(r.tail);
