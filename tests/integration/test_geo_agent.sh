@@ -19,7 +19,7 @@ prefix="agent-$$/"
 sv=$(mk_subvol ag-part)
 "$GENDATA" "$sv" --json-bytes 48M --json-file-size 16M --small-files 300 >/dev/null
 
-# conf B_ENDPOINT [REQUIRE_GEO]
+# conf B_ENDPOINT [REQUIRE_GEO [A_ENDPOINT]]
 conf() {
 	cat >"$TEST_TMP/snapship.conf" <<EOF
 [agent]
@@ -32,7 +32,7 @@ path = $sv
 
 [region a]
 store = s3
-endpoint = $RGW_EAST_ENDPOINT
+endpoint = ${3:-$RGW_EAST_ENDPOINT}
 bucket = $RGW_BUCKET
 prefix = $prefix
 sigv4_region = $RGW_REGION
@@ -198,4 +198,31 @@ after=$(python3 "$RGW_S3" ls "$RGW_EAST_ENDPOINT/$RGW_BUCKET" | grep -c "^${pref
 [ "$(find "$state/geo" -name '*.json' | wc -l)" = "$nstate" ] || fail "the rolled-back backup left its replication state"
 no_snapship_snapshots "$TEST_BTRFS"
 echo "-- 5: b failing midway: dropped and aborted (at risk); require_geo: nothing left, also after a commit"
+
+# ---- 6. a's reads go bad during a restore ----------------------------------
+# Through the proxy, a's first data read (the read-ahead's first block) comes
+# back with damaged bytes near its end and its second is refused.  The
+# second block is read from b from then on, and the damaged frame of the
+# first block must be taken from the copy after the one it came from
+# (a -> b).  When the refusal comes before the frame is decoded (about half
+# the runs here), code that counted from the current copy (b -> none) fails
+# this restore; when it comes after, both orders must work anyway.
+cat >"$rules" <<'JSON'
+[{"method": "GET", "contains": "data.tar.zst", "range_regex": "^bytes=0-", "range_min": 1048576, "action": "corrupt", "at": 0.9},
+ {"method": "GET", "contains": "data.tar.zst", "range_regex": "^bytes=[1-9]", "range_min": 1048576, "action": "status", "status": 403, "code": "AccessDenied"}]
+JSON
+: >"$TEST_TMP/proxy.log"
+conf "$RGW_EAST_ENDPOINT" no "http://127.0.0.1:$(cat "$TEST_TMP/proxy.port")"
+"${S[@]}" restore ag-part --id "$id" --to "$TEST_BTRFS/r6" >"$TEST_TMP/out" 2>"$TEST_TMP/err" ||
+	fail "restore with a's reads going bad: $(cat "$TEST_TMP/err")"
+cat "$TEST_TMP/err"
+grep -q '"action": "corrupt"' "$TEST_TMP/proxy.log" || fail "the proxy damaged no read of a (rules did not match?)"
+grep -q '"status": 403' "$TEST_TMP/proxy.log" || fail "the proxy refused no read of a (rules did not match?)"
+grep -q "region a: .*the frame at byte [0-9]* is corrupt; taking it from region b" "$TEST_TMP/err" ||
+	fail "restore does not say it took the damaged frame from b: $(cat "$TEST_TMP/err")"
+grep -q "reading the rest from region b" "$TEST_TMP/err" ||
+	fail "restore does not say it went on from b: $(cat "$TEST_TMP/err")"
+assert_trees_equal "$sv" "$TEST_BTRFS/r6"
+echo '[]' >"$rules"
+echo "-- 6: a's reads damaged, then refused, mid-restore: the frame from b, the rest from b"
 echo "PASS"

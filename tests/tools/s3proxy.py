@@ -19,11 +19,14 @@ occurrences (1-based) or on every match when "nth" is absent:
       "seconds": 30}]
 
 A rule may also carry "regex", a Python regular expression the path+query
-must match (e.g. "[?&]partNumber=2(&|$)").
+must match (e.g. "[?&]partNumber=2(&|$)"), "range_regex", one the Range
+header must match, and "range_min", the fewest bytes that range must span.
 
 actions: "status" (answer with an S3 XML error, body Code), "reset" (read
 half the request body, then reset the connection), "stall" (read the request,
-answer nothing for "seconds").  Every request is logged as one JSON line
+answer nothing for "seconds"), "corrupt" (forward, then flip 64 bytes at
+fraction "at" (default 0.25) of the answer's body: bit rot that keeps the
+length).  Every request is logged as one JSON line
 (method, path, status or action, and its Range header if any) so tests can
 count retries and reads.  Rules are
 re-read when the file changes.  Loopback only; stops on SIGTERM.
@@ -70,7 +73,7 @@ class State:
             self.counts = [0] * len(self.rules)
             self.mtime = m
 
-    def match(self, method, target):
+    def match(self, method, target, rng=None):
         with self.lock:
             self.reload()
             hit = None
@@ -82,6 +85,12 @@ class State:
                     continue
                 if "regex" in r and not re.search(r["regex"], target):
                     continue
+                if "range_regex" in r and not re.search(r["range_regex"], rng or ""):
+                    continue
+                if "range_min" in r:
+                    m = re.match(r"bytes=(\d+)-(\d+)$", rng or "")
+                    if not m or int(m.group(2)) - int(m.group(1)) + 1 < r["range_min"]:
+                        continue
                 self.counts[i] += 1
                 nth = r.get("nth")
                 if hit is None and (nth is None or self.counts[i] in nth):
@@ -91,8 +100,9 @@ class State:
     def log(self, **kw):
         if not self.log_path:
             return
-        if kw.get("range") is None:
-            kw.pop("range", None)
+        for k in ("range", "action"):
+            if kw.get(k) is None:
+                kw.pop(k, None)
         kw["t"] = round(time.time(), 3)
         with self.lock, open(self.log_path, "a") as f:
             f.write(json.dumps(kw) + "\n")
@@ -137,13 +147,16 @@ def make_handler(state):
             self.close_connection = True
             self.connection.close()
 
-        def _forward(self, body):
+        def _forward(self, body, corrupt=False):
             up = state.upstream
             conn = http.client.HTTPConnection(up.hostname, up.port or 80, timeout=120)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+            if corrupt and len(data) > 64:   # bit rot: same length, other bytes
+                at = min(int(len(data) * float(corrupt)), len(data) - 64)
+                data = data[:at] + bytes(b ^ 0xA5 for b in data[at:at + 64]) + data[at + 64:]
             self.send_response(resp.status, resp.reason)
             for k, v in resp.getheaders():
                 if k.lower() in HOP or k.lower() == "content-length":
@@ -160,7 +173,7 @@ def make_handler(state):
             return resp.status
 
         def _handle(self):
-            rule = state.match(self.command, self.path)
+            rule = state.match(self.command, self.path, self.headers.get("Range"))
             action = rule.get("action") if rule else None
             if action == "reset":
                 state.log(method=self.command, path=self.path, action="reset",
@@ -181,14 +194,15 @@ def make_handler(state):
                 self._error(rule)
                 return
             try:
-                status = self._forward(body)
+                status = self._forward(body, corrupt=(action == "corrupt" and rule.get("at", 0.25)))
             except OSError as e:
                 state.log(method=self.command, path=self.path, action="upstream-error",
                           error=str(e))
                 self._error({"status": 502, "code": "BadGateway"})
                 return
             state.log(method=self.command, path=self.path, status=status,
-                      range=self.headers.get("Range"))
+                      range=self.headers.get("Range"),
+                      action="corrupt" if action == "corrupt" else None)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
