@@ -438,13 +438,14 @@ int extractor_data(struct extractor *x, const void *buf, size_t len,
 			c = NULL;
 		}
 		if (!c) {
-			size_t cap = PIECE_MAX;
+			/* a small file, or the tail of a large one, needs less
+			 * (and data past the entry's size gets what it brings) */
+			uint64_t want = off < x->cur_size ? (uint64_t)(x->cur_size - off) : 0;
+			size_t cap;
 
-			/* a small file, or the tail of a large one, needs less */
-			if (off < x->cur_size && (uint64_t)(x->cur_size - off) < cap)
-				cap = (size_t)(x->cur_size - off);
-			if (cap < len && cap < PIECE_MAX)
-				cap = len < PIECE_MAX ? len : PIECE_MAX;
+			if (want < len)
+				want = len;
+			cap = want < PIECE_MAX ? (size_t)want : PIECE_MAX;
 			c = malloc(sizeof(*c) + cap);
 			if (!c)
 				return err_set(err, -ENOMEM, "out of memory");

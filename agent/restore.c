@@ -46,7 +46,6 @@ struct rctx;
  * while the workers decompress the current one.
  */
 struct ra_block {
-	uint32_t first, last;         /* frames */
 	uint64_t off, len;            /* compressed bytes */
 	uint32_t left;                /* frames not yet copied out */
 	size_t src;                   /* the copy it was read from */
@@ -58,12 +57,12 @@ struct ra_block {
 
 struct readahead {
 	struct rctx *r;
-	const struct seek_table *st;
 	uint32_t next, last;          /* next frame to read; the range's last */
 	uint64_t head, tail;          /* blocks started / retired (ring indices) */
 	struct ra_block b[RA_SLOTS];
 	bool stop;
-	bool failed;                  /* a block could not be read from any copy */
+	int failed;                   /* a block could not be read from any copy: */
+	struct err fail_err;          /* every later frame fails with its error */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thread;
@@ -163,22 +162,6 @@ static int fetch_direct(struct rctx *r, uint64_t off, size_t len, unsigned attem
 	}
 }
 
-/* The frame at compressed offset c_off, or UINT32_MAX. */
-static uint32_t frame_at(const struct seek_table *st, uint64_t c_off)
-{
-	uint32_t lo = 0, hi = st->nframes;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (st->e[mid].c_off < c_off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < st->nframes && st->e[lo].c_off == c_off ? lo : UINT32_MAX;
-}
-
 /* Frame i straight from the store (or the next copy), remembering which. */
 static int fetch_frame(struct rctx *r, uint32_t i, uint64_t off, size_t len,
 		       void *buf, struct err *err)
@@ -186,7 +169,7 @@ static int fetch_frame(struct rctx *r, uint32_t i, uint64_t off, size_t len,
 	size_t src = 0;
 	int ret = fetch_direct(r, off, len, 0, buf, err, &src);
 
-	if (!ret && i != UINT32_MAX) {
+	if (!ret && i < r->st->nframes) {
 		pthread_mutex_lock(&r->src_lock);
 		r->frame_src[i] = (unsigned char)(src + 1);
 		pthread_mutex_unlock(&r->src_lock);
@@ -197,7 +180,7 @@ static int fetch_frame(struct rctx *r, uint32_t i, uint64_t off, size_t len,
 static void *ra_main(void *arg)
 {
 	struct readahead *ra = arg;
-	const struct seek_table *st = ra->st;
+	const struct seek_table *st = ra->r->st;
 
 	pthread_mutex_lock(&ra->mu);
 	while (!ra->stop && !ra->failed && ra->next <= ra->last) {
@@ -217,8 +200,6 @@ static void *ra_main(void *arg)
 		b = &ra->b[ra->head % RA_SLOTS];
 		free(b->buf);
 		memset(b, 0, sizeof(*b));
-		b->first = f;
-		b->last = g;
 		b->off = st->e[f].c_off;
 		b->len = len;
 		b->left = g - f + 1;
@@ -235,8 +216,10 @@ static void *ra_main(void *arg)
 		pthread_mutex_lock(&ra->mu);
 		b->ret = ret;
 		b->filled = true;
-		if (ret)     /* every copy was tried: the restore fails with it */
-			ra->failed = true;
+		if (ret) {   /* every copy was tried: the restore fails with it */
+			ra->failed = ret;
+			ra->fail_err = b->err;
+		}
 		pthread_cond_broadcast(&ra->cv);
 	}
 	pthread_mutex_unlock(&ra->mu);
@@ -251,7 +234,6 @@ static int ra_start(struct rctx *r, uint32_t first, uint32_t last)
 	if (!ra)
 		return err_set(r->err, -ENOMEM, "out of memory");
 	ra->r = r;
-	ra->st = r->st;
 	ra->next = first;
 	ra->last = last;
 	pthread_mutex_init(&ra->mu, NULL);
@@ -307,14 +289,14 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
 	struct rctx *r = ctx;
 	struct readahead *ra = r->ra;
 	struct ra_block *b = NULL;
-	uint32_t i = frame_at(r->st, off);
+	uint32_t i = seek_table_find_c(r->st, off);
 	size_t src = 0;
 	int ret = 0;
 
 	if (attempt) {
 		/* from the copy after the one this frame came from */
 		pthread_mutex_lock(&r->src_lock);
-		src = i != UINT32_MAX && r->frame_src[i] ? r->frame_src[i] - 1u : r->src;
+		src = i < r->st->nframes && r->frame_src[i] ? r->frame_src[i] - 1u : r->src;
 		pthread_mutex_unlock(&r->src_lock);
 		return fetch_direct(r, off, len, attempt, buf, err, &src);
 	}
@@ -339,13 +321,15 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
 		}
 		if (b && b->filled)
 			break;
-		if (!b && ra->failed) {
+		if (!b && ra->failed) {   /* the reader stopped there */
+			ret = ra->failed;
+			*err = ra->fail_err;
 			pthread_mutex_unlock(&ra->mu);
-			return err_set(err, -ECANCELED, "an earlier read failed");
+			return ret;
 		}
 		/* where the blocks not yet retired start */
 		lo = ra->tail < ra->head ? ra->b[ra->tail % RA_SLOTS].off :
-		     ra->next <= ra->last ? ra->st->e[ra->next].c_off : UINT64_MAX;
+		     ra->next <= ra->last ? r->st->e[ra->next].c_off : UINT64_MAX;
 		if (!b && (off < lo || ra->next > ra->last)) {
 			/* not read ahead (never for the unframer's frames) */
 			pthread_mutex_unlock(&ra->mu);
@@ -361,7 +345,7 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
 		ret = b->ret;
 	} else {
 		memcpy(buf, b->buf + (off - b->off), len);
-		if (i != UINT32_MAX) {
+		if (i < r->st->nframes) {
 			pthread_mutex_lock(&r->src_lock);
 			r->frame_src[i] = (unsigned char)(b->src + 1);
 			pthread_mutex_unlock(&r->src_lock);

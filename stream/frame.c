@@ -518,6 +518,21 @@ uint32_t seek_table_find(const struct seek_table *st, uint64_t d_off)
 	return lo;
 }
 
+uint32_t seek_table_find_c(const struct seek_table *st, uint64_t c_off)
+{
+	uint32_t lo = 0, hi = st->nframes;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (st->e[mid].c_off < c_off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < st->nframes && st->e[lo].c_off == c_off ? lo : st->nframes;
+}
+
 /* ---------------------------------------------------------------- reader */
 
 struct uslot {

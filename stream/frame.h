@@ -89,6 +89,8 @@ int seek_table_parse(const unsigned char *tail, size_t len, uint64_t obj_size,
 void seek_table_free(struct seek_table *st);
 /* Index of the frame holding stream offset d_off, or nframes. */
 uint32_t seek_table_find(const struct seek_table *st, uint64_t d_off);
+/* Index of the frame that starts at object offset c_off, or nframes. */
+uint32_t seek_table_find_c(const struct seek_table *st, uint64_t c_off);
 
 /*
  * Fetch len compressed bytes at off (thread safe; called from workers).

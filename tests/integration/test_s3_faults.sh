@@ -68,6 +68,19 @@ frames=$(( $(du -sb --apparent-size "$part" | cut -f1) / (4 << 20) ))
 echo "restore: $reads ranged reads of the data for about $frames frames"
 [ "$reads" -ge 1 ] || fail "no ranged read of the data was logged"
 [ "$reads" -le $((frames / 3)) ] || fail "the restore read the data in $reads requests for about $frames frames (no read-ahead?)"
+# a permanent refusal of the data's second block (no other copy): the restore
+# fails with the store's own reason, whichever frame reports it first
+cat >"$rules" <<'JSON'
+[{"method": "GET", "contains": "data.tar.zst", "range_regex": "^bytes=[1-9]", "range_min": 1048576, "action": "status", "status": 403, "code": "AccessDenied"}]
+JSON
+rc=0
+"${S[@]}" restore part --from "$store" --to "$TEST_BTRFS/refused" >"$TEST_TMP/out" 2>&1 || rc=$?
+echo '[]' >"$rules"
+cat "$TEST_TMP/out"
+[ "$rc" = 1 ] || fail "a restore whose data read is refused exited $rc"
+grep -q '"status": 403' "$plog" || fail "the proxy refused no read of the data (rules did not match?)"
+grep -q 'AccessDenied' "$TEST_TMP/out" || fail "the error does not give the store's reason: $(cat "$TEST_TMP/out")"
+grep -q 'data.tar.zst' "$TEST_TMP/out" || fail "the error does not name the object: $(cat "$TEST_TMP/out")"
 "${S[@]}" verify --from "$store" --deep >/dev/null || fail "verify --deep fails after faults"
 
 # ---- a permanent fault: clear error, upload aborted, nothing visible ---------

@@ -147,15 +147,15 @@ def make_handler(state):
             self.close_connection = True
             self.connection.close()
 
-        def _forward(self, body, corrupt=False):
+        def _forward(self, body, corrupt_at=None):
             up = state.upstream
             conn = http.client.HTTPConnection(up.hostname, up.port or 80, timeout=120)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
-            if corrupt and len(data) > 64:   # bit rot: same length, other bytes
-                at = min(int(len(data) * float(corrupt)), len(data) - 64)
+            if corrupt_at is not None and len(data) > 64:   # bit rot: same length
+                at = min(int(len(data) * corrupt_at), len(data) - 64)
                 data = data[:at] + bytes(b ^ 0xA5 for b in data[at:at + 64]) + data[at + 64:]
             self.send_response(resp.status, resp.reason)
             for k, v in resp.getheaders():
@@ -194,7 +194,8 @@ def make_handler(state):
                 self._error(rule)
                 return
             try:
-                status = self._forward(body, corrupt=(action == "corrupt" and rule.get("at", 0.25)))
+                at = float(rule.get("at", 0.25)) if action == "corrupt" else None
+                status = self._forward(body, corrupt_at=at)
             except OSError as e:
                 state.log(method=self.command, path=self.path, action="upstream-error",
                           error=str(e))

@@ -135,6 +135,13 @@ static void roundtrip(size_t n, size_t frame_size, unsigned workers, size_t piec
 
 		assert_true(t->e[i].d_off <= n - 1 && n - 1 < t->e[i].d_off + t->e[i].d_size);
 	}
+	/* the frame starting at a given object offset; none inside a frame */
+	for (uint32_t i = 0; i < t->nframes; i++) {
+		assert_int_equal(seek_table_find_c(t, t->e[i].c_off), i);
+		if (t->e[i].c_size > 1)
+			assert_int_equal(seek_table_find_c(t, t->e[i].c_off + 1), t->nframes);
+	}
+	assert_int_equal(seek_table_find_c(t, t->c_total), t->nframes);
 	seek_table_free(t);
 	free(out);
 	free(in);
