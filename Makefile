@@ -36,8 +36,8 @@ WARN += -Werror
 endif
 
 CFLAGS ?=
-CFLAGS += -std=c17 -D_GNU_SOURCE -I. $(WARN) $(MODE_CFLAGS) $(PKG_CFLAGS) -MMD -MP -pthread
-LDFLAGS += $(MODE_LDFLAGS) -pthread
+override CFLAGS += -std=c17 -D_GNU_SOURCE -I. $(WARN) $(MODE_CFLAGS) $(PKG_CFLAGS) -MMD -MP -pthread
+override LDFLAGS += $(MODE_LDFLAGS) -pthread
 LDLIBS := $(PKG_LIBS) -lm
 
 LIB_SRCS := $(wildcard common/*.c cow/*.c uploader/*.c stream/*.c) \

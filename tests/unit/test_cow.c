@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include "tests/unit/unit.h"
 
 #include "common/err.h"
 #include "cow/cow.h"
@@ -187,22 +188,19 @@ static void need_btrfs(const struct fixture *fx)
 	if (fx->work[0])
 		return;
 	if (!btrfs)
-		print_message("skip: TEST_BTRFS is not set (a directory on a "
-			      "mounted btrfs)\n");
+		unit_skip("TEST_BTRFS is not set (a directory on a mounted btrfs; tests/run.sh sets it as root)");
 	else if (geteuid() != 0)
-		print_message("skip: needs root for btrfs snapshots\n");
+		unit_skip("needs root for btrfs snapshots");
 	else
-		print_message("skip: TEST_BTRFS=%s is not a usable directory "
-			      "on btrfs\n", btrfs);
-	skip();
+		unit_skip("TEST_BTRFS=%s is not a usable directory on btrfs",
+			  btrfs);
 }
 
 static void need_shm(const struct fixture *fx)
 {
 	if (fx->shm[0])
 		return;
-	print_message("skip: /dev/shm is not a writable tmpfs\n");
-	skip();
+	unit_skip("/dev/shm is not a writable tmpfs");
 }
 
 /* A subvolume <work>/<name> holding data/file.txt = "hello". */
@@ -813,5 +811,5 @@ int main(int argc, char **argv)
 	if (n <= 0)
 		return 1;
 	self_exe[n] = '\0';
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return unit_main(tests, NULL, NULL);
 }
