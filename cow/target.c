@@ -16,13 +16,14 @@
 int cow_make_target(const char *path, bool force, bool *subvol_ret,
 		    struct err *err)
 {
-	char parent[PATH_MAX];
+	char buf[PATH_MAX];
+	const char *parent;
 	struct statfs sfs;
 	struct stat st;
 	enum btrfs_util_error be;
 
 	*subvol_ret = false;
-	if (strlen(path) >= sizeof(parent))
+	if (strlen(path) >= sizeof(buf))
 		return err_set(err, -ENAMETOOLONG, "restore target path is too long");
 	if (!stat(path, &st)) {
 		if (!S_ISDIR(st.st_mode))
@@ -36,8 +37,8 @@ int cow_make_target(const char *path, bool force, bool *subvol_ret,
 	}
 	if (errno != ENOENT)
 		return err_set(err, -errno, "restore target %s: %s", path, strerror(errno));
-	strcpy(parent, path);
-	dirname(parent);
+	strcpy(buf, path);
+	parent = dirname(buf);  /* "." for a relative name: not always in buf */
 	if (stat(parent, &st) || !S_ISDIR(st.st_mode))
 		return err_set(err, -ENOENT,
 			       "the parent directory of the restore target %s does not exist; create it first", path);
