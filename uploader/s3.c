@@ -25,6 +25,7 @@
 #include "uploader/sbuf.h"
 #include "uploader/sigv4.h"
 #include "uploader/store.h"
+#include "uploader/store_driver.h"
 
 #include <curl/curl.h>
 #include <errno.h>
