@@ -13,6 +13,7 @@
  * or ".." component, at most 1024 bytes).
  */
 #include "uploader/store.h"
+#include "uploader/store_driver.h"
 
 #include "common/err.h"
 #include "common/util.h"

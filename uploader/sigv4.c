@@ -525,17 +525,85 @@ out:
 	return ret;
 }
 
+/* The canonical request into creq, the signed header names into names. */
+static int canonical_request(const struct sigv4_params *p,
+			     const struct sigv4_request *req,
+			     const struct sigv4_header *extra, size_t nextra,
+			     const char *payload, struct sbuf *creq,
+			     struct sbuf *names, struct err *err)
+{
+	struct sbuf canon = { 0 };
+	char *query = NULL;
+	int ret;
+
+	sbuf_add(creq, req->method);
+	sbuf_addc(creq, '\n');
+	ret = canonical_path(creq, req->path, p->flags);
+	if (ret) {
+		ret = err_set(err, ret, "SigV4: out of memory");
+		goto out;
+	}
+	sbuf_addc(creq, '\n');
+	query = sigv4_canonical_query(req->query);
+	if (!query) {
+		ret = err_set(err, -ENOMEM, "SigV4: out of memory");
+		goto out;
+	}
+	sbuf_add(creq, query);
+	sbuf_addc(creq, '\n');
+	ret = build_headers(req, extra, nextra, &canon, names, err);
+	if (ret)
+		goto out;
+	sbuf_add(creq, canon.s);
+	sbuf_addc(creq, '\n');
+	sbuf_add(creq, names->s);
+	sbuf_addc(creq, '\n');
+	sbuf_add(creq, payload);
+	if (!sbuf_ok(creq))
+		ret = err_set(err, -ENOMEM, "SigV4: out of memory");
+out:
+	free(query);
+	sbuf_free(&canon);
+	return ret;
+}
+
+/* HMAC of the string to sign with the day's key (p->key when it is it). */
+static int signature(const struct sigv4_params *p, const char *day,
+		     const struct sbuf *sts, unsigned char sig[32],
+		     struct err *err)
+{
+	struct sigv4_key local;
+	const struct sigv4_key *key;
+	int ret;
+
+	if (p->key && !strcmp(p->key->date, day) &&
+	    !strcmp(p->key->region, p->region) &&
+	    !strcmp(p->key->service, p->service)) {
+		key = p->key;            /* the cached key is today's */
+	} else {
+		ret = sigv4_derive_key(p->creds->secret_access_key, day,
+				       p->region, p->service, &local, err);
+		if (ret)
+			return ret;
+		key = &local;
+	}
+	ret = hmac(key->key, sizeof(key->key), sts->s, sts->len, sig);
+	if (key == &local)
+		sigv4_wipe(&local, sizeof(local));
+	if (ret)
+		return err_set(err, ret, "SigV4: HMAC-SHA256 failed (OpenSSL)");
+	return 0;
+}
+
 int sigv4_sign(const struct sigv4_params *p, const struct sigv4_request *req,
 	       struct sigv4_signed *out, struct err *err)
 {
 	struct sigv4_header extra[3];
 	size_t nextra = 0;
-	struct sbuf creq = { 0 }, canon = { 0 }, names = { 0 }, sts = { 0 };
+	struct sbuf creq = { 0 }, names = { 0 }, sts = { 0 };
 	struct sbuf auth = { 0 };
-	struct sigv4_key local;
-	const struct sigv4_key *key;
 	const char *payload;
-	char day[9], creq_hash[65], *query = NULL;
+	char day[9], creq_hash[65];
 	unsigned char sig[32];
 	int ret;
 
@@ -560,34 +628,10 @@ int sigv4_sign(const struct sigv4_params *p, const struct sigv4_request *req,
 		extra[nextra++].value = p->creds->session_token;
 	}
 
-	/* canonical request */
-	sbuf_add(&creq, req->method);
-	sbuf_addc(&creq, '\n');
-	ret = canonical_path(&creq, req->path, p->flags);
-	if (ret) {
-		ret = err_set(err, ret, "SigV4: out of memory");
-		goto out;
-	}
-	sbuf_addc(&creq, '\n');
-	query = sigv4_canonical_query(req->query);
-	if (!query) {
-		ret = err_set(err, -ENOMEM, "SigV4: out of memory");
-		goto out;
-	}
-	sbuf_add(&creq, query);
-	sbuf_addc(&creq, '\n');
-	ret = build_headers(req, extra, nextra, &canon, &names, err);
+	ret = canonical_request(p, req, extra, nextra, payload, &creq, &names,
+				err);
 	if (ret)
 		goto out;
-	sbuf_add(&creq, canon.s);
-	sbuf_addc(&creq, '\n');
-	sbuf_add(&creq, names.s);
-	sbuf_addc(&creq, '\n');
-	sbuf_add(&creq, payload);
-	if (!sbuf_ok(&creq)) {
-		ret = err_set(err, -ENOMEM, "SigV4: out of memory");
-		goto out;
-	}
 
 	/* string to sign */
 	ret = sigv4_sha256_hex(creq.s, creq.len, creq_hash);
@@ -602,25 +646,9 @@ int sigv4_sign(const struct sigv4_params *p, const struct sigv4_request *req,
 		goto out;
 	}
 
-	/* signature */
-	if (p->key && !strcmp(p->key->date, day) &&
-	    !strcmp(p->key->region, p->region) &&
-	    !strcmp(p->key->service, p->service)) {
-		key = p->key;            /* the cached key is today's */
-	} else {
-		ret = sigv4_derive_key(p->creds->secret_access_key, day,
-				       p->region, p->service, &local, err);
-		if (ret)
-			goto out;
-		key = &local;
-	}
-	ret = hmac(key->key, sizeof(key->key), sts.s, sts.len, sig);
-	if (key == &local)
-		sigv4_wipe(&local, sizeof(local));
-	if (ret) {
-		ret = err_set(err, ret, "SigV4: HMAC-SHA256 failed (OpenSSL)");
+	ret = signature(p, day, &sts, sig, err);
+	if (ret)
 		goto out;
-	}
 	hex_lower(sig, sizeof(sig), out->signature);
 	sbuf_printf(&auth, SIGV4_ALGORITHM " Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
 		    p->creds->access_key_id, day, p->region, p->service,
@@ -640,9 +668,7 @@ int sigv4_sign(const struct sigv4_params *p, const struct sigv4_request *req,
 	out->add[out->nadd++].value = out->authorization;
 	ret = 0;
 out:
-	free(query);
 	sbuf_free(&creq);
-	sbuf_free(&canon);
 	sbuf_free(&names);
 	sbuf_free(&sts);
 	sbuf_free(&auth);

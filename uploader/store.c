@@ -5,6 +5,7 @@
  * points tests use.  Callers never reach a backend's ops table directly.
  */
 #include "uploader/store.h"
+#include "uploader/store_driver.h"
 
 #include "common/err.h"
 #include "common/fault.h"

@@ -87,38 +87,6 @@ struct store_opts {
 	bool content_md5;              /* also send Content-MD5 with each part */
 };
 
-struct store_ops {
-	const char *scheme;            /* "file" */
-	unsigned features;
-	int (*open)(const char *location, void **priv_ret, struct err *err);
-	/* Optional; preferred over open when set.  opts is never NULL. */
-	int (*open_opts)(const char *location, const struct store_opts *opts,
-			 void **priv_ret, struct err *err);
-	void (*free)(void *priv);
-	int (*put_begin)(void *priv, const char *key, void **wpriv_ret,
-			 struct err *err);
-	int (*write)(void *wpriv, const void *buf, size_t len, struct err *err);
-	/* frees wpriv; info_ret (may be NULL) receives the object's head */
-	int (*put_commit)(void *wpriv, struct store_obj_info *info_ret,
-			  struct err *err);
-	void (*put_abort)(void *wpriv);                    /* frees wpriv */
-	int (*get_range)(void *priv, const char *key, uint64_t off, size_t len,
-			 void *buf, size_t *got_ret, struct err *err);
-	int (*head)(void *priv, const char *key, struct store_obj_info *info_ret,
-		    struct err *err);
-	int (*list)(void *priv, const char *prefix, store_list_fn fn, void *ctx,
-		    struct err *err);
-	int (*delete)(void *priv, const char *const *keys, size_t n,
-		      struct err *err);
-	int (*abort_incomplete)(void *priv, const char *prefix,
-				unsigned *count_ret, struct err *err);
-	/* Optional: the first part size of multipart puts (0: none). */
-	uint64_t (*part_size)(void *priv);
-};
-
-extern const struct store_ops store_file_ops;
-extern const struct store_ops store_s3_ops;
-
 /*
  * Open a store from a location: "/abs/dir", "./rel/dir", "file:///abs/dir"
  * or "s3://bucket[/prefix]" (keys then live under "prefix/").  A directory

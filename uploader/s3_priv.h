@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_UPLOADER_S3_PRIV_H
+#define SNAPSHIP_UPLOADER_S3_PRIV_H
+
+/*
+ * What the files of the S3 driver share (s3.c, s3_open.c, s3_put.c,
+ * s3_err.c); nothing outside them includes this.  The pure functions the
+ * unit tests use are in s3.h.
+ */
+
+#include "uploader/http.h"
+#include "uploader/s3.h"
+#include "uploader/sigv4.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct err;
+struct sbuf;
+struct store_obj_info;
+struct store_opts;
+
+#define S3_XMLBODY_MAX (32u << 20)       /* list pages and other XML answers */
+
+/* An open S3 store (the priv of its store ops).  Set up by s3_open() and
+ * read-only after it, but for key. */
+struct s3_store {
+	struct s3_names names;      /* point into the fields below */
+	char *who, *fix_bucket, *fix_keys, *fix_region;
+	char *bucket;
+	char *prefix;               /* "" or "a/b/" */
+	char *endpoint;             /* scheme://authority, for messages */
+	char *url_base;             /* scheme://[bucket.]authority */
+	char *host;                 /* Host header */
+	char *path_base;            /* "/bucket" (path style) or "" */
+	char *region;
+	char *access_key_id, *secret, *token;   /* secret, token: wiped on free */
+	struct sigv4_credentials creds;
+	char *ca_file;
+	bool insecure;
+	uint64_t part_size;
+	unsigned inflight;
+	long connect_timeout, stall_timeout;
+	unsigned max_attempts;
+	bool content_md5;
+
+	struct http_engine *http;   /* runs every request of the store */
+	struct sigv4_key key;       /* signing key cache: the sign hook's only */
+};
+
+/* A request of the store: the HTTP request and its payload hash. */
+struct s3_req {
+	struct http_req http;
+	char payload[65];           /* hex SHA-256 of the body */
+};
+
+#define S3_REQ_OF(hr) \
+	((struct s3_req *)((char *)(hr) - offsetof(struct s3_req, http)))
+
+/* The engine's hooks: SigV4 signing, fault injection, S3's errors. */
+extern const struct http_hooks s3_http_hooks;
+
+/* s3.c: building requests.  Errors say "WHO: out of memory". */
+void s3_req_init(struct s3_store *s, struct s3_req *r, const char *method);
+void s3_req_release(struct s3_req *r);
+/* Target: the object key (relative to the store) or the bucket (NULL). */
+int s3_req_target(struct s3_store *s, struct s3_req *r, const char *key,
+		  struct err *err);
+/* Take the query built in q (q is emptied). */
+int s3_req_query(struct s3_store *s, struct s3_req *r, struct sbuf *q,
+		 struct err *err);
+/* Body (borrowed until the request ends) and its payload hash. */
+int s3_req_body(struct s3_store *s, struct s3_req *r, const void *body,
+		size_t len, struct err *err);
+/* Content-MD5 header of a body: 0 or -EIO. */
+int s3_req_md5(struct s3_req *r, const void *body, size_t len);
+/* Append "&name=value" (value URI-encoded; none if NULL) to a query. */
+void s3_query_add(struct sbuf *q, const char *name, const char *value);
+/* "PUT \"key\"" (or verb alone when key is NULL) for messages. */
+void s3_what(char *buf, size_t len, const char *verb, const char *key);
+/* An ETag header value without its quotes (and a weak "W/" mark). */
+void s3_etag_copy(char *dst, size_t size, const char *v);
+int s3_oom(const struct s3_store *s, struct err *err);
+
+/* s3.c: operations the writer uses too. */
+int s3_head(void *priv, const char *key, struct store_obj_info *info_ret,
+	    struct err *err);
+int s3_delete_one(struct s3_store *s, const char *key, struct err *err);
+int s3_abort_upload(struct s3_store *s, const char *key,
+		    const char *upload_id, struct err *err);
+
+/* s3_open.c */
+int s3_open(const char *location, const struct store_opts *o,
+	    void **priv_ret, struct err *err);
+void s3_free(void *priv);
+
+/* s3_put.c: the streamed writer. */
+int s3_put_begin(void *priv, const char *key, void **wpriv_ret,
+		 struct err *err);
+int s3_write(void *wpriv, const void *buf, size_t len, struct err *err);
+int s3_put_commit(void *wpriv, struct store_obj_info *info_ret,
+		  struct err *err);
+void s3_put_abort(void *wpriv);
+
+/* s3_err.c: the engine hooks that read S3's error answers. */
+const char *s3_retry_reason(void *ctx, const struct http_req *r, char *buf,
+			    size_t len);
+int s3_hook_http_error(void *ctx, const char *what, const struct http_req *r,
+		       struct err *err);
+int s3_hook_transport_error(void *ctx, const char *what,
+			    const struct http_req *r, struct err *err);
+
+#endif
