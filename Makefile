@@ -4,6 +4,9 @@
 #   make check           install deps, build, run the whole test suite (root for integration)
 #   make demo            install deps, build, run the demo (root: loop btrfs + local store)
 #   make bench           the benchmarks of doc/BENCHMARKS.md (root)
+#   make fuzz            build the libFuzzer targets (clang, ASan+UBSan) into
+#                        build-fuzz/ and run each FUZZ_SECONDS (60) seconds
+#   make fuzz-build      only build them (tests/fuzz/README.md)
 
 D ?=
 WERROR ?= 1
@@ -74,6 +77,8 @@ deps:
 
 check: deps
 	$(MAKE) all unit lint
+	@if $(FUZZ_CC) --version >/dev/null 2>&1; then $(MAKE) fuzz-build; \
+	else echo "check: $(FUZZ_CC) is not installed; the fuzz targets will be skipped"; fi
 	bash tests/run.sh $(B)
 
 # the static analyzer must stay at zero findings
@@ -90,15 +95,45 @@ bench: deps
 	$(MAKE) all
 	bash tools/bench.sh $(B)
 
+# ---- fuzzing: libFuzzer targets for every parser of store data, built with
+# clang under ASan+UBSan into their own directory (tests/fuzz/README.md)
+FUZZ_CC ?= clang
+FB := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -I. $(WARN) -O1 -g $(FUZZ_SAN) \
+	-fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP -pthread
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FB)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(FB)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FB)/libsnapship.a: $(LIB_SRCS:%.c=$(FB)/%.o)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FB)/fuzz_%: $(FB)/tests/fuzz/fuzz_%.o $(FB)/libsnapship.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FB)
+
 install: all
 	install -D -m 0755 $(B)/snapship $(DESTDIR)$(PREFIX)/sbin/snapship
 	install -D -m 0644 doc/snapship.8 $(DESTDIR)$(PREFIX)/share/man/man8/snapship.8
 	install -D -m 0644 doc/snapship.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/snapship.conf.5
 
 clean:
-	rm -rf build build-asan build-ubsan
+	rm -rf build build-asan build-ubsan build-fuzz
 
-.PHONY: all unit lint deps check demo bench install clean
+.PHONY: all unit lint deps check demo bench install clean fuzz fuzz-build
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+ifneq ($(filter fuzz%,$(MAKECMDGOALS)),)
+-include $(shell find $(FB) -name '*.d' 2>/dev/null)
+endif

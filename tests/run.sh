@@ -23,6 +23,11 @@
 # name (unit/test_x, integration/test_y) contains one of them.
 # Logs: BUILD_DIR/test-logs/<name>.log. The loop filesystem, loop device,
 # image and scratch dirs are removed on every exit, also on failure and ^C.
+# 3. Every libFuzzer target of tests/fuzz/ (built by make fuzz-build into
+#    FUZZ_BUILD_DIR, default build-fuzz) through tests/fuzz/run.sh: its
+#    regression inputs, then FUZZ_SECONDS (60) of fuzzing each; named
+#    fuzz/fuzz_x; skipped when not built (no clang).  Crashing inputs are
+#    kept in BUILD_DIR/test-logs/fuzz-artifacts/.
 # The last line is "N passed, N failed, N skipped"; exit 1 if any failed.
 
 set -u
@@ -366,6 +371,20 @@ if [ ${#itests[@]} -gt 0 ]; then
 		done
 	fi
 fi
+
+# Fuzz targets (tests/fuzz/run.sh): each one's regression inputs replayed,
+# then FUZZ_SECONDS (60) of fuzzing under ASan+UBSan; skipped when the
+# targets are not built (make fuzz-build; needs clang).
+FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-$SRC_DIR/build-fuzz}
+for f in "$SRC_DIR"/tests/fuzz/fuzz_*.c; do
+	[ -f "$f" ] || continue
+	t=$(basename "$f" .c)
+	name=fuzz/$t
+	selected "$name" || continue
+	run_test "$name" "$((${FUZZ_SECONDS:-60} + 240))" scratch env SRC_DIR="$SRC_DIR" \
+		FUZZ_ARTIFACTS="$LOG_DIR/fuzz-artifacts" FUZZ_CORPUS="$WORK/tmp/fuzz-corpus" \
+		bash "$SRC_DIR/tests/fuzz/run.sh" "$FUZZ_BUILD_DIR" "$t"
+done
 
 # Tear down before the summary so that it stays the last line.
 trap '' INT TERM HUP PIPE

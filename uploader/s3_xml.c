@@ -14,6 +14,7 @@
 #include <expat.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -516,6 +517,10 @@ bool s3_xml_text_ok(const char *s)
 		for (int i = 1; i <= n; i++)
 			if ((p[i] & 0xc0) != 0x80)
 				return false;
+		/* no overlong forms, surrogates, or code points past U+10FFFF */
+		if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) ||
+		    (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+			return false;
 		/* U+FFFE and U+FFFF are not XML characters */
 		if (c == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf))
 			return false;
@@ -548,7 +553,8 @@ int s3_xml_parse_time(const char *s, int64_t *ns_ret)
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
 	t = timegm(&tm);
-	if (t == (time_t)-1)
+	/* nanoseconds since 1970 in an int64_t: the years 1678 to 2262 */
+	if (t == (time_t)-1 || t >= INT64_MAX / 1000000000 || t <= INT64_MIN / 1000000000)
 		return -EINVAL;
 	*ns_ret = (int64_t)t * 1000000000 + frac;
 	return 0;
