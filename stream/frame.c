@@ -717,12 +717,17 @@ int unframer_new(const struct seek_table *st, uint32_t first, uint32_t last,
 	u->claim = u->cons = first;
 	u->nslots = inflight ? inflight : workers + 2;
 	if (!inflight && first <= last && last < st->nframes) {
-		/* the frames in flight hold at most UNFRAME_MEM (at least one) */
-		uint64_t cost = 0;
+		/* the frames in flight hold at most UNFRAME_MEM (at least one);
+		 * a slot's buffers grow to the largest frame it decompressed */
+		uint64_t c_max = 0, d_max = 0, cost;
 
-		for (uint32_t i = first; i <= last; i++)
-			if ((uint64_t)st->e[i].c_size + st->e[i].d_size > cost)
-				cost = (uint64_t)st->e[i].c_size + st->e[i].d_size;
+		for (uint32_t i = first; i <= last; i++) {
+			if (st->e[i].c_size > c_max)
+				c_max = st->e[i].c_size;
+			if (st->e[i].d_size > d_max)
+				d_max = st->e[i].d_size;
+		}
+		cost = c_max + d_max;
 		if (cost && (uint64_t)u->nslots * cost > UNFRAME_MEM)
 			u->nslots = UNFRAME_MEM / cost ? (unsigned)(UNFRAME_MEM / cost) : 1;
 	}
