@@ -573,7 +573,8 @@ static const char *esc(const char *s, char *buf, size_t len)
 /*
  * The index's claims against what the data can hold, before any work
  * proportional to them starts: every entry's header lies inside the
- * stream, after the entry before it, and a regular file's data (unless
+ * stream, after the entry before it, only files (and hard links, which
+ * give their target's) have a size, and a regular file's data (unless
  * sparse: holes are not stored) fits in the stream after it, as do all of
  * them together.
  */
@@ -591,6 +592,8 @@ static int check_index(struct rctx *r)
 			why = "its offset lies past the end of the data";
 		else if (i && e->offset <= r->idx->e[i - 1].offset)
 			why = "its offset is not after the entry before it";
+		else if (e->type != 'f' && e->type != 'h' && e->size)
+			why = "only a file has a size";
 		else if (e->type == 'f' && !e->sparse &&
 			 e->size > total - e->offset - TAR_BLOCK)
 			why = "its size is more than the data after it";
@@ -598,7 +601,7 @@ static int check_index(struct rctx *r)
 			why = "it and the files before it hold more than the data";
 		if (why)
 			return err_set(r->err, -EBADMSG,
-				       "backup %s: index entry %s (offset %llu, size %llu) is corrupt: %s (%llu bytes); the stored backup is corrupt or forged",
+				       "backup %s: index entry %s (offset %llu, size %llu) is corrupt: %s (the data holds %llu bytes); the stored backup is corrupt or forged",
 				       r->m->backup_id, esc(e->path, eb, sizeof(eb)),
 				       (unsigned long long)e->offset,
 				       (unsigned long long)e->size, why,

@@ -23,13 +23,15 @@
 #   bigsize      an index size of 2^62 for a 3-byte file (hashed zeros for
 #                hours before)
 #   sumsize      file sizes that fit one by one but not together
+#   typesize     a 3-byte file the index calls a directory of 2^62 bytes
 #   empty        an empty data object: exit 1, not the usage code 2
 #   pathmiss     --path P in the index whose entries are not at the claimed
 #                offsets: exit 1 naming P (reported success before)
 #   badsha       --path that reads every frame of an object whose SHA-256
 #                differs from the manifest: exit 1 (never checked before)
 # A benign forged backup restores whole and by --path, so the forging is
-# right and the checks do not refuse good backups.
+# right and the checks do not refuse good backups; so does one whose frame
+# (9 MiB compressed) is larger than a read-ahead block.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -145,6 +147,17 @@ for e in ents[1:]:
     e["size"] = len(r2) - e["offset"] - 512
 F.forge_backup(store("sumsize"), H, P, bid(), spec, index=ents)
 
+r2, ents = F.tar_and_index(spec)
+ents[1]["type"] = "d"          # "a", a 3-byte file in the tar
+ents[1]["size"] = 1 << 62
+F.forge_backup(store("typesize"), H, P, bid(), spec, index=ents)
+
+# control: a 9 MiB frame of random bytes (16 MiB frames): too large to be
+# read ahead (8 MiB blocks), its worker fetches it
+F.forge_backup(store("bigframe"), H, P, bid(),
+               [{"name": "r", "type": "file", "data": os.urandom(9 << 20)}],
+               frame_size=16 << 20)
+
 # item 10: an empty data object
 m = F.manifest(H, P, bid(), b"", IB, 0, 65536, 0, len(ENTS), 2, 160)
 F.write_backup(store("empty"), H, P, m["backup_id"], b"", IB, m)
@@ -234,6 +247,17 @@ run_hostile benign 0 "verified" "restore --path d" $(restore benign) --path d
 [ -f "$targets/t$tn/d/f" ] && [ ! -e "$targets/t$tn/e" ] || fail "benign: --path d restored the wrong entries"
 run_hostile benign 0 "ok" "verify --deep" verify "$P" --from "$stores/benign" --deep
 
+# the control: a frame larger than a read-ahead block
+# shellcheck disable=SC2046
+run_hostile bigframe 0 "verified" "restore" $(restore bigframe)
+cmp -s "$targets/t$tn/r" <(python3 - "$stores/bigframe" <<'EOF2'
+import glob, subprocess, sys, tarfile, io
+d = glob.glob(sys.argv[1] + "/*/*/*/data.tar.zst")[0]
+raw = subprocess.run(["zstd", "-dqc", d], stdout=subprocess.PIPE, check=True).stdout
+sys.stdout.buffer.write(tarfile.open(fileobj=io.BytesIO(raw)).extractfile("r").read())
+EOF2
+) || fail "bigframe: r restored wrong"
+
 gib_re="seek table entry 0 is corrupt: 1073741824 bytes compressed to [0-9]+ \(frames hold 1 to 65536 bytes"
 all_three four1g "backup 20300101T000002Z-000002: .*$gib_re" d/f
 all_three four1g_fs "frame size of 1073741824 bytes" d/f
@@ -246,6 +270,7 @@ all_three manytiny "claims 16777216 frames, more than an object of 64 bytes" d/f
 all_three oob "index entry e \(offset [0-9]+, size 100\) is corrupt: its offset lies past the end" e
 all_three bigsize "index entry big .*size 4611686018427387904.*more than the data after it" big
 all_three sumsize "index entry b .*files before it hold more than the data" b
+all_three typesize "index entry a .*size 4611686018427387904.*only a file has a size" a
 all_three empty "data.tar.zst is empty \(0 bytes\)" d/f
 # shellcheck disable=SC2046
 run_hostile pathmiss 1 "--path b: the data holds 0 of the 1 entries" "restore --path b" \
