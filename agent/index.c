@@ -182,11 +182,13 @@ static int index_add_line(struct index *idx, size_t *cap, const char *line,
 	json_t *o = json_loadb(line, len, 0, &je);
 	const char *path = NULL, *phex = NULL, *type = NULL, *sum = NULL;
 	json_int_t size = 0, off = 0;
+	int sparse = 0;
 	struct index_entry *e;
 
-	if (!o || json_unpack_ex(o, &je, 0, "{s?s, s?s, s:s, s?I, s:I, s?s}",
+	if (!o || json_unpack_ex(o, &je, 0, "{s?s, s?s, s:s, s?I, s:I, s?s, s?b}",
 				 "path", &path, "path_hex", &phex, "type", &type,
-				 "size", &size, "offset", &off, "xxh3", &sum) ||
+				 "size", &size, "offset", &off, "xxh3", &sum,
+				 "sparse", &sparse) ||
 	    (!path && !phex) || size < 0 || off < 0 ||
 	    (sum && strlen(sum) != 32)) {
 		json_decref(o);
@@ -209,6 +211,7 @@ static int index_add_line(struct index *idx, size_t *cap, const char *line,
 	e->type = type[0];
 	e->size = (uint64_t)size;
 	e->offset = (uint64_t)off;
+	e->sparse = sparse;
 	if (sum) {
 		if (unhex(sum, e->xxh3, 16)) {
 			free(e->path);

@@ -32,6 +32,7 @@ struct index_entry {
 	char *path;
 	char type;
 	bool has_sum;
+	bool sparse;              /* size counts holes the data does not hold */
 	unsigned char xxh3[16];
 	uint64_t size;
 	uint64_t offset;

@@ -34,6 +34,7 @@
 #define RESTORE_MEM (8u << 20)   /* data queued for them */
 #define RA_BLOCK (8u << 20)      /* read-ahead: bytes of whole frames per read */
 #define RA_SLOTS 2               /* read-ahead blocks held at once */
+#define TAR_BLOCK 512u           /* the smallest tar header */
 
 struct rctx;
 
@@ -50,6 +51,8 @@ struct ra_block {
 	uint32_t left;                /* frames not yet copied out */
 	size_t src;                   /* the copy it was read from */
 	bool filled;
+	bool direct;                  /* one frame larger than RA_BLOCK: not
+				       * read ahead, its worker fetches it */
 	int ret;                      /* the read failed (after every copy) */
 	struct err err;
 	unsigned char *buf;
@@ -83,7 +86,10 @@ struct rctx {
 	/* current range */
 	struct unframer *u;
 	size_t skip;                  /* bytes to drop at the start of the range */
-	EVP_MD_CTX *sha;              /* whole-object hash, full restores only */
+	uint64_t left;                /* bytes of the range still to hand out */
+	bool hashing;                 /* the range covers every frame: hash it */
+	bool hashed;                  /* a range hashed the whole object */
+	EVP_MD_CTX *sha;              /* whole-object hash */
 	int read_error;
 	struct err read_err;
 	pthread_mutex_t src_lock;
@@ -205,6 +211,14 @@ static void *ra_main(void *arg)
 		b->left = g - f + 1;
 		ra->head++;
 		ra->next = g + 1;
+		if (len > RA_BLOCK) {
+			/* a frame this large is fetched by its worker alone:
+			 * read-ahead memory stays RA_SLOTS x RA_BLOCK */
+			b->direct = true;
+			b->filled = true;
+			pthread_cond_broadcast(&ra->cv);
+			continue;
+		}
 		pthread_mutex_unlock(&ra->mu);
 
 		b->buf = malloc(len ? len : 1);
@@ -340,7 +354,9 @@ static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
 		pthread_cond_wait(&ra->cv, &ra->mu);
 	}
 	pthread_mutex_unlock(&ra->mu);
-	if (b->ret) {
+	if (b->direct) {
+		ret = fetch_frame(r, i, off, len, buf, err);
+	} else if (b->ret) {
 		*err = b->err;
 		ret = b->ret;
 	} else {
@@ -374,6 +390,10 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 	int ret;
 
 	(void)a;
+	if (!r->left) {      /* the end of the range: the rest is drained */
+		*buf = NULL;
+		return 0;
+	}
 	for (;;) {
 		ret = unframer_next(r->u, &d, &dlen, &c, &clen, &r->read_err);
 		if (ret) {
@@ -382,7 +402,7 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 			r->read_error = ret;
 			return -1;
 		}
-		if (r->sha && clen)
+		if (r->hashing && clen)
 			EVP_DigestUpdate(r->sha, c, clen);
 		if (!dlen) {
 			*buf = NULL;
@@ -396,6 +416,15 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 		*buf = (const char *)d + r->skip;
 		dlen -= r->skip;
 		r->skip = 0;
+		/* the range ends here: libarchive sees the end of the stream
+		 * (the rest of the frame is hashed, never parsed) */
+		if (dlen > r->left)
+			dlen = (size_t)r->left;
+		r->left -= dlen;
+		if (!dlen) {
+			*buf = NULL;
+			return 0;
+		}
 		return (la_ssize_t)dlen;
 	}
 }
@@ -453,45 +482,131 @@ static int load_index(struct rctx *r)
 
 static int load_seek_table(struct rctx *r)
 {
+	const struct manifest *m = r->m;
 	struct store_obj_info info;
 	size_t want, got = 0, need;
+	uint32_t nframes = 0;
 	int ret;
 
-	ret = store_head(r->store, r->m->data_key, &info, r->err);
+	/* frames are decompressed whole: their size bounds restore memory */
+	if (!m->frame_size || m->frame_size > FRAME_SIZE_MAX)
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: its manifest gives a frame size of %u bytes (at most 64 MiB): the manifest is corrupt or forged",
+			       m->backup_id, m->frame_size);
+	ret = store_head(r->store, m->data_key, &info, r->err);
 	if (ret)
-		return err_wrap(r->err, "backup %s", r->m->backup_id);
-	if (info.size != r->m->data_size)
+		return err_wrap(r->err, "backup %s", m->backup_id);
+	if (info.size != m->data_size)
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: %s has %llu bytes, the manifest says %llu (truncated or replaced)",
-			       r->m->backup_id, r->m->data_key,
+			       m->backup_id, m->data_key,
 			       (unsigned long long)info.size,
-			       (unsigned long long)r->m->data_size);
+			       (unsigned long long)m->data_size);
+	if (!info.size)
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: %s is empty (0 bytes): the stored backup is corrupt; restore another backup (snapship list)",
+			       m->backup_id, m->data_key);
 	want = info.size < TAIL_GUESS ? (size_t)info.size : TAIL_GUESS;
 	for (;;) {
 		free(r->tail);
-		r->tail = malloc(want ? want : 1);
+		r->tail = malloc(want);
 		if (!r->tail)
 			return err_set(r->err, -ENOMEM, "out of memory");
-		ret = store_get_range(r->store, r->m->data_key, info.size - want, want,
+		ret = store_get_range(r->store, m->data_key, info.size - want, want,
 				      r->tail, &got, r->err);
 		if (ret)
 			return ret;
 		if (got != want)
-			return err_set(r->err, -EBADMSG, "%s: short read", r->m->data_key);
-		ret = seek_table_size(r->tail, want, &need, r->err);
+			return err_set(r->err, -EBADMSG, "%s: short read", m->data_key);
+		/* need <= info.size: never more than the object holds */
+		ret = seek_table_size(r->tail, want, info.size, &need, &nframes, r->err);
 		if (ret)
-			return err_wrap(r->err, "backup %s: %s", r->m->backup_id, r->m->data_key);
-		if (need <= want || want == info.size)
+			return err_wrap(r->err, "backup %s: %s", m->backup_id, m->data_key);
+		if (nframes != m->frames)
+			return err_set(r->err, -EBADMSG,
+				       "backup %s: %s holds %u frames, its manifest says %u: the stored backup is corrupt",
+				       m->backup_id, m->data_key, nframes, m->frames);
+		if (need <= want)
 			break;
 		want = need;
 	}
-	ret = seek_table_parse(r->tail, want, info.size, &r->st, r->err);
+	ret = seek_table_parse(r->tail, want, info.size, m->frame_size, &r->st, r->err);
 	if (ret)
-		return err_wrap(r->err, "backup %s: %s", r->m->backup_id, r->m->data_key);
+		return err_wrap(r->err, "backup %s: %s", m->backup_id, m->data_key);
+	if (r->st->d_total != m->tar_bytes)
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: %s holds %llu bytes of tar stream, its manifest says %llu: the stored backup is corrupt",
+			       m->backup_id, m->data_key,
+			       (unsigned long long)r->st->d_total,
+			       (unsigned long long)m->tar_bytes);
 	/* keep just the seek table bytes for hashing */
 	r->tail_len = (size_t)(info.size - r->st->c_total);
 	memmove(r->tail, r->tail + want - r->tail_len, r->tail_len);
 	r->res->frames_total = r->st->nframes;
+	return 0;
+}
+
+/*
+ * A name from the store, for a message: control bytes, DEL and backslash as
+ * \xNN, the rest as is.  Returns buf.
+ */
+static const char *esc(const char *s, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (; *s && n + 5 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			n += (size_t)snprintf(buf + n, len - n, "\\x%02x", c);
+		else
+			buf[n++] = (char)c;
+	}
+	if (*s && n + 3 < len) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * The index's claims against what the data can hold, before any work
+ * proportional to them starts: every entry's header lies inside the
+ * stream, after the entry before it, only files (and hard links, which
+ * give their target's) have a size, and a regular file's data (unless
+ * sparse: holes are not stored) fits in the stream after it, as do all of
+ * them together.
+ */
+static int check_index(struct rctx *r)
+{
+	const uint64_t total = r->st->d_total;
+	uint64_t data = 0;
+
+	for (size_t i = 0; i < r->idx->n; i++) {
+		const struct index_entry *e = &r->idx->e[i];
+		const char *why = NULL;
+		char eb[512];
+
+		if (e->offset >= total || total - e->offset < TAR_BLOCK)
+			why = "its offset lies past the end of the data";
+		else if (i && e->offset <= r->idx->e[i - 1].offset)
+			why = "its offset is not after the entry before it";
+		else if (e->type != 'f' && e->type != 'h' && e->size)
+			why = "only a file has a size";
+		else if (e->type == 'f' && !e->sparse &&
+			 e->size > total - e->offset - TAR_BLOCK)
+			why = "its size is more than the data after it";
+		else if (e->type == 'f' && !e->sparse && (data += e->size) > total)
+			why = "it and the files before it hold more than the data";
+		if (why)
+			return err_set(r->err, -EBADMSG,
+				       "backup %s: index entry %s (offset %llu, size %llu) is corrupt: %s (the data holds %llu bytes); the stored backup is corrupt or forged",
+				       r->m->backup_id, esc(e->path, eb, sizeof(eb)),
+				       (unsigned long long)e->offset,
+				       (unsigned long long)e->size, why,
+				       (unsigned long long)total);
+	}
 	return 0;
 }
 
@@ -620,8 +735,38 @@ static int restore_data(struct rctx *r, struct archive *a, struct extractor *x,
 	return 0;
 }
 
+/*
+ * The frames after the range's end, for the hash: the tar trailer's
+ * padding after a whole restore; after a --path, the rest of the object.
+ */
+static int drain_range(struct rctx *r)
+{
+	for (;;) {
+		const void *d, *c;
+		size_t dlen, clen;
+		int ret = unframer_next(r->u, &d, &dlen, &c, &clen, &r->read_err);
+
+		if (ret) {
+			err_wrap(&r->read_err, "backup %s (%s)", r->m->backup_id,
+				 r->m->data_key);
+			*r->err = r->read_err;
+			return ret;
+		}
+		if (!dlen)
+			return 0;
+		r->res->frames_read++;
+		EVP_DigestUpdate(r->sha, c, clen);
+	}
+}
+
+/*
+ * Restore the entries in stream bytes [start, end) of frames [first, last]
+ * (libarchive sees the stream end at end).  hash: the range is every frame;
+ * the object's SHA-256 is computed over it.
+ */
 static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
-			 uint32_t last, uint64_t start, bool whole)
+			 uint32_t last, uint64_t start, uint64_t end, bool whole,
+			 bool hash)
 {
 	struct archive *a = archive_read_new();
 	struct archive_entry *ae;
@@ -630,7 +775,14 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 
 	if (!a)
 		return err_set(r->err, -ENOMEM, "out of memory");
-	r->skip = r->st->nframes ? (size_t)(start - r->st->e[first].d_off) : 0;
+	r->skip = first < r->st->nframes ? (size_t)(start - r->st->e[first].d_off) : 0;
+	r->left = end - start;
+	r->hashing = hash;
+	if (hash && (!EVP_MD_CTX_reset(r->sha) ||
+		     !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL))) {
+		ret = err_set(r->err, -ENOMEM, "cannot set up SHA-256");
+		goto out;
+	}
 	if (first <= last && last < r->st->nframes) {
 		ret = ra_start(r, first, last);
 		if (ret)
@@ -710,21 +862,15 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 				goto out;
 		}
 	}
-	if (whole) {
-		const void *d;
-		size_t dl;
-
-		/* drain frames after the tar trailer so the hash covers them */
-		do {
-			ret = read_cb(NULL, r, &d) < 0 ? r->read_error : 0;
-		} while (!ret && d);
-		if (ret) {
-			*r->err = r->read_err;
+	if (hash) {
+		/* the frames after the range so the hash covers them */
+		ret = drain_range(r);
+		if (ret)
 			goto out;
-		}
-		(void)dl;
+		r->hashed = true;
 	}
 out:
+	r->hashing = false;
 	archive_read_free(a);
 	ra_cancel(r);
 	unframer_free(r->u);
@@ -733,24 +879,35 @@ out:
 	return ret;
 }
 
-/* The entries of one --path: from its header to the next entry outside. */
+/*
+ * The entries of one --path: from its header to the next entry outside its
+ * subtree ([*start_ret, *end_ret) of the stream), *count_ret entries.
+ */
 static int path_range(struct rctx *r, const char *p, uint64_t *start_ret,
-		      uint64_t *end_ret)
+		      uint64_t *end_ret, size_t *count_ret)
 {
-	size_t i = index_find(r->idx, p);
+	size_t i = index_find(r->idx, p), j, n = 0;
+	char eb[512];
 
 	if (i == (size_t)-1)
 		return err_set(r->err, -ENOENT,
 			       "%s is not in backup %s of %s; snapship list shows the backups, and paths are relative to the partition",
 			       p, r->m->backup_id, r->m->partition);
+	for (j = i + 1; j < r->idx->n && under(r->idx->e[j].path, p); j++)
+		;
+	for (size_t k = 0; k < r->idx->n; k++)
+		n += under(r->idx->e[k].path, p);
 	*start_ret = r->idx->e[i].offset;
-	*end_ret = r->st->d_total;
-	for (size_t j = i + 1; j < r->idx->n; j++) {
-		if (!under(r->idx->e[j].path, p)) {
-			*end_ret = r->idx->e[j].offset + 1;   /* its header stops us */
-			break;
-		}
-	}
+	*end_ret = j < r->idx->n ? r->idx->e[j].offset : r->st->d_total;
+	*count_ret = j - i;
+	/* check_index() saw to it; an index entry is never used unchecked */
+	if (n != j - i || *start_ret >= *end_ret || *end_ret > r->st->d_total)
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: the index entries of %s are not where the data holds them (offsets %llu to %llu of %llu, %zu entries of %zu in a row): the stored backup is corrupt or forged",
+			       r->m->backup_id, esc(p, eb, sizeof(eb)),
+			       (unsigned long long)*start_ret,
+			       (unsigned long long)*end_ret,
+			       (unsigned long long)r->st->d_total, j - i, n);
 	return 0;
 }
 
@@ -814,6 +971,14 @@ int restore_backup(struct store *store, const struct manifest *m,
 	ret = load_seek_table(&r);
 	if (ret)
 		goto out;
+	ret = check_index(&r);
+	if (ret)
+		goto out;
+	r.sha = EVP_MD_CTX_new();
+	if (!r.sha) {
+		ret = err_set(err, -ENOMEM, "cannot set up SHA-256");
+		goto out;
+	}
 	r.frame_src = calloc(r.st->nframes ? r.st->nframes : 1, 1);
 	if (!r.frame_src) {
 		ret = err_set(err, -ENOMEM, "out of memory");
@@ -836,12 +1001,8 @@ int restore_backup(struct store *store, const struct manifest *m,
 			goto out;
 	}
 	if (whole) {
-		r.sha = EVP_MD_CTX_new();
-		if (!r.sha || !EVP_DigestInit_ex(r.sha, EVP_sha256(), NULL)) {
-			ret = err_set(err, -ENOMEM, "cannot set up SHA-256");
-			goto out;
-		}
-		ret = restore_range(&r, x, 0, r.st->nframes ? r.st->nframes - 1 : 0, 0, true);
+		ret = restore_range(&r, x, 0, r.st->nframes ? r.st->nframes - 1 : 0, 0,
+				    r.st->d_total, true, true);
 		if (ret)
 			goto out;
 		if (res->entries != r.idx->n) {
@@ -852,15 +1013,29 @@ int restore_backup(struct store *store, const struct manifest *m,
 		}
 	} else {
 		for (size_t i = 0; i < o->npaths; i++) {
-			uint64_t start = 0, end = 1;
+			uint64_t start = 0, end = 1, before = res->entries;
+			uint32_t first, last;
+			size_t count = 0;
+			char eb[512];
 
-			ret = path_range(&r, o->paths[i], &start, &end);
+			ret = path_range(&r, o->paths[i], &start, &end, &count);
 			if (ret)
 				goto out;
-			ret = restore_range(&r, x, seek_table_find(r.st, start),
-					    seek_table_find(r.st, end - 1), start, false);
+			first = seek_table_find(r.st, start);
+			last = seek_table_find(r.st, end - 1);
+			/* reading every frame anyway: check the object's hash too */
+			ret = restore_range(&r, x, first, last, start, end, false,
+					    !r.hashed && first == 0 &&
+					    last + 1 == r.st->nframes);
 			if (ret)
 				goto out;
+			if (res->entries - before != count) {
+				ret = err_set(err, -EBADMSG,
+					      "backup %s: --path %s: the data holds %llu of the %zu entries its index names there: the stored backup is corrupt or forged",
+					      m->backup_id, esc(o->paths[i], eb, sizeof(eb)),
+					      (unsigned long long)(res->entries - before), count);
+				goto out;
+			}
 		}
 	}
 	if (x) {
@@ -868,7 +1043,7 @@ int restore_backup(struct store *store, const struct manifest *m,
 		if (ret)
 			goto out;
 	}
-	if (r.sha) {
+	if (r.hashed) {
 		unsigned char md[32];
 		unsigned int mdlen = 0;
 		char hex[65];

@@ -419,14 +419,17 @@ void framer_free(struct framer *f)
 
 /* ------------------------------------------------------------ seek table */
 
-int seek_table_size(const unsigned char *footer, size_t len, size_t *need_ret,
-		    struct err *err)
+int seek_table_size(const unsigned char *footer, size_t len, uint64_t obj_size,
+		    size_t *need_ret, uint32_t *nframes_ret, struct err *err)
 {
+	uint64_t need;
 	uint32_t n;
 	int sz;
 
-	if (len < SEEK_FOOTER_SIZE)
-		return err_set(err, -EINVAL, "seek table footer truncated");
+	if (len < SEEK_FOOTER_SIZE || obj_size < SEEK_FOOTER_SIZE)
+		return err_set(err, -EBADMSG,
+			       "object of %llu bytes is too short to hold a zstd seek table (truncated or not written by snapship)",
+			       (unsigned long long)obj_size);
 	footer += len - SEEK_FOOTER_SIZE;
 	if (get_le32(footer + 5) != SEEK_MAGIC)
 		return err_set(err, -EBADMSG,
@@ -435,29 +438,42 @@ int seek_table_size(const unsigned char *footer, size_t len, size_t *need_ret,
 		return err_set(err, -EBADMSG, "seek table descriptor has reserved bits set");
 	n = get_le32(footer);
 	sz = (footer[4] & 0x80) ? 12 : 8;
-	if (n > 0x8000000u)
-		return err_set(err, -EBADMSG, "seek table claims %u frames (corrupt)", n);
-	*need_ret = 8 + (size_t)n * (size_t)sz + SEEK_FOOTER_SIZE;
+	need = 8 + (uint64_t)n * (uint64_t)sz + SEEK_FOOTER_SIZE;
+	/* every frame takes SEEK_FRAME_MIN bytes besides its table entry */
+	if (n > 0x8000000u || need > obj_size ||
+	    (obj_size - need) / SEEK_FRAME_MIN < n)
+		return err_set(err, -EBADMSG,
+			       "seek table claims %u frames, more than an object of %llu bytes can hold (corrupt)",
+			       n, (unsigned long long)obj_size);
+	*need_ret = (size_t)need;
+	if (nframes_ret)
+		*nframes_ret = n;
 	return 0;
 }
 
 int seek_table_parse(const unsigned char *tail, size_t len, uint64_t obj_size,
-		     struct seek_table **st_ret, struct err *err)
+		     uint32_t frame_size, struct seek_table **st_ret,
+		     struct err *err)
 {
 	struct seek_table *st;
 	const unsigned char *p;
-	size_t need;
+	size_t need, c_max;
 	uint64_t c = 0, d = 0;
 	int esz, ret;
 
-	ret = seek_table_size(tail, len, &need, err);
+	if (!frame_size || frame_size > (1u << 30))
+		return err_set(err, -EBADMSG,
+			       "frame size %u is out of range (1 to 1 GiB): corrupt manifest",
+			       frame_size);
+	ret = seek_table_size(tail, len, obj_size, &need, NULL, err);
 	if (ret)
 		return ret;
-	if (len < need || obj_size < need)
+	if (len < need)
 		return err_set(err, -EBADMSG, "seek table truncated (object too short)");
 	p = tail + len - need;
 	if (get_le32(p) != SEEK_SKIPPABLE_MAGIC || get_le32(p + 4) != need - 8)
 		return err_set(err, -EBADMSG, "seek table frame header is corrupt");
+	c_max = ZSTD_compressBound(frame_size);
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return err_set(err, -ENOMEM, "out of memory");
@@ -471,17 +487,24 @@ int seek_table_parse(const unsigned char *tail, size_t len, uint64_t obj_size,
 	}
 	p += 8;
 	for (uint32_t i = 0; i < st->nframes; i++, p += esz) {
-		st->e[i].c_off = c;
-		st->e[i].d_off = d;
-		st->e[i].c_size = get_le32(p);
-		st->e[i].d_size = get_le32(p + 4);
-		st->e[i].checksum = st->has_checksums ? get_le32(p + 8) : 0;
-		if (!st->e[i].c_size || st->e[i].d_size > (1u << 30)) {
+		struct seek_entry *e = &st->e[i];
+
+		e->c_off = c;
+		e->d_off = d;
+		e->c_size = get_le32(p);
+		e->d_size = get_le32(p + 4);
+		e->checksum = st->has_checksums ? get_le32(p + 8) : 0;
+		if (!e->d_size || e->d_size > frame_size ||
+		    e->c_size < SEEK_FRAME_MIN || e->c_size > c_max) {
+			ret = err_set(err, -EBADMSG,
+				      "seek table entry %u is corrupt: %u bytes compressed to %u (frames hold 1 to %u bytes, compressed %u to %zu)",
+				      i, e->d_size, e->c_size, frame_size,
+				      SEEK_FRAME_MIN, c_max);
 			seek_table_free(st);
-			return err_set(err, -EBADMSG, "seek table entry %u is corrupt", i);
+			return ret;
 		}
-		c += st->e[i].c_size;
-		d += st->e[i].d_size;
+		c += e->c_size;
+		d += e->d_size;
 	}
 	st->c_total = c;
 	st->d_total = d;
@@ -566,6 +589,7 @@ static int unframe_one(struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
 		       struct err *e)
 {
 	const struct seek_entry *se = &u->st->e[s->frame];
+	unsigned long long fcs;
 	size_t r;
 	int ret;
 
@@ -591,19 +615,33 @@ static int unframe_one(struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
 		if (ret)
 			return attempt ? (*e = fe, ret) : ret;
 		err_clear(e);
-		r = ZSTD_decompressDCtx(dctx, s->dbuf, s->dcap, s->cbuf, se->c_size);
-		if (ZSTD_isError(r))
+		/* the header's content size (when given) is the table's; the
+		 * output buffer is exactly d_size: a frame holding more fails */
+		fcs = ZSTD_getFrameContentSize(s->cbuf, se->c_size);
+		if (fcs == ZSTD_CONTENTSIZE_ERROR) {
 			ret = err_set(e, -EBADMSG,
-				      "frame %u (at byte %llu) is corrupt: %s", s->frame,
-				      (unsigned long long)se->c_off, ZSTD_getErrorName(r));
-		else if (r != se->d_size)
+				      "frame %u (at byte %llu) is corrupt: not a zstd frame",
+				      s->frame, (unsigned long long)se->c_off);
+		} else if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != se->d_size) {
 			ret = err_set(e, -EBADMSG,
-				      "frame %u is corrupt: %zu bytes instead of %u",
-				      s->frame, r, se->d_size);
-		else if (u->st->has_checksums &&
-			 (uint32_t)XXH64(s->dbuf, r, 0) != se->checksum)
-			ret = err_set(e, -EBADMSG,
-				      "frame %u is corrupt: checksum mismatch", s->frame);
+				      "frame %u (at byte %llu) is corrupt: its header claims %llu bytes, the seek table %u",
+				      s->frame, (unsigned long long)se->c_off, fcs, se->d_size);
+		} else {
+			r = ZSTD_decompressDCtx(dctx, s->dbuf, se->d_size, s->cbuf,
+						se->c_size);
+			if (ZSTD_isError(r))
+				ret = err_set(e, -EBADMSG,
+					      "frame %u (at byte %llu) is corrupt: %s", s->frame,
+					      (unsigned long long)se->c_off, ZSTD_getErrorName(r));
+			else if (r != se->d_size)
+				ret = err_set(e, -EBADMSG,
+					      "frame %u is corrupt: %zu bytes instead of %u",
+					      s->frame, r, se->d_size);
+			else if (u->st->has_checksums &&
+				 (uint32_t)XXH64(s->dbuf, r, 0) != se->checksum)
+				ret = err_set(e, -EBADMSG,
+					      "frame %u is corrupt: checksum mismatch", s->frame);
+		}
 		if (!ret)
 			return 0;
 		if (attempt >= 8)
@@ -678,6 +716,23 @@ int unframer_new(const struct seek_table *st, uint32_t first, uint32_t last,
 	u->ctx = ctx;
 	u->claim = u->cons = first;
 	u->nslots = inflight ? inflight : workers + 2;
+	if (!inflight && first <= last && last < st->nframes) {
+		/* the frames in flight hold at most UNFRAME_MEM (at least one);
+		 * a slot's buffers grow to the largest frame it decompressed */
+		uint64_t c_max = 0, d_max = 0, cost;
+
+		for (uint32_t i = first; i <= last; i++) {
+			if (st->e[i].c_size > c_max)
+				c_max = st->e[i].c_size;
+			if (st->e[i].d_size > d_max)
+				d_max = st->e[i].d_size;
+		}
+		cost = c_max + d_max;
+		if (cost && (uint64_t)u->nslots * cost > UNFRAME_MEM)
+			u->nslots = UNFRAME_MEM / cost ? (unsigned)(UNFRAME_MEM / cost) : 1;
+	}
+	if (workers > u->nslots)
+		workers = u->nslots;     /* more would only wait for a slot */
 	pthread_mutex_init(&u->mu, NULL);
 	pthread_cond_init(&u->cv, NULL);
 	u->slots = calloc(u->nslots, sizeof(*u->slots));

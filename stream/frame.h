@@ -23,6 +23,8 @@
 struct err;
 
 #define FRAME_SIZE_DEFAULT (4u << 20)
+#define FRAME_SIZE_MAX (64u << 20)   /* the largest frame_size a backup uses */
+#define SEEK_FRAME_MIN 9u            /* bytes of the smallest zstd frame */
 #define SEEK_FOOTER_SIZE 9u
 #define SEEK_SKIPPABLE_MAGIC 0x184D2A5Eu
 #define SEEK_MAGIC 0x8F92EAB1u
@@ -74,20 +76,30 @@ struct seek_table {
 };
 
 /*
- * How many bytes of the object's tail are needed: call with the last
- * SEEK_FOOTER_SIZE bytes to learn the whole table size (*need_ret).
+ * How many bytes of the tail of an object of obj_size bytes are needed:
+ * call with the last SEEK_FOOTER_SIZE bytes to learn the whole table size
+ * (*need_ret) and the frames it claims (*nframes_ret, may be NULL).  A
+ * table that the object cannot hold (larger than the object, or more frames
+ * than SEEK_FRAME_MIN bytes each leave room for) is refused (-EBADMSG), so
+ * a caller never allocates by what a hostile footer claims.
  */
-int seek_table_size(const unsigned char *footer, size_t len, size_t *need_ret,
-		    struct err *err);
+int seek_table_size(const unsigned char *footer, size_t len, uint64_t obj_size,
+		    size_t *need_ret, uint32_t *nframes_ret, struct err *err);
 /*
  * Parse the seek table from the last `len` bytes of an object of size
  * obj_size (len >= the size seek_table_size() returned).  Checks every
- * field: sizes must add up to obj_size.  *st_ret: seek_table_free().
+ * field: sizes must add up to obj_size; every frame holds 1..frame_size
+ * bytes (frame_size: the backup's, 1..1 GiB) and SEEK_FRAME_MIN to
+ * ZSTD_compressBound(frame_size) compressed bytes.  So every frame the
+ * unframer decompresses needs at most frame_size + its bound of memory.
+ * *st_ret: seek_table_free().
  */
 int seek_table_parse(const unsigned char *tail, size_t len, uint64_t obj_size,
-		     struct seek_table **st_ret, struct err *err);
+		     uint32_t frame_size, struct seek_table **st_ret,
+		     struct err *err);
 void seek_table_free(struct seek_table *st);
-/* Index of the frame holding stream offset d_off, or nframes. */
+/* Index of the frame holding stream offset d_off, or nframes (d_off at or
+ * past d_total): check before using it as an index. */
 uint32_t seek_table_find(const struct seek_table *st, uint64_t d_off);
 /* Index of the frame that starts at object offset c_off, or nframes. */
 uint32_t seek_table_find_c(const struct seek_table *st, uint64_t c_off);
@@ -104,10 +116,15 @@ typedef int (*unframer_fetch_fn)(void *ctx, uint64_t off, size_t len,
 
 struct unframer;
 
+#define UNFRAME_MEM (96u << 20)   /* frame buffers in flight, see above */
+
 /*
  * Decompress frames [first, last] of st in parallel (workers, 0 = CPUs),
- * at most `inflight` frames ahead (0 = workers + 2).  Each frame's checksum
- * and size is verified.
+ * at most `inflight` frames ahead (0 = workers + 2, fewer when that many
+ * of the range's largest frames would take more than UNFRAME_MEM; at least
+ * one).  Each frame's header, size and checksum is verified; a frame is
+ * decompressed into a buffer of exactly its seek table size, so no frame
+ * takes more memory than the table says.
  */
 int unframer_new(const struct seek_table *st, uint32_t first, uint32_t last,
 		 unsigned workers, unsigned inflight, unframer_fetch_fn fetch,

@@ -107,7 +107,7 @@ static void roundtrip(size_t n, size_t frame_size, unsigned workers, size_t piec
 	assert_int_equal(ZSTD_decompress(out, n + 1, b.p, b.len), n);
 	assert_memory_equal(out, in, n);
 
-	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), 0);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, (uint32_t)frame_size, &t, &err), 0);
 	assert_int_equal(t->nframes, st.frames);
 	assert_int_equal(t->d_total, n);
 	assert_true(t->has_checksums);
@@ -173,7 +173,7 @@ static void test_partial_range(void **state)
 	size_t dl;
 
 	(void)state;
-	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), 0);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, (uint32_t)fs, &t, &err), 0);
 	assert_int_equal(unframer_new(t, 5, 6, 2, 0, obj_fetch, &o, &u, &err), 0);
 	assert_int_equal(unframer_next(u, &d, &dl, NULL, NULL, &err), 0);
 	assert_int_equal(dl, fs);
@@ -204,7 +204,7 @@ static void test_corrupt_frame_detected(void **state)
 	int ret = 0;
 
 	(void)state;
-	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), 0);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, (uint32_t)fs, &t, &err), 0);
 	b.p[t->e[2].c_off + t->e[2].c_size / 2] ^= 0x55;   /* inside frame 2 */
 	assert_int_equal(unframer_new(t, 0, t->nframes - 1, 2, 0, obj_fetch, &o, &u, &err), 0);
 	for (int i = 0; i < 8 && !ret; i++) {
@@ -255,7 +255,7 @@ static void test_corrupt_frame_from_other_copy(void **state)
 	size_t got = 0;
 
 	(void)state;
-	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), 0);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, (uint32_t)fs, &t, &err), 0);
 	bad = malloc(b.len);
 	assert_non_null(bad);
 	memcpy(bad, b.p, b.len);
@@ -307,23 +307,254 @@ static void test_bad_tables_rejected(void **state)
 
 	(void)state;
 	/* truncated object: the size no longer adds up */
-	assert_int_equal(seek_table_parse(b.p + 1, b.len - 1, b.len - 1, &t, &err), -EBADMSG);
+	assert_int_equal(seek_table_parse(b.p + 1, b.len - 1, b.len - 1, 65536, &t, &err), -EBADMSG);
 	err_clear(&err);
 	/* wrong magic */
 	b.p[b.len - 1] ^= 1;
-	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), -EBADMSG);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, 65536, &t, &err), -EBADMSG);
 	assert_non_null(strstr(err.msg, "seek table"));
 	b.p[b.len - 1] ^= 1;
 	err_clear(&err);
 	/* a frame size in the table changed */
 	b.p[b.len - 9 - 12 * st.frames] ^= 1;
-	assert_int_equal(seek_table_parse(b.p, b.len, b.len, &t, &err), -EBADMSG);
-	/* too short to hold a footer */
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, 65536, &t, &err), -EBADMSG);
+	/* too short to hold a footer: a corrupt object, not a usage error */
 	err_clear(&err);
-	assert_int_equal(seek_table_parse(b.p, 4, 4, &t, &err), -EINVAL);
+	assert_int_equal(seek_table_parse(b.p, 4, 4, 65536, &t, &err), -EBADMSG);
+	err_clear(&err);
+	assert_int_equal(seek_table_parse(b.p, 0, 0, 65536, &t, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "too short"));
 	assert_null(t);
 	free(in);
 	free(b.p);
+}
+
+/* ---- hostile tables: what a crafted object claims is checked first ---- */
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+struct fr {
+	const void *c;        /* compressed bytes (NULL: clen zero bytes) */
+	size_t clen;
+	uint32_t c_size, d_size;   /* what the table says */
+};
+
+/* An object of frames f[0..n) and a seek table (no checksums) for them. */
+static struct buf forge(const struct fr *f, size_t n)
+{
+	struct buf b = { 0 };
+	unsigned char e[12];
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *z = calloc(1, f[i].clen + 1);
+
+		assert_non_null(z);
+		if (f[i].c)
+			memcpy(z, f[i].c, f[i].clen);
+		buf_out(&b, z, f[i].clen, NULL);
+		free(z);
+	}
+	put32(e, SEEK_SKIPPABLE_MAGIC);
+	put32(e + 4, (uint32_t)(8 * n + SEEK_FOOTER_SIZE));
+	buf_out(&b, e, 8, NULL);
+	for (size_t i = 0; i < n; i++) {
+		put32(e, f[i].c_size);
+		put32(e + 4, f[i].d_size);
+		buf_out(&b, e, 8, NULL);
+	}
+	put32(e, (uint32_t)n);
+	e[4] = 0;
+	put32(e + 5, SEEK_MAGIC);
+	buf_out(&b, e, SEEK_FOOTER_SIZE, NULL);
+	return b;
+}
+
+/* A footer claiming 16.7M frames on a tiny object: refused before any
+ * allocation, by seek_table_size() (what the object can hold). */
+static void test_frame_count_vs_object(void **state)
+{
+	unsigned char foot[SEEK_FOOTER_SIZE + 100] = { 0 };
+	struct seek_table *t = NULL;
+	struct err err = { 0 };
+	uint32_t nf = 0;
+	size_t need = 0;
+	unsigned char z[SEEK_FRAME_MIN];
+	struct fr one = { z, sizeof(z), sizeof(z), 1 };
+	struct fr tiny[3] = { { z, 3, 3, 1 }, { z, 3, 3, 1 }, { z, 3, 3, 1 } };
+	struct buf b;
+
+	(void)state;
+	memset(z, 0, sizeof(z));
+	put32(foot + 100, 16700000);
+	foot[104] = 0x80;
+	put32(foot + 105, SEEK_MAGIC);
+	assert_int_equal(seek_table_size(foot, sizeof(foot), sizeof(foot), &need, &nf, &err),
+			 -EBADMSG);
+	assert_non_null(strstr(err.msg, "16700000 frames"));
+	err_clear(&err);
+	assert_int_equal(seek_table_parse(foot, sizeof(foot), sizeof(foot), 65536, &t, &err),
+			 -EBADMSG);
+	assert_null(t);
+	/* a table larger than the object: the object's size, not len, counts */
+	err_clear(&err);
+	assert_int_equal(seek_table_size(foot, sizeof(foot), 40, &need, &nf, &err), -EBADMSG);
+
+	/* one frame of SEEK_FRAME_MIN bytes: just fits */
+	b = forge(&one, 1);
+	err_clear(&err);
+	assert_int_equal(seek_table_size(b.p, b.len, b.len, &need, &nf, &err), 0);
+	assert_int_equal(nf, 1);
+	assert_int_equal(need, 8 + 8 + SEEK_FOOTER_SIZE);
+	free(b.p);
+	/* three frames of 3 bytes: sizes add up, but no zstd frame is that
+	 * small, so 3 frames cannot fit in 9 bytes */
+	b = forge(tiny, 3);
+	err_clear(&err);
+	assert_int_equal(seek_table_size(b.p, b.len, b.len, &need, &nf, &err), -EBADMSG);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, 65536, &t, &err), -EBADMSG);
+	assert_null(t);
+	free(b.p);
+}
+
+/* Frames claiming more than the backup's frame size, or more compressed
+ * bytes than compressing frame_size bytes can give, or nothing. */
+static void test_frame_sizes_vs_frame_size(void **state)
+{
+	size_t n = 200000, bound = ZSTD_compressBound(4096);
+	unsigned char *in = make_input(n);
+	struct framer_stats st;
+	struct buf b = frame_it(in, n, 65536, 2, n, &st);
+	struct seek_table *t = NULL;
+	struct err err = { 0 };
+	struct fr big = { NULL, bound + 1, (uint32_t)bound + 1, 4096 };
+	struct fr ok = { NULL, bound, (uint32_t)bound, 4096 };
+	struct fr empty = { NULL, 64, 64, 0 };
+	struct fr gib = { NULL, 64, 64, 1u << 30 };
+
+	(void)state;
+	/* written with 64 KiB frames: fine for 64 KiB, refused for 32 KiB */
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, 65536, &t, &err), 0);
+	seek_table_free(t);
+	t = NULL;
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, 32768, &t, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "entry 0"));
+	assert_null(t);
+	/* a frame size out of range */
+	err_clear(&err);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, 0, &t, &err), -EBADMSG);
+	free(b.p);
+
+	/* c_size over ZSTD_compressBound(frame_size) */
+	b = forge(&big, 1);
+	err_clear(&err);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, 4096, &t, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "entry 0"));
+	assert_null(t);
+	free(b.p);
+	b = forge(&ok, 1);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, 4096, &t, &err), 0);
+	seek_table_free(t);
+	t = NULL;
+	free(b.p);
+	/* an empty frame (snapship never writes one) */
+	b = forge(&empty, 1);
+	err_clear(&err);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, 4096, &t, &err), -EBADMSG);
+	free(b.p);
+	/* 1 GiB claimed with a 64 KiB frame size */
+	b = forge(&gib, 1);
+	err_clear(&err);
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, 65536, &t, &err), -EBADMSG);
+	assert_null(t);
+	free(b.p);
+	free(in);
+}
+
+/* Offsets past the end of the stream or the object find no frame. */
+static void test_find_past_end(void **state)
+{
+	size_t n = 300000, fs = 65536;
+	unsigned char *in = make_input(n);
+	struct framer_stats st;
+	struct buf b = frame_it(in, n, fs, 2, n, &st);
+	struct seek_table *t = NULL;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(seek_table_parse(b.p, b.len, b.len, (uint32_t)fs, &t, &err), 0);
+	assert_int_equal(t->nframes, 5);
+	assert_int_equal(seek_table_find(t, 0), 0);
+	assert_int_equal(seek_table_find(t, n - 1), 4);
+	assert_int_equal(seek_table_find(t, n), t->nframes);
+	assert_int_equal(seek_table_find(t, n + 12345), t->nframes);
+	assert_int_equal(seek_table_find(t, UINT64_MAX), t->nframes);
+	assert_int_equal(seek_table_find_c(t, t->c_total), t->nframes);
+	assert_int_equal(seek_table_find_c(t, b.len), t->nframes);
+	assert_int_equal(seek_table_find_c(t, UINT64_MAX), t->nframes);
+	seek_table_free(t);
+	free(in);
+	free(b.p);
+}
+
+/* A frame holding more than its table entry says: the header's content
+ * size, or (without one) the output buffer of exactly d_size stops it. */
+static void test_frame_larger_than_claimed(void **state)
+{
+	size_t n = 60000, zl, zl2;
+	unsigned char *in = calloc(1, n), *z, *z2;
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	struct seek_table *t = NULL;
+	struct unframer *u = NULL;
+	struct err err = { 0 };
+	const void *d;
+	size_t dl;
+	struct buf b;
+	struct obj o;
+
+	(void)state;
+	assert_non_null(in);
+	assert_non_null(cc);
+	z = malloc(ZSTD_compressBound(n));
+	z2 = malloc(ZSTD_compressBound(n));
+	zl = ZSTD_compress(z, ZSTD_compressBound(n), in, n, 1);
+	assert_false(ZSTD_isError(zl));
+	/* the same without a content size in the header */
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 0);
+	{
+		ZSTD_outBuffer ob = { z2, ZSTD_compressBound(n), 0 };
+		ZSTD_inBuffer ib = { in, n, 0 };
+
+		assert_int_equal(ZSTD_compressStream2(cc, &ob, &ib, ZSTD_e_end), 0);
+		zl2 = ob.pos;
+	}
+	assert_int_equal(ZSTD_getFrameContentSize(z2, zl2), ZSTD_CONTENTSIZE_UNKNOWN);
+	for (int k = 0; k < 2; k++) {
+		struct fr f = { k ? z2 : z, k ? zl2 : zl, (uint32_t)(k ? zl2 : zl), 1000 };
+
+		b = forge(&f, 1);
+		o = (struct obj){ b.p, b.len, 0 };
+		err_clear(&err);
+		assert_int_equal(seek_table_parse(b.p, b.len, b.len, 65536, &t, &err), 0);
+		assert_int_equal(unframer_new(t, 0, 0, 1, 0, obj_fetch, &o, &u, &err), 0);
+		assert_int_equal(unframer_next(u, &d, &dl, NULL, NULL, &err), -EBADMSG);
+		assert_non_null(strstr(err.msg, "frame 0"));
+		if (!k)
+			assert_non_null(strstr(err.msg, "header claims 60000"));
+		unframer_free(u);
+		seek_table_free(t);
+		t = NULL;
+		free(b.p);
+	}
+	ZSTD_freeCCtx(cc);
+	free(z);
+	free(z2);
+	free(in);
 }
 
 static void test_output_failure_propagates(void **state)
@@ -368,6 +599,10 @@ int main(void)
 		cmocka_unit_test(test_corrupt_frame_detected),
 		cmocka_unit_test(test_corrupt_frame_from_other_copy),
 		cmocka_unit_test(test_bad_tables_rejected),
+		cmocka_unit_test(test_frame_count_vs_object),
+		cmocka_unit_test(test_frame_sizes_vs_frame_size),
+		cmocka_unit_test(test_find_past_end),
+		cmocka_unit_test(test_frame_larger_than_claimed),
 		cmocka_unit_test(test_output_failure_propagates),
 		cmocka_unit_test(test_bad_level),
 	};
