@@ -119,16 +119,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct seek_table *st = NULL, *st2 = NULL;
 	struct err err = { 0 };
 	size_t need = 0;
+	uint32_t nframes = 0;
+	/* restore parses with the manifest's frame size: small and largest */
+	uint32_t frame_size = size && (data[0] & 1) ? FRAME_SIZE_MAX : 65536;
 
-	if (seek_table_size(data, size, &need, &err))
+	if (seek_table_size(data, size, size, &need, &nframes, &err))
 		return 0;
 	if (need <= size &&
-	    !seek_table_parse(data + size - need, need, size, &st2, &err)) {
+	    !seek_table_parse(data + size - need, need, size, frame_size, &st2,
+			      &err)) {
 		check_table(st2, need, size);
 		seek_table_free(st2);
 	}
 	err_clear(&err);
-	if (seek_table_parse(data, size, size, &st, &err))
+	if (seek_table_parse(data, size, size, frame_size, &st, &err))
 		return 0;
 	if (need > size)
 		bug("a table longer than the object parsed");
