@@ -157,6 +157,10 @@ static const char *file_escape(const char *s, char *buf, size_t size)
 	return buf;
 }
 
+#define FILE_IS_LINK "is a symbolic link; links inside a store are never followed (remove it, or find out who put it there)"
+#define FILE_UNDER_LINK "is, or lies under, a symbolic link; links inside a store are never followed (remove it, or find out who put it there)"
+#define FILE_NOT_OBJECT "is neither a file nor a directory; not used (remove it, or find out who put it there)"
+
 /*
  * Report an entry of the store that is no object and is not followed: a
  * warning once per entry (the first FILE_WARN_MAX of them, then one line
@@ -188,8 +192,8 @@ static void file_anomaly(struct file_store *fs, const char *key,
 			 fs->root);
 		return;
 	}
-	log_warn("store %s: %s %s; not followed and not used (links inside a store are never followed: remove it, or find out who put it there)",
-		 fs->root, file_escape(key, esc, sizeof(esc)), what);
+	log_warn("store %s: %s %s", fs->root, file_escape(key, esc, sizeof(esc)),
+		 what);
 }
 
 /* ---- resolving names without following links ---- */
@@ -222,6 +226,11 @@ static int file_walk_path(const struct file_store *fs, int dir_fd,
 			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0) {
 			ret = -errno;
+			/* O_DIRECTORY | O_NOFOLLOW on a link: ENOTDIR */
+			if (ret == -ENOTDIR &&
+			    !fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) &&
+			    S_ISLNK(st.st_mode))
+				ret = -ELOOP;
 			goto out_close;
 		}
 		close(fd);
@@ -253,7 +262,8 @@ static int file_open_dir(const struct file_store *fs, int dir_fd,
 			 const char *path, enum file_resolve how, int *fd_ret)
 {
 	struct open_how oh = {
-		.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+		/* no O_NOFOLLOW: a trailing link must fail with ELOOP too */
+		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
 			   RESOLVE_NO_MAGICLINKS |
 			   ((how & FILE_NO_XDEV) ? RESOLVE_NO_XDEV : 0),
@@ -888,13 +898,13 @@ static int file_read_dir(struct file_walk *w, int dir_fd, size_t key_len,
 			continue;
 		if (de->d_type == DT_LNK) {
 			file_walk_anomaly(w, key_len, de->d_name,
-					  "is a symbolic link");
+					  FILE_IS_LINK);
 			continue;
 		}
 		is_dir = de->d_type == DT_DIR;
 		if (!is_dir && de->d_type != DT_REG && de->d_type != DT_UNKNOWN) {
 			file_walk_anomaly(w, key_len, de->d_name,
-					  "is neither a file nor a directory");
+					  FILE_NOT_OBJECT);
 			continue;
 		}
 		if (!is_dir) {
@@ -911,8 +921,7 @@ static int file_read_dir(struct file_walk *w, int dir_fd, size_t key_len,
 			    (!is_dir && !S_ISREG(st.st_mode))) {
 				file_walk_anomaly(w, key_len, de->d_name,
 						  S_ISLNK(st.st_mode) ?
-						  "is a symbolic link" :
-						  "is neither a file nor a directory");
+						  FILE_IS_LINK : FILE_NOT_OBJECT);
 				continue;
 			}
 		}
@@ -980,18 +989,18 @@ static int file_walk_dir(struct file_walk *w, int dir_fd, size_t key_len,
 			ret = w->fn(w->ctx, w->key, &ents[i].info);
 		} else if (depth >= FILE_DEPTH_MAX) {
 			file_anomaly(w->fs, w->key,
-				     "is more than " FILE_STR(FILE_DEPTH_MAX) " directories deep");
+				     "is more than " FILE_STR(FILE_DEPTH_MAX) " directories deep; not listed (a file store holds keys of at most " FILE_STR(FILE_DEPTH_MAX) " levels)");
 		} else {
 			ret = file_open_dir(w->fs, dir_fd, ents[i].name, w->how,
 					    &sub_fd);
 			if (ret == -ELOOP || ret == -ENOTDIR) {
 				/* replaced by a link or a file meanwhile */
 				file_anomaly(w->fs, w->key,
-					     "is no longer a directory");
+					     "turned into a link or a file while being listed; not followed");
 				ret = 0;
 			} else if (ret == -EXDEV) {
 				file_anomaly(w->fs, w->key,
-					     "is a mount point");
+					     "is a mount point; not cleaned (snapship never deletes across a mount point)");
 				ret = 0;
 			} else if (ret == -ENOENT) {
 				ret = 0;
@@ -1035,9 +1044,8 @@ static int file_walk_prefix(struct file_walk *w, const char *prefix)
 	if (ret == -ENOENT || ret == -ENOTDIR)  /* nothing under it */
 		return 0;
 	if (ret == -ELOOP || ret == -EXDEV) {
-		file_anomaly(w->fs, w->key, ret == -ELOOP ?
-			     "is, or lies under, a symbolic link" :
-			     "lies on another filesystem mounted inside the store");
+		file_anomaly(w->fs, w->key, ret == -ELOOP ? FILE_UNDER_LINK :
+			     "lies on another filesystem mounted inside the store; not cleaned (snapship never deletes across a mount point)");
 		return 0;
 	}
 	if (ret)
