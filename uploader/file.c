@@ -169,25 +169,24 @@ static const char *file_escape(const char *s, char *buf, size_t size)
 static void file_anomaly(struct file_store *fs, const char *key,
 			 const char *what)
 {
+	unsigned nth = 0;       /* this entry's number; 0: reported already */
 	char esc[512];
-	bool report = true;
 
 	pthread_mutex_lock(&fs->lock);
 	for (unsigned i = 0; i < fs->anomalies && i < FILE_WARN_MAX; i++)
 		if (!strcmp(fs->warned[i], key))
-			report = false;
-	if (report) {
-		if (fs->anomalies < FILE_WARN_MAX)
-			fs->warned[fs->anomalies] = strdup(key);
-		if (fs->anomalies < FILE_WARN_MAX && !fs->warned[fs->anomalies])
-			report = false;         /* out of memory: stay quiet */
-		else
-			fs->anomalies++;
+			goto out_unlock;
+	if (fs->anomalies < FILE_WARN_MAX) {
+		fs->warned[fs->anomalies] = strdup(key);
+		if (!fs->warned[fs->anomalies])
+			goto out_unlock;        /* out of memory: stay quiet */
 	}
+	nth = ++fs->anomalies;
+out_unlock:
 	pthread_mutex_unlock(&fs->lock);
-	if (!report || fs->anomalies > FILE_WARN_MAX + 1)
+	if (!nth || nth > FILE_WARN_MAX + 1)
 		return;
-	if (fs->anomalies == FILE_WARN_MAX + 1) {
+	if (nth == FILE_WARN_MAX + 1) {
 		log_warn("store %s: more entries that are not objects; not reporting them one by one",
 			 fs->root);
 		return;

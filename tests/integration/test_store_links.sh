@@ -6,7 +6,8 @@
 #       temp files: `clean` and `backup` (which cleans first) delete nothing
 #       there, and say that they found a link;
 #   (b) a link that loops (loop -> .) in the partition and host directories
-#       does not make list, restore, verify or backup fail (ELOOP);
+#       does not make list, restore, verify or backup fail (ELOOP); a link
+#       named with control characters is reported with them escaped;
 #   (c) a manifest.json that is a symlink to a secret file: list, restore
 #       --id and verify never print the secret (nor read it as a manifest);
 #   (d) a partition directory that is a symlink (host/part -> elsewhere): its
@@ -125,10 +126,15 @@ secret_id=20240102T000000Z-000002
 mkdir "$hdir/lnk-part/$secret_id"
 ln -s "$secret" "$hdir/lnk-part/$secret_id/manifest.json"
 
+# a link whose name would set the terminal's title: named, but escaped
+ln -s /nonexistent "$hdir/lnk-part/"$'\e]0;pwned\a'
+
 run "(b) clean with loops" "${S[@]}" clean --from "$store"
 [ "$rc" = 0 ] || fail "(b) clean: exit $rc, expected 0"
 grep -q 'could not clean' "$TEST_TMP/out" && fail "(b) clean: a loop stopped the cleaning"
 warned_link "(b) clean" "loop"
+! grep -q $'\e' "$TEST_TMP/out" || fail "(b) clean: a name from the store reached the output unescaped"
+grep -qF '\x1b]0;pwned\x07 is a symbolic link' "$TEST_TMP/out" || fail "(b) clean: the link with control characters is not reported (escaped)"
 
 run "list" "${S[@]}" list --from "$store"
 [ "$rc" = 0 ] || fail "list: exit $rc, expected 0 (a loop or a linked manifest broke it?)"
