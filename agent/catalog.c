@@ -381,14 +381,50 @@ const struct manifest *catalog_find(const struct catalog_list *list,
 	return best;
 }
 
+/*
+ * Orphans are only what snapship itself writes before the commit: data and
+ * index objects, at exactly <prefix><host>/<partition>/<backup-id>/<name>
+ * with a well-formed backup id.  Temp files of unfinished puts are the
+ * store's own (store_abort_incomplete); nothing else is ever deleted.
+ */
 struct orphan_ctx {
 	char **keys;
 	size_t n, cap;
+	size_t base_len;         /* of "<prefix><host>/" */
 	char dir[1024];          /* current backup directory ".../<id>/" */
 	size_t dir_start;        /* first key of dir in keys */
 	bool dir_committed;
 	int error;
 };
+
+/* "YYYYMMDDTHHMMSSZ-xxxxxx" (lowercase hex), exactly, and a real time. */
+static bool orphan_id_ok(const char *id, size_t len)
+{
+	char buf[BACKUP_ID_LEN + 1];
+
+	if (len != BACKUP_ID_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = id[i];
+		bool ok;
+
+		if (i == 8)
+			ok = c == 'T';
+		else if (i == 15)
+			ok = c == 'Z';
+		else if (i == 16)
+			ok = c == '-';
+		else if (i > 16)
+			ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+		else
+			ok = c >= '0' && c <= '9';
+		if (!ok)
+			return false;
+	}
+	memcpy(buf, id, len);
+	buf[len] = '\0';
+	return catalog_id_time(buf) >= 0;
+}
 
 static void orphan_close_dir(struct orphan_ctx *oc)
 {
@@ -405,34 +441,33 @@ static void orphan_close_dir(struct orphan_ctx *oc)
 static int orphan_cb(void *ctx, const char *key, const struct store_obj_info *info)
 {
 	struct orphan_ctx *oc = ctx;
-	const char *slash = strrchr(key, '/');
-	size_t dlen = slash ? (size_t)(slash - key) + 1 : 0;
-	const char *id;
+	const char *part = key + oc->base_len, *id, *name;
+	size_t dlen;
 
 	(void)info;
-	/* <prefix><host>/<partition>/<id>/<name>: only well-formed backup ids */
-	if (!slash || dlen >= sizeof(oc->dir))
+	if (strlen(key) <= oc->base_len)
 		return 0;
-	id = key + dlen - 1;
-	while (id > key && id[-1] != '/')
-		id--;
-	if ((size_t)(key + dlen - 1 - id) != BACKUP_ID_LEN)
+	id = strchr(part, '/');
+	if (!id || id == part)
 		return 0;
-	{
-		char idbuf[BACKUP_ID_LEN + 1];
-
-		memcpy(idbuf, id, BACKUP_ID_LEN);
-		idbuf[BACKUP_ID_LEN] = '\0';
-		if (catalog_id_time(idbuf) < 0)
-			return 0;
-	}
+	id++;
+	name = strchr(id, '/');
+	if (!name || !orphan_id_ok(id, (size_t)(name - id)) ||
+	    strchr(name + 1, '/'))
+		return 0;
+	name++;
+	dlen = (size_t)(name - key);
+	if (dlen >= sizeof(oc->dir))
+		return 0;
 	if (strncmp(oc->dir, key, dlen) || oc->dir[dlen] != '\0') {
 		orphan_close_dir(oc);
 		memcpy(oc->dir, key, dlen);
 		oc->dir[dlen] = '\0';
 	}
-	if (!strcmp(slash + 1, "manifest.json"))
+	if (!strcmp(name, "manifest.json"))
 		oc->dir_committed = true;
+	if (strcmp(name, "data.tar.zst") && strcmp(name, "index.jsonl.zst"))
+		return 0;
 	if (oc->n == oc->cap) {
 		size_t cap = oc->cap ? oc->cap * 2 : 16;
 		char **n = realloc(oc->keys, cap * sizeof(*n));
@@ -463,6 +498,7 @@ int catalog_remove_orphans(struct store *store, const char *prefix,
 	*removed_ret = 0;
 	if (asprintf(&p, "%s%s/", prefix ? prefix : "", host) < 0)
 		return err_set(err, -ENOMEM, "out of memory");
+	oc.base_len = strlen(p);
 	ret = store_list(store, p, orphan_cb, &oc, err);
 	free(p);
 	if (!ret && oc.error)

@@ -9,6 +9,15 @@
  * Everything is done relative to a descriptor of the root opened once, so a
  * later chdir or a rename of the path above the root does not matter.
  *
+ * Others may write to a store (a fleet's NFS export), and snapship runs as
+ * root: nothing found inside the store is ever followed out of it.  Paths
+ * are resolved only by file_open_dir() (openat2 RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, and RESOLVE_NO_XDEV for
+ * deleting and cleaning); final names are then used relative to that
+ * directory with O_NOFOLLOW / AT_SYMLINK_NOFOLLOW.  A symlink or other
+ * non-regular, non-directory entry is no object: list skips it with a
+ * warning (file_anomaly), get and head refuse it.
+ *
  * Keys reach this file already checked by store.c (relative, no empty, "."
  * or ".." component, at most 1024 bytes).
  */
@@ -16,6 +25,8 @@
 #include "uploader/store_driver.h"
 
 #include "common/err.h"
+#include "common/fault.h"
+#include "common/log.h"
 #include "common/util.h"
 
 #include <assert.h>
@@ -23,11 +34,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define FILE_TMP_TAG ".tmp-"
@@ -37,10 +52,24 @@
 #define FILE_RETRIES 8
 #define FILE_DIR_MODE 0750
 #define FILE_OBJ_MODE 0640
+#define FILE_DEPTH_MAX 64       /* directory levels of a key */
+#define FILE_WARN_MAX 32        /* anomalies reported one by one */
+#define FILE_STR_(x) #x
+#define FILE_STR(x) FILE_STR_(x)
+
+/* How file_open_dir resolves: links are never followed in any mode. */
+enum file_resolve {
+	FILE_READ = 0,
+	FILE_NO_XDEV = 1,       /* deleting, cleaning: never across a mount */
+};
 
 struct file_store {
 	int root_fd;
+	dev_t root_dev;
 	char *root;             /* absolute path, for messages */
+	pthread_mutex_t lock;   /* protects the anomaly report below */
+	unsigned anomalies;     /* distinct entries reported */
+	char *warned[FILE_WARN_MAX];
 };
 
 struct file_writer {
@@ -86,14 +115,221 @@ static int file_no_object(const struct file_store *fs, const char *key,
 		       key);
 }
 
-static bool file_is_tmp_name(const char *name)
+/* Names put_begin refuses as keys: they look like temp files. */
+static bool file_is_reserved_name(const char *name)
 {
 	return name[0] == '.' && strstr(name, FILE_TMP_TAG);
+}
+
+/* Exactly a temp name put_begin makes: ".<base>.tmp-<16 lowercase hex>". */
+static bool file_is_tmp_name(const char *name)
+{
+	size_t len = strlen(name), tag = sizeof(FILE_TMP_TAG) - 1;
+	const char *hex;
+
+	if (name[0] != '.' || len < 2 + tag + FILE_TMP_HEX)
+		return false;
+	hex = name + len - FILE_TMP_HEX;
+	if (memcmp(hex - tag, FILE_TMP_TAG, tag))
+		return false;
+	for (size_t i = 0; i < FILE_TMP_HEX; i++)
+		if (!strchr("0123456789abcdef", hex[i]))
+			return false;
+	return true;
+}
+
+/* A name from the store for a message: control and non-ASCII bytes as \xNN. */
+static const char *file_escape(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	assert(size >= 8);
+	for (; *s && o + 8 < size; s++) {       /* room for "..." after */
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c >= 0x7f || c == '\\')
+			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+	}
+	if (*s)
+		o += (size_t)snprintf(buf + o, size - o, "...");
+	buf[o] = '\0';
+	return buf;
+}
+
+#define FILE_IS_LINK "is a symbolic link; links inside a store are never followed (remove it, or find out who put it there)"
+#define FILE_UNDER_LINK "is, or lies under, a symbolic link; links inside a store are never followed (remove it, or find out who put it there)"
+#define FILE_NOT_OBJECT "is neither a file nor a directory; not used (remove it, or find out who put it there)"
+
+/*
+ * Report an entry of the store that is no object and is not followed: a
+ * warning once per entry (the first FILE_WARN_MAX of them, then one line
+ * saying the rest go unreported).  The walk goes on.
+ */
+static void file_anomaly(struct file_store *fs, const char *key,
+			 const char *what)
+{
+	unsigned nth = 0;       /* this entry's number; 0: reported already */
+	char esc[512];
+
+	pthread_mutex_lock(&fs->lock);
+	for (unsigned i = 0; i < fs->anomalies && i < FILE_WARN_MAX; i++)
+		if (!strcmp(fs->warned[i], key))
+			goto out_unlock;
+	if (fs->anomalies < FILE_WARN_MAX) {
+		fs->warned[fs->anomalies] = strdup(key);
+		if (!fs->warned[fs->anomalies])
+			goto out_unlock;        /* out of memory: stay quiet */
+	}
+	nth = ++fs->anomalies;
+out_unlock:
+	pthread_mutex_unlock(&fs->lock);
+	if (!nth || nth > FILE_WARN_MAX + 1)
+		return;
+	if (nth == FILE_WARN_MAX + 1) {
+		log_warn("store %s: more entries that are not objects; not reporting them one by one",
+			 fs->root);
+		return;
+	}
+	log_warn("store %s: %s %s", fs->root, file_escape(key, esc, sizeof(esc)),
+		 what);
+}
+
+/* ---- resolving names without following links ---- */
+
+static atomic_bool file_no_openat2;     /* the kernel has none (< 5.6) */
+
+/* The fallback: one component at a time, each with O_NOFOLLOW. */
+static int file_walk_path(const struct file_store *fs, int dir_fd,
+			  const char *path, enum file_resolve how, int *fd_ret)
+{
+	char comp[NAME_MAX + 1];
+	int fd, ret;
+
+	fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (*path) {
+		const char *slash = strchr(path, '/');
+		size_t n = slash ? (size_t)(slash - path) : strlen(path);
+		struct stat st;
+		int next;
+
+		if (n == 0 || n > NAME_MAX) {
+			ret = n ? -ENAMETOOLONG : -ENOENT;
+			goto out_close;
+		}
+		memcpy(comp, path, n);
+		comp[n] = '\0';
+		next = openat(fd, comp,
+			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			ret = -errno;
+			/* O_DIRECTORY | O_NOFOLLOW on a link: ENOTDIR */
+			if (ret == -ENOTDIR &&
+			    !fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) &&
+			    S_ISLNK(st.st_mode))
+				ret = -ELOOP;
+			goto out_close;
+		}
+		close(fd);
+		fd = next;
+		if ((how & FILE_NO_XDEV) &&
+		    (fstat(fd, &st) || st.st_dev != fs->root_dev)) {
+			ret = -EXDEV;
+			goto out_close;
+		}
+		path += n + (slash != NULL);
+	}
+	*fd_ret = fd;
+	return 0;
+
+out_close:
+	close(fd);
+	return ret;
+}
+
+/*
+ * Open the directory path ("a/b"; "" opens dir_fd anew) below dir_fd, a
+ * directory of the store, into *fd_ret (the caller closes it).  Never
+ * follows a link and never leaves the store; with FILE_NO_XDEV never
+ * crosses a mount point.  -ELOOP: a component is a symlink; -EXDEV: a
+ * mount point; -ENOENT, -ENOTDIR: no such directory.  Every path with a '/'
+ * goes through here; everything else takes one name relative to its fd.
+ */
+static int file_open_dir(const struct file_store *fs, int dir_fd,
+			 const char *path, enum file_resolve how, int *fd_ret)
+{
+	struct open_how oh = {
+		/* no O_NOFOLLOW: a trailing link must fail with ELOOP too */
+		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS |
+			   ((how & FILE_NO_XDEV) ? RESOLVE_NO_XDEV : 0),
+	};
+	int fd, ret = -ENOSYS;
+
+	for (int try = 0; try < FILE_RETRIES && !atomic_load(&file_no_openat2);
+	     try++) {
+		if (fault_hit("file.openat2", &ret))    /* tests: the fallback */
+			break;
+		fd = (int)syscall(SYS_openat2, dir_fd, path[0] ? path : ".",
+				  &oh, sizeof(oh));
+		if (fd >= 0) {
+			*fd_ret = fd;
+			return 0;
+		}
+		ret = -errno;
+		if (ret != -EAGAIN)     /* EAGAIN: a rename raced the lookup */
+			break;
+	}
+	if (ret != -ENOSYS)
+		return ret;
+	atomic_store(&file_no_openat2, true);
+	return file_walk_path(fs, dir_fd, path, how, fd_ret);
+}
+
+/*
+ * Open the directory that holds key into *dir_fd_ret; *base_ret points at
+ * key's last component.
+ */
+static int file_open_parent(const struct file_store *fs, const char *key,
+			    enum file_resolve how, int *dir_fd_ret,
+			    const char **base_ret)
+{
+	const char *slash = strrchr(key, '/');
+	size_t dir_len = slash ? (size_t)(slash - key) : 0;
+	char dir[PATH_MAX];
+
+	*base_ret = slash ? slash + 1 : key;
+	if (dir_len >= sizeof(dir))
+		return -ENAMETOOLONG;
+	memcpy(dir, key, dir_len);
+	dir[dir_len] = '\0';
+	return file_open_dir(fs, fs->root_fd, dir, how, dir_fd_ret);
+}
+
+/* The error of a key whose way leads through a link or a mount point. */
+static int file_refused(const struct file_store *fs, int code,
+			const char *what, const char *key, struct err *err)
+{
+	char esc[512];
+
+	file_escape(key, esc, sizeof(esc));
+	if (code == -EXDEV)
+		return err_set(err, code,
+			       "store %s: not %s %s: it lies on another filesystem mounted inside the store; snapship never deletes across a mount point",
+			       fs->root, what, esc);
+	return err_set(err, -ELOOP,
+		       "store %s: not %s %s: it is, or lies under, a symbolic link; links inside a store are never followed (remove the link, or find out who put it there)",
+		       fs->root, what, esc);
 }
 
 static int file_open(const char *location, void **priv_ret, struct err *err)
 {
 	struct file_store *fs;
+	struct stat st;
 	int fd, ret;
 
 	fd = open(location, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -126,9 +362,19 @@ static int file_open(const char *location, void **priv_ret, struct err *err)
 			      location);
 		goto out_free_fs;
 	}
+	if (fstat(fd, &st)) {
+		ret = err_set(err, -errno, "store \"%s\": cannot open: %s",
+			      location, err_str(-errno));
+		goto out_free_root;
+	}
+	fs->root_dev = st.st_dev;
 	fs->root_fd = fd;
+	pthread_mutex_init(&fs->lock, NULL);
 	*priv_ret = fs;
 	return 0;
+
+out_free_root:
+	free(fs->root);
 
 out_free_fs:
 	free(fs);
@@ -144,6 +390,9 @@ static void file_free(void *priv)
 	if (!fs)
 		return;
 	close(fs->root_fd);
+	for (unsigned i = 0; i < fs->anomalies && i < FILE_WARN_MAX; i++)
+		free(fs->warned[i]);
+	pthread_mutex_destroy(&fs->lock);
 	free(fs->root);
 	free(fs);
 }
@@ -161,87 +410,84 @@ static int file_sync_dir(int dir_fd)
 static void file_prune_dirs(const struct file_store *fs, const char *key)
 {
 	char dir[PATH_MAX];
+	const char *base;
 	char *slash;
+	int dir_fd, rc;
 
 	if (strlen(key) >= sizeof(dir))
 		return;
 	strcpy(dir, key);
 	while ((slash = strrchr(dir, '/'))) {
 		*slash = '\0';
-		if (unlinkat(fs->root_fd, dir, AT_REMOVEDIR))
+		if (file_open_parent(fs, dir, FILE_NO_XDEV, &dir_fd, &base))
+			break;
+		rc = unlinkat(dir_fd, base, AT_REMOVEDIR);
+		close(dir_fd);
+		if (rc)
 			break;
 	}
 }
 
 /*
- * Create the directories of key (key[0..dir_len) is "a/b") and open the last
+ * Create the directories of key (key[0..dir_len) is "a/b") one at a time,
+ * each relative to its parent and none through a link, and open the last
  * one into *dir_fd_ret.  New directories are synced into their parents.
  */
 static int file_make_dirs(const struct file_store *fs, const char *key,
 			  size_t dir_len, int *dir_fd_ret, struct err *err)
 {
-	char dir[PATH_MAX];
-	int fd, ret;
+	const char *p = key, *end = key + dir_len;
+	char comp[NAME_MAX + 1];
+	int fd, next, ret;
 
-	if (dir_len == 0) {
-		fd = openat(fs->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
-			return file_io_err(fs, -errno, "opening the directory of",
-					   key, err);
-		*dir_fd_ret = fd;
-		return 0;
-	}
-	assert(dir_len < sizeof(dir));
-	memcpy(dir, key, dir_len);
-	dir[dir_len] = '\0';
-	for (size_t i = 0; i <= dir_len; i++) {
-		int parent_fd;
+	ret = file_open_dir(fs, fs->root_fd, "", FILE_READ, &fd);
+	if (ret)
+		return file_io_err(fs, ret, "opening the directory of", key, err);
+	while (p < end) {
+		const char *slash = memchr(p, '/', (size_t)(end - p));
+		size_t n = slash ? (size_t)(slash - p) : (size_t)(end - p);
+		bool made = false;
 
-		if (dir[i] != '/' && dir[i] != '\0')
-			continue;
-		dir[i] = '\0';
-		if (mkdirat(fs->root_fd, dir, FILE_DIR_MODE)) {
-			ret = -errno;
-			if (ret != -EEXIST)
-				goto out_mkdir_failed;
-		} else {
-			/* Make the new entry durable in its parent. */
-			char *slash = strrchr(dir, '/');
-
-			if (slash)
-				*slash = '\0';
-			parent_fd = slash ? openat(fs->root_fd, dir,
-						   O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-					  : dup(fs->root_fd);
-			if (slash)
-				*slash = '/';
-			if (parent_fd >= 0) {
-				ret = file_sync_dir(parent_fd);
-				close(parent_fd);
-				if (ret)
-					return file_io_err(fs, ret,
-							   "syncing the directory of",
-							   key, err);
-			}
+		if (n > NAME_MAX) {
+			ret = -ENAMETOOLONG;
+			goto out_failed;
 		}
-		if (i < dir_len)
-			dir[i] = '/';
-	}
-	fd = openat(fs->root_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		goto out_mkdir_failed;
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		if (!mkdirat(fd, comp, FILE_DIR_MODE))
+			made = true;
+		else if (errno != EEXIST) {
+			ret = -errno;
+			goto out_failed;
+		}
+		ret = file_open_dir(fs, fd, comp, FILE_READ, &next);
+		if (ret)
+			goto out_failed;
+		/* Make the new entry durable in its parent. */
+		ret = made ? file_sync_dir(fd) : 0;
+		close(fd);
+		fd = next;
+		if (ret) {
+			close(fd);
+			return file_io_err(fs, ret, "syncing the directory of",
+					   key, err);
+		}
+		p += n + (slash != NULL);
 	}
 	*dir_fd_ret = fd;
 	return 0;
 
-out_mkdir_failed:
+out_failed:
+	close(fd);
 	if (ret == -ENOENT)     /* a concurrent delete pruned it: retry */
 		return ret;
+	if (ret == -ELOOP || ret == -EXDEV)
+		return file_refused(fs, ret, "writing", key, err);
 	if (ret == -ENOTDIR || ret == -EEXIST)
 		return err_set(err, -ENOTDIR,
-			       "store %s: cannot create %s: a directory it needs (in \"%s\") is an object",
-			       fs->root, key, dir);
+			       "store %s: cannot create %s: a directory it needs (\"%.*s\") is an object",
+			       fs->root, key, (int)((size_t)(p - key) + strlen(comp)),
+			       key);
 	return file_io_err(fs, ret, "creating the directory of", key, err);
 }
 
@@ -255,13 +501,18 @@ static int file_put_begin(void *priv, const char *key, void **wpriv_ret,
 	size_t dir_len = slash ? (size_t)(slash - key) : 0;
 	unsigned char rnd[FILE_TMP_HEX / 2];
 	char hex[FILE_TMP_HEX + 1];
-	int ret = -ENOENT;
+	int ret = -ENOENT, depth = 0;
 
 	if (strlen(base) > FILE_BASE_MAX)
 		return err_set(err, -ENAMETOOLONG,
 			       "store %s: %s: name \"%s\" is too long for a file store (at most %zu bytes)",
 			       fs->root, key, base, (size_t)FILE_BASE_MAX);
-	if (file_is_tmp_name(base))
+	for (const char *q = key; (q = strchr(q, '/')); q++)
+		if (++depth > FILE_DEPTH_MAX)
+			return err_set(err, -EINVAL,
+				       "store %s: %s: more than %d directory levels; a file store does not list deeper keys",
+				       fs->root, key, FILE_DEPTH_MAX);
+	if (file_is_reserved_name(base))
 		return err_set(err, -EINVAL,
 			       "store %s: %s: names starting with '.' and containing \"" FILE_TMP_TAG "\" are reserved for temporary files",
 			       fs->root, key);
@@ -407,17 +658,63 @@ out_abort:
 	return ret;
 }
 
+/*
+ * Look key up without following links: its directory into *dir_fd_ret, its
+ * lstat into *st.  -ENOENT (with err) unless it is a regular file; -ELOOP
+ * (with err) when it is, or lies under, a symlink.
+ */
+static int file_lookup(const struct file_store *fs, const char *key,
+		       int *dir_fd_ret, const char **base_ret, struct stat *st,
+		       struct err *err)
+{
+	int dir_fd, ret;
+
+	ret = file_open_parent(fs, key, FILE_READ, &dir_fd, base_ret);
+	if (ret == -ENOENT || ret == -ENOTDIR)
+		return file_no_object(fs, key, err);
+	if (ret == -ELOOP || ret == -EXDEV)
+		return file_refused(fs, ret, "reading", key, err);
+	if (ret)
+		return file_io_err(fs, ret, "looking up", key, err);
+	if (fstatat(dir_fd, *base_ret, st, AT_SYMLINK_NOFOLLOW)) {
+		ret = -errno;
+		close(dir_fd);
+		if (ret == -ENOENT || ret == -ENOTDIR)
+			return file_no_object(fs, key, err);
+		return file_io_err(fs, ret, "looking up", key, err);
+	}
+	if (S_ISLNK(st->st_mode)) {
+		close(dir_fd);
+		return file_refused(fs, -ELOOP, "reading", key, err);
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(dir_fd);
+		return file_no_object(fs, key, err);
+	}
+	*dir_fd_ret = dir_fd;
+	return 0;
+}
+
 /* Open key for reading: -ENOENT (with err) unless it is a regular file. */
 static int file_open_obj(const struct file_store *fs, const char *key,
 			 int *fd_ret, struct stat *st, struct err *err)
 {
-	int fd, ret;
+	const char *base;
+	int dir_fd, fd, ret;
 
-	fd = openat(fs->root_fd, key, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	ret = file_lookup(fs, key, &dir_fd, &base, st, err);
+	if (ret)
+		return ret;
+	/* O_NONBLOCK: a FIFO swapped in meanwhile must not block us. */
+	fd = openat(dir_fd, base,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	ret = -errno;
+	close(dir_fd);
 	if (fd < 0) {
-		ret = -errno;
 		if (ret == -ENOENT || ret == -ENOTDIR)
 			return file_no_object(fs, key, err);
+		if (ret == -ELOOP)
+			return file_refused(fs, ret, "reading", key, err);
 		return file_io_err(fs, ret, "opening", key, err);
 	}
 	if (fstat(fd, st)) {
@@ -483,17 +780,14 @@ static int file_head(void *priv, const char *key,
 		     struct store_obj_info *info_ret, struct err *err)
 {
 	struct file_store *fs = priv;
+	const char *base;
 	struct stat st;
-	int ret;
+	int dir_fd, ret;
 
-	if (fstatat(fs->root_fd, key, &st, 0)) {
-		ret = -errno;
-		if (ret == -ENOENT || ret == -ENOTDIR)
-			return file_no_object(fs, key, err);
-		return file_io_err(fs, ret, "looking up", key, err);
-	}
-	if (!S_ISREG(st.st_mode))
-		return file_no_object(fs, key, err);
+	ret = file_lookup(fs, key, &dir_fd, &base, &st, err);
+	if (ret)
+		return ret;
+	close(dir_fd);
 	file_info(&st, info_ret);
 	return 0;
 }
@@ -513,6 +807,8 @@ struct file_walk {
 	char key[PATH_MAX];     /* the directory being walked, "" or "a/b/" */
 	struct err *err;
 	bool tmp_only;          /* list unfinished puts' temp files instead */
+	enum file_resolve how;
+	int dir_fd;             /* the directory of the key fn is called for */
 };
 
 /*
@@ -542,12 +838,28 @@ static void file_ents_free(struct file_ent *ents, size_t n)
 	free(ents);
 }
 
+/* Report w->key[0..key_len) + name as an anomaly. */
+static void file_walk_anomaly(struct file_walk *w, size_t key_len,
+			      const char *name, const char *what)
+{
+	size_t len = strlen(name);
+
+	if (key_len + len + 1 > sizeof(w->key))
+		return;
+	memcpy(w->key + key_len, name, len + 1);
+	file_anomaly(w->fs, w->key, what);
+	w->key[key_len] = '\0';
+}
+
 /*
- * Read the entries of the directory w->key[0..key_len) whose names start
- * with match: regular files (with their info) and directories, sorted.
+ * Read the entries of dir_fd (the directory w->key[0..key_len)) whose names
+ * start with match: regular files (with their info) and directories,
+ * sorted.  Nothing is followed: a symlink or any other kind of entry is
+ * reported (file_anomaly) and left out.
  */
-static int file_read_dir(struct file_walk *w, size_t key_len, const char *match,
-			 struct file_ent **ents_ret, size_t *n_ret)
+static int file_read_dir(struct file_walk *w, int dir_fd, size_t key_len,
+			 const char *match, struct file_ent **ents_ret,
+			 size_t *n_ret)
 {
 	struct file_ent *ents = NULL, *nents;
 	size_t n = 0, cap = 0, match_len = strlen(match);
@@ -557,15 +869,9 @@ static int file_read_dir(struct file_walk *w, size_t key_len, const char *match,
 
 	*ents_ret = NULL;
 	*n_ret = 0;
-	fd = openat(w->fs->root_fd, key_len ? w->key : ".",
-		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		/* Gone or an object: nothing under it. */
-		if (ret == -ENOENT || ret == -ENOTDIR)
-			return 0;
-		return file_io_err(w->fs, ret, "listing", w->key, w->err);
-	}
+	fd = dup(dir_fd);       /* closedir closes it; dir_fd is ours alone */
+	if (fd < 0)
+		return file_io_err(w->fs, -errno, "listing", w->key, w->err);
 	dir = fdopendir(fd);
 	if (!dir) {
 		ret = file_io_err(w->fs, -errno, "listing", w->key, w->err);
@@ -590,9 +896,20 @@ static int file_read_dir(struct file_walk *w, size_t key_len, const char *match,
 		/* Keys longer than the buffer cannot be reached anyway. */
 		if (key_len + strlen(de->d_name) + 2 > sizeof(w->key))
 			continue;
+		if (de->d_type == DT_LNK) {
+			file_walk_anomaly(w, key_len, de->d_name,
+					  FILE_IS_LINK);
+			continue;
+		}
 		is_dir = de->d_type == DT_DIR;
+		if (!is_dir && de->d_type != DT_REG && de->d_type != DT_UNKNOWN) {
+			file_walk_anomaly(w, key_len, de->d_name,
+					  FILE_NOT_OBJECT);
+			continue;
+		}
 		if (!is_dir) {
-			if (fstatat(fd, de->d_name, &st, 0)) {
+			if (fstatat(dir_fd, de->d_name, &st,
+				    AT_SYMLINK_NOFOLLOW)) {
 				if (errno == ENOENT)    /* deleted meanwhile */
 					continue;
 				ret = file_io_err(w->fs, -errno, "listing",
@@ -600,8 +917,13 @@ static int file_read_dir(struct file_walk *w, size_t key_len, const char *match,
 				break;
 			}
 			is_dir = S_ISDIR(st.st_mode);
-			if (!is_dir && !S_ISREG(st.st_mode))
+			if (S_ISLNK(st.st_mode) ||
+			    (!is_dir && !S_ISREG(st.st_mode))) {
+				file_walk_anomaly(w, key_len, de->d_name,
+						  S_ISLNK(st.st_mode) ?
+						  FILE_IS_LINK : FILE_NOT_OBJECT);
 				continue;
+			}
 		}
 		/* objects, or with tmp_only the temp files of unfinished puts */
 		if (!is_dir && file_is_tmp_name(de->d_name) != w->tmp_only)
@@ -641,30 +963,95 @@ static int file_read_dir(struct file_walk *w, size_t key_len, const char *match,
 	return 0;
 }
 
-/* Walk w->key[0..key_len) (a directory, "" or ending in '/') in key order. */
-static int file_walk_dir(struct file_walk *w, size_t key_len, const char *match)
+/*
+ * Walk dir_fd, the directory w->key[0..key_len) ("" or ending in '/'), in
+ * key order.  Each subdirectory is opened relative to its parent's
+ * descriptor (one name, not followed): the walk costs one open per
+ * directory whatever the depth, and holds depth + 1 descriptors.
+ */
+static int file_walk_dir(struct file_walk *w, int dir_fd, size_t key_len,
+			 const char *match, unsigned depth)
 {
 	struct file_ent *ents;
 	size_t n;
 	int ret;
 
-	ret = file_read_dir(w, key_len, match, &ents, &n);
+	ret = file_read_dir(w, dir_fd, key_len, match, &ents, &n);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < n && !ret; i++) {
 		size_t len = strlen(ents[i].name);
+		int sub_fd;
 
 		memcpy(w->key + key_len, ents[i].name, len + 1);
-		if (ents[i].is_dir) {
-			w->key[key_len + len] = '/';
-			w->key[key_len + len + 1] = '\0';
-			ret = file_walk_dir(w, key_len + len + 1, "");
-		} else {
+		if (!ents[i].is_dir) {
+			w->dir_fd = dir_fd;
 			ret = w->fn(w->ctx, w->key, &ents[i].info);
+		} else if (depth >= FILE_DEPTH_MAX) {
+			file_anomaly(w->fs, w->key,
+				     "is more than " FILE_STR(FILE_DEPTH_MAX) " directories deep; not listed (a file store holds keys of at most " FILE_STR(FILE_DEPTH_MAX) " levels)");
+		} else {
+			ret = file_open_dir(w->fs, dir_fd, ents[i].name, w->how,
+					    &sub_fd);
+			if (ret == -ELOOP || ret == -ENOTDIR) {
+				/* replaced by a link or a file meanwhile */
+				file_anomaly(w->fs, w->key,
+					     "turned into a link or a file while being listed; not followed");
+				ret = 0;
+			} else if (ret == -EXDEV) {
+				file_anomaly(w->fs, w->key,
+					     "is a mount point; not cleaned (snapship never deletes across a mount point)");
+				ret = 0;
+			} else if (ret == -ENOENT) {
+				ret = 0;
+			} else if (ret) {
+				ret = file_io_err(w->fs, ret, "listing",
+						  w->key, w->err);
+			} else {
+				w->key[key_len + len] = '/';
+				w->key[key_len + len + 1] = '\0';
+				ret = file_walk_dir(w, sub_fd, key_len + len + 1,
+						    "", depth + 1);
+				close(sub_fd);
+			}
 		}
 		w->key[key_len] = '\0';
 	}
 	file_ents_free(ents, n);
+	return ret;
+}
+
+/*
+ * Walk the keys starting with prefix: from the directory prefix names (its
+ * part before the last '/'), entries whose names start with the rest.
+ */
+static int file_walk_prefix(struct file_walk *w, const char *prefix)
+{
+	const char *slash = strrchr(prefix, '/');
+	size_t dir_len = slash ? (size_t)(slash - prefix) + 1 : 0;
+	unsigned depth = 0;
+	int dir_fd, ret;
+
+	assert(dir_len < sizeof(w->key));
+	memcpy(w->key, prefix, dir_len);
+	w->key[dir_len ? dir_len - 1 : 0] = '\0';
+	for (size_t i = 0; i < dir_len; i++)
+		depth += prefix[i] == '/';
+	ret = file_open_dir(w->fs, w->fs->root_fd, w->key, w->how, &dir_fd);
+	if (dir_len)
+		w->key[dir_len - 1] = '/';
+	w->key[dir_len] = '\0';
+	if (ret == -ENOENT || ret == -ENOTDIR)  /* nothing under it */
+		return 0;
+	if (ret == -ELOOP || ret == -EXDEV) {
+		file_anomaly(w->fs, w->key, ret == -ELOOP ? FILE_UNDER_LINK :
+			     "lies on another filesystem mounted inside the store; not cleaned (snapship never deletes across a mount point)");
+		return 0;
+	}
+	if (ret)
+		return file_io_err(w->fs, ret, "listing", w->key, w->err);
+	ret = file_walk_dir(w, dir_fd, dir_len, prefix + dir_len, depth);
+	close(dir_fd);
 	return ret;
 }
 
@@ -676,8 +1063,6 @@ static int file_list(void *priv, const char *prefix, store_list_fn fn,
 		     void *ctx, struct err *err)
 {
 	struct file_walk *w;
-	const char *slash = strrchr(prefix, '/');
-	size_t dir_len = slash ? (size_t)(slash - prefix) + 1 : 0;
 	int ret;
 
 	w = malloc(sizeof(*w));
@@ -689,14 +1074,13 @@ static int file_list(void *priv, const char *prefix, store_list_fn fn,
 	w->ctx = ctx;
 	w->err = err;
 	w->tmp_only = false;
-	assert(dir_len < sizeof(w->key));
-	memcpy(w->key, prefix, dir_len);
-	w->key[dir_len] = '\0';
-	ret = file_walk_dir(w, dir_len, prefix + dir_len);
+	w->how = FILE_READ;
+	ret = file_walk_prefix(w, prefix);
 	free(w);
 	return ret;
 }
 
+/* Delete regular files only, never through a link or across a mount. */
 static int file_delete(void *priv, const char *const *keys, size_t n,
 		       struct err *err)
 {
@@ -704,62 +1088,85 @@ static int file_delete(void *priv, const char *const *keys, size_t n,
 	int ret = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (unlinkat(fs->root_fd, keys[i], 0)) {
-			int code = -errno;
+		const char *base;
+		struct stat st;
+		int dir_fd, code;
 
-			/* Not there (or a directory): no such object. */
-			if (code == -ENOENT || code == -ENOTDIR ||
-			    code == -EISDIR)
-				continue;
-			if (!ret)
-				ret = file_io_err(fs, code, "deleting", keys[i],
-						  err);
-			continue;
+		code = file_open_parent(fs, keys[i], FILE_NO_XDEV, &dir_fd,
+					&base);
+		if (!code) {
+			if (fstatat(dir_fd, base, &st, AT_SYMLINK_NOFOLLOW))
+				code = -errno;
+			else if (!S_ISREG(st.st_mode))
+				code = -ENOENT; /* not an object */
+			else if (unlinkat(dir_fd, base, 0))
+				code = -errno;
+			close(dir_fd);
 		}
-		file_prune_dirs(fs, keys[i]);
+		/* Not there (or a directory): no such object. */
+		if (code == -ENOENT || code == -ENOTDIR || code == -EISDIR)
+			continue;
+		if (code && !ret) {
+			if (code == -ELOOP || code == -EXDEV)
+				ret = file_refused(fs, code, "deleting",
+						   keys[i], err);
+			else
+				ret = file_io_err(fs, code, "deleting",
+						  keys[i], err);
+		}
+		if (!code)
+			file_prune_dirs(fs, keys[i]);
 	}
 	return ret;
 }
 
 struct file_tmp_ctx {
-	struct file_store *fs;
+	struct file_walk *w;
 	unsigned count;
 };
 
+/* An exact temp name of a regular file in w->dir_fd: never a link. */
 static int file_unlink_tmp(void *ctx, const char *key,
 			   const struct store_obj_info *info)
 {
 	struct file_tmp_ctx *tc = ctx;
+	const char *slash = strrchr(key, '/');
+	const char *base = slash ? slash + 1 : key;
+	struct stat st;
 
 	(void)info;
-	if (unlinkat(tc->fs->root_fd, key, 0) == 0)
+	if (!file_is_tmp_name(base) ||
+	    fstatat(tc->w->dir_fd, base, &st, AT_SYMLINK_NOFOLLOW) ||
+	    !S_ISREG(st.st_mode))
+		return 0;
+	if (unlinkat(tc->w->dir_fd, base, 0) == 0)
 		tc->count++;
 	return 0;
 }
 
 /*
  * Remove the temp files of puts that never committed (a writer killed
- * mid-object) in the directories under prefix.
+ * mid-object) in the directories under prefix: regular files named exactly
+ * as put_begin names them, found without following links or crossing
+ * mount points.
  */
 static int file_abort_incomplete(void *priv, const char *prefix,
 				 unsigned *count_ret, struct err *err)
 {
-	struct file_tmp_ctx tc = { .fs = priv };
 	struct file_walk *w = malloc(sizeof(*w));
-	const char *slash = strrchr(prefix, '/');
-	size_t dir_len = slash ? (size_t)(slash - prefix) + 1 : 0;
+	struct file_tmp_ctx tc = { .w = w };
 	int ret;
 
 	if (!w)
-		return err_set(err, -ENOMEM, "out of memory");
+		return err_set(err, -ENOMEM, "store %s: cleaning: out of memory",
+			       ((struct file_store *)priv)->root);
 	w->fs = priv;
 	w->fn = file_unlink_tmp;
 	w->ctx = &tc;
 	w->err = err;
 	w->tmp_only = true;
-	memcpy(w->key, prefix, dir_len);
-	w->key[dir_len] = '\0';
-	ret = file_walk_dir(w, dir_len, prefix + dir_len);
+	w->how = FILE_NO_XDEV;
+	ret = file_walk_prefix(w, prefix);
 	free(w);
 	if (count_ret)
 		*count_ret = tc.count;

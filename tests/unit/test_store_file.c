@@ -2,8 +2,9 @@
 /*
  * The file store behind the store interface: round trips, atomic puts,
  * list order and prefixes, key checks, errors, concurrency, ENOSPC and
- * fault injection.  Needs no root; the ENOSPC test mounts a tiny tmpfs when
- * it can and skips otherwise.
+ * fault injection, and links planted in the store (never followed, by any
+ * operation; also without openat2).  Needs no root; the ENOSPC and mount
+ * point tests mount a tiny tmpfs when they can and skip otherwise.
  */
 #include "common/err.h"
 #include "uploader/store.h"
@@ -34,6 +35,8 @@ struct fixture {
 	char dir[64];
 	struct store *store;
 	bool mounted;
+	char submount[128];     /* a mount inside dir, "" if none */
+	char outside[64];       /* plant()'s directory outside, "" if none */
 };
 
 /* ---- helpers ---- */
@@ -136,6 +139,10 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	store_free(f->store);
+	if (f->submount[0] && umount(f->submount))
+		fprintf(stderr, "umount %s: %s\n", f->submount, strerror(errno));
+	if (f->outside[0])
+		rm_rf(f->outside);
 	if (f->mounted && umount(f->dir))
 		fprintf(stderr, "umount %s: %s\n", f->dir, strerror(errno));
 	rm_rf(f->dir);
@@ -819,6 +826,348 @@ static void test_enospc(void **state)
 	put_str(f->store, "after", "ok");
 }
 
+/* ---- links planted in the store ---- */
+
+static void write_file(const char *path, const char *s)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fputs(s, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void pathf(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void pathf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	assert_true(n > 0 && (size_t)n < size);
+}
+
+/*
+ * The store holds h/p/a/obj and h/p/z, and the links h/p/lnkdir -> OUT,
+ * h/p/lnkfile -> OUT/x, h/p/loop -> ., lnkroot -> OUT and a FIFO h/p/fifo.
+ * OUT holds x, data.tar.zst and a temp-named file.
+ */
+static void plant(struct fixture *f)
+{
+	char path[PATH_MAX];
+
+	strcpy(f->outside, "/tmp/snapship-outside-XXXXXX");
+	assert_non_null(mkdtemp(f->outside));
+	pathf(path, sizeof(path), "%s/x", f->outside);
+	write_file(path, "outside secret\n");
+	pathf(path, sizeof(path), "%s/data.tar.zst", f->outside);
+	write_file(path, "outside data\n");
+	pathf(path, sizeof(path), "%s/.a.tmp-0123456789abcdef", f->outside);
+	write_file(path, "outside temp\n");
+
+	put_str(f->store, "h/p/a/obj", "real");
+	put_str(f->store, "h/p/z", "last");
+	pathf(path, sizeof(path), "%s/h/p/lnkdir", f->dir);
+	assert_int_equal(symlink(f->outside, path), 0);
+	pathf(path, sizeof(path), "%s/h/p/lnkfile", f->dir);
+	{
+		char target[PATH_MAX];
+
+		pathf(target, sizeof(target), "%s/x", f->outside);
+		assert_int_equal(symlink(target, path), 0);
+	}
+	pathf(path, sizeof(path), "%s/h/p/loop", f->dir);
+	assert_int_equal(symlink(".", path), 0);
+	pathf(path, sizeof(path), "%s/lnkroot", f->dir);
+	assert_int_equal(symlink(f->outside, path), 0);
+	pathf(path, sizeof(path), "%s/h/p/fifo", f->dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+}
+
+/* OUT is exactly as plant() left it. */
+static void check_outside(const struct fixture *f)
+{
+	static const char *const names[] = { "x", "data.tar.zst",
+					     ".a.tmp-0123456789abcdef" };
+	char path[PATH_MAX], buf[64] = "";
+	FILE *fp;
+
+	assert_int_equal(count_entries(f->outside, NULL), 3);
+	for (size_t i = 0; i < 3; i++) {
+		pathf(path, sizeof(path), "%s/%s", f->outside, names[i]);
+		fp = fopen(path, "r");
+		assert_non_null(fp);
+		assert_non_null(fgets(buf, sizeof(buf), fp));
+		fclose(fp);
+		assert_non_null(strstr(buf, "outside"));
+	}
+}
+
+static void test_links_list(void **state)
+{
+	struct fixture *f = *state;
+	struct collect c = { 0 };
+	struct err err = { 0 };
+
+	plant(f);
+	/* Links are skipped (and reported), the rest is listed. */
+	assert_int_equal(store_list(f->store, "", collect_fn, &c, &err), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.keys[0], "h/p/a/obj");
+	assert_string_equal(c.keys[1], "h/p/z");
+	/* A prefix through a link lists nothing. */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_list(f->store, "h/p/lnkdir/", collect_fn, &c,
+				    &err), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(store_list(f->store, "lnkroot/", collect_fn, &c, &err),
+			 0);
+	assert_int_equal(store_list(f->store, "h/p/loop/loop/", collect_fn, &c,
+				    &err), 0);
+	assert_int_equal(store_list(f->store, "h/p/l", collect_fn, &c, &err), 0);
+	assert_int_equal(c.n, 0);
+	check_outside(f);
+}
+
+static void test_links_get_head(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const keys[] = { "h/p/lnkfile", "h/p/lnkdir/x",
+					    "lnkroot/x", "h/p/loop/z" };
+	struct store_obj_info info;
+	struct err err = { 0 };
+	char buf[64];
+	size_t got, len;
+	void *all;
+
+	plant(f);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		err_clear(&err);
+		assert_int_equal(store_get_range(f->store, keys[i], 0,
+						 sizeof(buf), buf, &got, &err),
+				 -ELOOP);
+		assert_int_equal(got, 0);
+		assert_non_null(strstr(err.msg, "symbolic link"));
+		err_clear(&err);
+		assert_int_equal(store_head(f->store, keys[i], &info, &err),
+				 -ELOOP);
+		err_clear(&err);
+		assert_int_equal(store_get_all(f->store, keys[i], 1024, &all,
+					       &len, &err), -ELOOP);
+		assert_null(strstr(err.msg, "secret"));
+	}
+	/* A FIFO is no object, and opening it does not block. */
+	err_clear(&err);
+	assert_int_equal(store_get_range(f->store, "h/p/fifo", 0, sizeof(buf),
+					 buf, &got, &err), -ENOENT);
+	err_clear(&err);
+	assert_int_equal(store_head(f->store, "h/p/fifo", &info, &err), -ENOENT);
+	/* Real objects still read. */
+	err_clear(&err);
+	assert_int_equal(store_get_range(f->store, "h/p/a/obj", 0, sizeof(buf),
+					 buf, &got, &err), 0);
+	assert_int_equal(got, 4);
+	check_outside(f);
+}
+
+static void test_links_put(void **state)
+{
+	struct fixture *f = *state;
+	struct err err = { 0 };
+	char path[PATH_MAX];
+	struct stat st;
+
+	plant(f);
+	assert_int_equal(store_put_buf(f->store, "h/p/lnkdir/new", "x", 1,
+				       &err), -ELOOP);
+	assert_non_null(strstr(err.msg, "symbolic link"));
+	err_clear(&err);
+	assert_int_equal(store_put_buf(f->store, "lnkroot/sub/new", "x", 1,
+				       &err), -ELOOP);
+	err_clear(&err);
+	assert_int_equal(store_put_buf(f->store, "h/p/loop/new", "x", 1, &err),
+			 -ELOOP);
+	/* A put onto a link replaces the link, not what it points at. */
+	put_str(f->store, "h/p/lnkfile", "replaced");
+	pathf(path, sizeof(path), "%s/h/p/lnkfile", f->dir);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	check_outside(f);
+}
+
+static void test_links_delete(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const through[] = { "h/p/lnkdir/x",
+					       "lnkroot/data.tar.zst",
+					       "h/p/loop/z" };
+	const char *keys[1];
+	struct store_obj_info info;
+	struct err err = { 0 };
+	char path[PATH_MAX];
+	struct stat st;
+
+	plant(f);
+	for (size_t i = 0; i < sizeof(through) / sizeof(through[0]); i++) {
+		err_clear(&err);
+		keys[0] = through[i];
+		assert_int_equal(store_delete(f->store, keys, 1, &err), -ELOOP);
+	}
+	/* A link is no object: deleting its key leaves it and its target. */
+	err_clear(&err);
+	keys[0] = "h/p/lnkfile";
+	assert_int_equal(store_delete(f->store, keys, 1, &err), 0);
+	pathf(path, sizeof(path), "%s/h/p/lnkfile", f->dir);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	keys[0] = "h/p/z";
+	assert_int_equal(store_delete(f->store, keys, 1, &err), 0);
+	assert_int_equal(store_head(f->store, "h/p/z", &info, &err), -ENOENT);
+	check_outside(f);
+}
+
+static void test_abort_incomplete_exact(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const keep[] = {
+		".data.tar.zst.tmp-0123456789ABCDEF",   /* uppercase */
+		".x.tmp-0123",                          /* short */
+		"data.tmp-0123456789abcdef",            /* no dot */
+		"..tmp-0123456789abcdef",               /* no base */
+		".x.tmp-0123456789abcdefa",             /* long */
+		".x.tmp-0123456789abcdeg",              /* not hex */
+	};
+	struct collect c = { 0 };
+	struct err err = { 0 };
+	char path[PATH_MAX], target[PATH_MAX];
+	unsigned n = 99;
+
+	plant(f);
+	pathf(path, sizeof(path), "%s/h/p/.data.tar.zst.tmp-0123456789abcdef",
+	      f->dir);
+	write_file(path, "ours");
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		pathf(path, sizeof(path), "%s/h/p/%s", f->dir, keep[i]);
+		write_file(path, "not ours");
+	}
+	/* A temp-named link and a temp-named directory stay too. */
+	pathf(path, sizeof(path), "%s/h/p/.l.tmp-0123456789abcdef", f->dir);
+	pathf(target, sizeof(target), "%s/x", f->outside);
+	assert_int_equal(symlink(target, path), 0);
+	pathf(path, sizeof(path), "%s/h/p/.d.tmp-0123456789abcdef", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+
+	assert_int_equal(store_abort_incomplete(f->store, "h/", &n, &err), 0);
+	assert_int_equal(n, 1);
+	pathf(path, sizeof(path), "%s/h/p/.data.tar.zst.tmp-0123456789abcdef",
+	      f->dir);
+	assert_int_equal(access(path, F_OK), -1);
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		pathf(path, sizeof(path), "%s/h/p/%s", f->dir, keep[i]);
+		assert_int_equal(access(path, F_OK), 0);
+	}
+	pathf(path, sizeof(path), "%s/h/p/.l.tmp-0123456789abcdef", f->dir);
+	assert_int_equal(faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW),
+			 0);
+	/* Names that are not exactly temp names are objects for list. */
+	assert_int_equal(store_list(f->store, "h/p/.", collect_fn, &c, &err), 0);
+	assert_int_equal(c.n, 5);
+	check_outside(f);
+}
+
+/* A tmpfs mounted inside the store: never cleaned or deleted across. */
+static void test_mount_point(void **state)
+{
+	struct fixture *f = *state;
+	struct collect c = { 0 };
+	struct err err = { 0 };
+	char *mnt = f->submount, path[PATH_MAX];
+	const char *keys[] = { "h/m/obj" };
+	unsigned n = 99;
+
+	if (geteuid() != 0) {
+		print_message("skip: the mount point test needs root to mount a tmpfs\n");
+		skip();
+	}
+	put_str(f->store, "h/p/obj", "x");
+	pathf(mnt, sizeof(f->submount), "%s/h/m", f->dir);
+	assert_int_equal(mkdir(mnt, 0700), 0);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0700")) {
+		print_message("skip: cannot mount a tmpfs: %s\n", strerror(errno));
+		mnt[0] = '\0';
+		skip();
+	}
+	pathf(path, sizeof(path), "%s/.obj.tmp-0123456789abcdef", mnt);
+	write_file(path, "temp");
+	pathf(path, sizeof(path), "%s/obj", mnt);
+	write_file(path, "obj");
+
+	assert_int_equal(store_abort_incomplete(f->store, "h/", &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_delete(f->store, keys, 1, &err), -EXDEV);
+	/* Reading across it is fine. */
+	assert_int_equal(store_list(f->store, "h/", collect_fn, &c, &err), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(count_entries(mnt, NULL), 2);
+}
+
+static void test_depth(void **state)
+{
+	struct fixture *f = *state;
+	struct collect c = { 0 };
+	struct err err = { 0 };
+	char key[256] = "", path[PATH_MAX];
+
+	for (int i = 0; i < 64; i++)
+		strcat(key, "d/");
+	strcat(key, "x");
+	put_str(f->store, key, "64 levels");
+	memmove(key + 2, key, strlen(key) + 1);
+	memcpy(key, "d/", 2);
+	assert_int_equal(store_put_buf(f->store, key, "x", 1, &err), -EINVAL);
+	/* Made behind the store's back: not listed. */
+	pathf(path, sizeof(path), "%s/%.*s", f->dir, (int)strlen(key) - 2, key);
+	assert_int_equal(mkdir(path, 0700), 0);
+	pathf(path, sizeof(path), "%s/%s", f->dir, key);
+	write_file(path, "too deep");
+	assert_int_equal(store_list(f->store, "", collect_fn, &c, &err), 0);
+	assert_int_equal(c.n, 1);
+}
+
+static const struct CMUnitTest link_tests[] = {
+	cmocka_unit_test_setup_teardown(test_links_list, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_links_get_head, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_links_put, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_links_delete, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_abort_incomplete_exact, setup,
+					teardown),
+	cmocka_unit_test_setup_teardown(test_mount_point, setup, teardown),
+};
+
+/* The same tests where openat2 is missing (the component-by-component walk). */
+static void test_links_without_openat2(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setenv("SNAPSHIP_FAULT", "file.openat2:38", 1);
+		execl("/proc/self/exe", "test_store_file", "--links-child",
+		      (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /*
  * Fault injection runs in a fresh process (SNAPSHIP_FAULT is read once):
  * the test re-executes this program with "--fault-child DIR".
@@ -919,10 +1268,21 @@ int main(int argc, char **argv)
 		T(test_large_streamed_put),
 		T(test_enospc),
 		T(test_fault_injection),
+		T(test_links_list),
+		T(test_links_get_head),
+		T(test_links_put),
+		T(test_links_delete),
+		T(test_abort_incomplete_exact),
+		T(test_mount_point),
+		T(test_depth),
+		cmocka_unit_test(test_links_without_openat2),
 #undef T
 	};
 
 	if (argc == 3 && !strcmp(argv[1], "--fault-child"))
 		return fault_child(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "--links-child"))
+		return cmocka_run_group_tests_name("links without openat2",
+						   link_tests, NULL, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
