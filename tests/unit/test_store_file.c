@@ -28,6 +28,7 @@
 
 #include <setjmp.h>
 #include <cmocka.h>
+#include "tests/unit/unit.h"
 
 #define MIB (1024 * 1024)
 
@@ -791,13 +792,10 @@ static void test_enospc(void **state)
 	int ret = 0;
 
 	if (geteuid() != 0) {
-		print_message("skip: ENOSPC test needs root to mount a tmpfs\n");
-		skip();
+		unit_skip("the ENOSPC test needs root to mount a tmpfs");
 	}
 	if (mount("tmpfs", f->dir, "tmpfs", 0, "size=1m,mode=0700")) {
-		print_message("skip: cannot mount a tmpfs: %s\n",
-			      strerror(errno));
-		skip();
+		unit_skip("cannot mount a tmpfs: %s", strerror(errno));
 	}
 	f->mounted = true;
 	/* The old store points at the covered directory: open the tmpfs. */
@@ -1090,16 +1088,14 @@ static void test_mount_point(void **state)
 	unsigned n = 99;
 
 	if (geteuid() != 0) {
-		print_message("skip: the mount point test needs root to mount a tmpfs\n");
-		skip();
+		unit_skip("the mount point test needs root to mount a tmpfs");
 	}
 	put_str(f->store, "h/p/obj", "x");
 	pathf(mnt, sizeof(f->submount), "%s/h/m", f->dir);
 	assert_int_equal(mkdir(mnt, 0700), 0);
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0700")) {
-		print_message("skip: cannot mount a tmpfs: %s\n", strerror(errno));
 		mnt[0] = '\0';
-		skip();
+		unit_skip("cannot mount a tmpfs: %s", strerror(errno));
 	}
 	pathf(path, sizeof(path), "%s/.obj.tmp-0123456789abcdef", mnt);
 	write_file(path, "temp");
@@ -1284,5 +1280,5 @@ int main(int argc, char **argv)
 	if (argc == 2 && !strcmp(argv[1], "--links-child"))
 		return cmocka_run_group_tests_name("links without openat2",
 						   link_tests, NULL, NULL);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return unit_main(tests, NULL, NULL);
 }
