@@ -1120,7 +1120,8 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 	if (u.broken) {
 		bad += u.broken;
 		if (!g->json)
-			printf("BAD %zu manifest(s) unreadable or not snapship's; skipped\n", u.broken);
+			printf("BAD %zu manifest(s) unreadable or not written by snapship, skipped: find out who wrote them, then remove them from the store\n",
+			       u.broken);
 	}
 	if (g->json)
 		print_json(arr);
