@@ -90,13 +90,17 @@ static int bad_partition(const char *part)
 			   UTIL_ESC(part), UTIL_NAME_MAX);
 }
 
-/* The manifests a listing skipped, one line each, and how many there were. */
+/* The manifests a listing skipped, one line each, and how many there were
+ * (region NULL: there is only one). */
 static void report_broken(const struct catalog_list *list, const char *region)
 {
+	const char *r = region ? "region " : "", *rn = region ? region : "",
+		   *sep = region ? ": " : "";
+
 	for (size_t i = 0; i < list->nbroken_why; i++)
-		log_warn("region %s: skipping %s", region, list->broken_why[i]);
+		log_warn("%s%s%sskipping %s", r, rn, sep, list->broken_why[i]);
 	if (list->broken > list->nbroken_why)
-		log_warn("region %s: and %zu more manifest(s) like these", region,
+		log_warn("%s%s%sand %zu more manifest(s) like these", r, rn, sep,
 			 list->broken - list->nbroken_why);
 }
 
@@ -578,7 +582,7 @@ static int cmd_list(struct global *g, int argc, char **argv)
 			       geo ? "  " : "", geo ? geo_word(&rs, &gs) : "");
 		}
 	}
-	report_broken(&list, rs.v[used].name);
+	report_broken(&list, rs.n > 1 ? rs.v[used].name : NULL);
 	if (list.broken)
 		log_warn("%zu manifest(s) could not be used; run snapship verify", list.broken);
 	catalog_list_free(&list);
@@ -1253,7 +1257,7 @@ static int cmd_status(struct global *g, int argc, char **argv)
 		if (!list.n)
 			printf("(no backups yet)\n");
 	}
-	report_broken(&list, rs.v[used].name);
+	report_broken(&list, rs.n > 1 ? rs.v[used].name : NULL);
 	if (list.broken)
 		log_warn("%zu manifest(s) could not be used; run snapship verify", list.broken);
 	catalog_list_free(&list);

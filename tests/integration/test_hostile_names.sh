@@ -161,5 +161,55 @@ printf '%s\n' ./hnhost ./hnhost/hn-part "./hnhost/hn-part/$id.json" | diff - "$O
 	fail "unexpected replication state: $(cat -v "$O/diff")"
 # (its scratch files go to $TEST_TMP: after the listing)
 assert_trees_equal "$sv" "$TEST_BTRFS/hn-r"
+# ---- huge numbers (item 11): refused, or used without overflow -------------
+# (run under make D=ubsan: any signed overflow aborts)
+python3 - "$TEST_TMP" "$id" <<'PY'
+import json, os, sys
+tmp, rid = sys.argv[1:3]
+good = json.load(open(f"{tmp}/a/hnhost/hn-part/{rid}/manifest.json"))
+big = 2**63 - 1
+def plant(part, **kw):
+    m = json.loads(json.dumps(good))
+    m["partition"] = part
+    m["data"]["key"] = f"hnhost/{part}/{rid}/data.tar.zst"
+    m["index"]["key"] = f"hnhost/{part}/{rid}/index.jsonl.zst"
+    for k, v in kw.items():
+        a, b = k.split(".") if "." in k else (k, None)
+        if b: m[a][b] = v
+        else: m[a] = v
+    d = f"{tmp}/a/hnhost/{part}/{rid}"
+    os.makedirs(d, exist_ok=True)
+    json.dump(m, open(f"{d}/manifest.json", "w"))
+# the largest numbers jansson reads: taken, and used without overflow
+plant("huge", started_ns=big, finished_ns=big, **{"snapshot.time_ns": big,
+      "counts.files": big, "counts.entries": big, "counts.logical_bytes": big,
+      "counts.stored_bytes": 1, "data.size": big, "index.size": big,
+      "compression.frames": 2**32 - 1})
+plant("negative", started_ns=-big, **{"data.size": -1, "counts.files": -5})
+plant("bigframes", **{"compression.frame_size": 2**40})
+plant("toobig", **{"counts.files": 2**64})
+# a real where a count goes (1e30): not an integer
+plant("float")
+path = f"{tmp}/a/hnhost/float/{rid}/manifest.json"
+text = open(path).read()
+lb = '"logical_bytes": %d' % good["counts"]["logical_bytes"]
+assert lb in text
+open(path, "w").write(text.replace(lb, '"logical_bytes": 1e30'))
+PY
+cp "$TEST_TMP/a/hnhost/hn-part/$id/"*.zst "$TEST_TMP/a/hnhost/huge/$id/"
+"${S[@]}" list >"$O/list3" 2>&1 || fail "list with huge numbers: $(cat -v "$O/list3")"
+grep -Eq "^huge +$id " "$O/list3" || fail "list does not show the huge manifest: $(cat -v "$O/list3")"
+for p in negative bigframes toobig float; do
+	grep -q "skipping hnhost/$p/$id/manifest.json" "$O/list3" ||
+		fail "list does not skip hnhost/$p: $(cat -v "$O/list3")"
+done
+"${S[@]}" list --json >"$O/list3.json" 2>/dev/null || fail "list --json with huge numbers"
+"${S[@]}" status >"$O/status3" 2>&1 || fail "status with huge numbers: $(cat -v "$O/status3")"
+rc=0
+"${S[@]}" verify >"$O/verify3" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "verify with huge numbers exited $rc: $(cat -v "$O/verify3")"
+grep -Eq "^huge +$id +a +corrupt" "$O/verify3" || fail "verify: $(cat -v "$O/verify3")"
+grep -Eq "^hn-part +$id +a +ok" "$O/verify3" || fail "verify: $(cat -v "$O/verify3")"
+
 echo "-- verify:"; cat -v "$O/verify"; echo "-- list:"; cat -v "$O/list"
 echo "ok: bad manifests named and skipped, nothing written outside $TEST_TMP/state/geo"
