@@ -80,7 +80,7 @@ static int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "snapship: %s\nTry 'snapship --help'.\n", msg);
+	fprintf(stderr, "snapship: %s\nTry 'snapship --help'.\n", UTIL_ESC_CTL(msg));
 	return EXIT_USAGE;
 }
 
@@ -1354,7 +1354,9 @@ static int cmd_config(struct global *g, int argc, char **argv)
 			ret = store_list(s, r->prefix ? r->prefix : "", stop_at_first, NULL, &err);
 		bad_regions += ret != 0;
 		if (ret)
-			printf("  region %s: %s\n", r->name, region_strip(r->name, err.msg));
+			/* an S3 server's words: escaped */
+			printf("  region %s: %s\n", r->name,
+			       UTIL_ESC_CTL(region_strip(r->name, err.msg)));
 		else
 			printf("  region %s: %s%s%s ok%s\n", r->name, store_describe(s),
 			       r->endpoint ? " at " : "", r->endpoint ? r->endpoint : "",

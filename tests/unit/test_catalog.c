@@ -15,11 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "agent/catalog.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "uploader/store.h"
 
@@ -78,6 +81,34 @@ static void test_escape(void **state)
 	/* the macro: a buffer per use, so two in one call */
 	snprintf(b, sizeof(b), "%s %s", UTIL_ESC("\033"), UTIL_ESC("\007"));
 	assert_string_equal(b, "\\x1b \\x07");
+}
+
+/* A log line never carries a raw control character, nor a second line. */
+static void test_log_escapes(void **state)
+{
+	char path[128], buf[512];
+	FILE *f;
+	size_t n;
+	int saved = dup(2), fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/log", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	log_warn("skipping %s: %s", "h/\033]0;pwned\007/x", "line\nbreak \\x1b");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	assert_string_equal(buf,
+			    "snapship: warning: skipping h/\\x1b]0;pwned\\x07/x: line\\x0abreak \\x1b\n");
 }
 
 static void test_names(void **state)
@@ -412,6 +443,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_log_escapes),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_manifest_good),
 		cmocka_unit_test(test_manifest_hostile_names),
