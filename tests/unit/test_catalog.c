@@ -432,6 +432,13 @@ static void test_list_skips_bad(void **state)
 	assert_int_equal(list.n, 1);
 	assert_int_equal(list.broken, 0);
 	catalog_list_free(&list);
+	/* a secondary under its own prefix holds the primary's manifest bytes */
+	put(s, "y/h/part/" ID "/manifest.json", good_manifest("x/"));
+	assert_int_equal(catalog_list(s, "y/", "h", NULL, &list, &err), 0);
+	assert_int_equal(list.n, 1);
+	assert_int_equal(list.broken, 0);
+	assert_string_equal(list.m[0].data_key, "x/h/part/" ID "/data.tar.zst");
+	catalog_list_free(&list);
 	/* names that are not snapship's are not even asked for */
 	assert_int_equal(catalog_list(s, "", "..", NULL, &list, &err), -EINVAL);
 	err_clear(&err);
