@@ -39,17 +39,25 @@ int catalog_new_id(int64_t t, char out[BACKUP_ID_LEN + 1], struct err *err)
 
 int64_t catalog_id_time(const char *id)
 {
+	/* exactly "YYYYMMDDTHHMMSSZ-xxxxxx": digits where digits go (strptime
+	 * alone would take spaces and signs), lower-case hex at the end */
+	static const char shape[] = "ddddddddTddddddZ-hhhhhh";
 	struct tm tm = { 0 };
 	const char *end;
 
-	if (!id || strlen(id) != BACKUP_ID_LEN || id[16] != '-')
+	if (!id || strlen(id) != BACKUP_ID_LEN)
 		return -1;
+	for (int i = 0; i < BACKUP_ID_LEN; i++) {
+		char c = id[i];
+
+		if (shape[i] == 'd' ? !(c >= '0' && c <= '9') :
+		    shape[i] == 'h' ? !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) :
+		    c != shape[i])
+			return -1;
+	}
 	end = strptime(id, "%Y%m%dT%H%M%SZ", &tm);
 	if (end != id + 16)
 		return -1;
-	for (int i = 17; i < BACKUP_ID_LEN; i++)
-		if (!strchr("0123456789abcdef", id[i]))
-			return -1;
 	return (int64_t)timegm(&tm);
 }
 
@@ -123,6 +131,128 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/*
+ * A name of the manifest used in keys and paths: snapship's own grammar,
+ * or the manifest is refused (it was not written by snapship).
+ */
+static int check_name(const char *field, const char *v, struct err *err)
+{
+	if (util_name_ok(v))
+		return 0;
+	return err_set(err, -EBADMSG,
+		       "manifest field %s \"%s\" is not a name snapship writes (1 to %d letters, digits, '-', '_' or '.', not starting with '.')",
+		       field, UTIL_ESC(v), UTIL_NAME_MAX);
+}
+
+/*
+ * key must be "<P><host>/<partition>/<id>/<name>" where P is empty or a
+ * clean key prefix ending in '/' (the primary's prefix: the same bytes are
+ * in every region); *plen_ret is strlen(P).  A manifest cannot name
+ * another backup's objects.
+ */
+static bool key_names_backup(const struct manifest *m, const char *key,
+			     const char *name, size_t *plen_ret)
+{
+	char tail[3 * UTIL_NAME_MAX + 64];
+	size_t klen = strlen(key), tlen, plen;
+	const char *c;
+
+	snprintf(tail, sizeof(tail), "%s/%s/%s/%s", m->host, m->partition,
+		 m->backup_id, name);
+	tlen = strlen(tail);
+	if (klen < tlen || klen > MANIFEST_KEY_MAX || strcmp(key + klen - tlen, tail))
+		return false;
+	plen = klen - tlen;
+	*plen_ret = plen;
+	if (!plen)
+		return true;
+	if (key[0] == '/' || key[plen - 1] != '/')
+		return false;
+	for (c = key; c < key + plen;) {
+		const char *slash = memchr(c, '/', (size_t)(key + plen - c));
+		size_t n = (size_t)(slash - c);
+
+		if (!n || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
+				return false;
+		c = slash + 1;
+	}
+	return true;
+}
+
+/* The fields the rest of snapship builds keys, paths and messages from. */
+static int manifest_validate(const struct manifest *m, struct err *err)
+{
+	size_t dp = 0, ip = 0;
+	int ret;
+
+	ret = check_name("host", m->host, err);
+	if (!ret)
+		ret = check_name("partition", m->partition, err);
+	if (ret)
+		return ret;
+	if (catalog_id_time(m->backup_id) < 0)
+		return err_set(err, -EBADMSG,
+			       "manifest field backup_id \"%s\" is not a backup id (YYYYMMDDTHHMMSSZ-xxxxxx)",
+			       UTIL_ESC(m->backup_id));
+	if (!key_names_backup(m, m->data_key, "data.tar.zst", &dp))
+		return err_set(err, -EBADMSG,
+			       "manifest field data.key \"%s\" is not this backup's data object (expected [PREFIX]%s/%s/%s/data.tar.zst)",
+			       UTIL_ESC(m->data_key), m->host, m->partition, m->backup_id);
+	if (!key_names_backup(m, m->index_key, "index.jsonl.zst", &ip) || ip != dp ||
+	    strncmp(m->data_key, m->index_key, dp))
+		return err_set(err, -EBADMSG,
+			       "manifest field index.key \"%s\" is not this backup's index object (expected %.*s%s/%s/%s/index.jsonl.zst)",
+			       UTIL_ESC(m->index_key), (int)dp, m->data_key, m->host,
+			       m->partition, m->backup_id);
+	return 0;
+}
+
+/* Counts, sizes and times are 0 .. INT64_MAX (jansson refuses bigger
+ * integers; a negative one would become a huge unsigned count). */
+static int check_nonneg(const char *field, json_int_t v, struct err *err)
+{
+	if (v >= 0)
+		return 0;
+	return err_set(err, -EBADMSG, "manifest field %s is %lld; it cannot be negative",
+		       field, (long long)v);
+}
+
+static int check_ranges(json_int_t const v[], const char *const names[], size_t n,
+			struct err *err)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < n && !ret; i++)
+		ret = check_nonneg(names[i], v[i], err);
+	return ret;
+}
+
+static bool hex64(const char *s)
+{
+	if (strlen(s) != 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return false;
+	return true;
+}
+
+/* The ETag as a store gives it: printable ASCII (quotes, hex, "-N"). */
+static bool etag_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n >= max)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return false;
+	return true;
+}
+
 int manifest_from_json(const char *json, size_t len, struct manifest *m,
 		       struct err *err)
 {
@@ -133,19 +263,20 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 	const char *ikey = NULL, *isha = NULL, *enc = NULL;
 	const char *detag = "", *ietag = "";
 	json_int_t gen = 0, st = 0, sn = 0, fn = 0, ent = 0, files = 0, dirs = 0,
-		   others = 0, lb = 0, tb = 0, sb = 0, fs = 0, fr = 0, ds = 0, is = 0;
-	int fv = 0, level = 0;
+		   others = 0, lb = 0, tb = 0, sb = 0, fs = 0, fr = 0, ds = 0, is = 0,
+		   fv = 0, level = 0;
+	int ret;
 
 	memset(m, 0, sizeof(*m));
-	if (!root)
-		return err_set(err, -EBADMSG, "manifest is not valid JSON (line %d: %s)",
-			       je.line, je.text);
+	if (!root) /* never quote the text: it may not be a manifest at all */
+		return err_set(err, -EBADMSG, "manifest is not valid JSON (line %d, column %d)",
+			       je.line, je.column);
 	if (json_unpack_ex(root, &je, 0,
-		"{s:i, s?s, s:s, s:s, s:s, s?s,"
+		"{s:I, s?s, s:s, s:s, s:s, s?s,"
 		" s:{s:s, s:I, s:I},"
 		" s:I, s:I,"
 		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-		" s:{s:s, s:i, s:I, s:I},"
+		" s:{s:s, s:I, s:I, s:I},"
 		" s:{s:s, s:I, s:s, s?s}, s:{s:s, s:I, s:s, s?s},"
 		" s?o, s?{s:s}}",
 		"format_version", &fv, "tool_version", &tv, "backup_id", &id,
@@ -160,22 +291,67 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 		"data", "key", &dkey, "size", &ds, "sha256", &dsha, "etag", &detag,
 		"index", "key", &ikey, "size", &is, "sha256", &isha, "etag", &ietag,
 		"hooks", &hooks, "encryption", "mode", &enc)) {
-		json_decref(root);
-		return err_set(err, -EBADMSG, "manifest is malformed: %s", je.text);
+		ret = err_set(err, -EBADMSG, "manifest is malformed: %s", UTIL_ESC(je.text));
+		goto out_root;
 	}
 	if (fv != FORMAT_VERSION) {
-		json_decref(root);
-		return err_set(err, -EPROTONOSUPPORT,
-			       "manifest format version %d is not supported by this snapship (knows %d); upgrade snapship",
-			       fv, FORMAT_VERSION);
+		ret = err_set(err, -EPROTONOSUPPORT,
+			      "manifest format version %lld is not supported by this snapship (knows %d); upgrade snapship",
+			      (long long)fv, FORMAT_VERSION);
+		goto out_root;
 	}
-	if (strlen(id) != BACKUP_ID_LEN || strlen(dsha) != 64 || strlen(isha) != 64 ||
-	    strlen(uuid) > 36 || strlen(detag) >= sizeof(m->data_etag) ||
-	    strlen(ietag) >= sizeof(m->index_etag)) {
-		json_decref(root);
-		return err_set(err, -EBADMSG, "manifest has a malformed id or checksum");
+	if (strlen(id) != BACKUP_ID_LEN || !hex64(dsha) || !hex64(isha)) {
+		ret = err_set(err, -EBADMSG, "manifest has a malformed id or checksum");
+		goto out_root;
 	}
-	m->format_version = fv;
+	if (strlen(uuid) > 36 || strspn(uuid, "0123456789abcdefABCDEF-") != strlen(uuid) ||
+	    !etag_ok(detag, sizeof(m->data_etag)) || !etag_ok(ietag, sizeof(m->index_etag))) {
+		ret = err_set(err, -EBADMSG, "manifest has a malformed snapshot uuid or ETag");
+		goto out_root;
+	}
+	{
+		const json_int_t v[] = { gen, sn, st, fn, ent, files, dirs, others,
+					 lb, tb, sb, fs, fr, ds, is };
+		static const char *const names[] = {
+			"snapshot.generation", "snapshot.time_ns", "started_ns",
+			"finished_ns", "counts.entries", "counts.files", "counts.dirs",
+			"counts.others", "counts.logical_bytes", "counts.tar_bytes",
+			"counts.stored_bytes", "compression.frame_size",
+			"compression.frames", "data.size", "index.size",
+		};
+
+		ret = check_ranges(v, names, sizeof(v) / sizeof(v[0]), err);
+		if (ret)
+			goto out_root;
+	}
+	if (fs < 1 || fs > MANIFEST_FRAME_SIZE_MAX || fr > UINT32_MAX) {
+		ret = err_set(err, -EBADMSG,
+			      "manifest says frames of %lld bytes, %lld of them; snapship writes 1 byte to %u MiB per frame and at most %lu frames",
+			      (long long)fs, (long long)fr, MANIFEST_FRAME_SIZE_MAX >> 20,
+			      (unsigned long)UINT32_MAX);
+		goto out_root;
+	}
+	if (fn < st) {
+		ret = err_set(err, -EBADMSG, "manifest says the backup finished (%lld) before it started (%lld)",
+			      (long long)fn, (long long)st);
+		goto out_root;
+	}
+	if (level < MANIFEST_LEVEL_MIN || level > MANIFEST_LEVEL_MAX) {
+		ret = err_set(err, -EBADMSG, "manifest says compression level %lld; zstd's are %d to %d",
+			      (long long)level, MANIFEST_LEVEL_MIN, MANIFEST_LEVEL_MAX);
+		goto out_root;
+	}
+	if (hooks && !json_is_array(hooks)) {
+		ret = err_set(err, -EBADMSG, "manifest field hooks is not a list of commands");
+		goto out_root;
+	}
+	for (size_t i = 0; hooks && i < json_array_size(hooks); i++) {
+		if (!json_is_string(json_array_get(hooks, i))) {
+			ret = err_set(err, -EBADMSG, "manifest field hooks[%zu] is not a string", i);
+			goto out_root;
+		}
+	}
+	m->format_version = (int)fv;
 	strcpy(m->backup_id, id);
 	strcpy(m->snap_uuid, uuid);
 	strcpy(m->data_sha256, dsha);
@@ -203,25 +379,38 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 	m->logical_bytes = (uint64_t)lb;
 	m->tar_bytes = (uint64_t)tb;
 	m->stored_bytes = (uint64_t)sb;
-	m->level = level;
+	m->level = (int)level;
 	m->frame_size = (uint32_t)fs;
 	m->frames = (uint32_t)fr;
 	m->data_size = (uint64_t)ds;
 	m->index_size = (uint64_t)is;
-	if (hooks && json_is_array(hooks) && json_array_size(hooks)) {
+	ret = 0;
+	if ((tv && !m->tool_version) || (src && !m->source) || !m->host ||
+	    !m->partition || !m->compression || !m->data_key || !m->index_key ||
+	    !m->encryption)
+		ret = err_set(err, -ENOMEM, "out of memory");
+	if (!ret && hooks && json_array_size(hooks)) {
 		size_t n = json_array_size(hooks);
 
 		m->hooks = calloc(n + 1, sizeof(char *));
-		for (size_t i = 0; m->hooks && i < n; i++)
-			m->hooks[i] = dup_or_null(json_string_value(json_array_get(hooks, i)));
+		if (!m->hooks)
+			ret = err_set(err, -ENOMEM, "out of memory");
+		for (size_t i = 0; !ret && i < n; i++) {
+			m->hooks[i] = strdup(json_string_value(json_array_get(hooks, i)));
+			if (!m->hooks[i])
+				ret = err_set(err, -ENOMEM, "out of memory");
+		}
 	}
-	json_decref(root);
-	if (!m->host || !m->partition || !m->data_key || !m->index_key ||
-	    !m->compression || strcmp(m->compression, "zstd")) {
+	if (!ret && strcmp(m->compression, "zstd"))
+		ret = err_set(err, -EBADMSG, "manifest names compression \"%s\"; this snapship knows zstd",
+			      UTIL_ESC(m->compression));
+	if (!ret)
+		ret = manifest_validate(m, err);
+	if (ret)
 		manifest_clear(m);
-		return err_set(err, -EBADMSG, "manifest is incomplete or names an unknown compression");
-	}
-	return 0;
+out_root:
+	json_decref(root);
+	return ret;
 }
 
 void manifest_clear(struct manifest *m)
@@ -242,7 +431,12 @@ void manifest_clear(struct manifest *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static int load_key(struct store *store, const char *key, struct manifest *m,
+/*
+ * Read the manifest at key, which names backup host/partition/id (names
+ * already checked): the manifest must say the same.
+ */
+static int load_key(struct store *store, const char *key, const char *host,
+		    const char *partition, const char *id, struct manifest *m,
 		    struct err *err)
 {
 	void *buf = NULL;
@@ -254,8 +448,30 @@ static int load_key(struct store *store, const char *key, struct manifest *m,
 		return ret;
 	ret = manifest_from_json(buf, len, m, err);
 	free(buf);
+	if (!ret && (strcmp(m->host, host) || strcmp(m->partition, partition) ||
+		     strcmp(m->backup_id, id))) {
+		ret = err_set(err, -EBADMSG,
+			      "the manifest says host %s, partition %s, backup %s, but its key names %s/%s/%s; it was copied or forged",
+			      m->host, m->partition, m->backup_id, host, partition, id);
+		manifest_clear(m);
+	}
 	if (ret)
-		return err_wrap(err, "%s", key);
+		return err_wrap(err, "%s", UTIL_ESC(key));
+	return 0;
+}
+
+static int check_names(const char *host, const char *partition, const char *id,
+		       struct err *err)
+{
+	if (!util_name_ok(host))
+		return err_set(err, -EINVAL, "host \"%s\" is not a name snapship uses (1 to %d letters, digits, '-', '_' or '.', not starting with '.')",
+			       UTIL_ESC(host), UTIL_NAME_MAX);
+	if (partition && !util_name_ok(partition))
+		return err_set(err, -EINVAL, "partition \"%s\" is not a name snapship uses (1 to %d letters, digits, '-', '_' or '.', not starting with '.')",
+			       UTIL_ESC(partition), UTIL_NAME_MAX);
+	if (id && catalog_id_time(id) < 0)
+		return err_set(err, -EINVAL, "\"%s\" is not a backup id (YYYYMMDDTHHMMSSZ-xxxxxx)",
+			       UTIL_ESC(id));
 	return 0;
 }
 
@@ -263,12 +479,17 @@ int catalog_load(struct store *store, const char *prefix, const char *host,
 		 const char *partition, const char *id, struct manifest *m,
 		 struct err *err)
 {
-	char *key = catalog_key(prefix, host, partition, id, "manifest.json");
+	char *key;
 	int ret;
 
+	memset(m, 0, sizeof(*m));
+	ret = check_names(host, partition, id, err);
+	if (ret)
+		return ret;
+	key = catalog_key(prefix, host, partition, id, "manifest.json");
 	if (!key)
 		return err_set(err, -ENOMEM, "out of memory");
-	ret = load_key(store, key, m, err);
+	ret = load_key(store, key, host, partition, id, m, err);
 	free(key);
 	return ret;
 }
@@ -277,30 +498,78 @@ struct list_ctx {
 	struct store *store;
 	struct catalog_list *list;
 	size_t cap;
+	const char *host;
 	const char *partition;
+	size_t base_len;                /* of "<prefix><host>/" */
 	struct err *err;
 	int error;
 };
+
+/* Note a manifest that is not a backup: counted, the first
+ * CATALOG_BROKEN_MAX kept with why (already escaped). */
+static void list_broken(struct catalog_list *list, const char *why)
+{
+	list->broken++;
+	if (list->nbroken_why < CATALOG_BROKEN_MAX) {
+		char *s = strdup(why);
+
+		if (s)
+			list->broken_why[list->nbroken_why++] = s;
+	}
+}
+
+/*
+ * "<partition>/<id>/manifest.json" below the host: the partition and id
+ * out of it, or false when the key is not where snapship puts a manifest.
+ */
+static bool split_manifest_key(const char *rest, char part[UTIL_NAME_MAX + 1],
+			       char id[BACKUP_ID_LEN + 1])
+{
+	const char *s1 = strchr(rest, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+	size_t pl, il;
+
+	if (!s2 || strcmp(s2 + 1, "manifest.json"))
+		return false;
+	pl = (size_t)(s1 - rest);
+	il = (size_t)(s2 - s1 - 1);
+	if (pl > UTIL_NAME_MAX || il != BACKUP_ID_LEN)
+		return false;
+	memcpy(part, rest, pl);
+	part[pl] = '\0';
+	memcpy(id, s1 + 1, il);
+	id[il] = '\0';
+	return util_name_ok(part) && catalog_id_time(id) >= 0;
+}
 
 static int list_cb(void *ctx, const char *key, const struct store_obj_info *info)
 {
 	struct list_ctx *lc = ctx;
 	size_t klen = strlen(key), mlen = strlen("/manifest.json");
+	char part[UTIL_NAME_MAX + 1], id[BACKUP_ID_LEN + 1];
 	struct manifest m;
 	struct err e = { 0 };
 
 	(void)info;
 	if (klen < mlen || strcmp(key + klen - mlen, "/manifest.json"))
 		return 0;
-	if (load_key(lc->store, key, &m, &e)) {
-		if (e.code == -ENOENT)
-			return 0;     /* deleted while listing */
-		log_warn("skipping unreadable manifest %s", e.msg);
-		lc->list->broken++;
+	/* names from the store are checked before anything is read, built
+	 * into a path or shown */
+	if (klen <= lc->base_len ||
+	    !split_manifest_key(key + lc->base_len, part, id)) {
+		char why[ERR_MSG_MAX];
+
+		snprintf(why, sizeof(why),
+			 "%s: not a backup's manifest (snapship writes <host>/<partition>/<backup-id>/manifest.json with names of letters, digits, '-', '_' and '.')",
+			 UTIL_ESC(key));
+		list_broken(lc->list, why);
 		return 0;
 	}
-	if (lc->partition && strcmp(m.partition, lc->partition)) {
-		manifest_clear(&m);
+	if (lc->partition && strcmp(part, lc->partition))
+		return 0;
+	if (load_key(lc->store, key, lc->host, part, id, &m, &e)) {
+		if (e.code == -ENOENT)
+			return 0;     /* deleted while listing */
+		list_broken(lc->list, e.msg);
 		return 0;
 	}
 	if (lc->list->n == lc->cap) {
@@ -331,12 +600,16 @@ int catalog_list(struct store *store, const char *prefix, const char *host,
 		 const char *partition, struct catalog_list *list_ret,
 		 struct err *err)
 {
-	struct list_ctx lc = { .store = store, .list = list_ret,
+	struct list_ctx lc = { .store = store, .list = list_ret, .host = host,
 			       .partition = partition, .err = err };
 	char *p;
 	int ret;
 
 	memset(list_ret, 0, sizeof(*list_ret));
+	ret = check_names(host, partition, NULL, err);
+	if (ret)
+		return ret;
+	lc.base_len = strlen(prefix ? prefix : "") + strlen(host) + 1;
 	if (asprintf(&p, "%s%s/%s%s", prefix ? prefix : "", host,
 		     partition ? partition : "", partition ? "/" : "") < 0)
 		return err_set(err, -ENOMEM, "out of memory");
@@ -360,6 +633,8 @@ void catalog_list_free(struct catalog_list *list)
 	for (size_t i = 0; i < list->n; i++)
 		manifest_clear(&list->m[i]);
 	free(list->m);
+	for (size_t i = 0; i < list->nbroken_why; i++)
+		free(list->broken_why[i]);
 	memset(list, 0, sizeof(*list));
 }
 

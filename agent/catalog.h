@@ -20,6 +20,17 @@ struct store;
 #define FORMAT_VERSION 1
 #define BACKUP_ID_LEN 23   /* YYYYMMDDTHHMMSSZ-xxxxxx */
 
+/*
+ * What a manifest may claim (manifest_from_json refuses the rest): frames
+ * of 1 byte to 64 MiB (the config allows up to 64M; restore sizes its
+ * buffers by this), at most 2^32 - 1 of them, keys of up to 1024 bytes (a
+ * store's limit), zstd levels as zstd has them.
+ */
+#define MANIFEST_FRAME_SIZE_MAX (64u << 20)
+#define MANIFEST_KEY_MAX 1024
+#define MANIFEST_LEVEL_MIN (-131072)
+#define MANIFEST_LEVEL_MAX 22
+
 struct manifest {
 	int format_version;
 	char backup_id[BACKUP_ID_LEN + 1];
@@ -55,24 +66,48 @@ char *catalog_key(const char *prefix, const char *host, const char *partition,
 		  const char *id, const char *name);
 
 int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err);
+/*
+ * Parse a manifest (a store's bytes: anyone may have written them) into *m
+ * (manifest_clear frees it; nothing to free on error).  Refused with
+ * -EBADMSG and one message naming the field: wrong types, negative or
+ * out-of-range numbers, hooks that are not strings, and names snapship
+ * would not write — host and partition outside util_name_ok(), a backup_id
+ * that is not one, data and index keys other than
+ * "[PREFIX]<host>/<partition>/<backup_id>/data.tar.zst" (and
+ * index.jsonl.zst) under one clean PREFIX.  So every name in a parsed
+ * manifest is safe in a key, a path and a message.
+ */
 int manifest_from_json(const char *json, size_t len, struct manifest *m,
 		       struct err *err);
 void manifest_clear(struct manifest *m);
 
-/* Read and parse one backup's manifest. */
+/* Read and parse one backup's manifest; it must name the same host,
+ * partition and id as its key (-EBADMSG otherwise). */
 int catalog_load(struct store *store, const char *prefix, const char *host,
 		 const char *partition, const char *id, struct manifest *m,
 		 struct err *err);
 
+#define CATALOG_BROKEN_MAX 64
+
 struct catalog_list {
-	struct manifest *m;             /* sorted oldest first */
+	struct manifest *m;             /* sorted by partition, then oldest first */
 	size_t n;
-	size_t broken;                  /* manifests that could not be read */
+	/* manifests that are not backups (unreadable, malformed, misnamed,
+	 * or not where snapship puts them): counted, skipped, and the first
+	 * CATALOG_BROKEN_MAX of them said why, "KEY: why", names escaped
+	 * (owned by the list) */
+	size_t broken;
+	char *broken_why[CATALOG_BROKEN_MAX];
+	size_t nbroken_why;
 };
 
 /*
  * Every committed backup under prefix+host (partition NULL = all).
- * Backup directories without a manifest are not backups and are skipped.
+ * Backup directories without a manifest are not backups and are skipped;
+ * a manifest that cannot be used is counted in broken and skipped, the
+ * rest are listed (one bad object never hides the others).  host and
+ * partition must be util_name_ok() names (-EINVAL otherwise).  Nothing is
+ * logged: the caller reports broken_why.
  */
 int catalog_list(struct store *store, const char *prefix, const char *host,
 		 const char *partition, struct catalog_list *list_ret,

@@ -238,6 +238,14 @@ int geo_check_copy(struct region *r, const struct manifest *m, int mask,
 			add_detail(out, "%s missing", obj_names[i]);
 			continue;
 		}
+		if (ret == -EINVAL) {
+			/* a key the store refuses is this backup's problem,
+			 * not the region's: the other backups are still checked */
+			out->bad_mask |= 1 << i;
+			out->copy = COPY_BAD;
+			add_detail(out, "%s", region_strip(r->name, e.msg));
+			continue;
+		}
 		if (ret) {
 			out->copy = COPY_UNREACHABLE;
 			add_detail(out, "%s", region_strip(r->name, e.msg));
@@ -278,14 +286,25 @@ const char *geo_copy_name(int copy)
 
 /* ---- state ---- */
 
-static char *state_path(const char *state_dir, const char *host,
-			const char *partition, const char *id)
+/*
+ * <state_dir>/geo/<host>/<partition>/<id>.json.  The names come from
+ * manifests, which manifest_from_json has checked; they are checked again
+ * here, so that no name from a store ever makes a path outside geo/.
+ */
+static int state_path(const char *state_dir, const char *host,
+		      const char *partition, const char *id, char **path_ret,
+		      struct err *err)
 {
-	char *p;
-
-	if (asprintf(&p, "%s/geo/%s/%s/%s.json", state_dir, host, partition, id) < 0)
-		return NULL;
-	return p;
+	*path_ret = NULL;
+	if (!util_name_ok(host) || !util_name_ok(partition) || catalog_id_time(id) < 0)
+		return err_set(err, -EINVAL,
+			       "replication state: \"%s/%s/%s\" are not names snapship writes; not using them in a path",
+			       UTIL_ESC(host), UTIL_ESC(partition), UTIL_ESC(id));
+	if (asprintf(path_ret, "%s/geo/%s/%s/%s.json", state_dir, host, partition, id) < 0) {
+		*path_ret = NULL;
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	return 0;
 }
 
 const char *geo_rstate_name(int state)
@@ -327,20 +346,21 @@ int geo_state_load(const char *state_dir, const char *host,
 		   const char *partition, const char *id, struct geo_state *gs,
 		   struct err *err)
 {
-	char *path = state_path(state_dir, host, partition, id);
+	char *path;
 	json_error_t je;
 	json_t *root, *regs, *v;
 	const char *name;
 	json_int_t committed = 0;
 	const char *bid = NULL;
+	int ret;
 
 	memset(gs, 0, sizeof(*gs));
-	if (!path)
-		return err_set(err, -ENOMEM, "out of memory");
+	ret = state_path(state_dir, host, partition, id, &path, err);
+	if (ret)
+		return ret;
 	root = json_load_file(path, 0, &je);
 	if (!root) {
-		int ret = access(path, F_OK) ? -ENOENT : -EBADMSG;
-
+		ret = access(path, F_OK) ? -ENOENT : -EBADMSG;
 		err_set(err, ret, "%s: %s", path, ret == -ENOENT ? "no replication state" : je.text);
 		free(path);
 		return ret;
@@ -402,14 +422,14 @@ int geo_state_save(const char *state_dir, const char *host,
 		   const char *partition, const struct geo_state *gs,
 		   struct err *err)
 {
-	char *path = state_path(state_dir, host, partition, gs->backup_id);
-	char *dir = NULL, *tmp = NULL, *s = NULL;
+	char *path, *dir = NULL, *tmp = NULL, *s = NULL;
 	json_t *root = NULL, *regs;
-	int ret = 0, fd = -1;
+	int ret, fd = -1;
 	size_t len;
 
-	if (!path)
-		return err_set(err, -ENOMEM, "out of memory");
+	ret = state_path(state_dir, host, partition, gs->backup_id, &path, err);
+	if (ret)
+		return ret;
 	regs = json_object();
 	for (size_t i = 0; regs && i < gs->n; i++) {
 		const struct geo_region_state *r = &gs->r[i];
@@ -474,9 +494,9 @@ out:
 void geo_state_remove(const char *state_dir, const char *host,
 		      const char *partition, const char *id)
 {
-	char *path = state_path(state_dir, host, partition, id);
+	char *path;
 
-	if (path)
+	if (!state_path(state_dir, host, partition, id, &path, NULL))
 		unlink(path);
 	free(path);
 }

@@ -80,8 +80,28 @@ static int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "snapship: %s\nTry 'snapship --help'.\n", msg);
+	fprintf(stderr, "snapship: %s\nTry 'snapship --help'.\n", UTIL_ESC_CTL(msg));
 	return EXIT_USAGE;
+}
+
+static int bad_partition(const char *part)
+{
+	return usage_error("\"%s\" is not a partition name (1 to %d letters, digits, '-', '_' or '.', not starting with '.')",
+			   UTIL_ESC(part), UTIL_NAME_MAX);
+}
+
+/* The manifests a listing skipped, one line each, and how many there were
+ * (region NULL: there is only one). */
+static void report_broken(const struct catalog_list *list, const char *region)
+{
+	const char *r = region ? "region " : "", *rn = region ? region : "",
+		   *sep = region ? ": " : "";
+
+	for (size_t i = 0; i < list->nbroken_why; i++)
+		log_warn("%s%s%sskipping %s", r, rn, sep, list->broken_why[i]);
+	if (list->broken > list->nbroken_why)
+		log_warn("%s%s%sand %zu more manifest(s) like these", r, rn, sep,
+			 list->broken - list->nbroken_why);
 }
 
 static int fail(const struct err *err)
@@ -99,9 +119,15 @@ static const char *host_name(const struct global *g, char *buf, size_t len)
 	if (gethostname(buf, len))
 		snprintf(buf, len, "localhost");
 	buf[len - 1] = '\0';
-	for (char *p = buf; *p; p++)   /* a key component, not a hostname */
-		if (*p == '/' || *p == ' ')
+	if (strlen(buf) > UTIL_NAME_MAX)
+		buf[UTIL_NAME_MAX] = '\0';
+	/* a key component (util_name_ok), not a hostname */
+	for (char *p = buf; *p; p++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", *p) ||
+		    (p == buf && *p == '.'))
 			*p = '_';
+	if (!buf[0])
+		snprintf(buf, len, "localhost");
 	return buf;
 }
 
@@ -330,6 +356,11 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 		quick.hook_timeout = 300;
 		if (!quick.name[0] || !strcmp(quick.name, "/"))
 			return usage_error("cannot name a partition after /: pass --name NAME");
+		/* the name goes into keys and paths: snapship's grammar only,
+		 * the same as [partition NAME] in the config */
+		if (!util_name_ok(quick.name))
+			return usage_error("partition name \"%s\": use 1 to %d letters, digits, '-', '_' or '.', not starting with '.'; pass --name NAME",
+					   UTIL_ESC(quick.name), UTIL_NAME_MAX);
 	} else if (!g->have_config) {
 		return usage_error("backup needs --to STORE, or a config file with [partition] and [region] sections");
 	}
@@ -502,6 +533,8 @@ static int cmd_list(struct global *g, int argc, char **argv)
 		part = argv[optind++];
 	if (optind < argc)
 		return usage_error("list takes at most one PARTITION");
+	if (part && !util_name_ok(part))
+		return bad_partition(part);
 	host = host_name(g, hbuf, sizeof(hbuf));
 	if (open_regions(g, true, &rs, &err))
 		return fail(&err);
@@ -549,8 +582,9 @@ static int cmd_list(struct global *g, int argc, char **argv)
 			       geo ? "  " : "", geo ? geo_word(&rs, &gs) : "");
 		}
 	}
+	report_broken(&list, rs.n > 1 ? rs.v[used].name : NULL);
 	if (list.broken)
-		log_warn("%zu manifest(s) could not be read; run snapship verify", list.broken);
+		log_warn("%zu manifest(s) could not be used; run snapship verify", list.broken);
 	catalog_list_free(&list);
 	regions_free(&rs);
 	return EXIT_OK;
@@ -617,6 +651,10 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 		return usage_error("usage: snapship restore PARTITION --to DIR [--from STORE] [--id ID] [--path P]...");
 	}
 	part = argv[optind];
+	if (!util_name_ok(part)) {
+		free(paths);
+		return bad_partition(part);
+	}
 	host = host_name(g, hbuf, sizeof(hbuf));
 	if (open_regions(g, false, &rs, &err)) {
 		free(paths);
@@ -739,27 +777,6 @@ struct union_list {
 	size_t broken;
 };
 
-/* Does another region list the same backup with other manifest bytes?
- * Then which copy is right cannot be told from the manifests alone. */
-static const char *manifest_conflict(const struct regions *rs,
-				     const struct union_list *u,
-				     const struct manifest *m)
-{
-	for (size_t i = 0; i < rs->n; i++) {
-		if (!u->ok[i])
-			continue;
-		for (size_t j = 0; j < u->lists[i].n; j++) {
-			const struct manifest *o = &u->lists[i].m[j];
-
-			if (!strcmp(o->partition, m->partition) &&
-			    !strcmp(o->backup_id, m->backup_id) &&
-			    strcmp(o->self_sha256, m->self_sha256))
-				return rs->v[i].name;
-		}
-	}
-	return NULL;
-}
-
 /* qsort order of manifests: partition, then id (oldest first) */
 static int by_partition(const void *a, const void *b)
 {
@@ -769,16 +786,44 @@ static int by_partition(const void *a, const void *b)
 	return c ? c : strcmp(x->backup_id, y->backup_id);
 }
 
-static int ucmp(const void *a, const void *b)
+/* Does another region list the same backup with other manifest bytes?
+ * Then which copy is right cannot be told from the manifests alone.
+ * (Each region's list is sorted by partition and id: a binary search.) */
+static const char *manifest_conflict(const struct regions *rs,
+				     const struct union_list *u,
+				     const struct manifest *m)
 {
-	return by_partition(*(const struct manifest *const *)a,
-			    *(const struct manifest *const *)b);
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct manifest *o;
+
+		if (!u->ok[i] || !u->lists[i].n)
+			continue;
+		o = bsearch(m, u->lists[i].m, u->lists[i].n, sizeof(*o), by_partition);
+		if (o && strcmp(o->self_sha256, m->self_sha256))
+			return rs->v[i].name;
+	}
+	return NULL;
+}
+
+/* a backup as one region lists it */
+struct uref {
+	const struct manifest *m;
+	size_t region;
+};
+
+static int uref_cmp(const void *a, const void *b)
+{
+	const struct uref *x = a, *y = b;
+	int c = by_partition(x->m, y->m);
+
+	return c ? c : x->region < y->region ? -1 : x->region > y->region;
 }
 
 static int union_list(struct regions *rs, const char *host, const char *part,
 		      struct union_list *u, struct err *err)
 {
-	size_t cap = 0, reached = 0;
+	size_t total = 0, reached = 0, n = 0;
+	struct uref *refs;
 
 	memset(u, 0, sizeof(*u));
 	for (size_t i = 0; i < rs->n; i++) {
@@ -798,33 +843,30 @@ static int union_list(struct regions *rs, const char *host, const char *part,
 		u->ok[i] = true;
 		reached++;
 		u->broken += l->broken;
-		for (size_t j = 0; j < l->n; j++) {
-			const struct manifest *m = &l->m[j];
-			bool seen = false;
-
-			for (size_t k = 0; k < u->n && !seen; k++)
-				seen = !strcmp(u->v[k]->partition, m->partition) &&
-				       !strcmp(u->v[k]->backup_id, m->backup_id);
-			if (seen)
-				continue;
-			if (u->n == cap) {
-				const struct manifest **n;
-
-				cap = cap ? cap * 2 : 64;
-				n = realloc(u->v, cap * sizeof(*n));
-				if (!n)
-					return err_set(err, -ENOMEM, "out of memory");
-				u->v = n;
-			}
-			u->v[u->n++] = m;
-		}
+		total += l->n;
 	}
 	if (!reached) {
 		*err = u->errs[0];
 		return err->code ? err->code : -EIO;
 	}
-	if (u->n)
-		qsort(u->v, u->n, sizeof(*u->v), ucmp);
+	if (!total)
+		return 0;
+	/* all regions' backups sorted together, then each (partition, id)
+	 * once, the first region's (primary first) kept: n log n, not n^2 */
+	refs = malloc(total * sizeof(*refs));
+	u->v = malloc(total * sizeof(*u->v));
+	if (!refs || !u->v) {
+		free(refs);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < rs->n; i++)
+		for (size_t j = 0; u->ok[i] && j < u->lists[i].n; j++)
+			refs[n++] = (struct uref){ &u->lists[i].m[j], i };
+	qsort(refs, n, sizeof(*refs), uref_cmp);
+	for (size_t k = 0; k < n; k++)
+		if (!u->n || by_partition(u->v[u->n - 1], refs[k].m))
+			u->v[u->n++] = refs[k].m;
+	free(refs);
 	return 0;
 }
 
@@ -944,6 +986,8 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 		part = argv[optind++];
 	if (optind < argc)
 		return usage_error("%s takes at most one PARTITION", repair ? "repair" : "verify");
+	if (part && !util_name_ok(part))
+		return bad_partition(part);
 	if (g->state_dir) {
 		free(g->cfg.state_dir);
 		g->cfg.state_dir = strdup(g->state_dir);
@@ -974,7 +1018,7 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 		return fail(&err);
 	}
 	arr = json_array();
-	if (!g->json && u.n)
+	if (!g->json && (u.n || u.broken))
 		printf("%-16s %-24s %-10s %-12s %s\n", "PARTITION", "BACKUP ID", "REGION",
 		       repair ? "REPAIR" : "COPY", "DETAIL");
 	for (size_t b = 0; b < u.n; b++) {
@@ -1042,7 +1086,7 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 			else
 				printf("%-16s %-24s %-10s %-12s %s\n", m->partition, m->backup_id,
 				       rs.v[i].name, ci->copy == COPY_OK && !strcmp(what, "ok") && deep ? "ok (deep)" : what,
-				       detail);
+				       UTIL_ESC_CTL(detail));
 		}
 		if (keep_state)
 			save_state(g, host, m, &gs);
@@ -1060,10 +1104,28 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 			json_decref(regs);
 		}
 	}
+	/* manifests that are not backups: each said once per region, skipped */
+	for (size_t i = 0; i < rs.n; i++) {
+		const struct catalog_list *l = &u.lists[i];
+
+		for (size_t k = 0; u.ok[i] && k < l->nbroken_why; k++) {
+			if (g->json)
+				json_array_append_new(arr, json_pack("{s:s, s:s, s:s}",
+					"status", "bad", "region", rs.v[i].name,
+					"error", l->broken_why[k]));
+			else
+				printf("%-16s %-24s %-10s %-12s %s\n", "-", "-", rs.v[i].name,
+				       "bad manifest", UTIL_ESC_CTL(l->broken_why[k]));
+		}
+		if (u.ok[i] && l->broken > l->nbroken_why && !g->json)
+			printf("%-16s %-24s %-10s %-12s and %zu more like these\n", "-", "-",
+			       rs.v[i].name, "bad manifest", l->broken - l->nbroken_why);
+	}
 	if (u.broken) {
 		bad += u.broken;
 		if (!g->json)
-			printf("BAD %zu manifest(s) unreadable\n", u.broken);
+			printf("BAD %zu manifest(s) unreadable or not written by snapship, skipped: find out who wrote them, then remove them from the store\n",
+			       u.broken);
 	}
 	if (g->json)
 		print_json(arr);
@@ -1195,6 +1257,9 @@ static int cmd_status(struct global *g, int argc, char **argv)
 		if (!list.n)
 			printf("(no backups yet)\n");
 	}
+	report_broken(&list, rs.n > 1 ? rs.v[used].name : NULL);
+	if (list.broken)
+		log_warn("%zu manifest(s) could not be used; run snapship verify", list.broken);
 	catalog_list_free(&list);
 	regions_free(&rs);
 	return EXIT_OK;
@@ -1289,7 +1354,9 @@ static int cmd_config(struct global *g, int argc, char **argv)
 			ret = store_list(s, r->prefix ? r->prefix : "", stop_at_first, NULL, &err);
 		bad_regions += ret != 0;
 		if (ret)
-			printf("  region %s: %s\n", r->name, region_strip(r->name, err.msg));
+			/* an S3 server's words: escaped */
+			printf("  region %s: %s\n", r->name,
+			       UTIL_ESC_CTL(region_strip(r->name, err.msg)));
 		else
 			printf("  region %s: %s%s%s ok%s\n", r->name, store_describe(s),
 			       r->endpoint ? " at " : "", r->endpoint ? r->endpoint : "",
@@ -1340,6 +1407,9 @@ int main(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return usage_error("no command given");
+	if (g.host && !util_name_ok(g.host))
+		return usage_error("--host %s: a host name is 1 to %d letters, digits, '-', '_' or '.', not starting with '.'",
+				   UTIL_ESC(g.host), UTIL_NAME_MAX);
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "common/util.h"
+
 static enum log_level cur_level = LOG_WARN;
 
 void log_set_level(enum log_level level)
@@ -24,7 +26,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		[LOG_INFO] = "",
 		[LOG_DEBUG] = "debug: ",
 	};
-	char line[2048];
+	char line[2048], shown[4 * sizeof(line)];
 	va_list ap;
 
 	if (level > cur_level)
@@ -32,6 +34,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* one write per line so concurrent writers do not interleave */
-	fprintf(stderr, "snapship: %s%s\n", names[level], line);
+	/* names from a store may hold control characters (a partition named
+	 * to set the window title): never send them to a terminal or split
+	 * the line.  One write per line so concurrent writers do not
+	 * interleave. */
+	fprintf(stderr, "snapship: %s%s\n", names[level],
+		util_escape_ctl(line, shown, sizeof(shown)));
 }

@@ -196,3 +196,119 @@ bool util_dir_is_empty(const char *path)
 	closedir(d);
 	return empty;
 }
+
+bool util_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	if (!s || !s[0] || s[0] == '.')
+		return false;
+	for (; s[n]; n++) {
+		char c = s[n];
+
+		if (n >= UTIL_NAME_MAX)
+			return false;
+		if (!(('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') ||
+		      ('0' <= c && c <= '9') || c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Length of the printable UTF-8 character at p (2 to 4 bytes), or 0 when
+ * the bytes there are not one: invalid, overlong, a surrogate, beyond
+ * U+10FFFF, or a character that moves the cursor or flips the text (C1
+ * controls, U+2028/U+2029, bidi embeddings, overrides and isolates).
+ */
+static size_t utf8_printable(const unsigned char *p)
+{
+	uint32_t cp;
+	size_t n;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2;
+		cp = p[0] & 0x1fu;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		cp = p[0] & 0x0fu;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		cp = p[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;       /* also stops at the terminating NUL */
+		cp = cp << 6 | (p[i] & 0x3fu);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	if (cp < 0xa0 || cp == 0x2028 || cp == 0x2029 || cp == 0x200e ||
+	    cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069))
+		return 0;
+	return n;
+}
+
+static char *escape(const char *s, char *buf, size_t len, bool backslash)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)(s ? s : "(null)");
+	size_t o = 0, safe = 0, w;
+
+	if (!len)
+		return buf;
+	while (*p) {
+		char piece[5];
+		size_t n = utf8_printable(p), plen;
+
+		if (n) {
+			plen = 0;       /* copied from p below */
+		} else if (*p == '\\' && backslash) {
+			memcpy(piece, "\\\\", 2);
+			plen = 2;
+			n = 1;
+		} else if (*p < 0x20 || *p >= 0x7f) {
+			piece[0] = '\\';
+			piece[1] = 'x';
+			piece[2] = digits[*p >> 4];
+			piece[3] = digits[*p & 15];
+			plen = 4;
+			n = 1;
+		} else {
+			piece[0] = (char)*p;
+			plen = 1;
+			n = 1;
+		}
+		w = plen ? plen : n;
+		if (o + w + 1 > len) {
+			/* cut where a whole rendering ends, and say so */
+			o = safe;
+			if (o + 4 <= len) {
+				memcpy(buf + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		memcpy(buf + o, plen ? piece : (const char *)p, w);
+		o += w;
+		p += n;
+		if (o + 4 <= len)
+			safe = o;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+char *util_escape(const char *s, char *buf, size_t len)
+{
+	return escape(s, buf, len, true);
+}
+
+char *util_escape_ctl(const char *s, char *buf, size_t len)
+{
+	return escape(s, buf, len, false);
+}

@@ -39,4 +39,32 @@ int util_random(void *buf, size_t n);
 /* true when path is an existing directory with no entries besides . and .. */
 bool util_dir_is_empty(const char *path);
 
+/*
+ * snapship's grammar for the names it puts in keys and paths (host,
+ * partition and region names): 1 to UTIL_NAME_MAX bytes of letters,
+ * digits, '-', '_' and '.', not starting with '.' (so never "." or "..").
+ */
+#define UTIL_NAME_MAX 64
+bool util_name_ok(const char *s);
+
+/*
+ * s rendered for a terminal or a log line: printable ASCII and printable
+ * UTF-8 as they are; control characters (C0, DEL, C1, so ESC and BEL),
+ * Unicode line separators and bidi overrides, and bytes that are not valid
+ * UTF-8 as \xNN; a backslash as \\.  Written into buf (len > 0), cut
+ * before an escape that would not fit and then ending in "..."; returns
+ * buf.  NULL s renders as "(null)".
+ */
+char *util_escape(const char *s, char *buf, size_t len);
+/* The same without doubling backslashes: for text that may already hold
+ * escapes (a whole log line). */
+char *util_escape_ctl(const char *s, char *buf, size_t len);
+
+/* An escaped copy in a buffer that lives to the end of the enclosing
+ * block (a compound literal): printf("%s\n", UTIL_ESC(name)). */
+#define UTIL_ESC_LEN 2048
+#define UTIL_ESC(s) util_escape((s), (char[UTIL_ESC_LEN]){ 0 }, UTIL_ESC_LEN)
+/* For a message that may already hold escapes (backslashes kept). */
+#define UTIL_ESC_CTL(s) util_escape_ctl((s), (char[UTIL_ESC_LEN]){ 0 }, UTIL_ESC_LEN)
+
 #endif

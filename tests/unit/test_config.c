@@ -219,8 +219,9 @@ static void test_manifest_roundtrip(void **state)
 	m.logical_bytes = 1ull << 40;
 	m.compression = strdup("zstd");
 	m.level = 3;
-	m.data_key = strdup("h/p/x/data.tar.zst");
-	m.index_key = strdup("h/p/x/index.jsonl.zst");
+	m.frame_size = 4u << 20;
+	m.data_key = strdup("h/p/20261124T110000Z-abcdef/data.tar.zst");
+	m.index_key = strdup("h/p/20261124T110000Z-abcdef/index.jsonl.zst");
 	memset(m.data_sha256, 'a', 64);
 	memset(m.index_sha256, 'b', 64);
 	assert_int_equal(manifest_to_json(&m, &json, &err), 0);

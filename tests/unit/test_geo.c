@@ -264,6 +264,39 @@ static void test_state(void **state)
 	assert_int_equal(geo_state_load(dir, "h", "part", gs.backup_id, &back, &err), -ENOENT);
 }
 
+/* Names that would leave <state_dir>/geo are refused, nothing is made. */
+static void test_state_path_names(void **state)
+{
+	struct geo_state gs, back;
+	struct err err = { 0 };
+	struct stat st;
+	char dir[128], canary[160];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/st2/state", root);
+	snprintf(canary, sizeof(canary), "%s/st2/canary", root);
+	assert_int_equal(util_mkdir_p(dir, 0700), 0);
+	memset(&gs, 0, sizeof(gs));
+	strcpy(gs.backup_id, "20261124T100000Z-abcdef");
+	assert_non_null(geo_state_region(&gs, "west"));
+	assert_int_equal(geo_state_save(dir, "h", "../../../canary", &gs, &err), -EINVAL);
+	assert_null(strchr(err.msg, '\033'));
+	err_clear(&err);
+	assert_int_equal(geo_state_save(dir, "..", "part", &gs, &err), -EINVAL);
+	err_clear(&err);
+	assert_int_equal(geo_state_save(dir, "h", "\033]0;x\007", &gs, &err), -EINVAL);
+	assert_null(strchr(err.msg, '\033'));
+	err_clear(&err);
+	memcpy(gs.backup_id, "../../../../../canary/z", BACKUP_ID_LEN + 1);
+	assert_int_equal(geo_state_save(dir, "h", "part", &gs, &err), -EINVAL);
+	err_clear(&err);
+	assert_int_equal(geo_state_load(dir, "h", "../../../canary", "20261124T100000Z-abcdef",
+				       &back, &err), -EINVAL);
+	geo_state_remove(dir, "h", "../..", "20261124T100000Z-abcdef");
+	assert_int_equal(stat(canary, &st), -1);
+	assert_true(util_dir_is_empty(dir));
+}
+
 static void test_region_strip(void **state)
 {
 	(void)state;
@@ -278,6 +311,7 @@ int main(void)
 		cmocka_unit_test(test_sink_drops_failed_secondary),
 		cmocka_unit_test(test_check_and_copy),
 		cmocka_unit_test(test_state),
+		cmocka_unit_test(test_state_path_names),
 		cmocka_unit_test(test_region_strip),
 	};
 

@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What a store hands snapship is anyone's: manifests with hostile names,
+ * keys, numbers and types are refused with a message naming the field
+ * (and nothing leaks: run under make D=asan / D=ubsan); listing skips and
+ * names them, escaped, and still lists the good ones; names shown to a
+ * terminal are escaped (util_escape).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "agent/catalog.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "uploader/store.h"
+
+#define ID "20261124T110000Z-abcdef"
+
+static char root[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	strcpy(root, "/tmp/snapship-catalog-XXXXXX");
+	assert_non_null(mkdtemp(root));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- util_escape, util_name_ok, backup ids ---- */
+
+static void test_escape(void **state)
+{
+	char b[64];
+
+	(void)state;
+	assert_string_equal(util_escape("gd-part", b, sizeof(b)), "gd-part");
+	assert_string_equal(util_escape("\033]0;pwned\007", b, sizeof(b)), "\\x1b]0;pwned\\x07");
+	assert_string_equal(util_escape("\033[2J", b, sizeof(b)), "\\x1b[2J");
+	assert_string_equal(util_escape("a\\b", b, sizeof(b)), "a\\\\b");
+	assert_string_equal(util_escape_ctl("a\\b\n", b, sizeof(b)), "a\\b\\x0a");
+	assert_string_equal(util_escape("del\177", b, sizeof(b)), "del\\x7f");
+	/* C1 controls: raw (invalid UTF-8) and encoded (CSI U+009B) */
+	assert_string_equal(util_escape("\233x", b, sizeof(b)), "\\x9bx");
+	assert_string_equal(util_escape("\302\233x", b, sizeof(b)), "\\xc2\\x9bx");
+	/* printable UTF-8 stays; invalid, overlong and surrogates do not */
+	assert_string_equal(util_escape("caf\303\251 \346\227\245 \360\237\230\200", b, sizeof(b)),
+			    "caf\303\251 \346\227\245 \360\237\230\200");
+	assert_string_equal(util_escape("\377\300\257\355\240\200", b, sizeof(b)),
+			    "\\xff\\xc0\\xaf\\xed\\xa0\\x80");
+	assert_string_equal(util_escape("\303", b, sizeof(b)), "\\xc3");   /* cut */
+	/* right-to-left override U+202E */
+	assert_string_equal(util_escape("a\342\200\256b", b, sizeof(b)), "a\\xe2\\x80\\xaeb");
+	assert_string_equal(util_escape(NULL, b, sizeof(b)), "(null)");
+	/* cut where a whole escape ends, marked */
+	assert_string_equal(util_escape("abcdefgh", b, 9), "abcdefgh");
+	assert_string_equal(util_escape("abcdefghi", b, 9), "abcde...");
+	assert_string_equal(util_escape("abcd\033\033", b, 9), "abcd...");
+	assert_string_equal(util_escape("ab\033", b, 9), "ab\\x1b");
+	assert_string_equal(util_escape("abc", b, 2), "");     /* no room to say it was cut */
+	/* the macro: a buffer per use, so two in one call */
+	snprintf(b, sizeof(b), "%s %s", UTIL_ESC("\033"), UTIL_ESC("\007"));
+	assert_string_equal(b, "\\x1b \\x07");
+}
+
+/* A log line never carries a raw control character, nor a second line. */
+static void test_log_escapes(void **state)
+{
+	char path[128], buf[512];
+	FILE *f;
+	size_t n;
+	int saved = dup(2), fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/log", root);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	log_warn("skipping %s: %s", "h/\033]0;pwned\007/x", "line\nbreak \\x1b");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	assert_string_equal(buf,
+			    "snapship: warning: skipping h/\\x1b]0;pwned\\x07/x: line\\x0abreak \\x1b\n");
+}
+
+static void test_names(void **state)
+{
+	char long_name[UTIL_NAME_MAX + 2];
+
+	(void)state;
+	assert_true(util_name_ok("gd-part"));
+	assert_true(util_name_ok("host_1.example"));
+	assert_false(util_name_ok(""));
+	assert_false(util_name_ok(NULL));
+	assert_false(util_name_ok("."));
+	assert_false(util_name_ok(".."));
+	assert_false(util_name_ok(".hidden"));
+	assert_false(util_name_ok("../../.."));
+	assert_false(util_name_ok("a/b"));
+	assert_false(util_name_ok("a b"));
+	assert_false(util_name_ok("\033]0;pwned\007"));
+	assert_false(util_name_ok("caf\303\251"));
+	memset(long_name, 'a', sizeof(long_name));
+	long_name[UTIL_NAME_MAX] = '\0';
+	assert_true(util_name_ok(long_name));
+	long_name[UTIL_NAME_MAX] = 'a';
+	long_name[UTIL_NAME_MAX + 1] = '\0';
+	assert_false(util_name_ok(long_name));
+
+	assert_true(catalog_id_time(ID) > 0);
+	assert_int_equal(catalog_id_time("../../../../../canary/z"), -1);
+	assert_int_equal(catalog_id_time(" 0261124T110000Z-abcdef"), -1);
+	assert_int_equal(catalog_id_time("2026 124T110000Z-abcdef"), -1);
+	assert_int_equal(catalog_id_time("20261124T110000Z-ABCDEF"), -1);
+	assert_int_equal(catalog_id_time("20261124T110000Z/abcdef"), -1);
+	assert_int_equal(catalog_id_time("20261324T110000Z-abcdef"), -1);   /* month 13 */
+	assert_int_equal(catalog_id_time("20261124T110000Z-abcdef0"), -1);
+}
+
+/* ---- manifests ---- */
+
+/* A valid manifest as JSON (jansson object; the caller owns it). */
+static json_t *good_manifest(const char *prefix)
+{
+	struct manifest m = { 0 };
+	struct err err = { 0 };
+	json_error_t je;
+	char *s;
+	json_t *j;
+
+	m.format_version = FORMAT_VERSION;
+	strcpy(m.backup_id, ID);
+	m.tool_version = (char *)"0.1.0";
+	m.host = (char *)"h";
+	m.partition = (char *)"part";
+	m.source = (char *)"/srv/part";
+	strcpy(m.snap_uuid, "11111111-2222-3333-4444-555555555555");
+	m.started_ns = 1795000000000000000LL;
+	m.finished_ns = 1795000001000000000LL;
+	m.snap_time_ns = m.started_ns;
+	m.files = 3;
+	m.compression = (char *)"zstd";
+	m.level = 3;
+	m.frame_size = 4u << 20;
+	m.frames = 1;
+	m.data_key = catalog_key(prefix, "h", "part", ID, "data.tar.zst");
+	m.index_key = catalog_key(prefix, "h", "part", ID, "index.jsonl.zst");
+	memset(m.data_sha256, 'a', 64);
+	memset(m.index_sha256, 'b', 64);
+	assert_int_equal(manifest_to_json(&m, &s, &err), 0);
+	j = json_loads(s, 0, &je);
+	assert_non_null(j);
+	free(s);
+	free(m.data_key);
+	free(m.index_key);
+	return j;
+}
+
+/* Parse j (consumed); returns the code, err filled. */
+static int parse(json_t *j, struct manifest *m, struct err *err)
+{
+	char *s = json_dumps(j, 0);
+	int ret;
+
+	assert_non_null(s);
+	json_decref(j);
+	err_clear(err);
+	ret = manifest_from_json(s, strlen(s), m, err);
+	free(s);
+	return ret;
+}
+
+/* Set "a.b" (or "a") of j to v (consumed). */
+static json_t *with(json_t *j, const char *path, json_t *v)
+{
+	const char *dot = strchr(path, '.');
+
+	if (!dot) {
+		json_object_set_new(j, path, v);
+	} else {
+		char outer[32];
+
+		snprintf(outer, sizeof(outer), "%.*s", (int)(dot - path), path);
+		json_object_set_new(json_object_get(j, outer), dot + 1, v);
+	}
+	return j;
+}
+
+/* Expect j refused with -EBADMSG, a message holding want, no raw ESC. */
+static void refused(json_t *j, const char *want)
+{
+	struct manifest m;
+	struct err err = { 0 };
+
+	assert_int_equal(parse(j, &m, &err), -EBADMSG);
+	if (!strstr(err.msg, want))
+		fail_msg("message \"%s\" does not hold \"%s\"", err.msg, want);
+	assert_null(strchr(err.msg, '\033'));
+	assert_null(m.host);     /* nothing left to free */
+	assert_null(m.hooks);
+}
+
+static void test_manifest_good(void **state)
+{
+	struct manifest m;
+	struct err err = { 0 };
+	json_t *hooks = json_array();
+
+	(void)state;
+	assert_int_equal(parse(good_manifest(""), &m, &err), 0);
+	assert_string_equal(m.partition, "part");
+	assert_int_equal(m.frame_size, 4u << 20);
+	manifest_clear(&m);
+	/* another region's copy: the primary's prefix in the keys */
+	assert_int_equal(parse(good_manifest("backups/east/"), &m, &err), 0);
+	assert_string_equal(m.data_key, "backups/east/h/part/" ID "/data.tar.zst");
+	manifest_clear(&m);
+	/* hooks: strings, kept and freed */
+	json_array_append_new(hooks, json_string("pre_snapshot"));
+	json_array_append_new(hooks, json_string("post_snapshot"));
+	assert_int_equal(parse(with(good_manifest(""), "hooks", hooks), &m, &err), 0);
+	assert_string_equal(m.hooks[1], "post_snapshot");
+	assert_null(m.hooks[2]);
+	manifest_clear(&m);
+	/* the largest counts jansson parses are taken as they are */
+	assert_int_equal(parse(with(good_manifest(""), "counts.files",
+				    json_integer(INT64_MAX)), &m, &err), 0);
+	assert_int_equal(m.files, (uint64_t)INT64_MAX);
+	manifest_clear(&m);
+}
+
+static void test_manifest_hostile_names(void **state)
+{
+	(void)state;
+	refused(with(good_manifest(""), "partition", json_string("../../..")), "partition");
+	refused(with(good_manifest(""), "partition", json_string("\033]0;pwned\007\033[2J")),
+		"\\x1b]0;pwned\\x07\\x1b[2J");
+	refused(with(good_manifest(""), "partition", json_string("")), "partition");
+	refused(with(good_manifest(""), "host", json_string("..")), "host");
+	refused(with(good_manifest(""), "host", json_string("a/b")), "host");
+	refused(with(good_manifest(""), "backup_id", json_string("../x")), "id");
+	refused(with(good_manifest(""), "backup_id", json_string("../../../../../canary/z")),
+		"backup_id");
+	refused(with(good_manifest(""), "backup_id", json_string("20261124T110000Z-abcde\033")),
+		"backup_id");
+}
+
+static void test_manifest_hostile_keys(void **state)
+{
+	(void)state;
+	/* another backup's objects */
+	refused(with(good_manifest(""), "data.key",
+		     json_string("h/part/20261124T110000Z-000000/data.tar.zst")), "data.key");
+	refused(with(good_manifest(""), "data.key",
+		     json_string("h/other/" ID "/data.tar.zst")), "data.key");
+	refused(with(good_manifest(""), "data.key", json_string("h/part/" ID "/index.jsonl.zst")),
+		"data.key");
+	refused(with(good_manifest(""), "index.key", json_string("/etc/shadow")), "index.key");
+	/* prefixes that leave the store or are not clean */
+	refused(with(good_manifest(""), "data.key",
+		     json_string("../h/part/" ID "/data.tar.zst")), "data.key");
+	refused(with(good_manifest(""), "data.key",
+		     json_string("/h/part/" ID "/data.tar.zst")), "data.key");
+	refused(with(good_manifest(""), "data.key",
+		     json_string("a//h/part/" ID "/data.tar.zst")), "data.key");
+	refused(with(good_manifest(""), "data.key",
+		     json_string("x\033[2J/h/part/" ID "/data.tar.zst")), "\\x1b[2J");
+	refused(with(good_manifest(""), "data.key",
+		     json_string("xh/part/" ID "/data.tar.zst")), "data.key");
+	/* data and index under different prefixes */
+	refused(with(good_manifest(""), "index.key",
+		     json_string("p/h/part/" ID "/index.jsonl.zst")), "index.key");
+}
+
+static void test_manifest_hostile_numbers(void **state)
+{
+	(void)state;
+	refused(with(good_manifest(""), "counts.files", json_integer(-1)), "counts.files");
+	refused(with(good_manifest(""), "data.size", json_integer(-5)), "data.size");
+	refused(with(good_manifest(""), "index.size", json_integer(INT64_MIN)), "index.size");
+	refused(with(good_manifest(""), "compression.frame_size", json_integer(1LL << 40)),
+		"frames of");
+	refused(with(good_manifest(""), "compression.frame_size", json_integer(0)), "frames of");
+	refused(with(good_manifest(""), "compression.frame_size",
+		     json_integer((64LL << 20) + 1)), "frames of");
+	refused(with(good_manifest(""), "compression.frames", json_integer(1LL << 32)), "frames");
+	refused(with(good_manifest(""), "compression.level", json_integer(1LL << 32)), "level");
+	refused(with(good_manifest(""), "snapshot.time_ns", json_integer(-1)), "time_ns");
+	refused(with(good_manifest(""), "started_ns", json_integer(INT64_MAX)), "finished");
+	refused(with(good_manifest(""), "counts.logical_bytes", json_real(1e30)), "malformed");
+	{
+		/* not taken modulo 2^32 */
+		struct manifest m;
+		struct err err = { 0 };
+
+		assert_int_equal(parse(with(good_manifest(""), "format_version",
+					    json_integer((1LL << 32) + 1)), &m, &err),
+				 -EPROTONOSUPPORT);
+		assert_non_null(strstr(err.msg, "4294967297"));
+	}
+	{
+		/* beyond int64: jansson refuses to parse it */
+		static const char big[] = "{\"format_version\": 18446744073709551616}";
+		struct manifest m;
+		struct err err = { 0 };
+
+		assert_int_equal(manifest_from_json(big, strlen(big), &m, &err), -EBADMSG);
+	}
+}
+
+static void test_manifest_hostile_types(void **state)
+{
+	json_t *hooks;
+
+	(void)state;
+	refused(with(good_manifest(""), "hooks", json_string("rm -rf /")), "hooks");
+	hooks = json_array();
+	json_array_append_new(hooks, json_string("pre_snapshot"));
+	json_array_append_new(hooks, json_integer(1));
+	json_array_append_new(hooks, json_string("post_snapshot"));
+	refused(with(good_manifest(""), "hooks", hooks), "hooks[1]");
+	hooks = json_array();
+	json_array_append_new(hooks, json_string("a"));
+	json_array_append_new(hooks, json_null());
+	json_array_append_new(hooks, json_string("b"));
+	refused(with(good_manifest(""), "hooks", hooks), "hooks[1]");
+	refused(with(good_manifest(""), "counts.files", json_string("7")), "malformed");
+	refused(with(good_manifest(""), "data", json_array()), "malformed");
+	refused(with(good_manifest(""), "backup_id", json_integer(5)), "malformed");
+	refused(with(good_manifest(""), "data.sha256", json_string("zz")), "checksum");
+	refused(with(good_manifest(""), "data.sha256",
+		     json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")),
+		"checksum");
+	refused(with(good_manifest(""), "data.etag", json_string("\"ab\033[2J\"")), "ETag");
+	refused(with(good_manifest(""), "snapshot.uuid", json_string("\033]0;x\007")), "uuid");
+	refused(with(good_manifest(""), "compression.algo", json_string("\033[2Jlz4")),
+		"\\x1b[2Jlz4");
+	refused(json_array(), "malformed");
+	{
+		/* not JSON: the text is never quoted (it may be a secret) */
+		static const char secret[] = "root:$6$secrethash:19000:0:99999:7:::\n";
+		struct manifest m;
+		struct err err = { 0 };
+
+		assert_int_equal(manifest_from_json(secret, strlen(secret), &m, &err), -EBADMSG);
+		assert_null(strstr(err.msg, "root"));
+		assert_null(strstr(err.msg, "secret"));
+	}
+}
+
+/* ---- listing ---- */
+
+static void put(struct store *s, const char *key, json_t *j)
+{
+	struct err err = { 0 };
+	char *text = json_dumps(j, JSON_ENCODE_ANY);
+
+	assert_non_null(text);
+	assert_int_equal(store_put_buf(s, key, text, strlen(text), &err), 0);
+	free(text);
+	json_decref(j);
+}
+
+static void test_list_skips_bad(void **state)
+{
+	struct catalog_list list;
+	struct store *s;
+	struct err err = { 0 };
+	char dir[128];
+	bool said_esc = false, said_moved = false;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/list", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(store_open(dir, &s, &err), 0);
+	/* sorted before the good one ('.' < 'p', '\033' < 'p') */
+	put(s, "h/\033]0;pwned\007\033[2J/" ID "/manifest.json",
+	    with(good_manifest(""), "partition", json_string("\033]0;pwned\007\033[2J")));
+	put(s, "h/aaa/" ID "/manifest.json", good_manifest(""));     /* says part */
+	put(s, "h/aab/" ID "/manifest.json",
+	    with(good_manifest(""), "partition", json_string("../../..")));
+	put(s, "h/aac/sub/" ID "/manifest.json", good_manifest(""));
+	put(s, "h/aad/not-an-id/manifest.json", good_manifest(""));
+	put(s, "h/aae/" ID "/manifest.json", json_string("not a manifest"));
+	put(s, "h/part/" ID "/manifest.json", good_manifest(""));
+	assert_int_equal(catalog_list(s, "", "h", NULL, &list, &err), 0);
+	assert_int_equal(list.n, 1);
+	assert_string_equal(list.m[0].partition, "part");
+	assert_int_equal(list.broken, 6);
+	assert_int_equal(list.nbroken_why, 6);
+	for (size_t i = 0; i < list.nbroken_why; i++) {
+		const char *w = list.broken_why[i];
+
+		assert_null(strchr(w, '\033'));
+		assert_null(strchr(w, '\007'));
+		said_esc |= strstr(w, "h/\\x1b]0;pwned\\x07\\x1b[2J/" ID "/manifest.json") != NULL;
+		said_moved |= strstr(w, "h/aaa/" ID "/manifest.json") && strstr(w, "its key names");
+	}
+	assert_true(said_esc);
+	assert_true(said_moved);
+	catalog_list_free(&list);
+	/* the same with the partition given */
+	assert_int_equal(catalog_list(s, "", "h", "part", &list, &err), 0);
+	assert_int_equal(list.n, 1);
+	assert_int_equal(list.broken, 0);
+	catalog_list_free(&list);
+	/* a secondary under its own prefix holds the primary's manifest bytes */
+	put(s, "y/h/part/" ID "/manifest.json", good_manifest("x/"));
+	assert_int_equal(catalog_list(s, "y/", "h", NULL, &list, &err), 0);
+	assert_int_equal(list.n, 1);
+	assert_int_equal(list.broken, 0);
+	assert_string_equal(list.m[0].data_key, "x/h/part/" ID "/data.tar.zst");
+	catalog_list_free(&list);
+	/* names that are not snapship's are not even asked for */
+	assert_int_equal(catalog_list(s, "", "..", NULL, &list, &err), -EINVAL);
+	err_clear(&err);
+	assert_int_equal(catalog_list(s, "", "h", "../h", &list, &err), -EINVAL);
+	store_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_log_escapes),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_manifest_good),
+		cmocka_unit_test(test_manifest_hostile_names),
+		cmocka_unit_test(test_manifest_hostile_keys),
+		cmocka_unit_test(test_manifest_hostile_numbers),
+		cmocka_unit_test(test_manifest_hostile_types),
+		cmocka_unit_test(test_list_skips_bad),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
