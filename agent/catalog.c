@@ -72,11 +72,6 @@ char *catalog_key(const char *prefix, const char *host, const char *partition,
 	return s;
 }
 
-static json_t *jstr(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
 int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 {
 	json_t *root, *hooks = json_array();
@@ -85,7 +80,7 @@ int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 	for (size_t i = 0; m->hooks && m->hooks[i]; i++)
 		json_array_append_new(hooks, json_string(m->hooks[i]));
 	root = json_pack(
-		"{s:i, s:s?, s:s, s:s?, s:s?, s:o,"
+		"{s:i, s:s*, s:s, s:s?, s:s?, s:s*,"
 		" s:{s:s, s:I, s:I},"
 		" s:I, s:I,"
 		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
@@ -97,7 +92,7 @@ int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 		"backup_id", m->backup_id,
 		"host", m->host,
 		"partition", m->partition,
-		"source", jstr(m->source),
+		"source", m->source,
 		"snapshot", "uuid", m->snap_uuid, "generation",
 		(json_int_t)m->snap_generation, "time_ns", (json_int_t)m->snap_time_ns,
 		"started_ns", (json_int_t)m->started_ns,

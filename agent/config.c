@@ -78,17 +78,6 @@ static bool split_section(const char *section, const char *kind,
 	return **name_ret != '\0';
 }
 
-static bool valid_name(const char *n)
-{
-	if (!*n || strlen(n) > 64 || n[0] == '.')
-		return false;
-	for (; *n; n++)
-		if (!(('a' <= *n && *n <= 'z') || ('A' <= *n && *n <= 'Z') ||
-		      ('0' <= *n && *n <= '9') || *n == '-' || *n == '_' || *n == '.'))
-			return false;
-	return true;
-}
-
 static struct cfg_partition *get_part(struct parse_ctx *pc, const char *name)
 {
 	struct config *c = pc->cfg;
@@ -144,7 +133,7 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 			return bad(pc, s, k, v, "expected an absolute path");
 		return set_str(&c->state_dir, v);
 	} else if (!strcmp(k, "host")) {
-		if (!valid_name(v))
+		if (!util_name_ok(v))
 			return bad(pc, s, k, v, "expected a name of letters, digits, '-', '_' and '.'");
 		return set_str(&c->host, v);
 	} else if (!strcmp(k, "compression_level")) {
@@ -222,7 +211,7 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 	struct cfg_partition *p;
 	int64_t n;
 
-	if (!valid_name(name)) {
+	if (!util_name_ok(name)) {
 		pc->error = err_set(pc->err, -EINVAL,
 				    "%s:%d: [%s]: partition names may use letters, digits, '-', '_' and '.'",
 				    pc->file, pc->line, s);
@@ -338,7 +327,7 @@ static int region_key(struct parse_ctx *pc, const char *s, const char *name,
 	struct cfg_region *r;
 	bool b;
 
-	if (!valid_name(name)) {
+	if (!util_name_ok(name)) {
 		pc->error = err_set(pc->err, -EINVAL,
 				    "%s:%d: [%s]: region names may use letters, digits, '-', '_' and '.'",
 				    pc->file, pc->line, s);

@@ -547,30 +547,6 @@ static int load_seek_table(struct rctx *r)
 }
 
 /*
- * A name from the store, for a message: control bytes, DEL and backslash as
- * \xNN, the rest as is.  Returns buf.
- */
-static const char *esc(const char *s, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	for (; *s && n + 5 < len; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c == 0x7f || c == '\\')
-			n += (size_t)snprintf(buf + n, len - n, "\\x%02x", c);
-		else
-			buf[n++] = (char)c;
-	}
-	if (*s && n + 3 < len) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
-/*
  * The index's claims against what the data can hold, before any work
  * proportional to them starts: every entry's header lies inside the
  * stream, after the entry before it, only files (and hard links, which
@@ -586,7 +562,6 @@ static int check_index(struct rctx *r)
 	for (size_t i = 0; i < r->idx->n; i++) {
 		const struct index_entry *e = &r->idx->e[i];
 		const char *why = NULL;
-		char eb[512];
 
 		if (e->offset >= total || total - e->offset < TAR_BLOCK)
 			why = "its offset lies past the end of the data";
@@ -602,7 +577,7 @@ static int check_index(struct rctx *r)
 		if (why)
 			return err_set(r->err, -EBADMSG,
 				       "backup %s: index entry %s (offset %llu, size %llu) is corrupt: %s (the data holds %llu bytes); the stored backup is corrupt or forged",
-				       r->m->backup_id, esc(e->path, eb, sizeof(eb)),
+				       r->m->backup_id, UTIL_ESC(e->path),
 				       (unsigned long long)e->offset,
 				       (unsigned long long)e->size, why,
 				       (unsigned long long)total);
@@ -887,7 +862,6 @@ static int path_range(struct rctx *r, const char *p, uint64_t *start_ret,
 		      uint64_t *end_ret, size_t *count_ret)
 {
 	size_t i = index_find(r->idx, p), j, n = 0;
-	char eb[512];
 
 	if (i == (size_t)-1)
 		return err_set(r->err, -ENOENT,
@@ -904,7 +878,7 @@ static int path_range(struct rctx *r, const char *p, uint64_t *start_ret,
 	if (n != j - i || *start_ret >= *end_ret || *end_ret > r->st->d_total)
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: the index entries of %s are not where the data holds them (offsets %llu to %llu of %llu, %zu entries of %zu in a row): the stored backup is corrupt or forged",
-			       r->m->backup_id, esc(p, eb, sizeof(eb)),
+			       r->m->backup_id, UTIL_ESC(p),
 			       (unsigned long long)*start_ret,
 			       (unsigned long long)*end_ret,
 			       (unsigned long long)r->st->d_total, j - i, n);
@@ -1016,7 +990,6 @@ int restore_backup(struct store *store, const struct manifest *m,
 			uint64_t start = 0, end = 1, before = res->entries;
 			uint32_t first, last;
 			size_t count = 0;
-			char eb[512];
 
 			ret = path_range(&r, o->paths[i], &start, &end, &count);
 			if (ret)
@@ -1032,7 +1005,7 @@ int restore_backup(struct store *store, const struct manifest *m,
 			if (res->entries - before != count) {
 				ret = err_set(err, -EBADMSG,
 					      "backup %s: --path %s: the data holds %llu of the %zu entries its index names there: the stored backup is corrupt or forged",
-					      m->backup_id, esc(o->paths[i], eb, sizeof(eb)),
+					      m->backup_id, UTIL_ESC(o->paths[i]),
 					      (unsigned long long)(res->entries - before), count);
 				goto out;
 			}
