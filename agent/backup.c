@@ -16,7 +16,6 @@
 #include "agent/config.h"
 #include "agent/geo.h"
 #include "agent/index.h"
-#include "agent/sink.h"
 #include "common/err.h"
 #include "common/fault.h"
 #include "common/log.h"
@@ -24,6 +23,7 @@
 #include "cow/cow.h"
 #include "stream/frame.h"
 #include "stream/pack.h"
+#include "uploader/sink.h"
 #include "uploader/store.h"
 
 #ifndef SNAPSHIP_VERSION
