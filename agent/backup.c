@@ -2,19 +2,13 @@
 #include "agent/backup.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "agent/config.h"
 #include "agent/geo.h"
+#include "agent/hooks.h"
 #include "agent/index.h"
 #include "common/err.h"
 #include "common/fault.h"
@@ -29,83 +23,6 @@
 #ifndef SNAPSHIP_VERSION
 #define SNAPSHIP_VERSION "0.1.0"
 #endif
-
-int lock_acquire(const char *state_dir, int wait_s, struct err *err)
-{
-	char path[4096];
-	int fd, ret;
-
-	ret = util_mkdir_p(state_dir, 0700);
-	if (ret)
-		return err_set(err, ret, "cannot create state directory %s: %s%s",
-			       state_dir, err_str(ret),
-			       ret == -EACCES ? " (run as root, or set --state-dir / [agent] state_dir)" : "");
-	snprintf(path, sizeof(path), "%s/lock", state_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_set(err, -errno, "cannot open lock %s: %s", path, strerror(errno));
-	for (int i = 0;; i++) {
-		if (!flock(fd, LOCK_EX | LOCK_NB))
-			return fd;
-		if (errno != EWOULDBLOCK || i >= wait_s * 10) {
-			ret = err_set(err, -EBUSY,
-				      "another snapshot is running on this host (lock %s is held); wait for it to finish",
-				      path);
-			close(fd);
-			return ret;
-		}
-		usleep(100000);
-	}
-}
-
-void lock_release(int fd)
-{
-	if (fd >= 0)
-		close(fd);
-}
-
-int hook_run(const char *what, const char *cmd, int64_t timeout_s,
-	     const char *partition, const char *source, struct err *err)
-{
-	double deadline = util_now_mono() + (double)timeout_s;
-	int status;
-	pid_t pid, r;
-
-	log_info("running %s hook for %s", what, partition);
-	pid = fork();
-	if (pid < 0)
-		return err_set(err, -errno, "%s hook: cannot fork: %s", what, strerror(errno));
-	if (pid == 0) {
-		setpgid(0, 0);
-		setenv("SNAPSHIP_PARTITION", partition, 1);
-		setenv("SNAPSHIP_SOURCE", source, 1);
-		setenv("SNAPSHIP_HOOK", what, 1);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	for (;;) {
-		r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-			return err_set(err, -errno, "%s hook: waitpid: %s", what, strerror(errno));
-		if (util_now_mono() > deadline) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return err_set(err, -ETIMEDOUT,
-				       "%s hook for partition %s did not finish in %llds and was killed; fix the hook or raise hook_timeout",
-				       what, partition, (long long)timeout_s);
-		}
-		usleep(20000);
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (WIFEXITED(status))
-		return err_set(err, -ECANCELED, "%s hook for partition %s failed with exit status %d: %s",
-			       what, partition, WEXITSTATUS(status), cmd);
-	return err_set(err, -ECANCELED, "%s hook for partition %s was killed by signal %d",
-		       what, partition, WTERMSIG(status));
-}
 
 /* The data stream: framer output goes to the data sink. */
 struct tar_ctx {

@@ -34,19 +34,11 @@ struct backup_result {
  * failure nothing becomes visible and objects already written are removed.
  * With cfg->require_geo a secondary that cannot take the backup fails it.
  * The replication state is saved in cfg->state_dir.  The caller holds the
- * host lock (lock_acquire).
+ * host lock (hostlock_acquire).
  */
 int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 		     struct regions *rs, const char *host,
 		     const struct backup_opts *bo, struct backup_result *res,
 		     struct err *err);
-
-/* Take the host lock in state_dir (blocks up to wait_s); fd or <0. */
-int lock_acquire(const char *state_dir, int wait_s, struct err *err);
-void lock_release(int fd);
-
-/* Run a hook command with a timeout; 0 if it exited 0. */
-int hook_run(const char *what, const char *cmd, int64_t timeout_s,
-	     const char *partition, const char *source, struct err *err);
 
 #endif
