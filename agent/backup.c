@@ -611,8 +611,11 @@ static void roll_back(struct backup_run *r)
 }
 
 /*
- * Between two phases: the one place a run may stop early (the daemon's
- * cancellation, bo->cancelled), then the phase.
+ * Before a phase: the one place a run may stop early (the daemon's
+ * cancellation, bo->cancelled), then the phase.  A phase that fails leaves
+ * nothing of its own, so a cancelled phase and a failed one unwind alike.
+ * Release is not a place to stop (it only lets the snapshot go) nor is
+ * anything after the commit point.
  */
 static int run_phase(struct backup_run *r, const char *name,
 		     int (*phase)(struct backup_run *r, struct err *err),
@@ -649,7 +652,7 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 	ret = run_phase(&run, "upload", phase_upload, err);
 	if (ret)
 		goto out_release_snapshot;
-	ret = run_phase(&run, "release", phase_release, err);
+	ret = phase_release(&run, err);
 	if (ret)
 		goto out_roll_back;
 	ret = run_phase(&run, "commit", phase_commit, err);

@@ -18,9 +18,9 @@ struct backup_opts {
 	bool no_wait;             /* do not wait for server-side replication */
 	/*
 	 * The seam for the daemon's cancellation (NULL: never): asked with
-	 * cancel_ctx between two phases up to the commit point; true stops
-	 * the run, which unwinds as on any failure (-ECANCELED).  Once the
-	 * manifest is committed a run is not cancelled.
+	 * cancel_ctx before the plan, freeze, upload and commit phases; true
+	 * stops the run, which unwinds as on any failure (-ECANCELED).  Once
+	 * the manifest is committed a run is not cancelled.
 	 */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
