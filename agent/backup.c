@@ -181,9 +181,10 @@ static int probe_region(struct region *g, const char *host, struct err *err)
  *   commit   the manifest: on the primary (the commit point), then on the
  *            agent regions
  *   geo      wait for the secondaries to show a verified copy
- * A phase that fails leaves nothing of its own open; backup_partition
- * unwinds what the earlier ones hold (the snapshot, the objects already
- * visible).  Everything a phase finds or makes is in here.
+ * A phase that fails closes what it opened itself; objects it made
+ * visible are noted in visible[]; backup_partition then unwinds what the
+ * run holds (the snapshot, those objects).  Everything a phase finds or
+ * makes is in here.
  */
 struct backup_run {
 	const struct config *cfg;
@@ -612,8 +613,8 @@ static void roll_back(struct backup_run *r)
 
 /*
  * Before a phase: the one place a run may stop early (the daemon's
- * cancellation, bo->cancelled), then the phase.  A phase that fails leaves
- * nothing of its own, so a cancelled phase and a failed one unwind alike.
+ * cancellation, bo->cancelled), then the phase.  A phase that fails closes
+ * what it opened, so a cancelled phase and a failed one unwind alike.
  * Release is not a place to stop (it only lets the snapshot go) nor is
  * anything after the commit point.
  */
