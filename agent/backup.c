@@ -2,21 +2,14 @@
 #include "agent/backup.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "agent/config.h"
 #include "agent/geo.h"
+#include "agent/hooks.h"
 #include "agent/index.h"
-#include "agent/sink.h"
 #include "common/err.h"
 #include "common/fault.h"
 #include "common/log.h"
@@ -24,88 +17,12 @@
 #include "cow/cow.h"
 #include "stream/frame.h"
 #include "stream/pack.h"
+#include "uploader/sink.h"
 #include "uploader/store.h"
 
 #ifndef SNAPSHIP_VERSION
 #define SNAPSHIP_VERSION "0.1.0"
 #endif
-
-int lock_acquire(const char *state_dir, int wait_s, struct err *err)
-{
-	char path[4096];
-	int fd, ret;
-
-	ret = util_mkdir_p(state_dir, 0700);
-	if (ret)
-		return err_set(err, ret, "cannot create state directory %s: %s%s",
-			       state_dir, err_str(ret),
-			       ret == -EACCES ? " (run as root, or set --state-dir / [agent] state_dir)" : "");
-	snprintf(path, sizeof(path), "%s/lock", state_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_set(err, -errno, "cannot open lock %s: %s", path, strerror(errno));
-	for (int i = 0;; i++) {
-		if (!flock(fd, LOCK_EX | LOCK_NB))
-			return fd;
-		if (errno != EWOULDBLOCK || i >= wait_s * 10) {
-			ret = err_set(err, -EBUSY,
-				      "another snapshot is running on this host (lock %s is held); wait for it to finish",
-				      path);
-			close(fd);
-			return ret;
-		}
-		usleep(100000);
-	}
-}
-
-void lock_release(int fd)
-{
-	if (fd >= 0)
-		close(fd);
-}
-
-int hook_run(const char *what, const char *cmd, int64_t timeout_s,
-	     const char *partition, const char *source, struct err *err)
-{
-	double deadline = util_now_mono() + (double)timeout_s;
-	int status;
-	pid_t pid, r;
-
-	log_info("running %s hook for %s", what, partition);
-	pid = fork();
-	if (pid < 0)
-		return err_set(err, -errno, "%s hook: cannot fork: %s", what, strerror(errno));
-	if (pid == 0) {
-		setpgid(0, 0);
-		setenv("SNAPSHIP_PARTITION", partition, 1);
-		setenv("SNAPSHIP_SOURCE", source, 1);
-		setenv("SNAPSHIP_HOOK", what, 1);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	for (;;) {
-		r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-			return err_set(err, -errno, "%s hook: waitpid: %s", what, strerror(errno));
-		if (util_now_mono() > deadline) {
-			kill(-pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return err_set(err, -ETIMEDOUT,
-				       "%s hook for partition %s did not finish in %llds and was killed; fix the hook or raise hook_timeout",
-				       what, partition, (long long)timeout_s);
-		}
-		usleep(20000);
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (WIFEXITED(status))
-		return err_set(err, -ECANCELED, "%s hook for partition %s failed with exit status %d: %s",
-			       what, partition, WEXITSTATUS(status), cmd);
-	return err_set(err, -ECANCELED, "%s hook for partition %s was killed by signal %d",
-		       what, partition, WTERMSIG(status));
-}
 
 /* The data stream: framer output goes to the data sink. */
 struct tar_ctx {
@@ -254,309 +171,507 @@ static int probe_region(struct region *g, const char *host, struct err *err)
 	return ret;
 }
 
-int backup_partition(const struct config *cfg, const struct cfg_partition *part,
-		     struct regions *rs, const char *host,
-		     const struct backup_opts *bo, struct backup_result *res,
-		     struct err *err)
-{
-	struct manifest *m = &res->m;
-	struct geo_state *gs = &res->gs;
-	struct cow_snapshot *snap = NULL;
-	struct sink data = { 0 }, index = { 0 };
-	struct sink_target dt[REGIONS_MAX], it[REGIONS_MAX];
-	size_t tgt[REGIONS_MAX], nt = 0;        /* region index of each target */
-	char *tkeys[2][REGIONS_MAX] = { { 0 } };
-	bool skip[REGIONS_MAX] = { false };     /* secondary left out of this run */
-	int visible[REGIONS_MAX] = { 0 };       /* OBJ_* committed per region */
-	char *mkey = NULL, *json = NULL, tag[256];
-	const char *hooks[3] = { 0 };
-	bool data_closed = false, index_closed = false, pre_ran = false;
-	bool state_saved = false;
-	double t0 = util_now_mono();
-	struct err e2 = { 0 };
-	int ret, ret2;
+/*
+ * One run of backup_partition, phase by phase:
+ *   plan     the manifest's fields, the source check, which secondaries
+ *            can take the backup, the upload targets and their keys
+ *   freeze   pre_snapshot hook, the snapshot, post_snapshot hook
+ *   upload   data and index streamed to every target, then committed
+ *   release  the snapshot goes (before the commit point)
+ *   commit   the manifest: on the primary (the commit point), then on the
+ *            agent regions
+ *   geo      wait for the secondaries to show a verified copy
+ * A phase that fails closes what it opened itself; objects it made
+ * visible are noted in visible[]; backup_partition then unwinds what the
+ * run holds (the snapshot, those objects).  Everything a phase finds or
+ * makes is in here.
+ */
+struct backup_run {
+	const struct config *cfg;
+	const struct cfg_partition *part;
+	struct regions *rs;
+	const char *host;
+	const struct backup_opts *bo;
+	struct backup_result *res;
+	struct manifest *m;          /* &res->m */
+	struct geo_state *gs;        /* &res->gs */
+	double t0;                   /* monotonic start */
 
-	memset(res, 0, sizeof(*res));
-	res->geo_seconds = -1;
+	/* plan */
+	char *mkey;                  /* the manifest's key on the primary */
+	bool skip[REGIONS_MAX];      /* secondary left out of this run */
+	size_t nt;                   /* upload targets: primary + agent regions */
+	size_t tgt[REGIONS_MAX];     /* region index of each target */
+	char *tkeys[2][REGIONS_MAX]; /* each target's data and index key */
+	/* freeze */
+	const char *hooks[3];        /* the hooks that ran, for the manifest */
+	struct cow_snapshot *snap;   /* held from freeze to release */
+	/* upload, commit */
+	int visible[REGIONS_MAX];    /* OBJ_* that may exist, per region */
+	char *json;                  /* the manifest, byte for byte */
+	bool state_saved;            /* the replication state file exists */
+};
+
+/* Set up the run and the manifest's fixed fields. */
+static int run_start(struct backup_run *r, struct err *err)
+{
+	struct manifest *m = r->m;
+	int ret;
+
+	memset(r->res, 0, sizeof(*r->res));
+	r->res->geo_seconds = -1;
 	m->format_version = FORMAT_VERSION;
 	m->started_ns = util_now_unix_ns();
 	ret = catalog_new_id(m->started_ns / 1000000000LL, m->backup_id, err);
 	if (ret)
 		return ret;
 	m->tool_version = strdup(SNAPSHIP_VERSION);
-	m->host = strdup(host);
-	m->partition = strdup(part->name);
-	m->source = strdup(part->path);
+	m->host = strdup(r->host);
+	m->partition = strdup(r->part->name);
+	m->source = strdup(r->part->path);
 	m->compression = strdup("zstd");
 	m->encryption = strdup("none");
-	m->data_key = region_key(&rs->v[0], m, "data.tar.zst");
-	m->index_key = region_key(&rs->v[0], m, "index.jsonl.zst");
-	mkey = region_key(&rs->v[0], m, "manifest.json");
+	m->data_key = region_key(&r->rs->v[0], m, "data.tar.zst");
+	m->index_key = region_key(&r->rs->v[0], m, "index.jsonl.zst");
+	r->mkey = region_key(&r->rs->v[0], m, "manifest.json");
 	if (!m->tool_version || !m->host || !m->partition || !m->source ||
-	    !m->compression || !m->encryption || !m->data_key || !m->index_key || !mkey) {
-		ret = err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	strcpy(gs->backup_id, m->backup_id);
+	    !m->compression || !m->encryption || !m->data_key || !m->index_key || !r->mkey)
+		return err_set(err, -ENOMEM, "out of memory");
+	strcpy(r->gs->backup_id, m->backup_id);
+	return 0;
+}
 
-	ret = cow_check_source(part->path, err);
-	if (ret)
-		goto out;
-	/* secondaries: reachable now?  An agent region that is not is left
-	 * out (at risk) rather than slowing the backup down; with require_geo
-	 * any that is not fails the backup before anything is frozen.  (A
-	 * server region may come back before its deadline: it is polled.) */
+/* Free what the run holds; the manifest (the caller's result) stays. */
+static void run_free(struct backup_run *r)
+{
+	for (size_t t = 0; t < REGIONS_MAX; t++) {
+		free(r->tkeys[0][t]);
+		free(r->tkeys[1][t]);
+	}
+	free(r->json);
+	free(r->mkey);
+}
+
+/*
+ * Secondaries: reachable now?  An agent region that is not is left out
+ * (at risk) rather than slowing the backup down; with require_geo any that
+ * is not fails the backup before anything is frozen.  (A server region may
+ * come back before its deadline: it is polled.)
+ */
+static int probe_secondaries(struct backup_run *r, struct err *err)
+{
+	struct regions *rs = r->rs;
+
 	for (size_t i = 1; i < rs->n; i++) {
 		struct err pe = { 0 };
-		struct geo_region_state *r = geo_state_region(gs, rs->v[i].name);
+		struct geo_region_state *g = geo_state_region(r->gs, rs->v[i].name);
+		const char *why;
 
-		r->replication = rs->v[i].replication;
-		if (!cfg->require_geo && rs->v[i].replication != REPL_AGENT)
+		g->replication = rs->v[i].replication;
+		if (!r->cfg->require_geo && rs->v[i].replication != REPL_AGENT)
 			continue;
 		if (rs->v[i].down)
 			err_set(&pe, -EIO, "%s", rs->v[i].down_why[0] ? rs->v[i].down_why :
 				"it did not answer when asked to clean up");
-		else if (!probe_region(&rs->v[i], host, &pe))
+		else if (!probe_region(&rs->v[i], r->host, &pe))
 			continue;
-		if (cfg->require_geo) {
-			ret = err_set(err, pe.code ? pe.code : -EIO,
-				      "require_geo = yes and region %s cannot take the backup: %s",
-				      rs->v[i].name, region_strip(rs->v[i].name, pe.msg));
-			goto out;
-		}
-		skip[i] = true;
-		r->state = RS_AT_RISK;
-		snprintf(r->detail, sizeof(r->detail), "unreachable during the backup: %.600s",
-			 region_strip(rs->v[i].name, pe.msg));
+		why = region_strip(rs->v[i].name, pe.msg);
+		if (r->cfg->require_geo)
+			return err_set(err, pe.code ? pe.code : -EIO,
+				       "require_geo = yes and region %s cannot take the backup: %s",
+				       rs->v[i].name, why);
+		r->skip[i] = true;
+		g->state = RS_AT_RISK;
+		snprintf(g->detail, sizeof(g->detail), "unreachable during the backup: %.600s", why);
 		log_warn("region %s is unreachable (%s); backing up to the others, the backup will be at risk until snapship repair copies it there",
-			 rs->v[i].name, region_strip(rs->v[i].name, pe.msg));
+			 rs->v[i].name, why);
 	}
+	return 0;
+}
+
+/* Phase plan: the source, the secondaries, the upload targets. */
+static int phase_plan(struct backup_run *r, struct err *err)
+{
+	struct regions *rs = r->rs;
+	int ret;
+
+	ret = cow_check_source(r->part->path, err);
+	if (ret)
+		return ret;
+	ret = probe_secondaries(r, err);
+	if (ret)
+		return ret;
 	for (size_t i = 0; i < rs->n; i++) {
-		if (i > 0 && (skip[i] || rs->v[i].replication != REPL_AGENT))
+		if (i > 0 && (r->skip[i] || rs->v[i].replication != REPL_AGENT))
 			continue;
-		tkeys[0][nt] = region_key(&rs->v[i], m, "data.tar.zst");
-		tkeys[1][nt] = region_key(&rs->v[i], m, "index.jsonl.zst");
-		if (!tkeys[0][nt] || !tkeys[1][nt]) {
-			nt++;
-			ret = err_set(err, -ENOMEM, "out of memory");
-			goto out;
-		}
-		dt[nt] = (struct sink_target){ rs->v[i].store, tkeys[0][nt], rs->v[i].name };
-		it[nt] = (struct sink_target){ rs->v[i].store, tkeys[1][nt], rs->v[i].name };
-		tgt[nt++] = i;
+		r->tkeys[0][r->nt] = region_key(&rs->v[i], r->m, "data.tar.zst");
+		r->tkeys[1][r->nt] = region_key(&rs->v[i], r->m, "index.jsonl.zst");
+		if (!r->tkeys[0][r->nt] || !r->tkeys[1][r->nt])
+			return err_set(err, -ENOMEM, "out of memory");
+		r->tgt[r->nt++] = i;
 	}
+	return 0;
+}
 
-	if (part->pre_snapshot) {
-		pre_ran = true;
-		hooks[0] = "pre_snapshot";
-		ret = hook_run("pre_snapshot", part->pre_snapshot, part->hook_timeout,
-			       part->name, part->path, err);
-		if (ret)
-			goto out_post;
-	}
-	snprintf(tag, sizeof(tag), "%s-%s", part->name, m->backup_id);
-	ret = cow_freeze(part->path, part->snapshot_dir, cfg->state_dir, tag, &snap, err);
-out_post:
-	if (pre_ran && part->post_snapshot) {
-		/* the post hook always runs once the pre hook did */
-		hooks[1] = "post_snapshot";
-		ret2 = hook_run("post_snapshot", part->post_snapshot, part->hook_timeout,
-				part->name, part->path, ret ? &e2 : err);
-		if (ret2 && !ret)
-			ret = ret2;
-		if (ret2 && e2.code)
+/* Release the snapshot of a run that failed (best effort, logged). */
+static void drop_snapshot(struct backup_run *r)
+{
+	struct err re = { 0 };
+
+	if (cow_release(r->snap, &re))
+		log_error("%s (the snapshot stays in the journal; snapship clean or the next run removes it)",
+			  re.msg);
+	r->snap = NULL;
+}
+
+static int take_snapshot(struct backup_run *r, struct err *err)
+{
+	const struct cfg_partition *part = r->part;
+	char tag[256];
+	int ret;
+
+	snprintf(tag, sizeof(tag), "%s-%s", part->name, r->m->backup_id);
+	ret = cow_freeze(part->path, part->snapshot_dir, r->cfg->state_dir, tag,
+			 &r->snap, err);
+	if (ret)
+		return ret;
+	strcpy(r->m->snap_uuid, r->snap->uuid);
+	r->m->snap_generation = r->snap->generation;
+	r->m->snap_time_ns = r->snap->time_ns;
+	return 0;
+}
+
+/* Phase freeze: the snapshot, between the partition's hooks.  The post
+ * hook always runs once the pre hook did; if it fails, so does the run. */
+static int phase_freeze(struct backup_run *r, struct err *err)
+{
+	const struct cfg_partition *part = r->part;
+	struct err e2 = { 0 };
+	int ret, ret2;
+
+	if (!part->pre_snapshot)
+		return take_snapshot(r, err);
+	r->hooks[0] = "pre_snapshot";
+	ret = hook_run("pre_snapshot", part->pre_snapshot, part->hook_timeout,
+		       part->name, part->path, err);
+	if (!ret)
+		ret = take_snapshot(r, err);
+	if (!part->post_snapshot)
+		return ret;
+	r->hooks[1] = "post_snapshot";
+	ret2 = hook_run("post_snapshot", part->post_snapshot, part->hook_timeout,
+			part->name, part->path, ret ? &e2 : err);
+	if (!ret2)
+		return ret;
+	if (ret) {
+		if (e2.code)
 			log_error("%s", e2.msg);
+		return ret;
 	}
-	if (ret)
-		goto out;
-	strcpy(m->snap_uuid, snap->uuid);
-	m->snap_generation = snap->generation;
-	m->snap_time_ns = snap->time_ns;
+	drop_snapshot(r);
+	return ret2;
+}
 
-	ret = sink_open_multi(&data, dt, nt, cfg->require_geo, err);
+/* Note the copies of one object the sink s made visible. */
+static void mark_visible(struct backup_run *r, const struct sink *s, int obj)
+{
+	for (size_t t = 0; t < r->nt; t++)
+		if (s->committed[t])
+			r->visible[r->tgt[t]] |= obj;
+}
+
+/* Make data and index visible (a commit that fails leaves no object and
+ * frees the writer); an agent region that missed either is at risk. */
+static int commit_objects(struct backup_run *r, struct sink *data,
+			  struct sink *index, struct err *err)
+{
+	struct manifest *m = r->m;
+	int ret;
+
+	ret = sink_commit(data, m->data_sha256, err);
+	mark_visible(r, data, OBJ_DATA);
 	if (ret)
-		goto out;
-	ret = sink_open_multi(&index, it, nt, cfg->require_geo, err);
+		return ret;
+	ret = sink_commit(index, m->index_sha256, err);
+	mark_visible(r, index, OBJ_INDEX);
 	if (ret)
-		goto out;
-	log_debug("%s: frozen in %.3f s", part->name, util_now_mono() - t0);
-	ret = stream_snapshot(cfg, snap->path, &data, &index, m, bo->progress,
-			      part->name, err);
+		return ret;
+	snprintf(m->data_etag, sizeof(m->data_etag), "%s", data->info[0].etag);
+	snprintf(m->index_etag, sizeof(m->index_etag), "%s", index->info[0].etag);
+	for (size_t t = 1; t < r->nt; t++) {
+		struct geo_region_state *g = geo_state_region(r->gs, r->rs->v[r->tgt[t]].name);
+
+		if (data->failed[t] || index->failed[t]) {
+			r->skip[r->tgt[t]] = true;
+			g->state = RS_AT_RISK;
+			snprintf(g->detail, sizeof(g->detail), "upload failed: %.600s",
+				 data->failed[t] ? data->errs[t].msg : index->errs[t].msg);
+		}
+	}
+	return 0;
+}
+
+/* Phase upload: the snapshot streamed once into data and index sinks that
+ * tee to every target, then the objects committed. */
+static int phase_upload(struct backup_run *r, struct err *err)
+{
+	struct sink data, index = { 0 };
+	struct sink_target dt[REGIONS_MAX], it[REGIONS_MAX];
+	struct manifest *m = r->m;
+	int ret;
+
+	for (size_t t = 0; t < r->nt; t++) {
+		const struct region *g = &r->rs->v[r->tgt[t]];
+
+		dt[t] = (struct sink_target){ g->store, r->tkeys[0][t], g->name };
+		it[t] = (struct sink_target){ g->store, r->tkeys[1][t], g->name };
+	}
+	ret = sink_open_multi(&data, dt, r->nt, r->cfg->require_geo, err);
 	if (ret)
-		goto out;
-	log_debug("%s: streamed in %.3f s", part->name, util_now_mono() - t0);
+		return ret;
+	ret = sink_open_multi(&index, it, r->nt, r->cfg->require_geo, err);
+	if (ret)
+		goto out_abort_uploads;
+	log_debug("%s: frozen in %.3f s", r->part->name, util_now_mono() - r->t0);
+	ret = stream_snapshot(r->cfg, r->snap->path, &data, &index, m,
+			      r->bo->progress, r->part->name, err);
+	if (ret)
+		goto out_abort_uploads;
+	log_debug("%s: streamed in %.3f s", r->part->name, util_now_mono() - r->t0);
 	m->data_size = data.bytes;
 	m->index_size = index.bytes;
 	m->stored_bytes = data.bytes + index.bytes;
-	/* a commit that fails leaves no object (and frees the writer) */
-	ret = sink_commit(&data, m->data_sha256, err);
-	data_closed = true;
-	for (size_t t = 0; t < nt; t++)
-		if (data.committed[t])
-			visible[tgt[t]] |= OBJ_DATA;
+	ret = commit_objects(r, &data, &index, err);
 	if (ret)
-		goto out;
-	ret = sink_commit(&index, m->index_sha256, err);
-	index_closed = true;
-	for (size_t t = 0; t < nt; t++)
-		if (index.committed[t])
-			visible[tgt[t]] |= OBJ_INDEX;
-	if (ret)
-		goto out;
-	snprintf(m->data_etag, sizeof(m->data_etag), "%s", data.info[0].etag);
-	snprintf(m->index_etag, sizeof(m->index_etag), "%s", index.info[0].etag);
-	for (size_t t = 1; t < nt; t++) {
-		struct geo_region_state *r = geo_state_region(gs, rs->v[tgt[t]].name);
+		goto out_abort_uploads;
+	return 0;
 
-		if (data.failed[t] || index.failed[t]) {
-			skip[tgt[t]] = true;
-			r->state = RS_AT_RISK;
-			snprintf(r->detail, sizeof(r->detail), "upload failed: %.600s",
-				 data.failed[t] ? data.errs[t].msg : index.errs[t].msg);
-		}
-	}
-	/* release before the commit point: a backup is only listed once its
-	 * snapshot is gone, so a crash never leaves both */
-	log_debug("%s: objects committed at %.3f s", part->name, util_now_mono() - t0);
-	ret = cow_release(snap, err);
-	snap = NULL;
+out_abort_uploads:
+	/* a no-op on a committed sink */
+	sink_abort(&data);
+	sink_abort(&index);
+	return ret;
+}
+
+/* Phase release: the snapshot goes before the commit point, so a backup is
+ * only listed once its snapshot is gone and a crash never leaves both. */
+static int phase_release(struct backup_run *r, struct err *err)
+{
+	int ret;
+
+	log_debug("%s: objects committed at %.3f s", r->part->name, util_now_mono() - r->t0);
+	ret = cow_release(r->snap, err);
+	r->snap = NULL;
 	if (ret)
-		goto out;
-	log_debug("%s: snapshot released at %.3f s", part->name, util_now_mono() - t0);
+		return ret;
+	log_debug("%s: snapshot released at %.3f s", r->part->name, util_now_mono() - r->t0);
+	return 0;
+}
+
+/* The manifest's last fields and its JSON, self size and hash. */
+static int seal_manifest(struct backup_run *r, struct err *err)
+{
+	struct manifest *m = r->m;
+	int ret;
+
 	m->finished_ns = util_now_unix_ns();
-	if (hooks[0]) {
+	if (r->hooks[0]) {
 		m->hooks = calloc(3, sizeof(char *));
-		for (int i = 0; m->hooks && hooks[i]; i++)
-			m->hooks[i] = strdup(hooks[i]);
+		for (int i = 0; m->hooks && r->hooks[i]; i++)
+			m->hooks[i] = strdup(r->hooks[i]);
 	}
-	ret = manifest_to_json(m, &json, err);
+	ret = manifest_to_json(m, &r->json, err);
 	if (ret)
-		goto out;
-	m->self_size = strlen(json);
-	util_sha256_hex(json, m->self_size, m->self_sha256);
-	for (size_t i = 1; i < rs->n; i++) {
-		struct geo_region_state *r = geo_state_region(gs, rs->v[i].name);
+		return ret;
+	m->self_size = strlen(r->json);
+	util_sha256_hex(r->json, m->self_size, m->self_sha256);
+	for (size_t i = 1; i < r->rs->n; i++) {
+		struct geo_region_state *g = geo_state_region(r->gs, r->rs->v[i].name);
 
-		r->deadline_ns = m->finished_ns + rs->v[i].deadline * 1000000000LL;
+		g->deadline_ns = m->finished_ns + r->rs->v[i].deadline * 1000000000LL;
 	}
-	if (cfg->require_geo) {
-		/* server-replicated regions must hold the data before the
-		 * backup exists anywhere */
-		gs->committed_ns = m->finished_ns;
-		if (geo_wait(rs, m, OBJ_DATA | OBJ_INDEX, false, gs)) {
-			ret = err_set(err, -ETIMEDOUT, "require_geo = yes and %s",
-				      "a secondary region did not receive the backup's data in time (see the warnings above)");
-			goto out;
-		}
-	}
-	if (fault_hit("backup.manifest", &ret)) {
-		err_set(err, ret, "injected fault before the manifest");
-		goto out;
-	}
-	/* a put that failed may still have happened (a lost answer): the
-	 * rollback deletes the manifest either way */
-	visible[0] |= OBJ_MANIFEST;
-	ret = put_manifest(rs->v[0].store, mkey, json, err);
+	return 0;
+}
+
+/* Save the replication state (best effort: verify rebuilds it); 0 if saved. */
+static int save_state(const struct backup_run *r)
+{
+	struct err se = { 0 };
+	int ret;
+
+	ret = geo_state_save(r->cfg->state_dir, r->host, r->part->name, r->gs, &se);
 	if (ret)
-		goto out;
-	gs->committed_ns = util_now_unix_ns();
-	res->seconds = util_now_mono() - t0;
-	if (gs->n) {
-		/* what is known now survives a kill during the wait */
-		struct err se = { 0 };
+		log_warn("cannot save the replication state: %s (snapship verify rebuilds it)", se.msg);
+	return ret;
+}
 
-		if (geo_state_save(cfg->state_dir, host, part->name, gs, &se))
-			log_warn("cannot save the replication state: %s (snapship verify rebuilds it)", se.msg);
-		else
-			state_saved = true;
-	}
-	/* the same manifest, byte for byte, to the agent regions */
-	for (size_t t = 1; t < nt; t++) {
-		size_t i = tgt[t];
-		struct geo_region_state *r = geo_state_region(gs, rs->v[i].name);
+/* The same manifest, byte for byte, to the agent regions: one that fails
+ * is at risk (with require_geo, the run fails). */
+static int replicate_manifest(struct backup_run *r, struct err *err)
+{
+	struct regions *rs = r->rs;
+	int ret;
+
+	for (size_t t = 1; t < r->nt; t++) {
+		size_t i = r->tgt[t];
+		struct geo_region_state *g = geo_state_region(r->gs, rs->v[i].name);
 		struct err pe = { 0 };
 		char *k;
 
-		if (skip[i])
+		if (r->skip[i])
 			continue;
-		k = region_key(&rs->v[i], m, "manifest.json");
-		visible[i] |= OBJ_MANIFEST;
-		ret = k ? put_manifest(rs->v[i].store, k, json, &pe) : -ENOMEM;
+		k = region_key(&rs->v[i], r->m, "manifest.json");
+		r->visible[i] |= OBJ_MANIFEST;
+		ret = k ? put_manifest(rs->v[i].store, k, r->json, &pe) : -ENOMEM;
 		free(k);
 		if (!ret)
 			continue;
-		skip[i] = true;
-		r->state = RS_AT_RISK;
-		snprintf(r->detail, sizeof(r->detail), "manifest upload failed: %.600s", pe.msg);
-		if (cfg->require_geo) {
-			ret = err_set(err, ret, "require_geo = yes and region %s could not take the manifest: %s",
-				      rs->v[i].name, region_strip(rs->v[i].name, pe.msg));
-			goto out;
-		}
+		r->skip[i] = true;
+		g->state = RS_AT_RISK;
+		snprintf(g->detail, sizeof(g->detail), "manifest upload failed: %.600s", pe.msg);
+		if (r->cfg->require_geo)
+			return err_set(err, ret, "require_geo = yes and region %s could not take the manifest: %s",
+				       rs->v[i].name, region_strip(rs->v[i].name, pe.msg));
 		log_warn("region %s: %s; the backup is at risk until snapship repair copies it", rs->v[i].name,
 			 region_strip(rs->v[i].name, pe.msg));
-		ret = 0;
 	}
-	/* every secondary not yet at risk is proven by HEADs now (agent) or
-	 * when the store's replication delivers (server) */
-	{
-		bool once = bo->no_wait && !cfg->require_geo;
+	return 0;
+}
 
-		if (geo_wait(rs, m, OBJ_ALL, once, gs) && cfg->require_geo) {
-			ret = err_set(err, -ETIMEDOUT, "require_geo = yes and a secondary region does not hold the backup by its replication deadline (see the warnings above)");
-			goto out;
-		}
-	}
-	if (!strcmp(geo_summary(gs, util_now_unix_ns()), "geo-protected") && gs->n) {
-		res->geo_seconds = 0;
-		for (size_t i = 0; i < gs->n; i++)
-			if (gs->r[i].lag_s > res->geo_seconds)
-				res->geo_seconds = gs->r[i].lag_s;
-	}
-	if (gs->n) {
-		struct err se = { 0 };
+/* Phase commit: the manifest on the primary is the commit point; with
+ * require_geo the server regions must hold the data before it. */
+static int phase_commit(struct backup_run *r, struct err *err)
+{
+	int ret;
 
-		if (geo_state_save(cfg->state_dir, host, part->name, gs, &se))
-			log_warn("cannot save the replication state: %s (snapship verify rebuilds it)", se.msg);
-	}
-
-out:
-	if (!data_closed)
-		sink_abort(&data);
-	if (!index_closed)
-		sink_abort(&index);
-	if (snap) {
-		struct err re = { 0 };
-
-		if (cow_release(snap, &re))
-			log_error("%s (the snapshot stays in the journal; snapship clean or the next run removes it)",
-				  re.msg);
-	}
-	if (ret) {
-		/* objects without a manifest are not a backup: remove them */
-		for (size_t i = 0; i < rs->n; i++) {
-			int mask = visible[i];
-
-			/* require_geo: what a server region received from the
-			 * primary goes too, or it would hold (and repair would
-			 * spread back) a backup that failed */
-			if (cfg->require_geo && i > 0 && visible[0] &&
-			    rs->v[i].replication == REPL_SERVER && !rs->v[i].down)
-				mask = OBJ_ALL;
-			if (mask)
-				remove_objects(&rs->v[i], m, mask);
-		}
-		/* a backup rolled back after its commit has no state either */
-		if (state_saved)
-			geo_state_remove(cfg->state_dir, host, part->name, m->backup_id);
-	}
-	for (size_t t = 0; t < nt; t++) {
-		free(tkeys[0][t]);
-		free(tkeys[1][t]);
-	}
-	free(json);
-	free(mkey);
+	ret = seal_manifest(r, err);
 	if (ret)
-		manifest_clear(m);
+		return ret;
+	if (r->cfg->require_geo) {
+		r->gs->committed_ns = r->m->finished_ns;
+		if (geo_wait(r->rs, r->m, OBJ_DATA | OBJ_INDEX, false, r->gs))
+			return err_set(err, -ETIMEDOUT, "require_geo = yes and %s",
+				       "a secondary region did not receive the backup's data in time (see the warnings above)");
+	}
+	if (fault_hit("backup.manifest", &ret))
+		return err_set(err, ret, "injected fault before the manifest");
+	/* a put that failed may still have happened (a lost answer): the
+	 * rollback deletes the manifest either way */
+	r->visible[0] |= OBJ_MANIFEST;
+	ret = put_manifest(r->rs->v[0].store, r->mkey, r->json, err);
+	if (ret)
+		return ret;
+	r->gs->committed_ns = util_now_unix_ns();
+	r->res->seconds = util_now_mono() - r->t0;
+	/* what is known now survives a kill during the wait */
+	if (r->gs->n && !save_state(r))
+		r->state_saved = true;
+	return replicate_manifest(r, err);
+}
+
+/* Phase geo: every secondary not yet at risk is proven by HEADs now (agent)
+ * or when the store's replication delivers (server). */
+static int phase_wait_geo(struct backup_run *r, struct err *err)
+{
+	struct geo_state *gs = r->gs;
+	bool once = r->bo->no_wait && !r->cfg->require_geo;
+
+	if (geo_wait(r->rs, r->m, OBJ_ALL, once, gs) && r->cfg->require_geo)
+		return err_set(err, -ETIMEDOUT, "require_geo = yes and a secondary region does not hold the backup by its replication deadline (see the warnings above)");
+	if (!strcmp(geo_summary(gs, util_now_unix_ns()), "geo-protected") && gs->n) {
+		r->res->geo_seconds = 0;
+		for (size_t i = 0; i < gs->n; i++)
+			if (gs->r[i].lag_s > r->res->geo_seconds)
+				r->res->geo_seconds = gs->r[i].lag_s;
+	}
+	if (gs->n)
+		save_state(r);
+	return 0;
+}
+
+/* Roll back a failed run: objects without a manifest are not a backup. */
+static void roll_back(struct backup_run *r)
+{
+	struct regions *rs = r->rs;
+
+	for (size_t i = 0; i < rs->n; i++) {
+		int mask = r->visible[i];
+
+		/* require_geo: what a server region received from the primary
+		 * goes too, or it would hold (and repair would spread back) a
+		 * backup that failed */
+		if (r->cfg->require_geo && i > 0 && r->visible[0] &&
+		    rs->v[i].replication == REPL_SERVER && !rs->v[i].down)
+			mask = OBJ_ALL;
+		if (mask)
+			remove_objects(&rs->v[i], r->m, mask);
+	}
+	/* a backup rolled back after its commit has no state either */
+	if (r->state_saved)
+		geo_state_remove(r->cfg->state_dir, r->host, r->part->name, r->m->backup_id);
+}
+
+/*
+ * Before a phase: the one place a run may stop early (the daemon's
+ * cancellation, bo->cancelled), then the phase.  A phase that fails closes
+ * what it opened, so a cancelled phase and a failed one unwind alike.
+ * Release is not a place to stop (it only lets the snapshot go) nor is
+ * anything after the commit point.
+ */
+static int run_phase(struct backup_run *r, const char *name,
+		     int (*phase)(struct backup_run *r, struct err *err),
+		     struct err *err)
+{
+	if (r->bo->cancelled && r->bo->cancelled(r->bo->cancel_ctx))
+		return err_set(err, -ECANCELED,
+			       "the backup of %s was cancelled before its %s phase; nothing of it is committed, the next run takes a new one",
+			       r->part->name, name);
+	return phase(r, err);
+}
+
+int backup_partition(const struct config *cfg, const struct cfg_partition *part,
+		     struct regions *rs, const char *host,
+		     const struct backup_opts *bo, struct backup_result *res_ret,
+		     struct err *err)
+{
+	struct backup_run run = {
+		.cfg = cfg, .part = part, .rs = rs, .host = host, .bo = bo,
+		.res = res_ret, .m = &res_ret->m, .gs = &res_ret->gs,
+		.t0 = util_now_mono(),
+	};
+	int ret;
+
+	ret = run_start(&run, err);
+	if (ret)
+		goto out_free;
+	ret = run_phase(&run, "plan", phase_plan, err);
+	if (ret)
+		goto out_free;
+	ret = run_phase(&run, "freeze", phase_freeze, err);
+	if (ret)
+		goto out_free;
+	ret = run_phase(&run, "upload", phase_upload, err);
+	if (ret)
+		goto out_release_snapshot;
+	ret = phase_release(&run, err);
+	if (ret)
+		goto out_roll_back;
+	ret = run_phase(&run, "commit", phase_commit, err);
+	if (ret)
+		goto out_roll_back;
+	/* committed: no cancelling now (the wait is bounded by the deadlines) */
+	ret = phase_wait_geo(&run, err);
+	if (ret)
+		goto out_roll_back;
+	run_free(&run);
+	return 0;
+
+out_release_snapshot:
+	drop_snapshot(&run);
+out_roll_back:
+	roll_back(&run);
+out_free:
+	run_free(&run);
+	manifest_clear(run.m);
 	return ret;
 }

@@ -16,6 +16,14 @@ struct cfg_partition;
 struct backup_opts {
 	bool progress;            /* a progress line on stderr */
 	bool no_wait;             /* do not wait for server-side replication */
+	/*
+	 * The seam for the daemon's cancellation (NULL: never): asked with
+	 * cancel_ctx before the plan, freeze, upload and commit phases; true
+	 * stops the run, which unwinds as on any failure (-ECANCELED).  Once
+	 * the manifest is committed a run is not cancelled.
+	 */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
 };
 
 struct backup_result {
@@ -27,26 +35,23 @@ struct backup_result {
 
 /*
  * One backup of one partition into the regions rs (rs->v[0] the primary)
- * under host: freeze, stream (to the primary and every replication = agent
- * region in the same pass), commit (manifest last, on the primary first),
- * release, then wait for replication = server regions to show a verified
- * copy (unless no_wait).  The snapshot is released whatever happens; on
- * failure nothing becomes visible and objects already written are removed.
+ * under host, in phases (agent/backup.c): plan, freeze (with the hooks),
+ * upload (to the primary and every replication = agent region in the same
+ * pass), release, commit (manifest last, on the primary first), then wait
+ * for replication = server regions to show a verified copy (unless
+ * no_wait).  The snapshot is released whatever happens; on failure
+ * nothing becomes visible and objects already written are removed.
  * With cfg->require_geo a secondary that cannot take the backup fails it.
  * The replication state is saved in cfg->state_dir.  The caller holds the
- * host lock (lock_acquire).
+ * host lock (hostlock_acquire).
+ *
+ * cfg, part, host and bo are only read; rs is used (its stores) and stays
+ * the caller's.  *res_ret is filled on success and then the caller's:
+ * manifest_clear(&res_ret->m) frees it; on failure it holds nothing.
  */
 int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 		     struct regions *rs, const char *host,
-		     const struct backup_opts *bo, struct backup_result *res,
+		     const struct backup_opts *bo, struct backup_result *res_ret,
 		     struct err *err);
-
-/* Take the host lock in state_dir (blocks up to wait_s); fd or <0. */
-int lock_acquire(const char *state_dir, int wait_s, struct err *err);
-void lock_release(int fd);
-
-/* Run a hook command with a timeout; 0 if it exited 0. */
-int hook_run(const char *what, const char *cmd, int64_t timeout_s,
-	     const char *partition, const char *source, struct err *err);
 
 #endif

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <zstd.h>
 
-#include "agent/sink.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "uploader/sink.h"
 
 #define INDEX_BUF (128u << 10)
 #define INDEX_LINE_MAX (64u << 10)

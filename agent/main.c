@@ -19,6 +19,7 @@
 #include "agent/catalog.h"
 #include "agent/config.h"
 #include "agent/geo.h"
+#include "agent/lock.h"
 #include "agent/restore.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -371,7 +372,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 	host = host_name(g, hbuf, sizeof(hbuf));
 	if (open_regions(g, false, &rs, &err))
 		return fail(&err);
-	lockfd = lock_acquire(g->cfg.state_dir, 0, &err);
+	lockfd = hostlock_acquire(g->cfg.state_dir, 0, &err);
 	if (lockfd < 0) {
 		regions_free(&rs);
 		return fail(&err);
@@ -453,7 +454,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 		print_json(out);
 	else
 		json_decref(out);
-	lock_release(lockfd);
+	hostlock_release(lockfd);
 	regions_free(&rs);
 	return failures ? rc : EXIT_OK;
 }
@@ -1005,7 +1006,7 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 	if (repair || keep_state) {
 		/* the state dir is ours alone while we write it (and repair
 		 * must not race a backup's uploads) */
-		lockfd = lock_acquire(g->cfg.state_dir, 30, &err);
+		lockfd = hostlock_acquire(g->cfg.state_dir, 30, &err);
 		if (lockfd < 0) {
 			regions_free(&rs);
 			return fail(&err);
@@ -1013,7 +1014,7 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 	}
 	if (union_list(&rs, host, part, &u, &err)) {
 		union_free(&u);
-		lock_release(lockfd);
+		hostlock_release(lockfd);
 		regions_free(&rs);
 		return fail(&err);
 	}
@@ -1137,7 +1138,7 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 		printf("%zu cop%s repaired, %zu still missing or bad\n", fixed,
 		       fixed == 1 ? "y" : "ies", bad);
 	union_free(&u);
-	lock_release(lockfd);
+	hostlock_release(lockfd);
 	regions_free(&rs);
 	return bad ? EXIT_FAIL : EXIT_OK;
 }
@@ -1293,7 +1294,7 @@ static int cmd_clean(struct global *g, int argc, char **argv)
 		free(g->cfg.state_dir);
 		g->cfg.state_dir = strdup(g->state_dir);
 	}
-	lockfd = lock_acquire(g->cfg.state_dir, 0, &err);
+	lockfd = hostlock_acquire(g->cfg.state_dir, 0, &err);
 	if (lockfd < 0)
 		return fail(&err);
 	ret = cow_recover(g->cfg.state_dir, &removed, &err);
@@ -1307,7 +1308,7 @@ static int cmd_clean(struct global *g, int argc, char **argv)
 		if (!ret)
 			regions_free(&rs);
 	}
-	lock_release(lockfd);
+	hostlock_release(lockfd);
 	if (ret)
 		return fail(&err);
 	printf("removed %u leftover snapshot(s) and %u unfinished upload(s)\n",

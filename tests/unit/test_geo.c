@@ -20,9 +20,9 @@
 #include "agent/catalog.h"
 #include "agent/config.h"
 #include "agent/geo.h"
-#include "agent/sink.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "uploader/sink.h"
 #include "uploader/store.h"
 
 static char root[64];

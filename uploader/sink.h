@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#ifndef SNAPSHIP_AGENT_SINK_H
-#define SNAPSHIP_AGENT_SINK_H
+#ifndef SNAPSHIP_UPLOADER_SINK_H
+#define SNAPSHIP_UPLOADER_SINK_H
 
 /*
  * A streamed object put that also counts and SHA-256-hashes its bytes, into
@@ -8,6 +8,10 @@
  * target 0 is the primary (its failure fails the sink); a later target that
  * fails is dropped (aborted, its error kept) and the others go on, unless
  * the sink was opened strict.
+ *
+ * A struct sink is the caller's (usually on its stack); the sink owns the
+ * writers and the hash context it opens until sink_commit or sink_abort
+ * ends them.  It knows stores only: region names are labels for messages.
  */
 
 #include <stdbool.h>
@@ -38,15 +42,30 @@ struct sink {
 	uint64_t bytes;
 };
 
+/*
+ * Open s for one object key in store (strict).  store and key are borrowed:
+ * they must outlive the sink.  On failure s holds nothing to abort.
+ */
 int sink_open(struct sink *s, struct store *store, const char *key,
 	      struct err *err);
+/*
+ * Open s for the n targets t[0..n-1] (1 to SINK_MAX; t[0] the primary).
+ * The stores, keys and region names in t are borrowed and must outlive the
+ * sink; the array t itself may go once this returns.  On failure s holds
+ * nothing to abort; a secondary that fails to open (not strict) is dropped.
+ */
 int sink_open_multi(struct sink *s, const struct sink_target *t, size_t n,
 		    bool strict, struct err *err);
-/* framer_out_fn-compatible: ctx is the struct sink. */
+/* framer_out_fn-compatible: ctx is the struct sink; buf is only read. */
 int sink_write(void *ctx, const void *buf, size_t len, struct err *err);
-/* Make the object visible everywhere it still goes; hex receives its
- * SHA-256, s->info[i] each copy's size and ETag. */
-int sink_commit(struct sink *s, char hex[65], struct err *err);
+/*
+ * Make the object visible everywhere it still goes; hex_ret (the caller's
+ * 65 bytes) receives its SHA-256, s->info[i] each copy's size and ETag,
+ * s->committed[i] which copies are visible.  Ends every writer whatever
+ * the outcome: a commit that fails leaves nothing to abort (but copies
+ * already committed stay visible; see s->committed).
+ */
+int sink_commit(struct sink *s, char hex_ret[65], struct err *err);
 /* Discard an unfinished object.  Safe on a zeroed or finished sink. */
 void sink_abort(struct sink *s);
 

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
-#include "agent/sink.h"
+#include "uploader/sink.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
 #include <string.h>
 
-#include "agent/geo.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -17,10 +16,22 @@ int sink_open(struct sink *s, struct store *store, const char *key,
 	return sink_open_multi(s, &t, 1, true, err);
 }
 
+/* msg without a leading "region NAME: " (the store layer's messages for
+ * a configured region start so; ours name the region themselves) */
+static const char *strip_region(const char *region, const char *msg)
+{
+	size_t n = strlen(region);
+
+	if (!strncmp(msg, "region ", 7) && !strncmp(msg + 7, region, n) &&
+	    msg[7 + n] == ':' && msg[8 + n] == ' ')
+		return msg + 9 + n;
+	return msg;
+}
+
 /* "region NAME: " before a message that does not name it yet */
 static void name_region(struct err *err, const char *region)
 {
-	if (region && region_strip(region, err->msg) == err->msg)
+	if (region && strip_region(region, err->msg) == err->msg)
 		err_wrap(err, "region %s", region);
 }
 
@@ -34,7 +45,7 @@ static void drop(struct sink *s, size_t i, int ret, const struct err *why)
 	s->w[i] = NULL;
 	log_warn("region %s: %s; the backup goes on without it",
 		 s->region[i] ? s->region[i] : "?",
-		 s->region[i] ? region_strip(s->region[i], s->errs[i].msg) : s->errs[i].msg);
+		 s->region[i] ? strip_region(s->region[i], s->errs[i].msg) : s->errs[i].msg);
 }
 
 int sink_open_multi(struct sink *s, const struct sink_target *t, size_t n,
@@ -94,7 +105,7 @@ int sink_write(void *ctx, const void *buf, size_t len, struct err *err)
 	return 0;
 }
 
-int sink_commit(struct sink *s, char hex[65], struct err *err)
+int sink_commit(struct sink *s, char hex_ret[65], struct err *err)
 {
 	unsigned char md[32];
 	unsigned int mdlen = 0;
@@ -104,7 +115,7 @@ int sink_commit(struct sink *s, char hex[65], struct err *err)
 		sink_abort(s);
 		return err_set(err, -EIO, "SHA-256 final failed (OpenSSL)");
 	}
-	util_hex(md, 32, hex);
+	util_hex(md, 32, hex_ret);
 	EVP_MD_CTX_free(s->sha);
 	s->sha = NULL;
 	for (size_t i = 0; i < s->n; i++) {
@@ -132,7 +143,7 @@ int sink_commit(struct sink *s, char hex[65], struct err *err)
 			s->failed[i] = r;
 			log_warn("region %s: %s; the backup goes on without it",
 				 s->region[i] ? s->region[i] : "?",
-				 s->region[i] ? region_strip(s->region[i], s->errs[i].msg) :
+				 s->region[i] ? strip_region(s->region[i], s->errs[i].msg) :
 				 s->errs[i].msg);
 		}
 	}
