@@ -133,7 +133,7 @@ static void remove_objects(struct region *g, const struct manifest *m, int mask)
 
 		if (!mk || store_delete(g->store, one, 1, &de)) {
 			log_error("region %s: the failed backup's manifest %s could not be deleted (%s): the backup %s stays listed there; delete it by hand or let snapship repair copy the rest",
-				  g->name, mk ? mk : "?", region_strip(g->name, de.msg), m->backup_id);
+				  g->name, mk ? mk : "?", err_strip_region(g->name, de.msg), m->backup_id);
 			free(mk);
 			return;
 		}
@@ -147,7 +147,7 @@ static void remove_objects(struct region *g, const struct manifest *m, int mask)
 		k[i] = keys[i] ? keys[i] : "";
 	if (n && store_delete(g->store, k, n, &de))
 		log_warn("region %s: could not remove the unfinished backup's objects (%s); snapship clean removes them later",
-			 g->name, region_strip(g->name, de.msg));
+			 g->name, err_strip_region(g->name, de.msg));
 	for (size_t i = 0; i < n; i++)
 		free(keys[i]);
 }
@@ -275,7 +275,7 @@ static int probe_secondaries(struct backup_run *r, struct err *err)
 				"it did not answer when asked to clean up");
 		else if (!probe_region(&rs->v[i], r->host, &pe))
 			continue;
-		why = region_strip(rs->v[i].name, pe.msg);
+		why = err_strip_region(rs->v[i].name, pe.msg);
 		if (r->cfg->require_geo)
 			return err_set(err, pe.code ? pe.code : -EIO,
 				       "require_geo = yes and region %s cannot take the backup: %s",
@@ -531,9 +531,9 @@ static int replicate_manifest(struct backup_run *r, struct err *err)
 		snprintf(g->detail, sizeof(g->detail), "manifest upload failed: %.600s", pe.msg);
 		if (r->cfg->require_geo)
 			return err_set(err, ret, "require_geo = yes and region %s could not take the manifest: %s",
-				       rs->v[i].name, region_strip(rs->v[i].name, pe.msg));
+				       rs->v[i].name, err_strip_region(rs->v[i].name, pe.msg));
 		log_warn("region %s: %s; the backup is at risk until snapship repair copies it", rs->v[i].name,
-			 region_strip(rs->v[i].name, pe.msg));
+			 err_strip_region(rs->v[i].name, pe.msg));
 	}
 	return 0;
 }

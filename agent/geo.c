@@ -138,7 +138,7 @@ int regions_open(const struct config *cfg, const char *from, const char *only,
 			if (ret && i > 0 && ret != -EINVAL && ret != -ENOMEM) {
 				g->down = true;
 				snprintf(g->down_why, sizeof(g->down_why), "%s",
-					 region_strip(g->name, oe.msg));
+					 err_strip_region(g->name, oe.msg));
 				log_warn("region %s: %s", g->name, g->down_why);
 				ret = 0;
 			} else if (ret) {
@@ -161,16 +161,6 @@ void regions_free(struct regions *rs)
 		free(rs->v[i].prefix);
 	}
 	memset(rs, 0, sizeof(*rs));
-}
-
-const char *region_strip(const char *name, const char *msg)
-{
-	size_t n = strlen(name);
-
-	if (!strncmp(msg, "region ", 7) && !strncmp(msg + 7, name, n) &&
-	    msg[7 + n] == ':' && msg[8 + n] == ' ')
-		return msg + 9 + n;
-	return msg;
 }
 
 char *region_key(const struct region *r, const struct manifest *m,
@@ -243,12 +233,12 @@ int geo_check_copy(struct region *r, const struct manifest *m, int mask,
 			 * not the region's: the other backups are still checked */
 			out->bad_mask |= 1 << i;
 			out->copy = COPY_BAD;
-			add_detail(out, "%s", region_strip(r->name, e.msg));
+			add_detail(out, "%s", err_strip_region(r->name, e.msg));
 			continue;
 		}
 		if (ret) {
 			out->copy = COPY_UNREACHABLE;
-			add_detail(out, "%s", region_strip(r->name, e.msg));
+			add_detail(out, "%s", err_strip_region(r->name, e.msg));
 			return 0;
 		}
 		if (i == 2 && !size[i])

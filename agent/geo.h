@@ -67,9 +67,6 @@ int regions_open(const struct config *cfg, const char *from, const char *only,
 		 bool reads, struct regions *rs, struct err *err);
 void regions_free(struct regions *rs);
 
-/* msg without a leading "region NAME: " (for lines that name it). */
-const char *region_strip(const char *name, const char *msg);
-
 /* "<prefix><host>/<partition>/<id>/<name>" in region r. */
 char *region_key(const struct region *r, const struct manifest *m,
 		 const char *name);

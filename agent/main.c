@@ -180,7 +180,7 @@ static int list_failover(struct regions *rs, const char *host, const char *part,
 			if (rs->v[j].down)
 				continue;
 			log_warn("region %s failed (%s); failing over to region %s",
-				 g->name, region_strip(g->name, e.msg), rs->v[j].name);
+				 g->name, err_strip_region(g->name, e.msg), rs->v[j].name);
 			break;
 		}
 	}
@@ -231,12 +231,12 @@ static unsigned clean_store(struct region *g, const char *host)
 	if (store_abort_incomplete(store, p, &n, &err) ||
 	    catalog_remove_orphans(store, prefix, host, &orphans, &err)) {
 		log_warn("region %s: could not clean up after interrupted runs: %s",
-			 region, region_strip(region, err.msg));
+			 region, err_strip_region(region, err.msg));
 		/* a secondary that does not answer is not asked again */
 		if (!g->primary && unreachable(&err)) {
 			g->down = true;
 			snprintf(g->down_why, sizeof(g->down_why), "%.500s",
-				 region_strip(region, err.msg));
+				 err_strip_region(region, err.msg));
 		}
 	}
 	n += (unsigned)orphans;
@@ -836,7 +836,7 @@ static int union_list(struct regions *rs, const char *host, const char *part,
 		}
 		if (catalog_list(rs->v[i].store, rs->v[i].prefix, host, part, l, &u->errs[i])) {
 			log_warn("region %s cannot be listed: %s", rs->v[i].name,
-				 region_strip(rs->v[i].name, u->errs[i].msg));
+				 err_strip_region(rs->v[i].name, u->errs[i].msg));
 			if (unreachable(&u->errs[i]))
 				rs->v[i].down = true;
 			continue;
@@ -887,7 +887,7 @@ static void check_region(struct region *g, const struct union_list *u, size_t i,
 		memset(c, 0, sizeof(*c));
 		c->copy = COPY_UNREACHABLE;
 		snprintf(c->detail, sizeof(c->detail), "%.590s", u->errs[i].msg[0] ?
-			 region_strip(g->name, u->errs[i].msg) :
+			 err_strip_region(g->name, u->errs[i].msg) :
 			 g->down_why[0] ? g->down_why : "did not answer");
 		return;
 	}
@@ -1357,7 +1357,7 @@ static int cmd_config(struct global *g, int argc, char **argv)
 		if (ret)
 			/* an S3 server's words: escaped */
 			printf("  region %s: %s\n", r->name,
-			       UTIL_ESC_CTL(region_strip(r->name, err.msg)));
+			       UTIL_ESC_CTL(err_strip_region(r->name, err.msg)));
 		else
 			printf("  region %s: %s%s%s ok%s\n", r->name, store_describe(s),
 			       r->endpoint ? " at " : "", r->endpoint ? r->endpoint : "",

@@ -161,7 +161,7 @@ static int fetch_direct(struct rctx *r, uint64_t off, size_t len, unsigned attem
 		if (r->src == src) {
 			r->src = src + 1;
 			log_warn("region %s: %s; reading the rest from region %s",
-				 name ? name : "?", name ? region_strip(name, e.msg) : e.msg,
+				 name ? name : "?", name ? err_strip_region(name, e.msg) : e.msg,
 				 r->o->fallback[src].region);
 		}
 		pthread_mutex_unlock(&r->src_lock);

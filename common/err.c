@@ -53,3 +53,13 @@ const char *err_str(int code)
 {
 	return strerror(code < 0 ? -code : code);
 }
+
+const char *err_strip_region(const char *region, const char *msg)
+{
+	size_t n = strlen(region);
+
+	if (!strncmp(msg, "region ", 7) && !strncmp(msg + 7, region, n) &&
+	    msg[7 + n] == ':' && msg[8 + n] == ' ')
+		return msg + 9 + n;
+	return msg;
+}

@@ -34,4 +34,11 @@ void err_clear(struct err *err);
 /* "No such file or directory" and friends for a negative code. */
 const char *err_str(int code);
 
+/*
+ * msg without a leading "region NAME: " (the store layer's messages for a
+ * configured region start so), for lines that name the region themselves.
+ * Returns a pointer into msg.
+ */
+const char *err_strip_region(const char *region, const char *msg);
+
 #endif

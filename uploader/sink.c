@@ -16,22 +16,10 @@ int sink_open(struct sink *s, struct store *store, const char *key,
 	return sink_open_multi(s, &t, 1, true, err);
 }
 
-/* msg without a leading "region NAME: " (the store layer's messages for
- * a configured region start so; ours name the region themselves) */
-static const char *strip_region(const char *region, const char *msg)
-{
-	size_t n = strlen(region);
-
-	if (!strncmp(msg, "region ", 7) && !strncmp(msg + 7, region, n) &&
-	    msg[7 + n] == ':' && msg[8 + n] == ' ')
-		return msg + 9 + n;
-	return msg;
-}
-
 /* "region NAME: " before a message that does not name it yet */
 static void name_region(struct err *err, const char *region)
 {
-	if (region && strip_region(region, err->msg) == err->msg)
+	if (region && err_strip_region(region, err->msg) == err->msg)
 		err_wrap(err, "region %s", region);
 }
 
@@ -45,7 +33,7 @@ static void drop(struct sink *s, size_t i, int ret, const struct err *why)
 	s->w[i] = NULL;
 	log_warn("region %s: %s; the backup goes on without it",
 		 s->region[i] ? s->region[i] : "?",
-		 s->region[i] ? strip_region(s->region[i], s->errs[i].msg) : s->errs[i].msg);
+		 s->region[i] ? err_strip_region(s->region[i], s->errs[i].msg) : s->errs[i].msg);
 }
 
 int sink_open_multi(struct sink *s, const struct sink_target *t, size_t n,
@@ -143,7 +131,7 @@ int sink_commit(struct sink *s, char hex_ret[65], struct err *err)
 			s->failed[i] = r;
 			log_warn("region %s: %s; the backup goes on without it",
 				 s->region[i] ? s->region[i] : "?",
-				 s->region[i] ? strip_region(s->region[i], s->errs[i].msg) :
+				 s->region[i] ? err_strip_region(s->region[i], s->errs[i].msg) :
 				 s->errs[i].msg);
 		}
 	}

@@ -300,9 +300,9 @@ static void test_state_path_names(void **state)
 static void test_region_strip(void **state)
 {
 	(void)state;
-	assert_string_equal(region_strip("east", "region east: cannot connect"), "cannot connect");
-	assert_string_equal(region_strip("east", "region eastern: x"), "region eastern: x");
-	assert_string_equal(region_strip("east", "store: x"), "store: x");
+	assert_string_equal(err_strip_region("east", "region east: cannot connect"), "cannot connect");
+	assert_string_equal(err_strip_region("east", "region eastern: x"), "region eastern: x");
+	assert_string_equal(err_strip_region("east", "store: x"), "store: x");
 }
 
 int main(void)
