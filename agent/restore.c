@@ -609,6 +609,26 @@ static int mismatch(struct rctx *r, const char *path, const char *field,
 		       r->m->backup_id, path, field, data, index);
 }
 
+/*
+ * The permission bits the entry gets on disk (and had when backed up): with
+ * an access ACL, libarchive keeps the group entry's bits in the entry's mode,
+ * while the file's group bits are the ACL's mask.
+ */
+static unsigned disk_perm(struct archive_entry *ae)
+{
+	unsigned perm = (unsigned)archive_entry_perm(ae) & 07777;
+	int type, permset, tag, id;
+	const char *name;
+
+	if (archive_entry_acl_reset(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS) <= 0)
+		return perm;
+	while (archive_entry_acl_next(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS, &type,
+				      &permset, &tag, &id, &name) == ARCHIVE_OK)
+		if (tag == ARCHIVE_ENTRY_ACL_MASK)
+			perm = (perm & ~070u) | ((unsigned)permset & 7) << 3;
+	return perm;
+}
+
 static bool utf8_valid(const char *s)
 {
 	json_t *j = json_string(s);
@@ -640,8 +660,8 @@ static int check_entry(struct rctx *r, struct archive_entry *ae, const char *pat
 			       "backup %s: hard link %s carries %lld bytes of data, which would overwrite %s; refusing it — the stored backup was tampered with",
 			       r->m->backup_id, path, (long long)archive_entry_size(ae),
 			       archive_entry_hardlink(ae));
-	if ((archive_entry_perm(ae) & 07777) != ie->mode) {
-		snprintf(a, sizeof(a), "%04o", (unsigned)(archive_entry_perm(ae) & 07777));
+	if (disk_perm(ae) != ie->mode) {
+		snprintf(a, sizeof(a), "%04o", disk_perm(ae));
 		snprintf(b, sizeof(b), "%04o", (unsigned)ie->mode);
 		return mismatch(r, path, "mode", a, b);
 	}
@@ -716,7 +736,7 @@ static int check_claims(struct rctx *r, struct archive_entry *ae, const char *pa
 			       r->m->backup_id, path, (unsigned long long)data,
 			       (unsigned long long)r->st->d_total);
 	holes = size - data;
-	max = holes ? holes_max() : 0;
+	max = holes_max();
 	if (holes > max || r->res->hole_bytes > max - holes)
 		return err_set(r->err, -EFBIG,
 			       "backup %s: %s is a sparse file of %llu bytes with %llu bytes of holes; one restore reads at most %llu bytes of holes — a store you trust with larger sparse files: set SNAPSHIP_RESTORE_MAX_HOLES=BYTES",
@@ -729,8 +749,11 @@ static int check_claims(struct rctx *r, struct archive_entry *ae, const char *pa
 static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t n)
 {
 	static const unsigned char zeros[65536];
-	uint64_t max = n ? holes_max() : 0;
+	uint64_t max;
 
+	if (!n)
+		return 0;
+	max = holes_max();
 	if (n > max || r->res->hole_bytes > max - n)
 		return err_set(r->err, -EFBIG,
 			       "backup %s: %s has more holes than its sparse map said; refusing it — the stored backup is corrupt or was tampered with",
