@@ -293,35 +293,46 @@ static int index_add_line(struct index *idx, size_t *cap, const char *line,
 	return 0;
 }
 
-/*
- * Hash every path, refusing one listed twice: with a seeded hash and the
- * table at most half full, O(n) expected whatever the paths are.
- */
-static int index_build_hash(struct index *idx, struct err *err)
+/* Put entry i in the table (which has room); refuse a path listed before. */
+static int hash_insert(struct index *idx, size_t i, struct err *err)
 {
-	idx->seed = random_seed();
-	idx->hcap = 16;
-	while (idx->hcap < idx->n * 2)
-		idx->hcap *= 2;
-	idx->hash = calloc(idx->hcap, sizeof(*idx->hash));
-	idx->seen = calloc(idx->n ? idx->n : 1, sizeof(*idx->seen));
-	if (!idx->hash || !idx->seen)
-		return err_set(err, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < idx->n; i++) {
-		size_t h = hash_str(idx, idx->e[i].path) & (idx->hcap - 1);
+	size_t h = hash_str(idx, idx->e[i].path) & (idx->hcap - 1);
 
-		while (idx->hash[h]) {
-			size_t j = idx->hash[h] - 1;
+	while (idx->hash[h]) {
+		size_t j = idx->hash[h] - 1;
 
-			if (!strcmp(idx->e[j].path, idx->e[i].path))
-				return err_set(err, -EBADMSG,
-					       "index lists %s twice (lines %zu and %zu); the stored backup is corrupt or was tampered with",
-					       idx->e[i].path, j + 1, i + 1);
-			h = (h + 1) & (idx->hcap - 1);
-		}
-		idx->hash[h] = i + 1;
+		if (!strcmp(idx->e[j].path, idx->e[i].path))
+			return err_set(err, -EBADMSG,
+				       "index lists %s twice (lines %zu and %zu); the stored backup is corrupt or was tampered with",
+				       idx->e[i].path, j + 1, i + 1);
+		h = (h + 1) & (idx->hcap - 1);
 	}
+	idx->hash[h] = i + 1;
 	return 0;
+}
+
+/*
+ * Hash the entry just added, refusing a path listed twice at once.  The
+ * table stays at most half full (doubled and rehashed when needed) and the
+ * hash is seeded per load, so loading is O(n) expected whatever the paths.
+ */
+static int index_hash_add(struct index *idx, struct err *err)
+{
+	size_t last = idx->n - 1;
+
+	if (idx->n * 2 > idx->hcap) {
+		size_t cap = idx->hcap ? idx->hcap * 2 : 1024;
+		size_t *n = calloc(cap, sizeof(*n));
+
+		if (!n)
+			return err_set(err, -ENOMEM, "out of memory");
+		free(idx->hash);
+		idx->hash = n;
+		idx->hcap = cap;
+		for (size_t i = 0; i < last; i++)   /* known distinct */
+			hash_insert(idx, i, err);
+	}
+	return hash_insert(idx, last, err);
 }
 
 int index_load(const void *zbuf, size_t zlen, struct index **idx_ret,
@@ -338,6 +349,7 @@ int index_load(const void *zbuf, size_t zlen, struct index **idx_ret,
 		ret = err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	idx->seed = random_seed();
 	while (in.pos < in.size || r != 0) {
 		ZSTD_outBuffer out = { line + used, INDEX_LINE_MAX - used, 0 };
 		char *nl, *start;
@@ -357,6 +369,8 @@ int index_load(const void *zbuf, size_t zlen, struct index **idx_ret,
 		while ((nl = memchr(start, '\n', used - (size_t)(start - line)))) {
 			ret = index_add_line(idx, &cap, start, (size_t)(nl - start),
 					     ++lineno, err);
+			if (!ret)
+				ret = index_hash_add(idx, err);
 			if (ret)
 				goto out;
 			start = nl + 1;
@@ -372,7 +386,9 @@ int index_load(const void *zbuf, size_t zlen, struct index **idx_ret,
 		ret = err_set(err, -EBADMSG, "index ends in the middle of a line");
 		goto out;
 	}
-	ret = index_build_hash(idx, err);
+	idx->seen = calloc(idx->n ? idx->n : 1, sizeof(*idx->seen));
+	if (!idx->seen)
+		ret = err_set(err, -ENOMEM, "out of memory");
 out:
 	ZSTD_freeDCtx(d);
 	free(line);

@@ -902,7 +902,7 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 		const struct index_entry *ie;
 		size_t i;
 		mode_t type;
-		bool fresh;
+		bool fresh = false;
 
 		ret = archive_read_next_header(a, &ae);
 		if (ret == ARCHIVE_EOF) {
