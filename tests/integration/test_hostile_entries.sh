@@ -13,6 +13,8 @@
 #   - type, mode, owner, mtime, symlink and hard-link target, device number
 #     differing between the tar and the index: refused, naming the field;
 #   - an index size of 2^62 for a tiny file: refused ("size"), at once;
+#   - a tar header and index agreeing on 2^62 bytes for 4 bytes of data:
+#     refused before the file is made;
 #   - GNU sparse 1.0 maps claiming 2^62 bytes and a petabyte, and a map with
 #     data past the file's size: refused, at once;
 #   - 200k index entries of one path: refused as "listed twice";
@@ -125,6 +127,10 @@ case("rdev", [{"name": "null", "type": "char",
 
 # an index size of 2^62 for a tiny file (the tar says 6 bytes)
 case("index-size", base, setf("a", size=2**62))
+
+# the tar and the index agree on 2^62 bytes; the data holds 4
+case("tar-size", [{"name": "a", "type": "file", "data": "abcd",
+                   "pax": {"size": str(2**62)}, "index": {"size": 2**62}}])
 
 
 def sparse10(name, realsize, regions, fill=b"abcd"):
@@ -298,6 +304,8 @@ expect_refused type-symlink-as-file 'l: its type in the data \(l\) differs from 
 expect_refused hardlink-target 'h: its link target in the data \(a\) differs from the index \(d/b\)'
 expect_refused rdev 'null: its device number'
 expect_refused index-size 'a: its size in the data \(6 bytes\) differs from the index \(4611686018427387904 bytes\)'
+expect_refused tar-size 'a claims 4611686018427387904 bytes of data, more than the whole backup holds'
+[ ! -e "$T/a" ] || [ "$(stat -c %s "$T/a")" -le 4 ] || fail "tar-size: a was made $(stat -c %s "$T/a") bytes large"
 expect_refused sparse-2^62 'big is a sparse file of 4611686018427387904 bytes'
 [ ! -e "$T/big" ] || fail "sparse-2^62: the file was created"
 expect_refused sparse-petabyte 'big is a sparse file of 1000000000000000 bytes'
