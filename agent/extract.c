@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -251,6 +252,9 @@ static int defer(struct extractor *x, struct archive_entry *ae, struct err *err)
 	x->deferred[x->ndeferred] = archive_entry_clone(ae);
 	if (!x->deferred[x->ndeferred])
 		return err_set(err, -ENOMEM, "out of memory");
+	/* a hard link with a size would open its target and truncate it */
+	if (archive_entry_hardlink(ae))
+		archive_entry_set_size(x->deferred[x->ndeferred], 0);
 	x->ndeferred++;
 	return 0;
 }
@@ -561,4 +565,84 @@ void extractor_free(struct extractor *x)
 	pthread_mutex_destroy(&x->mu);
 	pthread_cond_destroy(&x->cv);
 	free(x);
+}
+
+#define CAP_XATTR "security.capability"
+
+static bool has_cap_xattr(struct archive_entry *ae)
+{
+	const char *name;
+	const void *value;
+	size_t size;
+	bool cap = false;
+
+	archive_entry_xattr_reset(ae);
+	while (archive_entry_xattr_next(ae, &name, &value, &size) == ARCHIVE_OK)
+		if (!strcmp(name, CAP_XATTR))
+			cap = true;
+	return cap;
+}
+
+/* Rebuild ae's xattrs without security.capability. */
+static int drop_cap_xattr(struct archive_entry *ae, struct err *err)
+{
+	struct kept { char *name; void *value; size_t size; } *keep;
+	int count = archive_entry_xattr_reset(ae), ret = 0;
+	const char *name;
+	const void *value;
+	size_t size, n = 0;
+
+	keep = calloc(count > 0 ? (size_t)count : 1, sizeof(*keep));
+	if (!keep)
+		return err_set(err, -ENOMEM, "out of memory");
+	while (n < (size_t)count &&
+	       archive_entry_xattr_next(ae, &name, &value, &size) == ARCHIVE_OK) {
+		if (!strcmp(name, CAP_XATTR))
+			continue;
+		keep[n].name = strdup(name);
+		keep[n].value = malloc(size ? size : 1);
+		keep[n].size = size;
+		if (!keep[n].name || !keep[n].value) {
+			free(keep[n].name);
+			free(keep[n].value);
+			ret = err_set(err, -ENOMEM, "out of memory");
+			goto free_keep;
+		}
+		memcpy(keep[n++].value, value, size);
+	}
+	archive_entry_xattr_clear(ae);
+	for (size_t i = 0; i < n; i++)
+		archive_entry_xattr_add_entry(ae, keep[i].name, keep[i].value, keep[i].size);
+free_keep:
+	for (size_t i = 0; i < n; i++) {
+		free(keep[i].name);
+		free(keep[i].value);
+	}
+	free(keep);
+	return ret;
+}
+
+int extract_strip_privileges(struct archive_entry *ae, unsigned *dropped,
+			     struct err *err)
+{
+	mode_t mode = archive_entry_mode(ae);
+	bool counts = archive_entry_filetype(ae) != AE_IFLNK && !archive_entry_hardlink(ae);
+	unsigned n = 0;
+	int ret;
+
+	*dropped = 0;
+	if (mode & S_ISUID)
+		n++;
+	if (mode & S_ISGID)
+		n++;
+	if (n)
+		archive_entry_set_mode(ae, mode & ~(mode_t)(S_ISUID | S_ISGID));
+	if (has_cap_xattr(ae)) {
+		ret = drop_cap_xattr(ae, err);
+		if (ret)
+			return ret;
+		n++;
+	}
+	*dropped = counts ? n : 0;
+	return 0;
 }

@@ -41,4 +41,13 @@ int extractor_finish(struct extractor *x, struct extract_stats *st,
 		     struct err *err);
 void extractor_free(struct extractor *x);
 
+/*
+ * Drop what would give privileges on the restored host: setuid and setgid
+ * bits and the security.capability xattr (file capabilities).  *dropped
+ * gets how many of them ae had (0 for symlinks and hard links, whose own
+ * metadata is never applied).
+ */
+int extract_strip_privileges(struct archive_entry *ae, unsigned *dropped,
+			     struct err *err);
+
 #endif

@@ -6,7 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 #include <zstd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "common/err.h"
 #include "common/util.h"
@@ -102,7 +108,21 @@ int index_writer_add(void *ctx, const struct pack_entry_info *e, struct err *err
 	if (e->link) {
 		json_t *l = json_string(e->link);
 
-		json_object_set_new(o, "link", l ? l : json_string("(not UTF-8)"));
+		if (l) {
+			json_object_set_new(o, "link", l);
+		} else {
+			/* not UTF-8: the exact bytes, hex-encoded, as for paths */
+			size_t n = strlen(e->link);
+			char *hex = malloc(2 * n + 1);
+
+			if (!hex) {
+				json_decref(o);
+				return err_set(err, -ENOMEM, "out of memory");
+			}
+			util_hex((const unsigned char *)e->link, n, hex);
+			json_object_set_new(o, "link_hex", json_string(hex));
+			free(hex);
+		}
 	}
 	if (e->type == PACK_CHAR || e->type == PACK_BLOCK)
 		json_object_set_new(o, "rdev", json_integer((json_int_t)e->rdev));
@@ -141,38 +161,68 @@ void index_writer_free(struct index_writer *w)
 
 /* ---------------------------------------------------------------- reader */
 
-static size_t hash_str(const char *s)
+static size_t hash_str(const struct index *idx, const char *s)
 {
-	size_t h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
+	return (size_t)XXH3_64bits_withSeed(s, strlen(s), idx->seed);
 }
 
+static uint64_t random_seed(void)
+{
+	uint64_t seed = 0;
+	struct timespec ts;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+		return seed;
+	/* no entropy yet (early boot): still differs per run */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+	       (uint64_t)(uintptr_t)&seed ^ ((uint64_t)getpid() << 48);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Exactly 2 * n hex digits into n bytes. */
 static int unhex(const char *s, unsigned char *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		unsigned v;
+		int hi = hexval(s[2 * i]), lo = hi < 0 ? -1 : hexval(s[2 * i + 1]);
 
-		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+		if (hi < 0 || lo < 0)
 			return -1;
-		out[i] = (unsigned char)v;
+		out[i] = (unsigned char)(hi << 4 | lo);
 	}
 	return 0;
 }
 
-static char *path_from_hex(const char *hex)
+/* A name stored as hex (not UTF-8): non-empty, without NUL bytes. */
+static char *name_from_hex(const char *hex)
 {
-	size_t n = strlen(hex) / 2;
-	char *p = malloc(n + 1);
+	size_t len = strlen(hex), n = len / 2;
+	char *p;
 
-	if (!p || unhex(hex, (unsigned char *)p, n)) {
+	if (!n || len % 2)
+		return NULL;
+	p = malloc(n + 1);
+	if (!p || unhex(hex, (unsigned char *)p, n) || memchr(p, '\0', n)) {
 		free(p);
 		return NULL;
 	}
 	p[n] = '\0';
 	return p;
+}
+
+static bool type_known(const char *t)
+{
+	return t[0] && !t[1] && strchr("fdlhcbp", t[0]);
 }
 
 static int index_add_line(struct index *idx, size_t *cap, const char *line,
@@ -181,15 +231,20 @@ static int index_add_line(struct index *idx, size_t *cap, const char *line,
 	json_error_t je;
 	json_t *o = json_loadb(line, len, 0, &je);
 	const char *path = NULL, *phex = NULL, *type = NULL, *sum = NULL;
-	json_int_t size = 0, off = 0;
+	const char *link = NULL, *lhex = NULL;
+	json_int_t mode = 0, uid = 0, gid = 0, size = 0, mtime = 0, off = 0, rdev = -1;
 	int sparse = 0;
 	struct index_entry *e;
 
-	if (!o || json_unpack_ex(o, &je, 0, "{s?s, s?s, s:s, s?I, s:I, s?s, s?b}",
+	if (!o || json_unpack_ex(o, &je, 0,
+				 "{s?s, s?s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s?s, s?s, s?I, s?s, s?b}",
 				 "path", &path, "path_hex", &phex, "type", &type,
-				 "size", &size, "offset", &off, "xxh3", &sum,
+				 "mode", &mode, "uid", &uid, "gid", &gid, "size", &size,
+				 "mtime_ns", &mtime, "offset", &off, "link", &link,
+				 "link_hex", &lhex, "rdev", &rdev, "xxh3", &sum,
 				 "sparse", &sparse) ||
-	    (!path && !phex) || size < 0 || off < 0 ||
+	    (!path && !phex) || !type_known(type) || mode < 0 || mode > 07777 ||
+	    uid < 0 || gid < 0 || size < 0 || off < 0 ||
 	    (sum && strlen(sum) != 32)) {
 		json_decref(o);
 		return err_set(err, -EBADMSG, "index line %zu is malformed", lineno);
@@ -207,42 +262,80 @@ static int index_add_line(struct index *idx, size_t *cap, const char *line,
 	}
 	e = &idx->e[idx->n];
 	memset(e, 0, sizeof(*e));
-	e->path = path ? strdup(path) : path_from_hex(phex);
 	e->type = type[0];
+	e->mode = (uint32_t)mode;
+	e->uid = uid;
+	e->gid = gid;
 	e->size = (uint64_t)size;
+	e->mtime_ns = mtime;
 	e->offset = (uint64_t)off;
 	e->sparse = sparse;
+	if (rdev >= 0) {
+		e->rdev = (uint64_t)rdev;
+		e->has_rdev = true;
+	}
 	if (sum) {
 		if (unhex(sum, e->xxh3, 16)) {
-			free(e->path);
 			json_decref(o);
 			return err_set(err, -EBADMSG, "index line %zu: bad checksum", lineno);
 		}
 		e->has_sum = true;
 	}
+	e->path = path ? (*path ? strdup(path) : NULL) : name_from_hex(phex);
+	if (link && !strcmp(link, "(not UTF-8)"))
+		e->link_legacy = true;   /* written before link_hex */
+	else if (link || lhex)
+		e->link = link ? strdup(link) : name_from_hex(lhex);
 	json_decref(o);
-	if (!e->path)
-		return err_set(err, -EBADMSG, "index line %zu: bad path", lineno);
+	if (!e->path || ((link || lhex) && !e->link && !e->link_legacy)) {
+		free(e->path);
+		free(e->link);
+		return err_set(err, -EBADMSG, "index line %zu: bad path or link", lineno);
+	}
 	idx->n++;
 	return 0;
 }
 
-static int index_build_hash(struct index *idx, struct err *err)
+/* Put entry i in the table (which has room); refuse a path listed before. */
+static int hash_insert(struct index *idx, size_t i, struct err *err)
 {
-	idx->hcap = 16;
-	while (idx->hcap < idx->n * 2)
-		idx->hcap *= 2;
-	idx->hash = calloc(idx->hcap, sizeof(*idx->hash));
-	if (!idx->hash)
-		return err_set(err, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < idx->n; i++) {
-		size_t h = hash_str(idx->e[i].path) & (idx->hcap - 1);
+	size_t h = hash_str(idx, idx->e[i].path) & (idx->hcap - 1);
 
-		while (idx->hash[h])
-			h = (h + 1) & (idx->hcap - 1);
-		idx->hash[h] = i + 1;
+	while (idx->hash[h]) {
+		size_t j = idx->hash[h] - 1;
+
+		if (!strcmp(idx->e[j].path, idx->e[i].path))
+			return err_set(err, -EBADMSG,
+				       "index lists %s twice (lines %zu and %zu); the stored backup is corrupt or was tampered with",
+				       idx->e[i].path, j + 1, i + 1);
+		h = (h + 1) & (idx->hcap - 1);
 	}
+	idx->hash[h] = i + 1;
 	return 0;
+}
+
+/*
+ * Hash the entry just added, refusing a path listed twice at once.  The
+ * table stays at most half full (doubled and rehashed when needed) and the
+ * hash is seeded per load, so loading is O(n) expected whatever the paths.
+ */
+static int index_hash_add(struct index *idx, struct err *err)
+{
+	size_t last = idx->n - 1;
+
+	if (idx->n * 2 > idx->hcap) {
+		size_t cap = idx->hcap ? idx->hcap * 2 : 1024;
+		size_t *n = calloc(cap, sizeof(*n));
+
+		if (!n)
+			return err_set(err, -ENOMEM, "out of memory");
+		free(idx->hash);
+		idx->hash = n;
+		idx->hcap = cap;
+		for (size_t i = 0; i < last; i++)   /* known distinct */
+			hash_insert(idx, i, err);
+	}
+	return hash_insert(idx, last, err);
 }
 
 int index_load(const void *zbuf, size_t zlen, struct index **idx_ret,
@@ -259,6 +352,7 @@ int index_load(const void *zbuf, size_t zlen, struct index **idx_ret,
 		ret = err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	idx->seed = random_seed();
 	while (in.pos < in.size || r != 0) {
 		ZSTD_outBuffer out = { line + used, INDEX_LINE_MAX - used, 0 };
 		char *nl, *start;
@@ -278,6 +372,8 @@ int index_load(const void *zbuf, size_t zlen, struct index **idx_ret,
 		while ((nl = memchr(start, '\n', used - (size_t)(start - line)))) {
 			ret = index_add_line(idx, &cap, start, (size_t)(nl - start),
 					     ++lineno, err);
+			if (!ret)
+				ret = index_hash_add(idx, err);
 			if (ret)
 				goto out;
 			start = nl + 1;
@@ -293,7 +389,9 @@ int index_load(const void *zbuf, size_t zlen, struct index **idx_ret,
 		ret = err_set(err, -EBADMSG, "index ends in the middle of a line");
 		goto out;
 	}
-	ret = index_build_hash(idx, err);
+	idx->seen = calloc(idx->n ? idx->n : 1, sizeof(*idx->seen));
+	if (!idx->seen)
+		ret = err_set(err, -ENOMEM, "out of memory");
 out:
 	ZSTD_freeDCtx(d);
 	free(line);
@@ -309,10 +407,13 @@ void index_free(struct index *idx)
 {
 	if (!idx)
 		return;
-	for (size_t i = 0; i < idx->n; i++)
+	for (size_t i = 0; i < idx->n; i++) {
 		free(idx->e[i].path);
+		free(idx->e[i].link);
+	}
 	free(idx->e);
 	free(idx->hash);
+	free(idx->seen);
 	free(idx);
 }
 
@@ -322,7 +423,7 @@ size_t index_find(const struct index *idx, const char *path)
 
 	if (!idx->hcap)
 		return (size_t)-1;
-	h = hash_str(path) & (idx->hcap - 1);
+	h = hash_str(idx, path) & (idx->hcap - 1);
 	while (idx->hash[h]) {
 		size_t i = idx->hash[h] - 1;
 
@@ -331,4 +432,24 @@ size_t index_find(const struct index *idx, const char *path)
 		h = (h + 1) & (idx->hcap - 1);
 	}
 	return (size_t)-1;
+}
+
+void index_pass_begin(struct index *idx)
+{
+	idx->pass++;
+}
+
+int index_mark(struct index *idx, size_t i)
+{
+	uint32_t was = idx->seen[i];
+
+	if (was == idx->pass)
+		return -1;
+	idx->seen[i] = idx->pass;
+	return was == 0;
+}
+
+bool index_seen(const struct index *idx, size_t i)
+{
+	return idx->seen[i] != 0;
 }

@@ -51,6 +51,7 @@ static const char usage_text[] =
 "  snapship backup PATH --to STORE [--name NAME]     freeze, stream, store one btrfs subvolume\n"
 "  snapship list [PARTITION] --from STORE [--json]    committed backups\n"
 "  snapship restore PARTITION --from STORE --to DIR [--id ID] [--path P]... [--force] [--devices]\n"
+"                   [--keep-privileges]\n"
 "  snapship verify [PARTITION] --from STORE [--deep]  check stored backups\n"
 "\n"
 "With a config file (default /etc/snapship/snapship.conf):\n"
@@ -603,6 +604,7 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 		{ "path", required_argument, NULL, 'p' },
 		{ "force", no_argument, NULL, 'F' },
 		{ "devices", no_argument, NULL, 'D' },
+		{ "keep-privileges", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -641,6 +643,7 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 		}
 		case 'F': ro.force = true; break;
 		case 'D': ro.devices = true; break;
+		case 'P': ro.keep_privileges = true; break;
 		case 'j': g->json = true; break;
 		case 'h': fputs(usage_text, stdout); free(paths); return EXIT_OK;
 		default: free(paths); return EXIT_USAGE;
@@ -667,6 +670,8 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 	}
 	m = catalog_find(&list, part, id);
 	if (!m) {
+		/* a backup may be there with a manifest that cannot be used */
+		report_broken(&list, rs.n > 1 ? rs.v[used].name : NULL);
 		if (id)
 			err_set(&err, -ENOENT, "no backup %s of %s/%s on %s; snapship list shows the backups",
 				id, host, part, store_describe(rs.v[used].store));
@@ -733,12 +738,13 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 		goto out_list;
 	}
 	if (g->json) {
-		print_json(json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f}",
+		print_json(json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f}",
 				     "backup_id", m->backup_id, "partition", m->partition,
 				     "region", ro.region,
 				     "target", ro.target, "entries", (json_int_t)res.entries,
 				     "files", (json_int_t)res.files, "bytes", (json_int_t)res.bytes,
 				     "skipped_devices", (json_int_t)res.skipped_devices,
+				     "stripped_privileges", (json_int_t)res.stripped_privileges,
 				     "frames_read", (json_int_t)res.frames_read,
 				     "frames_total", (json_int_t)res.frames_total,
 				     "subvolume", res.subvolume, "seconds", res.seconds));
@@ -753,6 +759,9 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 	if (res.skipped_devices)
 		log_warn("skipped %llu device node(s); pass --devices to create them",
 			 (unsigned long long)res.skipped_devices);
+	if (res.stripped_privileges)
+		log_warn("%llu setuid/setgid/capability bits not restored; --keep-privileges restores them",
+			 (unsigned long long)res.stripped_privileges);
 out_list:
 	catalog_list_free(&list);
 out:

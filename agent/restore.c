@@ -5,6 +5,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -649,22 +650,233 @@ static void show_progress(struct rctx *r, bool done)
 		fprintf(stderr, "\r\033[K");
 }
 
-/* Copy (or with x NULL, just read) one entry's data, checking its sum. */
+/*
+ * Holes of sparse files are hashed as zeros: at about 10 GB/s, a map
+ * claiming a petabyte would take a day.  One restore hashes at most this
+ * much (SNAPSHIP_RESTORE_MAX_HOLES=BYTES overrides it, for a trusted store
+ * holding larger sparse files).
+ */
+#define HOLES_MAX (256ull << 30)
+
+static uint64_t holes_max(void)
+{
+	const char *env = getenv("SNAPSHIP_RESTORE_MAX_HOLES");
+	char *end;
+
+	if (env && *env) {
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(env, &end, 10);
+		if (!*end && !errno)
+			return v;
+		log_warn("SNAPSHIP_RESTORE_MAX_HOLES=%s: not a number of bytes; using %llu",
+			 env, HOLES_MAX);
+	}
+	return HOLES_MAX;
+}
+
+static char type_letter(struct archive_entry *ae)
+{
+	if (archive_entry_hardlink(ae))
+		return PACK_HARDLINK;
+	switch (archive_entry_filetype(ae)) {
+	case AE_IFREG: return PACK_FILE;
+	case AE_IFDIR: return PACK_DIR;
+	case AE_IFLNK: return PACK_SYMLINK;
+	case AE_IFCHR: return PACK_CHAR;
+	case AE_IFBLK: return PACK_BLOCK;
+	case AE_IFIFO: return PACK_FIFO;
+	default: return '?';
+	}
+}
+
+static int mismatch(struct rctx *r, const char *path, const char *field,
+		    const char *data, const char *index)
+{
+	return err_set(r->err, -EBADMSG,
+		       "backup %s: %s: its %s in the data (%s) differs from the index (%s); refusing it — the stored backup is corrupt or was tampered with",
+		       r->m->backup_id, path, field, data, index);
+}
+
+/*
+ * The permission bits the entry gets on disk (and had when backed up): with
+ * an access ACL, libarchive keeps the group entry's bits in the entry's mode,
+ * while the file's group bits are the ACL's mask.
+ */
+static unsigned disk_perm(struct archive_entry *ae)
+{
+	unsigned perm = (unsigned)archive_entry_perm(ae) & 07777;
+	int type, permset, tag, id;
+	const char *name;
+
+	if (archive_entry_acl_reset(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS) <= 0)
+		return perm;
+	while (archive_entry_acl_next(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS, &type,
+				      &permset, &tag, &id, &name) == ARCHIVE_OK)
+		if (tag == ARCHIVE_ENTRY_ACL_MASK)
+			perm = (perm & ~070u) | ((unsigned)permset & 7) << 3;
+	return perm;
+}
+
+static bool utf8_valid(const char *s)
+{
+	json_t *j = json_string(s);
+
+	json_decref(j);
+	return j != NULL;
+}
+
+/*
+ * The data's entry must be what the index says was backed up: type, mode,
+ * owner, size, mtime, link target and device number.  Checked before
+ * anything of the entry is written.
+ */
+static int check_entry(struct rctx *r, struct archive_entry *ae, const char *path,
+		       const struct index_entry *ie)
+{
+	char t = type_letter(ae), a[64], b[64];
+	const char *link = NULL;
+	int64_t mtime;
+	uint64_t size = (uint64_t)archive_entry_size(ae);
+
+	if (t != ie->type) {
+		snprintf(a, sizeof(a), "%c", t);
+		snprintf(b, sizeof(b), "%c", ie->type);
+		return mismatch(r, path, "type", a, b);
+	}
+	if (t == PACK_HARDLINK && archive_entry_size(ae) != 0)
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: hard link %s carries %lld bytes of data, which would overwrite %s; refusing it — the stored backup was tampered with",
+			       r->m->backup_id, path, (long long)archive_entry_size(ae),
+			       archive_entry_hardlink(ae));
+	if (disk_perm(ae) != ie->mode) {
+		snprintf(a, sizeof(a), "%04o", disk_perm(ae));
+		snprintf(b, sizeof(b), "%04o", (unsigned)ie->mode);
+		return mismatch(r, path, "mode", a, b);
+	}
+	if (archive_entry_uid(ae) != ie->uid || archive_entry_gid(ae) != ie->gid) {
+		snprintf(a, sizeof(a), "%lld:%lld", (long long)archive_entry_uid(ae),
+			 (long long)archive_entry_gid(ae));
+		snprintf(b, sizeof(b), "%lld:%lld", (long long)ie->uid, (long long)ie->gid);
+		return mismatch(r, path, "owner", a, b);
+	}
+	if (t != PACK_HARDLINK && (archive_entry_size(ae) < 0 || size != ie->size)) {
+		snprintf(a, sizeof(a), "%lld bytes", (long long)archive_entry_size(ae));
+		snprintf(b, sizeof(b), "%llu bytes", (unsigned long long)ie->size);
+		return mismatch(r, path, "size", a, b);
+	}
+	if (!archive_entry_mtime_is_set(ae) ||
+	    __builtin_mul_overflow((int64_t)archive_entry_mtime(ae), (int64_t)1000000000, &mtime) ||
+	    __builtin_add_overflow(mtime, (int64_t)archive_entry_mtime_nsec(ae), &mtime) ||
+	    mtime != ie->mtime_ns) {
+		snprintf(a, sizeof(a), "%lld.%09ld s", (long long)archive_entry_mtime(ae),
+			 archive_entry_mtime_nsec(ae));
+		snprintf(b, sizeof(b), "%lld ns", (long long)ie->mtime_ns);
+		return mismatch(r, path, "mtime", a, b);
+	}
+	if (t == PACK_SYMLINK)
+		link = archive_entry_symlink(ae);
+	else if (t == PACK_HARDLINK)
+		link = archive_entry_hardlink(ae);
+	if ((t == PACK_SYMLINK || t == PACK_HARDLINK) &&
+	    !(link && ie->link && !strcmp(link, ie->link)) &&
+	    !(link && ie->link_legacy && !utf8_valid(link)))
+		return mismatch(r, path, "link target", link ? link : "none",
+				ie->link ? ie->link : ie->link_legacy ? "(not UTF-8)" : "none");
+	if ((t == PACK_CHAR || t == PACK_BLOCK) &&
+	    (!ie->has_rdev || (uint64_t)archive_entry_rdev(ae) != ie->rdev)) {
+		snprintf(a, sizeof(a), "%llu", (unsigned long long)archive_entry_rdev(ae));
+		snprintf(b, sizeof(b), ie->has_rdev ? "%llu" : "none",
+			 (unsigned long long)ie->rdev);
+		return mismatch(r, path, "device number", a, b);
+	}
+	return 0;
+}
+
+/*
+ * A regular file's size must fit what the data can hold before any work
+ * proportional to it starts (and before the writer makes a file that
+ * large): its data (the sparse map's regions, or the whole size) within
+ * the stream, and its holes within what one restore hashes.
+ */
+static int check_claims(struct rctx *r, struct archive_entry *ae, const char *path,
+			const struct index_entry *ie)
+{
+	uint64_t size = ie->size, data = 0, holes, max;
+	la_int64_t off, len;
+
+	if (archive_entry_sparse_reset(ae) > 0) {
+		while (archive_entry_sparse_next(ae, &off, &len) == ARCHIVE_OK) {
+			if (off < 0 || len < 0 || (uint64_t)off > size ||
+			    (uint64_t)len > size - (uint64_t)off ||
+			    (uint64_t)len > size - data)
+				return err_set(r->err, -EBADMSG,
+					       "backup %s: %s: its sparse map has data at byte %lld (%lld bytes), past its size of %llu bytes; refusing it — the stored backup is corrupt or was tampered with",
+					       r->m->backup_id, path, (long long)off,
+					       (long long)len, (unsigned long long)size);
+			data += (uint64_t)len;
+		}
+	} else {
+		data = size;
+	}
+	if (data > r->st->d_total)
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: %s claims %llu bytes of data, more than the whole backup holds (%llu); refusing it — the stored backup is corrupt or was tampered with",
+			       r->m->backup_id, path, (unsigned long long)data,
+			       (unsigned long long)r->st->d_total);
+	holes = size - data;
+	max = holes_max();
+	if (holes > max || r->res->hole_bytes > max - holes)
+		return err_set(r->err, -EFBIG,
+			       "backup %s: %s is a sparse file of %llu bytes with %llu bytes of holes; one restore reads at most %llu bytes of holes — a store you trust with larger sparse files: set SNAPSHIP_RESTORE_MAX_HOLES=BYTES",
+			       r->m->backup_id, path, (unsigned long long)size,
+			       (unsigned long long)holes, (unsigned long long)max);
+	return 0;
+}
+
+/* Zeros for a hole of n bytes, within the restore's budget of holes. */
+static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t n)
+{
+	static const unsigned char zeros[65536];
+	uint64_t max;
+
+	if (!n)
+		return 0;
+	max = holes_max();
+	if (n > max || r->res->hole_bytes > max - n)
+		return err_set(r->err, -EFBIG,
+			       "backup %s: %s has more holes than its sparse map said; refusing it — the stored backup is corrupt or was tampered with",
+			       r->m->backup_id, path);
+	r->res->hole_bytes += n;
+	while (n) {
+		size_t k = n > sizeof(zeros) ? sizeof(zeros) : (size_t)n;
+
+		XXH3_128bits_update(h, zeros, k);
+		n -= k;
+	}
+	return 0;
+}
+
+/*
+ * Copy (or with x NULL, just read) one entry's data, checking its sum.
+ * check_claims() has bounded ie->size; no data or hole goes past it.
+ */
 static int restore_data(struct rctx *r, struct archive *a, struct extractor *x,
 			const char *path, const struct index_entry *ie)
 {
 	XXH3_state_t h;
 	XXH128_canonical_t sum;
-	uint64_t at = 0, size = ie ? ie->size : 0;
-	static const unsigned char zeros[65536];
+	uint64_t at = 0, size = ie->size;
+	int ret;
 
 	XXH3_128bits_reset(&h);
 	for (;;) {
 		const void *buf;
 		size_t len;
 		la_int64_t off;
-		int ret = archive_read_data_block(a, &buf, &len, &off);
 
+		ret = archive_read_data_block(a, &buf, &len, &off);
 		if (ret == ARCHIVE_EOF)
 			break;
 		if (ret < ARCHIVE_WARN) {
@@ -675,38 +887,76 @@ static int restore_data(struct rctx *r, struct archive *a, struct extractor *x,
 			return err_set(r->err, -EBADMSG, "backup %s is corrupt at %s: %s",
 				       r->m->backup_id, path, archive_error_string(a));
 		}
-		while (at < (uint64_t)off) {   /* a hole */
-			size_t k = (uint64_t)off - at > sizeof(zeros) ? sizeof(zeros)
-								       : (size_t)((uint64_t)off - at);
-
-			XXH3_128bits_update(&h, zeros, k);
-			at += k;
-		}
+		if (off < 0 || (uint64_t)off < at || (uint64_t)off > size ||
+		    len > size - (uint64_t)off)
+			return err_set(r->err, -EBADMSG,
+				       "backup %s: %s has data at byte %lld (%zu bytes), out of order or past its size of %llu bytes; refusing it — the stored backup is corrupt or was tampered with",
+				       r->m->backup_id, path, (long long)off, len,
+				       (unsigned long long)size);
+		ret = hash_hole(r, &h, path, (uint64_t)off - at);
+		if (ret)
+			return ret;
 		XXH3_128bits_update(&h, buf, len);
-		at += len;
+		at = (uint64_t)off + len;
 		r->res->bytes += len;
 		if (x && len) {
-			int wr = extractor_data(x, buf, len, off, r->err);
-
-			if (wr)
-				return wr;
+			ret = extractor_data(x, buf, len, off, r->err);
+			if (ret)
+				return ret;
 		}
 		show_progress(r, false);
 	}
-	while (at < size) {
-		size_t k = size - at > sizeof(zeros) ? sizeof(zeros) : (size_t)(size - at);
-
-		XXH3_128bits_update(&h, zeros, k);
-		at += k;
-	}
-	if (!ie || !ie->has_sum)
+	ret = hash_hole(r, &h, path, size - at);
+	if (ret)
+		return ret;
+	if (!ie->has_sum)
 		return 0;
 	XXH128_canonicalFromHash(&sum, XXH3_128bits_digest(&h));
-	if (at != ie->size || memcmp(sum.digest, ie->xxh3, 16))
+	if (memcmp(sum.digest, ie->xxh3, 16))
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: %s does not match its checksum (the stored backup is corrupt)%s",
 			       r->m->backup_id, path,
 			       x ? "; the file was written but must not be trusted" : "");
+	return 0;
+}
+
+/*
+ * One entry of the data, found in the index as entry i: matched once per
+ * pass, as the index describes it, within the claims the data can hold;
+ * without privileges unless asked.  *fresh: never matched before.
+ */
+static int check_match(struct rctx *r, struct archive_entry *ae, const char *path,
+		       size_t i, bool *fresh)
+{
+	const struct index_entry *ie = &r->idx->e[i];
+	int m = index_mark(r->idx, i), ret;
+
+	if (m < 0)
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: %s is in the data twice (the index lists it once); refusing it — the stored backup is corrupt or was tampered with",
+			       r->m->backup_id, path);
+	*fresh = m > 0;
+	ret = check_entry(r, ae, path, ie);
+	if (!ret && ie->type == PACK_FILE)
+		ret = check_claims(r, ae, path, ie);
+	if (!ret && r->o->target && !r->o->keep_privileges) {
+		unsigned dropped = 0;
+
+		ret = extract_strip_privileges(ae, &dropped, r->err);
+		if (*fresh)
+			r->res->stripped_privileges += dropped;
+	}
+	return ret;
+}
+
+/* Every entry the index names (under the --path given) must have been read. */
+static int check_all_seen(struct rctx *r)
+{
+	for (size_t i = 0; i < r->idx->n; i++)
+		if (!index_seen(r->idx, i) && wanted(r, r->idx->e[i].path))
+			return err_set(r->err, -EBADMSG,
+				       "backup %s: %s is in the index but not in the data (truncated or tampered backup)",
+				       r->m->backup_id, r->idx->e[i].path);
 	return 0;
 }
 
@@ -750,6 +1000,7 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 
 	if (!a)
 		return err_set(r->err, -ENOMEM, "out of memory");
+	index_pass_begin(r->idx);
 	r->skip = first < r->st->nframes ? (size_t)(start - r->st->e[first].d_off) : 0;
 	r->left = end - start;
 	r->hashing = hash;
@@ -778,6 +1029,7 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 		const struct index_entry *ie;
 		size_t i;
 		mode_t type;
+		bool fresh = false;
 
 		ret = archive_read_next_header(a, &ae);
 		if (ret == ARCHIVE_EOF) {
@@ -788,6 +1040,11 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 			ret = r->read_error ? (*r->err = r->read_err, r->read_error) :
 			      err_set(r->err, -EBADMSG, "backup %s is corrupt: %s",
 				      r->m->backup_id, archive_error_string(a));
+			goto out;
+		}
+		if (!archive_entry_pathname(ae)) {
+			ret = err_set(r->err, -EBADMSG, "backup %s is corrupt: an entry has no path",
+				      r->m->backup_id);
 			goto out;
 		}
 		snprintf(path, sizeof(path), "%s", archive_entry_pathname(ae));
@@ -813,7 +1070,11 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 			goto out;
 		}
 		ie = &r->idx->e[i];
-		r->res->entries++;
+		ret = check_match(r, ae, path, i, &fresh);
+		if (ret)
+			goto out;
+		if (fresh)
+			r->res->entries++;
 		type = archive_entry_filetype(ae);
 		if ((type == AE_IFCHR || type == AE_IFBLK) && !r->o->devices) {
 			r->res->skipped_devices++;
@@ -979,12 +1240,6 @@ int restore_backup(struct store *store, const struct manifest *m,
 				    r.st->d_total, true, true);
 		if (ret)
 			goto out;
-		if (res->entries != r.idx->n) {
-			ret = err_set(err, -EBADMSG,
-				      "backup %s: the data holds %llu entries, the index %zu (truncated or corrupt backup)",
-				      m->backup_id, (unsigned long long)res->entries, r.idx->n);
-			goto out;
-		}
 	} else {
 		for (size_t i = 0; i < o->npaths; i++) {
 			uint64_t start = 0, end = 1, before = res->entries;
@@ -1011,6 +1266,9 @@ int restore_backup(struct store *store, const struct manifest *m,
 			}
 		}
 	}
+	ret = check_all_seen(&r);
+	if (ret)
+		goto out;
 	if (x) {
 		ret = extractor_finish(x, NULL, err);
 		if (ret)

@@ -22,6 +22,7 @@ struct restore_opts {
 	const char *target;           /* NULL: verify only, write nothing */
 	bool force;                   /* restore into a non-empty directory */
 	bool devices;                 /* create device nodes */
+	bool keep_privileges;         /* setuid/setgid bits, file capabilities */
 	const char *const *paths;     /* only these files/subtrees; NULL = all */
 	size_t npaths;
 	bool progress;
@@ -35,6 +36,8 @@ struct restore_opts {
 struct restore_result {
 	uint64_t entries, files, bytes;
 	uint64_t skipped_devices;
+	uint64_t stripped_privileges; /* setuid/setgid bits, capability xattrs */
+	uint64_t hole_bytes;          /* of sparse files, hashed as zeros */
 	uint64_t frames_read, frames_total;
 	bool subvolume;               /* the target was made a new subvolume */
 	double seconds;

@@ -260,7 +260,7 @@ EOF2
 
 gib_re="seek table entry 0 is corrupt: 1073741824 bytes compressed to [0-9]+ \(frames hold 1 to 65536 bytes"
 all_three four1g "backup 20300101T000002Z-000002: .*$gib_re" d/f
-all_three four1g_fs "frame size of 1073741824 bytes" d/f
+all_three four1g_fs "frame size of 1073741824 bytes|frames of 1073741824 bytes" d/f
 all_three one1g "$gib_re" d/f
 all_three nofcs64m "frame [0-9]+ .*is corrupt.*(too small|instead of)" d/f
 all_three fcs64m "frame [0-9]+ .*is corrupt: its header claims 1073741824 bytes, the seek table 67108864" d/f

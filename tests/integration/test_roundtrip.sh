@@ -4,9 +4,11 @@
 # and the restored tree equals the source in content and metadata: modes,
 # owners, nanosecond mtimes, xattrs, ACLs, hard-link groups, sparseness,
 # symlinks, fifos and device nodes, odd and long names.
-#   - restore --devices: identical tree, target is a new btrfs subvolume;
-#   - restore without --devices: device nodes absent, a warning says so,
-#     everything else identical;
+#   - restore --devices --keep-privileges: identical tree, target is a new
+#     btrfs subvolume;
+#   - restore without --devices (and --keep-privileges): device nodes absent
+#     and the setuid bit dropped, a warning says each, everything else
+#     identical;
 #   - backup/list/restore --json print valid JSON with the expected keys.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
@@ -175,7 +177,7 @@ python3 -c 'import json,sys; d=json.load(sys.stdin); ids=[o["backup_id"] for o i
 # ---- restore with --devices: identical ----------------------------------------
 
 dst=$TEST_BTRFS/rt-restore
-rout=$("$SNAPSHIP" restore rt-part --from "$store" --to "$dst" --devices --json) ||
+rout=$("$SNAPSHIP" restore rt-part --from "$store" --to "$dst" --devices --keep-privileges --json) ||
 	fail "restore --devices failed: $rout"
 echo "$rout"
 json_check backup_id target entries files bytes <<<"$rout" || fail "restore --json is not the expected JSON"
@@ -213,8 +215,12 @@ grep -qi 'device' "$TEST_TMP/nodev.err" && grep -q -- '--devices' "$TEST_TMP/nod
 	fail "restore without --devices does not warn that device nodes were skipped"
 # everything else is identical (the directory mtime of misc may differ only
 # if the tool could not restore it; it must not)
-diff <(grep -vE '^E misc/(chardev|blockdev) ' <<<"$src_manifest") <(tree_manifest "$dst2") ||
-	fail "restore without --devices differs in more than the device nodes"
+# and without --keep-privileges, the setuid bit is dropped, with a warning
+grep -q '1 setuid/setgid/capability bits not restored; --keep-privileges restores them' "$TEST_TMP/nodev.err" ||
+	fail "restore without --keep-privileges does not say it dropped the setuid bit"
+diff <(grep -vE '^E misc/(chardev|blockdev) ' <<<"$src_manifest" |
+	sed '/^E misc\/suid /s/ mode=4755 / mode=0755 /') <(tree_manifest "$dst2") ||
+	fail "restore without --devices differs in more than the device nodes and the setuid bit"
 
 no_leaks "restores"
 echo "roundtrip ok: backup $id"
