@@ -21,9 +21,9 @@
 
 /* ---- regions ---- */
 
-int region_store_open(const struct cfg_region *r, uint64_t part_size,
-		      unsigned max_attempts, struct store **store_ret,
-		      struct err *err)
+int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
+			  unsigned max_attempts, struct store **store_ret,
+			  struct err *err)
 {
 	struct store_opts o = { 0 };
 	char *endpoint = NULL;
@@ -63,9 +63,10 @@ static int region_fill(struct region *g, const char *name, const char *prefix,
 	return 0;
 }
 
-int regions_open(const struct config *cfg, const char *from, const char *only,
-		 bool reads, struct regions *rs, struct err *err)
+int geo_regions_open(const struct config *cfg, const char *from, const char *only,
+		     bool reads, struct regions *rs_ret, struct err *err)
 {
+	struct regions *rs = rs_ret;
 	const struct cfg_region *primary;
 	int ret;
 
@@ -81,7 +82,7 @@ int regions_open(const struct config *cfg, const char *from, const char *only,
 		if (!ret)
 			ret = store_open(from, &rs->v[0].store, err);
 		if (ret)
-			regions_free(rs);
+			geo_regions_free(rs);
 		return ret;
 	}
 	if (!cfg || !cfg->nregions)
@@ -129,9 +130,9 @@ int regions_open(const struct config *cfg, const char *from, const char *only,
 
 			/* every copy is uploaded (agent) or repaired with the
 			 * primary's part size: same parts, same ETag */
-			ret = region_store_open(c, i > 0 ? store_part_size(rs->v[0].store) : 0,
-						rs->fast_failover ? REGION_READ_ATTEMPTS : 0,
-						&g->store, &oe);
+			ret = geo_region_store_open(c, i > 0 ? store_part_size(rs->v[0].store) : 0,
+						    rs->fast_failover ? REGION_READ_ATTEMPTS : 0,
+						    &g->store, &oe);
 			/* a secondary that is not there (an unmounted NFS
 			 * directory) is down, not a reason to stop: the rest
 			 * goes on and says so; config errors stay errors */
@@ -146,14 +147,14 @@ int regions_open(const struct config *cfg, const char *from, const char *only,
 			}
 		}
 		if (ret) {
-			regions_free(rs);
+			geo_regions_free(rs);
 			return ret;
 		}
 	}
 	return 0;
 }
 
-void regions_free(struct regions *rs)
+void geo_regions_free(struct regions *rs)
 {
 	for (size_t i = 0; i < rs->n; i++) {
 		store_free(rs->v[i].store);
@@ -163,8 +164,8 @@ void regions_free(struct regions *rs)
 	memset(rs, 0, sizeof(*rs));
 }
 
-char *region_key(const struct region *r, const struct manifest *m,
-		 const char *name)
+char *geo_region_key(const struct region *r, const struct manifest *m,
+		     const char *name)
 {
 	return catalog_key(r->prefix, m->host, m->partition, m->backup_id, name);
 }
@@ -193,8 +194,9 @@ static void add_detail(struct geo_check *out, const char *fmt, ...)
 }
 
 int geo_check_copy(struct region *r, const struct manifest *m, int mask,
-		   struct geo_check *out)
+		   struct geo_check *check_ret)
 {
+	struct geo_check *out = check_ret;
 	const uint64_t size[3] = { m->data_size, m->index_size, m->self_size };
 	const char *const sha[3] = { m->data_sha256, m->index_sha256, m->self_sha256 };
 	const char *const etag[3] = { m->data_etag, m->index_etag, "" };
@@ -213,7 +215,7 @@ int geo_check_copy(struct region *r, const struct manifest *m, int mask,
 
 		if (!(mask & (1 << i)))
 			continue;
-		key = region_key(r, m, obj_names[i]);
+		key = geo_region_key(r, m, obj_names[i]);
 		if (!key) {
 			out->copy = COPY_UNREACHABLE;
 			add_detail(out, "out of memory");
@@ -333,9 +335,10 @@ struct geo_region_state *geo_state_region(struct geo_state *gs,
 }
 
 int geo_state_load(const char *state_dir, const char *host,
-		   const char *partition, const char *id, struct geo_state *gs,
+		   const char *partition, const char *id, struct geo_state *gs_ret,
 		   struct err *err)
 {
+	struct geo_state *gs = gs_ret;
 	char *path;
 	json_error_t je;
 	json_t *root, *regs, *v;
@@ -591,7 +594,7 @@ static int copy_object(struct region *src, struct region *dst, const char *name,
 		       const struct manifest *m, uint64_t size, const char *sha,
 		       unsigned char *buf, struct err *err)
 {
-	char *skey = region_key(src, m, name), *dkey = region_key(dst, m, name);
+	char *skey = geo_region_key(src, m, name), *dkey = geo_region_key(dst, m, name);
 	struct store_writer *w = NULL;
 	EVP_MD_CTX *h = EVP_MD_CTX_new();
 	unsigned char md[32];

@@ -140,7 +140,7 @@ static int open_regions(struct global *g, bool reads, struct regions *rs,
 		return err_set(err, -EINVAL,
 			       "no store given: pass --from/--to STORE, or configure a [region] in %s",
 			       g->config_file);
-	return regions_open(g->from ? NULL : &g->cfg, g->from, g->region, reads, rs, err);
+	return geo_regions_open(g->from ? NULL : &g->cfg, g->from, g->region, reads, rs, err);
 }
 
 /* Did this error come from not reaching the store at all? */
@@ -374,7 +374,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 		return fail(&err);
 	lockfd = hostlock_acquire(g->cfg.state_dir, 0, &err);
 	if (lockfd < 0) {
-		regions_free(&rs);
+		geo_regions_free(&rs);
 		return fail(&err);
 	}
 	out = json_array();
@@ -455,7 +455,7 @@ static int cmd_backup(struct global *g, int argc, char **argv)
 	else
 		json_decref(out);
 	hostlock_release(lockfd);
-	regions_free(&rs);
+	geo_regions_free(&rs);
 	return failures ? rc : EXIT_OK;
 }
 
@@ -540,7 +540,7 @@ static int cmd_list(struct global *g, int argc, char **argv)
 	if (open_regions(g, true, &rs, &err))
 		return fail(&err);
 	if (list_failover(&rs, host, part, &list, &used, &err)) {
-		regions_free(&rs);
+		geo_regions_free(&rs);
 		return fail(&err);
 	}
 	if (g->json) {
@@ -587,7 +587,7 @@ static int cmd_list(struct global *g, int argc, char **argv)
 	if (list.broken)
 		log_warn("%zu manifest(s) could not be used; run snapship verify", list.broken);
 	catalog_list_free(&list);
-	regions_free(&rs);
+	geo_regions_free(&rs);
 	return EXIT_OK;
 }
 
@@ -682,8 +682,8 @@ static int cmd_restore(struct global *g, int argc, char **argv)
 		struct geo_check chk;
 		size_t used_len = strlen(why);
 
-		keys[i][0] = region_key(&rs.v[i], m, "data.tar.zst");
-		keys[i][1] = region_key(&rs.v[i], m, "index.jsonl.zst");
+		keys[i][0] = geo_region_key(&rs.v[i], m, "data.tar.zst");
+		keys[i][1] = geo_region_key(&rs.v[i], m, "index.jsonl.zst");
 		if (!keys[i][0] || !keys[i][1]) {
 			err_set(&err, -ENOMEM, "out of memory");
 			rc = fail(&err);
@@ -760,7 +760,7 @@ out:
 		free(keys[i][0]);
 		free(keys[i][1]);
 	}
-	regions_free(&rs);
+	geo_regions_free(&rs);
 	free(paths);
 	return rc;
 }
@@ -900,8 +900,8 @@ static void check_region(struct region *g, const struct union_list *u, size_t i,
 		struct manifest mr = *m;
 		struct err e = { 0 };
 
-		mr.data_key = region_key(g, m, "data.tar.zst");
-		mr.index_key = region_key(g, m, "index.jsonl.zst");
+		mr.data_key = geo_region_key(g, m, "data.tar.zst");
+		mr.index_key = geo_region_key(g, m, "index.jsonl.zst");
 		if (!mr.data_key || !mr.index_key ||
 		    restore_backup(g->store, &mr, &ro, &res, &e)) {
 			c->copy = e.code == -EBADMSG || !e.code ? COPY_BAD : COPY_UNREACHABLE;
@@ -999,7 +999,7 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 	if (open_regions(g, false, &rs, &err))
 		return fail(&err);
 	if (repair && rs.n < 2) {
-		regions_free(&rs);
+		geo_regions_free(&rs);
 		return usage_error("repair needs two or more regions in the config: it copies a backup from a region that has it to one that lacks it");
 	}
 	keep_state = rs.n >= 2 && !rs.forced;
@@ -1008,14 +1008,14 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 		 * must not race a backup's uploads) */
 		lockfd = hostlock_acquire(g->cfg.state_dir, 30, &err);
 		if (lockfd < 0) {
-			regions_free(&rs);
+			geo_regions_free(&rs);
 			return fail(&err);
 		}
 	}
 	if (union_list(&rs, host, part, &u, &err)) {
 		union_free(&u);
 		hostlock_release(lockfd);
-		regions_free(&rs);
+		geo_regions_free(&rs);
 		return fail(&err);
 	}
 	arr = json_array();
@@ -1139,7 +1139,7 @@ static int cmd_verify_repair(struct global *g, int argc, char **argv, bool repai
 		       fixed == 1 ? "y" : "ies", bad);
 	union_free(&u);
 	hostlock_release(lockfd);
-	regions_free(&rs);
+	geo_regions_free(&rs);
 	return bad ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -1194,7 +1194,7 @@ static int cmd_status(struct global *g, int argc, char **argv)
 	}
 	if (list_failover(&rs, host, NULL, &list, &used, &err)) {
 		json_decref(parts);
-		regions_free(&rs);
+		geo_regions_free(&rs);
 		return fail(&err);
 	}
 	if (list.n)
@@ -1262,7 +1262,7 @@ static int cmd_status(struct global *g, int argc, char **argv)
 	if (list.broken)
 		log_warn("%zu manifest(s) could not be used; run snapship verify", list.broken);
 	catalog_list_free(&list);
-	regions_free(&rs);
+	geo_regions_free(&rs);
 	return EXIT_OK;
 }
 
@@ -1306,7 +1306,7 @@ static int cmd_clean(struct global *g, int argc, char **argv)
 			if (i == 0 || rs.v[i].replication == REPL_AGENT)
 				uploads += clean_store(&rs.v[i], host_name(g, hbuf, sizeof(hbuf)));
 		if (!ret)
-			regions_free(&rs);
+			geo_regions_free(&rs);
 	}
 	hostlock_release(lockfd);
 	if (ret)
@@ -1347,7 +1347,7 @@ static int cmd_config(struct global *g, int argc, char **argv)
 		const struct cfg_region *r = &g->cfg.regions[i];
 		struct store *s = NULL;
 		struct err err = { 0 };
-		int ret = region_store_open(r, 0, 0, &s, &err);
+		int ret = geo_region_store_open(r, 0, 0, &s, &err);
 
 		/* an S3 store says what is wrong (keys, bucket, clock, endpoint)
 		 * only when asked something */
