@@ -53,6 +53,30 @@ int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
 	return ret;
 }
 
+static int stop_at_first(void *ctx, const char *key, const struct store_obj_info *info)
+{
+	(void)ctx;
+	(void)key;
+	(void)info;
+	return 1;
+}
+
+int geo_region_probe(const struct cfg_region *r, struct store **store_ret,
+		     struct err *err)
+{
+	int ret;
+
+	*store_ret = NULL;
+	ret = geo_region_store_open(r, 0, 0, store_ret, err);
+	if (!ret && r->store && !strcmp(r->store, "s3"))
+		ret = store_list(*store_ret, r->prefix ? r->prefix : "", stop_at_first, NULL, err);
+	if (ret && *store_ret) {
+		store_free(*store_ret);
+		*store_ret = NULL;
+	}
+	return ret;
+}
+
 static int region_fill(struct region *g, const char *name, const char *prefix,
 		       struct err *err)
 {

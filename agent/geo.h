@@ -69,6 +69,14 @@ int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
 			  struct err *err);
 
 /*
+ * Open region r's store as geo_region_store_open does and, for S3, ask it
+ * something (a listing of one key): an S3 store says what is wrong (keys,
+ * bucket, clock, endpoint) only when asked.  *store_ret as there.
+ */
+int geo_region_probe(const struct cfg_region *r, struct store **store_ret,
+		     struct err *err);
+
+/*
  * The regions to use: from (a --from/--to STORE: one region "default"), or
  * the config's, primary first; only (--region NAME) keeps just that one.
  * reads: the command only reads and can fail over (fast_failover).
