@@ -119,8 +119,8 @@ static int add_path(struct cli_opts *o, char *arg)
 	return CLI_GO_ON;
 }
 
-
-enum opt_kind { OPT_STRING, OPT_FLAG, OPT_CALL };
+/* what an option does with its argument */
+enum opt_kind { KIND_STRING, KIND_FLAG, KIND_CALL };
 
 struct opt_def {
 	const char *name;
@@ -131,28 +131,28 @@ struct opt_def {
 	int (*call)(struct cli_opts *o, char *arg);   /* CALL: CLI_GO_ON or an exit */
 };
 
-#define STRING(n, f) { n, required_argument, 0, OPT_STRING, offsetof(struct cli_opts, f), NULL }
-#define FLAG(n, f) { n, no_argument, 0, OPT_FLAG, offsetof(struct cli_opts, f), NULL }
+#define STRING(n, f) { n, required_argument, 0, KIND_STRING, offsetof(struct cli_opts, f), NULL }
+#define FLAG(n, f) { n, no_argument, 0, KIND_FLAG, offsetof(struct cli_opts, f), NULL }
 
 static const struct opt_def opt_defs[OPT_END] = {
-	[OPT_CONFIG] = { "config", required_argument, 'c', OPT_CALL, 0, set_config },
+	[OPT_CONFIG] = { "config", required_argument, 'c', KIND_CALL, 0, set_config },
 	[OPT_HOST] = STRING("host", host),
 	[OPT_STATE_DIR] = STRING("state-dir", state_dir),
-	[OPT_VERBOSE] = { "verbose", no_argument, 'v', OPT_CALL, 0, set_verbose },
-	[OPT_QUIET] = { "quiet", no_argument, 'q', OPT_CALL, 0, set_quiet },
+	[OPT_VERBOSE] = { "verbose", no_argument, 'v', KIND_CALL, 0, set_verbose },
+	[OPT_QUIET] = { "quiet", no_argument, 'q', KIND_CALL, 0, set_quiet },
 	[OPT_JSON] = FLAG("json", json),
-	[OPT_HELP] = { "help", no_argument, 'h', OPT_CALL, 0, show_help },
-	[OPT_VERSION] = { "version", no_argument, 'V', OPT_CALL, 0, show_version },
+	[OPT_HELP] = { "help", no_argument, 'h', KIND_CALL, 0, show_help },
+	[OPT_VERSION] = { "version", no_argument, 'V', KIND_CALL, 0, show_version },
 	[OPT_FROM] = STRING("from", from),
 	[OPT_TO_STORE] = STRING("to", from),
 	[OPT_TO_DIR] = STRING("to", target),
 	[OPT_REGION] = STRING("region", region),
 	[OPT_NAME] = STRING("name", name),
 	[OPT_SNAPSHOT_DIR] = STRING("snapshot-dir", snapshot_dir),
-	[OPT_LEVEL] = { "level", required_argument, 0, OPT_CALL, 0, set_level },
+	[OPT_LEVEL] = { "level", required_argument, 0, KIND_CALL, 0, set_level },
 	[OPT_NO_WAIT] = FLAG("no-wait", no_wait),
 	[OPT_ID] = STRING("id", id),
-	[OPT_PATH] = { "path", required_argument, 0, OPT_CALL, 0, add_path },
+	[OPT_PATH] = { "path", required_argument, 0, KIND_CALL, 0, add_path },
 	[OPT_FORCE] = FLAG("force", force),
 	[OPT_DEVICES] = FLAG("devices", devices),
 	[OPT_DEEP] = FLAG("deep", deep),
@@ -163,10 +163,10 @@ static int opt_apply(struct cli_opts *o, const struct opt_def *d, char *arg)
 	void *field = (char *)o + d->field;
 
 	switch (d->kind) {
-	case OPT_STRING:
+	case KIND_STRING:
 		*(const char **)field = arg;
 		return CLI_GO_ON;
-	case OPT_FLAG:
+	case KIND_FLAG:
 		*(bool *)field = true;
 		return CLI_GO_ON;
 	default:
@@ -174,13 +174,8 @@ static int opt_apply(struct cli_opts *o, const struct opt_def *d, char *arg)
 	}
 }
 
-/*
- * Parse argv (getopt's optind on) with the options ids (OPT_END ends
- * them, in the order getopt_long is given them), each applied as it
- * comes.  CLI_GO_ON, or the exit status (help, version, a usage error).
- */
-int cli_parse(struct cli_opts *o, const enum opt_id *ids,
-		     const char *shortopts, int argc, char **argv)
+int cli_parse(struct cli_opts *o, const enum cli_opt *ids,
+	      const char *shortopts, int argc, char **argv)
 {
 	struct option lo[OPT_END + 1];
 	size_t n = 0;
@@ -219,7 +214,7 @@ int cli_fail(const struct err *err)
 int cli_bad_partition(const char *part)
 {
 	return cli_usage_error("\"%s\" is not a partition name (1 to %d letters, digits, '-', '_' or '.', not starting with '.')",
-			   UTIL_ESC(part), UTIL_NAME_MAX);
+			       UTIL_ESC(part), UTIL_NAME_MAX);
 }
 
 const char *cli_host(const struct cli *c, char *buf, size_t len)
@@ -243,7 +238,6 @@ const char *cli_host(const struct cli *c, char *buf, size_t len)
 	return buf;
 }
 
-/* --state-dir over the config's (for the commands that write it) */
 void cli_use_state_dir(struct cli *c)
 {
 	if (c->o.state_dir) {
@@ -252,9 +246,8 @@ void cli_use_state_dir(struct cli *c)
 	}
 }
 
-/* The regions to use: --from/--to STORE, or the config's (primary first). */
 int cli_open_regions(struct cli *c, bool reads, struct regions *rs_ret,
-			struct err *err)
+		     struct err *err)
 {
 	if (!c->o.from && !c->have_config)
 		return err_set(err, -EINVAL,
@@ -264,11 +257,9 @@ int cli_open_regions(struct cli *c, bool reads, struct regions *rs_ret,
 				reads, rs_ret, err);
 }
 
-/* Open the regions and list host's backups (failing over): CLI_GO_ON with
- * *rs_ret and *list_ret the caller's, or an exit status with neither. */
 int cli_open_list(struct cli *c, const char *host, const char *part, bool reads,
-		     struct regions *rs_ret, struct catalog_list *list_ret,
-		     size_t *used_ret)
+		  struct regions *rs_ret, struct catalog_list *list_ret,
+		  size_t *used_ret)
 {
 	struct err err = { 0 };
 
@@ -281,8 +272,6 @@ int cli_open_list(struct cli *c, const char *host, const char *part, bool reads,
 	return CLI_GO_ON;
 }
 
-/* The config file: used when named, or when the default exists.  CLI_GO_ON
- * or an exit status. */
 int cli_load_config(struct cli *c, const char *cmd, int argc, char **argv)
 {
 	struct err err = { 0 };

@@ -41,13 +41,15 @@ struct cli_opts {
 	int level;              /* backup --level, 0: the config's */
 	bool no_wait, force, devices, deep;
 };
+
 /* Every option there is; a command lists the ones it takes. */
-enum opt_id {
+enum cli_opt {
 	OPT_CONFIG, OPT_HOST, OPT_STATE_DIR, OPT_VERBOSE, OPT_QUIET, OPT_JSON,
 	OPT_HELP, OPT_VERSION, OPT_FROM, OPT_TO_STORE, OPT_TO_DIR, OPT_REGION,
 	OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL, OPT_NO_WAIT, OPT_ID, OPT_PATH,
 	OPT_FORCE, OPT_DEVICES, OPT_DEEP, OPT_END,
 };
+
 /* The --help text (static). */
 extern const char cli_usage_text[];
 
@@ -61,7 +63,7 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * CLI_GO_ON, or the exit status to end with (help, version, a usage
  * error, already said).  shortopts as getopt_long's.
  */
-int cli_parse(struct cli_opts *o, const enum opt_id *ids, const char *shortopts,
+int cli_parse(struct cli_opts *o, const enum cli_opt *ids, const char *shortopts,
 	      int argc, char **argv);
 
 /* What every command starts from: its options and the config. */

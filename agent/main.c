@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * snapship — backup agent for storage hosts.  The command line, and only
- * that: one table of options, one of commands; a command's options are
- * parsed by cli_parse into struct cli_opts, then its function calls the
- * agent (backup.c, failover.c, verify.c, status.c, clean.c) and hands the
+ * snapship — backup agent for storage hosts.  The commands: a table of
+ * them (name, function, the options of cli.c's table it takes); cli_parse
+ * fills struct cli_opts, then the command's function calls the agent
+ * (backup.c, failover.c, verify.c, status.c, clean.c) and hands the
  * results to report.c.  A new command is a table entry and a function.
  * Exit status: 0 ok, 1 failure, 2 usage or configuration error.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <getopt.h>   /* optind */
 #include <libgen.h>
 #include <limits.h>
 #include <malloc.h>
@@ -62,7 +62,7 @@ static int quick_partition(struct cli *c, int argc, char **argv,
 	 * same as [partition NAME] in the config */
 	if (!util_name_ok(q->name))
 		return cli_usage_error("partition name \"%s\": use 1 to %d letters, digits, '-', '_' or '.', not starting with '.'; pass --name NAME",
-				   UTIL_ESC(q->name), UTIL_NAME_MAX);
+				       UTIL_ESC(q->name), UTIL_NAME_MAX);
 	return CLI_GO_ON;
 }
 
@@ -410,10 +410,10 @@ static int cmd_config(struct cli *c, int argc, char **argv)
 struct command {
 	const char *name;
 	int (*run)(struct cli *c, int argc, char **argv);  /* the arguments left */
-	const enum opt_id *opts;    /* NULL: run gets argv whole, parses it */
+	const enum cli_opt *opts;    /* NULL: run gets argv whole, parses it */
 };
 
-#define OPTS(...) (const enum opt_id[]){ __VA_ARGS__, OPT_END }
+#define OPTS(...) (const enum cli_opt[]){ __VA_ARGS__, OPT_END }
 
 static const struct command commands[] = {
 	{ "backup", cmd_backup, OPTS(OPT_TO_STORE, OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL,
@@ -429,7 +429,7 @@ static const struct command commands[] = {
 	{ 0 },
 };
 
-static const enum opt_id global_opts[] = {
+static const enum cli_opt global_opts[] = {
 	OPT_CONFIG, OPT_HOST, OPT_STATE_DIR, OPT_VERBOSE, OPT_QUIET, OPT_JSON,
 	OPT_HELP, OPT_VERSION, OPT_END,
 };
