@@ -43,8 +43,9 @@ override CFLAGS += -std=c17 -D_GNU_SOURCE -I. $(WARN) $(MODE_CFLAGS) $(PKG_CFLAG
 override LDFLAGS += $(MODE_LDFLAGS) -pthread
 LDLIBS := $(PKG_LIBS) -lm
 
+CLI_SRCS := agent/main.c agent/cli.c
 LIB_SRCS := $(wildcard common/*.c cow/*.c uploader/*.c stream/*.c) \
-	$(filter-out agent/main.c,$(wildcard agent/*.c))
+	$(filter-out $(CLI_SRCS),$(wildcard agent/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
@@ -60,7 +61,7 @@ $(B)/libsnapship.a: $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/snapship: $(B)/agent/main.o $(B)/libsnapship.a
+$(B)/snapship: $(CLI_SRCS:%.c=$(B)/%.o) $(B)/libsnapship.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/gendata: $(B)/tools/gendata.o

@@ -128,7 +128,7 @@ static void remove_objects(struct region *g, const struct manifest *m, int mask)
 	/* the manifest alone first: the backup stops existing before its
 	 * parts go, and if it cannot be deleted the parts must stay */
 	if (mask & OBJ_MANIFEST) {
-		char *mk = region_key(g, m, "manifest.json");
+		char *mk = geo_region_key(g, m, "manifest.json");
 		const char *one[1] = { mk };
 
 		if (!mk || store_delete(g->store, one, 1, &de)) {
@@ -140,9 +140,9 @@ static void remove_objects(struct region *g, const struct manifest *m, int mask)
 		free(mk);
 	}
 	if (mask & OBJ_DATA)
-		keys[n++] = region_key(g, m, "data.tar.zst");
+		keys[n++] = geo_region_key(g, m, "data.tar.zst");
 	if (mask & OBJ_INDEX)
-		keys[n++] = region_key(g, m, "index.jsonl.zst");
+		keys[n++] = geo_region_key(g, m, "index.jsonl.zst");
 	for (size_t i = 0; i < n; i++)
 		k[i] = keys[i] ? keys[i] : "";
 	if (n && store_delete(g->store, k, n, &de))
@@ -231,9 +231,9 @@ static int run_start(struct backup_run *r, struct err *err)
 	m->source = strdup(r->part->path);
 	m->compression = strdup("zstd");
 	m->encryption = strdup("none");
-	m->data_key = region_key(&r->rs->v[0], m, "data.tar.zst");
-	m->index_key = region_key(&r->rs->v[0], m, "index.jsonl.zst");
-	r->mkey = region_key(&r->rs->v[0], m, "manifest.json");
+	m->data_key = geo_region_key(&r->rs->v[0], m, "data.tar.zst");
+	m->index_key = geo_region_key(&r->rs->v[0], m, "index.jsonl.zst");
+	r->mkey = geo_region_key(&r->rs->v[0], m, "manifest.json");
 	if (!m->tool_version || !m->host || !m->partition || !m->source ||
 	    !m->compression || !m->encryption || !m->data_key || !m->index_key || !r->mkey)
 		return err_set(err, -ENOMEM, "out of memory");
@@ -304,8 +304,8 @@ static int phase_plan(struct backup_run *r, struct err *err)
 	for (size_t i = 0; i < rs->n; i++) {
 		if (i > 0 && (r->skip[i] || rs->v[i].replication != REPL_AGENT))
 			continue;
-		r->tkeys[0][r->nt] = region_key(&rs->v[i], r->m, "data.tar.zst");
-		r->tkeys[1][r->nt] = region_key(&rs->v[i], r->m, "index.jsonl.zst");
+		r->tkeys[0][r->nt] = geo_region_key(&rs->v[i], r->m, "data.tar.zst");
+		r->tkeys[1][r->nt] = geo_region_key(&rs->v[i], r->m, "index.jsonl.zst");
 		if (!r->tkeys[0][r->nt] || !r->tkeys[1][r->nt])
 			return err_set(err, -ENOMEM, "out of memory");
 		r->tgt[r->nt++] = i;
@@ -520,7 +520,7 @@ static int replicate_manifest(struct backup_run *r, struct err *err)
 
 		if (r->skip[i])
 			continue;
-		k = region_key(&rs->v[i], r->m, "manifest.json");
+		k = geo_region_key(&rs->v[i], r->m, "manifest.json");
 		r->visible[i] |= OBJ_MANIFEST;
 		ret = k ? put_manifest(rs->v[i].store, k, r->json, &pe) : -ENOMEM;
 		free(k);

@@ -316,8 +316,8 @@ static int region_s3_key(struct parse_ctx *pc, const char *s, struct cfg_region 
 	return 0;
 }
 
-static int region_key(struct parse_ctx *pc, const char *s, const char *name,
-		      const char *k, const char *v)
+static int region_setting(struct parse_ctx *pc, const char *s, const char *name,
+			  const char *k, const char *v)
 {
 	static const char *const s3_keys[] = {
 		"endpoint", "bucket", "sigv4_region", "addressing", "access_key_id",
@@ -396,7 +396,7 @@ static int handler(void *user, const char *section, const char *key,
 	else if (split_section(section, "partition", &name))
 		ret = partition_key(pc, section, name, key, value);
 	else if (split_section(section, "region", &name))
-		ret = region_key(pc, section, name, key, value);
+		ret = region_setting(pc, section, name, key, value);
 	else {
 		pc->error = err_set(pc->err, -EINVAL,
 				    "%s:%d: unknown section [%s] (known: [agent], [retention], [partition NAME], [region NAME])",

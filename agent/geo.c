@@ -21,9 +21,9 @@
 
 /* ---- regions ---- */
 
-int region_store_open(const struct cfg_region *r, uint64_t part_size,
-		      unsigned max_attempts, struct store **store_ret,
-		      struct err *err)
+int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
+			  unsigned max_attempts, struct store **store_ret,
+			  struct err *err)
 {
 	struct store_opts o = { 0 };
 	char *endpoint = NULL;
@@ -53,6 +53,30 @@ int region_store_open(const struct cfg_region *r, uint64_t part_size,
 	return ret;
 }
 
+static int stop_at_first(void *ctx, const char *key, const struct store_obj_info *info)
+{
+	(void)ctx;
+	(void)key;
+	(void)info;
+	return 1;
+}
+
+int geo_region_probe(const struct cfg_region *r, struct store **store_ret,
+		     struct err *err)
+{
+	int ret;
+
+	*store_ret = NULL;
+	ret = geo_region_store_open(r, 0, 0, store_ret, err);
+	if (!ret && r->store && !strcmp(r->store, "s3"))
+		ret = store_list(*store_ret, r->prefix ? r->prefix : "", stop_at_first, NULL, err);
+	if (ret && *store_ret) {
+		store_free(*store_ret);
+		*store_ret = NULL;
+	}
+	return ret;
+}
+
 static int region_fill(struct region *g, const char *name, const char *prefix,
 		       struct err *err)
 {
@@ -63,97 +87,117 @@ static int region_fill(struct region *g, const char *name, const char *prefix,
 	return 0;
 }
 
-int regions_open(const struct config *cfg, const char *from, const char *only,
-		 bool reads, struct regions *rs, struct err *err)
+/* The one region "default" of a --from/--to STORE. */
+static int regions_open_from(const char *from, const char *only,
+			     struct regions *rs, struct err *err)
 {
-	const struct cfg_region *primary;
 	int ret;
 
-	memset(rs, 0, sizeof(*rs));
-	if (from) {
-		if (only && strcmp(only, "default"))
-			return err_set(err, -EINVAL,
-				       "--region %s: with --from/--to STORE there is one region, \"default\"",
-				       only);
-		rs->n = 1;
-		rs->v[0].primary = true;
-		ret = region_fill(&rs->v[0], "default", "", err);
-		if (!ret)
-			ret = store_open(from, &rs->v[0].store, err);
-		if (ret)
-			regions_free(rs);
+	if (only && strcmp(only, "default"))
+		return err_set(err, -EINVAL,
+			       "--region %s: with --from/--to STORE there is one region, \"default\"",
+			       only);
+	rs->n = 1;
+	rs->v[0].primary = true;
+	ret = region_fill(&rs->v[0], "default", "", err);
+	if (!ret)
+		ret = store_open(from, &rs->v[0].store, err);
+	if (ret)
+		geo_regions_free(rs);
+	return ret;
+}
+
+/* The configured region named only (--region), or an error naming them all. */
+static const struct cfg_region *region_named(const struct config *cfg,
+					     const char *only, struct err *err)
+{
+	char names[512] = "";
+
+	for (size_t i = 0; i < cfg->nregions; i++)
+		if (!strcmp(cfg->regions[i].name, only))
+			return &cfg->regions[i];
+	for (size_t i = 0; i < cfg->nregions; i++)
+		snprintf(names + strlen(names), sizeof(names) - strlen(names),
+			 "%s%s", i ? ", " : "", cfg->regions[i].name);
+	err_set(err, -EINVAL, "--region %s: no such region in %s (configured: %s)",
+		only, cfg->file, names);
+	return NULL;
+}
+
+/* Fill g from the configured region c and open its store (secondary: not
+ * the first one opened). */
+static int region_open(struct regions *rs, struct region *g,
+		       const struct cfg_region *c, bool secondary, struct err *err)
+{
+	struct err oe = { 0 };
+	int ret;
+
+	g->primary = c->primary;
+	g->replication = c->primary ? REPL_NONE : c->replication;
+	g->deadline = c->replication_deadline;
+	ret = region_fill(g, c->name, c->prefix, err);
+	if (ret)
 		return ret;
+	/* every copy is uploaded (agent) or repaired with the primary's part
+	 * size: same bytes, same parts, so the same ETag in every region */
+	ret = geo_region_store_open(c, secondary ? store_part_size(rs->v[0].store) : 0,
+				    rs->fast_failover ? REGION_READ_ATTEMPTS : 0,
+				    &g->store, &oe);
+	/* a secondary that is not there (an unmounted NFS directory) is down,
+	 * not a reason to stop: the rest goes on and says so; config errors
+	 * stay errors */
+	if (ret && secondary && ret != -EINVAL && ret != -ENOMEM) {
+		g->down = true;
+		snprintf(g->down_why, sizeof(g->down_why), "%s",
+			 err_strip_region(g->name, oe.msg));
+		log_warn("region %s: %s", g->name, g->down_why);
+		return 0;
 	}
+	if (ret)
+		*err = oe;
+	return ret;
+}
+
+int geo_regions_open(const struct config *cfg, const char *from, const char *only,
+		     bool reads, struct regions *rs_ret, struct err *err)
+{
+	struct regions *rs = rs_ret;
+	const struct cfg_region *primary;
+
+	memset(rs, 0, sizeof(*rs));
+	if (from)
+		return regions_open_from(from, only, rs, err);
 	if (!cfg || !cfg->nregions)
 		return err_set(err, -EINVAL, "%s: no [region] configured; add one with store = file and path = DIR, or store = s3 and bucket = NAME",
 			       cfg && cfg->file ? cfg->file : "the config");
 	if (cfg->nregions > REGIONS_MAX)
 		return err_set(err, -EINVAL, "%s: %zu regions configured; snapship handles up to %d",
 			       cfg->file, cfg->nregions, REGIONS_MAX);
-	primary = config_primary(cfg);
-	if (only) {
-		const struct cfg_region *r = NULL;
-
-		for (size_t i = 0; i < cfg->nregions; i++)
-			if (!strcmp(cfg->regions[i].name, only))
-				r = &cfg->regions[i];
-		if (!r) {
-			char names[512] = "";
-
-			for (size_t i = 0; i < cfg->nregions; i++)
-				snprintf(names + strlen(names), sizeof(names) - strlen(names),
-					 "%s%s", i ? ", " : "", cfg->regions[i].name);
-			return err_set(err, -EINVAL, "--region %s: no such region in %s (configured: %s)",
-				       only, cfg->file, names);
-		}
-		rs->forced = true;
-		primary = r;
-	}
+	primary = only ? region_named(cfg, only, err) : config_primary(cfg);
+	if (!primary && only)
+		return err->code;
+	if (!primary)   /* config_load refuses such a config */
+		return err_set(err, -EINVAL, "%s: no primary region; set primary = yes in one [region]",
+			       cfg->file);
+	rs->forced = only != NULL;
 	rs->fast_failover = reads && !only && cfg->nregions > 1;
 	for (size_t i = 0; i <= cfg->nregions; i++) {
 		/* the primary first, then the others in config order */
 		const struct cfg_region *c = i == 0 ? primary : &cfg->regions[i - 1];
-		struct region *g = &rs->v[rs->n];
+		int ret;
 
 		if (i > 0 && (c == primary || rs->forced))
 			continue;
-		rs->n++;
-		g->primary = c->primary;
-		g->replication = c->primary ? REPL_NONE : c->replication;
-		g->deadline = c->replication_deadline;
-		ret = region_fill(g, c->name, c->prefix, err);
-		/* agent copies use the primary's part size: same bytes, same
-		 * parts, so the same ETag in every region */
-		if (!ret) {
-			struct err oe = { 0 };
-
-			/* every copy is uploaded (agent) or repaired with the
-			 * primary's part size: same parts, same ETag */
-			ret = region_store_open(c, i > 0 ? store_part_size(rs->v[0].store) : 0,
-						rs->fast_failover ? REGION_READ_ATTEMPTS : 0,
-						&g->store, &oe);
-			/* a secondary that is not there (an unmounted NFS
-			 * directory) is down, not a reason to stop: the rest
-			 * goes on and says so; config errors stay errors */
-			if (ret && i > 0 && ret != -EINVAL && ret != -ENOMEM) {
-				g->down = true;
-				snprintf(g->down_why, sizeof(g->down_why), "%s",
-					 err_strip_region(g->name, oe.msg));
-				log_warn("region %s: %s", g->name, g->down_why);
-				ret = 0;
-			} else if (ret) {
-				*err = oe;
-			}
-		}
+		ret = region_open(rs, &rs->v[rs->n++], c, i > 0, err);
 		if (ret) {
-			regions_free(rs);
+			geo_regions_free(rs);
 			return ret;
 		}
 	}
 	return 0;
 }
 
-void regions_free(struct regions *rs)
+void geo_regions_free(struct regions *rs)
 {
 	for (size_t i = 0; i < rs->n; i++) {
 		store_free(rs->v[i].store);
@@ -163,8 +207,8 @@ void regions_free(struct regions *rs)
 	memset(rs, 0, sizeof(*rs));
 }
 
-char *region_key(const struct region *r, const struct manifest *m,
-		 const char *name)
+char *geo_region_key(const struct region *r, const struct manifest *m,
+		     const char *name)
 {
 	return catalog_key(r->prefix, m->host, m->partition, m->backup_id, name);
 }
@@ -193,8 +237,9 @@ static void add_detail(struct geo_check *out, const char *fmt, ...)
 }
 
 int geo_check_copy(struct region *r, const struct manifest *m, int mask,
-		   struct geo_check *out)
+		   struct geo_check *check_ret)
 {
+	struct geo_check *out = check_ret;
 	const uint64_t size[3] = { m->data_size, m->index_size, m->self_size };
 	const char *const sha[3] = { m->data_sha256, m->index_sha256, m->self_sha256 };
 	const char *const etag[3] = { m->data_etag, m->index_etag, "" };
@@ -213,7 +258,7 @@ int geo_check_copy(struct region *r, const struct manifest *m, int mask,
 
 		if (!(mask & (1 << i)))
 			continue;
-		key = region_key(r, m, obj_names[i]);
+		key = geo_region_key(r, m, obj_names[i]);
 		if (!key) {
 			out->copy = COPY_UNREACHABLE;
 			add_detail(out, "out of memory");
@@ -333,9 +378,10 @@ struct geo_region_state *geo_state_region(struct geo_state *gs,
 }
 
 int geo_state_load(const char *state_dir, const char *host,
-		   const char *partition, const char *id, struct geo_state *gs,
+		   const char *partition, const char *id, struct geo_state *gs_ret,
 		   struct err *err)
 {
+	struct geo_state *gs = gs_ret;
 	char *path;
 	json_error_t je;
 	json_t *root, *regs, *v;
@@ -591,7 +637,7 @@ static int copy_object(struct region *src, struct region *dst, const char *name,
 		       const struct manifest *m, uint64_t size, const char *sha,
 		       unsigned char *buf, struct err *err)
 {
-	char *skey = region_key(src, m, name), *dkey = region_key(dst, m, name);
+	char *skey = geo_region_key(src, m, name), *dkey = geo_region_key(dst, m, name);
 	struct store_writer *w = NULL;
 	EVP_MD_CTX *h = EVP_MD_CTX_new();
 	unsigned char md[32];

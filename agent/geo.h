@@ -14,6 +14,12 @@
  * same part sizes, and Ceph RGW multisite keeps them) and, where the object
  * carries it (single-request puts), the x-amz-meta-snapship-sha256 metadata.
  * Deep verification downloads and decompresses (restore.c).
+ *
+ * Ownership: struct regions owns its stores, names and prefixes
+ * (geo_regions_free); every other pointer argument is only read (or, for
+ * *_ret and the region structs, written) and stays the caller's.  Strings
+ * returned as const char * are static; char * ones are malloc'd and the
+ * caller's to free.
  */
 
 #include <stdbool.h>
@@ -53,23 +59,40 @@ struct regions {
 
 #define REGION_READ_ATTEMPTS 3
 
-/* Open a configured region's store (no request is made yet). */
-int region_store_open(const struct cfg_region *r, uint64_t part_size,
-		      unsigned max_attempts, struct store **store_ret,
-		      struct err *err);
+/*
+ * Open a configured region's store (no request is made yet); r is only
+ * read.  *store_ret is the caller's (store_free); nothing on error.
+ * part_size / max_attempts 0: the region's own (or the store's default).
+ */
+int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
+			  unsigned max_attempts, struct store **store_ret,
+			  struct err *err);
+
+/*
+ * Open region r's store as geo_region_store_open does and, for S3, ask it
+ * something (a listing of one key): an S3 store says what is wrong (keys,
+ * bucket, clock, endpoint) only when asked.  *store_ret as there.
+ */
+int geo_region_probe(const struct cfg_region *r, struct store **store_ret,
+		     struct err *err);
 
 /*
  * The regions to use: from (a --from/--to STORE: one region "default"), or
  * the config's, primary first; only (--region NAME) keeps just that one.
  * reads: the command only reads and can fail over (fast_failover).
+ * cfg, from and only are only read (and not kept).  On success *rs_ret is
+ * the caller's, freed with geo_regions_free; on error it holds nothing.
  */
-int regions_open(const struct config *cfg, const char *from, const char *only,
-		 bool reads, struct regions *rs, struct err *err);
-void regions_free(struct regions *rs);
+int geo_regions_open(const struct config *cfg, const char *from, const char *only,
+		     bool reads, struct regions *rs_ret, struct err *err);
+/* Close the stores and free the names of rs; rs is left empty (n = 0), so
+ * a second call is a no-op. */
+void geo_regions_free(struct regions *rs);
 
-/* "<prefix><host>/<partition>/<id>/<name>" in region r. */
-char *region_key(const struct region *r, const struct manifest *m,
-		 const char *name);
+/* "<prefix><host>/<partition>/<id>/<name>" in region r: malloc'd, the
+ * caller frees it; NULL when out of memory. */
+char *geo_region_key(const struct region *r, const struct manifest *m,
+		     const char *name);
 
 /* A region's copy of one backup. */
 enum geo_copy {
@@ -90,9 +113,13 @@ struct geo_check {
 #define OBJ_MANIFEST 4
 #define OBJ_ALL 7
 
-/* HEAD the objects of m in r (mask: OBJ_*) and compare them with m. */
+/*
+ * HEAD the objects of m in r (mask: OBJ_*) and compare them with m; the
+ * verdict goes to *check_ret (always filled; the return is its copy
+ * field).  r is used (its store), m only read.
+ */
 int geo_check_copy(struct region *r, const struct manifest *m, int mask,
-		   struct geo_check *out);
+		   struct geo_check *check_ret);
 
 /* Replication state of one backup (in <state_dir>/geo/HOST/PART/ID.json). */
 enum geo_rstate {
@@ -118,20 +145,24 @@ struct geo_state {
 	size_t n;
 };
 
+/* Load a backup's state into *gs_ret (a plain struct: nothing to free);
+ * -ENOENT when there is none. */
 int geo_state_load(const char *state_dir, const char *host,
-		   const char *partition, const char *id, struct geo_state *gs,
-		   struct err *err);    /* -ENOENT when there is none */
+		   const char *partition, const char *id, struct geo_state *gs_ret,
+		   struct err *err);
 int geo_state_save(const char *state_dir, const char *host,
 		   const char *partition, const struct geo_state *gs,
 		   struct err *err);
 /* Remove a backup's state (after a failed or pruned backup). */
 void geo_state_remove(const char *state_dir, const char *host,
 		      const char *partition, const char *id);
-/* Set region name's entry (added if new). */
+/* Region name's entry in gs (added if new): points into gs; NULL when gs
+ * is full. */
 struct geo_region_state *geo_state_region(struct geo_state *gs,
 					  const char *name);
 
-/* "geo-protected", "replicating", "at risk" or "single region". */
+/* "geo-protected", "replicating", "at risk" or "single region" (static
+ * strings, as are the names below). */
 const char *geo_summary(const struct geo_state *gs, int64_t now_ns);
 const char *geo_rstate_name(int state);
 const char *geo_copy_name(int copy);

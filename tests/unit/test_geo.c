@@ -73,16 +73,16 @@ static void put_backup(struct region *g, struct manifest *m, const char *data)
 	struct err err = { 0 };
 	char *json, *k;
 
-	k = region_key(g, m, "data.tar.zst");
+	k = geo_region_key(g, m, "data.tar.zst");
 	assert_int_equal(store_put_buf(g->store, k, data, strlen(data), &err), 0);
 	free(k);
-	k = region_key(g, m, "index.jsonl.zst");
+	k = geo_region_key(g, m, "index.jsonl.zst");
 	assert_int_equal(store_put_buf(g->store, k, "idx", 3, &err), 0);
 	free(k);
 	assert_int_equal(manifest_to_json(m, &json, &err), 0);
 	m->self_size = strlen(json);
 	util_sha256_hex(json, m->self_size, m->self_sha256);
-	k = region_key(g, m, "manifest.json");
+	k = geo_region_key(g, m, "manifest.json");
 	assert_int_equal(store_put_buf(g->store, k, json, strlen(json), &err), 0);
 	free(k);
 	free(json);
@@ -177,7 +177,7 @@ static void test_check_and_copy(void **state)
 	assert_int_equal(c.copy, COPY_OK);
 
 	/* b's data replaced by a shorter object: bad, and named */
-	k = region_key(&b, &m, "data.tar.zst");
+	k = geo_region_key(&b, &m, "data.tar.zst");
 	assert_int_equal(store_put_buf(b.store, k, "short", 5, &err), 0);
 	assert_int_equal(geo_check_copy(&b, &m, OBJ_ALL, &c), 0);
 	assert_int_equal(c.copy, COPY_BAD);
@@ -188,7 +188,7 @@ static void test_check_and_copy(void **state)
 	 * keeps what it had, nothing bad spreads */
 	{
 		char other[64];
-		char *ka = region_key(&a, &m, "data.tar.zst");
+		char *ka = geo_region_key(&a, &m, "data.tar.zst");
 
 		snprintf(other, sizeof(other), "%s", data);
 		other[0] ^= 1;

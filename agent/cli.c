@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: MIT
+#include "agent/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/failover.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#ifndef SNAPSHIP_VERSION
+#define SNAPSHIP_VERSION "0.1.0"
+#endif
+
+const char cli_usage_text[] =
+"usage: snapship [--config FILE] [-v|-q] COMMAND [ARGS]\n"
+"\n"
+"Zero-config form (first use, scripts):\n"
+"  snapship backup PATH --to STORE [--name NAME]     freeze, stream, store one btrfs subvolume\n"
+"  snapship list [PARTITION] --from STORE [--json]    committed backups\n"
+"  snapship restore PARTITION --from STORE --to DIR [--id ID] [--path P]... [--force] [--devices]\n"
+"                   [--keep-privileges]\n"
+"  snapship verify [PARTITION] --from STORE [--deep]  check stored backups\n"
+"\n"
+"With a config file (default /etc/snapship/snapship.conf):\n"
+"  snapship backup [PARTITION...] [--no-wait]  back up the configured partitions to\n"
+"                                      every region (waits for server replication)\n"
+"  snapship list [PARTITION] [--json]  backups and their geo state\n"
+"  snapship status [--json]            per partition: latest backup, age, geo state\n"
+"  snapship restore PARTITION --to DIR [--id ID] [--path P]...\n"
+"  snapship verify [PARTITION] [--deep]  every backup in every region\n"
+"  snapship repair [PARTITION] [--deep]  copy what a region lacks from a healthy one\n"
+"  snapship clean [--from STORE]      remove snapshots and uploads left by a crash\n"
+"  snapship config check               parse and check the config\n"
+"\n"
+"STORE is a directory (local or NFS) or s3://BUCKET/PREFIX (endpoint from\n"
+"SNAPSHIP_S3_ENDPOINT or AWS_ENDPOINT_URL, region from AWS_REGION, keys from\n"
+"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).  Reads (list, status, restore,\n"
+"verify) use the primary region and fail over to the others; --region NAME\n"
+"uses only that one.  Common options: --json, --host NAME, --state-dir DIR,\n"
+"--help.  Exit status: 0 ok, 1 failure, 2 usage/config error.\n";
+
+int cli_usage_error(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "snapship: %s\nTry 'snapship --help'.\n", UTIL_ESC_CTL(msg));
+	return EXIT_USAGE;
+}
+
+
+/* ------------------------------------------------------------- options */
+
+static int set_config(struct cli_opts *o, char *arg)
+{
+	o->config_file = arg;
+	o->explicit_config = true;
+	return CLI_GO_ON;
+}
+
+static int set_verbose(struct cli_opts *o, char *arg)
+{
+	(void)o, (void)arg;
+	log_set_level(log_get_level() == LOG_INFO ? LOG_DEBUG : LOG_INFO);
+	return CLI_GO_ON;
+}
+
+static int set_quiet(struct cli_opts *o, char *arg)
+{
+	(void)o, (void)arg;
+	log_set_level(LOG_ERROR);
+	return CLI_GO_ON;
+}
+
+static int show_help(struct cli_opts *o, char *arg)
+{
+	(void)o, (void)arg;
+	fputs(cli_usage_text, stdout);
+	return EXIT_OK;
+}
+
+static int show_version(struct cli_opts *o, char *arg)
+{
+	(void)o, (void)arg;
+	printf("snapship %s\n", SNAPSHIP_VERSION);
+	return EXIT_OK;
+}
+
+static int set_level(struct cli_opts *o, char *arg)
+{
+	char *end;
+	long lv = strtol(arg, &end, 10);
+
+	if (*end || lv < 1 || lv > 19)
+		return cli_usage_error("--level %s: expected 1..19", arg);
+	o->level = (int)lv;
+	return CLI_GO_ON;
+}
+
+static int add_path(struct cli_opts *o, char *arg)
+{
+	const char **n = realloc(o->paths, (o->npaths + 1) * sizeof(*n));
+
+	if (!n)
+		return EXIT_FAIL;
+	o->paths = n;
+	while (arg[0] == '.' && arg[1] == '/')
+		arg += 2;
+	o->paths[o->npaths++] = arg;
+	return CLI_GO_ON;
+}
+
+/* what an option does with its argument */
+enum opt_kind { KIND_STRING, KIND_FLAG, KIND_CALL };
+
+struct opt_def {
+	const char *name;
+	int has_arg;
+	int short_name;                 /* 0: none */
+	enum opt_kind kind;
+	size_t field;                   /* STRING, FLAG: its offset in cli_opts */
+	int (*call)(struct cli_opts *o, char *arg);   /* CALL: CLI_GO_ON or an exit */
+};
+
+#define STRING(n, f) { n, required_argument, 0, KIND_STRING, offsetof(struct cli_opts, f), NULL }
+#define FLAG(n, f) { n, no_argument, 0, KIND_FLAG, offsetof(struct cli_opts, f), NULL }
+
+static const struct opt_def opt_defs[OPT_END] = {
+	[OPT_CONFIG] = { "config", required_argument, 'c', KIND_CALL, 0, set_config },
+	[OPT_HOST] = STRING("host", host),
+	[OPT_STATE_DIR] = STRING("state-dir", state_dir),
+	[OPT_VERBOSE] = { "verbose", no_argument, 'v', KIND_CALL, 0, set_verbose },
+	[OPT_QUIET] = { "quiet", no_argument, 'q', KIND_CALL, 0, set_quiet },
+	[OPT_JSON] = FLAG("json", json),
+	[OPT_HELP] = { "help", no_argument, 'h', KIND_CALL, 0, show_help },
+	[OPT_VERSION] = { "version", no_argument, 'V', KIND_CALL, 0, show_version },
+	[OPT_FROM] = STRING("from", from),
+	[OPT_TO_STORE] = STRING("to", from),
+	[OPT_TO_DIR] = STRING("to", target),
+	[OPT_REGION] = STRING("region", region),
+	[OPT_NAME] = STRING("name", name),
+	[OPT_SNAPSHOT_DIR] = STRING("snapshot-dir", snapshot_dir),
+	[OPT_LEVEL] = { "level", required_argument, 0, KIND_CALL, 0, set_level },
+	[OPT_NO_WAIT] = FLAG("no-wait", no_wait),
+	[OPT_ID] = STRING("id", id),
+	[OPT_PATH] = { "path", required_argument, 0, KIND_CALL, 0, add_path },
+	[OPT_FORCE] = FLAG("force", force),
+	[OPT_DEVICES] = FLAG("devices", devices),
+	[OPT_KEEP_PRIVILEGES] = FLAG("keep-privileges", keep_privileges),
+	[OPT_DEEP] = FLAG("deep", deep),
+};
+
+static int opt_apply(struct cli_opts *o, const struct opt_def *d, char *arg)
+{
+	void *field = (char *)o + d->field;
+
+	switch (d->kind) {
+	case KIND_STRING:
+		*(const char **)field = arg;
+		return CLI_GO_ON;
+	case KIND_FLAG:
+		*(bool *)field = true;
+		return CLI_GO_ON;
+	default:
+		return d->call(o, arg);
+	}
+}
+
+int cli_parse(struct cli_opts *o, const enum cli_opt *ids,
+	      const char *shortopts, int argc, char **argv)
+{
+	struct option lo[OPT_END + 1];
+	size_t n = 0;
+	int c, ret;
+
+	for (; ids[n] != OPT_END; n++) {
+		const struct opt_def *d = &opt_defs[ids[n]];
+
+		lo[n] = (struct option){ d->name, d->has_arg, NULL,
+					 d->short_name ? d->short_name : 256 + (int)n };
+	}
+	lo[n] = (struct option){ 0 };
+	while ((c = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
+		const struct opt_def *d = NULL;
+
+		for (size_t i = 0; i < n && !d; i++)
+			if (lo[i].val == c)
+				d = &opt_defs[ids[i]];
+		if (!d)
+			return EXIT_USAGE;
+		ret = opt_apply(o, d, optarg);
+		if (ret != CLI_GO_ON)
+			return ret;
+	}
+	return CLI_GO_ON;
+}
+
+/* ------------------------------------------------- a command's context */
+
+int cli_fail(const struct err *err)
+{
+	log_error("%s", err->msg[0] ? err->msg : "failed");
+	return err->code == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
+}
+
+int cli_bad_partition(const char *part)
+{
+	return cli_usage_error("\"%s\" is not a partition name (1 to %d letters, digits, '-', '_' or '.', not starting with '.')",
+			       UTIL_ESC(part), UTIL_NAME_MAX);
+}
+
+const char *cli_host(const struct cli *c, char *buf, size_t len)
+{
+	if (c->o.host)
+		return c->o.host;
+	if (c->have_config && c->cfg.host)
+		return c->cfg.host;
+	if (gethostname(buf, len))
+		snprintf(buf, len, "localhost");
+	buf[len - 1] = '\0';
+	if (strlen(buf) > UTIL_NAME_MAX)
+		buf[UTIL_NAME_MAX] = '\0';
+	/* a key component (util_name_ok), not a hostname */
+	for (char *p = buf; *p; p++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", *p) ||
+		    (p == buf && *p == '.'))
+			*p = '_';
+	if (!buf[0])
+		snprintf(buf, len, "localhost");
+	return buf;
+}
+
+void cli_use_state_dir(struct cli *c)
+{
+	if (c->o.state_dir) {
+		free(c->cfg.state_dir);
+		c->cfg.state_dir = strdup(c->o.state_dir);
+	}
+}
+
+int cli_open_regions(struct cli *c, bool reads, struct regions *rs_ret,
+		     struct err *err)
+{
+	if (!c->o.from && !c->have_config)
+		return err_set(err, -EINVAL,
+			       "no store given: pass --from/--to STORE, or configure a [region] in %s",
+			       c->o.config_file);
+	return geo_regions_open(c->o.from ? NULL : &c->cfg, c->o.from, c->o.region,
+				reads, rs_ret, err);
+}
+
+int cli_open_list(struct cli *c, const char *host, const char *part, bool reads,
+		  struct regions *rs_ret, struct catalog_list *list_ret,
+		  size_t *used_ret)
+{
+	struct err err = { 0 };
+
+	if (cli_open_regions(c, reads, rs_ret, &err))
+		return cli_fail(&err);
+	if (failover_list(rs_ret, host, part, list_ret, used_ret, &err)) {
+		geo_regions_free(rs_ret);
+		return cli_fail(&err);
+	}
+	return CLI_GO_ON;
+}
+
+int cli_load_config(struct cli *c, const char *cmd, int argc, char **argv)
+{
+	struct err err = { 0 };
+
+	if (c->o.explicit_config || access(c->o.config_file, F_OK) == 0) {
+		if (config_load(c->o.config_file, &c->cfg, &err)) {
+			log_error("%s", err.msg);
+			return EXIT_USAGE;
+		}
+		c->have_config = true;
+	} else if (config_defaults(&c->cfg, &err)) {
+		return cli_fail(&err);
+	}
+	/* the zero-config form: --to/--from STORE overrides the config's regions */
+	for (int i = 1; i < argc; i++)
+		if ((!strcmp(argv[i], "--to") && strcmp(cmd, "restore")) ||
+		    !strcmp(argv[i], "--from") || !strncmp(argv[i], "--from=", 7))
+			c->have_config = c->have_config && c->o.explicit_config;
+	return CLI_GO_ON;
+}

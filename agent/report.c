@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: MIT
+#include "agent/report.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/backup.h"
+#include "agent/catalog.h"
+#include "agent/config.h"
+#include "agent/geo.h"
+#include "agent/restore.h"
+#include "agent/status.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "uploader/store.h"
+
+void report_init(struct report *r, bool json)
+{
+	r->json = json;
+	r->doc = json ? json_array() : NULL;
+}
+
+/* The document is now o (the array made by report_init goes). */
+static void set_doc(struct report *r, json_t *o)
+{
+	json_decref(r->doc);
+	r->doc = o;
+}
+
+static void append(struct report *r, json_t *o)
+{
+	json_array_append_new(r->doc, o);
+}
+
+void report_end(struct report *r)
+{
+	char *s = r->doc ? json_dumps(r->doc, JSON_INDENT(2)) : NULL;
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+	report_free(r);
+}
+
+void report_free(struct report *r)
+{
+	json_decref(r->doc);
+	r->doc = NULL;
+}
+
+static double ratio(const struct manifest *m)
+{
+	return m->stored_bytes ? (double)m->logical_bytes / (double)m->stored_bytes : 0.0;
+}
+
+static json_t *manifest_summary_json(const struct manifest *m, double seconds)
+{
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:I}",
+			 "backup_id", m->backup_id, "host", m->host,
+			 "partition", m->partition,
+			 "files", (json_int_t)m->files, "entries", (json_int_t)m->entries,
+			 "logical_bytes", (json_int_t)m->logical_bytes,
+			 "stored_bytes", (json_int_t)m->stored_bytes,
+			 "ratio", ratio(m), "seconds", seconds,
+			 "time", (json_int_t)(m->snap_time_ns / 1000000000LL));
+}
+
+/* "geo": summary and "regions": [...] of a backup's replication state */
+static void geo_json(json_t *o, const struct geo_state *gs)
+{
+	json_t *arr = json_array();
+
+	json_object_set_new(o, "geo", json_string(geo_summary(gs, util_now_unix_ns())));
+	for (size_t i = 0; i < gs->n; i++) {
+		const struct geo_region_state *r = &gs->r[i];
+		json_t *e = json_pack("{s:s, s:s, s:s}", "region", r->name,
+				      "replication", r->replication == REPL_AGENT ? "agent" : "server",
+				      "state", geo_rstate_name(r->state));
+
+		if (r->state == RS_PENDING && r->deadline_ns && util_now_unix_ns() > r->deadline_ns)
+			json_object_set_new(e, "state", json_string("at-risk"));
+		if (r->lag_s >= 0)
+			json_object_set_new(e, "lag_s", json_real(r->lag_s));
+		if (r->verified_ns)
+			json_object_set_new(e, "verified", json_integer(r->verified_ns / 1000000000LL));
+		if (r->detail[0])
+			json_object_set_new(e, "detail", json_string(r->detail));
+		json_array_append_new(arr, e);
+	}
+	json_object_set_new(o, "regions", arr);
+}
+
+/* " - geo-protected (west 0.42 s)" and a newline */
+static void print_geo_line(const struct geo_state *gs)
+{
+	const char *sum = geo_summary(gs, util_now_unix_ns());
+
+	if (!gs->n) {
+		putchar('\n');
+		return;
+	}
+	printf(" - %s", sum);
+	for (size_t i = 0; i < gs->n; i++) {
+		const struct geo_region_state *r = &gs->r[i];
+
+		if (r->state == RS_VERIFIED && r->lag_s >= 0)
+			printf("%s%s %.2f s", i ? ", " : " (", r->name, r->lag_s);
+		else
+			printf("%s%s %s", i ? ", " : " (", r->name,
+			       r->state == RS_AT_RISK ? "at risk" : geo_rstate_name(r->state));
+	}
+	printf(")\n");
+}
+
+/* ---------------------------------------------------------------- backup */
+
+void report_backup(struct report *r, const struct backup_result *res,
+		   const char *region, bool no_wait)
+{
+	const struct manifest *m = &res->m;
+	char hb1[32], hb2[32];
+
+	if (r->json) {
+		json_t *o = manifest_summary_json(m, res->seconds);
+
+		json_object_set_new(o, "region", json_string(region));
+		geo_json(o, &res->gs);
+		if (res->geo_seconds >= 0)
+			json_object_set_new(o, "geo_seconds", json_real(res->geo_seconds));
+		append(r, o);
+	} else {
+		printf("%s %s: %llu files, %s -> %s (%.2fx) in %.1f s",
+		       m->partition, m->backup_id, (unsigned long long)m->files,
+		       util_human_size(m->logical_bytes, hb1, sizeof(hb1)),
+		       util_human_size(m->stored_bytes, hb2, sizeof(hb2)),
+		       ratio(m), res->seconds);
+		print_geo_line(&res->gs);
+	}
+	if (res->gs.n && strcmp(geo_summary(&res->gs, util_now_unix_ns()), "geo-protected") &&
+	    !no_wait)
+		log_warn("%s %s is committed on region %s but %s; snapship repair copies it once the region is back",
+			 m->partition, m->backup_id, region,
+			 geo_summary(&res->gs, util_now_unix_ns()));
+}
+
+/* ------------------------------------------------------------------ list */
+
+void report_list_none(struct report *r, const char *host, const char *part,
+		      const struct store *store)
+{
+	if (!r->json)
+		printf("no backups of %s%s%s on %s\n", host, part ? "/" : "",
+		       part ? part : "", store_describe(store));
+}
+
+void report_list_header(struct report *r, bool geo)
+{
+	if (!r->json)
+		printf("%-16s %-24s %-21s %9s %10s %10s %6s%s\n", "PARTITION", "BACKUP ID",
+		       "TIME (UTC)", "FILES", "SIZE", "STORED", "RATIO", geo ? "  GEO" : "");
+}
+
+static void fmt_time(int64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000LL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+void report_list_row(struct report *r, const struct manifest *m,
+		     const char *listed_from, const struct geo_state *gs,
+		     const char *geo_word, bool geo)
+{
+	char tb[32], s1[32], s2[32];
+
+	if (r->json) {
+		json_t *o = manifest_summary_json(m, (double)(m->finished_ns - m->started_ns) / 1e9);
+
+		json_object_set_new(o, "state", json_string("committed"));
+		json_object_set_new(o, "listed_from", json_string(listed_from));
+		geo_json(o, gs);
+		json_object_set_new(o, "geo", json_string(geo ? geo_word : "single region"));
+		append(r, o);
+		return;
+	}
+	fmt_time(m->snap_time_ns, tb, sizeof(tb));
+	printf("%-16s %-24s %-21s %9llu %10s %10s %5.2fx%s%s\n", m->partition,
+	       m->backup_id, tb, (unsigned long long)m->files,
+	       util_human_size(m->logical_bytes, s1, sizeof(s1)),
+	       util_human_size(m->stored_bytes, s2, sizeof(s2)),
+	       ratio(m), geo ? "  " : "", geo ? geo_word : "");
+}
+
+void report_list_broken(const struct catalog_list *list, const char *region)
+{
+	const char *rp = region ? "region " : "", *rn = region ? region : "",
+		   *sep = region ? ": " : "";
+
+	for (size_t i = 0; i < list->nbroken_why; i++)
+		log_warn("%s%s%sskipping %s", rp, rn, sep, list->broken_why[i]);
+	if (list->broken > list->nbroken_why)
+		log_warn("%s%s%sand %zu more manifest(s) like these", rp, rn, sep,
+			 list->broken - list->nbroken_why);
+	if (list->broken)
+		log_warn("%zu manifest(s) could not be used; run snapship verify", list->broken);
+}
+
+/* ---------------------------------------------------------------- status */
+
+static void status_text(const char *host, const struct regions *rs, size_t used,
+			const struct status_result *res, bool any)
+{
+	printf("host %s, regions:", host);
+	for (size_t i = 0; i < rs->n; i++)
+		printf(" %s%s", rs->v[i].name, rs->v[i].primary ? " (primary)" :
+		       rs->v[i].replication == REPL_AGENT ? " (agent)" : " (server)");
+	printf("%s\n", used ? "; listed from a secondary: the primary failed" : "");
+	printf("%-16s %7s %-24s %10s  %-14s %s\n", "PARTITION", "BACKUPS", "LATEST",
+	       "AGE", "GEO", "AT RISK");
+	for (size_t i = 0; i < res->n; i++) {
+		const struct status_row *row = &res->rows[i];
+		double age = row->age_s;
+		char ab[32];
+
+		if (age < 3600)
+			snprintf(ab, sizeof(ab), "%.0fm", age / 60);
+		else if (age < 172800)
+			snprintf(ab, sizeof(ab), "%.1fh", age / 3600);
+		else
+			snprintf(ab, sizeof(ab), "%.1fd", age / 86400);
+		printf("%-16s %7zu %-24s %10s  %-14s %zu\n", row->partition, row->backups,
+		       row->latest->backup_id, ab, row->geo, row->at_risk);
+	}
+	if (!any)
+		printf("(no backups yet)\n");
+}
+
+void report_status(struct report *r, const char *host, const struct regions *rs,
+		   size_t used, const struct status_result *res, bool any)
+{
+	json_t *parts;
+
+	if (!r->json) {
+		status_text(host, rs, used, res, any);
+		return;
+	}
+	parts = json_array();
+	for (size_t i = 0; i < res->n; i++) {
+		const struct status_row *row = &res->rows[i];
+		json_t *o = json_pack("{s:s, s:I, s:s, s:f, s:I}", "partition", row->partition,
+				      "backups", (json_int_t)row->backups,
+				      "latest", row->latest->backup_id,
+				      "age_seconds", row->age_s, "at_risk", (json_int_t)row->at_risk);
+
+		geo_json(o, &row->gs);
+		json_object_set_new(o, "geo", json_string(row->geo));
+		json_array_append_new(parts, o);
+	}
+	set_doc(r, json_pack("{s:s, s:s, s:b, s:o, s:I}", "host", host,
+			     "listed_from", rs->v[used].name, "failed_over", used > 0,
+			     "partitions", parts, "at_risk", (json_int_t)res->at_risk));
+}
+
+/* --------------------------------------------------------------- restore */
+
+void report_restore(struct report *r, const struct manifest *m, const char *region,
+		    const char *target, const struct restore_result *res,
+		    bool from_store)
+{
+	char hb[32];
+
+	if (r->json)
+		set_doc(r, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f}",
+				     "backup_id", m->backup_id, "partition", m->partition,
+				     "region", region,
+				     "target", target, "entries", (json_int_t)res->entries,
+				     "files", (json_int_t)res->files, "bytes", (json_int_t)res->bytes,
+				     "skipped_devices", (json_int_t)res->skipped_devices,
+				     "stripped_privileges", (json_int_t)res->stripped_privileges,
+				     "frames_read", (json_int_t)res->frames_read,
+				     "frames_total", (json_int_t)res->frames_total,
+				     "subvolume", res->subvolume, "seconds", res->seconds));
+	else
+		printf("restored %s %s%s%s into %s%s: %llu entries, %s, verified, in %.1f s\n",
+		       m->partition, m->backup_id, from_store ? "" : " from region ",
+		       from_store ? "" : region, target,
+		       res->subvolume ? " (new subvolume)" : "",
+		       (unsigned long long)res->entries,
+		       util_human_size(res->bytes, hb, sizeof(hb)), res->seconds);
+	if (res->skipped_devices)
+		log_warn("skipped %llu device node(s); pass --devices to create them",
+			 (unsigned long long)res->skipped_devices);
+	if (res->stripped_privileges)
+		log_warn("%llu setuid/setgid/capability bits not restored; --keep-privileges restores them",
+			 (unsigned long long)res->stripped_privileges);
+}
+
+/* ------------------------------------------------------- verify, repair */
+
+#define VERIFY_ROW "%-16s %-24s %-10s %-12s "
+
+static void verify_begin(void *ctx, size_t backups, size_t broken)
+{
+	const struct report_verify *v = ctx;
+
+	if (!v->r->json && (backups || broken))
+		printf(VERIFY_ROW "%s\n", "PARTITION", "BACKUP ID", "REGION",
+		       v->repair ? "REPAIR" : "COPY", "DETAIL");
+}
+
+static void verify_backup(void *ctx, const struct verify_backup *b)
+{
+	const struct report_verify *v = ctx;
+	const struct manifest *m = b->m;
+	json_t *regs, *o;
+
+	if (!v->r->json) {
+		for (size_t i = 0; i < b->n; i++) {
+			const struct verify_copy *c = &b->r[i];
+
+			printf(VERIFY_ROW "%s\n", m->partition, m->backup_id, c->region,
+			       c->copy == COPY_OK && !strcmp(c->status, "ok") && v->deep ?
+			       "ok (deep)" : c->status, UTIL_ESC_CTL(c->detail));
+		}
+		return;
+	}
+	regs = json_array();
+	for (size_t i = 0; i < b->n; i++)
+		json_array_append_new(regs, json_pack("{s:s, s:s, s:s}", "region", b->r[i].region,
+						      "status", b->r[i].status,
+						      "detail", b->r[i].detail));
+	o = json_pack("{s:s, s:s, s:s, s:s?, s:o}", "partition", m->partition,
+		      "backup_id", m->backup_id, "status", b->first_bad[0] ? "bad" : "ok",
+		      "error", b->first_bad[0] ? b->first_bad : NULL, "regions", regs);
+	if (b->geo)
+		json_object_set_new(o, "geo", json_string(b->geo));
+	append(v->r, o);
+}
+
+struct verify_sink report_verify_sink(struct report_verify *ctx)
+{
+	return (struct verify_sink){ verify_begin, verify_backup, ctx };
+}
+
+void report_verify_end(struct report_verify *ctx, const struct verify_result *res,
+		       const char *host, const char *part)
+{
+	struct report *r = ctx->r;
+
+	/* manifests that are not backups: each said once per region, skipped */
+	for (size_t i = 0; i < res->nbm; i++) {
+		const struct verify_bad_manifests *b = &res->bm[i];
+
+		for (size_t k = 0; k < b->nwhy; k++) {
+			if (r->json)
+				append(r, json_pack("{s:s, s:s, s:s}", "status", "bad",
+						    "region", b->region, "error", b->why[k]));
+			else
+				printf(VERIFY_ROW "%s\n", "-", "-", b->region, "bad manifest",
+				       UTIL_ESC_CTL(b->why[k]));
+		}
+		if (b->more && !r->json)
+			printf(VERIFY_ROW "and %zu more like these\n", "-", "-", b->region,
+			       "bad manifest", b->more);
+	}
+	if (r->json)
+		return;
+	if (res->broken)
+		printf("BAD %zu manifest(s) unreadable or not written by snapship, skipped: find out who wrote them, then remove them from the store\n",
+		       res->broken);
+	if (!res->backups)
+		printf("no backups of %s%s%s\n", host, part ? "/" : "", part ? part : "");
+	if (ctx->repair)
+		printf("%zu cop%s repaired, %zu still missing or bad\n", res->fixed,
+		       res->fixed == 1 ? "y" : "ies", res->bad);
+}
+
+/* ------------------------------------------------------- clean, config */
+
+void report_clean(unsigned snapshots, unsigned uploads)
+{
+	printf("removed %u leftover snapshot(s) and %u unfinished upload(s)\n",
+	       snapshots, uploads);
+}
+
+void report_config(const struct config *cfg)
+{
+	printf("%s: ok: %zu partition(s), %zu region(s)\n", cfg->file,
+	       cfg->nparts, cfg->nregions);
+}
+
+void report_config_partition(const char *name, const char *path,
+			     const struct err *err)
+{
+	if (err)
+		printf("  partition %s: %s\n", name, err->msg);
+	else
+		printf("  partition %s: %s ok\n", name, path);
+}
+
+void report_config_region(const struct cfg_region *r, const struct store *s,
+			  const struct err *err)
+{
+	if (err)
+		/* an S3 server's words: escaped */
+		printf("  region %s: %s\n", r->name,
+		       UTIL_ESC_CTL(err_strip_region(r->name, err->msg)));
+	else
+		printf("  region %s: %s%s%s ok%s\n", r->name, store_describe(s),
+		       r->endpoint ? " at " : "", r->endpoint ? r->endpoint : "",
+		       r->primary ? " (primary)" :
+		       r->replication == REPL_AGENT ? " (secondary, replication = agent)" :
+		       " (secondary, replication = server)");
+}

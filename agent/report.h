@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_REPORT_H
+#define SNAPSHIP_AGENT_REPORT_H
+
+/*
+ * Everything the commands print on stdout: text tables and lines as they
+ * come, or (json) one JSON document printed by report_end.  Warnings go to
+ * stderr through the log.  Names from a store are escaped in text.
+ *
+ * Ownership: every pointer argument is only read and not kept; struct
+ * report owns its document until report_end or report_free.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "agent/verify.h"
+
+struct backup_result;
+struct catalog_list;
+struct cfg_region;
+struct config;
+struct err;
+struct geo_state;
+struct manifest;
+struct regions;
+struct restore_result;
+struct status_result;
+struct store;
+
+struct report {
+	bool json;
+	void *doc;                   /* json_t *: the document being built */
+};
+
+/* Start a command's output (json: an empty array, which report_status
+ * and report_restore replace with their object). */
+void report_init(struct report *r, bool json);
+/* Print the JSON document (json only) and free it. */
+void report_end(struct report *r);
+/* Free the document without printing it (the command failed). */
+void report_free(struct report *r);
+
+/* One partition backed up (region: the primary's name); with the wait for
+ * replication done (!no_wait), a warning when the backup is not (yet)
+ * geo-protected. */
+void report_backup(struct report *r, const struct backup_result *res,
+		   const char *region, bool no_wait);
+
+/* list: nothing found (text only), the header, one backup per row. */
+void report_list_none(struct report *r, const char *host, const char *part,
+		      const struct store *store);
+void report_list_header(struct report *r, bool geo);
+void report_list_row(struct report *r, const struct manifest *m,
+		     const char *listed_from, const struct geo_state *gs,
+		     const char *geo_word, bool geo);
+/* Warn about the manifests a listing skipped (region NULL: only one). */
+void report_list_broken(const struct catalog_list *list, const char *region);
+
+void report_status(struct report *r, const char *host, const struct regions *rs,
+		   size_t used, const struct status_result *res, bool any);
+
+/* region: the one read from; named in text unless from_store. */
+void report_restore(struct report *r, const struct manifest *m, const char *region,
+		    const char *target, const struct restore_result *res,
+		    bool from_store);
+
+/* verify and repair: a sink for verify_run (ctx must outlive the run),
+ * then the bad manifests and totals. */
+struct report_verify {
+	struct report *r;
+	bool repair, deep;
+};
+struct verify_sink report_verify_sink(struct report_verify *ctx);
+void report_verify_end(struct report_verify *ctx, const struct verify_result *res,
+		       const char *host, const char *part);
+
+void report_clean(unsigned snapshots, unsigned uploads);
+
+/* config check: the file, each partition and region (err NULL: fine). */
+void report_config(const struct config *cfg);
+void report_config_partition(const char *name, const char *path,
+			     const struct err *err);
+void report_config_region(const struct cfg_region *r, const struct store *s,
+			  const struct err *err);
+
+#endif
