@@ -289,7 +289,8 @@ int cli_load_config(struct cli *c, const char *cmd, int argc, char **argv)
 	}
 	/* the zero-config form: --to/--from STORE overrides the config's regions */
 	for (int i = 1; i < argc; i++)
-		if ((!strcmp(argv[i], "--to") && strcmp(cmd, "restore")) ||
+		if (((!strcmp(argv[i], "--to") || !strncmp(argv[i], "--to=", 5)) &&
+		     strcmp(cmd, "restore")) ||
 		    !strcmp(argv[i], "--from") || !strncmp(argv[i], "--from=", 7))
 			c->have_config = c->have_config && c->o.explicit_config;
 	return CLI_GO_ON;

@@ -97,7 +97,7 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 	}
 	if (!quick && c->cfg.nparts == 0 && !argc) {
 		log_error("%s has no [partition] sections: nothing to back up", c->cfg.file);
-		rc = EXIT_USAGE;
+		return EXIT_USAGE;
 	}
 	return failures ? rc : EXIT_OK;
 }
@@ -160,6 +160,7 @@ static int cmd_list(struct cli *c, int argc, char **argv)
 		return cli_usage_error("list takes at most one PARTITION");
 	if (part && !util_name_ok(part))
 		return cli_bad_partition(part);
+	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, part, true, &rs, &list, &used);
 	if (rc != CLI_GO_ON)
@@ -228,6 +229,7 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 		return cli_usage_error("usage: snapship restore PARTITION --to DIR [--from STORE] [--id ID] [--path P]...");
 	if (!util_name_ok(argv[0]))
 		return cli_bad_partition(argv[0]);
+	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
 	if (rc != CLI_GO_ON)
@@ -327,6 +329,7 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 	(void)argv;
 	if (argc)
 		return cli_usage_error("status takes no arguments");
+	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, NULL, true, &rs, &list, &used);
 	if (rc != CLI_GO_ON)

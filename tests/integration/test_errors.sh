@@ -200,6 +200,13 @@ rm -f "$conf"
 expect_fail 2 'PATH|usage' "backup without PATH" -- "${S[@]}" backup --to "$store"
 expect_fail 2 'unknown command' "unknown command" -- "${S[@]}" bakup "$part" --to "$store"
 expect_fail 2 'level' "bad --level" -- "${S[@]}" backup "$part" --to "$store" --level 42
+# a config with regions but no partition: nothing to back up is a usage error
+printf '[agent]\nstate_dir = %s\n\n[region local]\nstore = file\npath = %s\n' "$state" "$store" >"$conf"
+expect_fail 2 'no \[partition\] sections' "config without partitions" -- "$SNAPSHIP" --config "$conf" backup
+# --to=STORE is the zero-config form as --to STORE is
+"$SNAPSHIP" --state-dir "$state" backup "$part" --to="$store" --name eq-part >"$TEST_TMP/out" 2>&1 ||
+	{ cat "$TEST_TMP/out"; fail "backup PATH --to=STORE failed"; }
+"$SNAPSHIP" list eq-part --from "$store" | grep -q eq-part || fail "backup --to=STORE stored nothing under eq-part"
 
 # ---- injected faults at every stage --------------------------------------------------------
 
