@@ -204,9 +204,10 @@ expect_fail 2 'level' "bad --level" -- "${S[@]}" backup "$part" --to "$store" --
 printf '[agent]\nstate_dir = %s\n\n[region local]\nstore = file\npath = %s\n' "$state" "$store" >"$conf"
 expect_fail 2 'no \[partition\] sections' "config without partitions" -- "$SNAPSHIP" --config "$conf" backup
 # --to=STORE is the zero-config form as --to STORE is
-"$SNAPSHIP" --state-dir "$state" backup "$part" --to="$store" --name eq-part >"$TEST_TMP/out" 2>&1 ||
+mkdir -p "$TEST_TMP/eq-store"
+"$SNAPSHIP" --state-dir "$state" backup "$part" --to="$TEST_TMP/eq-store" --name eq-part >"$TEST_TMP/out" 2>&1 ||
 	{ cat "$TEST_TMP/out"; fail "backup PATH --to=STORE failed"; }
-"$SNAPSHIP" list eq-part --from "$store" | grep -q eq-part || fail "backup --to=STORE stored nothing under eq-part"
+"$SNAPSHIP" list eq-part --from "$TEST_TMP/eq-store" | grep -q eq-part || fail "backup --to=STORE stored nothing under eq-part"
 
 # ---- injected faults at every stage --------------------------------------------------------
 
