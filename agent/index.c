@@ -179,22 +179,11 @@ static uint64_t random_seed(void)
 	       (uint64_t)(uintptr_t)&seed ^ ((uint64_t)getpid() << 48);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Exactly 2 * n hex digits into n bytes. */
 static int unhex(const char *s, unsigned char *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hi < 0 ? -1 : hexval(s[2 * i + 1]);
+		int hi = util_hexval(s[2 * i]), lo = hi < 0 ? -1 : util_hexval(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;

@@ -312,3 +312,14 @@ char *util_escape_ctl(const char *s, char *buf, size_t len)
 {
 	return escape(s, buf, len, false);
 }
+
+int util_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -19,6 +19,8 @@ int util_parse_size(const char *s, uint64_t *bytes_ret);
 /* Parse "4h", "30d", "90s", "5m", "2w" into seconds. */
 int util_parse_duration(const char *s, int64_t *seconds_ret);
 
+/* The value of one hex digit (either case), or -1. */
+int util_hexval(char c);
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void util_hex(const unsigned char *bytes, size_t len, char *out);
 /* SHA-256 of a buffer as 64 hex digits (OpenSSL). */

@@ -13,6 +13,7 @@
 #include "uploader/sigv4.h"
 
 #include "common/err.h"
+#include "common/util.h"
 #include "uploader/sbuf.h"
 
 #include <ctype.h>
@@ -58,17 +59,6 @@ char *sigv4_uri_encode(const char *s, size_t len, bool keep_slash)
 	return sbuf_take(&b);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The byte a "%XX" at s stands for, or -1 when s is not such an escape. */
 static int pct_byte(const char *s, size_t left)
 {
@@ -76,8 +66,8 @@ static int pct_byte(const char *s, size_t left)
 
 	if (left < 3 || s[0] != '%')
 		return -1;
-	h = hexval(s[1]);
-	l = hexval(s[2]);
+	h = util_hexval(s[1]);
+	l = util_hexval(s[2]);
 	if (h < 0 || l < 0)
 		return -1;
 	return h * 16 + l;
