@@ -248,24 +248,21 @@ static bool etag_ok(const char *s, size_t max)
 	return true;
 }
 
-int manifest_from_json(const char *json, size_t len, struct manifest *m,
-		       struct err *err)
+/* A manifest's fields as jansson unpacked them, before any check. */
+struct manifest_raw {
+	json_t *hooks;
+	const char *id, *tv, *host, *part, *src, *uuid, *algo, *enc;
+	const char *dkey, *dsha, *detag, *ikey, *isha, *ietag;
+	json_int_t fv, level, gen, sn, st, fn, ent, files, dirs, others, lb, tb,
+		   sb, fs, fr, ds, is;
+};
+
+static int manifest_unpack(json_t *root, struct manifest_raw *r, struct err *err)
 {
 	json_error_t je;
-	json_t *root = json_loadb(json, len, 0, &je), *hooks = NULL;
-	const char *id = NULL, *tv = NULL, *host = NULL, *part = NULL, *src = NULL;
-	const char *uuid = "", *algo = NULL, *dkey = NULL, *dsha = NULL;
-	const char *ikey = NULL, *isha = NULL, *enc = NULL;
-	const char *detag = "", *ietag = "";
-	json_int_t gen = 0, st = 0, sn = 0, fn = 0, ent = 0, files = 0, dirs = 0,
-		   others = 0, lb = 0, tb = 0, sb = 0, fs = 0, fr = 0, ds = 0, is = 0,
-		   fv = 0, level = 0;
-	int ret;
 
-	memset(m, 0, sizeof(*m));
-	if (!root) /* never quote the text: it may not be a manifest at all */
-		return err_set(err, -EBADMSG, "manifest is not valid JSON (line %d, column %d)",
-			       je.line, je.column);
+	memset(r, 0, sizeof(*r));
+	r->uuid = r->detag = r->ietag = "";
 	if (json_unpack_ex(root, &je, 0,
 		"{s:I, s?s, s:s, s:s, s:s, s?s,"
 		" s:{s:s, s:I, s:I},"
@@ -274,128 +271,146 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 		" s:{s:s, s:I, s:I, s:I},"
 		" s:{s:s, s:I, s:s, s?s}, s:{s:s, s:I, s:s, s?s},"
 		" s?o, s?{s:s}}",
-		"format_version", &fv, "tool_version", &tv, "backup_id", &id,
-		"host", &host, "partition", &part, "source", &src,
-		"snapshot", "uuid", &uuid, "generation", &gen, "time_ns", &sn,
-		"started_ns", &st, "finished_ns", &fn,
-		"counts", "entries", &ent, "files", &files, "dirs", &dirs,
-		"others", &others, "logical_bytes", &lb, "tar_bytes", &tb,
-		"stored_bytes", &sb,
-		"compression", "algo", &algo, "level", &level, "frame_size", &fs,
-		"frames", &fr,
-		"data", "key", &dkey, "size", &ds, "sha256", &dsha, "etag", &detag,
-		"index", "key", &ikey, "size", &is, "sha256", &isha, "etag", &ietag,
-		"hooks", &hooks, "encryption", "mode", &enc)) {
-		ret = err_set(err, -EBADMSG, "manifest is malformed: %s", UTIL_ESC(je.text));
-		goto out_root;
-	}
-	if (fv != FORMAT_VERSION) {
-		ret = err_set(err, -EPROTONOSUPPORT,
-			      "manifest format version %lld is not supported by this snapship (knows %d); upgrade snapship",
-			      (long long)fv, FORMAT_VERSION);
-		goto out_root;
-	}
-	if (strlen(id) != BACKUP_ID_LEN || !hex64(dsha) || !hex64(isha)) {
-		ret = err_set(err, -EBADMSG, "manifest has a malformed id or checksum");
-		goto out_root;
-	}
-	if (strlen(uuid) > 36 || strspn(uuid, "0123456789abcdefABCDEF-") != strlen(uuid) ||
-	    !etag_ok(detag, sizeof(m->data_etag)) || !etag_ok(ietag, sizeof(m->index_etag))) {
-		ret = err_set(err, -EBADMSG, "manifest has a malformed snapshot uuid or ETag");
-		goto out_root;
-	}
-	{
-		const json_int_t v[] = { gen, sn, st, fn, ent, files, dirs, others,
-					 lb, tb, sb, fs, fr, ds, is };
-		static const char *const names[] = {
-			"snapshot.generation", "snapshot.time_ns", "started_ns",
-			"finished_ns", "counts.entries", "counts.files", "counts.dirs",
-			"counts.others", "counts.logical_bytes", "counts.tar_bytes",
-			"counts.stored_bytes", "compression.frame_size",
-			"compression.frames", "data.size", "index.size",
-		};
+		"format_version", &r->fv, "tool_version", &r->tv, "backup_id", &r->id,
+		"host", &r->host, "partition", &r->part, "source", &r->src,
+		"snapshot", "uuid", &r->uuid, "generation", &r->gen, "time_ns", &r->sn,
+		"started_ns", &r->st, "finished_ns", &r->fn,
+		"counts", "entries", &r->ent, "files", &r->files, "dirs", &r->dirs,
+		"others", &r->others, "logical_bytes", &r->lb, "tar_bytes", &r->tb,
+		"stored_bytes", &r->sb,
+		"compression", "algo", &r->algo, "level", &r->level,
+		"frame_size", &r->fs, "frames", &r->fr,
+		"data", "key", &r->dkey, "size", &r->ds, "sha256", &r->dsha,
+		"etag", &r->detag,
+		"index", "key", &r->ikey, "size", &r->is, "sha256", &r->isha,
+		"etag", &r->ietag,
+		"hooks", &r->hooks, "encryption", "mode", &r->enc))
+		return err_set(err, -EBADMSG, "manifest is malformed: %s", UTIL_ESC(je.text));
+	return 0;
+}
 
-		ret = check_ranges(v, names, sizeof(v) / sizeof(v[0]), err);
-		if (ret)
-			goto out_root;
-	}
-	if (fs < 1 || fs > MANIFEST_FRAME_SIZE_MAX || fr > UINT32_MAX) {
-		ret = err_set(err, -EBADMSG,
-			      "manifest says frames of %lld bytes, %lld of them; snapship writes 1 byte to %u MiB per frame and at most %lu frames",
-			      (long long)fs, (long long)fr, MANIFEST_FRAME_SIZE_MAX >> 20,
-			      (unsigned long)UINT32_MAX);
-		goto out_root;
-	}
-	if (fn < st) {
-		ret = err_set(err, -EBADMSG, "manifest says the backup finished (%lld) before it started (%lld)",
-			      (long long)fn, (long long)st);
-		goto out_root;
-	}
-	if (level < MANIFEST_LEVEL_MIN || level > MANIFEST_LEVEL_MAX) {
-		ret = err_set(err, -EBADMSG, "manifest says compression level %lld; zstd's are %d to %d",
-			      (long long)level, MANIFEST_LEVEL_MIN, MANIFEST_LEVEL_MAX);
-		goto out_root;
-	}
-	if (hooks && !json_is_array(hooks)) {
-		ret = err_set(err, -EBADMSG, "manifest field hooks is not a list of commands");
-		goto out_root;
-	}
-	for (size_t i = 0; hooks && i < json_array_size(hooks); i++) {
-		if (!json_is_string(json_array_get(hooks, i))) {
-			ret = err_set(err, -EBADMSG, "manifest field hooks[%zu] is not a string", i);
-			goto out_root;
-		}
-	}
-	m->format_version = (int)fv;
-	strcpy(m->backup_id, id);
-	strcpy(m->snap_uuid, uuid);
-	strcpy(m->data_sha256, dsha);
-	strcpy(m->index_sha256, isha);
-	strcpy(m->data_etag, detag);
-	strcpy(m->index_etag, ietag);
-	m->self_size = len;
-	util_sha256_hex(json, len, m->self_sha256);
-	m->tool_version = dup_or_null(tv);
-	m->host = dup_or_null(host);
-	m->partition = dup_or_null(part);
-	m->source = dup_or_null(src);
-	m->compression = dup_or_null(algo);
-	m->data_key = dup_or_null(dkey);
-	m->index_key = dup_or_null(ikey);
-	m->encryption = dup_or_null(enc ? enc : "none");
-	m->snap_generation = (uint64_t)gen;
-	m->snap_time_ns = sn;
-	m->started_ns = st;
-	m->finished_ns = fn;
-	m->entries = (uint64_t)ent;
-	m->files = (uint64_t)files;
-	m->dirs = (uint64_t)dirs;
-	m->others = (uint64_t)others;
-	m->logical_bytes = (uint64_t)lb;
-	m->tar_bytes = (uint64_t)tb;
-	m->stored_bytes = (uint64_t)sb;
-	m->level = (int)level;
-	m->frame_size = (uint32_t)fs;
-	m->frames = (uint32_t)fr;
-	m->data_size = (uint64_t)ds;
-	m->index_size = (uint64_t)is;
-	ret = 0;
-	if ((tv && !m->tool_version) || (src && !m->source) || !m->host ||
+/* What does not need the manifest struct: versions, formats, ranges. */
+static int manifest_check_raw(const struct manifest_raw *r, struct err *err)
+{
+	const json_int_t v[] = { r->gen, r->sn, r->st, r->fn, r->ent, r->files,
+				 r->dirs, r->others, r->lb, r->tb, r->sb, r->fs,
+				 r->fr, r->ds, r->is };
+	static const char *const names[] = {
+		"snapshot.generation", "snapshot.time_ns", "started_ns",
+		"finished_ns", "counts.entries", "counts.files", "counts.dirs",
+		"counts.others", "counts.logical_bytes", "counts.tar_bytes",
+		"counts.stored_bytes", "compression.frame_size",
+		"compression.frames", "data.size", "index.size",
+	};
+	int ret;
+
+	if (r->fv != FORMAT_VERSION)
+		return err_set(err, -EPROTONOSUPPORT,
+			       "manifest format version %lld is not supported by this snapship (knows %d); upgrade snapship",
+			       (long long)r->fv, FORMAT_VERSION);
+	if (strlen(r->id) != BACKUP_ID_LEN || !hex64(r->dsha) || !hex64(r->isha))
+		return err_set(err, -EBADMSG, "manifest has a malformed id or checksum");
+	if (strlen(r->uuid) > 36 ||
+	    strspn(r->uuid, "0123456789abcdefABCDEF-") != strlen(r->uuid) ||
+	    !etag_ok(r->detag, sizeof(((struct manifest *)0)->data_etag)) ||
+	    !etag_ok(r->ietag, sizeof(((struct manifest *)0)->index_etag)))
+		return err_set(err, -EBADMSG, "manifest has a malformed snapshot uuid or ETag");
+	ret = check_ranges(v, names, sizeof(v) / sizeof(v[0]), err);
+	if (ret)
+		return ret;
+	if (r->fs < 1 || r->fs > MANIFEST_FRAME_SIZE_MAX || r->fr > UINT32_MAX)
+		return err_set(err, -EBADMSG,
+			       "manifest says frames of %lld bytes, %lld of them; snapship writes 1 byte to %u MiB per frame and at most %lu frames",
+			       (long long)r->fs, (long long)r->fr, MANIFEST_FRAME_SIZE_MAX >> 20,
+			       (unsigned long)UINT32_MAX);
+	if (r->fn < r->st)
+		return err_set(err, -EBADMSG, "manifest says the backup finished (%lld) before it started (%lld)",
+			       (long long)r->fn, (long long)r->st);
+	if (r->level < MANIFEST_LEVEL_MIN || r->level > MANIFEST_LEVEL_MAX)
+		return err_set(err, -EBADMSG, "manifest says compression level %lld; zstd's are %d to %d",
+			       (long long)r->level, MANIFEST_LEVEL_MIN, MANIFEST_LEVEL_MAX);
+	if (r->hooks && !json_is_array(r->hooks))
+		return err_set(err, -EBADMSG, "manifest field hooks is not a list of commands");
+	for (size_t i = 0; r->hooks && i < json_array_size(r->hooks); i++)
+		if (!json_is_string(json_array_get(r->hooks, i)))
+			return err_set(err, -EBADMSG, "manifest field hooks[%zu] is not a string", i);
+	return 0;
+}
+
+/* m from checked raw fields; strings copied (-ENOMEM leaves m to clear). */
+static int manifest_fill(struct manifest *m, const struct manifest_raw *r,
+			 struct err *err)
+{
+	size_t n = r->hooks ? json_array_size(r->hooks) : 0;
+
+	m->format_version = (int)r->fv;
+	strcpy(m->backup_id, r->id);
+	strcpy(m->snap_uuid, r->uuid);
+	strcpy(m->data_sha256, r->dsha);
+	strcpy(m->index_sha256, r->isha);
+	strcpy(m->data_etag, r->detag);
+	strcpy(m->index_etag, r->ietag);
+	m->tool_version = dup_or_null(r->tv);
+	m->host = dup_or_null(r->host);
+	m->partition = dup_or_null(r->part);
+	m->source = dup_or_null(r->src);
+	m->compression = dup_or_null(r->algo);
+	m->data_key = dup_or_null(r->dkey);
+	m->index_key = dup_or_null(r->ikey);
+	m->encryption = dup_or_null(r->enc ? r->enc : "none");
+	m->snap_generation = (uint64_t)r->gen;
+	m->snap_time_ns = r->sn;
+	m->started_ns = r->st;
+	m->finished_ns = r->fn;
+	m->entries = (uint64_t)r->ent;
+	m->files = (uint64_t)r->files;
+	m->dirs = (uint64_t)r->dirs;
+	m->others = (uint64_t)r->others;
+	m->logical_bytes = (uint64_t)r->lb;
+	m->tar_bytes = (uint64_t)r->tb;
+	m->stored_bytes = (uint64_t)r->sb;
+	m->level = (int)r->level;
+	m->frame_size = (uint32_t)r->fs;
+	m->frames = (uint32_t)r->fr;
+	m->data_size = (uint64_t)r->ds;
+	m->index_size = (uint64_t)r->is;
+	if ((r->tv && !m->tool_version) || (r->src && !m->source) || !m->host ||
 	    !m->partition || !m->compression || !m->data_key || !m->index_key ||
 	    !m->encryption)
-		ret = err_set(err, -ENOMEM, "out of memory");
-	if (!ret && hooks && json_array_size(hooks)) {
-		size_t n = json_array_size(hooks);
-
+		return err_set(err, -ENOMEM, "out of memory");
+	if (n) {
 		m->hooks = calloc(n + 1, sizeof(char *));
 		if (!m->hooks)
-			ret = err_set(err, -ENOMEM, "out of memory");
-		for (size_t i = 0; !ret && i < n; i++) {
-			m->hooks[i] = strdup(json_string_value(json_array_get(hooks, i)));
+			return err_set(err, -ENOMEM, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			m->hooks[i] = strdup(json_string_value(json_array_get(r->hooks, i)));
 			if (!m->hooks[i])
-				ret = err_set(err, -ENOMEM, "out of memory");
+				return err_set(err, -ENOMEM, "out of memory");
 		}
 	}
+	return 0;
+}
+
+int manifest_from_json(const char *json, size_t len, struct manifest *m,
+		       struct err *err)
+{
+	json_error_t je;
+	json_t *root = json_loadb(json, len, 0, &je);
+	struct manifest_raw r;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	if (!root) /* never quote the text: it may not be a manifest at all */
+		return err_set(err, -EBADMSG, "manifest is not valid JSON (line %d, column %d)",
+			       je.line, je.column);
+	ret = manifest_unpack(root, &r, err);
+	if (!ret)
+		ret = manifest_check_raw(&r, err);
+	if (ret)
+		goto out_root;
+	m->self_size = len;
+	util_sha256_hex(json, len, m->self_sha256);
+	ret = manifest_fill(m, &r, err);
 	if (!ret && strcmp(m->compression, "zstd"))
 		ret = err_set(err, -EBADMSG, "manifest names compression \"%s\"; this snapship knows zstd",
 			      UTIL_ESC(m->compression));
