@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "common/util.h"
 #include "cow/cow.h"
 #include "stream/frame.h"
+#include "stream/readahead.h"
 #include "uploader/store.h"
 
 #define INDEX_MAX (1ull << 30)
@@ -33,44 +33,7 @@
 #define WRITERS_MIN 2           /* file writer threads: one per CPU, */
 #define WRITERS_MAX 8           /* within these bounds */
 #define RESTORE_MEM (8u << 20)   /* data queued for them */
-#define RA_BLOCK (8u << 20)      /* read-ahead: bytes of whole frames per read */
-#define RA_SLOTS 2               /* read-ahead blocks held at once */
 #define TAR_BLOCK 512u           /* the smallest tar header */
-
-struct rctx;
-
-/*
- * Read-ahead: one thread reads the frames of a range in order, several whole
- * frames per request (RA_BLOCK bytes), into a ring of RA_SLOTS blocks; the
- * unframer's workers copy their frames out of it.  One request per eight
- * frames instead of one per frame: a quarter of the gateway's work per byte
- * on an object store, and over a long link the next block is on its way
- * while the workers decompress the current one.
- */
-struct ra_block {
-	uint64_t off, len;            /* compressed bytes */
-	uint32_t left;                /* frames not yet copied out */
-	size_t src;                   /* the copy it was read from */
-	bool filled;
-	bool direct;                  /* one frame larger than RA_BLOCK: not
-				       * read ahead, its worker fetches it */
-	int ret;                      /* the read failed (after every copy) */
-	struct err err;
-	unsigned char *buf;
-};
-
-struct readahead {
-	struct rctx *r;
-	uint32_t next, last;          /* next frame to read; the range's last */
-	uint64_t head, tail;          /* blocks started / retired (ring indices) */
-	struct ra_block b[RA_SLOTS];
-	bool stop;
-	int failed;                   /* a block could not be read from any copy: */
-	struct err fail_err;          /* every later frame fails with its error */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t thread;
-};
 
 struct rctx {
 	struct store *store;
@@ -93,10 +56,8 @@ struct rctx {
 	EVP_MD_CTX *sha;              /* whole-object hash */
 	int read_error;
 	struct err read_err;
-	pthread_mutex_t src_lock;
-	size_t src;                   /* 0 the store, i > 0 o->fallback[i - 1] */
-	struct readahead *ra;         /* of the current range */
-	unsigned char *frame_src;     /* per frame: 1 + the copy it came from */
+	struct readahead *ra;         /* the data's copies: 0 the store, i > 0
+				       * o->fallback[i - 1] */
 	double t0, t_progress;
 };
 
@@ -109,279 +70,57 @@ static void source(const struct rctx *r, size_t i, struct store **store,
 	*name = i ? r->o->fallback[i - 1].region : r->o->region;
 }
 
-/*
- * Read bytes of the data object from the current copy, going on to the next
- * copy when one does not answer.  attempt > 0: the bytes did not decode;
- * read them from the attempt-th copy after *srcp (the one they came from).
- * On success *srcp is the copy read.
- */
-static int fetch_direct(struct rctx *r, uint64_t off, size_t len, unsigned attempt,
-			void *buf, struct err *err, size_t *srcp)
-{
-	size_t got = 0, src, idx;
-	int ret;
-
-	for (;;) {
-		struct err e = { 0 };
-		struct store *store;
-		const char *key, *name;
-
-		pthread_mutex_lock(&r->src_lock);
-		src = attempt ? *srcp : r->src;
-		pthread_mutex_unlock(&r->src_lock);
-		/* a frame that did not decode: the same bytes from the next copy */
-		idx = src + attempt;
-		if (idx > r->o->nfallback)
-			return -ENODATA;
-		source(r, idx, &store, &key, &name);
-		if (attempt) {
-			const char *bad_name, *bad_key;
-			struct store *bad_store;
-
-			source(r, idx - 1, &bad_store, &bad_key, &bad_name);
-			log_warn("region %s: %s: the frame at byte %llu is corrupt; taking it from region %s",
-				 bad_name ? bad_name : "?", bad_key, (unsigned long long)off,
-				 name ? name : "?");
-		}
-		ret = store_get_range(store, key, off, len, buf, &got, &e);
-		if (!ret && got != len)
-			ret = err_set(&e, -EBADMSG, "%s%s%s%s is truncated (wanted %zu bytes at %llu, got %zu)",
-				      name ? "region " : "", name ? name : "", name ? ": " : "",
-				      key, len, (unsigned long long)off, got);
-		if (!ret) {
-			*srcp = idx;
-			return 0;
-		}
-		if (attempt || src >= r->o->nfallback || ret == -ENOMEM) {
-			*err = e;
-			return ret;
-		}
-		/* the copy does not answer (or lacks bytes): go on from the
-		 * next one, for every later frame too */
-		pthread_mutex_lock(&r->src_lock);
-		if (r->src == src) {
-			r->src = src + 1;
-			log_warn("region %s: %s; reading the rest from region %s",
-				 name ? name : "?", name ? err_strip_region(name, e.msg) : e.msg,
-				 r->o->fallback[src].region);
-		}
-		pthread_mutex_unlock(&r->src_lock);
-	}
-}
-
-/* Frame i straight from the store (or the next copy), remembering which. */
-static int fetch_frame(struct rctx *r, uint32_t i, uint64_t off, size_t len,
-		       void *buf, struct err *err)
-{
-	size_t src = 0;
-	int ret = fetch_direct(r, off, len, 0, buf, err, &src);
-
-	if (!ret && i < r->st->nframes) {
-		pthread_mutex_lock(&r->src_lock);
-		r->frame_src[i] = (unsigned char)(src + 1);
-		pthread_mutex_unlock(&r->src_lock);
-	}
-	return ret;
-}
-
-static void *ra_main(void *arg)
-{
-	struct readahead *ra = arg;
-	const struct seek_table *st = ra->r->st;
-
-	pthread_mutex_lock(&ra->mu);
-	while (!ra->stop && !ra->failed && ra->next <= ra->last) {
-		struct ra_block *b;
-		uint32_t f = ra->next, g = f;
-		uint64_t len = st->e[f].c_size;
-		int ret;
-
-		if (ra->head - ra->tail == RA_SLOTS) {
-			pthread_cond_wait(&ra->cv, &ra->mu);
-			continue;
-		}
-		while (g < ra->last && len + st->e[g + 1].c_size <= RA_BLOCK) {
-			g++;
-			len += st->e[g].c_size;
-		}
-		b = &ra->b[ra->head % RA_SLOTS];
-		free(b->buf);
-		memset(b, 0, sizeof(*b));
-		b->off = st->e[f].c_off;
-		b->len = len;
-		b->left = g - f + 1;
-		ra->head++;
-		ra->next = g + 1;
-		if (len > RA_BLOCK) {
-			/* a frame this large is fetched by its worker alone:
-			 * read-ahead memory stays RA_SLOTS x RA_BLOCK */
-			b->direct = true;
-			b->filled = true;
-			pthread_cond_broadcast(&ra->cv);
-			continue;
-		}
-		pthread_mutex_unlock(&ra->mu);
-
-		b->buf = malloc(len ? len : 1);
-		if (!b->buf)
-			ret = err_set(&b->err, -ENOMEM, "out of memory");
-		else  /* the same source choice and failover as for one frame */
-			ret = fetch_direct(ra->r, b->off, len, 0, b->buf, &b->err, &b->src);
-
-		pthread_mutex_lock(&ra->mu);
-		b->ret = ret;
-		b->filled = true;
-		if (ret) {   /* every copy was tried: the restore fails with it */
-			ra->failed = ret;
-			ra->fail_err = b->err;
-		}
-		pthread_cond_broadcast(&ra->cv);
-	}
-	pthread_mutex_unlock(&ra->mu);
-	return NULL;
-}
-
-static int ra_start(struct rctx *r, uint32_t first, uint32_t last)
-{
-	struct readahead *ra = calloc(1, sizeof(*ra));
-	int ret;
-
-	if (!ra)
-		return err_set(r->err, -ENOMEM, "out of memory");
-	ra->r = r;
-	ra->next = first;
-	ra->last = last;
-	pthread_mutex_init(&ra->mu, NULL);
-	pthread_cond_init(&ra->cv, NULL);
-	ret = -pthread_create(&ra->thread, NULL, ra_main, ra);
-	if (ret) {
-		pthread_mutex_destroy(&ra->mu);
-		pthread_cond_destroy(&ra->cv);
-		free(ra);
-		return err_set(r->err, ret, "cannot start the read-ahead thread: %s",
-			       err_str(ret));
-	}
-	r->ra = ra;
-	return 0;
-}
-
-/* Release every worker waiting for a block (before the unframer is freed). */
-static void ra_cancel(struct rctx *r)
-{
-	struct readahead *ra = r->ra;
-
-	if (!ra)
-		return;
-	pthread_mutex_lock(&ra->mu);
-	ra->stop = true;
-	pthread_cond_broadcast(&ra->cv);
-	pthread_mutex_unlock(&ra->mu);
-}
-
-static void ra_stop(struct rctx *r)
-{
-	struct readahead *ra = r->ra;
-
-	if (!ra)
-		return;
-	ra_cancel(r);
-	pthread_join(ra->thread, NULL);
-	for (unsigned i = 0; i < RA_SLOTS; i++)
-		free(ra->b[i].buf);
-	pthread_mutex_destroy(&ra->mu);
-	pthread_cond_destroy(&ra->cv);
-	free(ra);
-	r->ra = NULL;
-}
-
-/*
- * A frame for the unframer: from the read-ahead block holding it; a frame
- * that did not decode (attempt > 0) straight from the next copy.
- */
-static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
-		    void *buf, struct err *err)
+/* The read-ahead's read: len bytes of the data at off from copy src. */
+static int read_source(void *ctx, size_t src, uint64_t off, size_t len, void *buf,
+		       struct err *err)
 {
 	struct rctx *r = ctx;
-	struct readahead *ra = r->ra;
-	struct ra_block *b = NULL;
-	uint32_t i = seek_table_find_c(r->st, off);
-	size_t src = 0;
-	int ret = 0;
+	struct store *store;
+	const char *key, *name;
+	size_t got = 0;
+	int ret;
 
-	if (attempt) {
-		/* from the copy after the one this frame came from */
-		pthread_mutex_lock(&r->src_lock);
-		src = i < r->st->nframes && r->frame_src[i] ? r->frame_src[i] - 1u : r->src;
-		pthread_mutex_unlock(&r->src_lock);
-		return fetch_direct(r, off, len, attempt, buf, err, &src);
-	}
-	if (!ra)
-		return fetch_frame(r, i, off, len, buf, err);
-	pthread_mutex_lock(&ra->mu);
-	for (;;) {
-		uint64_t lo;
-
-		if (ra->stop) {
-			pthread_mutex_unlock(&ra->mu);
-			return err_set(err, -ECANCELED, "the restore stopped");
-		}
-		b = NULL;
-		for (uint64_t k = ra->tail; k < ra->head; k++) {
-			struct ra_block *c = &ra->b[k % RA_SLOTS];
-
-			if (off >= c->off && off + len <= c->off + c->len) {
-				b = c;
-				break;
-			}
-		}
-		if (b && b->filled)
-			break;
-		if (!b && ra->failed) {   /* the reader stopped there */
-			ret = ra->failed;
-			*err = ra->fail_err;
-			pthread_mutex_unlock(&ra->mu);
-			return ret;
-		}
-		/* where the blocks not yet retired start */
-		lo = ra->tail < ra->head ? ra->b[ra->tail % RA_SLOTS].off :
-		     ra->next <= ra->last ? r->st->e[ra->next].c_off : UINT64_MAX;
-		if (!b && (off < lo || ra->next > ra->last)) {
-			/* not read ahead (never for the unframer's frames) */
-			pthread_mutex_unlock(&ra->mu);
-			return fetch_frame(r, i, off, len, buf, err);
-		}
-		/* its block is being read, or comes next: the reader is not
-		 * stuck, since every frame of the blocks before is claimed */
-		pthread_cond_wait(&ra->cv, &ra->mu);
-	}
-	pthread_mutex_unlock(&ra->mu);
-	if (b->direct) {
-		ret = fetch_frame(r, i, off, len, buf, err);
-	} else if (b->ret) {
-		*err = b->err;
-		ret = b->ret;
-	} else {
-		memcpy(buf, b->buf + (off - b->off), len);
-		if (i < r->st->nframes) {
-			pthread_mutex_lock(&r->src_lock);
-			r->frame_src[i] = (unsigned char)(b->src + 1);
-			pthread_mutex_unlock(&r->src_lock);
-		}
-	}
-	pthread_mutex_lock(&ra->mu);
-	b->left--;
-	/* retire used blocks in order: the reader reuses their slots */
-	while (ra->tail < ra->head && !ra->b[ra->tail % RA_SLOTS].left) {
-		struct ra_block *t = &ra->b[ra->tail % RA_SLOTS];
-
-		free(t->buf);
-		t->buf = NULL;
-		ra->tail++;
-	}
-	pthread_cond_broadcast(&ra->cv);
-	pthread_mutex_unlock(&ra->mu);
+	source(r, src, &store, &key, &name);
+	ret = store_get_range(store, key, off, len, buf, &got, err);
+	if (!ret && got != len)
+		ret = err_set(err, -EBADMSG, "%s%s%s%s is truncated (wanted %zu bytes at %llu, got %zu)",
+			      name ? "region " : "", name ? name : "", name ? ": " : "",
+			      key, len, (unsigned long long)off, got);
 	return ret;
 }
+
+/* Copy src does not answer (or lacks bytes): the rest comes from the next. */
+static void source_failed(void *ctx, size_t src, const struct err *why)
+{
+	struct rctx *r = ctx;
+	struct store *store;
+	const char *key, *name;
+
+	source(r, src, &store, &key, &name);
+	log_warn("region %s: %s; reading the rest from region %s",
+		 name ? name : "?", name ? err_strip_region(name, why->msg) : why->msg,
+		 r->o->fallback[src].region);
+}
+
+/* The frame at off from copy bad did not decode: read it from copy src. */
+static void frame_retry(void *ctx, size_t bad, size_t src, uint64_t off)
+{
+	struct rctx *r = ctx;
+	struct store *store, *bad_store;
+	const char *key, *name, *bad_key, *bad_name;
+
+	source(r, src, &store, &key, &name);
+	source(r, bad, &bad_store, &bad_key, &bad_name);
+	log_warn("region %s: %s: the frame at byte %llu is corrupt; taking it from region %s",
+		 bad_name ? bad_name : "?", bad_key, (unsigned long long)off,
+		 name ? name : "?");
+}
+
+static const struct readahead_ops source_ops = {
+	.read = read_source,
+	.failover = source_failed,
+	.retry = frame_retry,
+};
 
 static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 {
@@ -1009,12 +748,10 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 		ret = err_set(r->err, -ENOMEM, "cannot set up SHA-256");
 		goto out;
 	}
-	if (first <= last && last < r->st->nframes) {
-		ret = ra_start(r, first, last);
-		if (ret)
-			goto out;
-	}
-	ret = unframer_new(r->st, first, last, 0, 0, fetch_cb, r, &r->u, r->err);
+	ret = readahead_start(r->ra, first, last, r->err);
+	if (ret)
+		goto out;
+	ret = unframer_new(r->st, first, last, 0, 0, readahead_fetch, r->ra, &r->u, r->err);
 	if (ret)
 		goto out;
 	archive_read_support_format_tar(a);
@@ -1108,10 +845,10 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 out:
 	r->hashing = false;
 	archive_read_free(a);
-	ra_cancel(r);
+	readahead_cancel(r->ra);
 	unframer_free(r->u);
 	r->u = NULL;
-	ra_stop(r);
+	readahead_stop(r->ra);
 	return ret;
 }
 
@@ -1188,8 +925,7 @@ int restore_backup(struct store *store, const struct manifest *m,
 		   const struct restore_opts *o, struct restore_result *res,
 		   struct err *err)
 {
-	struct rctx r = { .store = store, .m = m, .o = o, .res = res, .err = err,
-			  .src_lock = PTHREAD_MUTEX_INITIALIZER };
+	struct rctx r = { .store = store, .m = m, .o = o, .res = res, .err = err };
 	struct extractor *x = NULL;
 	int cwd = -1, tfd = -1, ret;
 	bool whole = !o->npaths;
@@ -1214,11 +950,9 @@ int restore_backup(struct store *store, const struct manifest *m,
 		ret = err_set(err, -ENOMEM, "cannot set up SHA-256");
 		goto out;
 	}
-	r.frame_src = calloc(r.st->nframes ? r.st->nframes : 1, 1);
-	if (!r.frame_src) {
-		ret = err_set(err, -ENOMEM, "out of memory");
+	ret = readahead_new(r.st, 1 + o->nfallback, &source_ops, &r, &r.ra, err);
+	if (ret)
 		goto out;
-	}
 	if (o->target) {
 		ret = cow_make_target(o->target, o->force, &res->subvolume, err);
 		if (ret)
@@ -1301,7 +1035,7 @@ out:
 	if (tfd >= 0)
 		close(tfd);
 	EVP_MD_CTX_free(r.sha);
-	free(r.frame_src);
+	readahead_free(r.ra);
 	index_free(r.idx);
 	seek_table_free(r.st);
 	free(r.tail);
