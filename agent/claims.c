@@ -137,6 +137,33 @@ static bool utf8_valid(const char *s)
 	return j != NULL;
 }
 
+/* A link's target and a device's number, as the index has them. */
+static int claims_link_dev(struct archive_entry *ae, char t, const char *path,
+			   const struct index_entry *ie, const char *backup_id,
+			   struct err *err)
+{
+	const char *link = NULL;
+	char a[64], b[64];
+
+	if (t == PACK_SYMLINK)
+		link = archive_entry_symlink(ae);
+	else if (t == PACK_HARDLINK)
+		link = archive_entry_hardlink(ae);
+	if ((t == PACK_SYMLINK || t == PACK_HARDLINK) &&
+	    !(link && ie->link && !strcmp(link, ie->link)) &&
+	    !(link && ie->link_legacy && !utf8_valid(link)))
+		return mismatch(err, backup_id, path, "link target", link ? link : "none",
+				ie->link ? ie->link : ie->link_legacy ? "(not UTF-8)" : "none");
+	if ((t == PACK_CHAR || t == PACK_BLOCK) &&
+	    (!ie->has_rdev || (uint64_t)archive_entry_rdev(ae) != ie->rdev)) {
+		snprintf(a, sizeof(a), "%llu", (unsigned long long)archive_entry_rdev(ae));
+		snprintf(b, sizeof(b), ie->has_rdev ? "%llu" : "none",
+			 (unsigned long long)ie->rdev);
+		return mismatch(err, backup_id, path, "device number", a, b);
+	}
+	return 0;
+}
+
 /*
  * The data's entry must be what the index says was backed up: type, mode,
  * owner, size, mtime, link target and device number.  Checked before
@@ -146,7 +173,6 @@ int claims_entry(struct archive_entry *ae, const char *path,
 		 const struct index_entry *ie, const char *backup_id, struct err *err)
 {
 	char t = type_letter(ae), a[64], b[64];
-	const char *link = NULL;
 	int64_t mtime;
 	uint64_t size = (uint64_t)archive_entry_size(ae);
 
@@ -185,23 +211,7 @@ int claims_entry(struct archive_entry *ae, const char *path,
 		snprintf(b, sizeof(b), "%lld ns", (long long)ie->mtime_ns);
 		return mismatch(err, backup_id, path, "mtime", a, b);
 	}
-	if (t == PACK_SYMLINK)
-		link = archive_entry_symlink(ae);
-	else if (t == PACK_HARDLINK)
-		link = archive_entry_hardlink(ae);
-	if ((t == PACK_SYMLINK || t == PACK_HARDLINK) &&
-	    !(link && ie->link && !strcmp(link, ie->link)) &&
-	    !(link && ie->link_legacy && !utf8_valid(link)))
-		return mismatch(err, backup_id, path, "link target", link ? link : "none",
-				ie->link ? ie->link : ie->link_legacy ? "(not UTF-8)" : "none");
-	if ((t == PACK_CHAR || t == PACK_BLOCK) &&
-	    (!ie->has_rdev || (uint64_t)archive_entry_rdev(ae) != ie->rdev)) {
-		snprintf(a, sizeof(a), "%llu", (unsigned long long)archive_entry_rdev(ae));
-		snprintf(b, sizeof(b), ie->has_rdev ? "%llu" : "none",
-			 (unsigned long long)ie->rdev);
-		return mismatch(err, backup_id, path, "device number", a, b);
-	}
-	return 0;
+	return claims_link_dev(ae, t, path, ie, backup_id, err);
 }
 
 /*
