@@ -5,9 +5,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +16,7 @@
 #include <xxhash.h>
 
 #include "agent/catalog.h"
+#include "agent/claims.h"
 #include "agent/extract.h"
 #include "agent/geo.h"
 #include "agent/index.h"
@@ -26,6 +25,7 @@
 #include "common/util.h"
 #include "cow/cow.h"
 #include "stream/frame.h"
+#include "stream/readahead.h"
 #include "uploader/store.h"
 
 #define INDEX_MAX (1ull << 30)
@@ -33,44 +33,6 @@
 #define WRITERS_MIN 2           /* file writer threads: one per CPU, */
 #define WRITERS_MAX 8           /* within these bounds */
 #define RESTORE_MEM (8u << 20)   /* data queued for them */
-#define RA_BLOCK (8u << 20)      /* read-ahead: bytes of whole frames per read */
-#define RA_SLOTS 2               /* read-ahead blocks held at once */
-#define TAR_BLOCK 512u           /* the smallest tar header */
-
-struct rctx;
-
-/*
- * Read-ahead: one thread reads the frames of a range in order, several whole
- * frames per request (RA_BLOCK bytes), into a ring of RA_SLOTS blocks; the
- * unframer's workers copy their frames out of it.  One request per eight
- * frames instead of one per frame: a quarter of the gateway's work per byte
- * on an object store, and over a long link the next block is on its way
- * while the workers decompress the current one.
- */
-struct ra_block {
-	uint64_t off, len;            /* compressed bytes */
-	uint32_t left;                /* frames not yet copied out */
-	size_t src;                   /* the copy it was read from */
-	bool filled;
-	bool direct;                  /* one frame larger than RA_BLOCK: not
-				       * read ahead, its worker fetches it */
-	int ret;                      /* the read failed (after every copy) */
-	struct err err;
-	unsigned char *buf;
-};
-
-struct readahead {
-	struct rctx *r;
-	uint32_t next, last;          /* next frame to read; the range's last */
-	uint64_t head, tail;          /* blocks started / retired (ring indices) */
-	struct ra_block b[RA_SLOTS];
-	bool stop;
-	int failed;                   /* a block could not be read from any copy: */
-	struct err fail_err;          /* every later frame fails with its error */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t thread;
-};
 
 struct rctx {
 	struct store *store;
@@ -93,10 +55,10 @@ struct rctx {
 	EVP_MD_CTX *sha;              /* whole-object hash */
 	int read_error;
 	struct err read_err;
-	pthread_mutex_t src_lock;
-	size_t src;                   /* 0 the store, i > 0 o->fallback[i - 1] */
-	struct readahead *ra;         /* of the current range */
-	unsigned char *frame_src;     /* per frame: 1 + the copy it came from */
+	struct readahead *ra;         /* the data's copies: 0 the store, i > 0
+				       * o->fallback[i - 1] */
+	struct extractor *x;          /* writing into o->target; NULL: verify */
+	int cwd, tfd;                 /* the working directory, the target */
 	double t0, t_progress;
 };
 
@@ -109,279 +71,57 @@ static void source(const struct rctx *r, size_t i, struct store **store,
 	*name = i ? r->o->fallback[i - 1].region : r->o->region;
 }
 
-/*
- * Read bytes of the data object from the current copy, going on to the next
- * copy when one does not answer.  attempt > 0: the bytes did not decode;
- * read them from the attempt-th copy after *srcp (the one they came from).
- * On success *srcp is the copy read.
- */
-static int fetch_direct(struct rctx *r, uint64_t off, size_t len, unsigned attempt,
-			void *buf, struct err *err, size_t *srcp)
-{
-	size_t got = 0, src, idx;
-	int ret;
-
-	for (;;) {
-		struct err e = { 0 };
-		struct store *store;
-		const char *key, *name;
-
-		pthread_mutex_lock(&r->src_lock);
-		src = attempt ? *srcp : r->src;
-		pthread_mutex_unlock(&r->src_lock);
-		/* a frame that did not decode: the same bytes from the next copy */
-		idx = src + attempt;
-		if (idx > r->o->nfallback)
-			return -ENODATA;
-		source(r, idx, &store, &key, &name);
-		if (attempt) {
-			const char *bad_name, *bad_key;
-			struct store *bad_store;
-
-			source(r, idx - 1, &bad_store, &bad_key, &bad_name);
-			log_warn("region %s: %s: the frame at byte %llu is corrupt; taking it from region %s",
-				 bad_name ? bad_name : "?", bad_key, (unsigned long long)off,
-				 name ? name : "?");
-		}
-		ret = store_get_range(store, key, off, len, buf, &got, &e);
-		if (!ret && got != len)
-			ret = err_set(&e, -EBADMSG, "%s%s%s%s is truncated (wanted %zu bytes at %llu, got %zu)",
-				      name ? "region " : "", name ? name : "", name ? ": " : "",
-				      key, len, (unsigned long long)off, got);
-		if (!ret) {
-			*srcp = idx;
-			return 0;
-		}
-		if (attempt || src >= r->o->nfallback || ret == -ENOMEM) {
-			*err = e;
-			return ret;
-		}
-		/* the copy does not answer (or lacks bytes): go on from the
-		 * next one, for every later frame too */
-		pthread_mutex_lock(&r->src_lock);
-		if (r->src == src) {
-			r->src = src + 1;
-			log_warn("region %s: %s; reading the rest from region %s",
-				 name ? name : "?", name ? err_strip_region(name, e.msg) : e.msg,
-				 r->o->fallback[src].region);
-		}
-		pthread_mutex_unlock(&r->src_lock);
-	}
-}
-
-/* Frame i straight from the store (or the next copy), remembering which. */
-static int fetch_frame(struct rctx *r, uint32_t i, uint64_t off, size_t len,
-		       void *buf, struct err *err)
-{
-	size_t src = 0;
-	int ret = fetch_direct(r, off, len, 0, buf, err, &src);
-
-	if (!ret && i < r->st->nframes) {
-		pthread_mutex_lock(&r->src_lock);
-		r->frame_src[i] = (unsigned char)(src + 1);
-		pthread_mutex_unlock(&r->src_lock);
-	}
-	return ret;
-}
-
-static void *ra_main(void *arg)
-{
-	struct readahead *ra = arg;
-	const struct seek_table *st = ra->r->st;
-
-	pthread_mutex_lock(&ra->mu);
-	while (!ra->stop && !ra->failed && ra->next <= ra->last) {
-		struct ra_block *b;
-		uint32_t f = ra->next, g = f;
-		uint64_t len = st->e[f].c_size;
-		int ret;
-
-		if (ra->head - ra->tail == RA_SLOTS) {
-			pthread_cond_wait(&ra->cv, &ra->mu);
-			continue;
-		}
-		while (g < ra->last && len + st->e[g + 1].c_size <= RA_BLOCK) {
-			g++;
-			len += st->e[g].c_size;
-		}
-		b = &ra->b[ra->head % RA_SLOTS];
-		free(b->buf);
-		memset(b, 0, sizeof(*b));
-		b->off = st->e[f].c_off;
-		b->len = len;
-		b->left = g - f + 1;
-		ra->head++;
-		ra->next = g + 1;
-		if (len > RA_BLOCK) {
-			/* a frame this large is fetched by its worker alone:
-			 * read-ahead memory stays RA_SLOTS x RA_BLOCK */
-			b->direct = true;
-			b->filled = true;
-			pthread_cond_broadcast(&ra->cv);
-			continue;
-		}
-		pthread_mutex_unlock(&ra->mu);
-
-		b->buf = malloc(len ? len : 1);
-		if (!b->buf)
-			ret = err_set(&b->err, -ENOMEM, "out of memory");
-		else  /* the same source choice and failover as for one frame */
-			ret = fetch_direct(ra->r, b->off, len, 0, b->buf, &b->err, &b->src);
-
-		pthread_mutex_lock(&ra->mu);
-		b->ret = ret;
-		b->filled = true;
-		if (ret) {   /* every copy was tried: the restore fails with it */
-			ra->failed = ret;
-			ra->fail_err = b->err;
-		}
-		pthread_cond_broadcast(&ra->cv);
-	}
-	pthread_mutex_unlock(&ra->mu);
-	return NULL;
-}
-
-static int ra_start(struct rctx *r, uint32_t first, uint32_t last)
-{
-	struct readahead *ra = calloc(1, sizeof(*ra));
-	int ret;
-
-	if (!ra)
-		return err_set(r->err, -ENOMEM, "out of memory");
-	ra->r = r;
-	ra->next = first;
-	ra->last = last;
-	pthread_mutex_init(&ra->mu, NULL);
-	pthread_cond_init(&ra->cv, NULL);
-	ret = -pthread_create(&ra->thread, NULL, ra_main, ra);
-	if (ret) {
-		pthread_mutex_destroy(&ra->mu);
-		pthread_cond_destroy(&ra->cv);
-		free(ra);
-		return err_set(r->err, ret, "cannot start the read-ahead thread: %s",
-			       err_str(ret));
-	}
-	r->ra = ra;
-	return 0;
-}
-
-/* Release every worker waiting for a block (before the unframer is freed). */
-static void ra_cancel(struct rctx *r)
-{
-	struct readahead *ra = r->ra;
-
-	if (!ra)
-		return;
-	pthread_mutex_lock(&ra->mu);
-	ra->stop = true;
-	pthread_cond_broadcast(&ra->cv);
-	pthread_mutex_unlock(&ra->mu);
-}
-
-static void ra_stop(struct rctx *r)
-{
-	struct readahead *ra = r->ra;
-
-	if (!ra)
-		return;
-	ra_cancel(r);
-	pthread_join(ra->thread, NULL);
-	for (unsigned i = 0; i < RA_SLOTS; i++)
-		free(ra->b[i].buf);
-	pthread_mutex_destroy(&ra->mu);
-	pthread_cond_destroy(&ra->cv);
-	free(ra);
-	r->ra = NULL;
-}
-
-/*
- * A frame for the unframer: from the read-ahead block holding it; a frame
- * that did not decode (attempt > 0) straight from the next copy.
- */
-static int fetch_cb(void *ctx, uint64_t off, size_t len, unsigned attempt,
-		    void *buf, struct err *err)
+/* The read-ahead's read: len bytes of the data at off from copy src. */
+static int read_source(void *ctx, size_t src, uint64_t off, size_t len, void *buf,
+		       struct err *err)
 {
 	struct rctx *r = ctx;
-	struct readahead *ra = r->ra;
-	struct ra_block *b = NULL;
-	uint32_t i = seek_table_find_c(r->st, off);
-	size_t src = 0;
-	int ret = 0;
+	struct store *store;
+	const char *key, *name;
+	size_t got = 0;
+	int ret;
 
-	if (attempt) {
-		/* from the copy after the one this frame came from */
-		pthread_mutex_lock(&r->src_lock);
-		src = i < r->st->nframes && r->frame_src[i] ? r->frame_src[i] - 1u : r->src;
-		pthread_mutex_unlock(&r->src_lock);
-		return fetch_direct(r, off, len, attempt, buf, err, &src);
-	}
-	if (!ra)
-		return fetch_frame(r, i, off, len, buf, err);
-	pthread_mutex_lock(&ra->mu);
-	for (;;) {
-		uint64_t lo;
-
-		if (ra->stop) {
-			pthread_mutex_unlock(&ra->mu);
-			return err_set(err, -ECANCELED, "the restore stopped");
-		}
-		b = NULL;
-		for (uint64_t k = ra->tail; k < ra->head; k++) {
-			struct ra_block *c = &ra->b[k % RA_SLOTS];
-
-			if (off >= c->off && off + len <= c->off + c->len) {
-				b = c;
-				break;
-			}
-		}
-		if (b && b->filled)
-			break;
-		if (!b && ra->failed) {   /* the reader stopped there */
-			ret = ra->failed;
-			*err = ra->fail_err;
-			pthread_mutex_unlock(&ra->mu);
-			return ret;
-		}
-		/* where the blocks not yet retired start */
-		lo = ra->tail < ra->head ? ra->b[ra->tail % RA_SLOTS].off :
-		     ra->next <= ra->last ? r->st->e[ra->next].c_off : UINT64_MAX;
-		if (!b && (off < lo || ra->next > ra->last)) {
-			/* not read ahead (never for the unframer's frames) */
-			pthread_mutex_unlock(&ra->mu);
-			return fetch_frame(r, i, off, len, buf, err);
-		}
-		/* its block is being read, or comes next: the reader is not
-		 * stuck, since every frame of the blocks before is claimed */
-		pthread_cond_wait(&ra->cv, &ra->mu);
-	}
-	pthread_mutex_unlock(&ra->mu);
-	if (b->direct) {
-		ret = fetch_frame(r, i, off, len, buf, err);
-	} else if (b->ret) {
-		*err = b->err;
-		ret = b->ret;
-	} else {
-		memcpy(buf, b->buf + (off - b->off), len);
-		if (i < r->st->nframes) {
-			pthread_mutex_lock(&r->src_lock);
-			r->frame_src[i] = (unsigned char)(b->src + 1);
-			pthread_mutex_unlock(&r->src_lock);
-		}
-	}
-	pthread_mutex_lock(&ra->mu);
-	b->left--;
-	/* retire used blocks in order: the reader reuses their slots */
-	while (ra->tail < ra->head && !ra->b[ra->tail % RA_SLOTS].left) {
-		struct ra_block *t = &ra->b[ra->tail % RA_SLOTS];
-
-		free(t->buf);
-		t->buf = NULL;
-		ra->tail++;
-	}
-	pthread_cond_broadcast(&ra->cv);
-	pthread_mutex_unlock(&ra->mu);
+	source(r, src, &store, &key, &name);
+	ret = store_get_range(store, key, off, len, buf, &got, err);
+	if (!ret && got != len)
+		ret = err_set(err, -EBADMSG, "%s%s%s%s is truncated (wanted %zu bytes at %llu, got %zu)",
+			      name ? "region " : "", name ? name : "", name ? ": " : "",
+			      key, len, (unsigned long long)off, got);
 	return ret;
 }
+
+/* Copy src does not answer (or lacks bytes): the rest comes from the next. */
+static void source_failed(void *ctx, size_t src, const struct err *why)
+{
+	struct rctx *r = ctx;
+	struct store *store;
+	const char *key, *name;
+
+	source(r, src, &store, &key, &name);
+	log_warn("region %s: %s; reading the rest from region %s",
+		 name ? name : "?", name ? err_strip_region(name, why->msg) : why->msg,
+		 r->o->fallback[src].region);
+}
+
+/* The frame at off from copy bad did not decode: read it from copy src. */
+static void frame_retry(void *ctx, size_t bad, size_t src, uint64_t off)
+{
+	struct rctx *r = ctx;
+	struct store *store, *bad_store;
+	const char *key, *name, *bad_key, *bad_name;
+
+	source(r, src, &store, &key, &name);
+	source(r, bad, &bad_store, &bad_key, &bad_name);
+	log_warn("region %s: %s: the frame at byte %llu is corrupt; taking it from region %s",
+		 bad_name ? bad_name : "?", bad_key, (unsigned long long)off,
+		 name ? name : "?");
+}
+
+static const struct readahead_ops source_ops = {
+	.read = read_source,
+	.failover = source_failed,
+	.retry = frame_retry,
+};
 
 static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 {
@@ -481,12 +221,49 @@ static int load_index(struct rctx *r)
 	return 0;
 }
 
+/*
+ * The tail of the data object of size bytes holding the whole seek table
+ * into r->tail (*want_ret bytes): a guess first, then what its footer says.
+ */
+static int read_seek_tail(struct rctx *r, uint64_t size, size_t *want_ret)
+{
+	const struct manifest *m = r->m;
+	size_t want = size < TAIL_GUESS ? (size_t)size : TAIL_GUESS, got = 0, need;
+	uint32_t nframes = 0;
+	int ret;
+
+	for (;;) {
+		free(r->tail);
+		r->tail = malloc(want);
+		if (!r->tail)
+			return err_set(r->err, -ENOMEM, "out of memory");
+		ret = store_get_range(r->store, m->data_key, size - want, want,
+				      r->tail, &got, r->err);
+		if (ret)
+			return ret;
+		if (got != want)
+			return err_set(r->err, -EBADMSG, "%s: short read", m->data_key);
+		/* need <= size: never more than the object holds */
+		ret = seek_table_size(r->tail, want, size, &need, &nframes, r->err);
+		if (ret)
+			return err_wrap(r->err, "backup %s: %s", m->backup_id, m->data_key);
+		if (nframes != m->frames)
+			return err_set(r->err, -EBADMSG,
+				       "backup %s: %s holds %u frames, its manifest says %u: the stored backup is corrupt",
+				       m->backup_id, m->data_key, nframes, m->frames);
+		if (need <= want)
+			break;
+		want = need;
+	}
+	*want_ret = want;
+	return 0;
+}
+
 static int load_seek_table(struct rctx *r)
 {
 	const struct manifest *m = r->m;
 	struct store_obj_info info;
-	size_t want, got = 0, need;
-	uint32_t nframes = 0;
+	size_t want = 0;
 	int ret;
 
 	/* frames are decompressed whole: their size bounds restore memory */
@@ -507,30 +284,9 @@ static int load_seek_table(struct rctx *r)
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: %s is empty (0 bytes): the stored backup is corrupt; restore another backup (snapship list)",
 			       m->backup_id, m->data_key);
-	want = info.size < TAIL_GUESS ? (size_t)info.size : TAIL_GUESS;
-	for (;;) {
-		free(r->tail);
-		r->tail = malloc(want);
-		if (!r->tail)
-			return err_set(r->err, -ENOMEM, "out of memory");
-		ret = store_get_range(r->store, m->data_key, info.size - want, want,
-				      r->tail, &got, r->err);
-		if (ret)
-			return ret;
-		if (got != want)
-			return err_set(r->err, -EBADMSG, "%s: short read", m->data_key);
-		/* need <= info.size: never more than the object holds */
-		ret = seek_table_size(r->tail, want, info.size, &need, &nframes, r->err);
-		if (ret)
-			return err_wrap(r->err, "backup %s: %s", m->backup_id, m->data_key);
-		if (nframes != m->frames)
-			return err_set(r->err, -EBADMSG,
-				       "backup %s: %s holds %u frames, its manifest says %u: the stored backup is corrupt",
-				       m->backup_id, m->data_key, nframes, m->frames);
-		if (need <= want)
-			break;
-		want = need;
-	}
+	ret = read_seek_tail(r, info.size, &want);
+	if (ret)
+		return ret;
 	ret = seek_table_parse(r->tail, want, info.size, m->frame_size, &r->st, r->err);
 	if (ret)
 		return err_wrap(r->err, "backup %s: %s", m->backup_id, m->data_key);
@@ -544,45 +300,6 @@ static int load_seek_table(struct rctx *r)
 	r->tail_len = (size_t)(info.size - r->st->c_total);
 	memmove(r->tail, r->tail + want - r->tail_len, r->tail_len);
 	r->res->frames_total = r->st->nframes;
-	return 0;
-}
-
-/*
- * The index's claims against what the data can hold, before any work
- * proportional to them starts: every entry's header lies inside the
- * stream, after the entry before it, only files (and hard links, which
- * give their target's) have a size, and a regular file's data (unless
- * sparse: holes are not stored) fits in the stream after it, as do all of
- * them together.
- */
-static int check_index(struct rctx *r)
-{
-	const uint64_t total = r->st->d_total;
-	uint64_t data = 0;
-
-	for (size_t i = 0; i < r->idx->n; i++) {
-		const struct index_entry *e = &r->idx->e[i];
-		const char *why = NULL;
-
-		if (e->offset >= total || total - e->offset < TAR_BLOCK)
-			why = "its offset lies past the end of the data";
-		else if (i && e->offset <= r->idx->e[i - 1].offset)
-			why = "its offset is not after the entry before it";
-		else if (e->type != 'f' && e->type != 'h' && e->size)
-			why = "only a file has a size";
-		else if (e->type == 'f' && !e->sparse &&
-			 e->size > total - e->offset - TAR_BLOCK)
-			why = "its size is more than the data after it";
-		else if (e->type == 'f' && !e->sparse && (data += e->size) > total)
-			why = "it and the files before it hold more than the data";
-		if (why)
-			return err_set(r->err, -EBADMSG,
-				       "backup %s: index entry %s (offset %llu, size %llu) is corrupt: %s (the data holds %llu bytes); the stored backup is corrupt or forged",
-				       r->m->backup_id, UTIL_ESC(e->path),
-				       (unsigned long long)e->offset,
-				       (unsigned long long)e->size, why,
-				       (unsigned long long)total);
-	}
 	return 0;
 }
 
@@ -650,191 +367,6 @@ static void show_progress(struct rctx *r, bool done)
 		fprintf(stderr, "\r\033[K");
 }
 
-/*
- * Holes of sparse files are hashed as zeros: at about 10 GB/s, a map
- * claiming a petabyte would take a day.  One restore hashes at most this
- * much (SNAPSHIP_RESTORE_MAX_HOLES=BYTES overrides it, for a trusted store
- * holding larger sparse files).
- */
-#define HOLES_MAX (256ull << 30)
-
-static uint64_t holes_max(void)
-{
-	const char *env = getenv("SNAPSHIP_RESTORE_MAX_HOLES");
-	char *end;
-
-	if (env && *env) {
-		unsigned long long v;
-
-		errno = 0;
-		v = strtoull(env, &end, 10);
-		if (!*end && !errno)
-			return v;
-		log_warn("SNAPSHIP_RESTORE_MAX_HOLES=%s: not a number of bytes; using %llu",
-			 env, HOLES_MAX);
-	}
-	return HOLES_MAX;
-}
-
-static char type_letter(struct archive_entry *ae)
-{
-	if (archive_entry_hardlink(ae))
-		return PACK_HARDLINK;
-	switch (archive_entry_filetype(ae)) {
-	case AE_IFREG: return PACK_FILE;
-	case AE_IFDIR: return PACK_DIR;
-	case AE_IFLNK: return PACK_SYMLINK;
-	case AE_IFCHR: return PACK_CHAR;
-	case AE_IFBLK: return PACK_BLOCK;
-	case AE_IFIFO: return PACK_FIFO;
-	default: return '?';
-	}
-}
-
-static int mismatch(struct rctx *r, const char *path, const char *field,
-		    const char *data, const char *index)
-{
-	return err_set(r->err, -EBADMSG,
-		       "backup %s: %s: its %s in the data (%s) differs from the index (%s); refusing it — the stored backup is corrupt or was tampered with",
-		       r->m->backup_id, path, field, data, index);
-}
-
-/*
- * The permission bits the entry gets on disk (and had when backed up): with
- * an access ACL, libarchive keeps the group entry's bits in the entry's mode,
- * while the file's group bits are the ACL's mask.
- */
-static unsigned disk_perm(struct archive_entry *ae)
-{
-	unsigned perm = (unsigned)archive_entry_perm(ae) & 07777;
-	int type, permset, tag, id;
-	const char *name;
-
-	if (archive_entry_acl_reset(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS) <= 0)
-		return perm;
-	while (archive_entry_acl_next(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS, &type,
-				      &permset, &tag, &id, &name) == ARCHIVE_OK)
-		if (tag == ARCHIVE_ENTRY_ACL_MASK)
-			perm = (perm & ~070u) | ((unsigned)permset & 7) << 3;
-	return perm;
-}
-
-static bool utf8_valid(const char *s)
-{
-	json_t *j = json_string(s);
-
-	json_decref(j);
-	return j != NULL;
-}
-
-/*
- * The data's entry must be what the index says was backed up: type, mode,
- * owner, size, mtime, link target and device number.  Checked before
- * anything of the entry is written.
- */
-static int check_entry(struct rctx *r, struct archive_entry *ae, const char *path,
-		       const struct index_entry *ie)
-{
-	char t = type_letter(ae), a[64], b[64];
-	const char *link = NULL;
-	int64_t mtime;
-	uint64_t size = (uint64_t)archive_entry_size(ae);
-
-	if (t != ie->type) {
-		snprintf(a, sizeof(a), "%c", t);
-		snprintf(b, sizeof(b), "%c", ie->type);
-		return mismatch(r, path, "type", a, b);
-	}
-	if (t == PACK_HARDLINK && archive_entry_size(ae) != 0)
-		return err_set(r->err, -EBADMSG,
-			       "backup %s: hard link %s carries %lld bytes of data, which would overwrite %s; refusing it — the stored backup was tampered with",
-			       r->m->backup_id, path, (long long)archive_entry_size(ae),
-			       archive_entry_hardlink(ae));
-	if (disk_perm(ae) != ie->mode) {
-		snprintf(a, sizeof(a), "%04o", disk_perm(ae));
-		snprintf(b, sizeof(b), "%04o", (unsigned)ie->mode);
-		return mismatch(r, path, "mode", a, b);
-	}
-	if (archive_entry_uid(ae) != ie->uid || archive_entry_gid(ae) != ie->gid) {
-		snprintf(a, sizeof(a), "%lld:%lld", (long long)archive_entry_uid(ae),
-			 (long long)archive_entry_gid(ae));
-		snprintf(b, sizeof(b), "%lld:%lld", (long long)ie->uid, (long long)ie->gid);
-		return mismatch(r, path, "owner", a, b);
-	}
-	if (t != PACK_HARDLINK && (archive_entry_size(ae) < 0 || size != ie->size)) {
-		snprintf(a, sizeof(a), "%lld bytes", (long long)archive_entry_size(ae));
-		snprintf(b, sizeof(b), "%llu bytes", (unsigned long long)ie->size);
-		return mismatch(r, path, "size", a, b);
-	}
-	if (!archive_entry_mtime_is_set(ae) ||
-	    __builtin_mul_overflow((int64_t)archive_entry_mtime(ae), (int64_t)1000000000, &mtime) ||
-	    __builtin_add_overflow(mtime, (int64_t)archive_entry_mtime_nsec(ae), &mtime) ||
-	    mtime != ie->mtime_ns) {
-		snprintf(a, sizeof(a), "%lld.%09ld s", (long long)archive_entry_mtime(ae),
-			 archive_entry_mtime_nsec(ae));
-		snprintf(b, sizeof(b), "%lld ns", (long long)ie->mtime_ns);
-		return mismatch(r, path, "mtime", a, b);
-	}
-	if (t == PACK_SYMLINK)
-		link = archive_entry_symlink(ae);
-	else if (t == PACK_HARDLINK)
-		link = archive_entry_hardlink(ae);
-	if ((t == PACK_SYMLINK || t == PACK_HARDLINK) &&
-	    !(link && ie->link && !strcmp(link, ie->link)) &&
-	    !(link && ie->link_legacy && !utf8_valid(link)))
-		return mismatch(r, path, "link target", link ? link : "none",
-				ie->link ? ie->link : ie->link_legacy ? "(not UTF-8)" : "none");
-	if ((t == PACK_CHAR || t == PACK_BLOCK) &&
-	    (!ie->has_rdev || (uint64_t)archive_entry_rdev(ae) != ie->rdev)) {
-		snprintf(a, sizeof(a), "%llu", (unsigned long long)archive_entry_rdev(ae));
-		snprintf(b, sizeof(b), ie->has_rdev ? "%llu" : "none",
-			 (unsigned long long)ie->rdev);
-		return mismatch(r, path, "device number", a, b);
-	}
-	return 0;
-}
-
-/*
- * A regular file's size must fit what the data can hold before any work
- * proportional to it starts (and before the writer makes a file that
- * large): its data (the sparse map's regions, or the whole size) within
- * the stream, and its holes within what one restore hashes.
- */
-static int check_claims(struct rctx *r, struct archive_entry *ae, const char *path,
-			const struct index_entry *ie)
-{
-	uint64_t size = ie->size, data = 0, holes, max;
-	la_int64_t off, len;
-
-	if (archive_entry_sparse_reset(ae) > 0) {
-		while (archive_entry_sparse_next(ae, &off, &len) == ARCHIVE_OK) {
-			if (off < 0 || len < 0 || (uint64_t)off > size ||
-			    (uint64_t)len > size - (uint64_t)off ||
-			    (uint64_t)len > size - data)
-				return err_set(r->err, -EBADMSG,
-					       "backup %s: %s: its sparse map has data at byte %lld (%lld bytes), past its size of %llu bytes; refusing it — the stored backup is corrupt or was tampered with",
-					       r->m->backup_id, path, (long long)off,
-					       (long long)len, (unsigned long long)size);
-			data += (uint64_t)len;
-		}
-	} else {
-		data = size;
-	}
-	if (data > r->st->d_total)
-		return err_set(r->err, -EBADMSG,
-			       "backup %s: %s claims %llu bytes of data, more than the whole backup holds (%llu); refusing it — the stored backup is corrupt or was tampered with",
-			       r->m->backup_id, path, (unsigned long long)data,
-			       (unsigned long long)r->st->d_total);
-	holes = size - data;
-	max = holes_max();
-	if (holes > max || r->res->hole_bytes > max - holes)
-		return err_set(r->err, -EFBIG,
-			       "backup %s: %s is a sparse file of %llu bytes with %llu bytes of holes; one restore reads at most %llu bytes of holes — a store you trust with larger sparse files: set SNAPSHIP_RESTORE_MAX_HOLES=BYTES",
-			       r->m->backup_id, path, (unsigned long long)size,
-			       (unsigned long long)holes, (unsigned long long)max);
-	return 0;
-}
-
 /* Zeros for a hole of n bytes, within the restore's budget of holes. */
 static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t n)
 {
@@ -843,7 +375,7 @@ static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t
 
 	if (!n)
 		return 0;
-	max = holes_max();
+	max = claims_holes_max();
 	if (n > max || r->res->hole_bytes > max - n)
 		return err_set(r->err, -EFBIG,
 			       "backup %s: %s has more holes than its sparse map said; refusing it — the stored backup is corrupt or was tampered with",
@@ -860,7 +392,7 @@ static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t
 
 /*
  * Copy (or with x NULL, just read) one entry's data, checking its sum.
- * check_claims() has bounded ie->size; no data or hole goes past it.
+ * claims_file() has bounded ie->size; no data or hole goes past it.
  */
 static int restore_data(struct rctx *r, struct archive *a, struct extractor *x,
 			const char *path, const struct index_entry *ie)
@@ -936,9 +468,10 @@ static int check_match(struct rctx *r, struct archive_entry *ae, const char *pat
 			       "backup %s: %s is in the data twice (the index lists it once); refusing it — the stored backup is corrupt or was tampered with",
 			       r->m->backup_id, path);
 	*fresh = m > 0;
-	ret = check_entry(r, ae, path, ie);
+	ret = claims_entry(ae, path, ie, r->m->backup_id, r->err);
 	if (!ret && ie->type == PACK_FILE)
-		ret = check_claims(r, ae, path, ie);
+		ret = claims_file(ae, path, ie, r->st->d_total, r->res->hole_bytes,
+				  r->m->backup_id, r->err);
 	if (!ret && r->o->target && !r->o->keep_privileges) {
 		unsigned dropped = 0;
 
@@ -985,6 +518,101 @@ static int drain_range(struct rctx *r)
 }
 
 /*
+ * The next entry of the data: its path, normalised, into path (size bytes),
+ * refused when unsafe.  1 at the end of the range.
+ */
+static int next_entry(struct rctx *r, struct archive *a, struct archive_entry **ae,
+		      char *path, size_t size)
+{
+	int ret = archive_read_next_header(a, ae);
+
+	if (ret == ARCHIVE_EOF)
+		return 1;
+	if (ret < ARCHIVE_WARN)
+		return r->read_error ? (*r->err = r->read_err, r->read_error) :
+		       err_set(r->err, -EBADMSG, "backup %s is corrupt: %s",
+			       r->m->backup_id, archive_error_string(a));
+	if (!archive_entry_pathname(*ae))
+		return err_set(r->err, -EBADMSG, "backup %s is corrupt: an entry has no path",
+			       r->m->backup_id);
+	snprintf(path, size, "%s", archive_entry_pathname(*ae));
+	norm_path(path);
+	if (!path_safe(path) || (archive_entry_hardlink(*ae) &&
+				 !path_safe(archive_entry_hardlink(*ae))))
+		return err_set(r->err, -EPERM,
+			       "backup %s contains an unsafe path \"%s\" (absolute or with ..); refusing it — the stored backup was tampered with",
+			       r->m->backup_id, path);
+	return 0;
+}
+
+/*
+ * One wanted entry of the data at path: matched with the index and checked,
+ * then (unless a device node not asked for) restored into x, or with x NULL
+ * just read.
+ */
+static int restore_entry(struct rctx *r, struct archive *a, struct archive_entry *ae,
+			 struct extractor *x, const char *path)
+{
+	size_t i = index_find(r->idx, path);
+	bool fresh = false;
+	mode_t type;
+	int ret;
+
+	if (i == (size_t)-1)
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: %s is in the data but not in the index (corrupt backup)",
+			       r->m->backup_id, path);
+	ret = check_match(r, ae, path, i, &fresh);
+	if (ret)
+		return ret;
+	if (fresh)
+		r->res->entries++;
+	type = archive_entry_filetype(ae);
+	if ((type == AE_IFCHR || type == AE_IFBLK) && !r->o->devices) {
+		r->res->skipped_devices++;
+		return 0;
+	}
+	if (x) {
+		archive_entry_set_pathname(ae, path);
+		ret = extractor_begin(x, ae, path, r->err);
+		if (ret)
+			return ret;
+	}
+	if (type == AE_IFREG && !archive_entry_hardlink(ae)) {
+		ret = restore_data(r, a, x, path, &r->idx->e[i]);
+		if (ret)
+			return ret;
+		r->res->files++;
+	}
+	return x ? extractor_end(x, r->err) : 0;
+}
+
+/* The wanted entries of the open range; a --path range ends past its subtree. */
+static int restore_entries(struct rctx *r, struct archive *a, struct extractor *x,
+			   bool whole)
+{
+	bool seen_wanted = false;
+
+	for (;;) {
+		struct archive_entry *ae;
+		char path[4096];
+		int ret = next_entry(r, a, &ae, path, sizeof(path));
+
+		if (ret)
+			return ret > 0 ? 0 : ret;
+		if (!wanted(r, path)) {
+			if (seen_wanted && !whole)
+				return 0;    /* past the subtree: done */
+			continue;
+		}
+		seen_wanted = true;
+		ret = restore_entry(r, a, ae, x, path);
+		if (ret)
+			return ret;
+	}
+}
+
+/*
  * Restore the entries in stream bytes [start, end) of frames [first, last]
  * (libarchive sees the stream end at end).  hash: the range is every frame;
  * the object's SHA-256 is computed over it.
@@ -994,8 +622,6 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 			 bool hash)
 {
 	struct archive *a = archive_read_new();
-	struct archive_entry *ae;
-	bool seen_wanted = false;
 	int ret = 0;
 
 	if (!a)
@@ -1009,12 +635,10 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 		ret = err_set(r->err, -ENOMEM, "cannot set up SHA-256");
 		goto out;
 	}
-	if (first <= last && last < r->st->nframes) {
-		ret = ra_start(r, first, last);
-		if (ret)
-			goto out;
-	}
-	ret = unframer_new(r->st, first, last, 0, 0, fetch_cb, r, &r->u, r->err);
+	ret = readahead_start(r->ra, first, last, r->err);
+	if (ret)
+		goto out;
+	ret = unframer_new(r->st, first, last, 0, 0, readahead_fetch, r->ra, &r->u, r->err);
 	if (ret)
 		goto out;
 	archive_read_support_format_tar(a);
@@ -1024,94 +648,20 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 			      r->m->backup_id, archive_error_string(a));
 		goto out;
 	}
-	for (;;) {
-		char path[4096];
-		const struct index_entry *ie;
-		size_t i;
-		mode_t type;
-		bool fresh = false;
-
-		ret = archive_read_next_header(a, &ae);
-		if (ret == ARCHIVE_EOF) {
-			ret = 0;
-			break;
-		}
-		if (ret < ARCHIVE_WARN) {
-			ret = r->read_error ? (*r->err = r->read_err, r->read_error) :
-			      err_set(r->err, -EBADMSG, "backup %s is corrupt: %s",
-				      r->m->backup_id, archive_error_string(a));
-			goto out;
-		}
-		if (!archive_entry_pathname(ae)) {
-			ret = err_set(r->err, -EBADMSG, "backup %s is corrupt: an entry has no path",
-				      r->m->backup_id);
-			goto out;
-		}
-		snprintf(path, sizeof(path), "%s", archive_entry_pathname(ae));
-		norm_path(path);
-		if (!path_safe(path) || (archive_entry_hardlink(ae) &&
-					 !path_safe(archive_entry_hardlink(ae)))) {
-			ret = err_set(r->err, -EPERM,
-				      "backup %s contains an unsafe path \"%s\" (absolute or with ..); refusing it — the stored backup was tampered with",
-				      r->m->backup_id, path);
-			goto out;
-		}
-		if (!wanted(r, path)) {
-			if (seen_wanted && !whole)
-				break;       /* past the subtree: done */
-			continue;
-		}
-		seen_wanted = true;
-		i = index_find(r->idx, path);
-		if (i == (size_t)-1) {
-			ret = err_set(r->err, -EBADMSG,
-				      "backup %s: %s is in the data but not in the index (corrupt backup)",
-				      r->m->backup_id, path);
-			goto out;
-		}
-		ie = &r->idx->e[i];
-		ret = check_match(r, ae, path, i, &fresh);
-		if (ret)
-			goto out;
-		if (fresh)
-			r->res->entries++;
-		type = archive_entry_filetype(ae);
-		if ((type == AE_IFCHR || type == AE_IFBLK) && !r->o->devices) {
-			r->res->skipped_devices++;
-			continue;
-		}
-		if (x) {
-			archive_entry_set_pathname(ae, path);
-			ret = extractor_begin(x, ae, path, r->err);
-			if (ret)
-				goto out;
-		}
-		if (type == AE_IFREG && !archive_entry_hardlink(ae)) {
-			ret = restore_data(r, a, x, path, ie);
-			if (ret)
-				goto out;
-			r->res->files++;
-		}
-		if (x) {
-			ret = extractor_end(x, r->err);
-			if (ret)
-				goto out;
-		}
-	}
-	if (hash) {
+	ret = restore_entries(r, a, x, whole);
+	if (!ret && hash) {
 		/* the frames after the range so the hash covers them */
 		ret = drain_range(r);
-		if (ret)
-			goto out;
-		r->hashed = true;
+		if (!ret)
+			r->hashed = true;
 	}
 out:
 	r->hashing = false;
 	archive_read_free(a);
-	ra_cancel(r);
+	readahead_cancel(r->ra);
 	unframer_free(r->u);
 	r->u = NULL;
-	ra_stop(r);
+	readahead_stop(r->ra);
 	return ret;
 }
 
@@ -1135,7 +685,7 @@ static int path_range(struct rctx *r, const char *p, uint64_t *start_ret,
 	*start_ret = r->idx->e[i].offset;
 	*end_ret = j < r->idx->n ? r->idx->e[j].offset : r->st->d_total;
 	*count_ret = j - i;
-	/* check_index() saw to it; an index entry is never used unchecked */
+	/* claims_index() saw to it; an index entry is never used unchecked */
 	if (n != j - i || *start_ret >= *end_ret || *end_ret > r->st->d_total)
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: the index entries of %s are not where the data holds them (offsets %llu to %llu of %llu, %zu entries of %zu in a row): the stored backup is corrupt or forged",
@@ -1184,15 +734,113 @@ static int disk_flags(const struct restore_opts *o)
 	return flags;
 }
 
+/* Everything a restore checks before it reads a frame: index, seek table. */
+static int restore_prepare(struct rctx *r)
+{
+	const struct restore_opts *o = r->o;
+	int ret;
+
+	ret = load_index(r);
+	if (!ret)
+		ret = load_seek_table(r);
+	if (!ret)
+		ret = claims_index(r->idx, r->st->d_total, r->m->backup_id, r->err);
+	if (ret)
+		return ret;
+	r->sha = EVP_MD_CTX_new();
+	if (!r->sha)
+		return err_set(r->err, -ENOMEM, "cannot set up SHA-256");
+	return readahead_new(r->st, 1 + o->nfallback, &source_ops, r, &r->ra, r->err);
+}
+
+/* Make the target, enter it, and start the extractor writing into it. */
+static int open_target(struct rctx *r)
+{
+	const struct restore_opts *o = r->o;
+	int ret = cow_make_target(o->target, o->force, &r->res->subvolume, r->err);
+
+	if (ret)
+		return ret;
+	r->tfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r->cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->tfd < 0 || r->cwd < 0 || fchdir(r->tfd))
+		return err_set(r->err, -errno, "cannot enter restore target %s: %s",
+			       o->target, strerror(errno));
+	return extractor_new(disk_flags(o), restore_writers(), RESTORE_MEM,
+			     o->target, &r->x, r->err);
+}
+
+/* Undo open_target(): stop the extractor, leave the target. */
+static void close_target(struct rctx *r)
+{
+	extractor_free(r->x);
+	r->x = NULL;
+	if (r->cwd >= 0) {
+		if (fchdir(r->cwd))
+			log_warn("cannot return to the working directory");
+		close(r->cwd);
+	}
+	if (r->tfd >= 0)
+		close(r->tfd);
+	r->cwd = r->tfd = -1;
+}
+
+/* The entries under each --path, each path's range of the data on its own. */
+static int restore_paths(struct rctx *r)
+{
+	const struct restore_opts *o = r->o;
+
+	for (size_t i = 0; i < o->npaths; i++) {
+		uint64_t start = 0, end = 1, before = r->res->entries;
+		uint32_t first, last;
+		size_t count = 0;
+		int ret = path_range(r, o->paths[i], &start, &end, &count);
+
+		if (ret)
+			return ret;
+		first = seek_table_find(r->st, start);
+		last = seek_table_find(r->st, end - 1);
+		/* reading every frame anyway: check the object's hash too */
+		ret = restore_range(r, r->x, first, last, start, end, false,
+				    !r->hashed && first == 0 &&
+				    last + 1 == r->st->nframes);
+		if (ret)
+			return ret;
+		if (r->res->entries - before != count)
+			return err_set(r->err, -EBADMSG,
+				       "backup %s: --path %s: the data holds %llu of the %zu entries its index names there: the stored backup is corrupt or forged",
+				       r->m->backup_id, UTIL_ESC(o->paths[i]),
+				       (unsigned long long)(r->res->entries - before), count);
+	}
+	return 0;
+}
+
+/* A range read every frame: the object's SHA-256 against the manifest. */
+static int check_data_hash(struct rctx *r)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char hex[65];
+
+	if (!r->hashed)
+		return 0;
+	EVP_DigestUpdate(r->sha, r->tail, r->tail_len);
+	EVP_DigestFinal_ex(r->sha, md, &mdlen);
+	util_hex(md, 32, hex);
+	if (strcmp(hex, r->m->data_sha256))
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: %s differs from the SHA-256 in its manifest (altered after the backup)",
+			       r->m->backup_id, r->m->data_key);
+	return 0;
+}
+
 int restore_backup(struct store *store, const struct manifest *m,
 		   const struct restore_opts *o, struct restore_result *res,
 		   struct err *err)
 {
 	struct rctx r = { .store = store, .m = m, .o = o, .res = res, .err = err,
-			  .src_lock = PTHREAD_MUTEX_INITIALIZER };
-	struct extractor *x = NULL;
-	int cwd = -1, tfd = -1, ret;
-	bool whole = !o->npaths;
+			  .cwd = -1, .tfd = -1 };
+	int ret;
 
 	memset(res, 0, sizeof(*res));
 	r.t0 = util_now_mono();
@@ -1200,108 +848,26 @@ int restore_backup(struct store *store, const struct manifest *m,
 		if (!path_safe(o->paths[i]))
 			return err_set(err, -EINVAL, "--path %s: give a path relative to the partition, without ..",
 				       o->paths[i]);
-	ret = load_index(&r);
-	if (ret)
-		goto out;
-	ret = load_seek_table(&r);
-	if (ret)
-		goto out;
-	ret = check_index(&r);
-	if (ret)
-		goto out;
-	r.sha = EVP_MD_CTX_new();
-	if (!r.sha) {
-		ret = err_set(err, -ENOMEM, "cannot set up SHA-256");
-		goto out;
-	}
-	r.frame_src = calloc(r.st->nframes ? r.st->nframes : 1, 1);
-	if (!r.frame_src) {
-		ret = err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	if (o->target) {
-		ret = cow_make_target(o->target, o->force, &res->subvolume, err);
-		if (ret)
-			goto out;
-		tfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (tfd < 0 || cwd < 0 || fchdir(tfd)) {
-			ret = err_set(err, -errno, "cannot enter restore target %s: %s",
-				      o->target, strerror(errno));
-			goto out;
-		}
-		ret = extractor_new(disk_flags(o), restore_writers(), RESTORE_MEM,
-				    o->target, &x, err);
-		if (ret)
-			goto out;
-	}
-	if (whole) {
-		ret = restore_range(&r, x, 0, r.st->nframes ? r.st->nframes - 1 : 0, 0,
+	ret = restore_prepare(&r);
+	if (!ret && o->target)
+		ret = open_target(&r);
+	if (!ret && !o->npaths)
+		ret = restore_range(&r, r.x, 0, r.st->nframes ? r.st->nframes - 1 : 0, 0,
 				    r.st->d_total, true, true);
-		if (ret)
-			goto out;
-	} else {
-		for (size_t i = 0; i < o->npaths; i++) {
-			uint64_t start = 0, end = 1, before = res->entries;
-			uint32_t first, last;
-			size_t count = 0;
-
-			ret = path_range(&r, o->paths[i], &start, &end, &count);
-			if (ret)
-				goto out;
-			first = seek_table_find(r.st, start);
-			last = seek_table_find(r.st, end - 1);
-			/* reading every frame anyway: check the object's hash too */
-			ret = restore_range(&r, x, first, last, start, end, false,
-					    !r.hashed && first == 0 &&
-					    last + 1 == r.st->nframes);
-			if (ret)
-				goto out;
-			if (res->entries - before != count) {
-				ret = err_set(err, -EBADMSG,
-					      "backup %s: --path %s: the data holds %llu of the %zu entries its index names there: the stored backup is corrupt or forged",
-					      m->backup_id, UTIL_ESC(o->paths[i]),
-					      (unsigned long long)(res->entries - before), count);
-				goto out;
-			}
-		}
-	}
-	ret = check_all_seen(&r);
-	if (ret)
-		goto out;
-	if (x) {
-		ret = extractor_finish(x, NULL, err);
-		if (ret)
-			goto out;
-	}
-	if (r.hashed) {
-		unsigned char md[32];
-		unsigned int mdlen = 0;
-		char hex[65];
-
-		EVP_DigestUpdate(r.sha, r.tail, r.tail_len);
-		EVP_DigestFinal_ex(r.sha, md, &mdlen);
-		util_hex(md, 32, hex);
-		if (strcmp(hex, m->data_sha256)) {
-			ret = err_set(err, -EBADMSG,
-				      "backup %s: %s differs from the SHA-256 in its manifest (altered after the backup)",
-				      m->backup_id, m->data_key);
-			goto out;
-		}
-	}
-	res->seconds = util_now_mono() - r.t0;
-out:
+	else if (!ret)
+		ret = restore_paths(&r);
+	if (!ret)
+		ret = check_all_seen(&r);
+	if (!ret && r.x)
+		ret = extractor_finish(r.x, NULL, err);
+	if (!ret)
+		ret = check_data_hash(&r);
+	if (!ret)
+		res->seconds = util_now_mono() - r.t0;
 	show_progress(&r, true);
-	extractor_free(x);
-	if (cwd >= 0) {
-		if (fchdir(cwd))
-			log_warn("cannot return to the working directory");
-		close(cwd);
-	}
-	if (tfd >= 0)
-		close(tfd);
+	close_target(&r);
 	EVP_MD_CTX_free(r.sha);
-	free(r.frame_src);
+	readahead_free(r.ra);
 	index_free(r.idx);
 	seek_table_free(r.st);
 	free(r.tail);

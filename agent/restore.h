@@ -48,7 +48,8 @@ struct restore_result {
  * XXH3-128 is checked against the index, every frame's checksum, and for
  * whole restores the data object's SHA-256 against the manifest.  Nothing is
  * ever written outside target.  On failure the partial target is kept and
- * the error says so.
+ * the error says so.  store, m and o (with what they point to) are borrowed
+ * for the call; *res is filled in (nothing in it to free).
  */
 int restore_backup(struct store *store, const struct manifest *m,
 		   const struct restore_opts *o, struct restore_result *res,

@@ -302,9 +302,23 @@ out_close_dir:
 	return ret;
 }
 
+/* A new subvolume at path to restore into. */
+static int btrfs_make_target(const char *path, struct err *err)
+{
+	enum btrfs_util_error e = btrfs_util_create_subvolume(path, 0, NULL, NULL);
+	int saved_errno = errno;
+
+	if (e == BTRFS_UTIL_OK)
+		return 0;
+	return err_set(err, saved_errno ? -saved_errno : -EIO,
+		       "cannot create subvolume %s for the restore: %s (%s)",
+		       path, btrfs_util_strerror(e), strerror(saved_errno));
+}
+
 const struct cow_ops cow_btrfs_ops = {
 	.name = "btrfs",
 	.check = btrfs_check,
 	.create = btrfs_create,
 	.remove = btrfs_remove,
+	.make_target = btrfs_make_target,
 };

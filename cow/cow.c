@@ -77,7 +77,7 @@ static const char *cow_fs_name(unsigned long magic)
 	return "a filesystem snapship cannot snapshot";
 }
 
-static const struct cow_ops *cow_backend_for(unsigned long magic)
+const struct cow_ops *cow_backend_for(unsigned long magic)
 {
 	for (size_t i = 0; i < sizeof(cow_backends) / sizeof(cow_backends[0]); i++)
 		if (cow_backends[i].magic == magic)

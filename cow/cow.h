@@ -42,9 +42,19 @@ struct cow_ops {
 		      struct cow_snapshot *snap, struct err *err);
 	/* Delete the snapshot at path (only if it is one of ours). */
 	int (*remove)(const char *path, struct err *err);
+	/* Create the missing path, whose parent is on this backend's
+	 * filesystem, as a new volume to restore into (a btrfs subvolume).
+	 * NULL: the backend has none; the target is a plain directory. */
+	int (*make_target)(const char *path, struct err *err);
 };
 
 extern const struct cow_ops cow_btrfs_ops;
+
+/*
+ * The backend for a filesystem of statfs type magic, or NULL when none
+ * snapshots it.  The table is static: nothing to free.
+ */
+const struct cow_ops *cow_backend_for(unsigned long magic);
 
 /*
  * Check that source can be frozen: exists, is a directory, is on a supported
@@ -80,8 +90,9 @@ int cow_release(struct cow_snapshot *snap, struct err *err);
 int cow_recover(const char *state_dir, unsigned *removed_ret, struct err *err);
 
 /*
- * Prepare a restore target.  A missing path whose parent is on btrfs becomes
- * a new subvolume (*subvol_ret = true); elsewhere a new directory.  An
+ * Prepare a restore target.  A missing path whose parent's filesystem has a
+ * backend with make_target becomes a new volume of it (on btrfs a
+ * subvolume, *subvol_ret = true); elsewhere a new directory.  An
  * existing directory must be empty unless force.  Never removes anything.
  */
 int cow_make_target(const char *path, bool force, bool *subvol_ret,

@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include <btrfsutil.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
-#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,7 +18,8 @@ int cow_make_target(const char *path, bool force, bool *subvol_ret,
 	const char *parent;
 	struct statfs sfs;
 	struct stat st;
-	enum btrfs_util_error be;
+	const struct cow_ops *ops = NULL;
+	int ret;
 
 	*subvol_ret = false;
 	if (strlen(path) >= sizeof(buf))
@@ -42,15 +41,14 @@ int cow_make_target(const char *path, bool force, bool *subvol_ret,
 	if (stat(parent, &st) || !S_ISDIR(st.st_mode))
 		return err_set(err, -ENOENT,
 			       "the parent directory of the restore target %s does not exist; create it first", path);
-	if (!statfs(parent, &sfs) && sfs.f_type == BTRFS_SUPER_MAGIC) {
-		be = btrfs_util_create_subvolume(path, 0, NULL, NULL);
-		if (be == BTRFS_UTIL_OK) {
+	/* the parent's filesystem decides: its backend's volume, if it has one */
+	if (!statfs(parent, &sfs))
+		ops = cow_backend_for((unsigned long)sfs.f_type);
+	if (ops && ops->make_target) {
+		ret = ops->make_target(path, err);
+		if (!ret)
 			*subvol_ret = true;
-			return 0;
-		}
-		return err_set(err, -errno ? -errno : -EIO,
-			       "cannot create subvolume %s for the restore: %s (%s)",
-			       path, btrfs_util_strerror(be), strerror(errno));
+		return ret;
 	}
 	if (mkdir(path, 0700))
 		return err_set(err, -errno, "cannot create restore target %s: %s",

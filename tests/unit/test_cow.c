@@ -777,6 +777,55 @@ static void test_release_already_gone(void **state)
 	assert_int_equal(journal_count(fx->state), 0);
 }
 
+/* cow_make_target on btrfs: a new subvolume through the backend's make_target. */
+static void test_make_target_btrfs(void **state)
+{
+	struct fixture *fx = *state;
+	struct err err = { 0 };
+	char dir[PATH_MAX], file[PATH_MAX];
+	bool subvol = false;
+
+	need_btrfs(fx);
+	assert_non_null(cow_btrfs_ops.make_target);
+	assert_ptr_equal(cow_backend_for(BTRFS_SUPER_MAGIC), &cow_btrfs_ops);
+	pathf(dir, sizeof(dir), "%s/target", fx->work);
+	assert_int_equal(cow_make_target(dir, false, &subvol, &err), 0);
+	assert_true(subvol);
+	assert_int_equal(btrfs_util_is_subvolume(dir), BTRFS_UTIL_OK);
+	/* an existing empty directory is used as it is */
+	assert_int_equal(cow_make_target(dir, false, &subvol, &err), 0);
+	assert_false(subvol);
+	pathf(file, sizeof(file), "%s/f", dir);
+	write_file(file, "x");
+	assert_int_equal(cow_make_target(dir, false, &subvol, &err), -ENOTEMPTY);
+	assert_non_null(strstr(err.msg, "--force"));
+	err_clear(&err);
+	assert_int_equal(cow_make_target(dir, true, &subvol, &err), 0);
+	/* the backend's own error: a subvolume where its parent is gone */
+	pathf(dir, sizeof(dir), "%s/missing/target", fx->work);
+	assert_int_equal(cow_make_target(dir, false, &subvol, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "does not exist; create it first"));
+}
+
+/* Elsewhere (tmpfs, no backend): a plain directory. */
+static void test_make_target_plain(void **state)
+{
+	struct fixture *fx = *state;
+	struct err err = { 0 };
+	char dir[PATH_MAX];
+	bool subvol = true;
+	struct stat st;
+
+	need_shm(fx);
+	assert_null(cow_backend_for(TMPFS_MAGIC));
+	pathf(dir, sizeof(dir), "%s/target", fx->shm);
+	assert_int_equal(cow_make_target(dir, false, &subvol, &err), 0);
+	assert_false(subvol);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(int argc, char **argv)
@@ -802,6 +851,8 @@ int main(int argc, char **argv)
 		T(test_snap_dir_inside_source),
 		T(test_fault_release),
 		T(test_release_already_gone),
+		T(test_make_target_btrfs),
+		T(test_make_target_plain),
 	};
 	ssize_t n;
 
