@@ -646,3 +646,31 @@ int extract_strip_privileges(struct archive_entry *ae, unsigned *dropped,
 	*dropped = counts ? n : 0;
 	return 0;
 }
+
+/* Is p safe to create under the target?  No absolute path, no "..". */
+bool extract_path_safe(const char *p)
+{
+	if (!p || !*p || p[0] == '/')
+		return false;
+	for (const char *s = p; *s;) {
+		const char *e = strchrnul(s, '/');
+
+		if (e - s == 2 && s[0] == '.' && s[1] == '.')
+			return false;
+		s = *e ? e + 1 : e;
+	}
+	return true;
+}
+
+/* "./" → ".", "a/b/" → "a/b" (directories carry a slash in tar) */
+void extract_norm_path(char *p)
+{
+	size_t n = strlen(p);
+
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	if (n == 0) {
+		p[0] = '.';
+		p[1] = '\0';
+	}
+}

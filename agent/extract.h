@@ -50,4 +50,11 @@ void extractor_free(struct extractor *x);
 int extract_strip_privileges(struct archive_entry *ae, unsigned *dropped,
 			     struct err *err);
 
+/* Is p (a path from an archive) safe to create under the target?  No
+ * absolute path, no ".." component, not empty. */
+bool extract_path_safe(const char *p);
+/* In place: "./" -> ".", "a/b/" -> "a/b" (directories carry a slash in tar);
+ * p must have room for 2 bytes. */
+void extract_norm_path(char *p);
+
 #endif

@@ -303,34 +303,6 @@ static int load_seek_table(struct rctx *r)
 	return 0;
 }
 
-/* Is p safe to create under the target?  No absolute path, no "..". */
-static bool path_safe(const char *p)
-{
-	if (!p || !*p || p[0] == '/')
-		return false;
-	for (const char *s = p; *s;) {
-		const char *e = strchrnul(s, '/');
-
-		if (e - s == 2 && s[0] == '.' && s[1] == '.')
-			return false;
-		s = *e ? e + 1 : e;
-	}
-	return true;
-}
-
-/* "./" → ".", "a/b/" → "a/b" (directories carry a slash in tar) */
-static void norm_path(char *p)
-{
-	size_t n = strlen(p);
-
-	while (n > 1 && p[n - 1] == '/')
-		p[--n] = '\0';
-	if (n == 0) {
-		p[0] = '.';
-		p[1] = '\0';
-	}
-}
-
 static bool under(const char *path, const char *prefix)
 {
 	size_t n = strlen(prefix);
@@ -536,9 +508,9 @@ static int next_entry(struct rctx *r, struct archive *a, struct archive_entry **
 		return err_set(r->err, -EBADMSG, "backup %s is corrupt: an entry has no path",
 			       r->m->backup_id);
 	snprintf(path, size, "%s", archive_entry_pathname(*ae));
-	norm_path(path);
-	if (!path_safe(path) || (archive_entry_hardlink(*ae) &&
-				 !path_safe(archive_entry_hardlink(*ae))))
+	extract_norm_path(path);
+	if (!extract_path_safe(path) || (archive_entry_hardlink(*ae) &&
+				 !extract_path_safe(archive_entry_hardlink(*ae))))
 		return err_set(r->err, -EPERM,
 			       "backup %s contains an unsafe path \"%s\" (absolute or with ..); refusing it — the stored backup was tampered with",
 			       r->m->backup_id, path);
@@ -845,7 +817,7 @@ int restore_backup(struct store *store, const struct manifest *m,
 	memset(res, 0, sizeof(*res));
 	r.t0 = util_now_mono();
 	for (size_t i = 0; i < o->npaths; i++)
-		if (!path_safe(o->paths[i]))
+		if (!extract_path_safe(o->paths[i]))
 			return err_set(err, -EINVAL, "--path %s: give a path relative to the partition, without ..",
 				       o->paths[i]);
 	ret = restore_prepare(&r);

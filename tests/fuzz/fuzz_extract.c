@@ -409,32 +409,6 @@ static void check_jail(void)
 
 /* ---- one input, as restore_range() does it -------------------------------- */
 
-static bool path_safe(const char *p)
-{
-	if (!p || !*p || p[0] == '/')
-		return false;
-	for (const char *s = p; *s;) {
-		const char *e = strchrnul(s, '/');
-
-		if (e - s == 2 && s[0] == '.' && s[1] == '.')
-			return false;
-		s = *e ? e + 1 : e;
-	}
-	return true;
-}
-
-static void norm_path(char *p)
-{
-	size_t n = strlen(p);
-
-	while (n > 1 && p[n - 1] == '/')
-		p[--n] = '\0';
-	if (n == 0) {
-		p[0] = '.';
-		p[1] = '\0';
-	}
-}
-
 static int copy_data(struct archive *a, struct extractor *x, struct err *err)
 {
 	for (;;) {
@@ -472,9 +446,9 @@ static int extract(struct archive *a, struct extractor *x, struct err *err)
 			return err_set(err, -EBADMSG, "corrupt: %s", archive_error_string(a));
 		name = archive_entry_pathname(ae);
 		snprintf(path, sizeof(path), "%s", name ? name : "");
-		norm_path(path);
-		if (!path_safe(path) || (archive_entry_hardlink(ae) &&
-					 !path_safe(archive_entry_hardlink(ae))))
+		extract_norm_path(path);
+		if (!extract_path_safe(path) || (archive_entry_hardlink(ae) &&
+					 !extract_path_safe(archive_entry_hardlink(ae))))
 			return err_set(err, -EPERM, "unsafe path");
 		type = archive_entry_filetype(ae);
 		if (type == AE_IFCHR || type == AE_IFBLK)
