@@ -413,8 +413,13 @@ static int restore_data(struct rctx *r, struct archive *a, struct extractor *x,
 	ret = hash_hole(r, &h, path, size - at);
 	if (ret)
 		return ret;
+	/* snapship stores a checksum for every file: an entry without one
+	 * could never be verified */
 	if (!ie->has_sum)
-		return 0;
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: the index holds no checksum for %s (snapship writes one for every file); the stored backup is corrupt or was tampered with%s",
+			       r->m->backup_id, UTIL_ESC(path),
+			       x ? "; the file was written but must not be trusted" : "");
 	XXH128_canonicalFromHash(&sum, XXH3_128bits_digest(&h));
 	if (memcmp(sum.digest, ie->xxh3, 16))
 		return err_set(r->err, -EBADMSG,

@@ -23,7 +23,7 @@ set -euo pipefail
 . "${SRC_DIR:?run me through tests/run.sh}/tests/lib.sh"
 
 need_btrfs
-need_cmd python3 zstd
+need_cmd python3 zstd xxhsum
 [ -x "${GENDATA:-}" ] || fail "GENDATA='${GENDATA:-}' is not an executable (run make)"
 check=$SRC_DIR/tools/seektable_check.py
 [ -f "$check" ] || fail "$check is missing"
@@ -242,6 +242,9 @@ forge() {
 		           "size": ti.size, "mtime_ns": ti.mtime * 10**9, "offset": off, "path": name}
 		    if "target" in e:
 		        ent["link"] = e["target"]
+		    if e["type"] == "file":     # the XXH3-128 every file entry carries
+		        ent["xxh3"] = subprocess.run(["xxhsum", "-H2", "-"], input=data, stdout=subprocess.PIPE,
+		                                     check=True).stdout.split()[0].decode().split("_")[-1]
 		    index.append(ent)
 		t.close()
 		raw = os.path.join(out, "raw.tar")

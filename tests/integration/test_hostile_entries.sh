@@ -12,6 +12,7 @@
 #   - an index entry the data lacks: refused, naming it;
 #   - type, mode, owner, mtime, symlink and hard-link target, device number
 #     differing between the tar and the index: refused, naming the field;
+#   - a file entry without its checksum: refused (it could not be verified);
 #   - an index size of 2^62 for a tiny file: refused ("size"), at once;
 #   - a tar header and index agreeing on 2^62 bytes for 4 bytes of data:
 #     refused before the file is made;
@@ -120,6 +121,7 @@ case("mtime", base, setf("a", mtime_ns=1700000000 * 10**9 + 1))
 case("symlink-target", base, setf("l", link="/etc/shadow"))
 case("type-file-as-dir", base, setf("a", type="d"))
 case("type-symlink-as-file", base, setf("l", type="f"))
+case("no-checksum", base, lambda by, ents: by["a"].pop("xxh3"))
 case("hardlink-target", base + [{"name": "h", "type": "hardlink", "target": "a"}],
      setf("h", link="d/b"))
 case("rdev", [{"name": "null", "type": "char",
@@ -300,6 +302,7 @@ expect_refused group 'd/b: its owner in the data \(0:0\) differs from the index 
 expect_refused mtime 'a: its mtime in the data'
 expect_refused symlink-target 'l: its link target in the data \(a\) differs from the index \(/etc/shadow\)'
 expect_refused type-file-as-dir 'a: its type in the data \(f\) differs from the index \(d\)|index entry a \(offset [0-9]+, size 6\) is corrupt: only a file has a size'
+expect_refused no-checksum 'the index holds no checksum for a'
 expect_refused type-symlink-as-file 'l: its type in the data \(l\) differs from the index \(f\)'
 expect_refused hardlink-target 'h: its link target in the data \(a\) differs from the index \(d/b\)'
 expect_refused rdev 'null: its device number'

@@ -135,7 +135,11 @@ def tar_and_index(spec, root=True):
         if "index" in e:
             if e["index"] is None:
                 continue
-            ent.update(e["index"])
+            for k, v in e["index"].items():   # None: leave the field out
+                if v is None:
+                    ent.pop(k, None)
+                else:
+                    ent[k] = v
         index.append(ent)
     t.close()
     return buf.getvalue(), index
