@@ -90,7 +90,7 @@ grep -qF 'bad\x1b[31mname' "$TEST_TMP/out" || fail "ls etc: the control characte
 grep -qF 'lat\xe9n' "$TEST_TMP/out" || fail "ls etc: the non-UTF-8 name is not escaped"
 ! grep -q $'\033' "$TEST_TMP/out" || fail "ls etc: a raw ESC reached the terminal"
 
-f=$(cd "$part/segments" && ls | head -1)
+f=$(cd "$part/segments" && find . -maxdepth 1 -type f -printf "%P\n" | LC_ALL=C sort | head -1)
 run 0 "ls one file" ls ls-part --from "$store" "segments/$f"
 [ "$(wc -l <"$TEST_TMP/out")" = 2 ] || fail "ls of one file: $(cat "$TEST_TMP/out")"
 grep -qE " $(stat -c %s "$part/segments/$f") .*  segments/$f$" "$TEST_TMP/out" || fail "ls of one file: $(cat "$TEST_TMP/out")"
