@@ -26,6 +26,7 @@
 #include "agent/failover.h"
 #include "agent/geo.h"
 #include "agent/lock.h"
+#include "agent/ls.h"
 #include "agent/report.h"
 #include "agent/restore.h"
 #include "agent/status.h"
@@ -261,6 +262,58 @@ out_list:
 	return rc;
 }
 
+/* ls PARTITION [PATH]: a directory of a backup, from its index */
+static int cmd_ls(struct cli *c, int argc, char **argv)
+{
+	struct restore_opts ro = { 0 };
+	struct failover_sources src;
+	struct catalog_list list;
+	const struct manifest *m;
+	struct ls_listing ls;
+	struct regions rs;
+	struct report r;
+	struct err err = { 0 };
+	const char *host;
+	char hbuf[256];
+	size_t used = 0;
+	int rc;
+
+	if (argc < 1 || argc > 2)
+		return cli_usage_error("usage: snapship ls PARTITION [--from STORE] [--id ID] [PATH]");
+	if (!util_name_ok(argv[0]))
+		return cli_bad_partition(argv[0]);
+	cli_use_state_dir(c);
+	host = cli_host(c, hbuf, sizeof(hbuf));
+	rc = cli_open_list(c, host, argv[0], true, &rs, &list, &used);
+	if (rc != CLI_GO_ON)
+		return rc;
+	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, &m);
+	if (rc != CLI_GO_ON)
+		goto out_list;
+	/* the index from the first whole copy, the others if it fails */
+	rc = EXIT_FAIL;
+	if (failover_sources(&rs, host, argv[0], m, &src, &err))
+		goto out_sources;
+	ro.region = src.v[0].region;
+	ro.fallback = src.v + 1;
+	ro.nfallback = src.n - 1;
+	if (ls_backup(rs.v[src.used].store, &src.m, &ro, argc > 1 ? argv[1] : NULL, &ls, &err))
+		goto out_sources;
+	report_init(&r, c->o.json);
+	report_ls(&r, &src.m, ro.region, &ls, c->o.from);
+	report_end(&r);
+	ls_free(&ls);
+	rc = EXIT_OK;
+out_sources:
+	if (rc)
+		rc = cli_fail(&err);
+	failover_sources_free(&src);
+out_list:
+	catalog_list_free(&list);
+	geo_regions_free(&rs);
+	return rc;
+}
+
 static int verify_repair(struct cli *c, int argc, char **argv, bool repair)
 {
 	struct verify_opts vo = { .partition = argc ? argv[0] : NULL,
@@ -427,6 +480,7 @@ static const struct command commands[] = {
 	{ "list", cmd_list, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
 	{ "restore", cmd_restore, OPTS(OPT_FROM, OPT_REGION, OPT_TO_DIR, OPT_ID, OPT_PATH,
 					OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_JSON, OPT_HELP) },
+	{ "ls", cmd_ls, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_JSON, OPT_HELP) },
 	{ "verify", cmd_verify, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "repair", cmd_repair, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "status", cmd_status, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },

@@ -5,12 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include "agent/backup.h"
 #include "agent/catalog.h"
 #include "agent/config.h"
 #include "agent/geo.h"
+#include "agent/index.h"
+#include "agent/ls.h"
 #include "agent/restore.h"
 #include "agent/status.h"
 #include "common/err.h"
@@ -300,6 +303,151 @@ void report_restore(struct report *r, const struct manifest *m, const char *regi
 	if (res->stripped_privileges)
 		log_warn("%llu setuid/setgid/capability bits not restored; --keep-privileges restores them",
 			 (unsigned long long)res->stripped_privileges);
+}
+
+/* -------------------------------------------------------------------- ls */
+
+static const char *ls_type_name(char type)
+{
+	switch (type) {
+	case PACK_FILE: return "file";
+	case PACK_DIR: return "dir";
+	case PACK_SYMLINK: return "symlink";
+	case PACK_HARDLINK: return "hardlink";
+	case PACK_CHAR: return "char";
+	case PACK_BLOCK: return "block";
+	case PACK_FIFO: return "fifo";
+	default: return "?";
+	}
+}
+
+/* "drwxr-xr-x" (a hard link shows as the file it is) */
+static void ls_mode(const struct index_entry *e, char out[11])
+{
+	static const char rwx[] = "rwxrwxrwx";
+	uint32_t m = e->mode;
+
+	out[0] = e->type == PACK_DIR ? 'd' : e->type == PACK_SYMLINK ? 'l' :
+		 e->type == PACK_CHAR ? 'c' : e->type == PACK_BLOCK ? 'b' :
+		 e->type == PACK_FIFO ? 'p' : '-';
+	for (int i = 0; i < 9; i++)
+		out[1 + i] = m & (0400u >> i) ? rwx[i] : '-';
+	if (m & 04000)
+		out[3] = m & 0100 ? 's' : 'S';
+	if (m & 02000)
+		out[6] = m & 0010 ? 's' : 'S';
+	if (m & 01000)
+		out[9] = m & 0001 ? 't' : 'T';
+	out[10] = '\0';
+}
+
+/* key: s as a JSON string, or key_hex: its bytes in hex when s is not UTF-8 */
+static void json_set_name(json_t *o, const char *key, const char *s)
+{
+	json_t *v = json_string(s);
+	size_t n = strlen(s);
+	char k[32], *hex;
+
+	if (v) {
+		json_object_set_new(o, key, v);
+		return;
+	}
+	hex = malloc(2 * n + 1);
+	if (!hex)
+		return;
+	util_hex((const unsigned char *)s, n, hex);
+	snprintf(k, sizeof(k), "%s_hex", key);
+	json_object_set_new(o, k, json_string(hex));
+	free(hex);
+}
+
+static json_t *ls_entry_json(const struct index_entry *e)
+{
+	char mode[8];
+	json_t *o;
+
+	snprintf(mode, sizeof(mode), "%04o", (unsigned)e->mode);
+	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "type", ls_type_name(e->type),
+		      "mode", mode, "uid", (json_int_t)e->uid, "gid", (json_int_t)e->gid,
+		      "size", (json_int_t)e->size,
+		      "mtime", (json_int_t)(e->mtime_ns / 1000000000LL),
+		      "mtime_ns", (json_int_t)e->mtime_ns);
+	if (!o)
+		return NULL;
+	json_set_name(o, "name", ls_name(e));
+	json_set_name(o, "path", e->path);
+	if (e->link)
+		json_set_name(o, "link", e->link);
+	else if (e->link_legacy)
+		json_object_set_new(o, "link_unknown", json_true());
+	if (e->has_rdev && (e->type == PACK_CHAR || e->type == PACK_BLOCK)) {
+		json_object_set_new(o, "major", json_integer(major((dev_t)e->rdev)));
+		json_object_set_new(o, "minor", json_integer(minor((dev_t)e->rdev)));
+	}
+	return o;
+}
+
+static void ls_json(struct report *r, const struct manifest *m, const char *region,
+		    const struct ls_listing *ls)
+{
+	json_t *arr = json_array(), *o;
+
+	for (size_t i = 0; i < ls->n; i++) {
+		json_t *e = ls_entry_json(ls->e[i]);
+
+		if (e)
+			json_array_append_new(arr, e);
+	}
+	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "backup_id", m->backup_id,
+		      "host", m->host, "partition", m->partition, "region", region,
+		      "time", (json_int_t)(m->snap_time_ns / 1000000000LL),
+		      "type", ls->dir ? "dir" : ls_type_name(ls->e[0]->type), "entries", arr);
+	if (o)
+		json_set_name(o, "path", ls->path);
+	set_doc(r, o);
+}
+
+/* One line of ls: mode, owner, size (or device numbers), time, name. */
+static void ls_row(const struct index_entry *e, const char *name)
+{
+	char mode[11], size[32], tb[32];
+
+	ls_mode(e, mode);
+	if ((e->type == PACK_CHAR || e->type == PACK_BLOCK) && e->has_rdev)
+		snprintf(size, sizeof(size), "%u, %u", major((dev_t)e->rdev),
+			 minor((dev_t)e->rdev));
+	else if (e->type == PACK_FILE || e->type == PACK_HARDLINK)
+		snprintf(size, sizeof(size), "%llu", (unsigned long long)e->size);
+	else
+		snprintf(size, sizeof(size), "-");
+	fmt_time(e->mtime_ns, tb, sizeof(tb));
+	printf("%s %6lld %6lld %14s %s  %s", mode, (long long)e->uid, (long long)e->gid,
+	       size, tb, UTIL_ESC(name));
+	if (e->type == PACK_SYMLINK || e->type == PACK_HARDLINK)
+		printf(" %s %s", e->type == PACK_SYMLINK ? "->" : "link to",
+		       e->link ? UTIL_ESC(e->link) : "(a name that was not UTF-8)");
+	putchar('\n');
+}
+
+void report_ls(struct report *r, const struct manifest *m, const char *region,
+	       const struct ls_listing *ls, bool from_store)
+{
+	char tb[32];
+
+	if (r->json) {
+		ls_json(r, m, region, ls);
+		return;
+	}
+	fmt_time(m->snap_time_ns, tb, sizeof(tb));
+	printf("%s %s (%s)%s%s", m->partition, m->backup_id, tb,
+	       from_store ? "" : " from region ", from_store ? "" : region);
+	if (ls->dir)
+		printf(": %zu entr%s in %s\n", ls->n, ls->n == 1 ? "y" : "ies",
+		       strcmp(ls->path, ".") ? UTIL_ESC(ls->path) : "the top directory");
+	else
+		printf(":\n");
+	for (size_t i = 0; i < ls->n; i++)
+		ls_row(ls->e[i], ls->dir ? ls_name(ls->e[i]) : ls->e[i]->path);
 }
 
 /* ------------------------------------------------------- verify, repair */

@@ -22,6 +22,7 @@ struct cfg_region;
 struct config;
 struct err;
 struct geo_state;
+struct ls_listing;
 struct manifest;
 struct regions;
 struct restore_result;
@@ -64,6 +65,11 @@ void report_status(struct report *r, const char *host, const struct regions *rs,
 void report_restore(struct report *r, const struct manifest *m, const char *region,
 		    const char *target, const struct restore_result *res,
 		    bool from_store);
+
+/* ls: the listing of backup m read from region (named in text unless
+ * from_store); names escaped in text, not UTF-8 ones as *_hex in JSON. */
+void report_ls(struct report *r, const struct manifest *m, const char *region,
+	       const struct ls_listing *ls, bool from_store);
 
 /* verify and repair: a sink for verify_run (ctx must outlive the run),
  * then the bad manifests and totals. */

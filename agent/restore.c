@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,9 @@ struct rctx {
 				       * o->fallback[i - 1] */
 	struct extractor *x;          /* writing into o->target; NULL: verify */
 	int cwd, tfd;                 /* the working directory, the target */
+	bool target_made;             /* cow_make_target succeeded: made says */
+	enum cow_target made;         /* what it did */
+	bool target_was_empty;        /* an existing target, before the restore */
 	double t0, t_progress;
 };
 
@@ -170,54 +174,57 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 	}
 }
 
-/* The index object from source i, checked against the manifest. */
-static int fetch_index(struct rctx *r, size_t i, void **buf_ret, size_t *len_ret,
-		       struct err *err)
+/* The index object at key in store, checked against m's SHA-256. */
+static int fetch_index(struct store *store, const char *key, const struct manifest *m,
+		       void **buf_ret, size_t *len_ret, struct err *err)
 {
-	struct store *store = i ? r->o->fallback[i - 1].store : r->store;
-	const char *key = i ? r->o->fallback[i - 1].index_key : r->m->index_key;
 	char hex[65];
 	int ret;
 
 	ret = store_get_all(store, key, INDEX_MAX, buf_ret, len_ret, err);
 	if (ret)
-		return err_wrap(err, "backup %s: cannot read its index", r->m->backup_id);
+		return err_wrap(err, "backup %s: cannot read its index", m->backup_id);
 	util_sha256_hex(*buf_ret, *len_ret, hex);
-	if (strcmp(hex, r->m->index_sha256)) {
+	if (strcmp(hex, m->index_sha256)) {
 		free(*buf_ret);
 		*buf_ret = NULL;
 		return err_set(err, -EBADMSG,
 			       "backup %s: index %s is corrupt (SHA-256 differs from the manifest)",
-			       r->m->backup_id, key);
+			       m->backup_id, key);
 	}
 	return 0;
 }
 
-static int load_index(struct rctx *r)
+int restore_index(struct store *store, const struct manifest *m,
+		  const struct restore_opts *o, struct index **idx_ret,
+		  struct err *err)
 {
 	void *buf = NULL;
 	size_t len = 0;
 	int ret;
 
-	ret = fetch_index(r, 0, &buf, &len, r->err);
+	*idx_ret = NULL;
+	ret = fetch_index(store, m->index_key, m, &buf, &len, err);
 	/* another region's copy of the index, if this one fails */
-	for (size_t i = 1; ret && ret != -ENOMEM && i <= r->o->nfallback; i++) {
+	for (size_t i = 0; ret && ret != -ENOMEM && i < o->nfallback; i++) {
 		struct err e = { 0 };
-		const char *from = i == 1 ? r->o->region : r->o->fallback[i - 2].region;
 
-		if (fetch_index(r, i, &buf, &len, &e))
+		if (fetch_index(o->fallback[i].store, o->fallback[i].index_key, m,
+				&buf, &len, &e))
 			continue;
-		log_warn("region %s: %s; using the index of region %s", from ? from : "?",
-			 r->err->msg, r->o->fallback[i - 1].region);
-		err_clear(r->err);
+		log_warn("region %s: %s; using the index of region %s",
+			 o->region ? o->region : "?",
+			 o->region ? err_strip_region(o->region, err->msg) : err->msg,
+			 o->fallback[i].region);
+		err_clear(err);
 		ret = 0;
 	}
 	if (ret)
 		return ret;
-	ret = index_load(buf, len, &r->idx, r->err);
+	ret = index_load(buf, len, idx_ret, err);
 	free(buf);
 	if (ret)
-		return err_wrap(r->err, "backup %s: index %s", r->m->backup_id, r->m->index_key);
+		return err_wrap(err, "backup %s: index %s", m->backup_id, m->index_key);
 	return 0;
 }
 
@@ -642,6 +649,18 @@ out:
 	return ret;
 }
 
+/* Every --path is in the index: said before the target is made. */
+static int check_paths(struct rctx *r)
+{
+	for (size_t i = 0; i < r->o->npaths; i++)
+		if (index_find(r->idx, r->o->paths[i]) == (size_t)-1)
+			return err_set(r->err, -ENOENT,
+				       "%s is not in backup %s of %s; snapship ls %s --id %s [DIR] shows what it holds (paths are relative to the partition)",
+				       UTIL_ESC(r->o->paths[i]), r->m->backup_id,
+				       r->m->partition, r->m->partition, r->m->backup_id);
+	return 0;
+}
+
 /*
  * The entries of one --path: from its header to the next entry outside its
  * subtree ([*start_ret, *end_ret) of the stream), *count_ret entries.
@@ -717,11 +736,13 @@ static int restore_prepare(struct rctx *r)
 	const struct restore_opts *o = r->o;
 	int ret;
 
-	ret = load_index(r);
+	ret = restore_index(r->store, r->m, o, &r->idx, r->err);
 	if (!ret)
 		ret = load_seek_table(r);
 	if (!ret)
 		ret = claims_index(r->idx, r->st->d_total, r->m->backup_id, r->err);
+	if (!ret)
+		ret = check_paths(r);
 	if (ret)
 		return ret;
 	r->sha = EVP_MD_CTX_new();
@@ -734,10 +755,14 @@ static int restore_prepare(struct rctx *r)
 static int open_target(struct rctx *r)
 {
 	const struct restore_opts *o = r->o;
-	int ret = cow_make_target(o->target, o->force, &r->res->subvolume, r->err);
+	int ret = cow_make_target(o->target, o->force, &r->made, r->err);
 
 	if (ret)
 		return ret;
+	r->target_made = true;
+	r->res->subvolume = r->made == COW_TARGET_VOLUME;
+	r->target_was_empty = r->made != COW_TARGET_EXISTED ||
+			      util_dir_is_empty(o->target);
 	r->tfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	r->cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->tfd < 0 || r->cwd < 0 || fchdir(r->tfd))
@@ -760,6 +785,56 @@ static void close_target(struct rctx *r)
 	if (r->tfd >= 0)
 		close(r->tfd);
 	r->cwd = r->tfd = -1;
+}
+
+/* Add to the message in err (a failed restore's) what it leaves behind. */
+__attribute__((format(printf, 2, 3)))
+static void say_left(struct err *err, const char *fmt, ...)
+{
+	size_t n = strlen(err->msg);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg + n, sizeof(err->msg) - n, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * After a failed restore (the target closed): remove the target when this
+ * restore made it and wrote nothing into it; else say in r->err what is
+ * left there.  A target that existed before is never removed.
+ */
+static void handle_leftovers(struct rctx *r)
+{
+	const char *t = r->o->target;
+	const char *kind = r->made == COW_TARGET_VOLUME ? "subvolume" : "directory";
+	unsigned long long n = (unsigned long long)r->res->entries;
+	struct err e = { 0 };
+	int ret;
+
+	if (!r->target_made)
+		return;          /* failed before: nothing made or written */
+	if (r->made == COW_TARGET_EXISTED) {
+		if (util_dir_is_empty(t))
+			say_left(r->err, "; nothing was written into %s", t);
+		else if (r->target_was_empty)
+			say_left(r->err, "; %s holds a partial restore (about %llu entries): empty it before restoring again",
+				 t, n);
+		else
+			say_left(r->err, "; %s holds a partial restore (about %llu entries) mixed with what it held before (--force)",
+				 t, n);
+		return;
+	}
+	ret = cow_remove_target(t, r->made, &e);
+	if (!ret)
+		say_left(r->err, "; nothing was restored: the new %s %s is removed", kind, t);
+	else if (ret == -ENOTEMPTY)
+		say_left(r->err, "; a partial restore is left in the new %s %s (about %llu entries): do not use it; remove it (%s %s) and restore again",
+			 kind, t, n, r->made == COW_TARGET_VOLUME ?
+			 "btrfs subvolume delete" : "rm -r", t);
+	else
+		say_left(r->err, "; nothing was restored, but the new %s %s could not be removed (%s): remove it",
+			 kind, t, e.msg);
 }
 
 /* The entries under each --path, each path's range of the data on its own. */
@@ -843,6 +918,8 @@ int restore_backup(struct store *store, const struct manifest *m,
 		res->seconds = util_now_mono() - r.t0;
 	show_progress(&r, true);
 	close_target(&r);
+	if (ret)
+		handle_leftovers(&r);
 	EVP_MD_CTX_free(r.sha);
 	readahead_free(r.ra);
 	index_free(r.idx);

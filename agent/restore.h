@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 struct err;
+struct index;
 struct store;
 struct manifest;
 
@@ -47,12 +48,24 @@ struct restore_result {
  * Restore (or with target NULL, deep-verify) one backup.  Every file's
  * XXH3-128 is checked against the index, every frame's checksum, and for
  * whole restores the data object's SHA-256 against the manifest.  Nothing is
- * ever written outside target.  On failure the partial target is kept and
- * the error says so.  store, m and o (with what they point to) are borrowed
- * for the call; *res is filled in (nothing in it to free).
+ * ever written outside target.  A --path the index does not hold fails
+ * before the target is made.  On failure a target this call made and wrote
+ * nothing into is removed; any other target is kept and the message in err
+ * ends by saying what it holds.  store, m and o (with what they point to)
+ * are borrowed for the call; *res is filled in (nothing in it to free).
  */
 int restore_backup(struct store *store, const struct manifest *m,
 		   const struct restore_opts *o, struct restore_result *res,
 		   struct err *err);
+
+/*
+ * The index of backup m: its index object in store (m->index_key), else
+ * the first of o->fallback that holds a good copy (a warning says so),
+ * checked against the manifest's SHA-256 and parsed.  Of o only region and
+ * fallback are used.  On success *idx_ret is the caller's (index_free).
+ */
+int restore_index(struct store *store, const struct manifest *m,
+		  const struct restore_opts *o, struct index **idx_ret,
+		  struct err *err);
 
 #endif

@@ -12,6 +12,7 @@
 #include "common/util.h"
 
 #include <btrfsutil.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -315,10 +316,107 @@ static int btrfs_make_target(const char *path, struct err *err)
 		       path, btrfs_util_strerror(e), strerror(saved_errno));
 }
 
+/* Is the directory open as fd empty?  (Read through a descriptor of its own.) */
+static int btrfs_dir_empty(int fd, bool *empty_ret)
+{
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (dfd < 0)
+		return -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	*empty_ret = true;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			*empty_ret = false;
+			break;
+		}
+	closedir(d);
+	return 0;
+}
+
+/*
+ * The subvolume btrfs_make_target made at path, deleted while it is still
+ * empty and writable (a read-only one is a snapshot: never a restore target).
+ */
+static int btrfs_remove_target(const char *path, struct err *err)
+{
+	char dir[PATH_MAX], base[PATH_MAX];
+	enum btrfs_util_error e;
+	struct stat st_open, st_now;
+	bool read_only = true, empty = false;
+	int dir_fd, fd, ret, saved;
+	const char *name;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir) ||
+	    snprintf(base, sizeof(base), "%s", path) >= (int)sizeof(base))
+		return err_set(err, -ENAMETOOLONG, "path \"%s\" is too long", path);
+	name = basename(base);
+	dir_fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0)
+		return err_set(err, -errno, "cannot open \"%s\": %s", dir,
+			       err_str(-errno));
+	fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = err_set(err, -errno, "cannot open \"%s\": %s", path,
+			      err_str(-errno));
+		goto out_close_dir;
+	}
+	e = btrfs_util_is_subvolume_fd(fd);
+	if (e == BTRFS_UTIL_OK)
+		e = btrfs_util_get_subvolume_read_only_fd(fd, &read_only);
+	saved = errno;
+	if (e == BTRFS_UTIL_ERROR_NOT_SUBVOLUME || e == BTRFS_UTIL_ERROR_NOT_BTRFS) {
+		ret = err_set(err, -EINVAL, "refusing to delete \"%s\": it is not a btrfs subvolume",
+			      path);
+		goto out_close_fd;
+	}
+	if (e) {
+		ret = btrfs_fail(err, e, saved, "cannot check subvolume", path);
+		goto out_close_fd;
+	}
+	if (read_only) {
+		ret = err_set(err, -EINVAL, "refusing to delete \"%s\": it is a read-only subvolume (a snapshot)",
+			      path);
+		goto out_close_fd;
+	}
+	ret = btrfs_dir_empty(fd, &empty);
+	if (ret) {
+		ret = err_set(err, ret, "cannot read \"%s\": %s", path, err_str(ret));
+		goto out_close_fd;
+	}
+	if (!empty) {
+		ret = err_set(err, -ENOTEMPTY, "\"%s\" is not empty", path);
+		goto out_close_fd;
+	}
+	/* what we checked must still be what the name points at */
+	if (fstat(fd, &st_open) ||
+	    fstatat(dir_fd, name, &st_now, AT_SYMLINK_NOFOLLOW) ||
+	    st_open.st_dev != st_now.st_dev || st_open.st_ino != st_now.st_ino) {
+		ret = err_set(err, -EAGAIN, "\"%s\" changed while being checked; not deleting it",
+			      path);
+		goto out_close_fd;
+	}
+	e = btrfs_util_delete_subvolume_fd(dir_fd, name, 0);
+	if (e)
+		ret = btrfs_fail(err, e, errno, "cannot delete subvolume", path);
+out_close_fd:
+	close(fd);
+out_close_dir:
+	close(dir_fd);
+	return ret;
+}
+
 const struct cow_ops cow_btrfs_ops = {
 	.name = "btrfs",
 	.check = btrfs_check,
 	.create = btrfs_create,
 	.remove = btrfs_remove,
 	.make_target = btrfs_make_target,
+	.remove_target = btrfs_remove_target,
 };

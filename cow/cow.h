@@ -46,6 +46,10 @@ struct cow_ops {
 	 * filesystem, as a new volume to restore into (a btrfs subvolume).
 	 * NULL: the backend has none; the target is a plain directory. */
 	int (*make_target)(const char *path, struct err *err);
+	/* Delete the volume make_target made at path, only while it is
+	 * empty (-ENOTEMPTY, kept, when it is not); refuse anything that is
+	 * not a writable volume.  NULL when make_target is. */
+	int (*remove_target)(const char *path, struct err *err);
 };
 
 extern const struct cow_ops cow_btrfs_ops;
@@ -89,13 +93,29 @@ int cow_release(struct cow_snapshot *snap, struct err *err);
  */
 int cow_recover(const char *state_dir, unsigned *removed_ret, struct err *err);
 
+/* What cow_make_target did for a restore target. */
+enum cow_target {
+	COW_TARGET_EXISTED,     /* an existing directory, used as it was */
+	COW_TARGET_DIR,         /* a new plain directory */
+	COW_TARGET_VOLUME,      /* a new volume of the backend (btrfs subvolume) */
+};
+
 /*
  * Prepare a restore target.  A missing path whose parent's filesystem has a
  * backend with make_target becomes a new volume of it (on btrfs a
- * subvolume, *subvol_ret = true); elsewhere a new directory.  An
- * existing directory must be empty unless force.  Never removes anything.
+ * subvolume, *made_ret = COW_TARGET_VOLUME); elsewhere a new directory
+ * (COW_TARGET_DIR).  An existing directory must be empty unless force
+ * (COW_TARGET_EXISTED).  Never removes anything.
  */
-int cow_make_target(const char *path, bool force, bool *subvol_ret,
+int cow_make_target(const char *path, bool force, enum cow_target *made_ret,
 		    struct err *err);
+
+/*
+ * Undo cow_make_target after a restore that wrote nothing: remove the
+ * target it made (made: what it said), only while the target is empty —
+ * -ENOTEMPTY, and the target kept, when it holds anything.  A target that
+ * existed before (COW_TARGET_EXISTED) is never removed: a no-op returning 0.
+ */
+int cow_remove_target(const char *path, enum cow_target made, struct err *err);
 
 #endif

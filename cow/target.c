@@ -6,22 +6,36 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/util.h"
 #include "cow/cow.h"
 
-int cow_make_target(const char *path, bool force, bool *subvol_ret,
+/* The backend of the filesystem holding path's parent, or NULL; the
+ * parent's name goes into buf (PATH_MAX bytes). */
+static const struct cow_ops *parent_backend(const char *path, char *buf,
+					    const char **parent_ret)
+{
+	struct statfs sfs;
+
+	strcpy(buf, path);
+	*parent_ret = dirname(buf);  /* "." for a relative name: not always in buf */
+	if (statfs(*parent_ret, &sfs))
+		return NULL;
+	return cow_backend_for((unsigned long)sfs.f_type);
+}
+
+int cow_make_target(const char *path, bool force, enum cow_target *made_ret,
 		    struct err *err)
 {
 	char buf[PATH_MAX];
 	const char *parent;
-	struct statfs sfs;
 	struct stat st;
-	const struct cow_ops *ops = NULL;
+	const struct cow_ops *ops;
 	int ret;
 
-	*subvol_ret = false;
+	*made_ret = COW_TARGET_EXISTED;
 	if (strlen(path) >= sizeof(buf))
 		return err_set(err, -ENAMETOOLONG, "restore target path is too long");
 	if (!stat(path, &st)) {
@@ -36,22 +50,46 @@ int cow_make_target(const char *path, bool force, bool *subvol_ret,
 	}
 	if (errno != ENOENT)
 		return err_set(err, -errno, "restore target %s: %s", path, strerror(errno));
-	strcpy(buf, path);
-	parent = dirname(buf);  /* "." for a relative name: not always in buf */
+	/* the parent's filesystem decides: its backend's volume, if it has one */
+	ops = parent_backend(path, buf, &parent);
 	if (stat(parent, &st) || !S_ISDIR(st.st_mode))
 		return err_set(err, -ENOENT,
 			       "the parent directory of the restore target %s does not exist; create it first", path);
-	/* the parent's filesystem decides: its backend's volume, if it has one */
-	if (!statfs(parent, &sfs))
-		ops = cow_backend_for((unsigned long)sfs.f_type);
 	if (ops && ops->make_target) {
 		ret = ops->make_target(path, err);
 		if (!ret)
-			*subvol_ret = true;
+			*made_ret = COW_TARGET_VOLUME;
 		return ret;
 	}
 	if (mkdir(path, 0700))
 		return err_set(err, -errno, "cannot create restore target %s: %s",
 			       path, strerror(errno));
+	*made_ret = COW_TARGET_DIR;
 	return 0;
+}
+
+int cow_remove_target(const char *path, enum cow_target made, struct err *err)
+{
+	char buf[PATH_MAX];
+	const char *parent;
+	const struct cow_ops *ops;
+
+	if (made == COW_TARGET_EXISTED)
+		return 0;
+	if (strlen(path) >= sizeof(buf))
+		return err_set(err, -ENAMETOOLONG, "restore target path is too long");
+	if (made == COW_TARGET_DIR) {
+		/* rmdir removes only an empty directory */
+		if (!rmdir(path))
+			return 0;
+		if (errno == EEXIST || errno == ENOTEMPTY)
+			return err_set(err, -ENOTEMPTY, "%s is not empty", path);
+		return err_set(err, -errno, "cannot remove %s: %s", path, strerror(errno));
+	}
+	ops = parent_backend(path, buf, &parent);
+	if (!ops || !ops->remove_target)
+		return err_set(err, -EOPNOTSUPP,
+			       "cannot remove %s: the filesystem of %s has no snapshot backend that removes volumes",
+			       path, parent);
+	return ops->remove_target(path, err);
 }

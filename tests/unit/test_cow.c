@@ -783,27 +783,27 @@ static void test_make_target_btrfs(void **state)
 	struct fixture *fx = *state;
 	struct err err = { 0 };
 	char dir[PATH_MAX], file[PATH_MAX];
-	bool subvol = false;
+	enum cow_target made = COW_TARGET_DIR;
 
 	need_btrfs(fx);
 	assert_non_null(cow_btrfs_ops.make_target);
 	assert_ptr_equal(cow_backend_for(BTRFS_SUPER_MAGIC), &cow_btrfs_ops);
 	pathf(dir, sizeof(dir), "%s/target", fx->work);
-	assert_int_equal(cow_make_target(dir, false, &subvol, &err), 0);
-	assert_true(subvol);
+	assert_int_equal(cow_make_target(dir, false, &made, &err), 0);
+	assert_int_equal(made, COW_TARGET_VOLUME);
 	assert_int_equal(btrfs_util_is_subvolume(dir), BTRFS_UTIL_OK);
 	/* an existing empty directory is used as it is */
-	assert_int_equal(cow_make_target(dir, false, &subvol, &err), 0);
-	assert_false(subvol);
+	assert_int_equal(cow_make_target(dir, false, &made, &err), 0);
+	assert_int_equal(made, COW_TARGET_EXISTED);
 	pathf(file, sizeof(file), "%s/f", dir);
 	write_file(file, "x");
-	assert_int_equal(cow_make_target(dir, false, &subvol, &err), -ENOTEMPTY);
+	assert_int_equal(cow_make_target(dir, false, &made, &err), -ENOTEMPTY);
 	assert_non_null(strstr(err.msg, "--force"));
 	err_clear(&err);
-	assert_int_equal(cow_make_target(dir, true, &subvol, &err), 0);
+	assert_int_equal(cow_make_target(dir, true, &made, &err), 0);
 	/* the backend's own error: a subvolume where its parent is gone */
 	pathf(dir, sizeof(dir), "%s/missing/target", fx->work);
-	assert_int_equal(cow_make_target(dir, false, &subvol, &err), -ENOENT);
+	assert_int_equal(cow_make_target(dir, false, &made, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "does not exist; create it first"));
 }
 
@@ -813,17 +813,86 @@ static void test_make_target_plain(void **state)
 	struct fixture *fx = *state;
 	struct err err = { 0 };
 	char dir[PATH_MAX];
-	bool subvol = true;
+	enum cow_target made = COW_TARGET_VOLUME;
 	struct stat st;
 
 	need_shm(fx);
 	assert_null(cow_backend_for(TMPFS_MAGIC));
 	pathf(dir, sizeof(dir), "%s/target", fx->shm);
-	assert_int_equal(cow_make_target(dir, false, &subvol, &err), 0);
-	assert_false(subvol);
+	assert_int_equal(cow_make_target(dir, false, &made, &err), 0);
+	assert_int_equal(made, COW_TARGET_DIR);
 	assert_int_equal(stat(dir, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0700);
+}
+
+/*
+ * cow_remove_target on btrfs: the new subvolume goes while empty; one with
+ * something in it, a target that existed, a plain directory, a snapshot
+ * and a symlink stay.
+ */
+static void test_remove_target_btrfs(void **state)
+{
+	struct fixture *fx = *state;
+	struct err err = { 0 };
+	char dir[PATH_MAX], file[PATH_MAX], snap[PATH_MAX], lnk[PATH_MAX];
+	enum cow_target made = COW_TARGET_EXISTED;
+
+	need_btrfs(fx);
+	pathf(dir, sizeof(dir), "%s/target", fx->work);
+	assert_int_equal(cow_make_target(dir, false, &made, &err), 0);
+	assert_int_equal(made, COW_TARGET_VOLUME);
+	assert_int_equal(cow_remove_target(dir, made, &err), 0);
+	assert_false(exists(dir));
+	/* not empty: kept */
+	assert_int_equal(cow_make_target(dir, false, &made, &err), 0);
+	pathf(file, sizeof(file), "%s/f", dir);
+	write_file(file, "x");
+	assert_int_equal(cow_remove_target(dir, made, &err), -ENOTEMPTY);
+	assert_true(exists(file));
+	err_clear(&err);
+	/* a target that existed is never removed */
+	assert_int_equal(unlink(file), 0);
+	assert_int_equal(cow_remove_target(dir, COW_TARGET_EXISTED, &err), 0);
+	assert_true(exists(dir));
+	/* a read-only subvolume (a snapshot) is refused */
+	pathf(snap, sizeof(snap), "%s/snap", fx->work);
+	assert_int_equal(btrfs_util_create_snapshot(dir, snap,
+		BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL), BTRFS_UTIL_OK);
+	assert_int_equal(cow_remove_target(snap, COW_TARGET_VOLUME, &err), -EINVAL);
+	assert_true(exists(snap));
+	err_clear(&err);
+	/* a plain directory is not a subvolume: refused */
+	pathf(file, sizeof(file), "%s/plain", fx->work);
+	assert_int_equal(mkdir(file, 0700), 0);
+	assert_int_equal(cow_remove_target(file, COW_TARGET_VOLUME, &err), -EINVAL);
+	assert_true(exists(file));
+	err_clear(&err);
+	/* a symlink to the subvolume is not followed */
+	pathf(lnk, sizeof(lnk), "%s/link", fx->work);
+	assert_int_equal(symlink(dir, lnk), 0);
+	assert_true(cow_remove_target(lnk, COW_TARGET_VOLUME, &err) < 0);
+	assert_true(exists(dir));
+}
+
+/* A new plain directory: removed with rmdir, only while empty. */
+static void test_remove_target_plain(void **state)
+{
+	struct fixture *fx = *state;
+	struct err err = { 0 };
+	char dir[PATH_MAX], file[PATH_MAX];
+	enum cow_target made = COW_TARGET_EXISTED;
+
+	need_shm(fx);
+	pathf(dir, sizeof(dir), "%s/target", fx->shm);
+	assert_int_equal(cow_make_target(dir, false, &made, &err), 0);
+	assert_int_equal(cow_remove_target(dir, made, &err), 0);
+	assert_false(exists(dir));
+	assert_int_equal(cow_make_target(dir, false, &made, &err), 0);
+	pathf(file, sizeof(file), "%s/f", dir);
+	write_file(file, "x");
+	assert_int_equal(cow_remove_target(dir, made, &err), -ENOTEMPTY);
+	assert_true(exists(file));
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -853,6 +922,8 @@ int main(int argc, char **argv)
 		T(test_release_already_gone),
 		T(test_make_target_btrfs),
 		T(test_make_target_plain),
+		T(test_remove_target_btrfs),
+		T(test_remove_target_plain),
 	};
 	ssize_t n;
 
