@@ -643,6 +643,7 @@ void catalog_list_free(struct catalog_list *list)
 	for (size_t i = 0; i < list->n; i++)
 		manifest_clear(&list->m[i]);
 	free(list->m);
+	free(list->region);
 	for (size_t i = 0; i < list->nbroken_why; i++)
 		free(list->broken_why[i]);
 	memset(list, 0, sizeof(*list));
@@ -799,4 +800,173 @@ int catalog_remove_orphans(struct store *store, const char *prefix,
 		free(oc.keys[i]);
 	free(oc.keys);
 	return ret;
+}
+
+/* Empty directories an interrupted run left: "<prefix><host>/<part>/<id>". */
+struct empty_ctx {
+	size_t base_len;         /* of "<prefix><host>/" */
+};
+
+static bool empty_dir_ok(void *ctx, const char *key)
+{
+	const struct empty_ctx *ec = ctx;
+	const char *part = key + ec->base_len, *id;
+	char name[UTIL_NAME_MAX + 1];
+
+	if (strlen(key) <= ec->base_len)
+		return false;
+	id = strchr(part, '/');
+	if (!id || (size_t)(id - part) > UTIL_NAME_MAX)
+		return false;
+	memcpy(name, part, (size_t)(id - part));
+	name[id - part] = '\0';
+	id++;
+	return util_name_ok(name) && !strchr(id, '/') &&
+	       orphan_id_ok(id, strlen(id));
+}
+
+int catalog_remove_empty_dirs(struct store *store, const char *prefix,
+			      const char *host, unsigned *removed_ret,
+			      struct err *err)
+{
+	struct empty_ctx ec;
+	char *p;
+	int ret;
+
+	*removed_ret = 0;
+	if (asprintf(&p, "%s%s/", prefix ? prefix : "", host) < 0)
+		return err_set(err, -ENOMEM, "out of memory");
+	ec.base_len = strlen(p);
+	ret = store_remove_empty_dirs(store, p, empty_dir_ok, &ec, removed_ret, err);
+	free(p);
+	return ret;
+}
+
+/* ---- the hosts a store holds ---- */
+
+struct hosts_ctx {
+	struct catalog_hosts *h;
+	size_t cap;
+	size_t base_len;         /* of the prefix */
+	char last_part[UTIL_NAME_MAX + 1];
+	size_t last_host;        /* index of the host last_part belongs to */
+	int error;
+};
+
+static struct catalog_host *hosts_find(struct hosts_ctx *hc, const char *name)
+{
+	struct catalog_hosts *h = hc->h;
+
+	for (size_t i = 0; i < h->n; i++)
+		if (!strcmp(h->v[i].name, name))
+			return &h->v[i];
+	if (h->n == hc->cap) {
+		size_t cap = hc->cap ? hc->cap * 2 : 8;
+		struct catalog_host *n = realloc(h->v, cap * sizeof(*n));
+
+		if (!n)
+			return NULL;
+		h->v = n;
+		hc->cap = cap;
+	}
+	memset(&h->v[h->n], 0, sizeof(h->v[h->n]));
+	strcpy(h->v[h->n].name, name);
+	return &h->v[h->n++];
+}
+
+static int hosts_cb(void *ctx, const char *key, const struct store_obj_info *info)
+{
+	struct hosts_ctx *hc = ctx;
+	const char *rest = key + hc->base_len, *slash;
+	char host[UTIL_NAME_MAX + 1], part[UTIL_NAME_MAX + 1], id[BACKUP_ID_LEN + 1];
+	struct catalog_host *e;
+
+	(void)info;
+	if (strlen(key) <= hc->base_len)
+		return 0;
+	slash = strchr(rest, '/');
+	if (!slash || (size_t)(slash - rest) > UTIL_NAME_MAX)
+		return 0;
+	memcpy(host, rest, (size_t)(slash - rest));
+	host[slash - rest] = '\0';
+	/* only backups, where snapship puts them, under names it writes */
+	if (!util_name_ok(host) || !split_manifest_key(slash + 1, part, id)) {
+		size_t klen = strlen(key), mlen = strlen("/manifest.json");
+
+		if (klen >= mlen && !strcmp(key + klen - mlen, "/manifest.json"))
+			hc->h->other++;
+		return 0;
+	}
+	e = hosts_find(hc, host);
+	if (!e) {
+		hc->error = -ENOMEM;
+		return 1;
+	}
+	e->backups++;
+	if ((size_t)(e - hc->h->v) != hc->last_host || strcmp(part, hc->last_part)) {
+		e->partitions++;
+		hc->last_host = (size_t)(e - hc->h->v);
+		strcpy(hc->last_part, part);
+	}
+	if (strcmp(id, e->latest) > 0)
+		strcpy(e->latest, id);
+	return 0;
+}
+
+static int cmp_host(const void *a, const void *b)
+{
+	return strcmp(((const struct catalog_host *)a)->name,
+		      ((const struct catalog_host *)b)->name);
+}
+
+_Static_assert(sizeof(((struct catalog_host *)0)->name) == UTIL_NAME_MAX + 1,
+	       "a host name is a util_name_ok() name");
+
+int catalog_hosts(struct store *store, const char *prefix,
+		  struct catalog_hosts *hosts_ret, struct err *err)
+{
+	struct hosts_ctx hc = { .h = hosts_ret, .last_host = SIZE_MAX };
+	int ret;
+
+	memset(hosts_ret, 0, sizeof(*hosts_ret));
+	hc.base_len = strlen(prefix ? prefix : "");
+	ret = store_list(store, prefix ? prefix : "", hosts_cb, &hc, err);
+	if (!ret && hc.error)
+		ret = err_set(err, hc.error, "out of memory");
+	if (ret) {
+		catalog_hosts_free(hosts_ret);
+		return ret;
+	}
+	if (hosts_ret->n)
+		qsort(hosts_ret->v, hosts_ret->n, sizeof(*hosts_ret->v), cmp_host);
+	return 0;
+}
+
+void catalog_hosts_free(struct catalog_hosts *hosts)
+{
+	if (!hosts)
+		return;
+	free(hosts->v);
+	memset(hosts, 0, sizeof(*hosts));
+}
+
+const char *catalog_other_hosts(struct store *store, const char *prefix,
+				const char *host, char *buf, size_t len)
+{
+	struct catalog_hosts h;
+	struct err e = { 0 };
+	size_t used = 0;
+
+	buf[0] = '\0';
+	if (catalog_hosts(store, prefix, &h, &e))
+		return buf;
+	for (size_t i = 0; i < h.n && used + 1 < len; i++) {
+		if (!strcmp(h.v[i].name, host))
+			continue;
+		snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+			 UTIL_ESC(h.v[i].name));
+		used = strlen(buf);
+	}
+	catalog_hosts_free(&h);
+	return buf;
 }

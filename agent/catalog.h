@@ -99,6 +99,9 @@ struct catalog_list {
 	size_t broken;
 	char *broken_why[CATALOG_BROKEN_MAX];
 	size_t nbroken_why;
+	/* a union of regions' listings (failover_list): the index of the
+	 * region each m[i] was listed from; NULL when all are from one */
+	size_t *region;
 };
 
 /*
@@ -121,6 +124,45 @@ void catalog_list_free(struct catalog_list *list);
  */
 int catalog_remove_orphans(struct store *store, const char *prefix,
 			   const char *host, size_t *removed_ret, struct err *err);
+
+/*
+ * Remove this host's empty backup directories (a store with directories:
+ * what an interrupted run left once its temp files went): only those at
+ * <prefix><host>/<partition>/<backup-id>, named as snapship names them,
+ * never through a link.  Only with the host lock held.  *removed_ret
+ * counts them.
+ */
+int catalog_remove_empty_dirs(struct store *store, const char *prefix,
+			      const char *host, unsigned *removed_ret,
+			      struct err *err);
+
+/* The hosts a store holds backups of (a replacement host finds its
+ * predecessor's): counted from the manifests' keys, none read. */
+struct catalog_host {
+	char name[64 + 1];              /* a util_name_ok() name */
+	size_t backups, partitions;
+	char latest[BACKUP_ID_LEN + 1]; /* the newest backup's id */
+};
+
+struct catalog_hosts {
+	struct catalog_host *v;         /* sorted by name; owned */
+	size_t n;
+	size_t other;                   /* manifests not where snapship puts them */
+};
+
+/*
+ * Every host with a manifest at <prefix><host>/<partition>/<id>/manifest.json
+ * (names snapship writes; others are only counted in other).  *hosts_ret
+ * is the caller's (catalog_hosts_free), empty on error.
+ */
+int catalog_hosts(struct store *store, const char *prefix,
+		  struct catalog_hosts *hosts_ret, struct err *err);
+void catalog_hosts_free(struct catalog_hosts *hosts);
+/* The hosts other than host that store holds backups of, "a, b" (names
+ * escaped, cut to fit), into buf (returned); "" when none or the listing
+ * fails. */
+const char *catalog_other_hosts(struct store *store, const char *prefix,
+				const char *host, char *buf, size_t len);
 
 /* Find id (or the latest when id is NULL) in a list; NULL if absent. */
 const struct manifest *catalog_find(const struct catalog_list *list,

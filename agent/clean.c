@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "agent/clean.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "agent/catalog.h"
 #include "agent/config.h"
@@ -11,37 +13,63 @@
 #include "common/log.h"
 #include "uploader/store.h"
 
-unsigned clean_region(struct region *g, const char *host)
+/* Clean region g into *res; whole: orphans and empty directories too. */
+static void clean_one(struct region *g, const char *host, bool whole,
+		      struct clean_result *res)
 {
-	struct store *store = g->store;
-	const char *prefix = g->prefix, *region = g->name;
 	struct err err = { 0 };
-	unsigned n = 0;
-	size_t orphans = 0;
 	char *p;
+	int ret;
 
-	if (!store)
-		return 0;
-	if (asprintf(&p, "%s%s/", prefix, host) < 0)
-		return 0;
-	/* one warning at most: a store that cannot be cleaned usually cannot
-	 * take the backup either, and that error follows */
-	if (store_abort_incomplete(store, p, &n, &err) ||
-	    catalog_remove_orphans(store, prefix, host, &orphans, &err)) {
-		log_warn("region %s: could not clean up after interrupted runs: %s",
-			 region, err_strip_region(region, err.msg));
+	memset(res, 0, sizeof(*res));
+	snprintf(res->region, sizeof(res->region), "%s", g->name);
+	if (!g->store || g->down) {
+		snprintf(res->why, sizeof(res->why), "%s", g->down_why);
+		res->error = -EIO;
+		return;
+	}
+	snprintf(res->store, sizeof(res->store), "%s", store_describe(g->store));
+	res->looked = true;
+	res->whole = whole;
+	if (asprintf(&p, "%s%s/", g->prefix, host) < 0) {
+		res->error = -ENOMEM;
+		snprintf(res->why, sizeof(res->why), "out of memory");
+		return;
+	}
+	ret = store_abort_incomplete(g->store, p, &res->uploads, &err);
+	free(p);
+	if (!ret && whole)
+		ret = catalog_remove_orphans(g->store, g->prefix, host, &res->objects, &err);
+	if (!ret && whole)
+		ret = catalog_remove_empty_dirs(g->store, g->prefix, host, &res->dirs, &err);
+	if (ret) {
+		res->error = ret;
+		snprintf(res->why, sizeof(res->why), "%s", err_strip_region(g->name, err.msg));
 		/* a secondary that does not answer is not asked again */
 		if (!g->primary && failover_unreachable(&err)) {
 			g->down = true;
-			snprintf(g->down_why, sizeof(g->down_why), "%.500s",
-				 err_strip_region(region, err.msg));
+			snprintf(g->down_why, sizeof(g->down_why), "%.500s", res->why);
 		}
 	}
-	n += (unsigned)orphans;
+}
+
+unsigned clean_region(struct region *g, const char *host)
+{
+	struct clean_result res;
+	unsigned n;
+
+	if (!g->store)
+		return 0;
+	clean_one(g, host, true, &res);
+	/* one warning at most: a store that cannot be cleaned usually cannot
+	 * take the backup either, and that error follows */
+	if (res.error)
+		log_warn("region %s: could not clean up after interrupted runs: %s",
+			 g->name, res.why);
+	n = res.uploads + (unsigned)res.objects;
 	if (n)
 		log_warn("region %s: removed %u unfinished upload(s) left behind by an interrupted run",
-			 region, n);
-	free(p);
+			 g->name, n);
 	return n;
 }
 
@@ -53,4 +81,22 @@ unsigned clean_regions(struct regions *rs, const char *host)
 		if (i == 0 || rs->v[i].replication == REPL_AGENT)
 			n += clean_region(&rs->v[i], host);
 	return n;
+}
+
+size_t clean_every_region(struct regions *rs, const char *host,
+			  struct clean_result res[REGIONS_MAX])
+{
+	size_t failed = 0;
+
+	for (size_t i = 0; i < rs->n; i++) {
+		bool whole = i == 0 || rs->v[i].replication == REPL_AGENT;
+
+		clean_one(&rs->v[i], host, whole, &res[i]);
+		if (res[i].error)
+			failed++;
+		else if (!whole)
+			snprintf(res[i].why, sizeof(res[i].why),
+				 "backups without a manifest not looked for: replication = server, and a backup whose manifest has not arrived yet looks the same");
+	}
+	return failed;
 }

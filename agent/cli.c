@@ -38,7 +38,9 @@ const char cli_usage_text[] =
 "  snapship ls PARTITION [--id ID] [PATH]  a directory of a backup, from its index\n"
 "  snapship verify [PARTITION] [--deep]  every backup in every region\n"
 "  snapship repair [PARTITION] [--deep]  copy what a region lacks from a healthy one\n"
-"  snapship clean [--from STORE]      remove snapshots and uploads left by a crash\n"
+"  snapship clean [--from STORE]      remove snapshots, uploads and empty backup\n"
+"                                      directories left by a crash (every region)\n"
+"  snapship hosts [--from STORE] [--json]  the hosts a store holds backups of\n"
 "  snapship config check               parse and check the config\n"
 "\n"
 "STORE is a directory (local or NFS) or s3://BUCKET/PREFIX (endpoint from\n"
@@ -109,6 +111,21 @@ static int set_level(struct cli_opts *o, char *arg)
 	return CLI_GO_ON;
 }
 
+/* --from STORE and backup's --to STORE: the store, and how it was typed */
+static int set_from(struct cli_opts *o, char *arg)
+{
+	o->from = arg;
+	o->from_flag = "--from";
+	return CLI_GO_ON;
+}
+
+static int set_to_store(struct cli_opts *o, char *arg)
+{
+	o->from = arg;
+	o->from_flag = "--to";
+	return CLI_GO_ON;
+}
+
 static int add_path(struct cli_opts *o, char *arg)
 {
 	const char **n = realloc(o->paths, (o->npaths + 1) * sizeof(*n));
@@ -146,8 +163,8 @@ static const struct opt_def opt_defs[OPT_END] = {
 	[OPT_JSON] = FLAG("json", json),
 	[OPT_HELP] = { "help", no_argument, 'h', KIND_CALL, 0, show_help },
 	[OPT_VERSION] = { "version", no_argument, 'V', KIND_CALL, 0, show_version },
-	[OPT_FROM] = STRING("from", from),
-	[OPT_TO_STORE] = STRING("to", from),
+	[OPT_FROM] = { "from", required_argument, 0, KIND_CALL, 0, set_from },
+	[OPT_TO_STORE] = { "to", required_argument, 0, KIND_CALL, 0, set_to_store },
 	[OPT_TO_DIR] = STRING("to", target),
 	[OPT_REGION] = STRING("region", region),
 	[OPT_NAME] = STRING("name", name),
@@ -257,8 +274,8 @@ int cli_open_regions(struct cli *c, bool reads, struct regions *rs_ret,
 		return err_set(err, -EINVAL,
 			       "no store given: pass --from/--to STORE, or configure a [region] in %s",
 			       c->o.config_file);
-	return geo_regions_open(c->o.from ? NULL : &c->cfg, c->o.from, c->o.region,
-				reads, rs_ret, err);
+	return geo_regions_open(c->o.from ? NULL : &c->cfg, c->o.from,
+				c->o.from_flag, c->o.region, reads, rs_ret, err);
 }
 
 int cli_open_list(struct cli *c, const char *host, const char *part, bool reads,
@@ -269,7 +286,7 @@ int cli_open_list(struct cli *c, const char *host, const char *part, bool reads,
 
 	if (cli_open_regions(c, reads, rs_ret, &err))
 		return cli_fail(&err);
-	if (failover_list(rs_ret, host, part, list_ret, used_ret, &err)) {
+	if (failover_list(rs_ret, c->cfg.state_dir, host, part, list_ret, used_ret, &err)) {
 		geo_regions_free(rs_ret);
 		return cli_fail(&err);
 	}

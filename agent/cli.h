@@ -31,6 +31,7 @@ struct cli_opts {
 	const char *state_dir;
 	bool json;
 	const char *from;       /* --from/--to STORE in the zero-config form */
+	const char *from_flag;  /* which of them was typed: "--from", "--to" */
 	const char *region;     /* --region NAME: only that one, no failover */
 	const char *target;     /* restore --to DIR */
 	const char *name;       /* backup --name */

@@ -27,12 +27,22 @@ bool failover_unreachable(const struct err *e);
 /*
  * The backups of host (partition NULL = all) from the first region of rs
  * that answers: the primary, then the secondaries, each failing over with
- * a warning.  *list_ret is the caller's (catalog_list_free) on success,
- * empty on error; *used_ret is the index in rs of the region listed.
+ * a warning.  When that region lacks backups this host committed (known
+ * from the replication state in state_dir; NULL: not asked), it is
+ * suspect — an unmounted share looks empty — so the others are listed
+ * too: *list_ret is then their union (list_ret->region says where each
+ * came from) and warnings say which region lacks what.  *list_ret is the
+ * caller's (catalog_list_free) on success, empty on error; *used_ret is
+ * the index in rs of the region listed (first).
  */
-int failover_list(struct regions *rs, const char *host, const char *part,
-		  struct catalog_list *list_ret, size_t *used_ret,
-		  struct err *err);
+int failover_list(struct regions *rs, const char *state_dir, const char *host,
+		  const char *part, struct catalog_list *list_ret,
+		  size_t *used_ret, struct err *err);
+
+/* The hosts a store holds backups of, from the first region of rs that
+ * answers (as failover_list); *hosts_ret as catalog_hosts's. */
+int failover_hosts(struct regions *rs, struct catalog_hosts *hosts_ret,
+		   size_t *used_ret, struct err *err);
 
 /* Where a restore reads from: free with failover_sources_free. */
 struct failover_sources {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "agent/geo.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -29,9 +30,9 @@ int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
 	char *endpoint = NULL;
 	int ret;
 
+	o.name = r->name;       /* a hint names [region NAME] */
 	if (!r->store || strcmp(r->store, "s3"))
-		return store_open(config_region_location(r), store_ret, err);
-	o.name = r->name;
+		return store_open_opts(config_region_location(r), &o, store_ret, err);
 	o.region = r->sigv4_region ? r->sigv4_region : "us-east-1";
 	o.endpoint = r->endpoint;
 	if (!o.endpoint) {
@@ -87,10 +88,11 @@ static int region_fill(struct region *g, const char *name, const char *prefix,
 	return 0;
 }
 
-/* The one region "default" of a --from/--to STORE. */
-static int regions_open_from(const char *from, const char *only,
-			     struct regions *rs, struct err *err)
+/* The one region "default" of a --from/--to STORE (typed as from_flag). */
+static int regions_open_from(const char *from, const char *from_flag,
+			     const char *only, struct regions *rs, struct err *err)
 {
+	struct store_opts o = { .given_as = from_flag };
 	int ret;
 
 	if (only && strcmp(only, "default"))
@@ -101,7 +103,7 @@ static int regions_open_from(const char *from, const char *only,
 	rs->v[0].primary = true;
 	ret = region_fill(&rs->v[0], "default", "", err);
 	if (!ret)
-		ret = store_open(from, &rs->v[0].store, err);
+		ret = store_open_opts(from, &o, &rs->v[0].store, err);
 	if (ret)
 		geo_regions_free(rs);
 	return ret;
@@ -158,15 +160,16 @@ static int region_open(struct regions *rs, struct region *g,
 	return ret;
 }
 
-int geo_regions_open(const struct config *cfg, const char *from, const char *only,
-		     bool reads, struct regions *rs_ret, struct err *err)
+int geo_regions_open(const struct config *cfg, const char *from,
+		     const char *from_flag, const char *only, bool reads,
+		     struct regions *rs_ret, struct err *err)
 {
 	struct regions *rs = rs_ret;
 	const struct cfg_region *primary;
 
 	memset(rs, 0, sizeof(*rs));
 	if (from)
-		return regions_open_from(from, only, rs, err);
+		return regions_open_from(from, from_flag, only, rs, err);
 	if (!cfg || !cfg->nregions)
 		return err_set(err, -EINVAL, "%s: no [region] configured; add one with store = file and path = DIR, or store = s3 and bucket = NAME",
 			       cfg && cfg->file ? cfg->file : "the config");
@@ -535,6 +538,81 @@ void geo_state_remove(const char *state_dir, const char *host,
 	if (!state_path(state_dir, host, partition, id, &path, NULL))
 		unlink(path);
 	free(path);
+}
+
+int geo_state_ids(const char *state_dir, const char *host,
+		  const char *partition, char ***ids_ret, size_t *n_ret)
+{
+	char **ids = NULL, **n;
+	size_t cnt = 0, cap = 0;
+	struct dirent *pe, *ie;
+	DIR *hd, *pd;
+	char *path;
+	int ret = 0;
+
+	*ids_ret = NULL;
+	*n_ret = 0;
+	if (!util_name_ok(host) || (partition && !util_name_ok(partition)))
+		return -EINVAL;
+	if (asprintf(&path, "%s/geo/%s", state_dir, host) < 0)
+		return -ENOMEM;
+	hd = opendir(path);
+	free(path);
+	if (!hd)
+		return errno == ENOENT ? 0 : -errno;
+	while (!ret && (pe = readdir(hd))) {
+		if (!util_name_ok(pe->d_name) ||
+		    (partition && strcmp(pe->d_name, partition)))
+			continue;
+		if (asprintf(&path, "%s/geo/%s/%s", state_dir, host, pe->d_name) < 0) {
+			ret = -ENOMEM;
+			break;
+		}
+		pd = opendir(path);
+		free(path);
+		if (!pd)
+			continue;
+		while (!ret && (ie = readdir(pd))) {
+			size_t len = strlen(ie->d_name);
+			char id[BACKUP_ID_LEN + 1];
+
+			if (len != BACKUP_ID_LEN + 5 || strcmp(ie->d_name + BACKUP_ID_LEN, ".json"))
+				continue;
+			memcpy(id, ie->d_name, BACKUP_ID_LEN);
+			id[BACKUP_ID_LEN] = '\0';
+			if (catalog_id_time(id) < 0)
+				continue;
+			if (cnt == cap) {
+				cap = cap ? cap * 2 : 16;
+				n = realloc(ids, cap * sizeof(*n));
+				if (!n) {
+					ret = -ENOMEM;
+					break;
+				}
+				ids = n;
+			}
+			if (asprintf(&ids[cnt], "%s/%s", pe->d_name, id) < 0)
+				ret = -ENOMEM;
+			else
+				cnt++;
+		}
+		closedir(pd);
+	}
+	closedir(hd);
+	if (ret) {
+		geo_state_ids_free(ids, cnt);
+		return ret;
+	}
+	*ids_ret = ids;
+	*n_ret = cnt;
+	return 0;
+}
+
+void geo_state_ids_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
 }
 
 const char *geo_summary(const struct geo_state *gs, int64_t now_ns)

@@ -77,14 +77,16 @@ int geo_region_probe(const struct cfg_region *r, struct store **store_ret,
 		     struct err *err);
 
 /*
- * The regions to use: from (a --from/--to STORE: one region "default"), or
- * the config's, primary first; only (--region NAME) keeps just that one.
- * reads: the command only reads and can fail over (fast_failover).
- * cfg, from and only are only read (and not kept).  On success *rs_ret is
- * the caller's, freed with geo_regions_free; on error it holds nothing.
+ * The regions to use: from (a --from/--to STORE: one region "default"; its
+ * errors' hints name from_flag, "--from" or "--to", as typed), or the
+ * config's, primary first; only (--region NAME) keeps just that one.
+ * reads: the command only reads and can fail over (fast_failover).  The
+ * strings are only read (and not kept).  On success *rs_ret is the
+ * caller's, freed with geo_regions_free; on error it holds nothing.
  */
-int geo_regions_open(const struct config *cfg, const char *from, const char *only,
-		     bool reads, struct regions *rs_ret, struct err *err);
+int geo_regions_open(const struct config *cfg, const char *from,
+		     const char *from_flag, const char *only, bool reads,
+		     struct regions *rs_ret, struct err *err);
 /* Close the stores and free the names of rs; rs is left empty (n = 0), so
  * a second call is a no-op. */
 void geo_regions_free(struct regions *rs);
@@ -156,6 +158,16 @@ int geo_state_save(const char *state_dir, const char *host,
 /* Remove a backup's state (after a failed or pruned backup). */
 void geo_state_remove(const char *state_dir, const char *host,
 		      const char *partition, const char *id);
+/*
+ * The backups of host (partition NULL: all) this state dir keeps a
+ * replication state of — the ones this host committed with secondaries —
+ * as "<partition>/<id>" strings into *ids_ret (geo_state_ids_free frees
+ * it); names snapship does not write are skipped.  0 (none) when there is
+ * no state; -errno.
+ */
+int geo_state_ids(const char *state_dir, const char *host,
+		  const char *partition, char ***ids_ret, size_t *n_ret);
+void geo_state_ids_free(char **ids, size_t n);
 /* Region name's entry in gs (added if new): points into gs; NULL when gs
  * is full. */
 struct geo_region_state *geo_state_region(struct geo_state *gs,

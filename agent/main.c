@@ -168,16 +168,21 @@ static int cmd_list(struct cli *c, int argc, char **argv)
 		return rc;
 	geo = rs.n > 1 && !rs.forced;
 	report_init(&r, c->o.json);
-	if (!list.n)
+	if (!list.n) {
+		char others[512];
+
 		report_list_none(&r, host, part, rs.v[used].store);
-	else
+		report_list_other_hosts(&r, catalog_other_hosts(rs.v[used].store,
+				rs.v[used].prefix, host, others, sizeof(others)));
+	} else {
 		report_list_header(&r, geo);
+	}
 	for (size_t i = 0; i < list.n; i++) {
 		struct geo_state gs;
 
 		status_backup_geo(c->cfg.state_dir, &rs, host, &list.m[i], &gs);
-		report_list_row(&r, &list.m[i], rs.v[used].name, &gs,
-				status_geo_word(&rs, &gs), geo);
+		report_list_row(&r, &list.m[i], rs.v[list.region ? list.region[i] : used].name,
+				&gs, status_geo_word(&rs, &gs), geo);
 	}
 	report_end(&r);
 	report_list_broken(&list, rs.n > 1 ? rs.v[used].name : NULL);
@@ -192,18 +197,24 @@ static int find_backup(const struct catalog_list *list, const struct regions *rs
 		       const struct manifest **m_ret)
 {
 	struct err err = { 0 };
+	char others[512] = "";
 
 	*m_ret = catalog_find(list, part, id);
 	if (*m_ret)
 		return CLI_GO_ON;
+	if (!id)
+		catalog_other_hosts(rs->v[used].store, rs->v[used].prefix, host,
+				    others, sizeof(others));
 	/* a backup may be there with a manifest that cannot be used */
 	report_list_broken(list, rs->n > 1 ? rs->v[used].name : NULL);
 	if (id)
 		err_set(&err, -ENOENT, "no backup %s of %s/%s on %s; snapship list shows the backups",
 			id, host, part, store_describe(rs->v[used].store));
 	else
-		err_set(&err, -ENOENT, "no backups of %s/%s on %s", host, part,
-			store_describe(rs->v[used].store));
+		err_set(&err, -ENOENT, "no backups of %s/%s on %s%s%s%s", host, part,
+			store_describe(rs->v[used].store),
+			others[0] ? "; it holds backups of other hosts: " : "", others,
+			others[0] ? "; pass --host NAME (snapship hosts lists them)" : "");
 	return cli_fail(&err);
 }
 
@@ -403,11 +414,16 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+/* Snapshots from the journal, then every region's leftovers (if any store
+ * is given): exit 1 when a region could not be cleaned. */
 static int cmd_clean(struct cli *c, int argc, char **argv)
 {
-	struct regions rs;
+	struct clean_result res[REGIONS_MAX];
+	struct regions rs = { 0 };
 	struct err err = { 0 };
 	unsigned removed = 0, uploads = 0;
+	bool have_store = c->o.from || c->have_config;
+	size_t failed = 0;
 	char hbuf[256];
 	int lockfd, ret;
 
@@ -419,17 +435,45 @@ static int cmd_clean(struct cli *c, int argc, char **argv)
 	if (lockfd < 0)
 		return cli_fail(&err);
 	ret = cow_recover(c->cfg.state_dir, &removed, &err);
-	if (!ret && (c->o.from || c->have_config)) {
+	if (!ret && have_store)
 		ret = cli_open_regions(c, false, &rs, &err);
-		if (!ret) {
-			uploads = clean_regions(&rs, cli_host(c, hbuf, sizeof(hbuf)));
-			geo_regions_free(&rs);
-		}
-	}
+	if (!ret)
+		failed = clean_every_region(&rs, cli_host(c, hbuf, sizeof(hbuf)), res);
 	hostlock_release(lockfd);
 	if (ret)
 		return cli_fail(&err);
+	for (size_t i = 0; i < rs.n; i++)
+		uploads += res[i].uploads + (unsigned)res[i].objects;
 	report_clean(removed, uploads);
+	report_clean_regions(res, rs.n, have_store);
+	geo_regions_free(&rs);
+	return failed ? EXIT_FAIL : EXIT_OK;
+}
+
+/* hosts: the hosts a store holds backups of (a replacement host's way to
+ * its predecessor's) */
+static int cmd_hosts(struct cli *c, int argc, char **argv)
+{
+	struct catalog_hosts h;
+	struct regions rs;
+	struct report r;
+	struct err err = { 0 };
+	size_t used = 0;
+
+	(void)argv;
+	if (argc)
+		return cli_usage_error("hosts takes no arguments besides --from STORE");
+	if (cli_open_regions(c, true, &rs, &err))
+		return cli_fail(&err);
+	if (failover_hosts(&rs, &h, &used, &err)) {
+		geo_regions_free(&rs);
+		return cli_fail(&err);
+	}
+	report_init(&r, c->o.json);
+	report_hosts(&r, &h, rs.v[used].store);
+	report_end(&r);
+	catalog_hosts_free(&h);
+	geo_regions_free(&rs);
 	return EXIT_OK;
 }
 
@@ -485,6 +529,7 @@ static const struct command commands[] = {
 	{ "repair", cmd_repair, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "status", cmd_status, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
 	{ "clean", cmd_clean, OPTS(OPT_FROM, OPT_HELP) },
+	{ "hosts", cmd_hosts, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
 	{ "config", cmd_config, NULL },
 	{ 0 },
 };

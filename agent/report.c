@@ -10,6 +10,7 @@
 
 #include "agent/backup.h"
 #include "agent/catalog.h"
+#include "agent/clean.h"
 #include "agent/config.h"
 #include "agent/geo.h"
 #include "agent/index.h"
@@ -536,6 +537,63 @@ void report_clean(unsigned snapshots, unsigned uploads)
 {
 	printf("removed %u leftover snapshot(s) and %u unfinished upload(s)\n",
 	       snapshots, uploads);
+}
+
+void report_clean_regions(const struct clean_result *res, size_t n,
+			  bool have_store)
+{
+	if (!have_store)
+		printf("no store given: unfinished uploads were not looked for; pass --from STORE (or configure a [region])\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct clean_result *c = &res[i];
+
+		if (!c->looked) {
+			printf("region %s: not looked at: %s\n", c->region, UTIL_ESC_CTL(c->why));
+			continue;
+		}
+		printf("region %s (%s): removed %u unfinished upload(s)", c->region, c->store,
+		       c->uploads);
+		if (c->whole)
+			printf(", %zu object(s) of backups without a manifest, %u empty backup director%s",
+			       c->objects, c->dirs, c->dirs == 1 ? "y" : "ies");
+		if (c->error)
+			printf("; then stopped: %s\n", UTIL_ESC_CTL(c->why));
+		else if (c->why[0])
+			printf("; %s\n", c->why);
+		else
+			putchar('\n');
+	}
+}
+
+void report_list_other_hosts(struct report *r, const char *others)
+{
+	if (!r->json && others[0])
+		printf("the store holds backups of other hosts: %s; pass --host NAME (snapship hosts lists them)\n",
+		       others);
+}
+
+void report_hosts(struct report *r, const struct catalog_hosts *h,
+		  const struct store *store)
+{
+	if (r->json) {
+		for (size_t i = 0; i < h->n; i++)
+			append(r, json_pack("{s:s, s:I, s:I, s:s}", "host", h->v[i].name,
+					    "partitions", (json_int_t)h->v[i].partitions,
+					    "backups", (json_int_t)h->v[i].backups,
+					    "latest", h->v[i].latest));
+		return;
+	}
+	if (!h->n) {
+		printf("no backups of any host on %s\n", store_describe(store));
+		return;
+	}
+	printf("%-24s %10s %8s  %s\n", "HOST", "PARTITIONS", "BACKUPS", "LATEST BACKUP");
+	for (size_t i = 0; i < h->n; i++)
+		printf("%-24s %10zu %8zu  %s\n", UTIL_ESC(h->v[i].name), h->v[i].partitions,
+		       h->v[i].backups, h->v[i].latest);
+	if (h->other)
+		log_warn("%zu manifest(s) not where snapship puts them (<host>/<partition>/<backup-id>/manifest.json); not counted",
+			 h->other);
 }
 
 void report_config(const struct config *cfg)

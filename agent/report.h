@@ -17,7 +17,9 @@
 #include "agent/verify.h"
 
 struct backup_result;
+struct catalog_hosts;
 struct catalog_list;
+struct clean_result;
 struct cfg_region;
 struct config;
 struct err;
@@ -82,6 +84,16 @@ void report_verify_end(struct report_verify *ctx, const struct verify_result *re
 		       const char *host, const char *part);
 
 void report_clean(unsigned snapshots, unsigned uploads);
+/* clean: what was done, and not, in each region (n of them); have_store
+ * false: no store was given, so none was looked at. */
+void report_clean_regions(const struct clean_result *res, size_t n,
+			  bool have_store);
+
+/* list: the other hosts the store holds (text only; "" none). */
+void report_list_other_hosts(struct report *r, const char *others);
+/* hosts: the hosts a store holds backups of. */
+void report_hosts(struct report *r, const struct catalog_hosts *h,
+		  const struct store *store);
 
 /* config check: the file, each partition and region (err NULL: fine). */
 void report_config(const struct config *cfg);

@@ -326,10 +326,25 @@ static int file_refused(const struct file_store *fs, int code,
 		       fs->root, what, esc);
 }
 
-static int file_open(const char *location, void **priv_ret, struct err *err)
+/* What the user typed the location as: where a hint says to fix it. */
+static const char *file_given_as(const struct store_opts *o, char *buf,
+				 size_t len)
+{
+	if (o->given_as)
+		snprintf(buf, len, "%s", o->given_as);
+	else if (o->name)
+		snprintf(buf, len, "[region %s] path", o->name);
+	else
+		snprintf(buf, len, "the store location");
+	return buf;
+}
+
+static int file_open_opts(const char *location, const struct store_opts *o,
+			  void **priv_ret, struct err *err)
 {
 	struct file_store *fs;
 	struct stat st;
+	char given[128];
 	int fd, ret;
 
 	fd = open(location, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -337,12 +352,13 @@ static int file_open(const char *location, void **priv_ret, struct err *err)
 		ret = -errno;
 		if (ret == -ENOENT)
 			return err_set(err, ret,
-				       "store \"%s\": no such directory; create it (mkdir -p %s) or fix --to",
-				       location, location);
+				       "store \"%s\": no such directory; create it (mkdir -p %s) or fix %s",
+				       location, location,
+				       file_given_as(o, given, sizeof(given)));
 		if (ret == -ENOTDIR)
 			return err_set(err, ret,
-				       "store \"%s\": not a directory; point --to at a directory",
-				       location);
+				       "store \"%s\": not a directory; point %s at a directory",
+				       location, file_given_as(o, given, sizeof(given)));
 		return err_set(err, ret, "store \"%s\": cannot open: %s%s",
 			       location, err_str(ret), file_hint(ret));
 	}
@@ -381,6 +397,13 @@ out_free_fs:
 out_close:
 	close(fd);
 	return ret;
+}
+
+static int file_open(const char *location, void **priv_ret, struct err *err)
+{
+	static const struct store_opts none;
+
+	return file_open_opts(location, &none, priv_ret, err);
 }
 
 static void file_free(void *priv)
@@ -809,6 +832,10 @@ struct file_walk {
 	bool tmp_only;          /* list unfinished puts' temp files instead */
 	enum file_resolve how;
 	int dir_fd;             /* the directory of the key fn is called for */
+	store_dir_fn dir_ok;    /* non-NULL: remove the empty directories it
+				 * accepts, once walked */
+	void *dir_ctx;
+	unsigned dirs_removed;
 };
 
 /*
@@ -964,6 +991,19 @@ static int file_read_dir(struct file_walk *w, int dir_fd, size_t key_len,
 }
 
 /*
+ * The walked directory name in dir_fd (its key in w->key) goes if it is
+ * empty and w->dir_ok accepts it: rmdir never follows a link (a link
+ * swapped in meanwhile fails with ENOTDIR) and fails on a non-empty one.
+ */
+static void file_remove_empty(struct file_walk *w, int dir_fd,
+			      const char *name)
+{
+	if (w->dir_ok(w->dir_ctx, w->key) &&
+	    unlinkat(dir_fd, name, AT_REMOVEDIR) == 0)
+		w->dirs_removed++;
+}
+
+/*
  * Walk dir_fd, the directory w->key[0..key_len) ("" or ending in '/'), in
  * key order.  Each subdirectory is opened relative to its parent's
  * descriptor (one name, not followed): the walk costs one open per
@@ -1013,6 +1053,9 @@ static int file_walk_dir(struct file_walk *w, int dir_fd, size_t key_len,
 				ret = file_walk_dir(w, sub_fd, key_len + len + 1,
 						    "", depth + 1);
 				close(sub_fd);
+				w->key[key_len + len] = '\0';
+				if (!ret && w->dir_ok)
+					file_remove_empty(w, dir_fd, ents[i].name);
 			}
 		}
 		w->key[key_len] = '\0';
@@ -1075,6 +1118,7 @@ static int file_list(void *priv, const char *prefix, store_list_fn fn,
 	w->err = err;
 	w->tmp_only = false;
 	w->how = FILE_READ;
+	w->dir_ok = NULL;
 	ret = file_walk_prefix(w, prefix);
 	free(w);
 	return ret;
@@ -1166,6 +1210,7 @@ static int file_abort_incomplete(void *priv, const char *prefix,
 	w->err = err;
 	w->tmp_only = true;
 	w->how = FILE_NO_XDEV;
+	w->dir_ok = NULL;
 	ret = file_walk_prefix(w, prefix);
 	free(w);
 	if (count_ret)
@@ -1173,10 +1218,49 @@ static int file_abort_incomplete(void *priv, const char *prefix,
 	return ret;
 }
 
+static int file_skip_obj(void *ctx, const char *key,
+			 const struct store_obj_info *info)
+{
+	(void)ctx, (void)key, (void)info;
+	return 0;
+}
+
+/*
+ * Remove the empty directories under prefix that dir_ok accepts: the walk
+ * of abort_incomplete (no link followed, no mount point crossed), each
+ * directory tried once its own entries are walked.
+ */
+static int file_remove_empty_dirs(void *priv, const char *prefix,
+				  store_dir_fn dir_ok, void *ctx,
+				  unsigned *count_ret, struct err *err)
+{
+	struct file_walk *w = malloc(sizeof(*w));
+	int ret;
+
+	if (!w)
+		return err_set(err, -ENOMEM, "store %s: cleaning: out of memory",
+			       ((struct file_store *)priv)->root);
+	w->fs = priv;
+	w->fn = file_skip_obj;
+	w->ctx = NULL;
+	w->err = err;
+	w->tmp_only = true;
+	w->how = FILE_NO_XDEV;
+	w->dir_ok = dir_ok;
+	w->dir_ctx = ctx;
+	w->dirs_removed = 0;
+	ret = file_walk_prefix(w, prefix);
+	if (count_ret)
+		*count_ret = w->dirs_removed;
+	free(w);
+	return ret;
+}
+
 const struct store_ops store_file_ops = {
 	.scheme = "file",
 	.features = STORE_FEAT_RANGE | STORE_FEAT_ATOMIC_PUT,
 	.open = file_open,
+	.open_opts = file_open_opts,
 	.free = file_free,
 	.put_begin = file_put_begin,
 	.write = file_write,
@@ -1187,4 +1271,5 @@ const struct store_ops store_file_ops = {
 	.list = file_list,
 	.delete = file_delete,
 	.abort_incomplete = file_abort_incomplete,
+	.remove_empty_dirs = file_remove_empty_dirs,
 };

@@ -462,7 +462,10 @@ int s3_open(const char *location, const struct store_opts *o,
 			s->who = NULL;
 		else if (s->who[strlen(s->who) - 1] == '/')
 			s->who[strlen(s->who) - 1] = '\0';
-		s->fix_bucket = strdup("the bucket name in s3://BUCKET/...");
+		if (asprintf(&s->fix_bucket, "the bucket name in %s%ss3://BUCKET/...",
+			     o->given_as ? o->given_as : "",
+			     o->given_as ? " " : "") < 0)
+			s->fix_bucket = NULL;
 		s->fix_region = strdup("AWS_REGION");
 	}
 	v = o->region ? o->region : env("AWS_REGION");

@@ -542,3 +542,22 @@ int store_abort_incomplete(struct store *store, const char *prefix,
 		return ret;
 	return store->ops->abort_incomplete(store->priv, prefix, count_ret, err);
 }
+
+int store_remove_empty_dirs(struct store *store, const char *prefix,
+			    store_dir_fn dir_ok, void *ctx, unsigned *count_ret,
+			    struct err *err)
+{
+	int ret;
+
+	if (count_ret)
+		*count_ret = 0;
+	if (!store || !prefix || !dir_ok)
+		return err_set(err, -EINVAL, "store_remove_empty_dirs: missing argument");
+	if (!store->ops->remove_empty_dirs)
+		return 0;
+	ret = store_fault(store, "store.remove_empty_dirs", prefix, err);
+	if (ret)
+		return ret;
+	return store->ops->remove_empty_dirs(store->priv, prefix, dir_ok, ctx,
+					     count_ret, err);
+}

@@ -72,6 +72,10 @@ enum store_addressing {
 struct store_opts {
 	const char *name;              /* region name: errors say "region NAME"
 					* and name its config keys */
+	const char *given_as;          /* what the user typed the location as,
+					* for hints: "--from", "--to" (NULL: the
+					* config's [region NAME], or "the store
+					* location" without a name) */
 	const char *endpoint;          /* "https://s3.example[:port]" */
 	const char *region;            /* SigV4 region */
 	enum store_addressing addressing;
@@ -146,6 +150,20 @@ int store_list(struct store *store, const char *prefix, store_list_fn fn,
 /* Delete keys; a key that does not exist is not an error. */
 int store_delete(struct store *store, const char *const *keys, size_t n,
 		 struct err *err);
+
+/* Asked of each empty directory (its key, without a trailing '/'). */
+typedef bool (*store_dir_fn)(void *ctx, const char *key);
+
+/*
+ * Remove the empty directories under prefix that dir_ok accepts, deepest
+ * first, never through a link nor across a mount point (a file store's:
+ * an interrupted run's backup directories).  A store without directories
+ * (S3) has none: 0.  *count_ret: how many went.  Only with the host lock
+ * held, as store_abort_incomplete.
+ */
+int store_remove_empty_dirs(struct store *store, const char *prefix,
+			    store_dir_fn dir_ok, void *ctx, unsigned *count_ret,
+			    struct err *err);
 
 /*
  * Remove what unfinished puts under prefix left behind (a killed writer's

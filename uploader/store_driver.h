@@ -35,6 +35,10 @@ struct store_ops {
 		      struct err *err);
 	int (*abort_incomplete)(void *priv, const char *prefix,
 				unsigned *count_ret, struct err *err);
+	/* Optional (stores without directories have none). */
+	int (*remove_empty_dirs)(void *priv, const char *prefix,
+				 store_dir_fn dir_ok, void *ctx,
+				 unsigned *count_ret, struct err *err);
 	/* Optional: the first part size of multipart puts (0: none). */
 	uint64_t (*part_size)(void *priv);
 };

@@ -446,6 +446,40 @@ static void test_list_skips_bad(void **state)
 	store_free(s);
 }
 
+/* The hosts a store holds: counted from manifest keys; others' names are
+ * not hosts (an escape sequence never becomes one). */
+static void test_hosts(void **state)
+{
+	struct catalog_hosts h;
+	struct store *s;
+	struct err err = { 0 };
+	char dir[128], others[256];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/hosts", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(store_open(dir, &s, &err), 0);
+	put(s, "vm/p1/" ID "/manifest.json", json_string("not read"));
+	put(s, "vm/p1/20240101T000000Z-aaaaaa/manifest.json", json_string("x"));
+	put(s, "vm/p2/" ID "/manifest.json", json_string("x"));
+	put(s, "vm/p2/" ID "/data.tar.zst", json_string("x"));
+	put(s, "box/p/" ID "/manifest.json", json_string("x"));
+	put(s, "\033[2J/p/" ID "/manifest.json", json_string("x"));
+	put(s, "nohost/p/not-an-id/manifest.json", json_string("x"));
+	assert_int_equal(catalog_hosts(s, "", &h, &err), 0);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.v[0].name, "box");
+	assert_string_equal(h.v[1].name, "vm");
+	assert_int_equal(h.v[1].backups, 3);
+	assert_int_equal(h.v[1].partitions, 2);
+	assert_string_equal(h.v[1].latest, ID);
+	assert_int_equal(h.other, 2);
+	catalog_hosts_free(&h);
+	assert_string_equal(catalog_other_hosts(s, "", "vm", others, sizeof(others)), "box");
+	assert_string_equal(catalog_other_hosts(s, "", "new", others, sizeof(others)), "box, vm");
+	store_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +492,7 @@ int main(void)
 		cmocka_unit_test(test_manifest_hostile_numbers),
 		cmocka_unit_test(test_manifest_hostile_types),
 		cmocka_unit_test(test_list_skips_bad),
+		cmocka_unit_test(test_hosts),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1134,6 +1134,81 @@ static void test_depth(void **state)
 	assert_int_equal(c.n, 1);
 }
 
+/* Accepts directories whose last component starts with 'E' or 'L'. */
+static bool empty_ok(void *ctx, const char *key)
+{
+	const char *slash = strrchr(key, '/');
+	const char *base = slash ? slash + 1 : key;
+
+	++*(unsigned *)ctx;
+	return base[0] == 'E' || base[0] == 'L';
+}
+
+/* Only empty directories the caller accepts go; links are not followed. */
+static void test_remove_empty_dirs(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const dirs[] = { "h/p/E1", "h/p/E2", "h/p/K",
+					    "h/p/E3", "h/p/E3/sub", "h/p/E4",
+					    "h/p/E4/E5" };
+	struct err err = { 0 };
+	char path[PATH_MAX], target[PATH_MAX];
+	unsigned n = 99, asked = 0;
+
+	strcpy(f->outside, "/tmp/snapship-outside-XXXXXX");
+	assert_non_null(mkdtemp(f->outside));
+	put_str(f->store, "h/p/E2/obj", "x");
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		pathf(path, sizeof(path), "%s/%s", f->dir, dirs[i]);
+		assert_int_equal(mkdir(path, 0700) && errno != EEXIST, 0);
+	}
+	pathf(path, sizeof(path), "%s/h/p/L", f->dir);
+	pathf(target, sizeof(target), "%s", f->outside);
+	assert_int_equal(symlink(target, path), 0);
+
+	assert_int_equal(store_remove_empty_dirs(f->store, "h/", empty_ok, &asked,
+						 &n, &err), 0);
+	/* E1 and E4/E5 then E4 go; E2 holds an object, K is not accepted,
+	 * E3 holds sub (not accepted), L is a link */
+	assert_int_equal(n, 3);
+	assert_true(asked >= 5);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		bool gone = !strcmp(dirs[i], "h/p/E1") || !strncmp(dirs[i], "h/p/E4", 6);
+
+		pathf(path, sizeof(path), "%s/%s", f->dir, dirs[i]);
+		assert_int_equal(access(path, F_OK) == 0, !gone);
+	}
+	pathf(path, sizeof(path), "%s/h/p/L", f->dir);
+	assert_int_equal(faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW), 0);
+	assert_int_equal(access(f->outside, F_OK), 0);
+}
+
+/* Open errors' hints name what the location was typed as. */
+static void test_open_hints(void **state)
+{
+	struct fixture *f = *state;
+	struct store_opts from = { .given_as = "--from" }, region = { .name = "east" };
+	struct store *store = NULL;
+	struct err err = { 0 };
+	char path[PATH_MAX];
+
+	pathf(path, sizeof(path), "%s/not-there", f->dir);
+	assert_int_equal(store_open_opts(path, &from, &store, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "or fix --from"));
+	err_clear(&err);
+	assert_int_equal(store_open_opts(path, &region, &store, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "or fix [region east] path"));
+	err_clear(&err);
+	assert_int_equal(store_open(path, &store, &err), -ENOENT);
+	assert_null(strstr(err.msg, "--to"));
+	pathf(path, sizeof(path), "%s/file", f->dir);
+	write_file(path, "x");
+	err_clear(&err);
+	assert_int_equal(store_open_opts(path, &from, &store, &err), -ENOTDIR);
+	assert_non_null(strstr(err.msg, "point --from at a directory"));
+	assert_null(store);
+}
+
 static const struct CMUnitTest link_tests[] = {
 	cmocka_unit_test_setup_teardown(test_links_list, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_links_get_head, setup, teardown),
@@ -1142,6 +1217,7 @@ static const struct CMUnitTest link_tests[] = {
 	cmocka_unit_test_setup_teardown(test_abort_incomplete_exact, setup,
 					teardown),
 	cmocka_unit_test_setup_teardown(test_mount_point, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_remove_empty_dirs, setup, teardown),
 };
 
 /* The same tests where openat2 is missing (the component-by-component walk). */
@@ -1271,6 +1347,8 @@ int main(int argc, char **argv)
 		T(test_abort_incomplete_exact),
 		T(test_mount_point),
 		T(test_depth),
+		T(test_remove_empty_dirs),
+		T(test_open_hints),
 		cmocka_unit_test(test_links_without_openat2),
 #undef T
 	};
