@@ -69,6 +69,7 @@ for e in sys.argv[2:]:
     assert eval(e), (e, json.dumps(d, indent=1))
 PY
 }
+rc=0
 # run RC_VAR OUT -- CMD...: run CMD, stdout to OUT, stderr to OUT.err, rc in RC_VAR
 run() {
 	local -n _rc=$1
