@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent/failover.h"
+#include "agent/report.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -28,12 +29,14 @@ const char cli_usage_text[] =
 "                   [--keep-privileges]\n"
 "  snapship ls PARTITION --from STORE [--id ID] [PATH]  files of a backup (its index)\n"
 "  snapship verify [PARTITION] --from STORE [--deep]  check stored backups\n"
+"  snapship status --from STORE [--json]              per partition: latest, age, state\n"
 "\n"
 "With a config file (default /etc/snapship/snapship.conf):\n"
 "  snapship backup [PARTITION...] [--no-wait]  back up the configured partitions to\n"
 "                                      every region (waits for server replication)\n"
 "  snapship list [PARTITION] [--json]  backups and their geo state\n"
-"  snapship status [--json]            per partition: latest backup, age, geo state\n"
+"  snapship status [--json]            per partition: latest backup, age, geo state, and\n"
+"                                      ok, at risk, stale or never (exit 0, 3, 4, 5)\n"
 "  snapship restore PARTITION --to DIR [--id ID] [--path P]...\n"
 "  snapship ls PARTITION [--id ID] [PATH]  a directory of a backup, from its index\n"
 "  snapship verify [PARTITION] [--deep]  every backup in every region\n"
@@ -48,7 +51,8 @@ const char cli_usage_text[] =
 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).  Reads (list, status, restore,\n"
 "verify) use the primary region and fail over to the others; --region NAME\n"
 "uses only that one.  Common options: --json, --host NAME, --state-dir DIR,\n"
-"--help.  Exit status: 0 ok, 1 failure, 2 usage/config error.\n";
+"--help.  Exit status: 0 ok, 1 failure, 2 usage/config error; status: 3 at\n"
+"risk, 4 stale, 5 never backed up.\n";
 
 int cli_usage_error(const char *fmt, ...)
 {
@@ -59,6 +63,7 @@ int cli_usage_error(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "snapship: %s\nTry 'snapship --help'.\n", UTIL_ESC_CTL(msg));
+	report_note_error(UTIL_ESC_CTL(msg));
 	return EXIT_USAGE;
 }
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +123,11 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 	struct config *c = pc->cfg;
 	int64_t n;
 
-	if (!strcmp(k, "interval") || !strcmp(k, "jitter")) {
+	if (!strcmp(k, "rpo_max")) {
+		if (util_parse_duration(v, &n) || n < 1)
+			return bad(pc, s, k, v, "expected a duration such as 8h or 1d");
+		c->rpo_max = n;
+	} else if (!strcmp(k, "interval") || !strcmp(k, "jitter")) {
 		if (util_parse_duration(v, &n) || n < 0)
 			return bad(pc, s, k, v, "expected a duration such as 4h, 30m or 90s");
 		if (!strcmp(k, "interval") && n < 60)
@@ -169,7 +174,7 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 		c->require_geo = b;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, metrics_file, require_geo)",
+				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, metrics_file, require_geo, rpo_max)",
 				    pc->file, pc->line, k);
 	}
 	return 0;
@@ -232,9 +237,13 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 		if (util_parse_duration(v, &n) || n < 1)
 			return bad(pc, s, k, v, "expected a duration such as 60s");
 		p->hook_timeout = n;
+	} else if (!strcmp(k, "rpo_max")) {
+		if (util_parse_duration(v, &n) || n < 1)
+			return bad(pc, s, k, v, "expected a duration such as 8h or 1d");
+		p->rpo_max = n;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout)",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max)",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;
@@ -626,6 +635,52 @@ const struct cfg_region *config_primary(const struct config *cfg)
 		if (cfg->regions[i].primary)
 			return &cfg->regions[i];
 	return NULL;
+}
+
+int64_t config_rpo_max(const struct config *cfg, const struct cfg_partition *p)
+{
+	if (p && p->rpo_max)
+		return p->rpo_max;
+	return cfg->rpo_max ? cfg->rpo_max : 2 * cfg->interval;
+}
+
+static void review(void (*say)(void *ctx, bool error, const char *msg), void *ctx,
+		   bool error, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void review(void (*say)(void *ctx, bool error, const char *msg), void *ctx,
+		   bool error, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	say(ctx, error, msg);
+}
+
+unsigned config_review(const struct config *cfg,
+		       void (*say)(void *ctx, bool error, const char *msg), void *ctx)
+{
+	unsigned errors = 0;
+
+	if (!cfg->nregions) {
+		review(say, ctx, true, "no [region] section: backups have nowhere to go; add [region NAME] with store = file or store = s3");
+		errors++;
+	}
+	if (!cfg->nparts)
+		review(say, ctx, false, "no [partition] section: backup has nothing to back up (list and restore still work)");
+	if (cfg->jitter >= cfg->interval)
+		review(say, ctx, false, "[agent] jitter (%llds) is not shorter than interval (%llds): runs may come twice as far apart",
+		       (long long)cfg->jitter, (long long)cfg->interval);
+	for (size_t i = 0; i < cfg->nparts; i++) {
+		const struct cfg_partition *p = &cfg->parts[i];
+		int64_t rpo = config_rpo_max(cfg, p);
+
+		if (rpo <= cfg->interval)
+			review(say, ctx, false, "[partition %s]: rpo_max (%llds) is not longer than [agent] interval (%llds): status calls it stale before each run",
+			       p->name, (long long)rpo, (long long)cfg->interval);
+	}
+	return errors;
 }
 
 const char *config_region_location(const struct cfg_region *r)

@@ -22,6 +22,7 @@ struct cfg_partition {
 	char *pre_snapshot;       /* shell command or NULL */
 	char *post_snapshot;
 	int64_t hook_timeout;     /* seconds */
+	int64_t rpo_max;          /* seconds; 0: [agent] rpo_max */
 };
 
 struct cfg_region {
@@ -63,6 +64,7 @@ struct config {
 	int io_priority;          /* 0 leave, 2 best-effort, 3 idle */
 	char *metrics_file;
 	bool require_geo;         /* a backup fails unless every secondary has it */
+	int64_t rpo_max;          /* seconds; 0: 2 x interval (config_rpo_max) */
 	/* [retention] */
 	int64_t keep_last, keep_within, max_age, keep_daily, keep_weekly, keep_monthly;
 
@@ -81,6 +83,19 @@ void config_free(struct config *cfg);
 const struct cfg_partition *config_partition(const struct config *cfg,
 					     const char *name);
 const struct cfg_region *config_primary(const struct config *cfg);
+
+/* How old p's latest backup may be before status calls it stale: p's
+ * rpo_max, [agent] rpo_max, or 2 x interval (p NULL: the agent's). */
+int64_t config_rpo_max(const struct config *cfg, const struct cfg_partition *p);
+
+/*
+ * What config check says besides what config_load refuses: each problem
+ * that makes the agent unusable (error) or that is probably not meant
+ * (warning), one message at a time to say(); no I/O.  Returns the number
+ * of errors.
+ */
+unsigned config_review(const struct config *cfg,
+		       void (*say)(void *ctx, bool error, const char *msg), void *ctx);
 
 /* Store location string for a region ("/srv/backups", "s3://bucket"). */
 const char *config_region_location(const struct cfg_region *r);

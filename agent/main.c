@@ -5,7 +5,9 @@
  * fills struct cli_opts, then the command's function calls the agent
  * (backup.c, failover.c, verify.c, status.c, clean.c) and hands the
  * results to report.c.  A new command is a table entry and a function.
- * Exit status: 0 ok, 1 failure, 2 usage or configuration error.
+ * Exit status: 0 ok, 1 failure, 2 usage or configuration error; status
+ * 3, 4, 5 for a partition at risk, stale, never backed up (status.h).
+ * With --json a failed run prints its errors as JSON (report_exit).
  */
 #include <errno.h>
 #include <getopt.h>   /* optind */
@@ -85,10 +87,12 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 
 		if (!part) {
 			log_error("no [partition %s] in %s", argv[i], c->cfg.file);
+			report_backup_failed(r, argv[i], "no such [partition] in the config");
 			rc = EXIT_USAGE;
 			failures++;
 		} else if (backup_partition(&c->cfg, part, rs, host, &bo, &res, &err)) {
 			log_error("backup of %s failed: %s", part->name, err.msg);
+			report_backup_failed(r, part->name, err.msg);
 			failures++;
 			rc = rc == EXIT_OK ? EXIT_FAIL : rc;
 		} else {
@@ -98,6 +102,7 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 	}
 	if (!quick && c->cfg.nparts == 0 && !argc) {
 		log_error("%s has no [partition] sections: nothing to back up", c->cfg.file);
+		report_free(r);   /* --json: the failure (report_exit), not [] */
 		return EXIT_USAGE;
 	}
 	return failures ? rc : EXIT_OK;
@@ -380,12 +385,12 @@ static int cmd_repair(struct cli *c, int argc, char **argv)
 
 static int cmd_status(struct cli *c, int argc, char **argv)
 {
-	int64_t now = util_now_unix_ns();
+	struct status_in in = { .cfg = &c->cfg, .configured = c->have_config,
+				.now_ns = util_now_unix_ns() };
 	struct status_result res;
 	struct catalog_list list;
 	struct regions rs;
 	struct report r;
-	const char *host;
 	char hbuf[256];
 	size_t used = 0;
 	int rc;
@@ -394,19 +399,21 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 	if (argc)
 		return cli_usage_error("status takes no arguments");
 	cli_use_state_dir(c);
-	host = cli_host(c, hbuf, sizeof(hbuf));
-	rc = cli_open_list(c, host, NULL, true, &rs, &list, &used);
+	in.state_dir = c->cfg.state_dir;
+	in.host = cli_host(c, hbuf, sizeof(hbuf));
+	in.rs = &rs;
+	rc = cli_open_list(c, in.host, NULL, true, &rs, &list, &used);
 	if (rc != CLI_GO_ON)
 		return rc;
-	rc = EXIT_OK;
-	if (status_build(c->cfg.state_dir, &rs, host, &list, now, &res)) {
+	if (status_build(&in, &list, &res)) {
 		log_error("out of memory");
 		rc = EXIT_FAIL;
 	} else {
 		report_init(&r, c->o.json);
-		report_status(&r, host, &rs, used, &res, list.n > 0);
+		report_status(&r, in.host, &rs, used, &res, list.n > 0);
 		report_end(&r);
 		report_list_broken(&list, rs.n > 1 ? rs.v[used].name : NULL);
+		rc = status_exit(res.worst);
 		status_result_free(&res);
 	}
 	catalog_list_free(&list);
@@ -480,32 +487,37 @@ static int cmd_hosts(struct cli *c, int argc, char **argv)
 /* config check: argv as given (the command parses its own) */
 static int cmd_config(struct cli *c, int argc, char **argv)
 {
-	unsigned bad_regions = 0;
+	struct report r;
+	struct report_config rc = { .r = &r };
+	int ret;
 
 	if (argc != 2 || strcmp(argv[1], "check"))
 		return cli_usage_error("usage: snapship [--config FILE] config check");
 	if (!c->have_config)
 		return cli_usage_error("no config file: pass --config FILE");
-	report_config(&c->cfg);
+	report_init(&r, c->o.json);
+	report_config(&rc, &c->cfg);
 	for (size_t i = 0; i < c->cfg.nparts; i++) {
 		const struct cfg_partition *p = &c->cfg.parts[i];
 		struct err err = { 0 };
 
-		report_config_partition(p->name, p->path,
+		report_config_partition(&rc, p->name, p->path,
 					cow_check_source(p->path, &err) ? &err : NULL);
 	}
 	for (size_t i = 0; i < c->cfg.nregions; i++) {
 		const struct cfg_region *reg = &c->cfg.regions[i];
 		struct store *s;
 		struct err err = { 0 };
-		int ret = geo_region_probe(reg, &s, &err);
 
-		report_config_region(reg, s, ret ? &err : NULL);
-		bad_regions += ret != 0;
+		ret = geo_region_probe(reg, &s, &err);
+		report_config_region(&rc, reg, s, ret ? &err : NULL);
 		store_free(s);
 	}
-	/* a region the agent cannot use fails the check */
-	return bad_regions ? EXIT_FAIL : EXIT_OK;
+	config_review(&c->cfg, report_config_note, &rc);
+	/* any error fails the check; warnings do not */
+	ret = report_config_end(&rc, &c->cfg);
+	report_end(&r);
+	return ret;
 }
 
 /* ------------------------------------------------------- the table */
@@ -566,23 +578,23 @@ int main(int argc, char **argv)
 	 * never pile up in the heap (keeps the resident set flat) */
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
+	report_collect_errors();
 	rc = cli_parse(&c.o, global_opts, "+c:vqhV", argc, argv);
 	if (rc != CLI_GO_ON)
-		return rc;
+		return report_exit(c.o.json, rc);
 	if (optind >= argc)
-		return cli_usage_error("no command given");
+		return report_exit(c.o.json, cli_usage_error("no command given"));
 	if (c.o.host && !util_name_ok(c.o.host))
-		return cli_usage_error("--host %s: a host name is 1 to %d letters, digits, '-', '_' or '.', not starting with '.'",
-				       UTIL_ESC(c.o.host), UTIL_NAME_MAX);
+		return report_exit(c.o.json, cli_usage_error("--host %s: a host name is 1 to %d letters, digits, '-', '_' or '.', not starting with '.'",
+				       UTIL_ESC(c.o.host), UTIL_NAME_MAX));
 	cmd = argv[optind];
 	argc -= optind;
 	argv += optind;
 	optind = 0;   /* re-initialise getopt for the command */
 	rc = cli_load_config(&c, cmd, argc, argv);
-	if (rc != CLI_GO_ON)
-		return rc;
-	rc = run_command(&c, cmd, argc, argv);
+	if (rc == CLI_GO_ON)
+		rc = run_command(&c, cmd, argc, argv);
 	config_free(&c.cfg);
 	free(c.o.paths);
-	return rc;
+	return report_exit(c.o.json, rc);
 }

@@ -22,6 +22,55 @@
 #include "common/util.h"
 #include "uploader/store.h"
 
+/* The run's error messages (json_t * array), for the JSON of a failed
+ * run; and whether a command printed its document. */
+static json_t *run_errors;
+static bool run_printed;
+
+static void collect_error(enum log_level level, const char *line)
+{
+	if (level != LOG_ERROR)
+		return;
+	if (!run_errors)
+		run_errors = json_array();
+	json_array_append_new(run_errors, json_string(line));
+}
+
+void report_collect_errors(void)
+{
+	log_set_hook(collect_error);
+}
+
+void report_note_error(const char *msg)
+{
+	collect_error(LOG_ERROR, msg);
+}
+
+int report_exit(bool json, int rc)
+{
+	size_t n = json_array_size(run_errors);
+	json_t *o;
+	char *s;
+
+	if (json && rc && !run_printed) {
+		o = json_pack("{s:s, s:o, s:o, s:i}", "status", "failed",
+			      "error", n ? json_incref(json_array_get(run_errors, n - 1)) :
+			      json_string(rc == 2 ? "usage error; snapship --help shows the usage" :
+					  "failed (no message)"),
+			      "errors", run_errors ? json_incref(run_errors) : json_array(),
+			      "exit_status", rc);
+		s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+		if (s)
+			puts(s);
+		free(s);
+		json_decref(o);
+	}
+	log_set_hook(NULL);
+	json_decref(run_errors);
+	run_errors = NULL;
+	return rc;
+}
+
 void report_init(struct report *r, bool json)
 {
 	r->json = json;
@@ -47,6 +96,7 @@ void report_end(struct report *r)
 	if (s) {
 		puts(s);
 		free(s);
+		run_printed = true;
 	}
 	report_free(r);
 }
@@ -132,6 +182,7 @@ void report_backup(struct report *r, const struct backup_result *res,
 	if (r->json) {
 		json_t *o = manifest_summary_json(m, res->seconds);
 
+		json_object_set_new(o, "status", json_string("ok"));
 		json_object_set_new(o, "region", json_string(region));
 		geo_json(o, &res->gs);
 		if (res->geo_seconds >= 0)
@@ -150,6 +201,13 @@ void report_backup(struct report *r, const struct backup_result *res,
 		log_warn("%s %s is committed on region %s but %s; snapship repair copies it once the region is back",
 			 m->partition, m->backup_id, region,
 			 geo_summary(&res->gs, util_now_unix_ns()));
+}
+
+void report_backup_failed(struct report *r, const char *partition, const char *msg)
+{
+	if (r->json)
+		append(r, json_pack("{s:s, s:s, s:s}", "partition", partition,
+				    "status", "failed", "error", UTIL_ESC_CTL(msg)));
 }
 
 /* ------------------------------------------------------------------ list */
@@ -218,32 +276,101 @@ void report_list_broken(const struct catalog_list *list, const char *region)
 
 /* ---------------------------------------------------------------- status */
 
+/* "42m", "3.5h", "2.1d" */
+static void fmt_age(double age, char *buf, size_t len)
+{
+	if (age < 3600)
+		snprintf(buf, len, "%.0fm", age / 60);
+	else if (age < 172800)
+		snprintf(buf, len, "%.1fh", age / 3600);
+	else
+		snprintf(buf, len, "%.1fd", age / 86400);
+}
+
+/* "stale: the latest is 3.1d old, rpo_max 8.0h" and the like */
+static void status_why(const struct status_row *row, char *buf, size_t len)
+{
+	char a[32], b[32];
+
+	switch (row->state) {
+	case STATUS_NEVER:
+		snprintf(buf, len, "never backed up");
+		break;
+	case STATUS_STALE:
+		fmt_age(row->age_s, a, sizeof(a));
+		fmt_age((double)row->rpo_max, b, sizeof(b));
+		snprintf(buf, len, "stale: the latest backup is %s old, rpo_max %s", a, b);
+		break;
+	case STATUS_AT_RISK:
+		snprintf(buf, len, "%zu backup(s) at risk: snapship verify names the copies, snapship repair copies them",
+			 row->at_risk);
+		break;
+	default:
+		snprintf(buf, len, "ok");
+	}
+}
+
 static void status_text(const char *host, const struct regions *rs, size_t used,
 			const struct status_result *res, bool any)
 {
+	char why[256];
+
 	printf("host %s, regions:", host);
 	for (size_t i = 0; i < rs->n; i++)
 		printf(" %s%s", rs->v[i].name, rs->v[i].primary ? " (primary)" :
 		       rs->v[i].replication == REPL_AGENT ? " (agent)" : " (server)");
 	printf("%s\n", used ? "; listed from a secondary: the primary failed" : "");
-	printf("%-16s %7s %-24s %10s  %-14s %s\n", "PARTITION", "BACKUPS", "LATEST",
-	       "AGE", "GEO", "AT RISK");
+	printf("%-16s %7s %-24s %10s  %-14s %7s  %s\n", "PARTITION", "BACKUPS", "LATEST",
+	       "AGE", "GEO", "AT RISK", "STATE");
 	for (size_t i = 0; i < res->n; i++) {
 		const struct status_row *row = &res->rows[i];
-		double age = row->age_s;
-		char ab[32];
+		char ab[32] = "-";
 
-		if (age < 3600)
-			snprintf(ab, sizeof(ab), "%.0fm", age / 60);
-		else if (age < 172800)
-			snprintf(ab, sizeof(ab), "%.1fh", age / 3600);
-		else
-			snprintf(ab, sizeof(ab), "%.1fd", age / 86400);
-		printf("%-16s %7zu %-24s %10s  %-14s %zu\n", row->partition, row->backups,
-		       row->latest->backup_id, ab, row->geo, row->at_risk);
+		if (row->latest)
+			fmt_age(row->age_s, ab, sizeof(ab));
+		printf("%-16s %7zu %-24s %10s  %-14s %7zu  %s\n", row->partition, row->backups,
+		       row->latest ? row->latest->backup_id : "-", ab, row->geo, row->at_risk,
+		       status_state_name(row->state));
 	}
 	if (!any)
 		printf("(no backups yet)\n");
+	if (!res->not_ok) {
+		printf("all %zu partition(s) ok\n", res->n);
+		return;
+	}
+	printf("%zu of %zu partition(s) not ok (exit status %d):\n", res->not_ok, res->n,
+	       status_exit(res->worst));
+	for (size_t i = 0; i < res->n; i++) {
+		if (res->rows[i].state == STATUS_OK)
+			continue;
+		status_why(&res->rows[i], why, sizeof(why));
+		printf("  %s: %s\n", res->rows[i].partition, why);
+	}
+}
+
+static json_t *status_row_json(const struct status_row *row)
+{
+	char why[256];
+	json_t *o;
+
+	status_why(row, why, sizeof(why));
+	o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "partition", row->partition,
+		      "state", status_state_name(row->state), "why", why,
+		      "configured", row->configured, "backups", (json_int_t)row->backups,
+		      "at_risk", (json_int_t)row->at_risk);
+	json_object_set_new(o, "rpo_max_seconds",
+			    row->rpo_max ? json_integer(row->rpo_max) : json_null());
+	if (row->latest) {
+		json_object_set_new(o, "latest", json_string(row->latest->backup_id));
+		json_object_set_new(o, "age_seconds", json_real(row->age_s));
+		geo_json(o, &row->gs);
+	} else {
+		json_object_set_new(o, "latest", json_null());
+		json_object_set_new(o, "age_seconds", json_null());
+		json_object_set_new(o, "regions", json_array());
+	}
+	json_object_set_new(o, "geo", json_string(row->geo));
+	return o;
 }
 
 void report_status(struct report *r, const char *host, const struct regions *rs,
@@ -256,20 +383,14 @@ void report_status(struct report *r, const char *host, const struct regions *rs,
 		return;
 	}
 	parts = json_array();
-	for (size_t i = 0; i < res->n; i++) {
-		const struct status_row *row = &res->rows[i];
-		json_t *o = json_pack("{s:s, s:I, s:s, s:f, s:I}", "partition", row->partition,
-				      "backups", (json_int_t)row->backups,
-				      "latest", row->latest->backup_id,
-				      "age_seconds", row->age_s, "at_risk", (json_int_t)row->at_risk);
-
-		geo_json(o, &row->gs);
-		json_object_set_new(o, "geo", json_string(row->geo));
-		json_array_append_new(parts, o);
-	}
-	set_doc(r, json_pack("{s:s, s:s, s:b, s:o, s:I}", "host", host,
+	for (size_t i = 0; i < res->n; i++)
+		json_array_append_new(parts, status_row_json(&res->rows[i]));
+	set_doc(r, json_pack("{s:s, s:s, s:b, s:o, s:I, s:s, s:I, s:i}", "host", host,
 			     "listed_from", rs->v[used].name, "failed_over", used > 0,
-			     "partitions", parts, "at_risk", (json_int_t)res->at_risk));
+			     "partitions", parts, "at_risk", (json_int_t)res->at_risk,
+			     "state", status_state_name(res->worst),
+			     "not_ok", (json_int_t)res->not_ok,
+			     "exit_status", status_exit(res->worst)));
 }
 
 /* --------------------------------------------------------------- restore */
@@ -455,6 +576,12 @@ void report_ls(struct report *r, const struct manifest *m, const char *region,
 
 #define VERIFY_ROW "%-16s %-24s %-10s %-12s "
 
+/* What a verify looked at (the "checked" of its JSON). */
+static const char *verify_checked(bool deep)
+{
+	return deep ? "every byte" : "sizes and ETags";
+}
+
 static void verify_begin(void *ctx, size_t backups, size_t broken)
 {
 	const struct report_verify *v = ctx;
@@ -485,11 +612,11 @@ static void verify_backup(void *ctx, const struct verify_backup *b)
 		json_array_append_new(regs, json_pack("{s:s, s:s, s:s}", "region", b->r[i].region,
 						      "status", b->r[i].status,
 						      "detail", b->r[i].detail));
-	o = json_pack("{s:s, s:s, s:s, s:s?, s:o}", "partition", m->partition,
+	o = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:o}", "partition", m->partition,
 		      "backup_id", m->backup_id, "status", b->first_bad[0] ? "bad" : "ok",
-		      "error", b->first_bad[0] ? b->first_bad : NULL, "regions", regs);
-	if (b->geo)
-		json_object_set_new(o, "geo", json_string(b->geo));
+		      "error", b->first_bad[0] ? b->first_bad : NULL,
+		      "checked", verify_checked(v->deep),
+		      "geo", b->geo ? b->geo : "single region", "regions", regs);
 	append(v->r, o);
 }
 
@@ -521,6 +648,9 @@ void report_verify_end(struct report_verify *ctx, const struct verify_result *re
 	}
 	if (r->json)
 		return;
+	if (res->backups)
+		printf(ctx->deep ? "checked every byte (--deep): every frame decompressed, each object's SHA-256 and every file's checksum\n" :
+		       "checked sizes and ETags (where the store keeps them), not the bytes; --deep reads every byte\n");
 	if (res->broken)
 		printf("BAD %zu manifest(s) unreadable or not written by snapship, skipped: find out who wrote them, then remove them from the store\n",
 		       res->broken);
@@ -596,32 +726,90 @@ void report_hosts(struct report *r, const struct catalog_hosts *h,
 			 h->other);
 }
 
-void report_config(const struct config *cfg)
+void report_config(struct report_config *rc, const struct config *cfg)
 {
-	printf("%s: ok: %zu partition(s), %zu region(s)\n", cfg->file,
-	       cfg->nparts, cfg->nregions);
+	rc->errors = rc->warnings = 0;
+	if (rc->r->json)
+		set_doc(rc->r, json_pack("{s:s, s:[], s:[], s:[], s:[]}", "file", cfg->file,
+					 "partitions", "regions", "errors", "warnings"));
+	else
+		printf("%s: %zu partition(s), %zu region(s)\n", cfg->file, cfg->nparts,
+		       cfg->nregions);
 }
 
-void report_config_partition(const char *name, const char *path,
-			     const struct err *err)
+/* msg (escaped) into the doc's errors or warnings, counted */
+static void config_msg(struct report_config *rc, bool error, const char *msg)
 {
-	if (err)
-		printf("  partition %s: %s\n", name, err->msg);
+	*(error ? &rc->errors : &rc->warnings) += 1;
+	if (rc->r->json)
+		json_array_append_new(json_object_get(rc->r->doc, error ? "errors" : "warnings"),
+				      json_string(msg));
+}
+
+void report_config_partition(struct report_config *rc, const char *name,
+			     const char *path, const struct err *err)
+{
+	const char *msg = err ? UTIL_ESC_CTL(err->msg) : NULL;
+
+	if (msg)
+		config_msg(rc, true, msg);
+	if (rc->r->json)
+		json_array_append_new(json_object_get(rc->r->doc, "partitions"),
+				      json_pack("{s:s, s:s, s:s, s:s?}", "partition", name,
+						"path", path, "status", err ? "error" : "ok",
+						"error", msg));
+	else if (err)
+		printf("  partition %s: error: %s\n", name, msg);
 	else
 		printf("  partition %s: %s ok\n", name, path);
 }
 
-void report_config_region(const struct cfg_region *r, const struct store *s,
-			  const struct err *err)
+void report_config_region(struct report_config *rc, const struct cfg_region *g,
+			  const struct store *s, const struct err *err)
 {
-	if (err)
-		/* an S3 server's words: escaped */
-		printf("  region %s: %s\n", r->name,
-		       UTIL_ESC_CTL(err_strip_region(r->name, err->msg)));
+	/* an S3 server's words: escaped */
+	const char *msg = err ? UTIL_ESC_CTL(err_strip_region(g->name, err->msg)) : NULL;
+	const char *role = g->primary ? "primary" : g->replication == REPL_AGENT ?
+		"secondary, replication = agent" : "secondary, replication = server";
+
+	if (msg)
+		config_msg(rc, true, UTIL_ESC_CTL(err->msg));
+	if (rc->r->json)
+		json_array_append_new(json_object_get(rc->r->doc, "regions"),
+				      json_pack("{s:s, s:s, s:s, s:s, s:s?}", "region", g->name,
+						"location", config_region_location(g),
+						"role", role, "status", err ? "error" : "ok",
+						"error", msg));
+	else if (err)
+		printf("  region %s: error: %s\n", g->name, msg);
 	else
-		printf("  region %s: %s%s%s ok%s\n", r->name, store_describe(s),
-		       r->endpoint ? " at " : "", r->endpoint ? r->endpoint : "",
-		       r->primary ? " (primary)" :
-		       r->replication == REPL_AGENT ? " (secondary, replication = agent)" :
-		       " (secondary, replication = server)");
+		printf("  region %s: %s%s%s ok (%s)\n", g->name, store_describe(s),
+		       g->endpoint ? " at " : "", g->endpoint ? g->endpoint : "", role);
+}
+
+void report_config_note(void *ctx, bool error, const char *msg)
+{
+	struct report_config *rc = ctx;
+
+	config_msg(rc, error, UTIL_ESC_CTL(msg));
+	if (!rc->r->json)
+		printf("  %s: %s\n", error ? "error" : "warning", UTIL_ESC_CTL(msg));
+}
+
+int report_config_end(struct report_config *rc, const struct config *cfg)
+{
+	int exit_status = rc->errors ? 1 : 0;
+
+	if (rc->r->json) {
+		json_object_set_new(rc->r->doc, "status", json_string(rc->errors ? "error" : "ok"));
+		json_object_set_new(rc->r->doc, "exit_status", json_integer(exit_status));
+	} else if (rc->errors) {
+		printf("%s: %u error(s), %u warning(s): the agent cannot work until the errors are fixed\n",
+		       cfg->file, rc->errors, rc->warnings);
+	} else {
+		printf("%s: ok%s", cfg->file, rc->warnings ? ", " : "\n");
+		if (rc->warnings)
+			printf("%u warning(s)\n", rc->warnings);
+	}
+	return exit_status;
 }

@@ -44,11 +44,26 @@ void report_end(struct report *r);
 /* Free the document without printing it (the command failed). */
 void report_free(struct report *r);
 
+/*
+ * The JSON of a failed run (design: a script reads the failure where it
+ * reads the data).  report_collect_errors keeps every error logged from
+ * then on; report_exit(json, rc) returns rc and, when json, rc != 0 and
+ * no command printed its document, prints {"status": "failed", "error":
+ * the last message, "errors": all of them, "exit_status": rc}.
+ * report_note_error keeps an error said without the log (usage errors).
+ */
+void report_collect_errors(void);
+void report_note_error(const char *msg);
+int report_exit(bool json, int rc);
+
 /* One partition backed up (region: the primary's name); with the wait for
  * replication done (!no_wait), a warning when the backup is not (yet)
  * geo-protected. */
 void report_backup(struct report *r, const struct backup_result *res,
 		   const char *region, bool no_wait);
+
+/* One partition whose backup failed (json: an entry with its message). */
+void report_backup_failed(struct report *r, const char *partition, const char *msg);
 
 /* list: nothing found (text only), the header, one backup per row. */
 void report_list_none(struct report *r, const char *host, const char *part,
@@ -95,11 +110,22 @@ void report_list_other_hosts(struct report *r, const char *others);
 void report_hosts(struct report *r, const struct catalog_hosts *h,
 		  const struct store *store);
 
-/* config check: the file, each partition and region (err NULL: fine). */
-void report_config(const struct config *cfg);
-void report_config_partition(const char *name, const char *path,
-			     const struct err *err);
-void report_config_region(const struct cfg_region *r, const struct store *s,
-			  const struct err *err);
+/*
+ * config check: the file, each partition and region (err NULL: fine),
+ * config_review's notes (report_config_note is its say, ctx the struct
+ * report_config), then the summary: report_config_end returns the exit
+ * status, 1 with any error (warnings do not count), else 0.
+ */
+struct report_config {
+	struct report *r;
+	unsigned errors, warnings;
+};
+void report_config(struct report_config *rc, const struct config *cfg);
+void report_config_partition(struct report_config *rc, const char *name,
+			     const char *path, const struct err *err);
+void report_config_region(struct report_config *rc, const struct cfg_region *g,
+			  const struct store *s, const struct err *err);
+void report_config_note(void *ctx, bool error, const char *msg);
+int report_config_end(struct report_config *rc, const struct config *cfg);
 
 #endif

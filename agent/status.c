@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "agent/status.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,10 +53,24 @@ static int by_partition(const void *a, const void *b)
 	return c ? c : strcmp(x->backup_id, y->backup_id);
 }
 
+const char *status_state_name(enum status_state st)
+{
+	static const char *const names[] = {
+		[STATUS_OK] = "ok", [STATUS_AT_RISK] = "at risk",
+		[STATUS_STALE] = "stale", [STATUS_NEVER] = "never",
+	};
+
+	return names[st];
+}
+
+int status_exit(enum status_state st)
+{
+	return st == STATUS_OK ? 0 : 2 + (int)st;
+}
+
 /* The row of partition list->m[i..j). */
-static void status_row(const char *state_dir, const struct regions *rs,
-		       const char *host, const struct catalog_list *list,
-		       size_t i, size_t j, int64_t now_ns, struct status_row *row)
+static void status_row(const struct status_in *in, const struct catalog_list *list,
+		       size_t i, size_t j, struct status_row *row)
 {
 	struct geo_state gs;
 
@@ -63,37 +78,89 @@ static void status_row(const char *state_dir, const struct regions *rs,
 	row->backups = j - i;
 	row->at_risk = 0;
 	for (size_t k = i; k < j; k++) {
-		status_backup_geo(state_dir, rs, host, &list->m[k], &gs);
-		row->at_risk += !strcmp(status_geo_word(rs, &gs), "at risk");
+		status_backup_geo(in->state_dir, in->rs, in->host, &list->m[k], &gs);
+		row->at_risk += !strcmp(status_geo_word(in->rs, &gs), "at risk");
 	}
 	row->latest = &list->m[j - 1];
-	status_backup_geo(state_dir, rs, host, row->latest, &row->gs);
-	row->geo = status_geo_word(rs, &row->gs);
-	row->age_s = (double)(now_ns - row->latest->snap_time_ns) / 1e9;
+	status_backup_geo(in->state_dir, in->rs, in->host, row->latest, &row->gs);
+	row->geo = status_geo_word(in->rs, &row->gs);
+	row->age_s = (double)(in->now_ns - row->latest->snap_time_ns) / 1e9;
 }
 
-int status_build(const char *state_dir, const struct regions *rs,
-		 const char *host, struct catalog_list *list, int64_t now_ns,
+/* Its threshold and state: never, stale, at risk, ok (the first that fits). */
+static void status_judge(const struct status_in *in, struct status_row *row)
+{
+	const struct cfg_partition *p = config_partition(in->cfg, row->partition);
+
+	row->configured = in->configured && p;
+	row->rpo_max = in->configured && !p ? 0 : config_rpo_max(in->cfg, p);
+	if (!row->latest)
+		row->state = STATUS_NEVER;
+	else if (row->rpo_max && row->age_s > (double)row->rpo_max)
+		row->state = STATUS_STALE;
+	else if (row->at_risk)
+		row->state = STATUS_AT_RISK;
+	else
+		row->state = STATUS_OK;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	const struct status_row *x = a, *y = b;
+
+	return strcmp(x->partition, y->partition);
+}
+
+/* How many partitions: those listed, and the configured ones not listed. */
+static size_t count_rows(const struct status_in *in, const struct catalog_list *list)
+{
+	size_t n = list->n ? 1 : 0;
+
+	for (size_t i = 1; i < list->n; i++)
+		n += !!strcmp(list->m[i].partition, list->m[i - 1].partition);
+	for (size_t i = 0; in->configured && i < in->cfg->nparts; i++)
+		n += !catalog_find(list, in->cfg->parts[i].name, NULL);
+	return n;
+}
+
+int status_build(const struct status_in *in, struct catalog_list *list,
 		 struct status_result *res_ret)
 {
-	size_t nparts = 1;
+	size_t nrows;
 
 	memset(res_ret, 0, sizeof(*res_ret));
-	if (!list->n)
+	if (list->n)
+		qsort(list->m, list->n, sizeof(*list->m), by_partition);
+	nrows = count_rows(in, list);
+	if (!nrows)
 		return 0;
-	qsort(list->m, list->n, sizeof(*list->m), by_partition);
-	for (size_t i = 1; i < list->n; i++)
-		nparts += !!strcmp(list->m[i].partition, list->m[i - 1].partition);
-	res_ret->rows = calloc(nparts, sizeof(*res_ret->rows));
+	res_ret->rows = calloc(nrows, sizeof(*res_ret->rows));
 	if (!res_ret->rows)
 		return -ENOMEM;
 	for (size_t i = 0, j; i < list->n; i = j) {
-		struct status_row *row = &res_ret->rows[res_ret->n++];
-
 		for (j = i; j < list->n && !strcmp(list->m[j].partition, list->m[i].partition); j++)
 			;
-		status_row(state_dir, rs, host, list, i, j, now_ns, row);
+		status_row(in, list, i, j, &res_ret->rows[res_ret->n++]);
+	}
+	for (size_t i = 0; in->configured && i < in->cfg->nparts; i++) {
+		struct status_row *row;
+
+		if (catalog_find(list, in->cfg->parts[i].name, NULL))
+			continue;
+		row = &res_ret->rows[res_ret->n++];
+		row->partition = in->cfg->parts[i].name;
+		row->geo = "-";
+	}
+	assert(res_ret->n == nrows);
+	qsort(res_ret->rows, res_ret->n, sizeof(*res_ret->rows), by_name);
+	for (size_t i = 0; i < res_ret->n; i++) {
+		struct status_row *row = &res_ret->rows[i];
+
+		status_judge(in, row);
 		res_ret->at_risk += row->at_risk;
+		res_ret->not_ok += row->state != STATUS_OK;
+		if (row->state > res_ret->worst)
+			res_ret->worst = row->state;
 	}
 	return 0;
 }

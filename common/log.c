@@ -7,6 +7,12 @@
 #include "common/util.h"
 
 static enum log_level cur_level = LOG_WARN;
+static void (*log_hook)(enum log_level level, const char *line);
+
+void log_set_hook(void (*hook)(enum log_level level, const char *line))
+{
+	log_hook = hook;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -38,6 +44,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	 * to set the window title): never send them to a terminal or split
 	 * the line.  One write per line so concurrent writers do not
 	 * interleave. */
-	fprintf(stderr, "snapship: %s%s\n", names[level],
-		util_escape_ctl(line, shown, sizeof(shown)));
+	util_escape_ctl(line, shown, sizeof(shown));
+	fprintf(stderr, "snapship: %s%s\n", names[level], shown);
+	if (log_hook)
+		log_hook(level, shown);
 }

@@ -12,6 +12,10 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 
+/* hook(level, line) for every line logged (as printed, control characters
+ * escaped; level filter applied); NULL: none. */
+void log_set_hook(void (*hook)(enum log_level level, const char *line));
+
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -186,6 +187,43 @@ static void test_parsers(void **state)
 	assert_int_not_equal(util_parse_duration("soon", &s), 0);
 }
 
+/* config_review's messages, "E: ..." or "W: ...", one per line */
+static void collect(void *ctx, bool error, const char *msg)
+{
+	char *buf = ctx;
+
+	snprintf(buf + strlen(buf), 2048 - strlen(buf), "%s: %s\n", error ? "E" : "W", msg);
+}
+
+static void test_rpo_max(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+	char said[2048] = "";
+
+	(void)state;
+	/* default: 2 x interval; [agent] over it; [partition] over both */
+	assert_int_equal(load("[agent]\ninterval = 1h\n[partition a]\npath = /a\n"
+			      "[region r]\nstore = file\npath = /r\n", &cfg, &err), 0);
+	assert_int_equal(config_rpo_max(&cfg, config_partition(&cfg, "a")), 7200);
+	assert_int_equal(config_rpo_max(&cfg, NULL), 7200);
+	assert_int_equal(config_review(&cfg, collect, said), 0);
+	assert_string_equal(said, "");
+	config_free(&cfg);
+	assert_int_equal(load("[agent]\nrpo_max = 1d\n[partition a]\npath = /a\n"
+			      "[partition b]\npath = /b\nrpo_max = 30m\n", &cfg, &err), 0);
+	assert_int_equal(config_rpo_max(&cfg, config_partition(&cfg, "a")), 86400);
+	assert_int_equal(config_rpo_max(&cfg, config_partition(&cfg, "b")), 1800);
+	/* no region: an error; b's rpo_max under the 4h interval: a warning */
+	assert_int_equal(config_review(&cfg, collect, said), 1);
+	assert_non_null(strstr(said, "E: no [region]"));
+	assert_non_null(strstr(said, "W: [partition b]: rpo_max (1800s)"));
+	assert_null(strstr(said, "[partition a]"));
+	config_free(&cfg);
+	expect_error("[agent]\nrpo_max = soon\n", ":2:", "rpo_max");
+	expect_error("[partition a]\npath = /a\nrpo_max = 0\n", ":3:", "rpo_max");
+}
+
 static void test_backup_ids(void **state)
 {
 	char id[BACKUP_ID_LEN + 1], id2[BACKUP_ID_LEN + 1];
@@ -250,6 +288,7 @@ int main(void)
 		cmocka_unit_test(test_regions),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_parsers),
+		cmocka_unit_test(test_rpo_max),
 		cmocka_unit_test(test_backup_ids),
 		cmocka_unit_test(test_manifest_roundtrip),
 	};
