@@ -675,6 +675,10 @@ static int pack_data(struct packer *p, struct pent *e, XXH3_state_t *h)
 	uint64_t size = (uint64_t)e->st.st_size, at = 0;
 	int ret;
 
+	/* an empty file has no chunks: the reader skips it and never marks it
+	 * assigned, so waiting for that would spin when nothing follows it */
+	if (!needs_data(e))
+		return 0;
 	while (!e->assigned || p->ctail < p->chead) {
 		struct chunk *c;
 
