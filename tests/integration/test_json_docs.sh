@@ -20,6 +20,12 @@ out=$(python3 "$MANCHECK" options "$SRC_DIR/doc/snapship.8" "$SRC_DIR/agent/main
 need_btrfs
 sv=$(mk_subvol jd-part)
 "$GENDATA" "$sv" --json-bytes 1M --json-file-size 256K --small-files 50 >/dev/null
+# what ls's optional fields describe: links, a device, names that are not UTF-8
+ln -s target-of-link "$sv/a-link"
+touch "$sv/a-file" && ln "$sv/a-file" "$sv/a-hardlink"
+mknod "$sv/a-device" c 1 3
+touch "$sv/$(printf 'not-utf8-\xff')"
+ln -s "$(printf 'to-\xfe')" "$sv/a-link-not-utf8"
 mkdir -p "$TEST_TMP/a" "$TEST_TMP/b" "$TEST_TMP/outs"
 conf() {	# conf FILE [EXTRA PARTITION SECTION LINES]
 	cat >"$1" <<EOF
@@ -72,7 +78,9 @@ j 0 repair "${S[@]}" repair
 j 0 verify "${S[@]}" verify --deep
 j 0 status "${S[@]}" status
 j 0 list "${S[@]}" list
-j 0 restore "${S[@]}" restore jd-part --id "$id" --to "$TEST_BTRFS/jd-r"
+j 0 restore "${S[@]}" restore jd-part --id "$id" --to "$TEST_BTRFS/jd-r" --devices
+j 0 ls "${S[@]}" ls jd-part
+j 0 hosts "${S[@]}" hosts
 conf "$TEST_TMP/bad.conf" "[partition jd-gone]
 path = $TEST_TMP/nowhere"
 j 1 config "$SNAPSHIP" --config "$TEST_TMP/bad.conf" config check
