@@ -24,15 +24,29 @@
 #define SNAPSHIP_VERSION "0.1.0"
 #endif
 
-/* The data stream: framer output goes to the data sink. */
+/* The data stream: framer output goes to the data sink; a cancellation
+ * (backup_opts.cancelled) ends it between two writes. */
 struct tar_ctx {
 	struct framer *framer;
+	const struct backup_opts *bo;
 };
+
+static bool run_cancelled(const struct backup_opts *bo)
+{
+	return bo->cancelled && bo->cancelled(bo->cancel_ctx);
+}
+
+static bool pack_cancelled(void *ctx)
+{
+	return run_cancelled(ctx);
+}
 
 static int tar_out(void *ctx, const void *buf, size_t len, struct err *err)
 {
 	struct tar_ctx *t = ctx;
 
+	if (run_cancelled(t->bo))
+		return err_set(err, -ECANCELED, "cancelled while streaming");
 	return framer_write(t->framer, buf, len, err);
 }
 
@@ -55,8 +69,8 @@ static void show_progress(void *ctx, uint64_t bytes, uint64_t entries)
 
 static int stream_snapshot(const struct config *cfg, const char *root,
 			   struct sink *data, struct sink *index,
-			   struct manifest *m, bool progress, const char *partition,
-			   struct err *err)
+			   struct manifest *m, const struct backup_opts *bo,
+			   const char *partition, struct err *err)
 {
 	struct framer_opts fo = {
 		.level = cfg->compression_level,
@@ -65,10 +79,13 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 	struct pack_opts po = {
 		.max_read_rate = cfg->max_read_rate,
 		.ioprio_class = cfg->io_priority,
+		.cancelled = bo->cancelled ? pack_cancelled : NULL,
+		.cancel_ctx = (void *)bo,
 	};
 	struct progress_ctx pctx = { .partition = partition, .t0 = util_now_mono() };
 	struct index_writer *iw = NULL;
-	struct tar_ctx tc = { 0 };
+	struct tar_ctx tc = { .bo = bo };
+	bool progress = bo->progress;
 	struct framer_stats fs;
 	struct pack_stats ps;
 	int ret;
@@ -115,16 +132,19 @@ static int put_manifest(struct store *store, const char *key, const char *json,
 	return store_put_buf(store, key, json, strlen(json), err);
 }
 
-/* Remove a failed backup's objects from region g (best effort). */
-static void remove_objects(struct region *g, const struct manifest *m, int mask)
+/* Remove a failed backup's objects from region g (best effort): how many
+ * deletes were asked that succeeded (an absent object counts). */
+static unsigned remove_objects(struct region *g, const struct manifest *m, int mask)
 {
 	char *keys[2] = { 0 };
 	const char *k[2];
 	size_t n = 0;
 	struct err de = { 0 };
 
+	unsigned removed = 0;
+
 	if (!g->store)
-		return;
+		return 0;
 	/* the manifest alone first: the backup stops existing before its
 	 * parts go, and if it cannot be deleted the parts must stay */
 	if (mask & OBJ_MANIFEST) {
@@ -135,9 +155,10 @@ static void remove_objects(struct region *g, const struct manifest *m, int mask)
 			log_error("region %s: the failed backup's manifest %s could not be deleted (%s): the backup %s stays listed there; delete it by hand or let snapship repair copy the rest",
 				  g->name, mk ? mk : "?", err_strip_region(g->name, de.msg), m->backup_id);
 			free(mk);
-			return;
+			return 0;
 		}
 		free(mk);
+		removed++;
 	}
 	if (mask & OBJ_DATA)
 		keys[n++] = geo_region_key(g, m, "data.tar.zst");
@@ -148,8 +169,11 @@ static void remove_objects(struct region *g, const struct manifest *m, int mask)
 	if (n && store_delete(g->store, k, n, &de))
 		log_warn("region %s: could not remove the unfinished backup's objects (%s); snapship clean removes them later",
 			 g->name, err_strip_region(g->name, de.msg));
+	else
+		removed += (unsigned)n;
 	for (size_t i = 0; i < n; i++)
 		free(keys[i]);
+	return removed;
 }
 
 /* Can region g be reached with our credentials?  (A HEAD of a key that
@@ -210,6 +234,12 @@ struct backup_run {
 	int visible[REGIONS_MAX];    /* OBJ_* that may exist, per region */
 	char *json;                  /* the manifest, byte for byte */
 	bool state_saved;            /* the replication state file exists */
+	/* what a failed run undid (for the line a cancelled run prints) */
+	const char *phase;           /* the phase running or about to */
+	bool in_phase;               /* it started */
+	unsigned aborted;            /* unfinished uploads aborted */
+	unsigned removed;            /* visible objects removed */
+	bool released;               /* the snapshot is released */
 };
 
 /* Set up the run and the manifest's fixed fields. */
@@ -321,6 +351,8 @@ static void drop_snapshot(struct backup_run *r)
 	if (cow_release(r->snap, &re))
 		log_error("%s (the snapshot stays in the journal; snapship clean or the next run removes it)",
 			  re.msg);
+	else
+		r->released = true;
 	r->snap = NULL;
 }
 
@@ -434,7 +466,7 @@ static int phase_upload(struct backup_run *r, struct err *err)
 		goto out_abort_uploads;
 	log_debug("%s: frozen in %.3f s", r->part->name, util_now_mono() - r->t0);
 	ret = stream_snapshot(r->cfg, r->snap->path, &data, &index, m,
-			      r->bo->progress, r->part->name, err);
+			      r->bo, r->part->name, err);
 	if (ret)
 		goto out_abort_uploads;
 	log_debug("%s: streamed in %.3f s", r->part->name, util_now_mono() - r->t0);
@@ -448,6 +480,7 @@ static int phase_upload(struct backup_run *r, struct err *err)
 
 out_abort_uploads:
 	/* a no-op on a committed sink */
+	r->aborted += sink_open_writers(&data) + sink_open_writers(&index);
 	sink_abort(&data);
 	sink_abort(&index);
 	return ret;
@@ -464,6 +497,7 @@ static int phase_release(struct backup_run *r, struct err *err)
 	r->snap = NULL;
 	if (ret)
 		return ret;
+	r->released = true;
 	log_debug("%s: snapshot released at %.3f s", r->part->name, util_now_mono() - r->t0);
 	return 0;
 }
@@ -604,7 +638,7 @@ static void roll_back(struct backup_run *r)
 		    rs->v[i].replication == REPL_SERVER && !rs->v[i].down)
 			mask = OBJ_ALL;
 		if (mask)
-			remove_objects(&rs->v[i], r->m, mask);
+			r->removed += remove_objects(&rs->v[i], r->m, mask);
 	}
 	/* a backup rolled back after its commit has no state either */
 	if (r->state_saved)
@@ -622,11 +656,42 @@ static int run_phase(struct backup_run *r, const char *name,
 		     int (*phase)(struct backup_run *r, struct err *err),
 		     struct err *err)
 {
-	if (r->bo->cancelled && r->bo->cancelled(r->bo->cancel_ctx))
-		return err_set(err, -ECANCELED,
-			       "the backup of %s was cancelled before its %s phase; nothing of it is committed, the next run takes a new one",
-			       r->part->name, name);
+	r->phase = name;
+	r->in_phase = false;
+	if (run_cancelled(r->bo))
+		return err_set(err, -ECANCELED, "cancelled before its %s phase", name);
+	r->in_phase = true;
 	return phase(r, err);
+}
+
+/*
+ * A run that failed while a cancellation was pending says what it undid,
+ * in one message (the one line an interrupted backup prints): the cause
+ * of the failure was the cancellation, whatever stage noticed it first.
+ */
+static int say_cancelled(const struct backup_run *r, struct err *err)
+{
+	char undone[256];
+	int n = 0;
+
+	undone[0] = '\0';
+	if (r->aborted)
+		n += snprintf(undone + n, sizeof(undone) - (size_t)n,
+			      "%u unfinished upload%s aborted and %s temporary objects removed, ",
+			      r->aborted, r->aborted == 1 ? "" : "s",
+			      r->aborted == 1 ? "its" : "their");
+	if (r->removed && n < (int)sizeof(undone))
+		n += snprintf(undone + n, sizeof(undone) - (size_t)n,
+			      "%u uploaded object%s removed, ", r->removed,
+			      r->removed == 1 ? "" : "s");
+	if (r->released && n < (int)sizeof(undone))
+		n += snprintf(undone + n, sizeof(undone) - (size_t)n, "snapshot released, ");
+	if (n >= 2 && n < (int)sizeof(undone))
+		undone[n - 2] = '\0';
+	err_clear(err);    /* whatever noticed it first said less */
+	return err_set(err, -ECANCELED, "backup of %s cancelled %s its %s phase: %s; nothing committed, the next run takes a new backup",
+		r->part->name, r->in_phase ? "in" : "before", r->phase ? r->phase : "plan",
+		undone[0] ? undone : "nothing to undo");
 }
 
 int backup_partition(const struct config *cfg, const struct cfg_partition *part,
@@ -653,6 +718,8 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 	ret = run_phase(&run, "upload", phase_upload, err);
 	if (ret)
 		goto out_release_snapshot;
+	run.phase = "release";
+	run.in_phase = true;
 	ret = phase_release(&run, err);
 	if (ret)
 		goto out_roll_back;
@@ -671,6 +738,8 @@ out_release_snapshot:
 out_roll_back:
 	roll_back(&run);
 out_free:
+	if (run_cancelled(bo))
+		ret = say_cancelled(&run, err);
 	run_free(&run);
 	manifest_clear(run.m);
 	return ret;

@@ -17,10 +17,16 @@ struct backup_opts {
 	bool progress;            /* a progress line on stderr */
 	bool no_wait;             /* do not wait for server-side replication */
 	/*
-	 * The seam for the daemon's cancellation (NULL: never): asked with
-	 * cancel_ctx before the plan, freeze, upload and commit phases; true
-	 * stops the run, which unwinds as on any failure (-ECANCELED).  Once
-	 * the manifest is committed a run is not cancelled.
+	 * The seam for cancellation (signals_cancelled; NULL: never): asked
+	 * with cancel_ctx before the plan, freeze, upload and commit phases
+	 * and, inside the upload, between writes of the stream and while the
+	 * read rate limit sleeps; once true it must stay true.  It stops the
+	 * run, which unwinds as on any failure and returns -ECANCELED with a
+	 * message saying what it undid ("backup of P cancelled in its upload
+	 * phase: 2 unfinished uploads aborted ..., snapshot released; nothing
+	 * committed ...").  Once the manifest is committed a run is not
+	 * cancelled.  (The stores' uploads are cancelled by their own hook,
+	 * store_opts.cancelled.)
 	 */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent/config.h"
+#include "agent/signals.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -26,7 +27,7 @@ int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
 			  unsigned max_attempts, struct store **store_ret,
 			  struct err *err)
 {
-	struct store_opts o = { 0 };
+	struct store_opts o = { .cancelled = signals_cancelled };
 	char *endpoint = NULL;
 	int ret;
 
@@ -92,7 +93,7 @@ static int region_fill(struct region *g, const char *name, const char *prefix,
 static int regions_open_from(const char *from, const char *from_flag,
 			     const char *only, struct regions *rs, struct err *err)
 {
-	struct store_opts o = { .given_as = from_flag };
+	struct store_opts o = { .given_as = from_flag, .cancelled = signals_cancelled };
 	int ret;
 
 	if (only && strcmp(only, "default"))

@@ -26,6 +26,8 @@ int hook_run(const char *what, const char *cmd, int64_t timeout_s,
 		return err_set(err, -errno, "%s hook: cannot fork: %s", what, strerror(errno));
 	if (pid == 0) {
 		setpgid(0, 0);
+		/* snapship ignores SIGPIPE (signals.h); a hook gets the default */
+		signal(SIGPIPE, SIG_DFL);
 		setenv("SNAPSHIP_PARTITION", partition, 1);
 		setenv("SNAPSHIP_SOURCE", source, 1);
 		setenv("SNAPSHIP_HOOK", what, 1);

@@ -8,6 +8,9 @@
  * Exit status: 0 ok, 1 failure, 2 usage or configuration error; status
  * 3, 4, 5 for a partition at risk, stale, never backed up (status.h).
  * With --json a failed run prints its errors as JSON (report_exit).
+ * SIGINT, SIGTERM and SIGHUP (signals.h) stop a command at its next safe
+ * point: it unwinds as on a failure, prints one "interrupted (SIG...)"
+ * line and exits 128 + the signal (130, 143, 129).
  */
 #include <errno.h>
 #include <getopt.h>   /* optind */
@@ -31,6 +34,7 @@
 #include "agent/ls.h"
 #include "agent/report.h"
 #include "agent/restore.h"
+#include "agent/signals.h"
 #include "agent/status.h"
 #include "agent/verify.h"
 #include "common/err.h"
@@ -40,6 +44,28 @@
 #include "uploader/store.h"
 
 /* ------------------------------------------------------------ commands */
+
+static bool interrupt_said;   /* a command printed its "interrupted" line */
+static char last_interrupt[ERR_MSG_MAX + 64];   /* that line */
+
+/* A command stopped by a signal: one line saying what it undid or left
+ * (err), the exit status 128 + the signal. */
+static int cli_interrupted(const struct err *err)
+{
+	int sig = signals_stop();
+
+	snprintf(last_interrupt, sizeof(last_interrupt), "interrupted (%s): %s",
+		 signals_name(sig), err && err->msg[0] ? err->msg : "stopped");
+	log_error("%s", last_interrupt);
+	interrupt_said = true;
+	return 128 + sig;
+}
+
+/* Failed: interrupted when a stop is pending, else cli_fail. */
+static int cli_fail_or_stop(const struct err *err)
+{
+	return signals_stop() ? cli_interrupted(err) : cli_fail(err);
+}
 
 /* backup PATH --to STORE: the partition named on the command line */
 static int quick_partition(struct cli *c, int argc, char **argv,
@@ -75,11 +101,11 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 		       struct report *r)
 {
 	struct backup_opts bo = { .progress = isatty(2) && log_get_level() >= LOG_WARN,
-				  .no_wait = c->o.no_wait };
+				  .no_wait = c->o.no_wait, .cancelled = signals_cancelled };
 	size_t n = quick ? 1 : argc ? (size_t)argc : c->cfg.nparts;
 	int rc = EXIT_OK, failures = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !signals_stop(); i++) {
 		const struct cfg_partition *part = quick ? quick : argc ?
 			config_partition(&c->cfg, argv[i]) : &c->cfg.parts[i];
 		struct backup_result res;
@@ -90,7 +116,13 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 			report_backup_failed(r, argv[i], "no such [partition] in the config");
 			rc = EXIT_USAGE;
 			failures++;
-		} else if (backup_partition(&c->cfg, part, rs, host, &bo, &res, &err)) {
+		} else if (backup_partition(&c->cfg, part, rs, host, &bo, &res, &err) &&
+			   signals_stop()) {
+			/* the rest is not started: one line, 128 + sig */
+			rc = cli_interrupted(&err);
+			report_backup_failed(r, part->name, last_interrupt);
+			return rc;
+		} else if (err.code) {
 			log_error("backup of %s failed: %s", part->name, err.msg);
 			report_backup_failed(r, part->name, err.msg);
 			failures++;
@@ -229,7 +261,7 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 				   .target = c->o.target, .force = c->o.force,
 				   .devices = c->o.devices,
 				   .keep_privileges = c->o.keep_privileges, .paths = c->o.paths,
-				   .npaths = c->o.npaths };
+				   .npaths = c->o.npaths, .cancelled = signals_cancelled };
 	struct failover_sources src;
 	struct restore_result res;
 	struct catalog_list list;
@@ -270,7 +302,7 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	rc = EXIT_OK;
 out_sources:
 	if (rc)
-		rc = cli_fail(&err);
+		rc = cli_fail_or_stop(&err);
 	failover_sources_free(&src);
 out_list:
 	catalog_list_free(&list);
@@ -281,7 +313,7 @@ out_list:
 /* ls PARTITION [PATH]: a directory of a backup, from its index */
 static int cmd_ls(struct cli *c, int argc, char **argv)
 {
-	struct restore_opts ro = { 0 };
+	struct restore_opts ro = { .cancelled = signals_cancelled };
 	struct failover_sources src;
 	struct catalog_list list;
 	const struct manifest *m;
@@ -322,7 +354,7 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 	rc = EXIT_OK;
 out_sources:
 	if (rc)
-		rc = cli_fail(&err);
+		rc = cli_fail_or_stop(&err);
 	failover_sources_free(&src);
 out_list:
 	catalog_list_free(&list);
@@ -333,7 +365,8 @@ out_list:
 static int verify_repair(struct cli *c, int argc, char **argv, bool repair)
 {
 	struct verify_opts vo = { .partition = argc ? argv[0] : NULL,
-				  .deep = c->o.deep, .repair = repair };
+				  .deep = c->o.deep, .repair = repair,
+				  .cancelled = signals_cancelled };
 	struct report r;
 	struct report_verify rv = { &r, repair, c->o.deep };
 	struct verify_sink sink = report_verify_sink(&rv);
@@ -363,7 +396,7 @@ static int verify_repair(struct cli *c, int argc, char **argv, bool repair)
 	if (ret) {
 		report_free(&r);
 		geo_regions_free(&rs);
-		return cli_fail(&err);
+		return cli_fail_or_stop(&err);
 	}
 	report_verify_end(&rv, &res, vo.host, vo.partition);
 	report_end(&r);
@@ -579,6 +612,9 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
 	report_collect_errors();
+	if (signals_install())
+		log_warn("cannot catch SIGINT/SIGTERM (%s): a signal ends snapship at once; snapship clean removes what it leaves",
+			 strerror(errno));
 	rc = cli_parse(&c.o, global_opts, "+c:vqhV", argc, argv);
 	if (rc != CLI_GO_ON)
 		return report_exit(c.o.json, rc);
@@ -594,6 +630,17 @@ int main(int argc, char **argv)
 	rc = cli_load_config(&c, cmd, argc, argv);
 	if (rc == CLI_GO_ON)
 		rc = run_command(&c, cmd, argc, argv);
+	/* stopped at a safe point that had nothing to say, or finished
+	 * anyway: still the signal's exit status */
+	if (signals_stop() && !interrupt_said) {
+		struct err e = { 0 };
+
+		err_set(&e, -ECANCELED, "%s stopped%s", cmd,
+			rc ? "" : " after it finished its work");
+		rc = cli_interrupted(&e);
+	} else if (signals_stop()) {
+		rc = 128 + signals_stop();
+	}
 	config_free(&c.cfg);
 	free(c.o.paths);
 	return report_exit(c.o.json, rc);

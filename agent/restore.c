@@ -373,6 +373,19 @@ static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t
  * Copy (or with x NULL, just read) one entry's data, checking its sum.
  * claims_file() has bounded ie->size; no data or hole goes past it.
  */
+/* A safe point: -ECANCELED once the caller's cancellation says so. */
+static int restore_check_cancel(struct rctx *r, const char *path)
+{
+	const struct restore_opts *o = r->o;
+
+	if (!o->cancelled || !o->cancelled(o->cancel_ctx))
+		return 0;
+	return err_set(r->err, -ECANCELED, "%s of backup %s of %s cancelled after %llu entries%s%s",
+		       o->target ? "restore" : "reading", r->m->backup_id, r->m->partition,
+		       (unsigned long long)r->res->entries, path ? ", in " : "",
+		       path ? UTIL_ESC(path) : "");
+}
+
 static int restore_data(struct rctx *r, struct archive *a, struct extractor *x,
 			const char *path, const struct index_entry *ie)
 {
@@ -387,6 +400,9 @@ static int restore_data(struct rctx *r, struct archive *a, struct extractor *x,
 		size_t len;
 		la_int64_t off;
 
+		ret = restore_check_cancel(r, path);
+		if (ret)
+			return ret;
 		ret = archive_read_data_block(a, &buf, &len, &off);
 		if (ret == ARCHIVE_EOF)
 			break;
@@ -580,7 +596,11 @@ static int restore_entries(struct rctx *r, struct archive *a, struct extractor *
 	for (;;) {
 		struct archive_entry *ae;
 		char path[4096];
-		int ret = next_entry(r, a, &ae, path, sizeof(path));
+		int ret = restore_check_cancel(r, NULL);
+
+		if (ret)
+			return ret;
+		ret = next_entry(r, a, &ae, path, sizeof(path));
 
 		if (ret)
 			return ret > 0 ? 0 : ret;

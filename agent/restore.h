@@ -32,6 +32,11 @@ struct restore_opts {
 	const char *region;           /* the store's region, for messages */
 	const struct restore_source *fallback;
 	size_t nfallback;
+	/* asked between entries and data blocks (NULL: never): true stops
+	 * the restore with -ECANCELED, its message saying what the target
+	 * holds (as for any failed restore) */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
 };
 
 struct restore_result {

@@ -358,6 +358,12 @@ int verify_run(struct regions *rs, const struct verify_opts *o,
 	res_ret->backups = res_ret->u->n;
 	sink->begin(sink->ctx, res_ret->u->n, res_ret->u->broken);
 	for (size_t b = 0; b < res_ret->u->n; b++) {
+		if (o->cancelled && o->cancelled(o->cancel_ctx)) {
+			ret = err_set(err, -ECANCELED, "%s cancelled after %zu of %zu backups; the others were not checked%s",
+				      o->repair ? "repair" : "verify", b, res_ret->u->n,
+				      o->repair ? " nor repaired (no copy was left half-made)" : "");
+			goto out_unlock;
+		}
 		verify_backup(rs, res_ret->u, o, keep_state, res_ret->u->v[b], vb, res_ret);
 		sink->backup(sink->ctx, vb);
 	}

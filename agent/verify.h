@@ -30,6 +30,11 @@ struct verify_opts {
 	const char *partition;        /* NULL: every partition */
 	bool deep;                    /* download and decode every byte */
 	bool repair;
+	/* asked between backups (NULL: never): true ends the run with
+	 * -ECANCELED; the backups not reached are not checked (nor their
+	 * state touched) */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
 };
 
 /* One region's copy of one backup, after any repair. */

@@ -488,6 +488,11 @@ static void reader_prep(struct packer *p, struct io_uring_sqe *sqe,
 	io_uring_sqe_set_data64(sqe, idx);
 }
 
+static bool pk_cancelled(const struct packer *p)
+{
+	return p->o.cancelled && p->o.cancelled(p->o.cancel_ctx);
+}
+
 static void rate_wait(struct packer *p, uint64_t next)
 {
 	double due;
@@ -497,11 +502,15 @@ static void rate_wait(struct packer *p, uint64_t next)
 	due = p->t_start + (double)(p->bytes_submitted + next) /
 			   (double)p->o.max_read_rate;
 	for (double now = now_mono(); now < due; now = now_mono()) {
+		/* in slices, so a cancellation is seen within one */
+		double left = due - now > 0.2 ? 0.2 : due - now;
 		struct timespec ts = {
-			.tv_sec = (time_t)(due - now),
-			.tv_nsec = (long)((due - now - (double)(time_t)(due - now)) * 1e9),
+			.tv_sec = 0,
+			.tv_nsec = (long)(left * 1e9),
 		};
 
+		if (pk_cancelled(p))
+			return;
 		nanosleep(&ts, NULL);
 	}
 }
@@ -698,6 +707,8 @@ static int pack_data(struct packer *p, struct pent *e, XXH3_state_t *h)
 		c = &p->c[p->ctail % CCAP];
 		if (c->e != e)
 			break;
+		if (pk_cancelled(p))
+			return pk_fail(p, -ECANCELED, "reading %s: cancelled", e->path);
 		while (!c->complete) {
 			ret = reader_submit(p);
 			if (!ret)

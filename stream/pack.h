@@ -31,6 +31,10 @@ struct pack_opts {
 	/* Called now and then with bytes and entries done so far (may be NULL). */
 	void (*progress)(void *ctx, uint64_t bytes, uint64_t entries);
 	void *progress_ctx;
+	/* Asked between reads and while the rate limit sleeps (may be NULL):
+	 * true ends the walk with -ECANCELED.  May be called often: cheap. */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
 };
 
 enum pack_type {

@@ -36,6 +36,8 @@ struct http_engine {
 	unsigned max_attempts;
 	const struct http_hooks *hooks;
 	void *hooks_ctx;
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -303,6 +305,15 @@ static int on_seek(void *ud, curl_off_t off, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* True (and r marked cancelled) when the cancel hook ends r now. */
+static bool engine_cancels(struct http_engine *e, struct http_req *r)
+{
+	if (!r->cancellable || !e->cancelled || !e->cancelled(e->cancel_ctx))
+		return false;
+	__atomic_store_n(&r->eng.cancel, true, __ATOMIC_RELEASE);
+	return true;
+}
+
 /* A stall: no byte moved either way for stall_timeout seconds (curl's own
  * low-speed check averages over a window and reacts seconds late). */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
@@ -317,13 +328,13 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
 		r->eng.moved_down = dlnow;
 		r->eng.moved_up = ulnow;
 		r->eng.moved_at = now;
-		return 0;
+		return engine_cancels(r->eng.e, r);
 	}
 	if (now - r->eng.moved_at >= (double)r->eng.e->stall_timeout) {
 		r->eng.stalled = true;
 		return 1;
 	}
-	return 0;
+	return engine_cancels(r->eng.e, r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -423,6 +434,10 @@ static void attempt_done(struct http_engine *e, struct http_req *r, int cc)
 					  &r->os_errno);
 	}
 	easy_release(e, r);
+	if (cc != CURLE_OK && __atomic_load_n(&r->eng.cancel, __ATOMIC_ACQUIRE)) {
+		finish(e, r, -ECANCELED);
+		return;
+	}
 	if (r->eng.too_big || r->out.oom) {
 		finish(e, r, -EFBIG);
 		return;
@@ -576,12 +591,20 @@ static void start_attempt(struct http_engine *e, struct http_req *r)
 	list_push(&e->active, r);
 }
 
-/* Cancelled requests end now. */
+/* Cancelled requests end now (and with the cancel hook true, every
+ * cancellable one). */
 static void reap_cancelled(struct http_engine *e)
 {
 	struct http_req *gone = NULL, *r, *next;
+	bool all = e->cancelled && e->cancelled(e->cancel_ctx);
 
 	pthread_mutex_lock(&e->lock);
+	for (r = all ? e->active : NULL; r; r = r->eng.next)
+		if (r->cancellable)
+			__atomic_store_n(&r->eng.cancel, true, __ATOMIC_RELEASE);
+	for (r = all ? e->pending : NULL; r; r = r->eng.next)
+		if (r->cancellable)
+			__atomic_store_n(&r->eng.cancel, true, __ATOMIC_RELEASE);
 	for (r = e->active; r; r = next) {
 		next = r->eng.next;
 		if (r->eng.cancel) {
@@ -680,6 +703,9 @@ static void *engine_main(void *arg)
 		/* the stall check (on_progress) runs when curl is called */
 		if (e->active && wait_s > 1.0)
 			wait_s = 1.0;
+		/* the cancel hook is asked at least this often */
+		if (e->cancelled && (e->active || e->pending) && wait_s > 0.25)
+			wait_s = 0.25;
 		if (wait_s < 0)
 			wait_s = 0;
 		curl_multi_poll(e->multi, NULL, 0, (int)(wait_s * 1000) + 1, NULL);
@@ -812,6 +838,8 @@ int http_engine_new(const struct http_engine_opts *o,
 	e->max_attempts = o->max_attempts;
 	e->hooks = o->hooks;
 	e->hooks_ctx = o->hooks_ctx;
+	e->cancelled = o->cancelled;
+	e->cancel_ctx = o->cancel_ctx;
 	e->multi = curl_multi_init();
 	if (!e->who || !e->base_url || (o->ca_file && !e->ca_file) || !e->multi) {
 		ret = err_set(err, -ENOMEM, "%s: out of memory", o->who);

@@ -80,6 +80,10 @@ struct http_req {
 	 * returns.  Such a request is never http_wait()ed for. */
 	void (*on_done)(struct http_req *r, void *arg);
 	void *on_done_arg;
+	/* The engine's cancel hook (http_engine_opts.cancelled) may end this
+	 * request with -ECANCELED (uploads of data; never the requests that
+	 * clean up after a cancellation). */
+	bool cancellable;
 
 	/* The answer: valid once the request has ended. */
 	int result;                 /* 0: an HTTP answer (status); -ECANCELED,
@@ -153,6 +157,11 @@ struct http_engine_opts {
 	unsigned max_connections;   /* kept open, and at once per host */
 	const struct http_hooks *hooks;  /* borrowed for the engine's life */
 	void *hooks_ctx;
+	/* Asked on the engine thread about every quarter second and from
+	 * curl's progress callback (NULL: never): once true, every
+	 * cancellable request in flight or waiting ends with -ECANCELED. */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
 };
 
 /*

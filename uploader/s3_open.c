@@ -349,6 +349,8 @@ static int open_numbers(struct s3_store *s, const struct store_opts *o,
 	s->stall_timeout = stall ? (long)stall : 60;
 	s->max_attempts = attempts ? attempts : 8;
 	s->content_md5 = o->content_md5;
+	s->cancelled = o->cancelled;
+	s->cancel_ctx = o->cancel_ctx;
 	return 0;
 }
 
@@ -429,6 +431,8 @@ static int open_engine(struct s3_store *s, struct err *err)
 		.max_connections = s->inflight + 8,
 		.hooks = &s3_http_hooks,
 		.hooks_ctx = s,
+		.cancelled = s->cancelled,
+		.cancel_ctx = s->cancel_ctx,
 	};
 
 	return http_engine_new(&o, &s->http, err);

@@ -44,6 +44,8 @@ struct s3_store {
 	long connect_timeout, stall_timeout;
 	unsigned max_attempts;
 	bool content_md5;
+	bool (*cancelled)(void *ctx);   /* store_opts' cancel hook */
+	void *cancel_ctx;
 
 	struct http_engine *http;   /* runs every request of the store */
 	struct sigv4_key key;       /* signing key cache: the sign hook's only */

@@ -295,6 +295,7 @@ static int flush_part(struct s3_writer *w, struct err *err)
 	p->req.http.out_max = 1u << 20;
 	p->req.http.on_done = part_done;
 	p->req.http.on_done_arg = w;
+	p->req.http.cancellable = true;
 	if (s->content_md5 && s3_req_md5(&p->req, p->buf, p->len))
 		return err_set(err, -EIO, "%s: MD5 failed (OpenSSL)", s->who);
 	snprintf(num, sizeof(num), "%u", number);

@@ -138,6 +138,15 @@ int sink_commit(struct sink *s, char hex_ret[65], struct err *err)
 	return ret;
 }
 
+unsigned sink_open_writers(const struct sink *s)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < s->n && i < SINK_MAX; i++)
+		n += s->w[i] != NULL;
+	return n;
+}
+
 void sink_abort(struct sink *s)
 {
 	for (size_t i = 0; i < s->n && i < SINK_MAX; i++) {

@@ -66,6 +66,8 @@ int sink_write(void *ctx, const void *buf, size_t len, struct err *err);
  * already committed stay visible; see s->committed).
  */
 int sink_commit(struct sink *s, char hex_ret[65], struct err *err);
+/* How many writers s still has open (what sink_abort would abort). */
+unsigned sink_open_writers(const struct sink *s);
 /* Discard an unfinished object.  Safe on a zeroed or finished sink. */
 void sink_abort(struct sink *s);
 
