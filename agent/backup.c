@@ -586,6 +586,9 @@ static int phase_commit(struct backup_run *r, struct err *err)
 		if (geo_wait(r->rs, r->m, OBJ_DATA | OBJ_INDEX, false, r->gs))
 			return err_set(err, -ETIMEDOUT, "require_geo = yes and %s",
 				       "a secondary region did not receive the backup's data in time (see the warnings above)");
+		/* the wait ends early on a stop request: not before a commit */
+		if (run_cancelled(r->bo))
+			return err_set(err, -ECANCELED, "cancelled while waiting for replication");
 	}
 	if (fault_hit("backup.manifest", &ret))
 		return err_set(err, ret, "injected fault before the manifest");

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -640,6 +641,15 @@ const char *geo_summary(const struct geo_state *gs, int64_t now_ns)
 
 /* ---- waiting for server-side replication ---- */
 
+/* Sleep for s seconds, less if a signal arrives (signals_fd). */
+static void wait_or_signal(double s)
+{
+	struct pollfd p = { .fd = signals_fd(), .events = POLLIN };
+
+	/* a negative fd (signals not installed) is ignored: a plain sleep */
+	poll(&p, 1, (int)(s * 1000));
+}
+
 size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
 		bool once, struct geo_state *gs)
 {
@@ -703,9 +713,11 @@ size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
 			}
 			pending++;
 		}
-		if (!pending || once)
+		/* a stop request (signals.h) ends the wait as once would: what
+		 * is not there yet stays pending, for verify to check */
+		if (!pending || once || signals_stop())
 			return failed;
-		usleep((useconds_t)(interval * 1e6));
+		wait_or_signal(interval);
 		interval = interval * 1.5 > 2.0 ? 2.0 : interval * 1.5;
 	}
 }
@@ -736,6 +748,12 @@ static int copy_object(struct region *src, struct region *dst, const char *name,
 	for (;;) {
 		size_t got = 0;
 
+		/* a stop request: the unfinished copy is aborted, never visible */
+		if (signals_stop()) {
+			ret = err_set(err, -ECANCELED, "copying %s to region %s: cancelled; nothing of it is left there",
+				      name, dst->name);
+			goto out;
+		}
 		ret = store_get_range(src->store, skey, off, COPY_CHUNK, buf, &got, err);
 		if (ret) {
 			err_wrap(err, "reading %s from region %s", name, src->name);

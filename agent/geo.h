@@ -183,7 +183,8 @@ const char *geo_copy_name(int copy);
  * Poll the secondaries of rs whose entries in gs are RS_PENDING (server
  * replication) until each has a verified copy or its deadline passes;
  * updates gs (verified_ns, lag_s from gs->committed_ns, or RS_AT_RISK).
- * With once, one look only (what is not there yet stays pending).
+ * With once, one look only (what is not there yet stays pending); a stop
+ * request (signals_stop()) ends the wait the same way.
  * Returns the number of regions found at risk.
  */
 size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,

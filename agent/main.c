@@ -102,27 +102,28 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 {
 	struct backup_opts bo = { .progress = isatty(2) && log_get_level() >= LOG_WARN,
 				  .no_wait = c->o.no_wait, .cancelled = signals_cancelled };
-	size_t n = quick ? 1 : argc ? (size_t)argc : c->cfg.nparts;
+	size_t n = quick ? 1 : argc ? (size_t)argc : c->cfg.nparts, i, done;
 	int rc = EXIT_OK, failures = 0;
 
-	for (size_t i = 0; i < n && !signals_stop(); i++) {
+	for (i = 0; i < n && !signals_stop(); i++) {
 		const struct cfg_partition *part = quick ? quick : argc ?
 			config_partition(&c->cfg, argv[i]) : &c->cfg.parts[i];
 		struct backup_result res;
 		struct err err = { 0 };
+		int ret;
 
 		if (!part) {
 			log_error("no [partition %s] in %s", argv[i], c->cfg.file);
 			report_backup_failed(r, argv[i], "no such [partition] in the config");
 			rc = EXIT_USAGE;
 			failures++;
-		} else if (backup_partition(&c->cfg, part, rs, host, &bo, &res, &err) &&
+		} else if ((ret = backup_partition(&c->cfg, part, rs, host, &bo, &res, &err)) &&
 			   signals_stop()) {
 			/* the rest is not started: one line, 128 + sig */
 			rc = cli_interrupted(&err);
 			report_backup_failed(r, part->name, last_interrupt);
 			return rc;
-		} else if (err.code) {
+		} else if (ret) {
 			log_error("backup of %s failed: %s", part->name, err.msg);
 			report_backup_failed(r, part->name, err.msg);
 			failures++;
@@ -131,6 +132,16 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 			report_backup(r, &res, rs->v[0].name, bo.no_wait);
 			manifest_clear(&res.m);
 		}
+	}
+	done = i;
+	if (signals_stop()) {
+		/* stopped between partitions, or while waiting for replication
+		 * after a commit: what is committed stays */
+		struct err e = { 0 };
+
+		err_set(&e, -ECANCELED, "backup stopped after %zu of %zu partition%s (%d failed); what was committed stays, snapship status shows its replication",
+			done, n, n == 1 ? "" : "s", failures);
+		return cli_interrupted(&e);
 	}
 	if (!quick && c->cfg.nparts == 0 && !argc) {
 		log_error("%s has no [partition] sections: nothing to back up", c->cfg.file);

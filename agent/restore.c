@@ -63,6 +63,7 @@ struct rctx {
 	bool target_made;             /* cow_make_target succeeded: made says */
 	enum cow_target made;         /* what it did */
 	bool target_was_empty;        /* an existing target, before the restore */
+	bool said_cancel;             /* r->err says the restore was cancelled */
 	double t0, t_progress;
 };
 
@@ -380,6 +381,7 @@ static int restore_check_cancel(struct rctx *r, const char *path)
 
 	if (!o->cancelled || !o->cancelled(o->cancel_ctx))
 		return 0;
+	r->said_cancel = true;
 	return err_set(r->err, -ECANCELED, "%s of backup %s of %s cancelled after %llu entries%s%s",
 		       o->target ? "restore" : "reading", r->m->backup_id, r->m->partition,
 		       (unsigned long long)r->res->entries, path ? ", in " : "",
@@ -938,6 +940,11 @@ int restore_backup(struct store *store, const struct manifest *m,
 		res->seconds = util_now_mono() - r.t0;
 	show_progress(&r, true);
 	close_target(&r);
+	/* a read cancelled under us (the store's cancel hook): say why */
+	if (ret && !r.said_cancel && o->cancelled && o->cancelled(o->cancel_ctx)) {
+		err_clear(err);
+		ret = restore_check_cancel(&r, NULL);
+	}
 	if (ret)
 		handle_leftovers(&r);
 	EVP_MD_CTX_free(r.sha);

@@ -139,9 +139,10 @@ static void union_free(struct verify_union *u)
 }
 
 /* Decode every byte of region g's copy of m; a failure goes into c. */
-static void check_deep(struct region *g, const struct manifest *m, struct geo_check *c)
+static void check_deep(struct region *g, const struct manifest *m,
+		       const struct verify_opts *o, struct geo_check *c)
 {
-	struct restore_opts ro = { 0 };
+	struct restore_opts ro = { .cancelled = o->cancelled, .cancel_ctx = o->cancel_ctx };
 	struct restore_result res;
 	struct manifest mr = *m;
 	struct err e = { 0 };
@@ -160,7 +161,8 @@ static void check_deep(struct region *g, const struct manifest *m, struct geo_ch
 
 /* A region's copy of m: HEADs, and with deep every byte. */
 static void check_region(struct region *g, const struct verify_union *u, size_t i,
-			 const struct manifest *m, bool deep, struct geo_check *c)
+			 const struct manifest *m, const struct verify_opts *o,
+			 struct geo_check *c)
 {
 	if (!u->ok[i] || g->down) {
 		memset(c, 0, sizeof(*c));
@@ -173,8 +175,8 @@ static void check_region(struct region *g, const struct verify_union *u, size_t 
 	geo_check_copy(g, m, OBJ_ALL, c);
 	if (c->copy == COPY_UNREACHABLE)
 		g->down = true;
-	if (c->copy == COPY_OK && deep)
-		check_deep(g, m, c);
+	if (c->copy == COPY_OK && o->deep)
+		check_deep(g, m, o, c);
 }
 
 /* Record what was found in region g (a secondary) in the backup's state. */
@@ -274,7 +276,14 @@ static void verdict(struct regions *rs, struct geo_check *chk, size_t i,
 }
 
 /* Check (and repair) every region's copy of m into *vb. */
-static void verify_backup(struct regions *rs, const struct verify_union *u,
+static bool verify_cancelled(const struct verify_opts *o)
+{
+	return o->cancelled && o->cancelled(o->cancel_ctx);
+}
+
+/* Check (and repair) m everywhere; false when cancelled before a verdict
+ * (a deep check cut short proves nothing: nothing is recorded). */
+static bool verify_backup(struct regions *rs, const struct verify_union *u,
 			  const struct verify_opts *o, bool keep_state,
 			  const struct manifest *m, struct verify_backup *vb,
 			  struct verify_result *res)
@@ -288,7 +297,9 @@ static void verify_backup(struct regions *rs, const struct verify_union *u,
 	vb->n = rs->n;
 	load_state(o, m, &gs);
 	for (size_t i = 0; i < rs->n; i++)
-		check_region(&rs->v[i], u, i, m, o->deep, &chk[i]);
+		check_region(&rs->v[i], u, i, m, o, &chk[i]);
+	if (verify_cancelled(o))
+		return false;
 	for (size_t i = 0; i < rs->n; i++) {
 		struct verify_copy *vc = &vb->r[i];
 
@@ -306,6 +317,7 @@ static void verify_backup(struct regions *rs, const struct verify_union *u,
 		save_state(o, m, &gs);
 		vb->geo = geo_summary(&gs, util_now_unix_ns());
 	}
+	return true;
 }
 
 /* The manifests that are not backups, per region that answered. */
@@ -358,13 +370,13 @@ int verify_run(struct regions *rs, const struct verify_opts *o,
 	res_ret->backups = res_ret->u->n;
 	sink->begin(sink->ctx, res_ret->u->n, res_ret->u->broken);
 	for (size_t b = 0; b < res_ret->u->n; b++) {
-		if (o->cancelled && o->cancelled(o->cancel_ctx)) {
+		if (verify_cancelled(o) ||
+		    !verify_backup(rs, res_ret->u, o, keep_state, res_ret->u->v[b], vb, res_ret)) {
 			ret = err_set(err, -ECANCELED, "%s cancelled after %zu of %zu backups; the others were not checked%s",
 				      o->repair ? "repair" : "verify", b, res_ret->u->n,
 				      o->repair ? " nor repaired (no copy was left half-made)" : "");
 			goto out_unlock;
 		}
-		verify_backup(rs, res_ret->u, o, keep_state, res_ret->u->v[b], vb, res_ret);
 		sink->backup(sink->ctx, vb);
 	}
 	bad_manifests(rs, res_ret->u, res_ret);

@@ -30,9 +30,9 @@ struct verify_opts {
 	const char *partition;        /* NULL: every partition */
 	bool deep;                    /* download and decode every byte */
 	bool repair;
-	/* asked between backups (NULL: never): true ends the run with
-	 * -ECANCELED; the backups not reached are not checked (nor their
-	 * state touched) */
+	/* asked between backups and by a deep check between entries (NULL:
+	 * never): true ends the run with -ECANCELED; the backup cut short
+	 * and those not reached get no verdict (nor their state touched) */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
 };

@@ -321,6 +321,7 @@ static int s3_get_range(void *priv, const char *key, uint64_t off, size_t len,
 	r.http.fixed = buf;
 	r.http.fixed_cap = len;
 	r.http.range_off = off;
+	r.http.cancellable = true;   /* restore, verify --deep, repair's reads */
 	http_req_header(&r.http, "Range", "bytes=%llu-%llu", (unsigned long long)off,
 		   (unsigned long long)(off + len - 1));
 	s3_what(what, sizeof(what), "GET", key);

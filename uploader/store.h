@@ -89,10 +89,12 @@ struct store_opts {
 	unsigned stall_timeout;        /* seconds without a byte; 0 = 60 */
 	unsigned max_attempts;         /* per HTTP request; 0 = 8, 1 = no retry */
 	bool content_md5;              /* also send Content-MD5 with each part */
-	/* Asked while uploads run (NULL: never): once true, streamed puts
+	/* Asked while requests run (NULL: never): once true, streamed puts
 	 * in progress stop (their writes and commits fail with -ECANCELED;
-	 * the caller aborts them, which removes what they stored).  Deletes,
-	 * reads and aborts are not cancelled. */
+	 * the caller aborts them, which removes what they stored) and so do
+	 * ranged reads (store_get_range).  Deletes, HEADs, listings, whole
+	 * object reads and aborts are not cancelled: the cleanup after a
+	 * cancellation needs them. */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
 };
