@@ -50,7 +50,7 @@ static char last_interrupt[ERR_MSG_MAX + 64];   /* that line */
 
 /* A command stopped by a signal: one line saying what it undid or left
  * (err), the exit status 128 + the signal. */
-static int cli_interrupted(const struct err *err)
+static int say_interrupted(const struct err *err)
 {
 	int sig = signals_stop();
 
@@ -62,9 +62,9 @@ static int cli_interrupted(const struct err *err)
 }
 
 /* Failed: interrupted when a stop is pending, else cli_fail. */
-static int cli_fail_or_stop(const struct err *err)
+static int fail_or_interrupted(const struct err *err)
 {
-	return signals_stop() ? cli_interrupted(err) : cli_fail(err);
+	return signals_stop() ? say_interrupted(err) : cli_fail(err);
 }
 
 /* backup PATH --to STORE: the partition named on the command line */
@@ -120,7 +120,7 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 		} else if ((ret = backup_partition(&c->cfg, part, rs, host, &bo, &res, &err)) &&
 			   signals_stop()) {
 			/* the rest is not started: one line, 128 + sig */
-			rc = cli_interrupted(&err);
+			rc = say_interrupted(&err);
 			report_backup_failed(r, part->name, last_interrupt);
 			return rc;
 		} else if (ret) {
@@ -141,7 +141,7 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 
 		err_set(&e, -ECANCELED, "backup stopped after %zu of %zu partition%s (%d failed); what was committed stays, snapship status shows its replication",
 			done, n, n == 1 ? "" : "s", failures);
-		return cli_interrupted(&e);
+		return say_interrupted(&e);
 	}
 	if (!quick && c->cfg.nparts == 0 && !argc) {
 		log_error("%s has no [partition] sections: nothing to back up", c->cfg.file);
@@ -313,7 +313,7 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	rc = EXIT_OK;
 out_sources:
 	if (rc)
-		rc = cli_fail_or_stop(&err);
+		rc = fail_or_interrupted(&err);
 	failover_sources_free(&src);
 out_list:
 	catalog_list_free(&list);
@@ -365,7 +365,7 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 	rc = EXIT_OK;
 out_sources:
 	if (rc)
-		rc = cli_fail_or_stop(&err);
+		rc = fail_or_interrupted(&err);
 	failover_sources_free(&src);
 out_list:
 	catalog_list_free(&list);
@@ -407,7 +407,7 @@ static int verify_repair(struct cli *c, int argc, char **argv, bool repair)
 	if (ret) {
 		report_free(&r);
 		geo_regions_free(&rs);
-		return cli_fail_or_stop(&err);
+		return fail_or_interrupted(&err);
 	}
 	report_verify_end(&rv, &res, vo.host, vo.partition);
 	report_end(&r);
@@ -648,7 +648,7 @@ int main(int argc, char **argv)
 
 		err_set(&e, -ECANCELED, "%s stopped%s", cmd,
 			rc ? "" : " after it finished its work");
-		rc = cli_interrupted(&e);
+		rc = say_interrupted(&e);
 	} else if (signals_stop()) {
 		rc = 128 + signals_stop();
 	}

@@ -6,6 +6,7 @@
  * adding a header per attempt, a fake hook answering without sending).
  */
 #include "common/err.h"
+#include "common/util.h"
 #include "uploader/http.h"
 
 #include <arpa/inet.h>
@@ -355,6 +356,93 @@ static void test_fake_hook(void **state)
 	srv_stop();
 }
 
+/* The engine's cancel hook: once it says so, a cancellable request held by
+ * a server that never answers ends with -ECANCELED (promptly: the loop asks
+ * every quarter second); one not marked cancellable goes on until
+ * http_cancel. */
+static bool cancel_now;
+
+static bool test_cancelled(void *ctx)
+{
+	(void)ctx;
+	return __atomic_load_n(&cancel_now, __ATOMIC_ACQUIRE);
+}
+
+static void note_done(struct http_req *r, void *arg)
+{
+	(void)r;
+	__atomic_store_n((bool *)arg, true, __ATOMIC_RELEASE);
+}
+
+static bool wait_done(const bool *done, double seconds)
+{
+	double until = util_now_mono() + seconds;
+
+	while (!__atomic_load_n(done, __ATOMIC_ACQUIRE) && util_now_mono() < until)
+		usleep(10000);
+	return __atomic_load_n(done, __ATOMIC_ACQUIRE);
+}
+
+static void test_cancel_hook(void **state)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	struct store_ctx c = { 0 };
+	struct http_engine_opts o = {
+		.who = "store test", .connect_timeout = 5, .stall_timeout = 60,
+		.max_attempts = 1, .max_connections = 4, .hooks = &test_hooks,
+		.hooks_ctx = &c, .cancelled = test_cancelled,
+	};
+	struct http_engine *e = NULL;
+	struct http_req up, del;
+	struct err err = { 0 };
+	bool up_done = false, del_done = false;
+	char base[64];
+	double t0;
+	int lfd;
+
+	(void)state;
+	/* a listener that never accepts: connections sit in its backlog */
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	o.base_url = base;
+	assert_int_equal(http_engine_new(&o, &e, &err), 0);
+
+	req(&up, "PUT", "/part");
+	up.body = "data";
+	up.body_len = 4;
+	up.cancellable = true;
+	up.on_done = note_done;
+	up.on_done_arg = &up_done;
+	req(&del, "DELETE", "/upload");
+	del.on_done = note_done;
+	del.on_done_arg = &del_done;
+	http_submit(e, &up);
+	http_submit(e, &del);
+	assert_false(wait_done(&up_done, 0.5));     /* held, not cancelled */
+	t0 = util_now_mono();
+	__atomic_store_n(&cancel_now, true, __ATOMIC_RELEASE);
+	assert_true(wait_done(&up_done, 10));
+	printf("# the cancellable request ended %.2f s after the hook said so\n",
+	       util_now_mono() - t0);
+	assert_int_equal(up.result, -ECANCELED);
+	assert_int_equal(http_check(e, &up, "PUT part", &err), -ECANCELED);
+	assert_false(wait_done(&del_done, 0.5));    /* not cancellable */
+	http_cancel(e, &del);
+	assert_true(wait_done(&del_done, 10));
+	assert_int_equal(del.result, -ECANCELED);
+	http_req_release(&up);
+	http_req_release(&del);
+	http_engine_free(e);
+	close(lfd);
+	__atomic_store_n(&cancel_now, false, __ATOMIC_RELEASE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_final_and_default_errors),
 		cmocka_unit_test(test_bodies),
 		cmocka_unit_test(test_fake_hook),
+		cmocka_unit_test(test_cancel_hook),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
