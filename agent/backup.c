@@ -140,7 +140,6 @@ static unsigned remove_objects(struct region *g, const struct manifest *m, int m
 	const char *k[2];
 	size_t n = 0;
 	struct err de = { 0 };
-
 	unsigned removed = 0;
 
 	if (!g->store)

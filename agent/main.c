@@ -623,9 +623,10 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
 	report_collect_errors();
-	if (signals_install())
+	rc = signals_install();
+	if (rc)
 		log_warn("cannot catch SIGINT/SIGTERM (%s): a signal ends snapship at once; snapship clean removes what it leaves",
-			 strerror(errno));
+			 strerror(-rc));
 	rc = cli_parse(&c.o, global_opts, "+c:vqhV", argc, argv);
 	if (rc != CLI_GO_ON)
 		return report_exit(c.o.json, rc);
