@@ -52,7 +52,8 @@ conf=(--config "$TEST_TMP/snapship.conf")
 # sig_run HOW OUT ERR WATCH ARGS...: run ARGS; once a file matches the glob
 # WATCH (an upload's temp file, a file in a restore's target), deliver:
 # term (SIGTERM a second later), term-now, twice (SIGTERM, and again 0.2 s
-# later), tty-int (^C on its terminal a second later); prints "rc seconds"
+# later), kill (SIGKILL a second later), tty-int (^C on its terminal a
+# second later); prints "rc seconds"
 # (from the signal to the exit)
 sig_run() {
 	python3 - "$@" <<-'EOF'
@@ -100,7 +101,10 @@ sig_run() {
 		        if how == "term":
 		            time.sleep(1)    # well into the upload
 		        t0 = time.monotonic()
-		        p.send_signal(signal.SIGTERM)
+		        if how != "kill":
+		            p.send_signal(signal.SIGTERM)
+		        if how == "kill":
+		            p.kill()
 		        if how == "twice":
 		            time.sleep(0.2)
 		            p.send_signal(signal.SIGTERM)
@@ -181,6 +185,21 @@ no_snapship_snapshots "$TEST_BTRFS"
 [ -z "$(find "$store" -name '.*.tmp-*')" ] || fail "(c) temp files stay after the next run"
 [ "$(find "$store" -name manifest.json | wc -l)" = 1 ] || fail "(c) expected exactly one backup"
 
+# what an exit at once in the middle of the upload leaves (SIGKILL: as a
+# second signal there would) the next run removes too: temp files, snapshot
+read -r rc secs < <(sig_run kill "$TEST_TMP/out" "$TEST_TMP/err" "$tmp_glob" \
+	"$SNAPSHIP" "${conf[@]}" backup)
+left=$(find "$store" -name '.*.tmp-*' | wc -l)
+echo "-- (c) killed mid-upload: exit $rc; left $left temp file(s), $(ls "$state/journal" | wc -l) journal entr(y/ies)"
+[ "$left" -gt 0 ] || fail "(c) expected temp files left by the killed run"
+"$SNAPSHIP" "${conf[@]}" backup >"$TEST_TMP/out" 2>"$TEST_TMP/err2" ||
+	fail "(c) the backup after the killed one failed: $(cat "$TEST_TMP/err2")"
+echo "   next run: $(cat "$TEST_TMP/err2")"
+no_snapship_snapshots "$TEST_BTRFS"
+[ -z "$(ls -A "$state/journal" 2>/dev/null)" ] || fail "(c) the journal is not empty after the next run"
+[ -z "$(find "$store" -name '.*.tmp-*')" ] || fail "(c) temp files stay after the next run"
+[ "$(find "$store" -name manifest.json | wc -l)" = 2 ] || fail "(c) expected exactly two backups"
+
 # ---- (d) restore interrupted -------------------------------------------------
 
 t=$TEST_BTRFS/sg-restore
@@ -204,6 +223,6 @@ python3 - "$TEST_TMP/out" <<-'EOF' || fail "(e) the JSON does not carry the inte
 	assert row and row[0]["status"] == "failed", doc
 	assert row[0]["error"].startswith("interrupted (SIGTERM): backup of sg-part cancelled"), row
 EOF
-[ "$(find "$store" -name manifest.json | wc -l)" = 1 ] || fail "(e) a manifest was added"
+[ "$(find "$store" -name manifest.json | wc -l)" = 2 ] || fail "(e) a manifest was added"
 no_snapship_snapshots "$TEST_BTRFS"
 echo "ok"
