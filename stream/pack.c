@@ -620,14 +620,20 @@ static la_ssize_t tar_write_cb(struct archive *a, void *ctx, const void *buf,
 	int ret;
 
 	(void)a;
+	/*
+	 * After a failure the stream is dropped, not refused: a write error
+	 * makes libarchive's archive fatal, and a fatal archive is freed
+	 * without closing its output (a leak).  The packer sees p->error at
+	 * its next step and stops.
+	 */
+	if (p->error)
+		return (la_ssize_t)len;
 	ret = p->out(p->out_ctx, buf, len, &e);
 	if (ret) {
-		if (!p->error) {
-			p->error = ret;
-			if (p->err && !p->err->code)
-				*p->err = e;
-		}
-		return -1;
+		p->error = ret;
+		if (p->err && !p->err->code)
+			*p->err = e;
+		return (la_ssize_t)len;
 	}
 	p->pos += len;
 	return (la_ssize_t)len;
@@ -639,6 +645,8 @@ static int feed(struct packer *p, XXH3_state_t *h, const void *buf, size_t len,
 	while (len) {
 		la_ssize_t n = archive_write_data(p->a, buf, len);
 
+		if (p->error)
+			return p->error;
 		if (n <= 0) {
 			if (p->error)
 				return p->error;
@@ -799,7 +807,7 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 	}
 
 	info.offset = p->pos;
-	if (archive_write_header(p->a, ae) < ARCHIVE_WARN) {
+	if (archive_write_header(p->a, ae) < ARCHIVE_WARN || p->error) {
 		if (p->error)
 			return p->error;
 		return pk_fail(p, -EIO, "archiving %s: %s", src, archive_error_string(p->a));
@@ -818,7 +826,7 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 	} else {
 		p->stats.others++;
 	}
-	if (archive_write_finish_entry(p->a) < ARCHIVE_WARN) {
+	if (archive_write_finish_entry(p->a) < ARCHIVE_WARN || p->error) {
 		if (p->error)
 			return p->error;
 		return pk_fail(p, -EIO, "archiving %s: %s", src, archive_error_string(p->a));
@@ -995,7 +1003,7 @@ int pack_tree(const char *root, const struct pack_opts *opts,
 		p->qpack++;
 		pent_free(e);
 	}
-	if (archive_write_close(p->a) != ARCHIVE_OK) {
+	if (archive_write_close(p->a) != ARCHIVE_OK || p->error) {
 		ret = p->error ? p->error :
 		      pk_fail(p, -EIO, "finishing tar stream: %s", archive_error_string(p->a));
 		goto out_destroy;
