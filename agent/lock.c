@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "agent/signals.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -34,6 +35,11 @@ int hostlock_acquire(const char *state_dir, int wait_s, struct err *err)
 				      path);
 			close(fd);
 			return ret;
+		}
+		if (signals_stop()) {   /* a stop request ends the wait */
+			close(fd);
+			return err_set(err, -ECANCELED, "stopped while waiting for the host lock %s (another snapshot run holds it)",
+				       path);
 		}
 		usleep(100000);
 	}

@@ -14,7 +14,8 @@ struct err;
  * Take the host lock in state_dir (created 0700 if missing), waiting up to
  * wait_s seconds for a run that holds it.  state_dir is only read.
  * Returns the lock's descriptor (>= 0), which the caller owns and gives
- * back to hostlock_release, or -errno with err set (-EBUSY: held).
+ * back to hostlock_release, or -errno with err set (-EBUSY: held;
+ * -ECANCELED: a stop request, signals.h, ended the wait).
  */
 int hostlock_acquire(const char *state_dir, int wait_s, struct err *err);
 /* Release the lock and close fd; fd < 0 is a no-op. */
