@@ -31,6 +31,8 @@ static void drop(struct sink *s, size_t i, int ret, const struct err *why)
 		s->errs[i] = *why;
 	store_put_abort(s->w[i]);
 	s->w[i] = NULL;
+	if (s->failed[i] == -ECANCELED)
+		return;       /* the whole run is being cancelled: not news */
 	log_warn("region %s: %s; the backup goes on without it",
 		 s->region[i] ? s->region[i] : "?",
 		 s->region[i] ? err_strip_region(s->region[i], s->errs[i].msg) : s->errs[i].msg);
@@ -129,10 +131,11 @@ int sink_commit(struct sink *s, char hex_ret[65], struct err *err)
 			ret = r;
 		} else {
 			s->failed[i] = r;
-			log_warn("region %s: %s; the backup goes on without it",
-				 s->region[i] ? s->region[i] : "?",
-				 s->region[i] ? err_strip_region(s->region[i], s->errs[i].msg) :
-				 s->errs[i].msg);
+			if (r != -ECANCELED)     /* cancelled: not the region's fault */
+				log_warn("region %s: %s; the backup goes on without it",
+					 s->region[i] ? s->region[i] : "?",
+					 s->region[i] ? err_strip_region(s->region[i], s->errs[i].msg) :
+					 s->errs[i].msg);
 		}
 	}
 	return ret;

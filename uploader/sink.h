@@ -6,8 +6,9 @@
  * A streamed object put that also counts and SHA-256-hashes its bytes, into
  * one store or, for agent-side replication, the same bytes into several:
  * target 0 is the primary (its failure fails the sink); a later target that
- * fails is dropped (aborted, its error kept) and the others go on, unless
- * the sink was opened strict.
+ * fails is dropped (aborted, its error kept, a warning logged unless it
+ * was cancelled: -ECANCELED) and the others go on, unless the sink was
+ * opened strict.
  *
  * A struct sink is the caller's (usually on its stack); the sink owns the
  * writers and the hash context it opens until sink_commit or sink_abort
