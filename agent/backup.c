@@ -442,6 +442,16 @@ static int commit_objects(struct backup_run *r, struct sink *data,
 	return 0;
 }
 
+/* Copies the two sinks made visible. */
+static unsigned sinks_committed(const struct sink *data, const struct sink *index)
+{
+	unsigned n = 0;
+
+	for (size_t t = 0; t < SINK_MAX; t++)
+		n += data->committed[t] + index->committed[t];
+	return n;
+}
+
 /* Phase upload: the snapshot streamed once into data and index sinks that
  * tee to every target, then the objects committed. */
 static int phase_upload(struct backup_run *r, struct err *err)
@@ -449,6 +459,7 @@ static int phase_upload(struct backup_run *r, struct err *err)
 	struct sink data, index = { 0 };
 	struct sink_target dt[REGIONS_MAX], it[REGIONS_MAX];
 	struct manifest *m = r->m;
+	unsigned open = 0;
 	int ret;
 
 	for (size_t t = 0; t < r->nt; t++) {
@@ -472,14 +483,19 @@ static int phase_upload(struct backup_run *r, struct err *err)
 	m->data_size = data.bytes;
 	m->index_size = index.bytes;
 	m->stored_bytes = data.bytes + index.bytes;
+	/* a commit that fails ends (aborts) its writers itself */
+	open = sink_open_writers(&data) + sink_open_writers(&index);
 	ret = commit_objects(r, &data, &index, err);
 	if (ret)
 		goto out_abort_uploads;
 	return 0;
 
 out_abort_uploads:
+	/* the unfinished uploads, for the line a cancelled run prints */
+	if (!open)
+		open = sink_open_writers(&data) + sink_open_writers(&index);
+	r->aborted += open - sinks_committed(&data, &index);
 	/* a no-op on a committed sink */
-	r->aborted += sink_open_writers(&data) + sink_open_writers(&index);
 	sink_abort(&data);
 	sink_abort(&index);
 	return ret;

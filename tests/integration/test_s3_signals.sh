@@ -35,7 +35,9 @@ export SNAPSHIP_S3_ENDPOINT=http://127.0.0.1:$(cat "$TEST_TMP/proxy.port")
 export AWS_ACCESS_KEY_ID=$RGW_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$RGW_SECRET_ACCESS_KEY
 export AWS_REGION=$RGW_REGION
 # 5 MiB parts, one in flight: while part 2 is held the writer waits for a
-# free slot (the stream itself is blocked), the hardest place to stop
+# free slot (the stream itself is blocked), the hardest place to stop; or,
+# if the stream ended first, the data object's commit waits for it (then
+# both, data and index, are still the unfinished uploads it aborts)
 export SNAPSHIP_S3_PART_SIZE=5M SNAPSHIP_S3_PARTS_IN_FLIGHT=1
 state=$TEST_TMP/state
 S=("$SNAPSHIP" --state-dir "$state")
