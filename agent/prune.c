@@ -265,11 +265,14 @@ static size_t record_apply(struct regions *rs, const char *state_dir, const char
 	struct err e = { 0 };
 	size_t left = 0;
 
+	for (size_t i = 0; i < rec->n; i++)      /* the report in rec's order */
+		act(b, rec->region[i], dry ? "would be pending" : "pending", NULL);
 	for (size_t i = 0; i < rec->n; i++) {
 		g[i] = region_named(rs, rec->region[i]);
 		if (!g[i]) {
 			log_warn("pending deletion of %s/%s/%s in region %s: no such region in the config any more; dropped",
 				 host, part, rec->id, rec->region[i]);
+			act(b, rec->region[i], "dropped", "no such region in the config");
 			continue;
 		}
 		if (!g[i]->store || g[i]->down) {
@@ -413,9 +416,13 @@ static void list_regions(struct regions *rs, const char *state_dir, const char *
 			continue;
 		}
 		if (catalog_list(g->store, g->prefix, host, part, &lists[i], &e)) {
-			region_failed(g, &e);
 			snprintf(l->detail, sizeof(l->detail), "%s", err_strip_region(g->name, e.msg));
 			rep->errors++;
+			/* nothing is deleted where the listing failed: its
+			 * deletions wait in the records for the next run */
+			g->down = true;
+			snprintf(g->down_why, sizeof(g->down_why), "its listing failed: %.480s",
+				 l->detail);
 			continue;
 		}
 		l->backups = lists[i].n;

@@ -48,7 +48,8 @@ struct prune_action {
 	char region[65];
 	const char *action;          /* static: "deleted", "pending", "kept",
 				      * "would delete", "would be pending",
-				      * "failed" */
+				      * "failed", "dropped" (region no longer
+				      * configured) */
 	char detail[400];            /* why, "" if nothing to say */
 };
 
