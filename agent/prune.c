@@ -539,8 +539,10 @@ static void prune_one(struct regions *rs, const char *state_dir, const char *hos
 	for (size_t i = 0; i < rs->n; i++) {
 		if (state[i] == L_PARTIAL && (in & (1u << i)))
 			act(b, rs->v[i].name, "kept", "the region's listing looks partial");
-		else if (state[i] == L_FAILED || (in & (1u << i)))
+		else if (state[i] == L_FAILED || (in & (1u << i))) {
 			snprintf(rec.region[rec.n++], sizeof(rec.region[0]), "%s", rs->v[i].name);
+			act(b, rs->v[i].name, "pending", NULL);  /* in rs's order */
+		}
 	}
 	if (!dry) {
 		e = (struct err){ 0 };
