@@ -901,7 +901,8 @@ void report_prune(struct report *r, const char *host, const struct prune_report 
 		const struct prune_backup *b = &rep->b[j];
 
 		fmt_time(b->time * 1000000000LL, tb, sizeof(tb));
-		printf("  %-23s %-21s %-6s %-12s", b->id, tb, b->keep ? "keep" : "delete", b->rule);
+		printf("  %-23s %-21s %-6s %-*s", b->id, tb, b->keep ? "keep" : "delete",
+		       b->note[0] || b->nr ? 12 : 0, b->rule);
 		if (b->note[0])
 			printf("  %s", UTIL_ESC_CTL(b->note));
 		prune_actions_text(b);
