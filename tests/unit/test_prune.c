@@ -19,6 +19,7 @@
 
 #include "agent/catalog.h"
 #include "agent/config.h"
+#include "agent/geo.h"
 #include "agent/lock.h"
 #include "agent/prune.h"
 #include "common/err.h"
@@ -208,6 +209,30 @@ static void test_partial_listing(void **state)
 	assert_false(exists("b", 0, "data.tar.zst"));
 }
 
+/* A region that lacks a backup this host committed (its replication state
+ * says so), older than its newest, looks truncated: nothing deleted there. */
+static void test_lacks_committed(void **state)
+{
+	struct geo_state gs = { 0 };
+	struct prune_report rep;
+	struct err err = { 0 };
+	char st[128], path[256];
+
+	(void)state;
+	snprintf(st, sizeof(st), "%s/state", dir);
+	strcpy(gs.backup_id, ids[3]);
+	gs.committed_ns = (int64_t)catalog_id_time(ids[3]) * 1000000000LL;
+	assert_int_equal(geo_state_save(st, "h", "part", &gs, &err), 0);
+	snprintf(path, sizeof(path), "%s/b/h/part/%s/manifest.json", dir, ids[3]);
+	assert_int_equal(unlink(path), 0);
+	prune(&rep, false);
+	assert_string_equal(rep.regions[1].status, "partial");
+	assert_non_null(strstr(rep.regions[1].detail, ids[3]));
+	prune_report_clear(&rep);
+	assert_int_equal(count("a"), 2);
+	assert_int_equal(count("b"), NB - 1);
+}
+
 static void test_region_down_pending(void **state)
 {
 	struct prune_report rep;
@@ -271,6 +296,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_dry_run_and_policy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_listing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lacks_committed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_region_down_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reading_lock, setup, teardown),
 	};
