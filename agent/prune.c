@@ -544,6 +544,15 @@ static void prune_one(struct regions *rs, const char *state_dir, const char *hos
 			act(b, rs->v[i].name, "pending", NULL);  /* in rs's order */
 		}
 	}
+	if (!rec.n) {
+		/* only partial listings hold it: the next run decides again */
+		snprintf(b->note, sizeof(b->note),
+			 "skipped: only regions whose listing looks partial hold it");
+		b->keep = true;
+		rep->skipped++;
+		readlock_release(lockfd, state_dir, host, part, b->id, false);
+		return;
+	}
 	if (!dry) {
 		e = (struct err){ 0 };
 		if (record_save(state_dir, host, part, &rec, &e)) {

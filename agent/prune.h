@@ -73,6 +73,8 @@ struct prune_listing {
 };
 
 struct prune_report {
+	/* kept includes skipped: backups to delete that stay for now (being
+	 * read; held only where the listing looks partial) */
 	size_t kept, deleted, pending, skipped;
 	size_t errors;               /* deletions that failed, failed listings */
 	char partition[UTIL_NAME_MAX + 1];

@@ -884,7 +884,7 @@ void report_prune(struct report *r, const char *host, const struct prune_report 
 	       rep->kept, rep->dry_run ? "would delete" : "delete", rep->deleted,
 	       rep->dry_run ? " (dry run: nothing deleted)" : "");
 	if (rep->skipped)
-		printf(", %zu skipped (being read)", rep->skipped);
+		printf(", %zu of them skipped for now", rep->skipped);
 	if (rep->pending)
 		printf(", %zu with deletions pending", rep->pending);
 	putchar('\n');
