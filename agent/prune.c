@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "agent/lock.h"
 #include "agent/retention.h"
 #include "common/err.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "uploader/store.h"
@@ -292,6 +294,9 @@ static size_t record_apply(struct regions *rs, const char *state_dir, const char
 		}
 		manifest_gone[i] = true;
 	}
+	/* tests: a crash (kill -9) between the manifests and the objects */
+	if (!dry && fault_hit("prune.crash", NULL))
+		raise(SIGKILL);
 	/* every manifest first: the backup is gone from list before any of
 	 * its objects is */
 	for (size_t i = 0; i < rec->n && !dry; i++) {

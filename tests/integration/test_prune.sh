@@ -5,8 +5,8 @@
 #  - a prune leaves exactly what the policy keeps, in both regions, and never
 #    an object no manifest names (a planted file, a manifest-less backup);
 #  - manifest first: a deletion that fails after the manifests went (an
-#    injected fault) leaves the backup out of list and a pending record,
-#    which the next prune finishes;
+#    injected fault), or a kill -9 there, leaves the backup out of list and
+#    a pending record, which the next prune finishes;
 #  - a region down (its directory moved away): pending records, applied when
 #    it is back; a listing that fails, or is partial (a manifest that cannot
 #    be read), deletes nothing there;
@@ -40,7 +40,7 @@ replication = agent
 EOF
 	for p in "$@"; do printf '[partition %s]\npath = %s\n' "$p" "$TEST_TMP/src"; done
 }
-conf p1 p2 p3 p4 p5 p6 >"$TEST_TMP/snapship.conf"
+conf p1 p2 p3 p4 p5 p6 p7 >"$TEST_TMP/snapship.conf"
 S=("$SNAPSHIP" --config "$TEST_TMP/snapship.conf")
 
 # The timeline, relative to today's midnight (UTC), so the days are sure:
@@ -144,6 +144,20 @@ echo "$out"
 grep -q "${ID[O2]} *earlier deletion: *a: deleted" <<<"$out" || fail "the rerun does not say it finished ${ID[O2]}: $out"
 [ "$(objects "$A" p2 "${ID[O2]}")" = 0 ] || fail "the rerun left objects of ${ID[O2]}"
 [ -e "$ST/prune/ph/p2/${ID[O2]}.json" ] && fail "the pending record of ${ID[O2]} is left"
+
+# ---- killed between the manifests and the objects: the rerun finishes -----
+timeline p7
+rc=0
+SNAPSHIP_FAULT=prune.crash "${S[@]}" prune p7 >/dev/null 2>&1 || rc=$?
+[ "$rc" = 137 ] || fail "prune with prune.crash: exit $rc, expected 137 (SIGKILL)"
+[ -f "$A/ph/p7/${ID[O2]}/manifest.json" ] && fail "the manifest of ${ID[O2]} is still in a after the crash"
+[ -f "$B/ph/p7/${ID[O2]}/data.tar.zst" ] || fail "the crash came after the objects went (test broken)"
+"${S[@]}" list p7 | grep -q "${ID[O2]}" && fail "list shows ${ID[O2]}, half pruned by the crash"
+out=$("${S[@]}" prune p7) || fail "the run after the crash: exit $?: $out"
+echo "$out"
+expect_backups p7 "$WANT" "after the run that followed the crash"
+[ "$(objects "$A" p7 "${ID[O2]}")$(objects "$B" p7 "${ID[O2]}")" = 00 ] ||
+	fail "objects of ${ID[O2]} left after the crash and a rerun"
 
 # ---- a region down: pending, applied when it is back ----------------------
 timeline p3
