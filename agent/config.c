@@ -212,22 +212,28 @@ static int retention_setting(struct parse_ctx *pc, const char *s, const char *k,
 
 	for (int i = 0; i < CFG_RET_KEYS; i++) {
 		const struct ret_key *rk = &ret_keys[i];
+		const char *want = NULL;
 
 		if (strcmp(k, rk->name))
 			continue;
 		if (i == CFG_RET_MAX_AGE_NEWEST) {
-			if (!parse_bool(v, &b))
-				return bad(pc, s, k, v, "expected yes or no"), 1;
-			r->max_age_newest = b;
-		} else {
-			if (rk->duration && (util_parse_duration(v, &n) || n < 0))
-				return bad(pc, s, k, v, "expected a duration such as 30d, or 0 (off)"), 1;
-			if (!rk->duration && !parse_int(v, 0, 100000, &n))
-				return bad(pc, s, k, v, "expected a count (0 or more)"), 1;
-			if (rk->duration)
-				r->line = pc->line;
-			*(int64_t *)(void *)((char *)r + rk->off) = n;
+			if (parse_bool(v, &b))
+				r->max_age_newest = b;
+			else
+				want = "expected yes or no";
+		} else if (rk->duration) {
+			if (util_parse_duration(v, &n) || n < 0)
+				want = "expected a duration such as 30d, or 0 (off)";
+			r->line = pc->line;
+		} else if (!parse_int(v, 0, 100000, &n)) {
+			want = "expected a count (0 or more)";
 		}
+		if (want) {
+			bad(pc, s, k, v, want);
+			return 1;
+		}
+		if (i != CFG_RET_MAX_AGE_NEWEST)
+			*(int64_t *)(void *)((char *)r + rk->off) = n;
 		r->set |= 1u << i;
 		return 1;
 	}
