@@ -41,6 +41,8 @@ const char cli_usage_text[] =
 "  snapship ls PARTITION [--id ID] [PATH]  a directory of a backup, from its index\n"
 "  snapship verify [PARTITION] [--deep]  every backup in every region\n"
 "  snapship repair [PARTITION] [--deep]  copy what a region lacks from a healthy one\n"
+"  snapship prune [PARTITION] [--dry-run] [--json]  apply [retention] in every region:\n"
+"                                      each backup kept or deleted, and the rule\n"
 "  snapship clean [--from STORE]      remove snapshots, uploads and empty backup\n"
 "                                      directories left by a crash (every region)\n"
 "  snapship hosts [--from STORE] [--json]  the hosts a store holds backups of\n"
@@ -182,6 +184,7 @@ static const struct opt_def opt_defs[OPT_END] = {
 	[OPT_DEVICES] = FLAG("devices", devices),
 	[OPT_KEEP_PRIVILEGES] = FLAG("keep-privileges", keep_privileges),
 	[OPT_DEEP] = FLAG("deep", deep),
+	[OPT_DRY_RUN] = FLAG("dry-run", dry_run),
 };
 
 static int opt_apply(struct cli_opts *o, const struct opt_def *d, char *arg)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,33 +181,72 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 	return 0;
 }
 
+/* The [retention] keys: name, field, duration (else a count or yes/no). */
+static const struct ret_key {
+	const char *name;
+	size_t off;
+	bool duration;
+} ret_keys[CFG_RET_KEYS] = {
+	[CFG_RET_KEEP_LAST] = { "keep_last", offsetof(struct cfg_retention, keep_last), false },
+	[CFG_RET_KEEP_WITHIN] = { "keep_within", offsetof(struct cfg_retention, keep_within), true },
+	[CFG_RET_KEEP_HOURLY] = { "keep_hourly", offsetof(struct cfg_retention, keep_hourly), false },
+	[CFG_RET_KEEP_DAILY] = { "keep_daily", offsetof(struct cfg_retention, keep_daily), false },
+	[CFG_RET_KEEP_WEEKLY] = { "keep_weekly", offsetof(struct cfg_retention, keep_weekly), false },
+	[CFG_RET_KEEP_MONTHLY] = { "keep_monthly", offsetof(struct cfg_retention, keep_monthly), false },
+	[CFG_RET_MAX_AGE] = { "max_age", offsetof(struct cfg_retention, max_age), true },
+	[CFG_RET_MAX_AGE_NEWEST] = { "max_age_deletes_newest", 0, false },
+};
+
+#define RET_KEYS_KNOWN "keep_last, keep_within, keep_hourly, keep_daily, keep_weekly, keep_monthly, max_age, max_age_deletes_newest"
+
+/*
+ * A retention key k = v into r (a [retention] or [partition] section s),
+ * noted in r->set.  1 when k is one (its value refused into pc->error),
+ * 0 when it is not a retention key.
+ */
+static int retention_setting(struct parse_ctx *pc, const char *s, const char *k,
+			     const char *v, struct cfg_retention *r)
+{
+	int64_t n;
+	bool b;
+
+	for (int i = 0; i < CFG_RET_KEYS; i++) {
+		const struct ret_key *rk = &ret_keys[i];
+		const char *want = NULL;
+
+		if (strcmp(k, rk->name))
+			continue;
+		if (i == CFG_RET_MAX_AGE_NEWEST) {
+			if (parse_bool(v, &b))
+				r->max_age_newest = b;
+			else
+				want = "expected yes or no";
+		} else if (rk->duration) {
+			if (util_parse_duration(v, &n) || n < 0)
+				want = "expected a duration such as 30d, or 0 (off)";
+			r->line = pc->line;
+		} else if (!parse_int(v, 0, 100000, &n)) {
+			want = "expected a count (0 or more)";
+		}
+		if (want) {
+			bad(pc, s, k, v, want);
+			return 1;
+		}
+		if (i != CFG_RET_MAX_AGE_NEWEST)
+			*(int64_t *)(void *)((char *)r + rk->off) = n;
+		r->set |= 1u << i;
+		return 1;
+	}
+	return 0;
+}
+
 static int retention_key(struct parse_ctx *pc, const char *s, const char *k,
 			 const char *v)
 {
-	struct config *c = pc->cfg;
-	int64_t n;
-
-	if (!strcmp(k, "keep_within") || !strcmp(k, "max_age")) {
-		if (util_parse_duration(v, &n))
-			return bad(pc, s, k, v, "expected a duration such as 30d or 0");
-		*(k[0] == 'k' ? &c->keep_within : &c->max_age) = n;
-	} else if (!strcmp(k, "keep_last") || !strcmp(k, "keep_daily") ||
-		   !strcmp(k, "keep_weekly") || !strcmp(k, "keep_monthly")) {
-		if (!parse_int(v, 0, 100000, &n))
-			return bad(pc, s, k, v, "expected a count (0 or more)");
-		if (!strcmp(k, "keep_last"))
-			c->keep_last = n;
-		else if (!strcmp(k, "keep_daily"))
-			c->keep_daily = n;
-		else if (!strcmp(k, "keep_weekly"))
-			c->keep_weekly = n;
-		else
-			c->keep_monthly = n;
-	} else {
+	if (!retention_setting(pc, s, k, v, &pc->cfg->ret))
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [retention] (known: keep_last, keep_within, max_age, keep_daily, keep_weekly, keep_monthly)",
+				    "%s:%d: unknown key \"%s\" in [retention] (known: " RET_KEYS_KNOWN ")",
 				    pc->file, pc->line, k);
-	}
 	return 0;
 }
 
@@ -241,9 +281,9 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 		if (util_parse_duration(v, &n) || n < 1)
 			return bad(pc, s, k, v, "expected a duration such as 8h or 1d");
 		p->rpo_max = n;
-	} else {
+	} else if (!retention_setting(pc, s, k, v, &p->ret)) {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max)",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max; and the [retention] keys " RET_KEYS_KNOWN ")",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;
@@ -449,12 +489,32 @@ int config_defaults(struct config *cfg, struct err *err)
 	cfg->jitter = 5 * 60;
 	cfg->compression_level = 3;
 	cfg->io_priority = 3;
-	cfg->keep_last = 2;
-	cfg->keep_within = 30 * 86400;
-	cfg->max_age = 90 * 86400;
+	/* the managed service's policy: the last 2, purged at 90 days */
+	cfg->ret.keep_last = 2;
+	cfg->ret.max_age = 90 * 86400;
 	cfg->state_dir = strdup("/var/lib/snapship");
 	if (!cfg->state_dir)
 		return err_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* keep_within longer than max_age, globally or in a partition. */
+static int retention_check(const struct config *cfg, struct err *err)
+{
+	struct cfg_retention r;
+
+	for (size_t i = 0; i <= cfg->nparts; i++) {
+		const struct cfg_partition *p = i < cfg->nparts ? &cfg->parts[i] : NULL;
+		int line;
+
+		config_retention(cfg, p, &r);
+		if (!r.max_age || r.keep_within <= r.max_age)
+			continue;
+		line = p && p->ret.line ? p->ret.line : cfg->ret.line;
+		return err_set(err, -EINVAL, "%s:%d: [%s%s] keep_within (%llds) is longer than max_age (%llds); max_age purges first, so lower keep_within",
+			       cfg->file, line, p ? "partition " : "retention", p ? p->name : "",
+			       (long long)r.keep_within, (long long)r.max_age);
+	}
 	return 0;
 }
 
@@ -544,10 +604,7 @@ static int config_check(struct config *cfg, struct err *err)
 	if (cfg->require_geo && cfg->nregions < 2)
 		return err_set(err, -EINVAL, "%s: [agent] require_geo = yes needs a secondary [region] besides the primary",
 			       cfg->file);
-	if (cfg->max_age && cfg->keep_within > cfg->max_age)
-		return err_set(err, -EINVAL, "%s: [retention] keep_within is longer than max_age; max_age purges first, so lower keep_within",
-			       cfg->file);
-	return 0;
+	return retention_check(cfg, err);
 }
 
 int config_load(const char *file, struct config *cfg, struct err *err)
@@ -681,6 +738,29 @@ unsigned config_review(const struct config *cfg,
 			       p->name, (long long)rpo, (long long)cfg->interval);
 	}
 	return errors;
+}
+
+void config_retention(const struct config *cfg, const struct cfg_partition *p,
+		      struct cfg_retention *ret_ret)
+{
+	*ret_ret = cfg->ret;
+	if (!p)
+		return;
+	for (int i = 0; i < CFG_RET_KEYS; i++) {
+		if (!(p->ret.set & (1u << i)))
+			continue;
+		if (i == CFG_RET_MAX_AGE_NEWEST) {
+			ret_ret->max_age_newest = p->ret.max_age_newest;
+		} else {
+			size_t off = ret_keys[i].off;
+
+			*(int64_t *)(void *)((char *)ret_ret + off) =
+				*(const int64_t *)(const void *)((const char *)&p->ret + off);
+		}
+	}
+	ret_ret->set |= p->ret.set;
+	if (p->ret.line)
+		ret_ret->line = p->ret.line;
 }
 
 const char *config_region_location(const struct cfg_region *r)

@@ -15,6 +15,23 @@ struct err;
 
 enum { REPL_NONE = 0, REPL_SERVER, REPL_AGENT };
 
+/*
+ * [retention] (design §7): global, and each key overridable in a
+ * [partition NAME] section (set says which ones it overrides).  Durations
+ * in seconds; 0 turns a rule off (max_age 0: no purge).
+ */
+struct cfg_retention {
+	int64_t keep_last, keep_within, keep_hourly, keep_daily, keep_weekly,
+		keep_monthly, max_age;
+	bool max_age_newest;      /* max_age_deletes_newest = yes */
+	unsigned set;             /* bits 1 << CFG_RET_* of the keys given */
+	int line;                 /* line of keep_within or max_age, 0 if unset */
+};
+
+enum { CFG_RET_KEEP_LAST, CFG_RET_KEEP_WITHIN, CFG_RET_KEEP_HOURLY,
+       CFG_RET_KEEP_DAILY, CFG_RET_KEEP_WEEKLY, CFG_RET_KEEP_MONTHLY,
+       CFG_RET_MAX_AGE, CFG_RET_MAX_AGE_NEWEST, CFG_RET_KEYS };
+
 struct cfg_partition {
 	char *name;
 	char *path;               /* the btrfs subvolume to back up */
@@ -23,6 +40,7 @@ struct cfg_partition {
 	char *post_snapshot;
 	int64_t hook_timeout;     /* seconds */
 	int64_t rpo_max;          /* seconds; 0: [agent] rpo_max */
+	struct cfg_retention ret; /* overrides of [retention] (ret.set) */
 };
 
 struct cfg_region {
@@ -65,8 +83,7 @@ struct config {
 	char *metrics_file;
 	bool require_geo;         /* a backup fails unless every secondary has it */
 	int64_t rpo_max;          /* seconds; 0: 2 x interval (config_rpo_max) */
-	/* [retention] */
-	int64_t keep_last, keep_within, max_age, keep_daily, keep_weekly, keep_monthly;
+	struct cfg_retention ret; /* [retention] */
 
 	struct cfg_partition *parts;
 	size_t nparts;
@@ -96,6 +113,11 @@ int64_t config_rpo_max(const struct config *cfg, const struct cfg_partition *p);
  */
 unsigned config_review(const struct config *cfg,
 		       void (*say)(void *ctx, bool error, const char *msg), void *ctx);
+
+/* The retention of partition p (NULL: the global one): [retention] with
+ * p's overrides applied, into *ret_ret. */
+void config_retention(const struct config *cfg, const struct cfg_partition *p,
+		      struct cfg_retention *ret_ret);
 
 /* Store location string for a region ("/srv/backups", "s3://bucket"). */
 const char *config_region_location(const struct cfg_region *r);

@@ -32,6 +32,7 @@
 #include "agent/geo.h"
 #include "agent/lock.h"
 #include "agent/ls.h"
+#include "agent/prune.h"
 #include "agent/report.h"
 #include "agent/restore.h"
 #include "agent/signals.h"
@@ -266,6 +267,18 @@ static int find_backup(const struct catalog_list *list, const struct regions *rs
 	return cli_fail(&err);
 }
 
+/* Hold backup m while reading it, so prune leaves it alone (without a
+ * writable state dir the read goes on: no prune here can run either). */
+static int reading_lock(struct cli *c, const char *host, const struct manifest *m)
+{
+	struct err err = { 0 };
+	int fd = readlock_acquire(c->cfg.state_dir, host, m->partition, m->backup_id, &err);
+
+	if (fd < 0)
+		log_info("reading %s without a reading lock: %s", m->backup_id, err.msg);
+	return fd;
+}
+
 static int cmd_restore(struct cli *c, int argc, char **argv)
 {
 	struct restore_opts ro = { .progress = isatty(2) && log_get_level() >= LOG_WARN,
@@ -283,7 +296,7 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	const char *host;
 	char hbuf[256];
 	size_t used = 0;
-	int rc;
+	int rc, readfd;
 
 	if (argc != 1 || !ro.target)
 		return cli_usage_error("usage: snapship restore PARTITION --to DIR [--from STORE] [--id ID] [--path P]...");
@@ -297,6 +310,7 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, &m);
 	if (rc != CLI_GO_ON)
 		goto out_list;
+	readfd = reading_lock(c, host, m);
 	/* read from the first region whose copy is whole (primary first);
 	 * the other whole copies take over if reading fails midway */
 	rc = EXIT_FAIL;
@@ -315,6 +329,7 @@ out_sources:
 	if (rc)
 		rc = fail_or_interrupted(&err);
 	failover_sources_free(&src);
+	readlock_release(readfd, NULL, NULL, NULL, NULL, false);
 out_list:
 	catalog_list_free(&list);
 	geo_regions_free(&rs);
@@ -335,7 +350,7 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 	const char *host;
 	char hbuf[256];
 	size_t used = 0;
-	int rc;
+	int rc, readfd;
 
 	if (argc < 1 || argc > 2)
 		return cli_usage_error("usage: snapship ls PARTITION [--from STORE] [--id ID] [PATH]");
@@ -349,6 +364,7 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, &m);
 	if (rc != CLI_GO_ON)
 		goto out_list;
+	readfd = reading_lock(c, host, m);
 	/* the index from the first whole copy, the others if it fails */
 	rc = EXIT_FAIL;
 	if (failover_sources(&rs, host, argv[0], m, &src, &err))
@@ -367,6 +383,7 @@ out_sources:
 	if (rc)
 		rc = fail_or_interrupted(&err);
 	failover_sources_free(&src);
+	readlock_release(readfd, NULL, NULL, NULL, NULL, false);
 out_list:
 	catalog_list_free(&list);
 	geo_regions_free(&rs);
@@ -501,6 +518,53 @@ static int cmd_clean(struct cli *c, int argc, char **argv)
 	return failed ? EXIT_FAIL : EXIT_OK;
 }
 
+/* prune [PARTITION]: the retention policy in every region, each
+ * partition's decisions and deletions reported */
+static int cmd_prune(struct cli *c, int argc, char **argv)
+{
+	struct prune_opts po = { .dry_run = c->o.dry_run };
+	const struct cfg_partition *only = NULL;
+	struct report r;
+	struct err err = { 0 };
+	const char *host;
+	char hbuf[256];
+	int lockfd, rc = EXIT_OK;
+
+	if (argc > 1)
+		return cli_usage_error("prune takes at most one PARTITION");
+	if (!c->have_config)
+		return cli_usage_error("prune needs a config file: the policy is its [retention], the backups its [partition] sections in its [region]s; pass --config FILE");
+	if (argc && !util_name_ok(argv[0]))
+		return cli_bad_partition(argv[0]);
+	if (argc && !(only = config_partition(&c->cfg, argv[0])))
+		return cli_usage_error("no [partition %s] in %s", argv[0], c->cfg.file);
+	cli_use_state_dir(c);
+	host = cli_host(c, hbuf, sizeof(hbuf));
+	lockfd = hostlock_acquire(c->cfg.state_dir, 0, &err);
+	if (lockfd < 0)
+		return cli_fail(&err);
+	report_init(&r, c->o.json);
+	for (size_t i = 0; i < (only ? 1 : c->cfg.nparts); i++) {
+		const struct cfg_partition *p = only ? only : &c->cfg.parts[i];
+		struct prune_report rep;
+
+		err = (struct err){ 0 };
+		if (prune_partition(&c->cfg, host, p, &po, &rep, &err)) {
+			log_error("%s", err.msg);
+			report_prune_failed(&r, p->name, err.msg);
+			rc = EXIT_FAIL;
+		} else {
+			report_prune(&r, host, &rep);
+			if (rep.errors || rep.pending)
+				rc = EXIT_FAIL;
+		}
+		prune_report_clear(&rep);
+	}
+	report_end(&r);
+	hostlock_release(lockfd);
+	return rc;
+}
+
 /* hosts: the hosts a store holds backups of (a replacement host's way to
  * its predecessor's) */
 static int cmd_hosts(struct cli *c, int argc, char **argv)
@@ -584,6 +648,7 @@ static const struct command commands[] = {
 	{ "verify", cmd_verify, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "repair", cmd_repair, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "status", cmd_status, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
+	{ "prune", cmd_prune, OPTS(OPT_DRY_RUN, OPT_JSON, OPT_HELP) },
 	{ "clean", cmd_clean, OPTS(OPT_FROM, OPT_HELP) },
 	{ "hosts", cmd_hosts, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
 	{ "config", cmd_config, NULL },

@@ -15,6 +15,7 @@
 #include "agent/geo.h"
 #include "agent/index.h"
 #include "agent/ls.h"
+#include "agent/prune.h"
 #include "agent/restore.h"
 #include "agent/status.h"
 #include "common/err.h"
@@ -812,4 +813,106 @@ int report_config_end(struct report_config *rc, const struct config *cfg)
 			printf("%u warning(s)\n", rc->warnings);
 	}
 	return exit_status;
+}
+
+/* ---- prune ---- */
+
+static const char *prune_status(const struct prune_report *rep)
+{
+	return rep->errors || rep->pending ? "incomplete" : "ok";
+}
+
+static json_t *prune_actions_json(const struct prune_backup *b)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < b->nr; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "region", b->r[i].region,
+						   "action", b->r[i].action,
+						   "detail", b->r[i].detail));
+	return a;
+}
+
+static json_t *prune_backup_json(const struct prune_backup *b)
+{
+	return json_pack("{s:s, s:I, s:b, s:s, s:s, s:o}", "backup_id", b->id,
+			 "time", (json_int_t)b->time, "keep", b->keep, "rule", b->rule,
+			 "note", b->note, "regions", prune_actions_json(b));
+}
+
+static void prune_json(struct report *r, const char *host, const struct prune_report *rep)
+{
+	json_t *regions = json_array(), *backups = json_array(), *fin = json_array();
+
+	for (size_t i = 0; i < rep->nregions; i++)
+		json_array_append_new(regions, json_pack("{s:s, s:s, s:I, s:s}",
+				"region", rep->regions[i].region, "listing", rep->regions[i].status,
+				"backups", (json_int_t)rep->regions[i].backups,
+				"detail", rep->regions[i].detail));
+	for (size_t j = 0; j < rep->nb; j++)
+		json_array_append_new(backups, prune_backup_json(&rep->b[j]));
+	for (size_t j = 0; j < rep->nfinished; j++)
+		json_array_append_new(fin, json_pack("{s:s, s:o}", "backup_id",
+				rep->finished[j].id, "regions", prune_actions_json(&rep->finished[j])));
+	append(r, json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o}",
+			    "partition", rep->partition, "host", host, "status", prune_status(rep),
+			    "dry_run", rep->dry_run, "kept", (json_int_t)rep->kept,
+			    "deleted", (json_int_t)rep->deleted,
+			    "pending", (json_int_t)rep->pending,
+			    "skipped", (json_int_t)rep->skipped, "listings", regions,
+			    "backups", backups, "earlier", fin));
+}
+
+/* "east: deleted; west: pending (why)" */
+static void prune_actions_text(const struct prune_backup *b)
+{
+	for (size_t i = 0; i < b->nr; i++)
+		printf("%s%s: %s%s%s%s", i ? "; " : "  ", b->r[i].region, b->r[i].action,
+		       b->r[i].detail[0] ? " (" : "", UTIL_ESC_CTL(b->r[i].detail),
+		       b->r[i].detail[0] ? ")" : "");
+}
+
+void report_prune(struct report *r, const char *host, const struct prune_report *rep)
+{
+	char tb[32];
+
+	if (r->json) {
+		prune_json(r, host, rep);
+		return;
+	}
+	printf("%s/%s: %zu backup(s): keep %zu, %s %zu%s", host, rep->partition, rep->nb,
+	       rep->kept, rep->dry_run ? "would delete" : "delete", rep->deleted,
+	       rep->dry_run ? " (dry run: nothing deleted)" : "");
+	if (rep->skipped)
+		printf(", %zu of them skipped for now", rep->skipped);
+	if (rep->pending)
+		printf(", %zu with deletions pending", rep->pending);
+	putchar('\n');
+	for (size_t i = 0; i < rep->nregions; i++)
+		if (strcmp(rep->regions[i].status, "listed") || rep->regions[i].detail[0])
+			printf("  region %s: listing %s: %s\n", rep->regions[i].region,
+			       rep->regions[i].status, UTIL_ESC_CTL(rep->regions[i].detail));
+	for (size_t j = 0; j < rep->nfinished; j++) {
+		printf("  %-23s earlier deletion:", rep->finished[j].id);
+		prune_actions_text(&rep->finished[j]);
+		putchar('\n');
+	}
+	for (size_t j = 0; j < rep->nb; j++) {
+		const struct prune_backup *b = &rep->b[j];
+
+		fmt_time(b->time * 1000000000LL, tb, sizeof(tb));
+		printf("  %-23s %-21s %-6s %-*s", b->id, tb, b->keep ? "keep" : "delete",
+		       b->note[0] || b->nr ? 12 : 0, b->rule);
+		if (b->note[0])
+			printf("  %s", UTIL_ESC_CTL(b->note));
+		prune_actions_text(b);
+		putchar('\n');
+	}
+}
+
+void report_prune_failed(struct report *r, const char *partition, const char *msg)
+{
+	if (r->json)
+		append(r, json_pack("{s:s, s:s, s:s}", "partition", partition,
+				    "status", "failed", "error", msg));
 }

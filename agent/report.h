@@ -128,4 +128,10 @@ void report_config_region(struct report_config *rc, const struct cfg_region *g,
 void report_config_note(void *ctx, bool error, const char *msg);
 int report_config_end(struct report_config *rc, const struct config *cfg);
 
+/* prune: one partition's decisions and what was done in each region
+ * (report_prune), or why it could not be pruned (report_prune_failed). */
+struct prune_report;
+void report_prune(struct report *r, const char *host, const struct prune_report *rep);
+void report_prune_failed(struct report *r, const char *partition, const char *msg);
+
 #endif

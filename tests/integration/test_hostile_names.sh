@@ -5,7 +5,8 @@
 # id "../../../../canary/zzzz", another backup's objects, and a partition
 # directory whose name sets the window title and clears the screen.
 # verify and repair (which keep per-backup replication state in the state
-# dir) must create nothing outside <state_dir>/geo, report each bad manifest
+# dir) must create nothing outside <state_dir>/geo (and restore only its
+# reading lock in <state_dir>/reading), report each bad manifest
 # (escaped) and skip it, and still check the real backup in both regions;
 # list, status and verify must not send a raw control character to the
 # terminal.
@@ -84,7 +85,7 @@ PY
 
 snap() {	# everything but the state dir and our outputs, with sizes and times
 	(cd "$TEST_TMP" && find . \( -path ./state -o -path ./outs \) -prune -o -printf '%p %y %s %T@\n' | sort)
-	(cd "$TEST_TMP" && find state -printf '%p %y\n' 2>/dev/null | grep -v '^state/geo/' | sort)
+	(cd "$TEST_TMP" && find state -printf '%p %y\n' 2>/dev/null | grep -Ev '^state/(geo/|reading[/ ])' | sort)
 }
 snap >"$O/before"
 
@@ -159,6 +160,10 @@ diff "$O/before" "$O/after" >"$O/diff" || fail "files changed outside the state 
 (cd "$TEST_TMP/state/geo" && find . -mindepth 1 | sort) >"$O/geo"
 printf '%s\n' ./hnhost ./hnhost/hn-part "./hnhost/hn-part/$id.json" | diff - "$O/geo" >"$O/diff" ||
 	fail "unexpected replication state: $(cat -v "$O/diff")"
+# restore's reading lock: the real backup's only
+(cd "$TEST_TMP/state/reading" && find . -mindepth 1 | sort) >"$O/reading"
+printf '%s\n' ./hnhost ./hnhost/hn-part "./hnhost/hn-part/$id.lock" | diff - "$O/reading" >"$O/diff" ||
+	fail "unexpected reading locks: $(cat -v "$O/diff")"
 # (its scratch files go to $TEST_TMP: after the listing)
 assert_trees_equal "$sv" "$TEST_BTRFS/hn-r"
 # ---- huge numbers (item 11): refused, or used without overflow -------------

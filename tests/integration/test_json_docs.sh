@@ -8,7 +8,8 @@
 #    appear: two directory regions (replication = agent), a backup with the
 #    secondary gone (at risk: detail), a failed backup, verify and repair of
 #    a missing copy, status with a partition never backed up, restore,
-#    config check with an error, and a failed run.
+#    config check with an error, a failed run, and prune (a dry run, a
+#    region down, its pending deletions finished, a primary gone).
 set -euo pipefail
 . "$SRC_DIR/tests/lib.sh"
 need_cmd python3
@@ -81,6 +82,18 @@ j 0 list "${S[@]}" list
 j 0 restore "${S[@]}" restore jd-part --id "$id" --to "$TEST_BTRFS/jd-r" --devices
 j 0 ls "${S[@]}" ls jd-part
 j 0 hosts "${S[@]}" hosts
+# prune with this partition's own keep_last = 1: the decisions, a region
+# down (pending, with details), the pending deletions finished, a failure
+conf "$TEST_TMP/prune.conf" "keep_last = 1"
+P=("$SNAPSHIP" --config "$TEST_TMP/prune.conf")
+j 0 prune "${P[@]}" prune --dry-run
+mv "$TEST_TMP/b" "$TEST_TMP/b.away"
+j 1 prune "${P[@]}" prune
+mv "$TEST_TMP/b.away" "$TEST_TMP/b"
+j 0 prune "${P[@]}" prune jd-part
+mv "$TEST_TMP/a" "$TEST_TMP/a.away"
+j 1 prune "${P[@]}" prune
+mv "$TEST_TMP/a.away" "$TEST_TMP/a"
 conf "$TEST_TMP/bad.conf" "[partition jd-gone]
 path = $TEST_TMP/nowhere"
 j 1 config "$SNAPSHIP" --config "$TEST_TMP/bad.conf" config check

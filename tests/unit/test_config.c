@@ -58,8 +58,8 @@ static void test_good(void **state)
 	assert_int_equal(cfg.compression_level, 5);
 	assert_int_equal(cfg.max_read_rate, 200ull << 20);
 	assert_int_equal(cfg.io_priority, 2);
-	assert_int_equal(cfg.keep_last, 3);
-	assert_int_equal(cfg.keep_within, 7 * 86400);
+	assert_int_equal(cfg.ret.keep_last, 3);
+	assert_int_equal(cfg.ret.keep_within, 7 * 86400);
 	assert_int_equal(cfg.nparts, 1);
 	assert_string_equal(config_partition(&cfg, "orders")->path, "/srv/db/orders");
 	assert_null(config_partition(&cfg, "nope"));
@@ -76,9 +76,9 @@ static void test_defaults(void **state)
 	(void)state;
 	assert_int_equal(config_defaults(&cfg, &err), 0);
 	assert_int_equal(cfg.interval, 4 * 3600);
-	assert_int_equal(cfg.keep_last, 2);
-	assert_int_equal(cfg.keep_within, 30 * 86400);
-	assert_int_equal(cfg.max_age, 90 * 86400);
+	assert_int_equal(cfg.ret.keep_last, 2);
+	assert_int_equal(cfg.ret.keep_within, 0);
+	assert_int_equal(cfg.ret.max_age, 90 * 86400);
 	assert_int_equal(cfg.compression_level, 3);
 	config_free(&cfg);
 }

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_PRUNE_H
+#define SNAPSHIP_AGENT_PRUNE_H
+
+/*
+ * Prune (design §7): apply the retention policy (retention.h) to one
+ * partition in every configured region.
+ *
+ * - The decision is made on the union of the committed backups the regions
+ *   list (a backup counts when any region holds its manifest).
+ * - A backup to delete goes in every region that lists it: first a
+ *   pending-deletion record <state_dir>/prune/<host>/<partition>/<id>.json
+ *   (the regions and keys still to do), then the manifest in each region
+ *   (the backup leaves `list` at once), then its data and index, then the
+ *   record.  Only the three objects of that backup, at
+ *   <prefix><host>/<partition>/<id>/, are ever deleted.
+ * - A region whose listing failed deletes nothing now: its deletions stay in
+ *   the record and are done by the next prune (or agent round) that reaches
+ *   it; so is a deletion that failed midway (manifest gone, objects left).
+ * - A region whose listing looks partial (it lacks backups this host
+ *   committed, older than its newest, or a manifest could not be read)
+ *   deletes nothing this time (no record: the next run decides again).
+ * - A backup a restore on this host is reading (lock.h readlock) is
+ *   skipped, with a note.
+ *
+ * Ownership: cfg, host and p are only read; *rep_ret is the caller's
+ * (prune_report_clear frees what it holds).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/catalog.h"
+#include "agent/geo.h"
+#include "common/util.h"
+
+struct config;
+struct cfg_partition;
+struct err;
+
+struct prune_opts {
+	bool dry_run;
+};
+
+/* What was done (or, dry run, would be) with a backup in one region. */
+struct prune_action {
+	char region[65];
+	const char *action;          /* static: "deleted", "pending", "kept",
+				      * "would delete", "would be pending",
+				      * "failed", "dropped" (region no longer
+				      * configured) */
+	char detail[400];            /* why, "" if nothing to say */
+};
+
+struct prune_backup {
+	char id[BACKUP_ID_LEN + 1];
+	int64_t time;                /* snapshot time, unix s (0: unknown) */
+	bool keep;
+	const char *rule;            /* retention.h's, static; "pending" for
+				      * a record of an earlier run */
+	char note[300];              /* skipped: why */
+	struct prune_action r[REGIONS_MAX];
+	size_t nr;
+};
+
+/* How one region's listing went. */
+struct prune_listing {
+	char region[65];
+	const char *status;          /* "listed", "failed", "partial" */
+	size_t backups;              /* of this partition */
+	char detail[600];            /* why failed or partial */
+};
+
+struct prune_report {
+	/* kept includes skipped: backups to delete that stay for now (being
+	 * read; held only where the listing looks partial) */
+	size_t kept, deleted, pending, skipped;
+	size_t errors;               /* deletions that failed, failed listings */
+	char partition[UTIL_NAME_MAX + 1];
+	bool dry_run;
+	struct prune_listing regions[REGIONS_MAX];
+	size_t nregions;
+	struct prune_backup *b;      /* the backups, oldest first (owned) */
+	size_t nb;
+	struct prune_backup *finished;  /* pending records of earlier runs
+					 * applied (owned) */
+	size_t nfinished;
+};
+
+/*
+ * Apply the retention policy to one partition in every configured region
+ * (pending deletions of earlier runs first).  The caller holds the host
+ * lock.  0 when the policy could be decided (what could not be done is in
+ * *rep_ret: pending, errors); -errno with err when not (no region could be
+ * listed, the primary could not be opened, out of memory).
+ */
+int prune_partition(const struct config *cfg, const char *host, const struct cfg_partition *p,
+		    const struct prune_opts *o, struct prune_report *rep_ret, struct err *err);
+void prune_report_clear(struct prune_report *rep);
+
+#endif
