@@ -28,7 +28,8 @@ else
 $(error D must be empty, asan or ubsan)
 endif
 
-PKGS := libbtrfsutil liburing libzstd libarchive jansson inih libxxhash openssl libcurl expat
+PKGS := libbtrfsutil liburing libzstd libarchive jansson inih libxxhash openssl libcurl expat \
+	libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
