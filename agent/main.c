@@ -548,7 +548,7 @@ static const struct command commands[] = {
 
 static const enum cli_opt global_opts[] = {
 	OPT_CONFIG, OPT_HOST, OPT_STATE_DIR, OPT_VERBOSE, OPT_QUIET, OPT_JSON,
-	OPT_HELP, OPT_VERSION, OPT_END,
+	OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION, OPT_END,
 };
 
 static int run_command(struct cli *c, const char *name, int argc, char **argv)
@@ -578,6 +578,8 @@ int main(int argc, char **argv)
 	 * never pile up in the heap (keeps the resident set flat) */
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
+	/* under systemd: each line's priority for the journal */
+	log_detect_journal();
 	report_collect_errors();
 	rc = cli_parse(&c.o, global_opts, "+c:vqhV", argc, argv);
 	if (rc != CLI_GO_ON)
