@@ -29,8 +29,10 @@
 #include "agent/geo.h"
 #include "agent/lock.h"
 #include "agent/ls.h"
+#include "agent/metrics.h"
 #include "agent/report.h"
 #include "agent/restore.h"
+#include "agent/runrec.h"
 #include "agent/status.h"
 #include "agent/verify.h"
 #include "common/err.h"
@@ -69,6 +71,18 @@ static int quick_partition(struct cli *c, int argc, char **argv,
 	return CLI_GO_ON;
 }
 
+/* The run record of one attempt (status and the metrics read it); a
+ * record that cannot be written is a warning, not a failed backup. */
+static void note_attempt(const struct config *cfg, const char *host, const char *part,
+			 int rc, const char *msg, const struct backup_result *res,
+			 double seconds)
+{
+	struct err err = { 0 };
+
+	if (runrec_note(cfg->state_dir, host, part, rc, msg, res, seconds, &err))
+		log_warn("%s", err.msg);
+}
+
 /* Back up each partition (quick, the ones named, or all configured). */
 static int backup_each(struct cli *c, const struct cfg_partition *quick, int argc,
 		       char **argv, struct regions *rs, const char *host,
@@ -84,7 +98,10 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 			config_partition(&c->cfg, argv[i]) : &c->cfg.parts[i];
 		struct backup_result res;
 		struct err err = { 0 };
+		double t0 = util_now_mono();
 
+		if (part)
+			log_set_context(part->name, NULL);
 		if (!part) {
 			log_error("no [partition %s] in %s", argv[i], c->cfg.file);
 			report_backup_failed(r, argv[i], "no such [partition] in the config");
@@ -93,12 +110,16 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 		} else if (backup_partition(&c->cfg, part, rs, host, &bo, &res, &err)) {
 			log_error("backup of %s failed: %s", part->name, err.msg);
 			report_backup_failed(r, part->name, err.msg);
+			note_attempt(&c->cfg, host, part->name, err.code ? err.code : -EIO, err.msg,
+				     NULL, util_now_mono() - t0);
 			failures++;
 			rc = rc == EXIT_OK ? EXIT_FAIL : rc;
 		} else {
 			report_backup(r, &res, rs->v[0].name, bo.no_wait);
+			note_attempt(&c->cfg, host, part->name, 0, NULL, &res, util_now_mono() - t0);
 			manifest_clear(&res.m);
 		}
+		log_set_context(NULL, NULL);
 	}
 	if (!quick && c->cfg.nparts == 0 && !argc) {
 		log_error("%s has no [partition] sections: nothing to back up", c->cfg.file);
@@ -114,7 +135,7 @@ static int cmd_backup(struct cli *c, int argc, char **argv)
 	char hbuf[256], path[PATH_MAX], name[PATH_MAX];
 	struct regions rs;
 	struct report r;
-	struct err err = { 0 };
+	struct err err = { 0 }, merr = { 0 };
 	const char *host;
 	unsigned removed = 0;
 	int lockfd, rc;
@@ -148,6 +169,9 @@ static int cmd_backup(struct cli *c, int argc, char **argv)
 	report_end(&r);
 	hostlock_release(lockfd);
 	geo_regions_free(&rs);
+	/* cron users get the metrics file too */
+	if (c->cfg.metrics_file && metrics_write(&c->cfg, host, NULL, 0, &merr))
+		log_warn("%s", merr.msg);
 	return rc;
 }
 

@@ -348,6 +348,22 @@ static void status_text(const char *host, const struct regions *rs, size_t used,
 	}
 }
 
+/* The run record's facts: null where there is none (never attempted). */
+static void status_run_json(json_t *o, const struct runrec *run)
+{
+	bool any = run->last_attempt != 0;
+
+	json_object_set_new(o, "last_attempt", any ? json_integer(run->last_attempt) : json_null());
+	json_object_set_new(o, "last_success",
+			    run->last_success ? json_integer(run->last_success) : json_null());
+	json_object_set_new(o, "last_result", !any ? json_null() :
+			    json_string(run->last_rc ? "failed" : "ok"));
+	json_object_set_new(o, "last_error", run->last_error ?
+			    json_string(run->last_error) : json_null());
+	json_object_set_new(o, "last_duration_seconds", any ? json_real(run->duration_s) : json_null());
+	json_object_set_new(o, "failures_total", json_integer((json_int_t)run->failures_total));
+}
+
 static json_t *status_row_json(const struct status_row *row)
 {
 	char why[256];
@@ -370,6 +386,7 @@ static json_t *status_row_json(const struct status_row *row)
 		json_object_set_new(o, "regions", json_array());
 	}
 	json_object_set_new(o, "geo", json_string(row->geo));
+	status_run_json(o, &row->run);
 	return o;
 }
 
