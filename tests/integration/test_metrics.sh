@@ -104,5 +104,13 @@ if bad:
     sys.exit(1)
 print("metrics agree with status --json: %d samples" % len(samples))
 PY
+# a metrics file that cannot be written is a warning naming it, not a
+# failed backup
+sed "s|^metrics_file = .*|metrics_file = $TEST_TMP/no-such-dir/snapship.prom|" \
+	"$TEST_TMP/snapship.conf" >"$TEST_TMP/bad-metrics.conf"
+"$SNAPSHIP" --config "$TEST_TMP/bad-metrics.conf" backup db >"$TEST_TMP/b4.out" 2>&1 ||
+	{ cat "$TEST_TMP/b4.out"; fail "a backup failed because its metrics file could not be written"; }
+grep -q "warning: .*no-such-dir/snapship.prom" "$TEST_TMP/b4.out" ||
+	fail "no warning naming the metrics file that could not be written: $(cat "$TEST_TMP/b4.out")"
 no_snapship_snapshots "$TEST_BTRFS" || fail "a snapshot was left behind"
 echo "ok"
