@@ -62,6 +62,12 @@ int cli_usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* --log-format json: a log line like every other (the log hook
+	 * keeps it for --json) */
+	if (log_get_format() == LOG_FORMAT_JSON) {
+		log_error("%s; try 'snapship --help'", msg);
+		return EXIT_USAGE;
+	}
 	fprintf(stderr, "snapship: %s\nTry 'snapship --help'.\n", UTIL_ESC_CTL(msg));
 	report_note_error(UTIL_ESC_CTL(msg));
 	return EXIT_USAGE;

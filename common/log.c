@@ -40,6 +40,11 @@ void log_set_format(enum log_format format)
 	cur_format = format;
 }
 
+enum log_format log_get_format(void)
+{
+	return cur_format;
+}
+
 int log_parse_format(const char *s, enum log_format *format_ret)
 {
 	if (!strcmp(s, "text"))

@@ -22,6 +22,7 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 
 void log_set_format(enum log_format format);
+enum log_format log_get_format(void);
 /* "text" or "json" into *format_ret: 0, or -EINVAL for anything else. */
 int log_parse_format(const char *s, enum log_format *format_ret);
 

@@ -79,6 +79,12 @@ PY
 rc=0
 "$SNAPSHIP" --log-format yaml list --from "$TEST_TMP/a" >/dev/null 2>"$L" || rc=$?
 [ "$rc" = 2 ] || fail "--log-format yaml: exit $rc, expected 2"
+# a usage error is a JSON line too
+rc=0
+"$SNAPSHIP" --log-format json list a b c >/dev/null 2>"$L" || rc=$?
+[ "$rc" = 2 ] || fail "list a b c: exit $rc, expected 2"
+python3 -c 'import json,sys; o = json.loads(open(sys.argv[1]).read()); assert o["level"] == "error" and "PARTITION" in o["msg"], o' "$L" ||
+	fail "--log-format json: a usage error is not one JSON line: $(cat "$L")"
 
 # no secret, at debug level, in either format
 SECRET=wJalrXUtnFEMIsecretK7MDENGbPxRfiCYEXAMPLEKEY
