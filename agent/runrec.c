@@ -157,8 +157,9 @@ int runrec_note(const char *state_dir, const char *host, const char *partition,
 			r.snapshot_held_s = m->finished_ns > m->snap_time_ns && m->snap_time_ns ?
 				(double)(m->finished_ns - m->snap_time_ns) / 1e9 : 0;
 		}
-		r.slowed_s = 0;
 	}
+	/* the low-impact mode fills it (backup_result) once it exists */
+	r.slowed_s = 0;
 	if (r.duration_s < 0)
 		r.duration_s = 0;
 	ret = runrec_save(state_dir, host, partition, &r, err);
