@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "agent/report.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,6 +311,26 @@ static void status_why(const struct status_row *row, char *buf, size_t len)
 	}
 }
 
+/* The partitions whose last attempt failed (from the run records): the
+ * backups listed may still be fine, the next one is not coming. */
+static void status_failed_attempts(const struct status_result *res)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		const struct runrec *run = &res->rows[i].run;
+		char when[32] = "?";
+		time_t t = (time_t)run->last_attempt;
+		struct tm tm;
+
+		if (!run->last_attempt || !run->last_rc)
+			continue;
+		if (localtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+		printf("%s: the last backup attempt failed (%s, %" PRIu64 " failure(s) so far): %s\n",
+		       res->rows[i].partition, when, run->failures_total,
+		       run->last_error ? UTIL_ESC_CTL(run->last_error) : "no message");
+	}
+}
+
 static void status_text(const char *host, const struct regions *rs, size_t used,
 			const struct status_result *res, bool any)
 {
@@ -334,6 +355,7 @@ static void status_text(const char *host, const struct regions *rs, size_t used,
 	}
 	if (!any)
 		printf("(no backups yet)\n");
+	status_failed_attempts(res);
 	if (!res->not_ok) {
 		printf("all %zu partition(s) ok\n", res->n);
 		return;

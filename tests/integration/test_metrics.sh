@@ -56,6 +56,14 @@ rc=0
 # gone: never backed up (5) is the worst
 [ "$rc" = 5 ] || fail "status exit $rc, expected 5 (a partition never backed up)"
 
+# the text says which partition's last attempt failed
+"${S[@]}" status >"$TEST_TMP/status.txt" || true
+grep -q "^gone: the last backup attempt failed (.*, 1 failure(s) so far): " "$TEST_TMP/status.txt" ||
+	fail "status does not say gone's last attempt failed: $(cat "$TEST_TMP/status.txt")"
+if grep -q "^db: the last backup attempt failed" "$TEST_TMP/status.txt"; then
+	fail "status says db's last attempt failed: $(cat "$TEST_TMP/status.txt")"
+fi
+
 python3 - "$PROM" "$TEST_TMP/status.json" <<'PY'
 import json, re, sys
 
