@@ -7,6 +7,7 @@
 #   make fuzz            build the libFuzzer targets (clang, ASan+UBSan) into
 #                        build-fuzz/ and run each FUZZ_SECONDS (60) seconds
 #   make fuzz-build      only build them (tests/fuzz/README.md)
+#   make install         PREFIX (/usr/local), DESTDIR; make uninstall
 
 D ?=
 WERROR ?= 1
@@ -28,7 +29,8 @@ else
 $(error D must be empty, asan or ubsan)
 endif
 
-PKGS := libbtrfsutil liburing libzstd libarchive jansson inih libxxhash openssl libcurl expat
+PKGS := libbtrfsutil liburing libzstd libarchive jansson inih libxxhash openssl libcurl expat \
+	libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -123,15 +125,41 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FB)
 
+# ---- install: the binary, the man pages, a commented sample config (never
+# over an existing one: then it goes next to it as .sample) and the systemd
+# unit (its ExecStart pointed at this PREFIX)
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+ETC := $(DESTDIR)$(SYSCONFDIR)/snapship
+
 install: all
 	install -D -m 0755 $(B)/snapship $(DESTDIR)$(PREFIX)/sbin/snapship
 	install -D -m 0644 doc/snapship.8 $(DESTDIR)$(PREFIX)/share/man/man8/snapship.8
 	install -D -m 0644 doc/snapship.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/snapship.conf.5
+	install -d -m 0755 $(ETC)
+	if [ -e $(ETC)/snapship.conf ]; then \
+		install -m 0600 dist/snapship.conf $(ETC)/snapship.conf.sample; \
+		echo "install: $(ETC)/snapship.conf exists: the sample went to snapship.conf.sample"; \
+	else install -m 0600 dist/snapship.conf $(ETC)/snapship.conf; fi
+	sed 's|/usr/local/sbin/snapship|$(PREFIX)/sbin/snapship|' dist/snapship.service \
+		>$(B)/snapship.service
+	install -D -m 0644 $(B)/snapship.service $(DESTDIR)$(UNITDIR)/snapship.service
+
+# the config stays when it was edited (it is no longer the sample)
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/snapship \
+		$(DESTDIR)$(PREFIX)/share/man/man8/snapship.8 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/snapship.conf.5 \
+		$(DESTDIR)$(UNITDIR)/snapship.service $(ETC)/snapship.conf.sample
+	if cmp -s dist/snapship.conf $(ETC)/snapship.conf; then rm -f $(ETC)/snapship.conf; \
+	elif [ -e $(ETC)/snapship.conf ]; then \
+		echo "uninstall: keeping $(ETC)/snapship.conf (edited)"; fi
+	if [ -d $(ETC) ]; then rmdir --ignore-fail-on-non-empty $(ETC); fi
 
 clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
-.PHONY: all unit lint deps check demo bench install clean fuzz fuzz-build
+.PHONY: all unit lint deps check demo bench install uninstall clean fuzz fuzz-build
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

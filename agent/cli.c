@@ -53,8 +53,8 @@ const char cli_usage_text[] =
 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).  Reads (list, status, restore,\n"
 "verify) use the primary region and fail over to the others; --region NAME\n"
 "uses only that one.  Common options: --json, --host NAME, --state-dir DIR,\n"
-"--help.  Exit status: 0 ok, 1 failure, 2 usage/config error; status: 3 at\n"
-"risk, 4 stale, 5 never backed up.\n";
+"--log-format text|json, --help.  Exit status: 0 ok, 1 failure, 2 usage/config\n"
+"error; status: 3 at risk, 4 stale, 5 never backed up.\n";
 
 int cli_usage_error(const char *fmt, ...)
 {
@@ -64,6 +64,12 @@ int cli_usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* --log-format json: a log line like every other (the log hook
+	 * keeps it for --json) */
+	if (log_get_format() == LOG_FORMAT_JSON) {
+		log_error("%s; try 'snapship --help'", msg);
+		return EXIT_USAGE;
+	}
 	fprintf(stderr, "snapship: %s\nTry 'snapship --help'.\n", UTIL_ESC_CTL(msg));
 	report_note_error(UTIL_ESC_CTL(msg));
 	return EXIT_USAGE;
@@ -90,6 +96,17 @@ static int set_quiet(struct cli_opts *o, char *arg)
 {
 	(void)o, (void)arg;
 	log_set_level(LOG_ERROR);
+	return CLI_GO_ON;
+}
+
+static int set_log_format(struct cli_opts *o, char *arg)
+{
+	enum log_format f;
+
+	(void)o;
+	if (log_parse_format(arg, &f))
+		return cli_usage_error("--log-format %s: expected text or json", UTIL_ESC(arg));
+	log_set_format(f);
 	return CLI_GO_ON;
 }
 
@@ -185,6 +202,7 @@ static const struct opt_def opt_defs[OPT_END] = {
 	[OPT_KEEP_PRIVILEGES] = FLAG("keep-privileges", keep_privileges),
 	[OPT_DEEP] = FLAG("deep", deep),
 	[OPT_DRY_RUN] = FLAG("dry-run", dry_run),
+	[OPT_LOG_FORMAT] = { "log-format", required_argument, 0, KIND_CALL, 0, set_log_format },
 };
 
 static int opt_apply(struct cli_opts *o, const struct opt_def *d, char *arg)

@@ -32,9 +32,11 @@
 #include "agent/geo.h"
 #include "agent/lock.h"
 #include "agent/ls.h"
+#include "agent/metrics.h"
 #include "agent/prune.h"
 #include "agent/report.h"
 #include "agent/restore.h"
+#include "agent/runrec.h"
 #include "agent/signals.h"
 #include "agent/status.h"
 #include "agent/verify.h"
@@ -96,6 +98,18 @@ static int quick_partition(struct cli *c, int argc, char **argv,
 	return CLI_GO_ON;
 }
 
+/* The run record of one attempt (status and the metrics read it); a
+ * record that cannot be written is a warning, not a failed backup. */
+static void note_attempt(const struct config *cfg, const char *host, const char *part,
+			 int rc, const char *msg, const struct backup_result *res,
+			 double seconds)
+{
+	struct err err = { 0 };
+
+	if (runrec_note(cfg->state_dir, host, part, rc, msg, res, seconds, &err))
+		log_warn("%s", err.msg);
+}
+
 /* Back up each partition (quick, the ones named, or all configured). */
 static int backup_each(struct cli *c, const struct cfg_partition *quick, int argc,
 		       char **argv, struct regions *rs, const char *host,
@@ -111,8 +125,11 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 			config_partition(&c->cfg, argv[i]) : &c->cfg.parts[i];
 		struct backup_result res;
 		struct err err = { 0 };
+		double t0 = util_now_mono();
 		int ret;
 
+		if (part)
+			log_set_context(part->name, NULL);
 		if (!part) {
 			log_error("no [partition %s] in %s", argv[i], c->cfg.file);
 			report_backup_failed(r, argv[i], "no such [partition] in the config");
@@ -123,16 +140,22 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 			/* the rest is not started: one line, 128 + sig */
 			rc = say_interrupted(&err);
 			report_backup_failed(r, part->name, last_interrupt);
+			note_attempt(&c->cfg, host, part->name, err.code ? err.code : -ECANCELED,
+				     last_interrupt, NULL, util_now_mono() - t0);
 			return rc;
 		} else if (ret) {
 			log_error("backup of %s failed: %s", part->name, err.msg);
 			report_backup_failed(r, part->name, err.msg);
+			note_attempt(&c->cfg, host, part->name, err.code ? err.code : -EIO, err.msg,
+				     NULL, util_now_mono() - t0);
 			failures++;
 			rc = rc == EXIT_OK ? EXIT_FAIL : rc;
 		} else {
 			report_backup(r, &res, rs->v[0].name, bo.no_wait);
+			note_attempt(&c->cfg, host, part->name, 0, NULL, &res, util_now_mono() - t0);
 			manifest_clear(&res.m);
 		}
+		log_set_context(NULL, NULL);
 	}
 	done = i;
 	if (signals_stop()) {
@@ -158,7 +181,7 @@ static int cmd_backup(struct cli *c, int argc, char **argv)
 	char hbuf[256], path[PATH_MAX], name[PATH_MAX];
 	struct regions rs;
 	struct report r;
-	struct err err = { 0 };
+	struct err err = { 0 }, merr = { 0 };
 	const char *host;
 	unsigned removed = 0;
 	int lockfd, rc;
@@ -192,6 +215,9 @@ static int cmd_backup(struct cli *c, int argc, char **argv)
 	report_end(&r);
 	hostlock_release(lockfd);
 	geo_regions_free(&rs);
+	/* cron users get the metrics file too */
+	if (c->cfg.metrics_file && metrics_write(&c->cfg, host, NULL, 0, &merr))
+		log_warn("%s", merr.msg);
 	return rc;
 }
 
@@ -657,7 +683,7 @@ static const struct command commands[] = {
 
 static const enum cli_opt global_opts[] = {
 	OPT_CONFIG, OPT_HOST, OPT_STATE_DIR, OPT_VERBOSE, OPT_QUIET, OPT_JSON,
-	OPT_HELP, OPT_VERSION, OPT_END,
+	OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION, OPT_END,
 };
 
 static int run_command(struct cli *c, const char *name, int argc, char **argv)
@@ -687,6 +713,8 @@ int main(int argc, char **argv)
 	 * never pile up in the heap (keeps the resident set flat) */
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
+	/* under systemd: each line's priority for the journal */
+	log_detect_journal();
 	report_collect_errors();
 	rc = signals_install();
 	if (rc)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "agent/report.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,6 +312,26 @@ static void status_why(const struct status_row *row, char *buf, size_t len)
 	}
 }
 
+/* The partitions whose last attempt failed (from the run records): the
+ * backups listed may still be fine, the next one is not coming. */
+static void status_failed_attempts(const struct status_result *res)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		const struct runrec *run = &res->rows[i].run;
+		char when[32] = "?";
+		time_t t = (time_t)run->last_attempt;
+		struct tm tm;
+
+		if (!run->last_attempt || !run->last_rc)
+			continue;
+		if (localtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+		printf("%s: the last backup attempt failed (%s, %" PRIu64 " failure(s) so far): %s\n",
+		       res->rows[i].partition, when, run->failures_total,
+		       run->last_error ? UTIL_ESC_CTL(run->last_error) : "no message");
+	}
+}
+
 static void status_text(const char *host, const struct regions *rs, size_t used,
 			const struct status_result *res, bool any)
 {
@@ -335,6 +356,7 @@ static void status_text(const char *host, const struct regions *rs, size_t used,
 	}
 	if (!any)
 		printf("(no backups yet)\n");
+	status_failed_attempts(res);
 	if (!res->not_ok) {
 		printf("all %zu partition(s) ok\n", res->n);
 		return;
@@ -347,6 +369,22 @@ static void status_text(const char *host, const struct regions *rs, size_t used,
 		status_why(&res->rows[i], why, sizeof(why));
 		printf("  %s: %s\n", res->rows[i].partition, why);
 	}
+}
+
+/* The run record's facts: null where there is none (never attempted). */
+static void status_run_json(json_t *o, const struct runrec *run)
+{
+	bool any = run->last_attempt != 0;
+
+	json_object_set_new(o, "last_attempt", any ? json_integer(run->last_attempt) : json_null());
+	json_object_set_new(o, "last_success",
+			    run->last_success ? json_integer(run->last_success) : json_null());
+	json_object_set_new(o, "last_result", !any ? json_null() :
+			    json_string(run->last_rc ? "failed" : "ok"));
+	json_object_set_new(o, "last_error", run->last_error ?
+			    json_string(run->last_error) : json_null());
+	json_object_set_new(o, "last_duration_seconds", any ? json_real(run->duration_s) : json_null());
+	json_object_set_new(o, "failures_total", json_integer((json_int_t)run->failures_total));
 }
 
 static json_t *status_row_json(const struct status_row *row)
@@ -371,6 +409,7 @@ static json_t *status_row_json(const struct status_row *row)
 		json_object_set_new(o, "regions", json_array());
 	}
 	json_object_set_new(o, "geo", json_string(row->geo));
+	status_run_json(o, &row->run);
 	return o;
 }
 

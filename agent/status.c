@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "common/util.h"
 
 void status_backup_geo(const char *state_dir, const struct regions *rs,
@@ -104,6 +105,16 @@ static void status_judge(const struct status_in *in, struct status_row *row)
 		row->state = STATUS_OK;
 }
 
+/* The row's run record (what the last attempt did). */
+static void status_runrec(const struct status_in *in, struct status_row *row)
+{
+	struct err err = { 0 };
+
+	if (in->state_dir && in->host &&
+	    runrec_load(in->state_dir, in->host, row->partition, &row->run, &err))
+		log_warn("%s", err.msg);
+}
+
 static int by_name(const void *a, const void *b)
 {
 	const struct status_row *x = a, *y = b;
@@ -157,6 +168,7 @@ int status_build(const struct status_in *in, struct catalog_list *list,
 		struct status_row *row = &res_ret->rows[i];
 
 		status_judge(in, row);
+		status_runrec(in, row);
 		res_ret->at_risk += row->at_risk;
 		res_ret->not_ok += row->state != STATUS_OK;
 		if (row->state > res_ret->worst)
@@ -167,6 +179,8 @@ int status_build(const struct status_in *in, struct catalog_list *list,
 
 void status_result_free(struct status_result *res)
 {
+	for (size_t i = 0; i < res->n; i++)
+		runrec_clear(&res->rows[i].run);
 	free(res->rows);
 	memset(res, 0, sizeof(*res));
 }

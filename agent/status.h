@@ -19,6 +19,7 @@
 #include "agent/catalog.h"
 #include "agent/config.h"
 #include "agent/geo.h"
+#include "agent/runrec.h"
 
 /*
  * The replication state of a listed backup into *gs_ret (a plain struct):
@@ -60,6 +61,7 @@ struct status_row {
 	bool configured;               /* a [partition] of the config */
 	int64_t rpo_max;               /* seconds; 0: its age is not judged */
 	enum status_state state;
+	struct runrec run;             /* its run record (zeroed: none); owned */
 };
 
 struct status_result {
@@ -85,7 +87,8 @@ struct status_in {
 
 /*
  * Sort list by partition (list->m is reordered), sum it up per partition
- * and judge each.  *res_ret is the caller's (status_result_free) on
+ * and judge each; each row's run record from in->state_dir (one that
+ * cannot be read is a warning and an empty record).  *res_ret is the caller's (status_result_free) on
  * success; -ENOMEM leaves it empty.
  */
 int status_build(const struct status_in *in, struct catalog_list *list,

@@ -37,6 +37,21 @@ need_cmd() {
 	done
 }
 
+# need_pkg CMD PACKAGE: CMD, installing the Debian PACKAGE that has it when
+# missing (as root, apt-get as tools/rgw.sh does); skip when that fails.
+need_pkg() {
+	local cmd=$1 pkg=$2 apt=(apt-get -q -o DPkg::Lock::Timeout=300)
+	command -v "$cmd" >/dev/null 2>&1 && return 0
+	[ "$(id -u)" -eq 0 ] || skip "needs $cmd (apt-get install $pkg)"
+	echo "installing $pkg for $cmd (apt-get)"
+	export DEBIAN_FRONTEND=noninteractive
+	"${apt[@]}" install -y --no-install-recommends "$pkg" >/dev/null 2>&1 ||
+		{ "${apt[@]}" update >/dev/null 2>&1 &&
+			"${apt[@]}" install -y --no-install-recommends "$pkg" >/dev/null 2>&1; } ||
+		skip "needs $cmd: apt-get install $pkg failed"
+	command -v "$cmd" >/dev/null 2>&1 || skip "needs $cmd: $pkg installed but no $cmd"
+}
+
 # need_btrfs: skip unless $TEST_BTRFS is a mounted btrfs filesystem.
 need_btrfs() {
 	need_root

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
 	build-essential pkg-config
 	libbtrfsutil-dev liburing-dev libzstd-dev libarchive-dev libjansson-dev
-	libinih-dev libxxhash-dev libssl-dev libcmocka-dev libcurl4-openssl-dev libexpat1-dev
+	libinih-dev libxxhash-dev libssl-dev libcmocka-dev libcurl4-openssl-dev libexpat1-dev libsystemd-dev
 	btrfs-progs zstd tar acl attr xxhash util-linux python3 e2fsprogs cppcheck faketime
 	clang libclang-rt-dev
 )

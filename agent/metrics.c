@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MIT
+#include "agent/metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/catalog.h"
+#include "agent/config.h"
+#include "agent/failover.h"
+#include "agent/status.h"
+#include "common/afile.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+
+/* ------------------------------------------------------------ rendering */
+
+/* A label value as the text format wants it: \\, \" and \n escaped. */
+static void put_label(FILE *f, const char *name, const char *v)
+{
+	fprintf(f, "%s=\"", name);
+	for (; *v; v++) {
+		if (*v == '\\')
+			fputs("\\\\", f);
+		else if (*v == '"')
+			fputs("\\\"", f);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+	fputc('"', f);
+}
+
+/* Integral values whole (timestamps, bytes), others with 9 digits. */
+static void put_value(FILE *f, double v)
+{
+	if (v == floor(v) && fabs(v) < 9e15)
+		fprintf(f, " %.0f\n", v);
+	else
+		fprintf(f, " %.9g\n", v);
+}
+
+static void put_sample(FILE *f, const char *metric, const char *host, const char *part,
+		       const char *region, double v)
+{
+	fprintf(f, "%s{", metric);
+	put_label(f, "host", host);
+	if (part) {
+		fputc(',', f);
+		put_label(f, "partition", part);
+	}
+	if (region) {
+		fputc(',', f);
+		put_label(f, "region", region);
+	}
+	fputc('}', f);
+	put_value(f, v);
+}
+
+/* A per-partition metric: its value for p, false when unknown (omitted). */
+typedef bool part_value_fn(const struct metrics_part *p, double *v_ret);
+
+static bool v_last_success(const struct metrics_part *p, double *v)
+{
+	*v = p->run ? (double)p->run->last_success : 0;
+	return true;
+}
+
+static bool v_last_attempt(const struct metrics_part *p, double *v)
+{
+	*v = p->run ? (double)p->run->last_attempt : 0;
+	return true;
+}
+
+static bool v_attempt_ok(const struct metrics_part *p, double *v)
+{
+	*v = p->run && p->run->last_attempt && !p->run->last_rc;
+	return p->run && p->run->last_attempt;
+}
+
+static bool v_duration(const struct metrics_part *p, double *v)
+{
+	*v = p->run ? p->run->duration_s : 0;
+	return p->run && p->run->last_attempt;
+}
+
+static bool v_logical(const struct metrics_part *p, double *v)
+{
+	*v = p->run ? (double)p->run->logical_bytes : 0;
+	return p->run && p->run->last_success;
+}
+
+static bool v_stored(const struct metrics_part *p, double *v)
+{
+	*v = p->run ? (double)p->run->stored_bytes : 0;
+	return p->run && p->run->last_success;
+}
+
+static bool v_retained(const struct metrics_part *p, double *v)
+{
+	*v = (double)p->retained;
+	return p->retained >= 0;
+}
+
+static bool v_failures(const struct metrics_part *p, double *v)
+{
+	*v = p->run ? (double)p->run->failures_total : 0;
+	return true;
+}
+
+static bool v_held(const struct metrics_part *p, double *v)
+{
+	*v = p->run ? p->run->snapshot_held_s : 0;
+	return p->run && p->run->last_success;
+}
+
+static bool v_next_due(const struct metrics_part *p, double *v)
+{
+	*v = (double)p->next_due;
+	return p->next_due > 0;
+}
+
+static bool v_slowed(const struct metrics_part *p, double *v)
+{
+	*v = p->run ? p->run->slowed_s : 0;
+	return p->run && p->run->last_attempt;
+}
+
+static const struct part_metric {
+	const char *name, *type, *help;
+	part_value_fn *value;
+} part_metrics[] = {
+	{ "snapship_last_success_timestamp_seconds", "gauge",
+	  "Unix time of the last successful backup of the partition (0: none recorded).",
+	  v_last_success },
+	{ "snapship_last_attempt_timestamp_seconds", "gauge",
+	  "Unix time of the last backup attempt of the partition (0: none recorded).",
+	  v_last_attempt },
+	{ "snapship_last_attempt_success", "gauge",
+	  "1 if the last backup attempt of the partition succeeded, else 0.", v_attempt_ok },
+	{ "snapship_backup_duration_seconds", "gauge",
+	  "Wall time of the last backup attempt of the partition.", v_duration },
+	{ "snapship_backup_logical_bytes", "gauge",
+	  "Bytes of file data in the last successful backup.", v_logical },
+	{ "snapship_backup_stored_bytes", "gauge",
+	  "Bytes stored (compressed data and index) by the last successful backup.", v_stored },
+	{ "snapship_backups_retained", "gauge",
+	  "Committed backups of the partition in the store listing.", v_retained },
+	{ "snapship_failures_total", "counter",
+	  "Failed backup attempts of the partition recorded in this state dir.", v_failures },
+	{ "snapship_snapshot_held_seconds", "gauge",
+	  "Seconds the last successful backup held its btrfs snapshot.", v_held },
+	{ "snapship_next_due_timestamp_seconds", "gauge",
+	  "Unix time the next backup of the partition is due.", v_next_due },
+	{ "snapship_backup_slowed_seconds", "gauge",
+	  "Seconds the low-impact mode held the last backup attempt back.", v_slowed },
+};
+
+static void put_help(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* snapship_geo_protected and snapship_replication_lag_seconds */
+static void put_regions(FILE *f, const char *host, const struct metrics_part *parts,
+			size_t n, int64_t now_ns, bool lag)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct geo_state *gs = parts[i].gs;
+
+		for (size_t k = 0; gs && k < gs->n; k++) {
+			const struct geo_region_state *r = &gs->r[k];
+			bool ok = r->state == RS_VERIFIED;
+			double v;
+
+			if (!lag) {
+				put_sample(f, "snapship_geo_protected", host, parts[i].partition,
+					   r->name, ok);
+				continue;
+			}
+			if (ok && r->lag_s >= 0)
+				v = r->lag_s;
+			else if (!ok && gs->committed_ns > 0 && now_ns > gs->committed_ns)
+				v = (double)(now_ns - gs->committed_ns) / 1e9;
+			else
+				continue;
+			put_sample(f, "snapship_replication_lag_seconds", host, parts[i].partition,
+				   r->name, v);
+		}
+	}
+}
+
+int metrics_render(const char *host, const struct metrics_part *parts, size_t n,
+		   int64_t now_ns, char **text_ret)
+{
+	size_t len = 0;
+	FILE *f;
+
+	*text_ret = NULL;
+	f = open_memstream(text_ret, &len);
+	if (!f)
+		return -ENOMEM;
+	for (size_t m = 0; m < sizeof(part_metrics) / sizeof(*part_metrics); m++) {
+		const struct part_metric *pm = &part_metrics[m];
+
+		put_help(f, pm->name, pm->type, pm->help);
+		for (size_t i = 0; i < n; i++) {
+			double v;
+
+			if (pm->value(&parts[i], &v))
+				put_sample(f, pm->name, host, parts[i].partition, NULL, v);
+		}
+	}
+	put_help(f, "snapship_geo_protected", "gauge",
+		 "1 if the latest backup of the partition is verified in the (secondary) region, else 0.");
+	put_regions(f, host, parts, n, now_ns, false);
+	put_help(f, "snapship_replication_lag_seconds", "gauge",
+		 "Seconds from the commit of the latest backup to its verified copy in the region; while not verified, seconds since the commit.");
+	put_regions(f, host, parts, n, now_ns, true);
+	put_help(f, "snapship_metrics_timestamp_seconds", "gauge",
+		 "Unix time this file was written.");
+	put_sample(f, "snapship_metrics_timestamp_seconds", host, NULL, NULL,
+		   (double)(now_ns / 1000000000LL));
+	if (fclose(f) || !*text_ret) {
+		free(*text_ret);
+		*text_ret = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- gathering */
+
+/* status_build over a listing of host's backups (empty when the regions
+ * cannot be listed: said, and retained then unknown). */
+static int gather(const struct config *cfg, const char *host, struct regions *rs,
+		  struct catalog_list *list, bool *listed_ret, struct status_result *res,
+		  int64_t now_ns)
+{
+	struct status_in in = { .state_dir = cfg->state_dir, .rs = rs, .host = host,
+				.cfg = cfg, .configured = true, .now_ns = now_ns };
+	struct err le = { 0 };
+	size_t used = 0;
+
+	*listed_ret = false;
+	memset(list, 0, sizeof(*list));
+	memset(rs, 0, sizeof(*rs));
+	if (!geo_regions_open(cfg, NULL, NULL, NULL, true, rs, &le) &&
+	    !failover_list(rs, cfg->state_dir, host, NULL, list, &used, &le))
+		*listed_ret = true;
+	else
+		log_warn("metrics: cannot list the backups of %s (%s); the metrics file leaves out the retained backups and the geo state",
+			 host, le.msg);
+	return status_build(&in, list, res);
+}
+
+/* The parts: status rows first, then partitions only due names. */
+static int make_parts(const struct config *cfg, const char *host,
+		      const struct status_result *res, bool listed,
+		      const struct metrics_due *due, size_t ndue,
+		      struct metrics_part **parts_ret, struct runrec **extra_ret, size_t *n_ret)
+{
+	struct metrics_part *parts = calloc(res->n + ndue + 1, sizeof(*parts));
+	struct runrec *extra = calloc(ndue + 1, sizeof(*extra));
+	size_t n = 0, nextra = 0;
+
+	if (!parts || !extra) {
+		free(parts);
+		free(extra);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < res->n; i++, n++) {
+		const struct status_row *row = &res->rows[i];
+
+		parts[n] = (struct metrics_part){ .partition = row->partition, .run = &row->run,
+			.retained = listed ? (int64_t)row->backups : -1,
+			.gs = row->latest ? &row->gs : NULL };
+	}
+	for (size_t d = 0; d < ndue; d++) {
+		size_t i;
+		struct err le = { 0 };
+
+		for (i = 0; i < n && strcmp(parts[i].partition, due[d].partition); i++)
+			;
+		if (i == n) {
+			if (runrec_load(cfg->state_dir, host, due[d].partition, &extra[nextra], &le))
+				log_warn("%s", le.msg);
+			parts[n++] = (struct metrics_part){ .partition = due[d].partition,
+				.run = &extra[nextra++], .retained = listed ? 0 : -1 };
+		}
+		parts[i].next_due = due[d].next_due;
+	}
+	*parts_ret = parts;
+	*extra_ret = extra;
+	*n_ret = n;
+	return 0;
+}
+
+int metrics_write(const struct config *cfg, const char *host,
+		  const struct metrics_due *due, size_t ndue, struct err *err)
+{
+	int64_t now_ns = util_now_unix_ns();
+	struct metrics_part *parts = NULL;
+	struct runrec *extra = NULL;
+	struct status_result res;
+	struct catalog_list list;
+	struct regions rs;
+	char *text = NULL;
+	size_t n = 0;
+	bool listed;
+	int ret;
+
+	if (!cfg->metrics_file)
+		return 0;
+	ret = gather(cfg, host, &rs, &list, &listed, &res, now_ns);
+	if (!ret)
+		ret = make_parts(cfg, host, &res, listed, due, ndue, &parts, &extra, &n);
+	if (!ret)
+		ret = metrics_render(host, parts, n, now_ns, &text);
+	if (ret)
+		err_set(err, ret, "metrics file %s: out of memory", cfg->metrics_file);
+	else
+		ret = afile_write(cfg->metrics_file, text, strlen(text), 0644, 0, err);
+	if (ret)
+		err_wrap(err, "metrics file not written");
+	for (size_t i = 0; extra && i < ndue; i++)
+		runrec_clear(&extra[i]);
+	free(extra);
+	free(parts);
+	free(text);
+	status_result_free(&res);
+	catalog_list_free(&list);
+	geo_regions_free(&rs);
+	return ret;
+}
