@@ -41,6 +41,8 @@ struct cli_opts {
 	size_t npaths;
 	int level;              /* backup --level, 0: the config's */
 	bool no_wait, force, devices, keep_privileges, deep;
+	int wait_s;             /* backup --wait SECONDS for the host lock; -1: for ever */
+	bool once;              /* agent --once */
 };
 
 /* Every option there is; a command lists the ones it takes. */
@@ -48,7 +50,8 @@ enum cli_opt {
 	OPT_CONFIG, OPT_HOST, OPT_STATE_DIR, OPT_VERBOSE, OPT_QUIET, OPT_JSON,
 	OPT_HELP, OPT_VERSION, OPT_FROM, OPT_TO_STORE, OPT_TO_DIR, OPT_REGION,
 	OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL, OPT_NO_WAIT, OPT_ID, OPT_PATH,
-	OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_DEEP, OPT_END,
+	OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_DEEP, OPT_WAIT, OPT_ONCE,
+	OPT_END,
 };
 
 /* The --help text (static). */

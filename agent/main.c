@@ -132,7 +132,7 @@ static int cmd_backup(struct cli *c, int argc, char **argv)
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	if (cli_open_regions(c, false, &rs, &err))
 		return cli_fail(&err);
-	lockfd = hostlock_acquire(c->cfg.state_dir, 0, &err);
+	lockfd = hostlock_acquire_as(c->cfg.state_dir, c->o.wait_s, "snapship backup", &err);
 	if (lockfd < 0) {
 		geo_regions_free(&rs);
 		return cli_fail(&err);
@@ -438,7 +438,7 @@ static int cmd_clean(struct cli *c, int argc, char **argv)
 	if (argc)
 		return cli_usage_error("clean takes no arguments besides --from STORE");
 	cli_use_state_dir(c);
-	lockfd = hostlock_acquire(c->cfg.state_dir, 0, &err);
+	lockfd = hostlock_acquire_as(c->cfg.state_dir, 0, "snapship clean", &err);
 	if (lockfd < 0)
 		return cli_fail(&err);
 	ret = cow_recover(c->cfg.state_dir, &removed, &err);
@@ -532,7 +532,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "backup", cmd_backup, OPTS(OPT_TO_STORE, OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL,
-				      OPT_NO_WAIT, OPT_JSON, OPT_HELP) },
+				      OPT_NO_WAIT, OPT_WAIT, OPT_JSON, OPT_HELP) },
 	{ "list", cmd_list, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
 	{ "restore", cmd_restore, OPTS(OPT_FROM, OPT_REGION, OPT_TO_DIR, OPT_ID, OPT_PATH,
 					OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_JSON, OPT_HELP) },
@@ -570,7 +570,8 @@ static int run_command(struct cli *c, const char *name, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct cli c = { .o.config_file = "/etc/snapship/snapship.conf" };
+	struct cli c = { .o.config_file = "/etc/snapship/snapship.conf",
+			 .o.wait_s = HOSTLOCK_WAIT_FOREVER };
 	const char *cmd;
 	int rc;
 
