@@ -338,6 +338,7 @@ static int take_snapshot(struct backup_run *r, struct err *err)
 	strcpy(r->m->snap_uuid, r->snap->uuid);
 	r->m->snap_generation = r->snap->generation;
 	r->m->snap_time_ns = r->snap->time_ns;
+	(void)fault_hit("backup.snapshot", NULL);   /* tests: a crash here (:kill) */
 	return 0;
 }
 
@@ -561,6 +562,7 @@ static int phase_commit(struct backup_run *r, struct err *err)
 	ret = put_manifest(r->rs->v[0].store, r->mkey, r->json, err);
 	if (ret)
 		return ret;
+	(void)fault_hit("backup.committed", NULL);   /* tests: a crash here (:kill) */
 	r->gs->committed_ns = util_now_unix_ns();
 	r->res->seconds = util_now_mono() - r->t0;
 	/* what is known now survives a kill during the wait */
