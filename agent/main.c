@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/agentd.h"
 #include "agent/backup.h"
 #include "agent/catalog.h"
 #include "agent/cli.h"
@@ -484,6 +485,30 @@ static int cmd_hosts(struct cli *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* agent [--once]: the daemon (agentd.c) */
+static int cmd_agent(struct cli *c, int argc, char **argv)
+{
+	struct agent_opts ao = { .config_file = c->o.config_file, .state_dir = c->o.state_dir,
+				 .once = c->o.once };
+	char hbuf[256];
+
+	(void)argv;
+	if (argc)
+		return cli_usage_error("agent takes no arguments besides --once");
+	if (!c->have_config)
+		return cli_usage_error("agent needs a config file (%s does not exist): pass --config FILE with [partition] (or [agent] discover) and [region] sections",
+				       c->o.config_file);
+	if (!c->cfg.nregions)
+		return cli_usage_error("%s has no [region]: the agent has nowhere to put backups",
+				       c->o.config_file);
+	cli_use_state_dir(c);
+	ao.host = cli_host(c, hbuf, sizeof(hbuf));
+	/* the daemon's log says what it does */
+	if (log_get_level() == LOG_WARN)
+		log_set_level(LOG_INFO);
+	return agent_run(&c->cfg, &ao);
+}
+
 /* config check: argv as given (the command parses its own) */
 static int cmd_config(struct cli *c, int argc, char **argv)
 {
@@ -542,6 +567,7 @@ static const struct command commands[] = {
 	{ "status", cmd_status, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
 	{ "clean", cmd_clean, OPTS(OPT_FROM, OPT_HELP) },
 	{ "hosts", cmd_hosts, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
+	{ "agent", cmd_agent, OPTS(OPT_ONCE, OPT_HELP) },
 	{ "config", cmd_config, NULL },
 	{ 0 },
 };
