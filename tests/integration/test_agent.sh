@@ -174,6 +174,9 @@ all_committed
 no_snapship_snapshots "$TEST_BTRFS"
 
 # ---- SIGHUP with a broken config; discovery -------------------------------
+# matches that cannot be partitions: a clash with [partition p1], not a subvolume
+btrfs subvolume create "$TEST_BTRFS/disc/p1" >/dev/null
+mkdir "$TEST_BTRFS/disc/plain"
 DISCOVER="$TEST_BTRFS/disc/*" conf "$C" 5s p1
 start_agent "$C" "$TEST_TMP/run4.log"
 wait_for "$TEST_TMP/run4.log" "committed in" 30
@@ -201,6 +204,12 @@ btrfs subvolume delete "$TEST_BTRFS/disc/found" >/dev/null
 wait_for "$TEST_TMP/run4.log" "partition found .* is gone" 20
 stop_agent TERM
 [ "$(grep -c "is gone" "$TEST_TMP/run4.log")" -eq 1 ] || fail "a vanished partition was said more than once"
+# several rounds went by: each problem said once, not at every round
+[ "$(grep -c "disc/p1 is skipped: partition p1 is already" "$TEST_TMP/run4.log")" -eq 1 ] ||
+	fail "the clash with [partition p1] was not said exactly once: $(grep disc/p1 "$TEST_TMP/run4.log")"
+[ "$(grep -c "disc/plain is skipped" "$TEST_TMP/run4.log")" -eq 1 ] ||
+	fail "a match that is not a subvolume was not said exactly once: $(grep plain "$TEST_TMP/run4.log")"
+[ "$(backups plain)" -eq 0 ] || fail "a plain directory was backed up"
 all_committed
 no_snapship_snapshots "$TEST_BTRFS"
 
