@@ -490,7 +490,7 @@ static int cmd_agent(struct cli *c, int argc, char **argv)
 {
 	struct agent_opts ao = { .config_file = c->o.config_file, .state_dir = c->o.state_dir,
 				 .once = c->o.once };
-	char hbuf[256];
+	char hbuf[256], host[256];
 
 	(void)argv;
 	if (argc)
@@ -502,7 +502,9 @@ static int cmd_agent(struct cli *c, int argc, char **argv)
 		return cli_usage_error("%s has no [region]: the agent has nowhere to put backups",
 				       c->o.config_file);
 	cli_use_state_dir(c);
-	ao.host = cli_host(c, hbuf, sizeof(hbuf));
+	/* a copy: a reload frees the config's host */
+	snprintf(host, sizeof(host), "%s", cli_host(c, hbuf, sizeof(hbuf)));
+	ao.host = host;
 	/* the daemon's log says what it does */
 	if (log_get_level() == LOG_WARN)
 		log_set_level(LOG_INFO);

@@ -94,7 +94,7 @@ wait_for() {
 		grep -q -- "$2" "$1" 2>/dev/null && return 0
 		sleep 0.1
 	done
-	fail "\"$2\" not in $1 within $3 s: $(tail -5 "$1")"
+	fail "\"$2\" not in $1 within $3 s: $(grep -A30 AddressSanitizer "$1" || tail -5 "$1")"
 }
 
 # ---- interval = 5s for ~40 s -------------------------------------------
