@@ -537,6 +537,9 @@ static void say_start(const struct agent *a)
 	if (a->cfg->max_concurrent > 1)
 		log_warn("[agent] max_concurrent = %u: this version backs up one partition at a time",
 			 a->cfg->max_concurrent);
+	if (!a->cfg->nparts && !a->cfg->ndiscover)
+		log_warn("%s has no [partition] and no [agent] discover: nothing to back up until a reload brings some",
+			 a->o->config_file);
 	log_info("agent started (pid %ld): %zu partition(s), %zu discover glob(s), interval %llds, state in %s",
 		 (long)getpid(), a->cfg->nparts, a->cfg->ndiscover,
 		 (long long)a->cfg->interval, a->cfg->state_dir);

@@ -139,6 +139,15 @@ rc=0
 "$SNAPSHIP" --config "$TEST_TMP/bad.conf" agent --once 2>"$TEST_TMP/once3.log" || rc=$?
 [ "$rc" -eq 1 ] || fail "agent --once with a failing backup exited $rc (expected 1)"
 grep -q "backup of nothere failed" "$TEST_TMP/once3.log" || fail "the failure is not said: $(cat "$TEST_TMP/once3.log")"
+# the daemon: a failing backup is said once and retried after a backoff
+# (30 s here), not at every wake-up; the agent goes on
+start_agent "$TEST_TMP/bad.conf" "$TEST_TMP/fails.log"
+sleep 8
+kill -0 "$AGENT_PID" || fail "the agent exited after a failed backup: $(cat "$TEST_TMP/fails.log")"
+stop_agent TERM
+[ "$(grep -c "backup of nothere failed" "$TEST_TMP/fails.log")" -eq 1 ] ||
+	fail "a failing backup was not said exactly once in 8 s (backoff 30 s): $(cat "$TEST_TMP/fails.log")"
+grep -q "retrying in 30s" "$TEST_TMP/fails.log" || fail "the failure does not say when it is retried: $(cat "$TEST_TMP/fails.log")"
 
 # ---- one agent per host; a manual backup waits for the lock ---------------
 READ_RATE=2M conf "$C" 1h p1 big
