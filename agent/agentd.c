@@ -126,7 +126,7 @@ static int tick_ms(int cap_ms)
 {
 	uint64_t wd = notify_watchdog_usec() / 2000;
 
-	return wd && wd < (uint64_t)cap_ms ? (int)(wd ? wd : 1) : cap_ms;
+	return wd && wd < (uint64_t)cap_ms ? (int)wd : cap_ms;
 }
 
 /* The host lock, waiting while another run holds it (said once); -1 when a
