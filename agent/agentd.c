@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,7 @@ static void write_metrics(struct agent *a, const struct cfg_partition **parts, s
 /* ---------------------------------------------------- one backup */
 
 struct job {
+	_Atomic(const char *) phase;  /* the backup's phase, a static string */
 	const struct config *cfg;
 	const struct cfg_partition *p;
 	struct regions *rs;
@@ -256,6 +258,13 @@ struct job {
 	int ret;
 	int done[2];              /* written when the backup is over */
 };
+
+static void job_phase(void *ctx, const char *name)
+{
+	struct job *j = ctx;
+
+	atomic_store(&j->phase, name);
+}
 
 static void *job_main(void *arg)
 {
@@ -269,6 +278,7 @@ static void *job_main(void *arg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	j->bo.phase_ctx = j;
 	j->ret = backup_partition(j->cfg, j->p, j->rs, j->host, &j->bo, &j->res, &j->err);
 	if (write(j->done[1], &c, 1) < 0)
 		log_debug("cannot wake the main loop: %s", strerror(errno));
@@ -300,10 +310,11 @@ static void job_run(struct job *j)
 		if (poll(&p, 1, 0) == 1)
 			break;
 		if (signals_stop() && !told) {
-			log_info("stop requested: cancelling the backup of %s", j->p->name);
+			log_info("stop requested: cancelling the backup of %s (in its %s phase)",
+				 j->p->name, atomic_load(&j->phase));
 			told = true;
 		}
-		notify_status("backing up %s (%s)", j->p->name,
+		notify_status("backing up %s (%s, %s)", j->p->name, atomic_load(&j->phase),
 			      fmt_in((int64_t)(util_now_mono() - t0), b, sizeof(b)));
 		wait_events(tick_ms(1000), j->done[0]);
 	}
@@ -334,8 +345,8 @@ static void prune_after(struct agent *a, const struct cfg_partition *p)
 static void backup_one(struct agent *a, struct regions *rs, const struct cfg_partition *p,
 		       struct part_state *st)
 {
-	struct job j = { .cfg = a->cfg, .p = p, .rs = rs, .host = a->o->host,
-			 .bo = { .cancelled = signals_cancelled } };
+	struct job j = { .phase = "start", .cfg = a->cfg, .p = p, .rs = rs, .host = a->o->host,
+			 .bo = { .cancelled = signals_cancelled, .phase = job_phase } };
 	struct err err = { 0 };
 	double t0 = util_now_mono();
 	int lockfd = take_host_lock(a);

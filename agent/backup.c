@@ -628,6 +628,8 @@ static int run_phase(struct backup_run *r, const char *name,
 		return err_set(err, -ECANCELED,
 			       "the backup of %s was cancelled before its %s phase; nothing of it is committed, the next run takes a new one",
 			       r->part->name, name);
+	if (r->bo->phase)
+		r->bo->phase(r->bo->phase_ctx, name);
 	return phase(r, err);
 }
 
@@ -662,6 +664,8 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 	if (ret)
 		goto out_roll_back;
 	/* committed: no cancelling now (the wait is bounded by the deadlines) */
+	if (bo->phase)
+		bo->phase(bo->phase_ctx, "replication");
 	ret = phase_wait_geo(&run, err);
 	if (ret)
 		goto out_roll_back;

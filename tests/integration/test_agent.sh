@@ -179,6 +179,8 @@ grep -c "waiting for the host lock" "$TEST_TMP/manual2.log" | grep -qx 1 ||
 	fail "the waiting backup did not say so exactly once: $(cat "$TEST_TMP/manual2.log")"
 [ "$(backups p1)" -eq $((before + 1)) ] || fail "the manual backup is not there"
 [ "$(backups big)" -eq 0 ] || fail "the cancelled backup of big was committed"
+grep -q "cancelling the backup of big (in its upload phase)" "$TEST_TMP/run3.log" ||
+	fail "the stop does not say what it cancelled: $(tail -5 "$TEST_TMP/run3.log")"
 all_committed
 no_snapship_snapshots "$TEST_BTRFS"
 
