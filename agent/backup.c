@@ -369,6 +369,7 @@ static int take_snapshot(struct backup_run *r, struct err *err)
 	strcpy(r->m->snap_uuid, r->snap->uuid);
 	r->m->snap_generation = r->snap->generation;
 	r->m->snap_time_ns = r->snap->time_ns;
+	(void)fault_hit("backup.snapshot", NULL);   /* tests: a crash here (:kill) */
 	return 0;
 }
 
@@ -613,6 +614,7 @@ static int phase_commit(struct backup_run *r, struct err *err)
 	ret = put_manifest(r->rs->v[0].store, r->mkey, r->json, err);
 	if (ret)
 		return ret;
+	(void)fault_hit("backup.committed", NULL);   /* tests: a crash here (:kill) */
 	r->gs->committed_ns = util_now_unix_ns();
 	r->res->seconds = util_now_mono() - r->t0;
 	/* what is known now survives a kill during the wait */
@@ -679,6 +681,8 @@ static int run_phase(struct backup_run *r, const char *name,
 	if (run_cancelled(r->bo))
 		return err_set(err, -ECANCELED, "cancelled before its %s phase", name);
 	r->in_phase = true;
+	if (r->bo->phase)
+		r->bo->phase(r->bo->phase_ctx, name);
 	return phase(r, err);
 }
 
@@ -745,6 +749,8 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 	if (ret)
 		goto out_roll_back;
 	/* committed: no cancelling now (the wait is bounded by the deadlines) */
+	if (bo->phase)
+		bo->phase(bo->phase_ctx, "replication");
 	ret = phase_wait_geo(&run, err);
 	if (ret)
 		goto out_roll_back;

@@ -30,6 +30,13 @@ struct backup_opts {
 	 */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
+	/*
+	 * Told each phase as it starts ("plan", "freeze", "upload",
+	 * "commit", "replication": static strings), from the thread running
+	 * the backup; NULL: not told.  The daemon's status line.
+	 */
+	void (*phase)(void *ctx, const char *name);
+	void *phase_ctx;
 };
 
 struct backup_result {

@@ -32,8 +32,11 @@ const char cli_usage_text[] =
 "  snapship status --from STORE [--json]              per partition: latest, age, state\n"
 "\n"
 "With a config file (default /etc/snapship/snapship.conf):\n"
-"  snapship backup [PARTITION...] [--no-wait]  back up the configured partitions to\n"
-"                                      every region (waits for server replication)\n"
+"  snapship backup [PARTITION...] [--no-wait] [--wait SECONDS]  back up the configured\n"
+"                                      partitions to every region (waits for server\n"
+"                                      replication, and for the host lock: --wait bounds it)\n"
+"  snapship agent [--once]             the daemon: backs up every partition on its\n"
+"                                      schedule (--once: the due ones, then exit)\n"
 "  snapship list [PARTITION] [--json]  backups and their geo state\n"
 "  snapship status [--json]            per partition: latest backup, age, geo state, and\n"
 "                                      ok, at risk, stale or never (exit 0, 3, 4, 5)\n"
@@ -135,6 +138,17 @@ static int set_level(struct cli_opts *o, char *arg)
 	return CLI_GO_ON;
 }
 
+static int set_wait(struct cli_opts *o, char *arg)
+{
+	int64_t n;
+
+	if (util_parse_duration(arg, &n) || n < 0 || n > 7 * 86400)
+		return cli_usage_error("--wait %s: expected seconds (or a duration such as 10m), at most 7d",
+				       UTIL_ESC(arg));
+	o->wait_s = (int)n;
+	return CLI_GO_ON;
+}
+
 /* --from STORE and backup's --to STORE: the store, and how it was typed */
 static int set_from(struct cli_opts *o, char *arg)
 {
@@ -203,6 +217,8 @@ static const struct opt_def opt_defs[OPT_END] = {
 	[OPT_DEEP] = FLAG("deep", deep),
 	[OPT_DRY_RUN] = FLAG("dry-run", dry_run),
 	[OPT_LOG_FORMAT] = { "log-format", required_argument, 0, KIND_CALL, 0, set_log_format },
+	[OPT_WAIT] = { "wait", required_argument, 0, KIND_CALL, 0, set_wait },
+	[OPT_ONCE] = FLAG("once", once),
 };
 
 static int opt_apply(struct cli_opts *o, const struct opt_def *d, char *arg)

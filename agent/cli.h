@@ -42,6 +42,8 @@ struct cli_opts {
 	int level;              /* backup --level, 0: the config's */
 	bool no_wait, force, devices, keep_privileges, deep;
 	bool dry_run;           /* prune --dry-run */
+	int wait_s;             /* backup --wait SECONDS for the host lock; -1: for ever */
+	bool once;              /* agent --once */
 };
 
 /* Every option there is; a command lists the ones it takes. */
@@ -50,6 +52,7 @@ enum cli_opt {
 	OPT_HELP, OPT_VERSION, OPT_FROM, OPT_TO_STORE, OPT_TO_DIR, OPT_REGION,
 	OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL, OPT_NO_WAIT, OPT_ID, OPT_PATH,
 	OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_DEEP, OPT_DRY_RUN, OPT_LOG_FORMAT,
+	OPT_WAIT, OPT_ONCE,
 	OPT_END,
 };
 

@@ -118,6 +118,59 @@ static struct cfg_region *get_region(struct parse_ctx *pc, const char *name)
 	return n;
 }
 
+bool config_parse_window(const char *v, int *start_ret, int *end_ret)
+{
+	unsigned h1, m1, h2, m2;
+	int n = 0;
+
+	if (!strcmp(v, "none")) {
+		*start_ret = *end_ret = 0;
+		return true;
+	}
+	if (sscanf(v, "%2u:%2u-%2u:%2u%n", &h1, &m1, &h2, &m2, &n) != 4 || v[n] ||
+	    h1 > 24 || h2 > 24 || m1 > 59 || m2 > 59 ||
+	    (h1 == 24 && m1) || (h2 == 24 && m2))
+		return false;
+	*start_ret = (int)((h1 % 24) * 60 + m1);
+	*end_ret = (int)((h2 % 24) * 60 + m2);
+	return *start_ret != *end_ret;
+}
+
+/* interval and jitter, in [agent] or a [partition]: 0 or -EINVAL (said) */
+static int parse_schedule_duration(struct parse_ctx *pc, const char *s, const char *k,
+				   const char *v, int64_t *n_ret)
+{
+	if (util_parse_duration(v, n_ret) || *n_ret < 0) {
+		bad(pc, s, k, v, "expected a duration such as 4h, 30m or 90s");
+		return -EINVAL;
+	}
+	if (!strcmp(k, "interval") && *n_ret < 1) {
+		bad(pc, s, k, v, "the interval must be at least 1s");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* discover = GLOB: one glob a line; the key may repeat */
+static int add_discover(struct parse_ctx *pc, const char *s, const char *k,
+			const char *v)
+{
+	struct config *c = pc->cfg;
+	char **n;
+
+	if (v[0] != '/')
+		return bad(pc, s, k, v, "expected an absolute path glob such as /srv/db/*");
+	n = realloc(c->discover, (c->ndiscover + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	c->discover = n;
+	n[c->ndiscover] = strdup(v);
+	if (!n[c->ndiscover])
+		return -ENOMEM;
+	c->ndiscover++;
+	return 0;
+}
+
 static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 		     const char *v)
 {
@@ -129,11 +182,18 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 			return bad(pc, s, k, v, "expected a duration such as 8h or 1d");
 		c->rpo_max = n;
 	} else if (!strcmp(k, "interval") || !strcmp(k, "jitter")) {
-		if (util_parse_duration(v, &n) || n < 0)
-			return bad(pc, s, k, v, "expected a duration such as 4h, 30m or 90s");
-		if (!strcmp(k, "interval") && n < 60)
-			return bad(pc, s, k, v, "the interval must be at least 1m");
+		if (parse_schedule_duration(pc, s, k, v, &n))
+			return 0;
 		*(k[0] == 'i' ? &c->interval : &c->jitter) = n;
+	} else if (!strcmp(k, "window")) {
+		if (!config_parse_window(v, &c->win_start, &c->win_end))
+			return bad(pc, s, k, v, "expected HH:MM-HH:MM (local time, e.g. 01:00-05:00) or none");
+	} else if (!strcmp(k, "max_concurrent")) {
+		if (!parse_int(v, 1, 64, &n))
+			return bad(pc, s, k, v, "expected a count from 1 to 64");
+		c->max_concurrent = (unsigned)n;
+	} else if (!strcmp(k, "discover")) {
+		return add_discover(pc, s, k, v);
 	} else if (!strcmp(k, "state_dir")) {
 		if (v[0] != '/')
 			return bad(pc, s, k, v, "expected an absolute path");
@@ -175,7 +235,7 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 		c->require_geo = b;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, metrics_file, require_geo, rpo_max)",
+				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, window, max_concurrent, discover, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, metrics_file, require_geo, rpo_max)",
 				    pc->file, pc->line, k);
 	}
 	return 0;
@@ -281,9 +341,22 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 		if (util_parse_duration(v, &n) || n < 1)
 			return bad(pc, s, k, v, "expected a duration such as 8h or 1d");
 		p->rpo_max = n;
+	} else if (!strcmp(k, "interval") || !strcmp(k, "jitter")) {
+		if (parse_schedule_duration(pc, s, k, v, &n))
+			return 0;
+		if (k[0] == 'i') {
+			p->interval = n;
+		} else {
+			p->jitter = n;
+			p->has_jitter = true;
+		}
+	} else if (!strcmp(k, "window")) {
+		if (!config_parse_window(v, &p->win_start, &p->win_end))
+			return bad(pc, s, k, v, "expected HH:MM-HH:MM (local time, e.g. 01:00-05:00) or none");
+		p->has_window = true;
 	} else if (!retention_setting(pc, s, k, v, &p->ret)) {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max; and the [retention] keys " RET_KEYS_KNOWN ")",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max, interval, jitter, window; and the [retention] keys " RET_KEYS_KNOWN ")",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;
@@ -487,6 +560,7 @@ int config_defaults(struct config *cfg, struct err *err)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->interval = 4 * 3600;
 	cfg->jitter = 5 * 60;
+	cfg->max_concurrent = 1;
 	cfg->compression_level = 3;
 	cfg->io_priority = 3;
 	/* the managed service's policy: the last 2, purged at 90 days */
@@ -674,6 +748,9 @@ void config_free(struct config *cfg)
 	free(cfg->state_dir);
 	free(cfg->host);
 	free(cfg->metrics_file);
+	for (size_t i = 0; i < cfg->ndiscover; i++)
+		free(cfg->discover[i]);
+	free(cfg->discover);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -694,11 +771,28 @@ const struct cfg_region *config_primary(const struct config *cfg)
 	return NULL;
 }
 
+int64_t config_interval(const struct config *cfg, const struct cfg_partition *p)
+{
+	return p && p->interval ? p->interval : cfg->interval;
+}
+
+int64_t config_jitter(const struct config *cfg, const struct cfg_partition *p)
+{
+	return p && p->has_jitter ? p->jitter : cfg->jitter;
+}
+
+void config_window(const struct config *cfg, const struct cfg_partition *p,
+		   int *start_ret, int *end_ret)
+{
+	*start_ret = p && p->has_window ? p->win_start : cfg->win_start;
+	*end_ret = p && p->has_window ? p->win_end : cfg->win_end;
+}
+
 int64_t config_rpo_max(const struct config *cfg, const struct cfg_partition *p)
 {
 	if (p && p->rpo_max)
 		return p->rpo_max;
-	return cfg->rpo_max ? cfg->rpo_max : 2 * cfg->interval;
+	return cfg->rpo_max ? cfg->rpo_max : 2 * config_interval(cfg, p);
 }
 
 static void review(void (*say)(void *ctx, bool error, const char *msg), void *ctx,
@@ -724,8 +818,11 @@ unsigned config_review(const struct config *cfg,
 		review(say, ctx, true, "no [region] section: backups have nowhere to go; add [region NAME] with store = file or store = s3");
 		errors++;
 	}
-	if (!cfg->nparts)
-		review(say, ctx, false, "no [partition] section: backup has nothing to back up (list and restore still work)");
+	if (!cfg->nparts && !cfg->ndiscover)
+		review(say, ctx, false, "no [partition] section and no [agent] discover: backup has nothing to back up (list and restore still work)");
+	if (cfg->max_concurrent > 1)
+		review(say, ctx, false, "[agent] max_concurrent = %u: the agent runs one backup at a time in this version (each uses its own threads for reading, compressing and uploading); the setting is ignored",
+		       cfg->max_concurrent);
 	if (cfg->jitter >= cfg->interval)
 		review(say, ctx, false, "[agent] jitter (%llds) is not shorter than interval (%llds): runs may come twice as far apart",
 		       (long long)cfg->jitter, (long long)cfg->interval);
@@ -733,9 +830,9 @@ unsigned config_review(const struct config *cfg,
 		const struct cfg_partition *p = &cfg->parts[i];
 		int64_t rpo = config_rpo_max(cfg, p);
 
-		if (rpo <= cfg->interval)
-			review(say, ctx, false, "[partition %s]: rpo_max (%llds) is not longer than [agent] interval (%llds): status calls it stale before each run",
-			       p->name, (long long)rpo, (long long)cfg->interval);
+		if (rpo <= config_interval(cfg, p))
+			review(say, ctx, false, "[partition %s]: rpo_max (%llds) is not longer than its interval (%llds): status calls it stale before each run",
+			       p->name, (long long)rpo, (long long)config_interval(cfg, p));
 	}
 	return errors;
 }

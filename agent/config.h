@@ -41,6 +41,12 @@ struct cfg_partition {
 	int64_t hook_timeout;     /* seconds */
 	int64_t rpo_max;          /* seconds; 0: [agent] rpo_max */
 	struct cfg_retention ret; /* overrides of [retention] (ret.set) */
+	/* the schedule (agent/schedule.h); unset: [agent]'s */
+	int64_t interval;         /* seconds; 0: [agent] interval */
+	int64_t jitter;           /* seconds, if has_jitter */
+	bool has_jitter;
+	bool has_window;          /* win_*: this partition's window */
+	int win_start, win_end;   /* minutes after local midnight; equal: none */
 };
 
 struct cfg_region {
@@ -84,6 +90,10 @@ struct config {
 	bool require_geo;         /* a backup fails unless every secondary has it */
 	int64_t rpo_max;          /* seconds; 0: 2 x interval (config_rpo_max) */
 	struct cfg_retention ret; /* [retention] */
+	int win_start, win_end;   /* window: minutes after local midnight; equal: none */
+	unsigned max_concurrent;  /* backups at a time (the agent runs 1) */
+	char **discover;          /* discover = GLOB lines, in order (owned) */
+	size_t ndiscover;
 
 	struct cfg_partition *parts;
 	size_t nparts;
@@ -118,6 +128,15 @@ unsigned config_review(const struct config *cfg,
  * p's overrides applied, into *ret_ret. */
 void config_retention(const struct config *cfg, const struct cfg_partition *p,
 		      struct cfg_retention *ret_ret);
+/* p's interval, jitter and window (p's own or [agent]'s; p may be NULL). */
+int64_t config_interval(const struct config *cfg, const struct cfg_partition *p);
+int64_t config_jitter(const struct config *cfg, const struct cfg_partition *p);
+void config_window(const struct config *cfg, const struct cfg_partition *p,
+		   int *start_ret, int *end_ret);
+
+/* "01:00-05:00" (minutes after midnight; across midnight allowed) or
+ * "none" (start = end = 0); false if v is neither. */
+bool config_parse_window(const char *v, int *start_ret, int *end_ret);
 
 /* Store location string for a region ("/srv/backups", "s3://bucket"). */
 const char *config_region_location(const struct cfg_region *r);

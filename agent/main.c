@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/agentd.h"
 #include "agent/backup.h"
 #include "agent/catalog.h"
 #include "agent/cli.h"
@@ -199,7 +200,7 @@ static int cmd_backup(struct cli *c, int argc, char **argv)
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	if (cli_open_regions(c, false, &rs, &err))
 		return cli_fail(&err);
-	lockfd = hostlock_acquire(c->cfg.state_dir, 0, &err);
+	lockfd = hostlock_acquire_as(c->cfg.state_dir, c->o.wait_s, "snapship backup", &err);
 	if (lockfd < 0) {
 		geo_regions_free(&rs);
 		return cli_fail(&err);
@@ -525,7 +526,7 @@ static int cmd_clean(struct cli *c, int argc, char **argv)
 	if (argc)
 		return cli_usage_error("clean takes no arguments besides --from STORE");
 	cli_use_state_dir(c);
-	lockfd = hostlock_acquire(c->cfg.state_dir, 0, &err);
+	lockfd = hostlock_acquire_as(c->cfg.state_dir, 0, "snapship clean", &err);
 	if (lockfd < 0)
 		return cli_fail(&err);
 	ret = cow_recover(c->cfg.state_dir, &removed, &err);
@@ -618,6 +619,32 @@ static int cmd_hosts(struct cli *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* agent [--once]: the daemon (agentd.c) */
+static int cmd_agent(struct cli *c, int argc, char **argv)
+{
+	struct agent_opts ao = { .config_file = c->o.config_file, .state_dir = c->o.state_dir,
+				 .once = c->o.once };
+	char hbuf[256], host[256];
+
+	(void)argv;
+	if (argc)
+		return cli_usage_error("agent takes no arguments besides --once");
+	if (!c->have_config)
+		return cli_usage_error("agent needs a config file (%s does not exist): pass --config FILE with [partition] (or [agent] discover) and [region] sections",
+				       c->o.config_file);
+	if (!c->cfg.nregions)
+		return cli_usage_error("%s has no [region]: the agent has nowhere to put backups",
+				       c->o.config_file);
+	cli_use_state_dir(c);
+	/* a copy: a reload frees the config's host */
+	snprintf(host, sizeof(host), "%s", cli_host(c, hbuf, sizeof(hbuf)));
+	ao.host = host;
+	/* the daemon's log says what it does */
+	if (log_get_level() == LOG_WARN)
+		log_set_level(LOG_INFO);
+	return agent_run(&c->cfg, &ao);
+}
+
 /* config check: argv as given (the command parses its own) */
 static int cmd_config(struct cli *c, int argc, char **argv)
 {
@@ -666,7 +693,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "backup", cmd_backup, OPTS(OPT_TO_STORE, OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL,
-				      OPT_NO_WAIT, OPT_JSON, OPT_HELP) },
+				      OPT_NO_WAIT, OPT_WAIT, OPT_JSON, OPT_HELP) },
 	{ "list", cmd_list, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
 	{ "restore", cmd_restore, OPTS(OPT_FROM, OPT_REGION, OPT_TO_DIR, OPT_ID, OPT_PATH,
 					OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_JSON, OPT_HELP) },
@@ -677,6 +704,7 @@ static const struct command commands[] = {
 	{ "prune", cmd_prune, OPTS(OPT_DRY_RUN, OPT_JSON, OPT_HELP) },
 	{ "clean", cmd_clean, OPTS(OPT_FROM, OPT_HELP) },
 	{ "hosts", cmd_hosts, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
+	{ "agent", cmd_agent, OPTS(OPT_ONCE, OPT_HELP) },
 	{ "config", cmd_config, NULL },
 	{ 0 },
 };
@@ -705,7 +733,8 @@ static int run_command(struct cli *c, const char *name, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct cli c = { .o.config_file = "/etc/snapship/snapship.conf" };
+	struct cli c = { .o.config_file = "/etc/snapship/snapship.conf",
+			 .o.wait_s = HOSTLOCK_WAIT_FOREVER };
 	const char *cmd;
 	int rc;
 

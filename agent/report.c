@@ -399,6 +399,8 @@ static json_t *status_row_json(const struct status_row *row)
 		      "at_risk", (json_int_t)row->at_risk);
 	json_object_set_new(o, "rpo_max_seconds",
 			    row->rpo_max ? json_integer(row->rpo_max) : json_null());
+	json_object_set_new(o, "next_due",
+			    row->next_due ? json_integer(row->next_due) : json_null());
 	if (row->latest) {
 		json_object_set_new(o, "latest", json_string(row->latest->backup_id));
 		json_object_set_new(o, "age_seconds", json_real(row->age_s));

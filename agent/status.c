@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/schedule.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -95,6 +96,10 @@ static void status_judge(const struct status_in *in, struct status_row *row)
 
 	row->configured = in->configured && p;
 	row->rpo_max = in->configured && !p ? 0 : config_rpo_max(in->cfg, p);
+	if (row->configured)
+		row->next_due = schedule_next_due(in->cfg, p, in->host,
+						  row->latest ? row->latest->snap_time_ns / 1000000000 : 0,
+						  in->now_ns / 1000000000);
 	if (!row->latest)
 		row->state = STATUS_NEVER;
 	else if (row->rpo_max && row->age_s > (double)row->rpo_max)

@@ -3,8 +3,10 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FAULT_MAX 16
 
@@ -12,6 +14,7 @@ static struct {
 	char point[64];
 	unsigned long nth;   /* 0 = always */
 	int code;
+	bool kill;           /* ":kill": the process dies here (SIGKILL) */
 	unsigned long calls;
 } faults[FAULT_MAX];
 static unsigned nfaults;
@@ -34,6 +37,7 @@ static void fault_init(void)
 		if (colon) {
 			*colon = '\0';
 			faults[nfaults].code = -atoi(colon + 1);
+			faults[nfaults].kill = !strcmp(colon + 1, "kill");
 		}
 		at = strchr(tok, '@');
 		if (at) {
@@ -59,6 +63,8 @@ bool fault_hit(const char *point, int *code_ret)
 		faults[i].calls++;
 		if (!faults[i].nth || faults[i].calls == faults[i].nth) {
 			hit = true;
+			if (faults[i].kill)
+				kill(getpid(), SIGKILL);   /* a crash at this point */
 			if (code_ret)
 				*code_ret = faults[i].code;
 		}

@@ -279,6 +279,54 @@ static void test_manifest_roundtrip(void **state)
 	manifest_clear(&m);
 }
 
+/* the agent's schedule keys: [agent] defaults, [partition] overrides, discover */
+static void test_schedule_keys(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+	int s, e;
+
+	(void)state;
+	assert_int_equal(load("[agent]\ninterval = 5s\njitter = 0\nwindow = 22:00-02:30\n"
+			      "max_concurrent = 2\ndiscover = /srv/db/*\ndiscover = /srv/other/*\n"
+			      "[partition a]\npath = /a\ninterval = 1h\njitter = 10m\nwindow = none\n"
+			      "[partition b]\npath = /b\n", &cfg, &err), 0);
+	assert_int_equal(cfg.interval, 5);
+	assert_int_equal(cfg.max_concurrent, 2);
+	assert_int_equal(cfg.ndiscover, 2);
+	assert_string_equal(cfg.discover[1], "/srv/other/*");
+	assert_int_equal(config_interval(&cfg, &cfg.parts[0]), 3600);
+	assert_int_equal(config_jitter(&cfg, &cfg.parts[0]), 600);
+	assert_int_equal(config_interval(&cfg, &cfg.parts[1]), 5);
+	assert_int_equal(config_jitter(&cfg, &cfg.parts[1]), 0);
+	config_window(&cfg, &cfg.parts[0], &s, &e);
+	assert_int_equal(s, e);
+	config_window(&cfg, &cfg.parts[1], &s, &e);
+	assert_int_equal(s, 22 * 60);
+	assert_int_equal(e, 2 * 60 + 30);
+	config_free(&cfg);
+	/* max_concurrent > 1 is warned about (one at a time); discover alone
+	 * is something to back up; a partition's own interval judges its
+	 * rpo_max */
+	{
+		char said[2048] = "";
+
+		assert_int_equal(load("[agent]\nmax_concurrent = 3\ndiscover = /srv/*\n"
+				      "[partition a]\npath = /a\ninterval = 1d\nrpo_max = 12h\n"
+				      "[region r]\nstore = file\npath = /r\n", &cfg, &err), 0);
+		assert_int_equal(config_review(&cfg, collect, said), 0);
+		assert_non_null(strstr(said, "W: [agent] max_concurrent = 3"));
+		assert_non_null(strstr(said, "W: [partition a]: rpo_max (43200s) is not longer than its interval (86400s)"));
+		assert_null(strstr(said, "nothing to back up"));
+		config_free(&cfg);
+	}
+	expect_error("[agent]\nwindow = 1-5\n", ":2:", "window");
+	expect_error("[agent]\ninterval = 0\n", ":2:", "interval");
+	expect_error("[agent]\nmax_concurrent = 0\n", ":2:", "max_concurrent");
+	expect_error("[agent]\ndiscover = srv/*\n", ":2:", "discover");
+	expect_error("[partition a]\npath = /a\nwindow = 03:00-03:00\n", ":3:", "window");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_rpo_max),
 		cmocka_unit_test(test_backup_ids),
 		cmocka_unit_test(test_manifest_roundtrip),
+		cmocka_unit_test(test_schedule_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

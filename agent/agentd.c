@@ -1,0 +1,607 @@
+// SPDX-License-Identifier: MIT
+#include "agent/agentd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/backup.h"
+#include "agent/catalog.h"
+#include "agent/clean.h"
+#include "agent/config.h"
+#include "agent/discover.h"
+#include "agent/failover.h"
+#include "agent/geo.h"
+#include "agent/lock.h"
+#include "agent/metrics.h"
+#include "agent/notify.h"
+#include "agent/prune.h"
+#include "agent/runrec.h"
+#include "agent/schedule.h"
+#include "agent/signals.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "cow/cow.h"
+
+#define SCAN_MAX_S 60        /* discovery and the idle wake-up, at most this apart */
+#define BACKOFF_MIN_S 30
+
+/* What the agent remembers of a partition between rounds. */
+struct part_state {
+	char name[UTIL_NAME_MAX + 1];
+	int64_t newest;           /* snapshot time of the newest committed backup; 0 none */
+	int64_t next_due;         /* 0: not scheduled yet */
+	int64_t retry_at;         /* after a failure: not before this */
+	unsigned fails;           /* failures in a row */
+	bool seen;                /* a partition this round */
+};
+
+struct agent {
+	struct config *cfg;
+	const struct agent_opts *o;
+	struct discover disc;
+	struct part_state *ps;
+	size_t nps;
+	int64_t last_round;
+	bool first, failed;       /* failed: a backup of this round failed */
+	bool reload;              /* a SIGHUP taken, the reload still to do */
+};
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* "3h12m", "45s" */
+static const char *fmt_in(int64_t s, char *buf, size_t len)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(buf, len, "%llds", (long long)s);
+	else if (s < 7200)
+		snprintf(buf, len, "%lldm", (long long)(s / 60));
+	else
+		snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	return buf;
+}
+
+static struct part_state *state_of(struct agent *a, const char *name)
+{
+	struct part_state *n;
+
+	for (size_t i = 0; i < a->nps; i++)
+		if (!strcmp(a->ps[i].name, name))
+			return &a->ps[i];
+	n = realloc(a->ps, (a->nps + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	a->ps = n;
+	n = &n[a->nps++];
+	memset(n, 0, sizeof(*n));
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	return n;
+}
+
+/* The partitions of this round: the config's, then discovered ones
+ * (pointers valid until the next discover_run); malloc'd array. */
+static const struct cfg_partition **round_parts(struct agent *a, size_t *n_ret)
+{
+	size_t n = a->cfg->nparts + a->disc.n, k = 0;
+	const struct cfg_partition **v = calloc(n ? n : 1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < a->cfg->nparts; i++)
+		v[k++] = &a->cfg->parts[i];
+	for (size_t i = 0; i < a->disc.n; i++)
+		v[k++] = &a->disc.v[i];
+	*n_ret = k;
+	return v;
+}
+
+/* Wait for a signal or timeout_ms, pinging the watchdog; drains the
+ * signal pipe.  extra: another descriptor to wake on (-1: none). */
+static void wait_events(int timeout_ms, int extra)
+{
+	struct pollfd p[2] = { { .fd = signals_fd(), .events = POLLIN },
+			       { .fd = extra, .events = POLLIN } };
+
+	if (poll(p, extra >= 0 ? 2 : 1, timeout_ms) < 0 && errno != EINTR)
+		log_debug("poll: %s", strerror(errno));
+	signals_drain();
+	notify_watchdog();
+}
+
+/* The longest the main loop may sleep: half the watchdog interval. */
+static int tick_ms(int cap_ms)
+{
+	uint64_t wd = notify_watchdog_usec() / 2000;
+
+	return wd && wd < (uint64_t)cap_ms ? (int)wd : cap_ms;
+}
+
+/* The host lock, waiting while another run holds it (said once); -1 when a
+ * stop was asked meanwhile or the lock cannot be had. */
+static int take_host_lock(struct agent *a)
+{
+	bool said = false;
+
+	for (;;) {
+		struct err err = { 0 };
+		int fd = hostlock_acquire_as(a->cfg->state_dir, 0, "the agent", &err);
+
+		if (fd >= 0)
+			return fd;
+		if (fd != -EBUSY) {
+			log_error("%s", err.msg);
+			return -1;
+		}
+		if (!said)
+			log_warn("waiting: %s", err.msg);
+		said = true;
+		notify_status("waiting for the host lock");
+		wait_events(tick_ms(1000), -1);
+		if (signals_stop())
+			return -1;
+	}
+}
+
+/* Recovery: our leftover snapshots, unfinished uploads and manifest-less
+ * objects, then pending prunes; the host lock is held. */
+static void recover(struct agent *a, struct regions *rs,
+		    const struct cfg_partition **parts, size_t n)
+{
+	const char *host = a->o->host;
+	struct err err = { 0 };
+	unsigned removed = 0;
+
+	if (cow_recover(a->cfg->state_dir, &removed, &err))
+		log_warn("recovering leftover snapshots: %s", err.msg);
+	else if (removed)
+		log_warn("recovery: removed %u snapshot(s) left behind by an interrupted run", removed);
+	clean_regions(rs, host);   /* says what it removed */
+	for (size_t i = 0; i < n && !signals_stop(); i++) {
+		struct prune_opts po = { .dry_run = false };
+		struct prune_report rep;
+
+		if (prune_partition(a->cfg, host, parts[i], &po, &rep, &err)) {
+			log_warn("prune of %s: %s", parts[i]->name, err.msg);
+			continue;
+		}
+		if (rep.deleted || rep.pending)
+			log_info("recovery: prune of %s deleted %zu backup(s), %zu deletion(s) pending",
+				 parts[i]->name, rep.deleted, rep.pending);
+		prune_report_clear(&rep);
+	}
+}
+
+/* The newest committed backup of every partition from the store. */
+static int load_newest(struct agent *a, struct regions *rs,
+		       const struct cfg_partition **parts, size_t n)
+{
+	struct catalog_list list;
+	struct err err = { 0 };
+	size_t used = 0;
+
+	if (failover_list(rs, a->cfg->state_dir, a->o->host, NULL, &list, &used, &err)) {
+		log_error("cannot list the backups of %s: %s; retrying next round",
+			  a->o->host, err.msg);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct part_state *st = state_of(a, parts[i]->name);
+
+		if (!st)
+			continue;
+		st->newest = 0;
+		st->seen = true;
+		for (size_t k = 0; k < list.n; k++)
+			if (!strcmp(list.m[k].partition, parts[i]->name) &&
+			    list.m[k].snap_time_ns / 1000000000 > st->newest)
+				st->newest = list.m[k].snap_time_ns / 1000000000;
+	}
+	catalog_list_free(&list);
+	return 0;
+}
+
+/* schedule_next_due, held back after failures */
+static int64_t next_due(struct agent *a, const struct cfg_partition *p,
+			struct part_state *st, int64_t now)
+{
+	int64_t due = schedule_next_due(a->cfg, p, a->o->host, st->newest, now);
+
+	if (!a->o->once && st->fails && st->retry_at > due)
+		due = st->retry_at;
+	st->next_due = due;
+	return due;
+}
+
+static void write_metrics(struct agent *a, const struct cfg_partition **parts, size_t n)
+{
+	struct metrics_due *due = calloc(n ? n : 1, sizeof(*due));
+	struct err err = { 0 };
+
+	if (!due)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct part_state *st = state_of(a, parts[i]->name);
+
+		due[i].partition = parts[i]->name;
+		due[i].next_due = st ? st->next_due : 0;
+	}
+	if (metrics_write(a->cfg, a->o->host, due, n, &err))
+		log_warn("metrics: %s", err.msg);
+	free(due);
+}
+
+/* ---------------------------------------------------- one backup */
+
+struct job {
+	_Atomic(const char *) phase;  /* the backup's phase, a static string */
+	const struct config *cfg;
+	const struct cfg_partition *p;
+	struct regions *rs;
+	const char *host;
+	struct backup_opts bo;
+	struct backup_result res;
+	struct err err;
+	int ret;
+	int done[2];              /* written when the backup is over */
+};
+
+static void job_phase(void *ctx, const char *name)
+{
+	struct job *j = ctx;
+
+	atomic_store(&j->phase, name);
+}
+
+static void *job_main(void *arg)
+{
+	struct job *j = arg;
+	sigset_t set;
+	char c = 1;
+
+	/* signals go to the main loop, which cancels through bo.cancelled */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	j->bo.phase_ctx = j;
+	j->ret = backup_partition(j->cfg, j->p, j->rs, j->host, &j->bo, &j->res, &j->err);
+	if (write(j->done[1], &c, 1) < 0)
+		log_debug("cannot wake the main loop: %s", strerror(errno));
+	return NULL;
+}
+
+/* Run j's backup in a thread while the main loop answers signals and the
+ * watchdog; j->ret as backup_partition's. */
+static void job_run(struct job *j)
+{
+	pthread_t t;
+	double t0 = util_now_mono();
+	bool told = false;
+	char b[32];
+	int ret;
+
+	if (pipe2(j->done, O_CLOEXEC)) {
+		j->ret = err_set(&j->err, -errno, "cannot start the backup: %s", strerror(errno));
+		return;
+	}
+	ret = pthread_create(&t, NULL, job_main, j);
+	if (ret) {
+		j->ret = err_set(&j->err, -ret, "cannot start the backup thread: %s", strerror(ret));
+		goto out_close;
+	}
+	for (;;) {
+		struct pollfd p = { .fd = j->done[0], .events = POLLIN };
+
+		if (poll(&p, 1, 0) == 1)
+			break;
+		if (signals_stop() && !told) {
+			log_info("stop requested: cancelling the backup of %s (in its %s phase)",
+				 j->p->name, atomic_load(&j->phase));
+			told = true;
+		}
+		notify_status("backing up %s (%s, %s)", j->p->name, atomic_load(&j->phase),
+			      fmt_in((int64_t)(util_now_mono() - t0), b, sizeof(b)));
+		wait_events(tick_ms(1000), j->done[0]);
+	}
+	pthread_join(t, NULL);
+out_close:
+	close(j->done[0]);
+	close(j->done[1]);
+}
+
+/* After a successful backup: the retention policy (host lock held). */
+static void prune_after(struct agent *a, const struct cfg_partition *p)
+{
+	struct prune_opts po = { .dry_run = false };
+	struct prune_report rep;
+	struct err err = { 0 };
+
+	if (prune_partition(a->cfg, a->o->host, p, &po, &rep, &err)) {
+		log_warn("prune of %s after its backup: %s (retried next round)", p->name, err.msg);
+		return;
+	}
+	if (rep.deleted || rep.pending)
+		log_info("prune of %s: %zu kept, %zu deleted, %zu deletion(s) pending",
+			 p->name, rep.kept, rep.deleted, rep.pending);
+	prune_report_clear(&rep);
+}
+
+/* One due backup of p, under the host lock; updates st. */
+static void backup_one(struct agent *a, struct regions *rs, const struct cfg_partition *p,
+		       struct part_state *st)
+{
+	struct job j = { .phase = "start", .cfg = a->cfg, .p = p, .rs = rs, .host = a->o->host,
+			 .bo = { .cancelled = signals_cancelled, .phase = job_phase } };
+	struct err err = { 0 };
+	double t0 = util_now_mono();
+	int lockfd = take_host_lock(a);
+
+	if (lockfd < 0) {
+		if (!signals_stop())
+			a->failed = true;
+		return;
+	}
+	log_info("backing up %s (%s)", p->name, p->path);
+	job_run(&j);
+	if (j.ret == -ECANCELED && signals_stop()) {
+		log_info("the backup of %s was cancelled by the stop: nothing of it is committed", p->name);
+		hostlock_release(lockfd);
+		return;
+	}
+	if (j.ret) {
+		int64_t back = BACKOFF_MIN_S << (st->fails < 6 ? st->fails : 6);
+
+		if (back > config_interval(a->cfg, p))
+			back = config_interval(a->cfg, p);
+		st->fails++;
+		st->retry_at = now_s() + back;
+		a->failed = true;
+		log_error("backup of %s failed (%u in a row): %s; retrying in %lds",
+			  p->name, st->fails, j.err.msg, (long)back);
+	} else {
+		log_info("backup %s of %s committed in %.1fs", j.res.m.backup_id, p->name,
+			 util_now_mono() - t0);
+		st->fails = 0;
+		st->newest = j.res.m.snap_time_ns / 1000000000;
+		prune_after(a, p);
+	}
+	hostlock_release(lockfd);
+	if (runrec_note(a->cfg->state_dir, a->o->host, p->name, j.ret,
+			j.ret ? j.err.msg : NULL, j.ret ? NULL : &j.res,
+			util_now_mono() - t0, &err))
+		log_warn("run record of %s: %s", p->name, err.msg);
+	if (!j.ret)
+		manifest_clear(&j.res.m);
+}
+
+/* ---------------------------------------------------- the loop */
+
+/* Recovery and the newest backups, under the host lock: 0, or -1 (said,
+ * the round ends). */
+static int round_start(struct agent *a, struct regions *rs,
+		       const struct cfg_partition **parts, size_t n)
+{
+	struct err err = { 0 };
+	int lockfd, ret;
+
+	if (geo_regions_open(a->cfg, NULL, NULL, NULL, false, rs, &err)) {
+		log_error("%s; retrying next round", err.msg);
+		return -1;
+	}
+	lockfd = take_host_lock(a);
+	if (lockfd < 0) {
+		geo_regions_free(rs);
+		return -1;
+	}
+	recover(a, rs, parts, n);
+	ret = load_newest(a, rs, parts, n);
+	hostlock_release(lockfd);
+	if (ret)
+		geo_regions_free(rs);
+	return ret;
+}
+
+/* One round: discovery, recovery, the schedule, the due backups. */
+static void agent_round(struct agent *a)
+{
+	const struct cfg_partition **parts;
+	struct regions rs;
+	struct err err = { 0 };
+	size_t n = 0;
+
+	a->last_round = now_s();
+	a->failed = false;
+	if (a->cfg->ndiscover && discover_run(&a->disc, a->cfg, &err))
+		log_error("%s", err.msg);
+	parts = round_parts(a, &n);
+	if (!parts) {
+		log_error("out of memory");
+		a->failed = true;
+		return;
+	}
+	for (size_t i = 0; i < a->nps; i++)
+		a->ps[i].seen = false;
+	notify_status("recovering and listing backups");
+	if (round_start(a, &rs, parts, n)) {
+		a->failed = true;
+		free(parts);
+		return;
+	}
+	for (size_t i = 0; i < n && !signals_stop(); i++) {
+		struct part_state *st = state_of(a, parts[i]->name);
+
+		if (!st || next_due(a, parts[i], st, now_s()) > now_s())
+			continue;
+		backup_one(a, &rs, parts[i], st);
+		next_due(a, parts[i], st, now_s());
+		write_metrics(a, parts, n);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct part_state *st = state_of(a, parts[i]->name);
+
+		if (st)
+			next_due(a, parts[i], st, now_s());
+	}
+	write_metrics(a, parts, n);
+	geo_regions_free(&rs);
+	free(parts);
+}
+
+/* When the next round is: the earliest due time of a partition seen in
+ * the last round, or the next discovery scan; *name_ret the partition. */
+static int64_t next_round(const struct agent *a, const char **name_ret)
+{
+	int64_t next = 0;
+
+	*name_ret = NULL;
+	for (size_t i = 0; i < a->nps; i++) {
+		const struct part_state *st = &a->ps[i];
+
+		if (st->seen && st->next_due && (!next || st->next_due < next)) {
+			next = st->next_due;
+			*name_ret = st->name;
+		}
+	}
+	if (a->cfg->ndiscover || !next || a->failed) {
+		int64_t scan = a->last_round + (a->cfg->interval < SCAN_MAX_S ?
+						a->cfg->interval : SCAN_MAX_S);
+
+		if (!next || scan < next) {
+			next = scan;
+			*name_ret = NULL;
+		}
+	}
+	return next;
+}
+
+/* SIGHUP: the config file again; a bad one is said and the old kept. */
+static void agent_reload(struct agent *a)
+{
+	struct config n;
+	struct err err = { 0 };
+
+	notify_reloading();
+	log_info("SIGHUP: reloading %s", a->o->config_file);
+	if (config_load(a->o->config_file, &n, &err)) {
+		log_error("reload: %s; keeping the configuration loaded before", err.msg);
+		notify_ready();
+		return;
+	}
+	/* the lock and the keys stay where the agent started */
+	if (a->o->state_dir || strcmp(n.state_dir, a->cfg->state_dir)) {
+		if (!a->o->state_dir)
+			log_warn("reload: state_dir changed to %s; the agent keeps %s until it is restarted",
+				 n.state_dir, a->cfg->state_dir);
+		free(n.state_dir);
+		n.state_dir = strdup(a->cfg->state_dir);
+	}
+	if (!n.state_dir) {
+		log_error("reload: out of memory; keeping the configuration loaded before");
+		config_free(&n);
+		notify_ready();
+		return;
+	}
+	config_free(a->cfg);
+	*a->cfg = n;
+	log_info("reloaded %s: %zu partition(s), %zu discover glob(s), %zu region(s)",
+		 a->o->config_file, a->cfg->nparts, a->cfg->ndiscover, a->cfg->nregions);
+	notify_ready();
+}
+
+/* Sleep until the next round, a signal or a reload. */
+static void agent_sleep(struct agent *a)
+{
+	const char *name;
+	int64_t next = next_round(a, &name), left = next - now_s();
+	char b[32];
+
+	if (signals_take_reload())
+		a->reload = true;
+	if (left <= 0 || a->reload)
+		return;
+	if (name)
+		notify_status("idle, next: %s in %s", name, fmt_in(left, b, sizeof(b)));
+	else
+		notify_status("idle, next round in %s", fmt_in(left, b, sizeof(b)));
+	wait_events(tick_ms(left > 3600 ? 3600 * 1000 : (int)left * 1000), -1);
+	if (signals_take_reload())
+		a->reload = true;
+}
+
+static void say_start(const struct agent *a)
+{
+	if (a->cfg->max_concurrent > 1)
+		log_warn("[agent] max_concurrent = %u: this version backs up one partition at a time",
+			 a->cfg->max_concurrent);
+	if (!a->cfg->nparts && !a->cfg->ndiscover)
+		log_warn("%s has no [partition] and no [agent] discover: nothing to back up until a reload brings some",
+			 a->o->config_file);
+	log_info("agent started (pid %ld): %zu partition(s), %zu discover glob(s), interval %llds, state in %s",
+		 (long)getpid(), a->cfg->nparts, a->cfg->ndiscover,
+		 (long long)a->cfg->interval, a->cfg->state_dir);
+}
+
+int agent_run(struct config *cfg, const struct agent_opts *o)
+{
+	struct agent a = { .cfg = cfg, .o = o, .first = true };
+	struct err err = { 0 };
+	int lockfd, sig, rc = 0;
+
+	lockfd = agentlock_acquire(cfg->state_dir, &err);
+	if (lockfd < 0) {
+		log_error("%s", err.msg);
+		return 1;
+	}
+	if (signals_install()) {
+		log_error("cannot catch signals");
+		hostlock_release(lockfd);
+		return 1;
+	}
+	signals_hup_reloads(!o->once);
+	say_start(&a);
+	notify_ready();
+	while (!signals_stop()) {
+		if (a.reload || signals_take_reload()) {
+			a.reload = false;
+			agent_reload(&a);
+			a.first = true;
+		}
+		if (a.first || next_round(&a, &(const char *){ NULL }) <= now_s()) {
+			a.first = false;
+			agent_round(&a);
+			if (o->once)
+				break;
+		}
+		if (!signals_stop())
+			agent_sleep(&a);
+	}
+	sig = signals_stop();
+	notify_stopping();
+	if (sig) {
+		log_info("stopping: %s received; %s", strsignal(sig),
+			 sig == SIGTERM ? "a stop asked by the service manager (or kill): a clean stop" :
+			 "a clean stop");
+		rc = o->once ? 128 + sig : 0;
+	} else if (o->once) {
+		rc = a.failed ? 1 : 0;
+	}
+	discover_free(&a.disc);
+	free(a.ps);
+	hostlock_release(lockfd);
+	return rc;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_AGENTD_H
+#define SNAPSHIP_AGENT_AGENTD_H
+
+/*
+ * snapship agent: the daemon (design §9).  One per host (the agent lock in
+ * the state dir).  At start and every round: discovery, recovery
+ * (leftover snapshots, unfinished uploads and manifest-less objects,
+ * pending prunes), the newest committed backup of every partition from the
+ * store, schedule_next_due, then the due backups one at a time, each under
+ * the host lock and in a thread of its own so that the main loop keeps
+ * answering signals and the watchdog; a success is followed by
+ * prune_partition; every attempt by runrec_note and metrics_write.  A
+ * failed backup is retried with a backoff, never more often than every
+ * 30s and at most an interval later; the agent never exits on one.
+ * SIGTERM/SIGINT cancel the running backup and stop (exit 0: a clean
+ * stop); SIGHUP reloads the config (a bad one is logged, the old kept).
+ *
+ * max_concurrent: backups run one at a time in this version (each backup
+ * has its own reader, compressor and upload threads); a larger value is
+ * warned about and ignored.
+ */
+
+#include <stdbool.h>
+
+struct config;
+
+struct agent_opts {
+	const char *config_file;   /* reloaded on SIGHUP */
+	const char *host;          /* the host name of the keys (fixed for the agent's life) */
+	const char *state_dir;     /* --state-dir, NULL: the config's */
+	bool once;                 /* one round of the due backups, then exit */
+};
+
+/*
+ * Run the agent with *cfg, which stays the caller's: a reload replaces its
+ * contents (config_free still frees it).  o is only read.  Returns the
+ * exit status: 0 after a stop asked by a signal (or --once with every
+ * backup ok), 1 when --once had a backup fail or the agent cannot start,
+ * 128 + signal when --once was stopped by one.
+ */
+int agent_run(struct config *cfg, const struct agent_opts *o);
+
+#endif

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_SCHEDULE_H
+#define SNAPSHIP_AGENT_SCHEDULE_H
+
+/*
+ * When a partition's next backup is due (design §9): pure arithmetic over
+ * the config, the newest committed backup and the clock; no I/O.  The
+ * window is in local time (the TZ of the process), across midnight
+ * allowed (22:00-04:00).  Every pointer argument is only read.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/config.h"
+
+/* Next due time of partition p: newest committed backup time + interval (+ a jitter fixed per
+ * host+partition so restarts keep it), moved into the window if one is set; a missed backup is
+ * due now (once). newest = 0: never backed up, due now (in the window). */
+int64_t schedule_next_due(const struct config *cfg, const struct cfg_partition *p,
+			  const char *host, int64_t newest, int64_t now);
+
+/* The fixed jitter offset of host+partition: in [0, jitter), 0 if jitter <= 0. */
+int64_t schedule_jitter_offset(const char *host, const char *partition, int64_t jitter);
+
+/* Whether local time t is inside the window [start, end) (minutes after
+ * midnight; start == end: no window, always true). */
+bool schedule_in_window(int64_t t, int start, int end);
+
+#endif

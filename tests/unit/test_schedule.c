@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: MIT
+/* The agent's schedule: due times from the newest backup, interval,
+ * jitter and window (in UTC here, so the window cases are exact). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "agent/config.h"
+#include "agent/schedule.h"
+#include "common/err.h"
+
+#define H 3600
+#define DAY 86400
+/* 2026-12-03 00:00:00 UTC */
+#define MIDNIGHT 1796256000
+
+static struct config cfg;
+static struct cfg_partition part = { .name = (char *)"orders" };
+
+static int setup(void **state)
+{
+	struct err err = { 0 };
+
+	(void)state;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	assert_int_equal(config_defaults(&cfg, &err), 0);
+	cfg.interval = 4 * H;
+	cfg.jitter = 0;
+	part.interval = 0;
+	part.has_jitter = part.has_window = false;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	config_free(&cfg);
+	return 0;
+}
+
+static int64_t due(int64_t newest, int64_t now)
+{
+	return schedule_next_due(&cfg, &part, "host1", newest, now);
+}
+
+static void test_never_backed_up(void **state)
+{
+	(void)state;
+	assert_int_equal(due(0, MIDNIGHT + 5), MIDNIGHT + 5);
+}
+
+static void test_just_backed_up(void **state)
+{
+	(void)state;
+	assert_int_equal(due(MIDNIGHT, MIDNIGHT + 1), MIDNIGHT + 4 * H);
+	/* a partition's own interval wins over [agent]'s */
+	part.interval = H;
+	assert_int_equal(due(MIDNIGHT, MIDNIGHT + 1), MIDNIGHT + H);
+}
+
+static void test_due_exactly(void **state)
+{
+	(void)state;
+	assert_int_equal(due(MIDNIGHT, MIDNIGHT + 4 * H), MIDNIGHT + 4 * H);
+}
+
+/* ten intervals of downtime: one backup due now, not ten */
+static void test_downtime(void **state)
+{
+	int64_t now = MIDNIGHT + 40 * H + 17, d = due(MIDNIGHT, now);
+
+	(void)state;
+	assert_int_equal(d, now);
+	/* once it is made (newest = now), the next is an interval on */
+	assert_int_equal(due(now, now + 60), now + 4 * H);
+}
+
+static void test_window_before(void **state)
+{
+	(void)state;
+	assert_true(config_parse_window("01:00-05:00", &cfg.win_start, &cfg.win_end));
+	/* due at 00:10, window opens at 01:00 */
+	assert_int_equal(due(MIDNIGHT + 10 * 60 - 4 * H, MIDNIGHT), MIDNIGHT + H);
+	/* never backed up, before the window */
+	assert_int_equal(due(0, MIDNIGHT + 30), MIDNIGHT + H);
+}
+
+static void test_window_inside(void **state)
+{
+	(void)state;
+	assert_true(config_parse_window("01:00-05:00", &cfg.win_start, &cfg.win_end));
+	assert_int_equal(due(MIDNIGHT + 2 * H - 4 * H, MIDNIGHT), MIDNIGHT + 2 * H);
+	assert_int_equal(due(0, MIDNIGHT + 3 * H), MIDNIGHT + 3 * H);
+}
+
+static void test_window_after(void **state)
+{
+	(void)state;
+	assert_true(config_parse_window("01:00-05:00", &cfg.win_start, &cfg.win_end));
+	/* due at 06:00: tomorrow at 01:00; 05:00 itself is outside */
+	assert_int_equal(due(MIDNIGHT + 2 * H, MIDNIGHT + 3 * H), DAY + MIDNIGHT + H);
+	assert_int_equal(due(MIDNIGHT + H, MIDNIGHT + 2 * H), DAY + MIDNIGHT + H);
+	/* a missed backup found after the window waits for the next one */
+	assert_int_equal(due(MIDNIGHT - 3 * DAY, MIDNIGHT + 12 * H), DAY + MIDNIGHT + H);
+}
+
+static void test_window_across_midnight(void **state)
+{
+	(void)state;
+	assert_true(config_parse_window("22:00-02:00", &cfg.win_start, &cfg.win_end));
+	assert_int_equal(cfg.win_start, 22 * 60);
+	assert_int_equal(cfg.win_end, 2 * 60);
+	/* 23:00 and 01:00 are inside */
+	assert_int_equal(due(0, MIDNIGHT + 23 * H), MIDNIGHT + 23 * H);
+	assert_int_equal(due(0, MIDNIGHT + H), MIDNIGHT + H);
+	/* 02:00 and 12:00 are outside: 22:00 the same day */
+	assert_int_equal(due(0, MIDNIGHT + 2 * H), MIDNIGHT + 22 * H);
+	assert_int_equal(due(0, MIDNIGHT + 12 * H), MIDNIGHT + 22 * H);
+	/* a partition's window = none overrides [agent]'s */
+	assert_true(config_parse_window("none", &part.win_start, &part.win_end));
+	part.has_window = true;
+	assert_int_equal(due(0, MIDNIGHT + 12 * H), MIDNIGHT + 12 * H);
+}
+
+static void test_window_parse(void **state)
+{
+	int s, e;
+
+	(void)state;
+	assert_true(config_parse_window("00:00-24:00", &s, &e) == false);   /* all day is "none" */
+	assert_true(config_parse_window("01:30-24:00", &s, &e));
+	assert_int_equal(s, 90);
+	assert_int_equal(e, 0);
+	assert_false(config_parse_window("1-5", &s, &e));
+	assert_false(config_parse_window("01:00-05:00x", &s, &e));
+	assert_false(config_parse_window("25:00-05:00", &s, &e));
+	assert_false(config_parse_window("01:60-05:00", &s, &e));
+	assert_false(config_parse_window("03:00-03:00", &s, &e));
+}
+
+static void test_jitter(void **state)
+{
+	int64_t spread[2] = { -1, -1 };
+	char name[32];
+
+	(void)state;
+	cfg.jitter = 300;
+	for (int i = 0; i < 200; i++) {
+		int64_t o;
+
+		snprintf(name, sizeof(name), "part%d", i);
+		o = schedule_jitter_offset("host1", name, cfg.jitter);
+		assert_true(o >= 0 && o < 300);
+		/* stable: the same on every call (and every start) */
+		assert_int_equal(o, schedule_jitter_offset("host1", name, cfg.jitter));
+		spread[0] = spread[0] < 0 || o < spread[0] ? o : spread[0];
+		spread[1] = o > spread[1] ? o : spread[1];
+	}
+	/* it spreads: not every partition on the same second */
+	assert_true(spread[1] - spread[0] > 100);
+	assert_int_equal(schedule_jitter_offset("h", "p", 0), 0);
+	{
+		int64_t o = schedule_jitter_offset("host1", "orders", 300);
+
+		assert_int_equal(due(MIDNIGHT, MIDNIGHT + 1), MIDNIGHT + 4 * H + o);
+		assert_int_equal(due(MIDNIGHT, MIDNIGHT + 1), due(MIDNIGHT, MIDNIGHT + 2));
+	}
+	/* a partition's jitter = 0 turns it off */
+	part.has_jitter = true;
+	part.jitter = 0;
+	assert_int_equal(due(MIDNIGHT, MIDNIGHT + 1), MIDNIGHT + 4 * H);
+}
+
+static void test_jitter_in_window(void **state)
+{
+	int64_t o, d;
+
+	(void)state;
+	cfg.jitter = 2 * H;
+	assert_true(config_parse_window("01:00-02:00", &cfg.win_start, &cfg.win_end));
+	o = schedule_jitter_offset("host1", "orders", cfg.jitter);
+	d = due(0, MIDNIGHT + 12 * H);
+	assert_int_equal(d, DAY + MIDNIGHT + H + o % H);
+	assert_true(schedule_in_window(d, cfg.win_start, cfg.win_end));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_never_backed_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_just_backed_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_due_exactly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_downtime, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window_before, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window_inside, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window_after, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window_across_midnight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jitter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jitter_in_window, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
