@@ -4,7 +4,8 @@
 # for 60 s is cancelled at once (not waited for), the multipart upload is
 # aborted (AbortMultipartUpload), no object of the backup stays, the
 # snapshot is released, one line says so, and the exit status is 143 well
-# before the held answer would come.
+# before the held answer would come; the same for ^C on a pseudo-terminal
+# (exit 130).
 set -euo pipefail
 # shellcheck source=tests/lib.sh
 . "${SRC_DIR:?run me through tests/run.sh}/tests/lib.sh"
@@ -75,29 +76,90 @@ grep -qE "interrupted \(SIGTERM\): backup of ss-part cancelled in its upload pha
 	fail "the line does not say what was undone"
 grep -q '"method": "DELETE".*uploadId' "$plog" || fail "no AbortMultipartUpload was sent"
 
-left=$(RGW_S3=$RGW_S3 python3 "$SRC_DIR/tests/tools/s3uploads.py" "$RGW_EAST_ENDPOINT" "$RGW_BUCKET" "$prefix")
-[ -z "$left" ] || fail "multipart uploads left in the bucket: $left"
-objects=$(RGW_S3=$RGW_S3 python3 - "$RGW_EAST_ENDPOINT" "$RGW_BUCKET" "$prefix" <<-'EOF'
-	import importlib.util, os, sys, urllib.parse
-	import xml.etree.ElementTree as ET
-	spec = importlib.util.spec_from_file_location("s3", os.environ["RGW_S3"])
-	s3 = importlib.util.module_from_spec(spec)
-	spec.loader.exec_module(s3)
-	endpoint, bucket, prefix = sys.argv[1:4]
-	r = s3.request("GET", f"{endpoint.rstrip('/')}/{bucket}/?list-type=2&prefix=" +
-	               urllib.parse.quote(prefix, safe=""))
-	body = r.read()
-	if r.status // 100 != 2:
-	    sys.exit(f"list: HTTP {r.status}: {body[:300]!r}")
-	ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-	for c in ET.fromstring(body).iter(ns + "Contents"):
-	    print(c.findtext(ns + "Key"))
+# s3_nothing_left WHAT: no multipart upload, no object of the backup, no
+# snapshot, no journal entry, and list shows no backup
+s3_nothing_left() {
+	local what=$1 left objects
+	left=$(RGW_S3=$RGW_S3 python3 "$SRC_DIR/tests/tools/s3uploads.py" "$RGW_EAST_ENDPOINT" "$RGW_BUCKET" "$prefix")
+	[ -z "$left" ] || fail "$what: multipart uploads left in the bucket: $left"
+	objects=$(RGW_S3=$RGW_S3 python3 - "$RGW_EAST_ENDPOINT" "$RGW_BUCKET" "$prefix" <<-'EOF'
+		import importlib.util, os, sys, urllib.parse
+		import xml.etree.ElementTree as ET
+		spec = importlib.util.spec_from_file_location("s3", os.environ["RGW_S3"])
+		s3 = importlib.util.module_from_spec(spec)
+		spec.loader.exec_module(s3)
+		endpoint, bucket, prefix = sys.argv[1:4]
+		r = s3.request("GET", f"{endpoint.rstrip('/')}/{bucket}/?list-type=2&prefix=" +
+		               urllib.parse.quote(prefix, safe=""))
+		body = r.read()
+		if r.status // 100 != 2:
+		    sys.exit(f"list: HTTP {r.status}: {body[:300]!r}")
+		ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+		for c in ET.fromstring(body).iter(ns + "Contents"):
+		    print(c.findtext(ns + "Key"))
+	EOF
+	)
+	[ -z "$objects" ] || fail "$what: objects of the cancelled backup stay: $objects"
+	no_snapship_snapshots "$TEST_BTRFS"
+	[ -z "$(ls -A "$state/journal" 2>/dev/null)" ] || fail "$what: journal entries left"
+	"${S[@]}" list --from "$store" 2>&1 | grep -q "no backups of" || fail "$what: list shows a backup"
+}
+s3_nothing_left "SIGTERM"
+
+# ---- ^C on a terminal (the tty driver sends SIGINT) mid multipart upload ----
+
+cat >"$rules" <<'JSON'
+[{"method": "PUT", "regex": "[?&]partNumber=2(&|$)", "action": "stall", "seconds": 60}]
+JSON
+: >"$plog"
+res=$(python3 - "$plog" "$TEST_TMP/tty.out" "${S[@]}" backup "$part" --to "$store" <<'EOF'
+import os, pty, select, sys, time
+plog, out, *args = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(args[0], args)
+buf = b""
+deadline = time.monotonic() + 60
+held = False
+while time.monotonic() < deadline:
+    try:
+        held = '"action": "stall"' in open(plog).read()
+    except OSError:
+        pass
+    if held:
+        break
+    r, _, _ = select.select([fd], [], [], 0.05)
+    if r:
+        try:
+            buf += os.read(fd, 65536)
+        except OSError:
+            break
+time.sleep(0.5)
+t0 = time.monotonic()
+os.write(fd, b"\x03")
+while True:
+    try:
+        chunk = os.read(fd, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    buf += chunk
+_, st = os.waitpid(pid, 0)
+open(out, "wb").write(buf)
+print(os.waitstatus_to_exitcode(st), "%.2f" % (time.monotonic() - t0), int(held))
 EOF
 )
-[ -z "$objects" ] || fail "objects of the cancelled backup stay: $objects"
-no_snapship_snapshots "$TEST_BTRFS"
-[ -z "$(ls -A "$state/journal" 2>/dev/null)" ] || fail "journal entries left"
-"${S[@]}" list --from "$store" 2>&1 | grep -q "no backups of" || fail "list shows a backup"
+read -r rc secs held <<<"$res"
+echo '[]' >"$rules"
+echo "-- ^C on a pty mid multipart upload: exit $rc after ${secs}s: $(tr -d '\r' <"$TEST_TMP/tty.out")"
+[ "$held" = 1 ] || fail "^C: the upload never reached part 2 (rules did not match?)"
+[ "$rc" = 130 ] || fail "^C: exit $rc, expected 130"
+python3 -c "import sys; sys.exit(float(sys.argv[1]) > 30)" "$secs" ||
+	fail "^C: took ${secs}s to stop: the held part was waited for"
+grep -qE "interrupted \(SIGINT\): backup of ss-part cancelled in its upload phase: .*snapshot released; nothing committed" "$TEST_TMP/tty.out" ||
+	fail "^C: the line does not say what was undone"
+s3_nothing_left "^C"
 
 # ---- restore and verify --deep with a data read held back: stop at once -----
 
