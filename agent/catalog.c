@@ -649,6 +649,21 @@ void catalog_list_free(struct catalog_list *list)
 	memset(list, 0, sizeof(*list));
 }
 
+int catalog_cmp_age(const struct manifest *a, const struct manifest *b)
+{
+	/* ids of one second differ only in their random tail: the snapshot
+	 * time says which came first; the id keeps the order total */
+	int64_t ta = catalog_id_time(a->backup_id), tb = catalog_id_time(b->backup_id);
+	int c;
+
+	if (ta != tb)
+		return ta < tb ? -1 : 1;
+	if (a->snap_time_ns != b->snap_time_ns)
+		return a->snap_time_ns < b->snap_time_ns ? -1 : 1;
+	c = strcmp(a->backup_id, b->backup_id);
+	return (c > 0) - (c < 0);
+}
+
 const struct manifest *catalog_find(const struct catalog_list *list,
 				    const char *partition, const char *id)
 {
@@ -661,7 +676,7 @@ const struct manifest *catalog_find(const struct catalog_list *list,
 			continue;
 		if (id && !strcmp(m->backup_id, id))
 			return m;
-		if (!id && (!best || strcmp(m->backup_id, best->backup_id) > 0))
+		if (!id && (!best || catalog_cmp_age(m, best) > 0))
 			best = m;
 	}
 	return best;

@@ -164,6 +164,9 @@ void catalog_hosts_free(struct catalog_hosts *hosts);
 const char *catalog_other_hosts(struct store *store, const char *prefix,
 				const char *host, char *buf, size_t len);
 
+/* Which backup is newer: <0 when a was taken before b, >0 after (the id's
+ * time, then the snapshot time in ns, then the id: a total order). */
+int catalog_cmp_age(const struct manifest *a, const struct manifest *b);
 /* Find id (or the latest when id is NULL) in a list; NULL if absent. */
 const struct manifest *catalog_find(const struct catalog_list *list,
 				    const char *partition, const char *id);

@@ -46,13 +46,13 @@ const char *status_geo_word(const struct regions *rs, const struct geo_state *gs
 	return geo_summary(gs, util_now_unix_ns());
 }
 
-/* qsort order of manifests: partition, then id (oldest first) */
+/* qsort order of manifests: partition, then age (oldest first) */
 static int by_partition(const void *a, const void *b)
 {
 	const struct manifest *x = a, *y = b;
 	int c = strcmp(x->partition, y->partition);
 
-	return c ? c : strcmp(x->backup_id, y->backup_id);
+	return c ? c : catalog_cmp_age(x, y);
 }
 
 const char *status_state_name(enum status_state st)

@@ -480,6 +480,31 @@ static void test_hosts(void **state)
 	store_free(s);
 }
 
+/* Two backups of one second: the newer is the one taken later, whatever
+ * the random tails of their ids say (status and "latest" used to take the
+ * greater id). */
+static void test_newest_same_second(void **state)
+{
+	struct manifest m[3] = { 0 };
+	struct catalog_list list = { .m = m, .n = 3 };
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		m[i].partition = (char *)"p";
+	strcpy(m[0].backup_id, "20261124T110000Z-ffffff");   /* first of the second */
+	m[0].snap_time_ns = 1795518000000000000 + 100;
+	strcpy(m[1].backup_id, "20261124T110000Z-000000");   /* later, smaller tail */
+	m[1].snap_time_ns = 1795518000000000000 + 900000000;
+	strcpy(m[2].backup_id, "20261124T105959Z-ffffff");   /* a second before */
+	m[2].snap_time_ns = 1795517999000000000;
+	assert_true(catalog_cmp_age(&m[0], &m[1]) < 0);
+	assert_true(catalog_cmp_age(&m[1], &m[0]) > 0);
+	assert_true(catalog_cmp_age(&m[2], &m[0]) < 0);
+	assert_int_equal(catalog_cmp_age(&m[1], &m[1]), 0);
+	assert_ptr_equal(catalog_find(&list, "p", NULL), &m[1]);
+	assert_ptr_equal(catalog_find(&list, NULL, NULL), &m[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -493,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_manifest_hostile_types),
 		cmocka_unit_test(test_list_skips_bad),
 		cmocka_unit_test(test_hosts),
+		cmocka_unit_test(test_newest_same_second),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
