@@ -31,6 +31,9 @@ host = $HOST
 interval = $1
 jitter = 0
 ${3:+max_read_rate = $3}
+# keep every backup: this test counts them
+[retention]
+keep_last = 1000
 [partition $2]
 path = $TEST_BTRFS/$2
 [region east]
