@@ -97,7 +97,7 @@ sleep 3
 t0=$(date +%s.%N)
 kill -TERM "$AGENT_PID"
 rc=0
-timeout 60 tail --pid="$AGENT_PID" -f /dev/null || fail "the agent did not stop within 60 s of SIGTERM"
+timeout 60 tail -s 0.05 --pid="$AGENT_PID" -f /dev/null || fail "the agent did not stop within 60 s of SIGTERM"
 wait "$AGENT_PID" || rc=$?
 AGENT_PID=""
 took=$(echo "$t0 $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
