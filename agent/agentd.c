@@ -156,8 +156,11 @@ static int take_host_lock(struct agent *a)
 	}
 }
 
-/* Recovery: our leftover snapshots, unfinished uploads and manifest-less
- * objects, then pending prunes; the host lock is held. */
+/* Recovery: our leftover snapshots, pending prunes (a half-done one
+ * finished and said as such), then unfinished uploads and manifest-less
+ * objects (after the prunes: else a backup whose prune was cut short after
+ * its manifest would be swept and said as an unfinished upload); the host
+ * lock is held. */
 static void recover(struct agent *a, struct regions *rs,
 		    const struct cfg_partition **parts, size_t n)
 {
@@ -169,7 +172,6 @@ static void recover(struct agent *a, struct regions *rs,
 		log_warn("recovering leftover snapshots: %s", err.msg);
 	else if (removed)
 		log_warn("recovery: removed %u snapshot(s) left behind by an interrupted run", removed);
-	clean_regions(rs, host);   /* says what it removed */
 	for (size_t i = 0; i < n && !signals_stop(); i++) {
 		struct prune_opts po = { .dry_run = false };
 		struct prune_report rep;
@@ -178,11 +180,16 @@ static void recover(struct agent *a, struct regions *rs,
 			log_warn("prune of %s: %s", parts[i]->name, err.msg);
 			continue;
 		}
+		if (rep.nfinished)
+			log_warn("recovery: prune of %s finished %zu deletion(s) an earlier run left half-done",
+				 parts[i]->name, rep.nfinished);
 		if (rep.deleted || rep.pending)
 			log_info("recovery: prune of %s deleted %zu backup(s), %zu deletion(s) pending",
 				 parts[i]->name, rep.deleted, rep.pending);
 		prune_report_clear(&rep);
 	}
+	if (!signals_stop())
+		clean_regions(rs, host);   /* says what it removed */
 }
 
 /* The newest committed backup of every partition from the store. */

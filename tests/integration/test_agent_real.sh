@@ -317,4 +317,37 @@ grep -q "cancelling the backup of big (in its upload phase)" "$TEST_TMP/run2.log
 	fail "files of the cancelled backup of big left: $(find "$ST/$HOST" -path "*/big/*" -type f)"
 no_snapship_snapshots "$TEST_BTRFS"
 echo "  $pings WATCHDOG=1 during the backup; nothing of it left"
+
+# ---- kill -9 mid-prune (after a deletion's manifests, before its objects) --
+KP=$(mk_subvol kp)
+echo data >"$KP/f"
+conf "$C" 1s 1 "" kp
+"$SNAPSHIP" --config "$C" agent --once 2>"$TEST_TMP/kp1.log" || fail "first backup of kp: $(cat "$TEST_TMP/kp1.log")"
+dirs() { find "$ST/$HOST/kp" -mindepth 1 -maxdepth 1 -printf '%f\n'; }
+first=$(dirs)
+sleep 1.1   # kp due again
+rc=0
+SNAPSHIP_FAULT=prune.crash timeout 120 "$SNAPSHIP" --config "$C" agent --once 2>"$TEST_TMP/kp2.log" || rc=$?
+[ "$rc" -eq 137 ] || fail "the agent was not killed in its prune (exit $rc): $(tail -3 "$TEST_TMP/kp2.log")"
+[ -d "$ST/$HOST/kp/$first" ] || fail "the kill did not leave $first half-pruned (the test did not kill mid-prune)"
+[ ! -f "$ST/$HOST/kp/$first/manifest.json" ] || fail "kill -9 mid-prune: $first still has its manifest"
+"$SNAPSHIP" --config "$C" --json list kp >"$TEST_TMP/kp.json" || fail "list after the kill failed"
+python3 -c 'import json, sys; ids = [b["backup_id"] for b in json.load(open(sys.argv[1]))]; sys.exit(0 if len(ids) == 1 and sys.argv[2] not in ids else 1)' \
+	"$TEST_TMP/kp.json" "$first" || fail "after a kill mid-prune list shows: $(cat "$TEST_TMP/kp.json")"
+conf "$C" 1h 1 "" kp   # nothing due: only the recovery runs
+"$SNAPSHIP" --config "$C" agent --once 2>"$TEST_TMP/kp3.log" || fail "the round after the kill failed: $(cat "$TEST_TMP/kp3.log")"
+[ ! -e "$ST/$HOST/kp/$first" ] || fail "the restart did not finish the half-done prune of $first: $(find "$ST/$HOST/kp/$first") $(cat "$TEST_TMP/kp3.log")"
+grep -q "recovery: prune of kp finished 1 deletion(s) an earlier run left half-done" "$TEST_TMP/kp3.log" ||
+	fail "the restart does not say it finished the prune: $(cat "$TEST_TMP/kp3.log")"
+! grep -q "unfinished upload" "$TEST_TMP/kp3.log" ||
+	fail "the restart calls the half-pruned backup unfinished uploads: $(cat "$TEST_TMP/kp3.log")"
+[ "$(dirs | wc -l)" -eq 1 ] || fail "kp: $(dirs)"
+conf "$C" 1s 1 "" kp
+sleep 1.1
+"$SNAPSHIP" --config "$C" agent --once 2>"$TEST_TMP/kp4.log" || fail "the next backup after the kill failed: $(cat "$TEST_TMP/kp4.log")"
+[ "$(find "$ST/$HOST/kp" -name manifest.json | wc -l)" -eq 1 ] ||
+	fail "after the next backup with keep_last = 1: $(dirs)"
+[ "$(dirs | wc -l)" -eq 1 ] || fail "after the next backup with keep_last = 1: $(dirs)"
+no_snapship_snapshots "$TEST_BTRFS"
+echo "kill -9 mid-prune: the half-pruned backup never listed, its deletion finished at the restart, the next backup ok"
 echo PASS
