@@ -156,8 +156,11 @@ static int take_host_lock(struct agent *a)
 	}
 }
 
-/* Recovery: our leftover snapshots, unfinished uploads and manifest-less
- * objects, then pending prunes; the host lock is held. */
+/* Recovery: our leftover snapshots, pending prunes (a half-done one
+ * finished and said as such), then unfinished uploads and manifest-less
+ * objects (after the prunes: else a backup whose prune was cut short after
+ * its manifest would be swept and said as an unfinished upload); the host
+ * lock is held. */
 static void recover(struct agent *a, struct regions *rs,
 		    const struct cfg_partition **parts, size_t n)
 {
@@ -169,7 +172,6 @@ static void recover(struct agent *a, struct regions *rs,
 		log_warn("recovering leftover snapshots: %s", err.msg);
 	else if (removed)
 		log_warn("recovery: removed %u snapshot(s) left behind by an interrupted run", removed);
-	clean_regions(rs, host);   /* says what it removed */
 	for (size_t i = 0; i < n && !signals_stop(); i++) {
 		struct prune_opts po = { .dry_run = false };
 		struct prune_report rep;
@@ -178,11 +180,16 @@ static void recover(struct agent *a, struct regions *rs,
 			log_warn("prune of %s: %s", parts[i]->name, err.msg);
 			continue;
 		}
+		if (rep.nfinished)
+			log_warn("recovery: prune of %s finished %zu deletion(s) an earlier run left half-done",
+				 parts[i]->name, rep.nfinished);
 		if (rep.deleted || rep.pending)
 			log_info("recovery: prune of %s deleted %zu backup(s), %zu deletion(s) pending",
 				 parts[i]->name, rep.deleted, rep.pending);
 		prune_report_clear(&rep);
 	}
+	if (!signals_stop())
+		clean_regions(rs, host);   /* says what it removed */
 }
 
 /* The newest committed backup of every partition from the store. */
@@ -244,6 +251,82 @@ static void write_metrics(struct agent *a, const struct cfg_partition **parts, s
 	free(due);
 }
 
+struct round_ctx {
+	struct agent *a;
+	struct regions *rs;
+	const struct cfg_partition **parts;
+	size_t n;
+	int ret;
+};
+
+static void metrics_task(void *arg)
+{
+	struct round_ctx *r = arg;
+
+	write_metrics(r->a, r->parts, r->n);
+}
+
+/* ------------------------------------------ work off the main loop */
+
+/*
+ * Store work (listings, prunes, uploads) can take minutes when a region is
+ * slow; the main loop must keep pinging the watchdog and answering signals
+ * meanwhile.  task_run runs fn(ctx) in a thread (SIGINT/SIGTERM/SIGHUP
+ * blocked there: they go to the main loop, which cancels through the
+ * cancel hooks) and waits for it in the main loop, calling tick(ctx) at
+ * every wake-up (at least once a second).  Returns 0, or -errno when the
+ * thread could not be started (fn not run).
+ */
+struct task {
+	void (*fn)(void *ctx);
+	void *ctx;
+	int done[2];              /* written when fn is over */
+};
+
+static void *task_main(void *arg)
+{
+	struct task *t = arg;
+	sigset_t set;
+	char c = 1;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	t->fn(t->ctx);
+	if (write(t->done[1], &c, 1) < 0)
+		log_debug("cannot wake the main loop: %s", strerror(errno));
+	return NULL;
+}
+
+static int task_run(void (*fn)(void *), void (*tick)(void *), void *ctx)
+{
+	struct task t = { .fn = fn, .ctx = ctx };
+	pthread_t th;
+	int ret;
+
+	if (pipe2(t.done, O_CLOEXEC))
+		return -errno;
+	ret = pthread_create(&th, NULL, task_main, &t);
+	if (ret)
+		goto out_close;
+	for (;;) {
+		struct pollfd p = { .fd = t.done[0], .events = POLLIN };
+
+		if (poll(&p, 1, 0) == 1)
+			break;
+		if (tick)
+			tick(ctx);
+		wait_events(tick_ms(1000), t.done[0]);
+	}
+	pthread_join(th, NULL);
+out_close:
+	close(t.done[0]);
+	close(t.done[1]);
+	return -ret;
+}
+
 /* ---------------------------------------------------- one backup */
 
 struct job {
@@ -256,7 +339,8 @@ struct job {
 	struct backup_result res;
 	struct err err;
 	int ret;
-	int done[2];              /* written when the backup is over */
+	double t0;                /* monotonic start */
+	bool told;                /* the stop's cancellation said */
 };
 
 static void job_phase(void *ctx, const char *name)
@@ -266,63 +350,59 @@ static void job_phase(void *ctx, const char *name)
 	atomic_store(&j->phase, name);
 }
 
-static void *job_main(void *arg)
+static void job_main(void *arg)
 {
 	struct job *j = arg;
-	sigset_t set;
-	char c = 1;
 
-	/* signals go to the main loop, which cancels through bo.cancelled */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	j->bo.phase_ctx = j;
 	j->ret = backup_partition(j->cfg, j->p, j->rs, j->host, &j->bo, &j->res, &j->err);
-	if (write(j->done[1], &c, 1) < 0)
-		log_debug("cannot wake the main loop: %s", strerror(errno));
-	return NULL;
+}
+
+static void job_tick(void *arg)
+{
+	struct job *j = arg;
+	char b[32];
+
+	if (signals_stop() && !j->told) {
+		log_info("stop requested: cancelling the backup of %s (in its %s phase)",
+			 j->p->name, atomic_load(&j->phase));
+		j->told = true;
+	}
+	notify_status("backing up %s (%s, %s)", j->p->name, atomic_load(&j->phase),
+		      fmt_in((int64_t)(util_now_mono() - j->t0), b, sizeof(b)));
 }
 
 /* Run j's backup in a thread while the main loop answers signals and the
  * watchdog; j->ret as backup_partition's. */
 static void job_run(struct job *j)
 {
-	pthread_t t;
-	double t0 = util_now_mono();
-	bool told = false;
-	char b[32];
 	int ret;
 
-	if (pipe2(j->done, O_CLOEXEC)) {
-		j->ret = err_set(&j->err, -errno, "cannot start the backup: %s", strerror(errno));
-		return;
-	}
-	ret = pthread_create(&t, NULL, job_main, j);
-	if (ret) {
-		j->ret = err_set(&j->err, -ret, "cannot start the backup thread: %s", strerror(ret));
-		goto out_close;
-	}
-	for (;;) {
-		struct pollfd p = { .fd = j->done[0], .events = POLLIN };
-
-		if (poll(&p, 1, 0) == 1)
-			break;
-		if (signals_stop() && !told) {
-			log_info("stop requested: cancelling the backup of %s (in its %s phase)",
-				 j->p->name, atomic_load(&j->phase));
-			told = true;
-		}
-		notify_status("backing up %s (%s, %s)", j->p->name, atomic_load(&j->phase),
-			      fmt_in((int64_t)(util_now_mono() - t0), b, sizeof(b)));
-		wait_events(tick_ms(1000), j->done[0]);
-	}
-	pthread_join(t, NULL);
-out_close:
-	close(j->done[0]);
-	close(j->done[1]);
+	j->t0 = util_now_mono();
+	ret = task_run(job_main, job_tick, j);
+	if (ret)
+		j->ret = err_set(&j->err, ret, "cannot start the backup thread: %s",
+				 strerror(-ret));
 }
+
+/* fn(ctx) off the main loop (task_run) with STATUS=status; run here when
+ * no thread can be started (the watchdog then waits). */
+static void off_loop(void (*fn)(void *), void *ctx, const char *status)
+{
+	int ret;
+
+	notify_status("%s", status);
+	ret = task_run(fn, NULL, ctx);
+	if (ret) {
+		log_debug("cannot start a thread (%s): %s in the main loop", strerror(-ret), status);
+		fn(ctx);
+	}
+}
+
+struct part_ctx {
+	struct agent *a;
+	const struct cfg_partition *p;
+};
 
 /* After a successful backup: the retention policy (host lock held). */
 static void prune_after(struct agent *a, const struct cfg_partition *p)
@@ -339,6 +419,13 @@ static void prune_after(struct agent *a, const struct cfg_partition *p)
 		log_info("prune of %s: %zu kept, %zu deleted, %zu deletion(s) pending",
 			 p->name, rep.kept, rep.deleted, rep.pending);
 	prune_report_clear(&rep);
+}
+
+static void prune_after_task(void *arg)
+{
+	struct part_ctx *c = arg;
+
+	prune_after(c->a, c->p);
 }
 
 /* One due backup of p, under the host lock; updates st. */
@@ -378,7 +465,7 @@ static void backup_one(struct agent *a, struct regions *rs, const struct cfg_par
 			 util_now_mono() - t0);
 		st->fails = 0;
 		st->newest = j.res.m.snap_time_ns / 1000000000;
-		prune_after(a, p);
+		off_loop(prune_after_task, &(struct part_ctx){ .a = a, .p = p }, "pruning");
 	}
 	hostlock_release(lockfd);
 	if (runrec_note(a->cfg->state_dir, a->o->host, p->name, j.ret,
@@ -391,29 +478,36 @@ static void backup_one(struct agent *a, struct regions *rs, const struct cfg_par
 
 /* ---------------------------------------------------- the loop */
 
-/* Recovery and the newest backups, under the host lock: 0, or -1 (said,
- * the round ends). */
+/* The regions, recovery and the newest backups (off the main loop). */
+static void round_task(void *arg)
+{
+	struct round_ctx *r = arg;
+	struct err err = { 0 };
+
+	if (geo_regions_open(r->a->cfg, NULL, NULL, NULL, false, r->rs, &err)) {
+		log_error("%s; retrying next round", err.msg);
+		r->ret = -1;
+		return;
+	}
+	recover(r->a, r->rs, r->parts, r->n);
+	r->ret = load_newest(r->a, r->rs, r->parts, r->n);
+	if (r->ret)
+		geo_regions_free(r->rs);
+}
+
+/* Recovery and the newest backups, under the host lock: 0 (*rs open), or
+ * -1 (said, the round ends). */
 static int round_start(struct agent *a, struct regions *rs,
 		       const struct cfg_partition **parts, size_t n)
 {
-	struct err err = { 0 };
-	int lockfd, ret;
+	struct round_ctx r = { .a = a, .rs = rs, .parts = parts, .n = n };
+	int lockfd = take_host_lock(a);
 
-	if (geo_regions_open(a->cfg, NULL, NULL, NULL, false, rs, &err)) {
-		log_error("%s; retrying next round", err.msg);
+	if (lockfd < 0)
 		return -1;
-	}
-	lockfd = take_host_lock(a);
-	if (lockfd < 0) {
-		geo_regions_free(rs);
-		return -1;
-	}
-	recover(a, rs, parts, n);
-	ret = load_newest(a, rs, parts, n);
+	off_loop(round_task, &r, "recovering and listing backups");
 	hostlock_release(lockfd);
-	if (ret)
-		geo_regions_free(rs);
-	return ret;
+	return r.ret;
 }
 
 /* One round: discovery, recovery, the schedule, the due backups. */
@@ -436,7 +530,6 @@ static void agent_round(struct agent *a)
 	}
 	for (size_t i = 0; i < a->nps; i++)
 		a->ps[i].seen = false;
-	notify_status("recovering and listing backups");
 	if (round_start(a, &rs, parts, n)) {
 		a->failed = true;
 		free(parts);
@@ -449,7 +542,8 @@ static void agent_round(struct agent *a)
 			continue;
 		backup_one(a, &rs, parts[i], st);
 		next_due(a, parts[i], st, now_s());
-		write_metrics(a, parts, n);
+		off_loop(metrics_task, &(struct round_ctx){ .a = a, .parts = parts, .n = n },
+			 "writing the metrics");
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct part_state *st = state_of(a, parts[i]->name);
@@ -457,7 +551,8 @@ static void agent_round(struct agent *a)
 		if (st)
 			next_due(a, parts[i], st, now_s());
 	}
-	write_metrics(a, parts, n);
+	off_loop(metrics_task, &(struct round_ctx){ .a = a, .parts = parts, .n = n },
+		 "writing the metrics");
 	geo_regions_free(&rs);
 	free(parts);
 }

@@ -5,12 +5,14 @@
 /*
  * snapship agent: the daemon (design §9).  One per host (the agent lock in
  * the state dir).  At start and every round: discovery, recovery
- * (leftover snapshots, unfinished uploads and manifest-less objects,
- * pending prunes), the newest committed backup of every partition from the
- * store, schedule_next_due, then the due backups one at a time, each under
- * the host lock and in a thread of its own so that the main loop keeps
- * answering signals and the watchdog; a success is followed by
- * prune_partition; every attempt by runrec_note and metrics_write.  A
+ * (leftover snapshots, pending and half-done prunes, then unfinished
+ * uploads and manifest-less objects), the newest committed backup of every
+ * partition from the store, schedule_next_due, then the due backups one at
+ * a time, each under the host lock; a success is followed by
+ * prune_partition; every attempt by runrec_note and metrics_write.  All
+ * store work (recovery, listings, backups, prunes, the metrics' listing)
+ * runs in a thread while the main loop keeps answering signals and pinging
+ * the watchdog, also when a region is slow to answer.  A
  * failed backup is retried with a backoff, never more often than every
  * 30s and at most an interval later; the agent never exits on one.
  * SIGTERM/SIGINT cancel the running backup and stop (exit 0: a clean

@@ -51,6 +51,9 @@
 
 static bool interrupt_said;   /* a command printed its "interrupted" line */
 static char last_interrupt[ERR_MSG_MAX + 64];   /* that line */
+/* the command's exit status already says a stop: the agent, whose SIGTERM
+ * is its clean stop (exit 0; 128 + sig for --once) */
+static bool stop_is_own;
 
 /* A command stopped by a signal: one line saying what it undid or left
  * (err), the exit status 128 + the signal. */
@@ -642,6 +645,7 @@ static int cmd_agent(struct cli *c, int argc, char **argv)
 	/* the daemon's log says what it does */
 	if (log_get_level() == LOG_WARN)
 		log_set_level(LOG_INFO);
+	stop_is_own = true;
 	return agent_run(&c->cfg, &ao);
 }
 
@@ -766,7 +770,9 @@ int main(int argc, char **argv)
 		rc = run_command(&c, cmd, argc, argv);
 	/* stopped at a safe point that had nothing to say, or finished
 	 * anyway: still the signal's exit status */
-	if (signals_stop() && !interrupt_said) {
+	if (stop_is_own) {
+		/* rc as the command decided */
+	} else if (signals_stop() && !interrupt_said) {
 		struct err e = { 0 };
 
 		err_set(&e, -ECANCELED, "%s stopped%s", cmd,

@@ -45,6 +45,8 @@ conf() {
 			"$STATE" "$HOST" "$iv"
 		[ -z "${DISCOVER:-}" ] || printf 'discover = %s\n' "$DISCOVER"
 		[ -z "${READ_RATE:-}" ] || printf 'max_read_rate = %s\n' "$READ_RATE"
+		# keep every backup: this test counts them (retention: test_agent_real)
+		printf '[retention]\nkeep_last = 1000\n'
 		for p in "$@"; do
 			printf '[partition %s]\npath = %s\n' "$p" "$TEST_BTRFS/$p"
 		done

@@ -20,7 +20,15 @@ BIG=$(mk_subvol sbig)
 "$GENDATA" "$BIG" --json-bytes 48M --json-file-size 8M --small-files 20 --dirs 2 --seed 5 >/dev/null
 C=$TEST_TMP/agent.conf
 AGENT_PID=""
-trap '[ -z "$AGENT_PID" ] || { kill -KILL "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null; } || true' EXIT
+PROXY="" LISTENER=""
+cleanup() {
+	local p
+	for p in $AGENT_PID $PROXY $LISTENER; do
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
 
 # conf INTERVAL PARTITION [READ_RATE]
 conf() {
@@ -31,11 +39,14 @@ host = $HOST
 interval = $1
 jitter = 0
 ${3:+max_read_rate = $3}
+# keep every backup: this test counts them
+[retention]
+keep_last = 1000
 [partition $2]
 path = $TEST_BTRFS/$2
 [region east]
 store = s3
-endpoint = $RGW_EAST_ENDPOINT
+endpoint = ${ENDPOINT:-$RGW_EAST_ENDPOINT}
 bucket = $RGW_BUCKET
 prefix = $prefix
 sigv4_region = $RGW_REGION
@@ -94,7 +105,7 @@ sleep 3
 t0=$(date +%s.%N)
 kill -TERM "$AGENT_PID"
 rc=0
-timeout 60 tail --pid="$AGENT_PID" -f /dev/null || fail "the agent did not stop within 60 s of SIGTERM"
+timeout 60 tail -s 0.05 --pid="$AGENT_PID" -f /dev/null || fail "the agent did not stop within 60 s of SIGTERM"
 wait "$AGENT_PID" || rc=$?
 AGENT_PID=""
 took=$(echo "$t0 $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
@@ -123,4 +134,43 @@ grep -q "removed [1-9][0-9]* unfinished upload" "$TEST_TMP/after.log" ||
 all_committed
 no_snapship_snapshots "$TEST_BTRFS"
 echo "kill -9 mid-upload to S3: cleaned up, next backup ok"
+
+# ---- a hanging listing: the watchdog is still pinged ----------------------
+# The round's listings (recovery, prune, the newest backups, the metrics)
+# run off the main loop: with the first listing held 10 s by the fault
+# proxy (then dropped, and retried), the agent under a 6 s watchdog must
+# ping at least every 6 s (it pings every 3 s), as systemd would else kill
+# it while a region is slow.
+echo '[{"method": "GET", "contains": "list-type=2", "nth": [1], "action": "stall", "seconds": 10}]' \
+	>"$TEST_TMP/rules.json"
+python3 "$SRC_DIR/tests/tools/s3proxy.py" --listen 127.0.0.1:0 --upstream "$RGW_EAST_ENDPOINT" \
+	--rules "$TEST_TMP/rules.json" --log "$TEST_TMP/proxy.log" --portfile "$TEST_TMP/proxy.port" \
+	2>"$TEST_TMP/proxy.err" &
+PROXY=$!
+SOCK=$TEST_TMP/notify.sock NLOG=$TEST_TMP/notify.log
+python3 - "$SOCK" "$NLOG" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as f:
+    while True:
+        for line in s.recv(65536).decode("utf-8", "replace").splitlines():
+            f.write("%.3f %s\n" % (time.time(), line))
+PY
+LISTENER=$!
+for _ in $(seq 50); do [ -s "$TEST_TMP/proxy.port" ] && [ -S "$SOCK" ] && break; sleep 0.1; done
+[ -s "$TEST_TMP/proxy.port" ] || fail "the fault proxy did not start: $(cat "$TEST_TMP/proxy.err")"
+[ -S "$SOCK" ] || fail "the notify listener did not bind $SOCK"
+ENDPOINT=http://127.0.0.1:$(cat "$TEST_TMP/proxy.port") conf 1h sp
+rc=0
+NOTIFY_SOCKET=$SOCK WATCHDOG_USEC=6000000 timeout 120 \
+	bash -c 'export WATCHDOG_PID=$$; exec "$@"' agent "$SNAPSHIP" --config "$C" agent --once \
+	2>"$TEST_TMP/slow.log" || rc=$?
+[ "$rc" -eq 0 ] || fail "the round with a slow listing failed ($rc): $(cat "$TEST_TMP/slow.log")"
+grep -q '"action": *"stall"' "$TEST_TMP/proxy.log" || fail "no listing was held (the test did not test): $(cat "$TEST_TMP/proxy.log")"
+gap=$(awk '$2 ~ /^(READY|WATCHDOG|STOPPING)=1$/ { if (t) { d = $1 - t; if (d > m) m = d } t = $1 }
+	END { printf "%.1f", m }' "$NLOG")
+echo "a listing held 10 s: the longest the watchdog went without a ping: ${gap}s (WATCHDOG_USEC = 6 s)"
+awk -v g="$gap" 'BEGIN { exit !(g < 6) }' ||
+	fail "the watchdog went ${gap}s without a ping during a slow listing (WatchdogSec 6 s): $(grep -v STATUS "$NLOG")"
 echo PASS
