@@ -384,6 +384,7 @@ static void status_run_json(json_t *o, const struct runrec *run)
 	json_object_set_new(o, "last_error", run->last_error ?
 			    json_string(run->last_error) : json_null());
 	json_object_set_new(o, "last_duration_seconds", any ? json_real(run->duration_s) : json_null());
+	json_object_set_new(o, "last_slowed_seconds", any ? json_real(run->slowed_s) : json_null());
 	json_object_set_new(o, "failures_total", json_integer((json_int_t)run->failures_total));
 }
 

@@ -8,6 +8,8 @@
 #   snapship  pgbench while `snapship backup` of the partition runs in a loop
 #             (the agent's defaults: low_impact = adaptive)
 #   off       the same with `[agent] low_impact = off` (fixed priorities only)
+#   cgroup    adaptive, watching the cluster's own cgroup (pressure_cgroup: the
+#             cluster is moved into a cgroup v2 of its own)
 #   peer      pgbench while `btrfs subvolume snapshot -r` + `tar | zstd -T0 -3`
 #             runs in a loop
 #
@@ -22,11 +24,9 @@
 #   DURATION=30      seconds of each pgbench run
 #   ROUNDS=3         interleaved rounds (each runs every mode once)
 #   CLIENTS=4        pgbench clients (and threads)
-#   MODES="alone snapship peer"
+#   MODES="alone snapship off cgroup peer"
 #   BENCH_DIR=/var/tmp   where the sparse loop image lives
 #   PG_PORT=54329    the private cluster's port (socket in a private dir)
-#   PRESSURE_CGROUP=1  put the cluster in its own cgroup (v2) and give snapship
-#                    `pressure_cgroup` (when the unified hierarchy is there)
 #
 # A backup loop keeps running after pgbench ends until its current backup
 # completes (so every round yields at least one backup wall time), then the
@@ -41,10 +41,9 @@ SCALE=${SCALE:-150}
 DURATION=${DURATION:-30}
 ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-4}
-MODES=${MODES:-alone snapship peer}
+MODES=${MODES:-alone snapship off cgroup peer}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 PG_PORT=${PG_PORT:-54329}
-PRESSURE_CGROUP=${PRESSURE_CGROUP:-0}
 PGBIN=/usr/lib/postgresql/15/bin
 
 die() { echo "bench_pg: $*" >&2; exit 1; }
@@ -72,6 +71,7 @@ MNT=$WORK/mnt
 SOCK=$WORK/sock
 LOOP=
 CG=
+MCG=
 LOOP_PID=
 PG_UP=0
 
@@ -90,9 +90,9 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_loop
 	[ "$PG_UP" = 1 ] && pg "$PGBIN/pg_ctl" -D "$MNT/pg" -m fast -w stop >/dev/null 2>&1
-	if [ -n "$CG" ] && [ -d "$CG" ]; then
-		rmdir "$CG" 2>/dev/null || true
-	fi
+	for d in "$CG" "$MCG"; do
+		[ -n "$d" ] && [ -d "$d" ] && { rmdir "$d" 2>/dev/null || true; }
+	done
 	if mountpoint -q "$MNT" 2>/dev/null; then
 		for s in "$MNT"/peer-snap "$MNT"/pg/.snapship*; do
 			[ -e "$s" ] && btrfs subvolume delete "$s" >/dev/null 2>&1
@@ -132,25 +132,33 @@ PGB=(pg pgbench -h "$SOCK" -p "$PG_PORT")
 
 # The database's own cgroup (v2), so the adaptive mode can watch its pressure
 # rather than the whole host's (which includes the backup's own stalls).
-CG_CONF=
-if [ "$PRESSURE_CGROUP" = 1 ] && [ -f /sys/fs/cgroup/unified/cgroup.procs ]; then
-	CG=/sys/fs/cgroup/unified/snapship-bench-pg.$$
+case " $MODES " in
+*" cgroup "*)
+	for u in /sys/fs/cgroup/unified /sys/fs/cgroup; do
+		[ -f "$u/cgroup.procs" ] && [ -f "$u/io.pressure" ] && { CG=$u/snapship-bench-pg.$$; break; }
+	done
+	[ -n "$CG" ] || die "mode cgroup: no cgroup v2 hierarchy with PSI (io.pressure)"
 	mkdir "$CG"
-	for p in $(head -1 "$MNT/pg/postmaster.pid") $(pgrep -P "$(head -1 "$MNT/pg/postmaster.pid")"); do
+	pm=$(head -1 "$MNT/pg/postmaster.pid")
+	for p in $pm $(pgrep -P "$pm"); do
 		echo "$p" >"$CG/cgroup.procs"
 	done
-	CG_CONF="pressure_cgroup = $CG"
-fi
+	;;
+esac
 
 log "pgbench -i -s $SCALE"
 "${PGB[@]}" -i -q -s "$SCALE" postgres >/dev/null 2>&1 || die "pgbench -i failed"
 DATA_BYTES=$(du -sb "$MNT/pg" | awk '{print $1}')
 log "partition: $((DATA_BYTES / 1048576)) MiB"
 
-printf '[agent]\nhost = bench\nstate_dir = %s\n%s\n[partition pg]\npath = %s\n' \
-	"$WORK/state" "$CG_CONF" "$MNT/pg" >"$WORK/adaptive.conf"
-printf '[agent]\nhost = bench\nstate_dir = %s\nlow_impact = off\n[partition pg]\npath = %s\n' \
-	"$WORK/state" "$MNT/pg" >"$WORK/off.conf"
+for m in snapship off cgroup; do
+	{
+		printf '[agent]\nhost = bench\nstate_dir = %s\n' "$WORK/state"
+		[ "$m" = off ] && echo "low_impact = off"
+		[ "$m" = cgroup ] && echo "pressure_cgroup = $CG"
+		printf '[partition pg]\npath = %s\n' "$MNT/pg"
+	} >"$WORK/$m.conf"
+done
 
 # --- backup loops (own process group; walls appended to a file) ------------
 snapship_loop() {   # CONF WALLS
@@ -183,8 +191,7 @@ peer_loop() {   # WALLS
 start_loop() {   # MODE WALLS
 	rm -f "$WORK/stop"
 	case $1 in
-	snapship) setsid bash -c "$(declare -f snapship_loop); WORK=$WORK MNT=$MNT SNAPSHIP=$SNAPSHIP snapship_loop $WORK/adaptive.conf $2" & ;;
-	off) setsid bash -c "$(declare -f snapship_loop); WORK=$WORK MNT=$MNT SNAPSHIP=$SNAPSHIP snapship_loop $WORK/off.conf $2" & ;;
+	snapship | off | cgroup) setsid bash -c "$(declare -f snapship_loop); WORK=$WORK MNT=$MNT SNAPSHIP=$SNAPSHIP snapship_loop $WORK/$1.conf $2" & ;;
 	peer) setsid bash -c "$(declare -f peer_loop); WORK=$WORK MNT=$MNT peer_loop $2" & ;;
 	esac
 	LOOP_PID=$!
@@ -250,9 +257,20 @@ PG_UP=0
 sync
 echo 3 >/proc/sys/vm/drop_caches
 mkdir -p "$MNT/store.cold"
+# the page cache the backup itself brings in is charged to a memory cgroup
+# (v1) of its own: other jobs on the host do not count
+if [ -f /sys/fs/cgroup/memory/cgroup.procs ]; then
+	MCG=/sys/fs/cgroup/memory/snapship-bench-pg.$$
+	mkdir "$MCG"
+fi
 cached0=$(awk '/^Cached:/ {print $2 * 1024}' /proc/meminfo)
-"$SNAPSHIP" --config "$WORK/adaptive.conf" backup pg --to "$MNT/store.cold" >/dev/null
+(
+	[ -n "$MCG" ] && echo "$BASHPID" >"$MCG/cgroup.procs"
+	exec "$SNAPSHIP" --config "$WORK/snapship.conf" backup pg --to "$MNT/store.cold" >/dev/null
+)
 cached1=$(awk '/^Cached:/ {print $2 * 1024}' /proc/meminfo)
+charged=-1
+[ -n "$MCG" ] && charged=$(awk '$1 == "cache" {print $2}' "$MCG/memory.stat")
 # the backup's own output (the store is on the same filesystem) is not the partition's data
 store_res=$(find "$MNT/store.cold" -type f -print0 | xargs -0 fincore -b -n -r -o RES 2>/dev/null |
 	awk '{s += $1} END {print s + 0}')
@@ -282,6 +300,9 @@ for m in $MODES; do
 done
 echo "runs (mode TPS p99_ms io_some% cpu_some%):"
 sed 's/^/  /' "$WORK/results"
-awk -v a="$cached0" -v b="$cached1" -v d="$DATA_BYTES" -v l="$live_res" -v s="$store_res" 'BEGIN {
-	printf "page cache after a cold backup: Cached +%.0f MiB, of which the store'"'"'s output %.0f MiB; the rest, %.0f MiB, is %.1f %% of the partition'"'"'s %.0f MiB (goal <= 5 %%; includes btrfs metadata and other jobs'"'"' cache); live files resident %.1f %%\n",
-		(b - a) / 1048576, s / 1048576, (b - a - s) / 1048576, (b - a - s) * 100 / d, d / 1048576, l * 100 / d}'
+awk -v a="$cached0" -v b="$cached1" -v d="$DATA_BYTES" -v l="$live_res" -v s="$store_res" -v c="$charged" 'BEGIN {
+	printf "page cache after a cold backup of the %.0f MiB partition (goal: <= 5 %% of it left behind):\n", d / 1048576
+	if (c >= 0)
+		printf "  charged to the backup'"'"'s memory cgroup: %.0f MiB, of which its output in the store %.0f MiB; the rest %.0f MiB = %.1f %% of the partition\n",
+			c / 1048576, s / 1048576, (c - s) / 1048576, (c - s) * 100 / d
+	printf "  host Cached grew %.0f MiB (other jobs included); the live files resident: %.1f %%\n", (b - a) / 1048576, l * 100 / d}'
