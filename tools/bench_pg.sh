@@ -20,7 +20,7 @@
 #   bash tools/bench_pg.sh [BUILD_DIR]          (needs root; make first)
 #
 # Environment:
-#   SCALE=150        pgbench -i -s SCALE (about 15 MiB per unit)
+#   SCALE=200        pgbench -i -s SCALE (5.5 GB with its WAL at 200)
 #   DURATION=30      seconds of each pgbench run
 #   ROUNDS=3         interleaved rounds (each runs every mode once)
 #   CLIENTS=4        pgbench clients (and threads)
@@ -37,7 +37,7 @@ set -euo pipefail
 B=${1:-build}
 SRC_DIR=$(cd "$(dirname "$0")/.." && pwd)
 SNAPSHIP=$SRC_DIR/$B/snapship
-SCALE=${SCALE:-150}
+SCALE=${SCALE:-200}
 DURATION=${DURATION:-30}
 ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-4}
@@ -167,7 +167,7 @@ snapship_loop() {   # CONF WALLS
 		i=$((i + 1))
 		mkdir -p "$MNT/store.$i"
 		t0=$(date +%s.%N)
-		"$SNAPSHIP" --config "$1" -q backup pg --to "$MNT/store.$i" >/dev/null ||
+		"$SNAPSHIP" --config "$1" backup pg --to "$MNT/store.$i" >/dev/null ||
 			{ echo "bench_pg: snapship backup failed (see above)" >&2; rm -rf "$MNT/store.$i"; return 0; }
 		t1=$(date +%s.%N)
 		echo "$t0 $t1" | awk '{printf "%.1f\n", $2 - $1}' >>"$2"
