@@ -113,8 +113,14 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 		fprintf(stderr, "\r\033[K");
 	if (ret)
 		goto out_free;
-	if (cfg->low_impact)
-		lowimpact_report(&li, partition, ps.throttled_s, util_now_mono() - pctx.t0);
+	if (cfg->low_impact) {
+		double wall = util_now_mono() - pctx.t0;
+
+		lowimpact_report(&li, partition, ps.throttled_s, wall);
+		if (ps.throttled_s >= 1 && cfg->interval > 0 && wall > (double)cfg->interval)
+			log_warn("%s: held back by the low-impact mode, reading took %.0f s, longer than the interval (%lld s): the next backup starts late; raise the interval, give a pressure_cgroup (the database's), or set low_impact = off",
+				 partition, wall, (long long)cfg->interval);
+	}
 	*slowed_s = ps.throttled_s;
 	ret = framer_finish(tc.framer, &fs, err);
 	if (ret)

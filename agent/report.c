@@ -332,6 +332,19 @@ static void status_failed_attempts(const struct status_result *res)
 	}
 }
 
+/* The partitions whose last backup the low-impact mode held back. */
+static void status_slowed(const struct status_result *res)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		const struct runrec *run = &res->rows[i].run;
+
+		if (run->last_rc || run->slowed_s < 1)
+			continue;
+		printf("%s: the last backup was held back %.0f s of %.0f s by the low-impact mode (the host or its pressure_cgroup was under pressure)\n",
+		       res->rows[i].partition, run->slowed_s, run->duration_s);
+	}
+}
+
 static void status_text(const char *host, const struct regions *rs, size_t used,
 			const struct status_result *res, bool any)
 {
@@ -357,6 +370,7 @@ static void status_text(const char *host, const struct regions *rs, size_t used,
 	if (!any)
 		printf("(no backups yet)\n");
 	status_failed_attempts(res);
+	status_slowed(res);
 	if (!res->not_ok) {
 		printf("all %zu partition(s) ok\n", res->n);
 		return;

@@ -57,6 +57,9 @@ grep -q "the low-impact mode held the backup back" "$TEST_TMP/out1" ||
 s1=$(slowed "$TEST_TMP/s1")
 python3 -c "import sys; sys.exit(0 if float('$s1') > 0 else 1)" ||
 	fail "last_slowed_seconds is $s1 after a backup held at the floor"
+"$SNAPSHIP" --config "$TEST_TMP/li.conf" status --from "$TEST_TMP/s1" >"$TEST_TMP/st1" 2>&1 || true
+grep -q "^li: the last backup was held back" "$TEST_TMP/st1" ||
+	fail "status does not say the backup was held back: $(cat "$TEST_TMP/st1")"
 echo "under pressure: wall $(echo "$t0 $t1" | awk '{printf "%.1f", $2 - $1}') s, slowed $s1 s"
 "$SNAPSHIP" --config "$TEST_TMP/li.conf" restore li --from "$TEST_TMP/s1" --to "$TEST_BTRFS/li-r" \
 	>"$TEST_TMP/out" 2>&1 || fail "restore failed: $(cat "$TEST_TMP/out")"
