@@ -98,6 +98,11 @@ bench: deps
 	$(MAKE) all
 	bash tools/bench.sh $(B)
 
+# the impact of a backup on a live PostgreSQL under pgbench (issue 12)
+bench-pg: deps
+	$(MAKE) all
+	bash tools/bench_pg.sh $(B)
+
 # ---- fuzzing: libFuzzer targets for every parser of store data, built with
 # clang under ASan+UBSan into their own directory (tests/fuzz/README.md)
 FUZZ_CC ?= clang
@@ -159,7 +164,7 @@ uninstall:
 clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
-.PHONY: all unit lint deps check demo bench install uninstall clean fuzz fuzz-build
+.PHONY: all unit lint deps check demo bench bench-pg install uninstall clean fuzz fuzz-build
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

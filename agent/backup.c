@@ -10,6 +10,7 @@
 #include "agent/geo.h"
 #include "agent/hooks.h"
 #include "agent/index.h"
+#include "agent/lowimpact.h"
 #include "common/err.h"
 #include "common/fault.h"
 #include "common/log.h"
@@ -70,11 +71,12 @@ static void show_progress(void *ctx, uint64_t bytes, uint64_t entries)
 static int stream_snapshot(const struct config *cfg, const char *root,
 			   struct sink *data, struct sink *index,
 			   struct manifest *m, const struct backup_opts *bo,
-			   const char *partition, struct err *err)
+			   const char *partition, double *slowed_s, struct err *err)
 {
 	struct framer_opts fo = {
 		.level = cfg->compression_level,
 		.frame_size = (size_t)cfg->frame_size,
+		.cpu_priority = cfg->cpu_priority,
 	};
 	struct pack_opts po = {
 		.max_read_rate = cfg->max_read_rate,
@@ -82,6 +84,7 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 		.cancelled = bo->cancelled ? pack_cancelled : NULL,
 		.cancel_ctx = (void *)bo,
 	};
+	struct lowimpact li;
 	struct progress_ctx pctx = { .partition = partition, .t0 = util_now_mono() };
 	struct index_writer *iw = NULL;
 	struct tar_ctx tc = { .bo = bo };
@@ -94,6 +97,11 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 		po.progress = show_progress;
 		po.progress_ctx = &pctx;
 	}
+	if (cfg->low_impact) {
+		lowimpact_init(&li, cfg->pressure_cgroup);
+		po.throttle = lowimpact_throttle;
+		po.throttle_ctx = &li;
+	}
 	ret = framer_new(&fo, sink_write, data, &tc.framer, err);
 	if (ret)
 		return ret;
@@ -105,6 +113,15 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 		fprintf(stderr, "\r\033[K");
 	if (ret)
 		goto out_free;
+	if (cfg->low_impact) {
+		double wall = util_now_mono() - pctx.t0;
+
+		lowimpact_report(&li, partition, ps.throttled_s, wall);
+		if (ps.throttled_s >= 1 && cfg->interval > 0 && wall > (double)cfg->interval)
+			log_warn("%s: held back by the low-impact mode, reading took %.0f s, longer than the interval (%lld s): the next backup starts late; raise the interval, give a pressure_cgroup (the database's), or set low_impact = off",
+				 partition, wall, (long long)cfg->interval);
+	}
+	*slowed_s = ps.throttled_s;
 	ret = framer_finish(tc.framer, &fs, err);
 	if (ret)
 		goto out_free;
@@ -477,7 +494,7 @@ static int phase_upload(struct backup_run *r, struct err *err)
 		goto out_abort_uploads;
 	log_debug("%s: frozen in %.3f s", r->part->name, util_now_mono() - r->t0);
 	ret = stream_snapshot(r->cfg, r->snap->path, &data, &index, m,
-			      r->bo, r->part->name, err);
+			      r->bo, r->part->name, &r->res->slowed_s, err);
 	if (ret)
 		goto out_abort_uploads;
 	log_debug("%s: streamed in %.3f s", r->part->name, util_now_mono() - r->t0);

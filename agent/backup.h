@@ -44,6 +44,7 @@ struct backup_result {
 	double seconds;           /* start to commit on the primary */
 	struct geo_state gs;      /* per secondary region */
 	double geo_seconds;       /* commit to geo-protected, < 0 if not (yet) */
+	double slowed_s;          /* the low-impact mode held the reader back */
 };
 
 /*

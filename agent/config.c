@@ -171,6 +171,35 @@ static int add_discover(struct parse_ctx *pc, const char *s, const char *k,
 	return 0;
 }
 
+/* low_impact, pressure_cgroup, cpu_priority: 1 if k is not one of them */
+static int lowimpact_key(struct parse_ctx *pc, const char *s, const char *k,
+			 const char *v)
+{
+	struct config *c = pc->cfg;
+
+	if (!strcmp(k, "low_impact")) {
+		if (strcmp(v, "adaptive") && strcmp(v, "off"))
+			return bad(pc, s, k, v, "expected adaptive or off");
+		c->low_impact = !strcmp(v, "adaptive");
+	} else if (!strcmp(k, "pressure_cgroup")) {
+		if (v[0] != '/')
+			return bad(pc, s, k, v, "expected a cgroup v2 directory such as /sys/fs/cgroup/system.slice/postgresql.service");
+		return set_str(&c->pressure_cgroup, v);
+	} else if (!strcmp(k, "cpu_priority")) {
+		if (!strcmp(v, "idle"))
+			c->cpu_priority = 2;
+		else if (!strcmp(v, "low"))
+			c->cpu_priority = 1;
+		else if (!strcmp(v, "normal"))
+			c->cpu_priority = 0;
+		else
+			return bad(pc, s, k, v, "expected idle, low or normal");
+	} else {
+		return 1;
+	}
+	return 0;
+}
+
 static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 		     const char *v)
 {
@@ -227,6 +256,8 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 			return bad(pc, s, k, v, "expected idle or best-effort");
 	} else if (!strcmp(k, "metrics_file")) {
 		return set_str(&c->metrics_file, v);
+	} else if ((n = lowimpact_key(pc, s, k, v)) <= 0) {
+		return (int)n;   /* one of them: set, refused (pc->error) or -ENOMEM */
 	} else if (!strcmp(k, "require_geo")) {
 		bool b;
 
@@ -235,7 +266,7 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 		c->require_geo = b;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, window, max_concurrent, discover, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, metrics_file, require_geo, rpo_max)",
+				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, window, max_concurrent, discover, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, low_impact, pressure_cgroup, cpu_priority, metrics_file, require_geo, rpo_max)",
 				    pc->file, pc->line, k);
 	}
 	return 0;
@@ -563,6 +594,8 @@ int config_defaults(struct config *cfg, struct err *err)
 	cfg->max_concurrent = 1;
 	cfg->compression_level = 3;
 	cfg->io_priority = 3;
+	cfg->low_impact = true;
+	cfg->cpu_priority = 2;
 	/* the managed service's policy: the last 2, purged at 90 days */
 	cfg->ret.keep_last = 2;
 	cfg->ret.max_age = 90 * 86400;
@@ -748,6 +781,7 @@ void config_free(struct config *cfg)
 	free(cfg->state_dir);
 	free(cfg->host);
 	free(cfg->metrics_file);
+	free(cfg->pressure_cgroup);
 	for (size_t i = 0; i < cfg->ndiscover; i++)
 		free(cfg->discover[i]);
 	free(cfg->discover);

@@ -86,6 +86,9 @@ struct config {
 	uint64_t frame_size;
 	uint64_t max_read_rate, max_upload_rate;
 	int io_priority;          /* 0 leave, 2 best-effort, 3 idle */
+	bool low_impact;          /* adaptive (agent/lowimpact.h); false: off */
+	char *pressure_cgroup;    /* watch this cgroup's PSI; NULL: the host's */
+	int cpu_priority;         /* compression threads: FRAMER_CPU_* */
 	char *metrics_file;
 	bool require_geo;         /* a backup fails unless every secondary has it */
 	int64_t rpo_max;          /* seconds; 0: 2 x interval (config_rpo_max) */

@@ -332,6 +332,19 @@ static void status_failed_attempts(const struct status_result *res)
 	}
 }
 
+/* The partitions whose last backup the low-impact mode held back. */
+static void status_slowed(const struct status_result *res)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		const struct runrec *run = &res->rows[i].run;
+
+		if (run->last_rc || run->slowed_s < 1)
+			continue;
+		printf("%s: the last backup was held back %.0f s of %.0f s by the low-impact mode (the host or its pressure_cgroup was under pressure)\n",
+		       res->rows[i].partition, run->slowed_s, run->duration_s);
+	}
+}
+
 static void status_text(const char *host, const struct regions *rs, size_t used,
 			const struct status_result *res, bool any)
 {
@@ -357,6 +370,7 @@ static void status_text(const char *host, const struct regions *rs, size_t used,
 	if (!any)
 		printf("(no backups yet)\n");
 	status_failed_attempts(res);
+	status_slowed(res);
 	if (!res->not_ok) {
 		printf("all %zu partition(s) ok\n", res->n);
 		return;
@@ -384,6 +398,7 @@ static void status_run_json(json_t *o, const struct runrec *run)
 	json_object_set_new(o, "last_error", run->last_error ?
 			    json_string(run->last_error) : json_null());
 	json_object_set_new(o, "last_duration_seconds", any ? json_real(run->duration_s) : json_null());
+	json_object_set_new(o, "last_slowed_seconds", any ? json_real(run->slowed_s) : json_null());
 	json_object_set_new(o, "failures_total", json_integer((json_int_t)run->failures_total));
 }
 

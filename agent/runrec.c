@@ -158,8 +158,8 @@ int runrec_note(const char *state_dir, const char *host, const char *partition,
 				(double)(m->finished_ns - m->snap_time_ns) / 1e9 : 0;
 		}
 	}
-	/* the low-impact mode fills it (backup_result) once it exists */
-	r.slowed_s = 0;
+	/* the low-impact mode's hold-back of this attempt (0 on failure) */
+	r.slowed_s = !rc && res ? res->slowed_s : 0;
 	if (r.duration_s < 0)
 		r.duration_s = 0;
 	ret = runrec_save(state_dir, host, partition, &r, err);

@@ -7,9 +7,11 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define XXH_INLINE_ALL
@@ -108,11 +110,24 @@ static void framer_wake_all(struct framer *f)
 	pthread_cond_broadcast(&f->cv_free);
 }
 
+/* The calling thread's CPU priority (Linux: per thread); best effort. */
+static void set_cpu_priority(int prio)
+{
+	struct sched_param sp = { 0 };
+
+	if (prio == FRAMER_CPU_IDLE && sched_setscheduler(0, SCHED_IDLE, &sp) == 0)
+		return;
+	if (prio != FRAMER_CPU_NORMAL)   /* idle refused: at least nice 19 */
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(),
+				  prio == FRAMER_CPU_IDLE ? 19 : 10);
+}
+
 static void *framer_worker(void *arg)
 {
 	struct framer *f = arg;
 	ZSTD_CCtx *cctx = ZSTD_createCCtx();
 
+	set_cpu_priority(f->opts.cpu_priority);
 	if (cctx) {
 		ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, f->opts.level);
 		ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);

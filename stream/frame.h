@@ -37,6 +37,13 @@ struct framer_opts {
 	int level;            /* zstd level, 1..19 */
 	size_t frame_size;    /* uncompressed bytes per frame; 0 = default */
 	unsigned workers;     /* compression threads; 0 = online CPUs */
+	int cpu_priority;     /* of the compression threads: FRAMER_CPU_* */
+};
+
+enum {
+	FRAMER_CPU_NORMAL = 0,   /* leave as the caller's */
+	FRAMER_CPU_LOW = 1,      /* nice 10 */
+	FRAMER_CPU_IDLE = 2,     /* SCHED_IDLE: runs only when a CPU is idle */
 };
 
 struct framer_stats {

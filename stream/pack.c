@@ -105,6 +105,7 @@ struct packer {
 	unsigned inflight, open_files;
 	uint64_t bytes_submitted;
 	double t_start;
+	double rate_due;          /* the rate limit: when the next read may start */
 
 	/* packer */
 	struct archive *a;
@@ -493,25 +494,47 @@ static bool pk_cancelled(const struct packer *p)
 	return p->o.cancelled && p->o.cancelled(p->o.cancel_ctx);
 }
 
-static void rate_wait(struct packer *p, uint64_t next)
+/* The read rate allowed now (0 = none); *by_throttle: the throttle's
+ * rate is the one that binds. */
+static uint64_t read_rate(const struct packer *p, bool *by_throttle)
 {
-	double due;
+	uint64_t r = p->o.max_read_rate;
+	uint64_t t = p->o.throttle ? p->o.throttle(p->o.throttle_ctx) : 0;
 
-	if (!p->o.max_read_rate)
-		return;
-	due = p->t_start + (double)(p->bytes_submitted + next) /
-			   (double)p->o.max_read_rate;
-	for (double now = now_mono(); now < due; now = now_mono()) {
-		/* in slices, so a cancellation is seen within one */
-		double left = due - now > 0.2 ? 0.2 : due - now;
-		struct timespec ts = {
-			.tv_sec = 0,
-			.tv_nsec = (long)(left * 1e9),
-		};
+	*by_throttle = t && (!r || t < r);
+	return *by_throttle ? t : r;
+}
 
+/*
+ * The rate limit, a virtual clock: each read moves rate_due on by len/rate
+ * at the rate of its time, so a rate that changes applies from the next
+ * read on.  Sleeps (in slices: cancellation and a rising rate are seen
+ * within one) until the next read of len bytes may start; false when it
+ * may not start now and wait is false.
+ */
+static bool rate_admit(struct packer *p, uint64_t len, bool wait)
+{
+	for (;;) {
+		bool by_throttle;
+		uint64_t rate = read_rate(p, &by_throttle);
+		double now = now_mono(), left;
+		struct timespec ts = { 0 };
+
+		if (!rate || now >= p->rate_due) {
+			if (rate)
+				p->rate_due = (now > p->rate_due + 0.25 ? now - 0.25 : p->rate_due) +
+					      (double)len / (double)rate;
+			return true;
+		}
+		if (!wait)
+			return false;
 		if (pk_cancelled(p))
-			return;
+			return true;     /* the walk sees it next */
+		left = p->rate_due - now > 0.1 ? 0.1 : p->rate_due - now;
+		ts.tv_nsec = (long)(left * 1e9);
 		nanosleep(&ts, NULL);
+		if (by_throttle)
+			p->stats.throttled_s += now_mono() - now;
 	}
 }
 
@@ -526,11 +549,7 @@ static int reader_submit(struct packer *p)
 		/* the rate limit: sleep only when nothing is in flight, else
 		 * leave the rest for a later call (decide before taking an SQE:
 		 * a taken SQE is submitted with the next io_uring_submit) */
-		if (p->o.max_read_rate && p->inflight == 0)
-			rate_wait(p, c->len);
-		else if (p->o.max_read_rate &&
-			 now_mono() < p->t_start + (double)(p->bytes_submitted + c->len) /
-						 (double)p->o.max_read_rate)
+		if (!rate_admit(p, c->len, p->inflight == 0))
 			break;
 		sqe = io_uring_get_sqe(&p->ring);
 		if (!sqe)
@@ -921,6 +940,7 @@ static int packer_init(struct packer *p, const char *root,
 		       pk_fail(p, -EIO, "cannot start tar stream: %s",
 			       archive_error_string(p->a));
 	p->t_start = now_mono();
+	p->rate_due = p->t_start;
 	return 0;
 }
 

@@ -35,6 +35,12 @@ struct pack_opts {
 	 * true ends the walk with -ECANCELED.  May be called often: cheap. */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
+	/* The adaptive limit (may be NULL): asked before every read and while
+	 * the reader waits, returns the read rate allowed now in bytes per
+	 * second (0 = no limit); the lower of it and max_read_rate applies.
+	 * May be called often: cheap (it samples what it watches itself). */
+	uint64_t (*throttle)(void *ctx);
+	void *throttle_ctx;
 };
 
 enum pack_type {
@@ -71,6 +77,7 @@ struct pack_stats {
 	uint64_t logical_bytes;   /* regular file contents */
 	uint64_t tar_bytes;       /* length of the stream */
 	uint64_t skipped;         /* sockets and the like */
+	double throttled_s;       /* the reader waited for opts->throttle's rate */
 };
 
 int pack_tree(const char *root, const struct pack_opts *opts,

@@ -80,7 +80,36 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.ret.keep_within, 0);
 	assert_int_equal(cfg.ret.max_age, 90 * 86400);
 	assert_int_equal(cfg.compression_level, 3);
+	/* the low-impact mode is on by default, compression at idle priority */
+	assert_true(cfg.low_impact);
+	assert_int_equal(cfg.cpu_priority, 2);
+	assert_null(cfg.pressure_cgroup);
 	config_free(&cfg);
+}
+
+static void expect_error(const char *text, const char *needle1, const char *needle2);
+
+static void test_low_impact_keys(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(load("[agent]\nlow_impact = off\ncpu_priority = low\n"
+			      "pressure_cgroup = /sys/fs/cgroup/system.slice/postgresql.service\n",
+			      &cfg, &err), 0);
+	assert_false(cfg.low_impact);
+	assert_int_equal(cfg.cpu_priority, 1);
+	assert_string_equal(cfg.pressure_cgroup, "/sys/fs/cgroup/system.slice/postgresql.service");
+	config_free(&cfg);
+	assert_int_equal(load("[agent]\nlow_impact = adaptive\ncpu_priority = normal\n",
+			      &cfg, &err), 0);
+	assert_true(cfg.low_impact);
+	assert_int_equal(cfg.cpu_priority, 0);
+	config_free(&cfg);
+	expect_error("[agent]\nlow_impact = maybe\n", ":2:", "adaptive or off");
+	expect_error("[agent]\ncpu_priority = high\n", ":2:", "idle, low or normal");
+	expect_error("[agent]\npressure_cgroup = db.slice\n", ":2:", "cgroup");
 }
 
 static void expect_error(const char *text, const char *needle1, const char *needle2)
@@ -340,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_backup_ids),
 		cmocka_unit_test(test_manifest_roundtrip),
 		cmocka_unit_test(test_schedule_keys),
+		cmocka_unit_test(test_low_impact_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
