@@ -10,7 +10,9 @@
 #    the agent, and --wait bounds the wait;
 #  - SIGHUP with a broken config: logged with file:line, the old kept, the
 #    agent goes on; discovery picks up a subvolume made while it runs;
-#  - kill -9 after the snapshot, mid-upload, before and after the manifest:
+#  - kill -9 at eleven points (before the snapshot, after it, mid-read, mid-
+#    upload, at the end of the data stream, at each commit of an object,
+#    at the release, before and after the manifest):
 #    the next start cleans up (no snapshot, no temp file, no backup without
 #    a manifest) and the next backup works.
 set -euo pipefail
@@ -231,7 +233,8 @@ K=$TEST_TMP/kill.conf
 KP=$(mk_subvol kp)
 "$GENDATA" "$KP" --json-bytes 2M --json-file-size 512K --small-files 20 --dirs 2 --seed 3 >/dev/null
 conf "$K" 1s kp
-for pt in backup.snapshot store.write@1 store.commit@1 backup.manifest backup.committed; do
+for pt in cow.freeze backup.snapshot pack.read@5 store.write@1 store.write@3 framer.finish \
+	store.commit@1 store.commit@2 cow.release backup.manifest backup.committed; do
 	had=$(backups kp)
 	sleep 1.1   # kp due (interval = 1s)
 	rc=0
@@ -248,7 +251,7 @@ for pt in backup.snapshot store.write@1 store.commit@1 backup.manifest backup.co
 	[ "$pt" = backup.committed ] && want=$((had + 2))
 	[ "$(backups kp)" -eq "$want" ] || fail "after a kill at $pt: $(backups kp) backups of kp (expected $want)"
 	case $pt in
-	backup.snapshot) grep -q "removed 1 snapshot" "$TEST_TMP/after-$pt.log" ||
+	backup.snapshot|pack.read*|framer.finish|cow.release) grep -q "removed 1 snapshot" "$TEST_TMP/after-$pt.log" ||
 		fail "the restart after a kill at $pt does not say it removed the snapshot: $(cat "$TEST_TMP/after-$pt.log")" ;;
 	store.*|backup.manifest) grep -q "removed [1-9][0-9]* unfinished upload" "$TEST_TMP/after-$pt.log" ||
 		fail "the restart after a kill at $pt does not say what it cleaned: $(cat "$TEST_TMP/after-$pt.log")" ;;
