@@ -9,6 +9,7 @@
  * packer writes headers and consumes chunks strictly in order.
  */
 #include "stream/pack.h"
+#include "stream/pack_priv.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -35,89 +36,9 @@
 #include "common/fault.h"
 #include "common/log.h"
 
-#define QCAP 1024u            /* entries walked ahead */
-#define CCAP 4096u            /* chunks assigned ahead */
-#define MAX_OPEN 256u         /* files held open by the reader */
-
-struct region {
-	uint64_t off, len;
-};
-
-struct pent {
-	char *path;               /* relative, "." for the root */
-	struct stat st;
-	char *hardlink;           /* first path of this inode, for later links */
-	int fd;
-	struct region *reg;       /* data regions (holes elsewhere) */
-	unsigned nreg;
-	bool sparse;
-	unsigned ri;              /* reader: next region to assign */
-	uint64_t roff;            /* reader: next offset in region ri */
-	bool assigned;            /* reader: all chunks assigned */
-};
-
-struct chunk {
-	struct pent *e;
-	uint64_t off;
-	uint32_t len, done;
-	uint64_t apos;            /* absolute arena position of the data */
-	uint64_t aend;            /* arena position after this chunk */
-	bool submitted, complete;
-	int res;
-};
-
-struct dirframe {
-	DIR *dir;
-	char *path;               /* relative path of the directory */
-};
-
-struct linkent {
-	dev_t dev;
-	ino_t ino;
-	char *path;
-};
-
-struct packer {
-	const char *root;
-	int rootfd;
-	struct pack_opts o;
-	pack_out_fn out;
-	void *out_ctx;
-	struct err *err;
-	int error;
-
-	/* walker */
-	struct dirframe *stack;
-	unsigned depth, stack_cap;
-	bool walk_done, root_done;
-	struct pent *q[QCAP];
-	uint64_t qpack, qread, qwalk;
-	struct linkent *links;
-	size_t nlinks, links_cap;
-
-	/* reader */
-	struct io_uring ring;
-	bool ring_ok;
-	unsigned char *arena;
-	uint64_t ahead, atail;
-	struct chunk c[CCAP];
-	uint64_t chead, ctail, csub;   /* assigned, consumed, first unsubmitted */
-	unsigned inflight, open_files;
-	uint64_t bytes_submitted;
-	double t_start;
-	double rate_due;          /* the rate limit: when the next read may start */
-
-	/* packer */
-	struct archive *a;
-	struct archive *disk;
-	uint64_t pos;              /* bytes of tar stream so far */
-	struct pack_stats stats;
-	double t_progress;
-};
-
 static const unsigned char zeros[65536];
 
-static double now_mono(void)
+double pk_now(void)
 {
 	struct timespec ts;
 
@@ -125,10 +46,7 @@ static double now_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int pk_fail(struct packer *p, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int pk_fail(struct packer *p, int code, const char *fmt, ...)
+int pk_fail(struct packer *p, int code, const char *fmt, ...)
 {
 	char msg[ERR_MSG_MAX];
 	va_list ap;
@@ -197,7 +115,7 @@ static const char *links_lookup_or_add(struct packer *p, const struct pent *e,
 /* ---------------------------------------------------------------- walker */
 
 /* Find the data regions of a file that may have holes. */
-static int find_regions(struct packer *p, struct pent *e, int fd)
+int pk_find_regions(struct packer *p, struct pent *e, int fd)
 {
 	uint64_t size = (uint64_t)e->st.st_size;
 	off_t data, hole = 0;
@@ -293,7 +211,7 @@ static void walk_pop(struct packer *p)
 }
 
 /* Produce the next entry into the ring.  1 = produced, 0 = done, <0 error. */
-static int walk_one(struct packer *p)
+int pk_walk_one(struct packer *p)
 {
 	struct pent *e;
 	int ret;
@@ -378,257 +296,6 @@ static int walk_one(struct packer *p)
 	return 0;
 }
 
-/* ---------------------------------------------------------------- reader */
-
-static bool needs_data(const struct pent *e)
-{
-	return S_ISREG(e->st.st_mode) && !e->hardlink && e->st.st_size > 0;
-}
-
-static int reader_open(struct packer *p, struct pent *e)
-{
-	int fd = openat(p->rootfd, e->path,
-			O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-	int ret;
-
-	if (fd < 0 && errno == EPERM)   /* O_NOATIME needs ownership */
-		fd = openat(p->rootfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return pk_fail(p, -errno, "cannot open %s/%s: %s", p->root,
-			       e->path, strerror(errno));
-	e->fd = fd;
-	p->open_files++;
-	ret = find_regions(p, e, fd);
-	if (ret)
-		return ret < 0 && !p->error ? pk_fail(p, ret, "out of memory") : ret;
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	return 0;
-}
-
-/* Reserve len contiguous arena bytes; false when the window is full. */
-static bool arena_alloc(struct packer *p, size_t len, uint64_t *apos_ret)
-{
-	uint64_t w = p->o.window, pos = p->ahead;
-
-	if (pos % w + len > w)
-		pos += w - pos % w;    /* skip to the start of the ring */
-	if (pos + len - p->atail > w)
-		return false;
-	*apos_ret = pos;
-	p->ahead = pos + len;
-	return true;
-}
-
-/* Assign chunks to upcoming entries while there is room. */
-static int reader_assign(struct packer *p)
-{
-	while (p->chead - p->ctail < CCAP) {
-		struct pent *e;
-		struct chunk *c;
-		uint64_t apos, len;
-
-		if (p->qread == p->qwalk) {
-			int r;
-
-			if (p->walk_done || p->qwalk - p->qpack >= QCAP)
-				return 0;
-			r = walk_one(p);
-			if (r <= 0)
-				return r;
-			continue;
-		}
-		e = p->q[p->qread % QCAP];
-		if (!needs_data(e) || e->assigned) {
-			p->qread++;
-			continue;
-		}
-		if (e->fd < 0) {
-			int r;
-
-			if (p->open_files >= MAX_OPEN)
-				return 0;
-			r = reader_open(p, e);
-			if (r)
-				return r;
-		}
-		if (e->ri >= e->nreg) {
-			e->assigned = true;
-			p->qread++;
-			continue;
-		}
-		len = e->reg[e->ri].len - e->roff;
-		if (len > p->o.chunk)
-			len = p->o.chunk;
-		if (!arena_alloc(p, len, &apos))
-			return 0;
-		c = &p->c[p->chead++ % CCAP];
-		memset(c, 0, sizeof(*c));
-		c->e = e;
-		c->off = e->reg[e->ri].off + e->roff;
-		c->len = (uint32_t)len;
-		c->apos = apos;
-		c->aend = p->ahead;
-		e->roff += len;
-		if (e->roff == e->reg[e->ri].len) {
-			e->ri++;
-			e->roff = 0;
-		}
-	}
-	return 0;
-}
-
-static void reader_prep(struct packer *p, struct io_uring_sqe *sqe,
-			struct chunk *c, uint64_t idx)
-{
-	unsigned char *buf = p->arena + c->apos % p->o.window + c->done;
-
-	io_uring_prep_read_fixed(sqe, c->e->fd, buf, c->len - c->done,
-				 c->off + c->done, 0);
-	if (p->o.ioprio_class)
-		sqe->ioprio = (unsigned short)(p->o.ioprio_class << 13);
-	io_uring_sqe_set_data64(sqe, idx);
-}
-
-static bool pk_cancelled(const struct packer *p)
-{
-	return p->o.cancelled && p->o.cancelled(p->o.cancel_ctx);
-}
-
-/* The read rate allowed now (0 = none); *by_throttle: the throttle's
- * rate is the one that binds. */
-static uint64_t read_rate(const struct packer *p, bool *by_throttle)
-{
-	uint64_t r = p->o.max_read_rate;
-	uint64_t t = p->o.throttle ? p->o.throttle(p->o.throttle_ctx) : 0;
-
-	*by_throttle = t && (!r || t < r);
-	return *by_throttle ? t : r;
-}
-
-/*
- * The rate limit, a virtual clock: each read moves rate_due on by len/rate
- * at the rate of its time, so a rate that changes applies from the next
- * read on.  Sleeps (in slices: cancellation and a rising rate are seen
- * within one) until the next read of len bytes may start; false when it
- * may not start now and wait is false.
- */
-static bool rate_admit(struct packer *p, uint64_t len, bool wait)
-{
-	for (;;) {
-		bool by_throttle;
-		uint64_t rate = read_rate(p, &by_throttle);
-		double now = now_mono(), left;
-		struct timespec ts = { 0 };
-
-		if (!rate || now >= p->rate_due) {
-			if (rate)
-				p->rate_due = (now > p->rate_due + 0.25 ? now - 0.25 : p->rate_due) +
-					      (double)len / (double)rate;
-			return true;
-		}
-		if (!wait)
-			return false;
-		if (pk_cancelled(p))
-			return true;     /* the walk sees it next */
-		left = p->rate_due - now > 0.1 ? 0.1 : p->rate_due - now;
-		ts.tv_nsec = (long)(left * 1e9);
-		nanosleep(&ts, NULL);
-		if (by_throttle)
-			p->stats.throttled_s += now_mono() - now;
-	}
-}
-
-static int reader_submit(struct packer *p)
-{
-	unsigned n = 0;
-
-	while (p->csub < p->chead && p->inflight < p->o.queue_depth) {
-		struct chunk *c = &p->c[p->csub % CCAP];
-		struct io_uring_sqe *sqe;
-
-		/* the rate limit: sleep only when nothing is in flight, else
-		 * leave the rest for a later call (decide before taking an SQE:
-		 * a taken SQE is submitted with the next io_uring_submit) */
-		if (!rate_admit(p, c->len, p->inflight == 0))
-			break;
-		sqe = io_uring_get_sqe(&p->ring);
-		if (!sqe)
-			break;
-		reader_prep(p, sqe, c, p->csub);
-		c->submitted = true;
-		p->bytes_submitted += c->len;
-		p->inflight++;
-		p->csub++;
-		n++;
-	}
-	if (n) {
-		int r = io_uring_submit(&p->ring);
-
-		if (r < 0)
-			return pk_fail(p, r, "io_uring submit failed: %s", strerror(-r));
-	}
-	return 0;
-}
-
-static int reader_reap(struct packer *p, bool wait)
-{
-	struct io_uring_cqe *cqe;
-	int r;
-
-	r = wait ? io_uring_wait_cqe(&p->ring, &cqe) : io_uring_peek_cqe(&p->ring, &cqe);
-	while (r == 0) {
-		uint64_t idx = io_uring_cqe_get_data64(cqe);
-		struct chunk *c = &p->c[idx % CCAP];
-		int res = cqe->res;
-
-		io_uring_cqe_seen(&p->ring, cqe);
-		p->inflight--;
-		if (fault_hit("pack.read", &r))
-			res = r;
-		if (res < 0 && res != -EAGAIN && res != -EINTR)
-			return pk_fail(p, res, "reading %s/%s: %s", p->root,
-				       c->e->path, strerror(-res));
-		if (res == 0)
-			return pk_fail(p, -EIO,
-				       "reading %s/%s: file ended early (at byte %llu)",
-				       p->root, c->e->path,
-				       (unsigned long long)(c->off + c->done));
-		if (res > 0)
-			c->done += (uint32_t)res;
-		if (c->done == c->len) {
-			c->complete = true;
-		} else {
-			/* short read: read the rest */
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
-
-			if (!sqe) {
-				io_uring_submit(&p->ring);
-				sqe = io_uring_get_sqe(&p->ring);
-			}
-			if (!sqe)
-				return pk_fail(p, -EBUSY, "io_uring queue full");
-			reader_prep(p, sqe, c, idx);
-			p->inflight++;
-			io_uring_submit(&p->ring);
-		}
-		r = io_uring_peek_cqe(&p->ring, &cqe);
-	}
-	if (r != -EAGAIN && r != -EINTR && r != 0)
-		return pk_fail(p, r, "io_uring wait failed: %s", strerror(-r));
-	return 0;
-}
-
-static int reader_pump(struct packer *p)
-{
-	int ret = reader_assign(p);
-
-	if (!ret)
-		ret = reader_submit(p);
-	if (!ret)
-		ret = reader_reap(p, false);
-	return ret;
-}
-
 /* --------------------------------------------------------------- packer */
 
 static la_ssize_t tar_write_cb(struct archive *a, void *ctx, const void *buf,
@@ -699,7 +366,7 @@ static void progress(struct packer *p, bool force)
 
 	if (!p->o.progress)
 		return;
-	now = now_mono();
+	now = pk_now();
 	if (!force && now - p->t_progress < 0.2)
 		return;
 	p->t_progress = now;
@@ -713,14 +380,14 @@ static int pack_data(struct packer *p, struct pent *e, XXH3_state_t *h)
 
 	/* an empty file has no chunks: the reader skips it and never marks it
 	 * assigned, so waiting for that would spin when nothing follows it */
-	if (!needs_data(e))
+	if (!pk_needs_data(e))
 		return 0;
 	while (!e->assigned || p->ctail < p->chead) {
 		struct chunk *c;
 
 		if (p->ctail == p->chead) {
 			/* nothing assigned yet for this file: make room */
-			ret = reader_pump(p);
+			ret = pk_reader_pump(p);
 			if (ret)
 				return ret;
 			if (e->assigned && p->ctail == p->chead)
@@ -737,13 +404,13 @@ static int pack_data(struct packer *p, struct pent *e, XXH3_state_t *h)
 		if (pk_cancelled(p))
 			return pk_fail(p, -ECANCELED, "reading %s: cancelled", e->path);
 		while (!c->complete) {
-			ret = reader_submit(p);
+			ret = pk_reader_submit(p);
 			if (!ret)
-				ret = reader_reap(p, !c->complete && p->inflight > 0);
+				ret = pk_reader_reap(p, !c->complete && p->inflight > 0);
 			if (ret)
 				return ret;
 			if (!c->submitted && p->inflight == 0) {
-				ret = reader_submit(p);
+				ret = pk_reader_submit(p);
 				if (ret)
 					return ret;
 			}
@@ -761,7 +428,7 @@ static int pack_data(struct packer *p, struct pent *e, XXH3_state_t *h)
 		p->stats.logical_bytes += c->len;
 		p->atail = c->aend;
 		p->ctail++;
-		ret = reader_pump(p);
+		ret = pk_reader_pump(p);
 		if (ret)
 			return ret;
 		progress(p, false);
@@ -799,8 +466,8 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		return pk_fail(p, -ENAMETOOLONG, "path too long: %s/%s", p->root, e->path);
 	archive_entry_copy_pathname(ae, e->path);
 	archive_entry_copy_sourcepath(ae, src);
-	if (S_ISREG(e->st.st_mode) && needs_data(e) && e->fd < 0) {
-		ret = reader_open(p, e);
+	if (S_ISREG(e->st.st_mode) && pk_needs_data(e) && e->fd < 0) {
+		ret = pk_reader_open(p, e);
 		if (ret)
 			return ret;
 	}
@@ -939,7 +606,7 @@ static int packer_init(struct packer *p, const char *root,
 		return p->error ? p->error :
 		       pk_fail(p, -EIO, "cannot start tar stream: %s",
 			       archive_error_string(p->a));
-	p->t_start = now_mono();
+	p->t_start = pk_now();
 	p->rate_due = p->t_start;
 	return 0;
 }
@@ -1004,13 +671,13 @@ int pack_tree(const char *root, const struct pack_opts *opts,
 		struct pent *e;
 
 		if (p->qpack == p->qwalk) {
-			ret = walk_one(p);
+			ret = pk_walk_one(p);
 			if (ret < 0)
 				goto out_destroy;
 			if (ret == 0)
 				break;
 		}
-		ret = reader_pump(p);
+		ret = pk_reader_pump(p);
 		if (ret)
 			goto out_destroy;
 		e = p->q[p->qpack % QCAP];
