@@ -302,7 +302,7 @@ void drill_report_table(FILE *f, const struct drill_result *v, size_t n)
 				UTIL_ESC(r->scratch));
 	}
 	if (n && v[0].region_is_primary)
-		fprintf(f, "note: region %s is the primary: a one-region setup has no other copy to drill\n",
+		fprintf(f, "note: region %s is the primary (a one-region setup, or --region named it): this drill does not show that another region could restore\n",
 			UTIL_ESC(v[0].region));
 	if (failed)
 		fprintf(f, "\n%zu of %zu partition(s) failed:\n", failed, n);
