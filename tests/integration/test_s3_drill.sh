@@ -7,7 +7,8 @@
 #    rot in west only): it fails "corrupt" (or "checksum"), naming the data
 #    object, and does not quietly read east's good copy;
 #  - rto_max = 1s with west's first data read stalled 2 s by the proxy: it
-#    fails "rto" though the restore itself succeeds.
+#    fails "rto" though the restore itself succeeds;
+#  - SIGTERM while a read hangs: exit 143, the scratch copy removed.
 # Both zones are started again whatever happens (trap).
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -133,6 +134,29 @@ grep -q '"action": *"stall"' "$TEST_TMP/proxy.log" || fail "no read was stalled 
 	fail "a stalled read with rto_max = 1s: not 'rto': $(cat "$TEST_TMP/rto.out")"
 echo "rto: $(field "$TEST_TMP/rto.json" 'd["partitions"][0]["rto_seconds"]') s against rto_max 1 s"
 grep -q "rto_max 1 s" "$TEST_TMP/rto.out" || fail "the RTO failure does not say the limit: $(cat "$TEST_TMP/rto.out")"
+
+# SIGTERM while a data read hangs: exit 143 within seconds, the scratch
+# copy removed, the drill record of the last drill left as it was
+echo '[{"method": "GET", "contains": "data.tar.zst", "range_min": 100000, "action": "stall", "seconds": 60}]' \
+	>"$TEST_TMP/rules.json"
+: >"$TEST_TMP/proxy.log"
+cp "$state/drills/sdhost/sd-part.json" "$TEST_TMP/rec.before"
+"${P[@]}" drill --scratch "$scratch" >"$TEST_TMP/sig.out" 2>&1 &
+dpid=$!
+for _ in $(seq 300); do grep -q '"action": *"stall"' "$TEST_TMP/proxy.log" && break; sleep 0.1; done
+grep -q '"action": *"stall"' "$TEST_TMP/proxy.log" || fail "the drill never read data: $(cat "$TEST_TMP/sig.out")"
+t0=$(date +%s.%N)
+kill -TERM "$dpid"
+rc=0
+wait "$dpid" || rc=$?
+t=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+echo "SIGTERM during a hung read: exit $rc after $t s"
+[ "$rc" = 143 ] || fail "SIGTERM: exit $rc, expected 143: $(cat "$TEST_TMP/sig.out")"
+awk -v t="$t" 'BEGIN { exit !(t < 30) }' || fail "SIGTERM: the drill took $t s to stop"
+[ -z "$(ls -A "$scratch" 2>/dev/null)" ] || fail "SIGTERM: the scratch copy was left: $(ls -A "$scratch")"
+grep -q "interrupted (SIGTERM)" "$TEST_TMP/sig.out" || fail "SIGTERM: no interrupted line: $(cat "$TEST_TMP/sig.out")"
+cmp -s "$TEST_TMP/rec.before" "$state/drills/sdhost/sd-part.json" ||
+	fail "SIGTERM: a cut-short drill wrote a record"
 kill "$PROXY" && wait "$PROXY" 2>/dev/null || true
 PROXY=""
 no_snapship_snapshots "$TEST_BTRFS"
