@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/catalog.h"
 #include "agent/config.h"
@@ -371,20 +372,25 @@ int drill_partition(struct regions *rs, size_t ri, const struct config *cfg,
 	char sbuf[PATH_MAX];
 	const char *scratch = o->scratch ? o->scratch : drill_scratch_dir(cfg, p, sbuf, sizeof(sbuf));
 	unsigned removed = 0;
-	int ret;
+	int ret, lockfd;
 
 	if (ri >= rs->n || !util_name_ok(p->name) || !util_name_ok(o->host))
 		return err_set(err, -EINVAL, "drill: no such region or a bad partition/host name");
 	drill_begin(&d);
+	lockfd = drill_lock(o->state_dir, o->cancelled, o->cancel_ctx, err);
+	if (lockfd < 0)
+		return lockfd;
 	ret = util_mkdir_p(scratch, 0700);
 	if (ret)
-		return err_set(err, ret, "cannot create the drill scratch directory %s: %s; pass --scratch DIR",
-			       scratch, strerror(-ret));
-	ret = drill_remove_leftovers(scratch, &removed, err);
+		err_set(err, ret, "cannot create the drill scratch directory %s: %s; pass --scratch DIR",
+			scratch, strerror(-ret));
+	if (!ret)
+		ret = drill_remove_leftovers(scratch, &removed, err);
 	if (!ret)
 		ret = drill_run(&d, scratch, err);
 	if (!ret || ret == -ECANCELED)
 		drill_finish(&d);
+	close(lockfd);
 	free(d.paths);
 	index_free(d.idx);
 	free(d.keys[0]);

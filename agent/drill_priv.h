@@ -24,4 +24,14 @@ bool drill_copy_name(const char *name, char *part_ret, size_t len);
  */
 int drill_remove_copy(const char *path, struct err *err);
 
+/*
+ * One drill at a time per state directory (the agent's and snapship
+ * drill's: each removes the other's copies as leftovers otherwise): an
+ * exclusive flock on <state_dir>/drill.lock, waited for (cancelled is asked
+ * between tries: -ECANCELED).  Returns the descriptor (close it to unlock)
+ * or -errno with err set.
+ */
+int drill_lock(const char *state_dir, bool (*cancelled)(void *ctx), void *ctx,
+	       struct err *err);
+
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,8 +51,11 @@ static const char *existing(const char *path, char *buf, size_t len)
 	struct stat st;
 
 	snprintf(buf, len, "%s", path);
-	while (stat(buf, &st) && strcmp(buf, "/") && strcmp(buf, "."))
-		memmove(buf, dirname(buf), strlen(dirname(buf)) + 1);
+	while (stat(buf, &st) && strcmp(buf, "/") && strcmp(buf, ".")) {
+		const char *up = dirname(buf);   /* buf cut, or a static "." or "/" */
+
+		memmove(buf, up, strlen(up) + 1);
+	}
 	return buf;
 }
 
@@ -197,6 +201,41 @@ int drill_remove_leftovers(const char *scratch, unsigned *removed_ret,
 	}
 	closedir(d);
 	return ret;
+}
+
+/* ------------------------------------------------------------ the lock */
+
+int drill_lock(const char *state_dir, bool (*cancelled)(void *ctx), void *ctx,
+	       struct err *err)
+{
+	char path[PATH_MAX];
+	bool said = false;
+	int fd, ret;
+
+	if (snprintf(path, sizeof(path), "%s/drill.lock", state_dir) >= (int)sizeof(path))
+		return err_set(err, -ENAMETOOLONG, "%s: path too long", state_dir);
+	ret = util_mkdir_p(state_dir, 0755);
+	fd = ret ? -1 : open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return err_set(err, ret ? ret : -errno, "cannot open the drill lock %s: %s",
+			       path, strerror(ret ? -ret : errno));
+	while (flock(fd, LOCK_EX | LOCK_NB)) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			ret = err_set(err, -errno, "cannot lock %s: %s", path, strerror(errno));
+			close(fd);
+			return ret;
+		}
+		if (cancelled && cancelled(ctx)) {
+			close(fd);
+			return err_set(err, -ECANCELED, "stopped while waiting for another drill (%s)",
+				       path);
+		}
+		if (!said)
+			log_info("waiting for another drill to finish (%s)", path);
+		said = true;
+		usleep(200000);
+	}
+	return fd;
 }
 
 /* ---------------------------------------------------------- the record */

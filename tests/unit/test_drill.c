@@ -4,7 +4,7 @@
  * default scratch directory and region, the drill record's round trip and
  * a bad record, the JUnit text for a failure, and the removal of leftovers
  * (only drill-<partition>-<backup-id> directories, never links or other
- * names, never through a link inside a copy). */
+ * names, never through a link inside a copy), and the drill lock. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -256,6 +256,32 @@ static void test_leftovers(void **state)
 	assert_true(exists("precious/keep"));
 }
 
+static bool always(void *ctx)
+{
+	(void)ctx;
+	return true;
+}
+
+/* One drill at a time: a second lock waits, and gives up when cancelled. */
+static void test_lock(void **state)
+{
+	struct err err = { 0 };
+	int a, b;
+
+	(void)state;
+	a = drill_lock(tmp, NULL, NULL, &err);
+	assert_true(a >= 0);
+	/* flock locks are per open file: a second open conflicts */
+	b = drill_lock(tmp, always, NULL, &err);
+	assert_int_equal(b, -ECANCELED);
+	assert_non_null(strstr(err.msg, "another drill"));
+	close(a);
+	err_clear(&err);
+	b = drill_lock(tmp, always, NULL, &err);
+	assert_true(b >= 0);
+	close(b);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -281,6 +307,7 @@ int main(void)
 		cmocka_unit_test(test_drillrec),
 		cmocka_unit_test(test_junit_failure),
 		cmocka_unit_test(test_leftovers),
+		cmocka_unit_test(test_lock),
 	};
 
 	return unit_main(tests, setup, teardown);
