@@ -113,14 +113,20 @@ static int pick_backup(struct drill_run *d, struct err *err)
 		if (!strcmp(d->list.m[i].partition, part) &&
 		    (!d->picked || catalog_cmp_age(&d->list.m[i], d->picked) > 0))
 			d->picked = &d->list.m[i];
-	if (!d->picked && d->list.nbroken_why)
-		fail(d, DRILL_CORRUPT, d->list.broken_why[0],
+	if (!d->picked && d->list.nbroken_why) {
+		char key[MANIFEST_KEY_MAX + 1];
+
+		/* "KEY: why": the object is the key */
+		snprintf(key, sizeof(key), "%s", d->list.broken_why[0]);
+		key[strcspn(key, ":")] = '\0';
+		fail(d, DRILL_CORRUPT, key,
 		     "no usable backup of %s/%s: %zu manifest(s) cannot be read (%s); run snapship verify %s --region %s, then snapship repair %s",
 		     host, part, d->list.broken, d->list.broken_why[0], part, d->rg->name, part);
-	else if (!d->picked)
+	} else if (!d->picked) {
 		fail(d, DRILL_MISSING, NULL,
 		     "no committed backup of %s/%s in %s; back it up (snapship backup %s) and check that the region receives copies (snapship status)",
 		     host, part, store_describe(d->rg->store), part);
+	}
 	return 0;
 }
 

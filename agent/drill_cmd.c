@@ -25,6 +25,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "uploader/store.h"
 
 /* The partitions to drill: named ones (configured ones in the configured
  * form), all configured ones, or (zero-config) all the store lists. */
@@ -80,9 +81,15 @@ static int parts_choose(struct cli *c, struct region *rg, const char *host,
 	}
 	if (ret)
 		return cli_fail(&(struct err){ .code = ret, .msg = "out of memory" });
-	if (!dp->n)
-		return cli_usage_error("nothing to drill: no partition configured or named (--partition P), and no backups of %s in region %s",
-				       host, rg->name);
+	if (!dp->n && c->have_config)
+		return cli_usage_error("nothing to drill: no [partition] in %s", o->config_file);
+	if (!dp->n) {
+		/* a store with nothing of this host: a drill that fails */
+		err_set(&err, -ENOENT, "nothing to drill: region %s (%s) holds no backups of %s%s; pass --partition P to name one (its drill fails), or --host NAME",
+			rg->name, rg->store ? store_describe(rg->store) : "not opened", host,
+			dp->list.broken ? " that can be read" : "");
+		return cli_fail(&err);
+	}
 	return CLI_GO_ON;
 }
 

@@ -12,7 +12,8 @@
 #    middle of b's data object (corrupt or checksum, the object named) —
 #    while the primary a still passes (--region a);
 #  - usage errors exit 2; the zero-config form drills the store's
-#    partitions and says it drilled the primary;
+#    partitions and says it drilled the primary, and fails (1) on a store
+#    with nothing of the host;
 #  - nothing is written outside the scratch directory and the state dir:
 #    the stores and the source are unchanged, no snapshot is left.
 set -euo pipefail
@@ -179,6 +180,11 @@ drill 0 zero "$SNAPSHIP" --host drhost --state-dir "$TEST_TMP/state" drill \
 	--from "$TEST_TMP/a" --scratch "$scratch"
 grep -q "dr-part .*passed" "$TEST_TMP/zero.out" && grep -q "is the primary" "$TEST_TMP/zero.out" ||
 	fail "zero-config drill: $(cat "$TEST_TMP/zero.out")"
+
+# a store with nothing of this host: a failure (1), not a pass
+drill 1 empty "$SNAPSHIP" --host nobody --state-dir "$TEST_TMP/state" drill \
+	--from "$TEST_TMP/a" --scratch "$scratch"
+grep -q "holds no backups of nobody" "$TEST_TMP/empty.err" || fail "empty store: $(cat "$TEST_TMP/empty.err")"
 
 # nothing written outside scratch and the state dir
 snap >"$TEST_TMP/after"
