@@ -45,7 +45,7 @@ override CFLAGS += -std=c17 -D_GNU_SOURCE -I. $(WARN) $(MODE_CFLAGS) $(PKG_CFLAG
 override LDFLAGS += $(MODE_LDFLAGS) -pthread
 LDLIBS := $(PKG_LIBS) -lm
 
-CLI_SRCS := agent/main.c agent/cli.c
+CLI_SRCS := agent/main.c agent/cli.c agent/drill_cmd.c
 LIB_SRCS := $(wildcard common/*.c cow/*.c uploader/*.c stream/*.c) \
 	$(filter-out $(CLI_SRCS),$(wildcard agent/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)

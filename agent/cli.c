@@ -30,6 +30,8 @@ const char cli_usage_text[] =
 "  snapship ls PARTITION --from STORE [--id ID] [PATH]  files of a backup (its index)\n"
 "  snapship verify [PARTITION] --from STORE [--deep]  check stored backups\n"
 "  snapship status --from STORE [--json]              per partition: latest, age, state\n"
+"  snapship drill --from STORE [--partition P]...     restore the newest backups into a\n"
+"                                                     scratch copy, check, time, remove\n"
 "\n"
 "With a config file (default /etc/snapship/snapship.conf):\n"
 "  snapship backup [PARTITION...] [--no-wait] [--wait SECONDS]  back up the configured\n"
@@ -49,6 +51,11 @@ const char cli_usage_text[] =
 "  snapship clean [--from STORE]      remove snapshots, uploads and empty backup\n"
 "                                      directories left by a crash (every region)\n"
 "  snapship hosts [--from STORE] [--json]  the hosts a store holds backups of\n"
+"  snapship drill [--region R] [--partition P]... [--scratch DIR] [--keep] [--sample N]\n"
+"                 [--report-json F] [--report-junit F] [--json]\n"
+"                                      DR drill: restore each partition's newest backup\n"
+"                                      from one region (default: the first secondary),\n"
+"                                      check RPO/RTO (exit 0 only when all pass)\n"
 "  snapship config check               parse and check the config\n"
 "\n"
 "STORE is a directory (local or NFS) or s3://BUCKET/PREFIX (endpoint from\n"
@@ -177,6 +184,31 @@ static int add_path(struct cli_opts *o, char *arg)
 	return CLI_GO_ON;
 }
 
+static int add_partition(struct cli_opts *o, char *arg)
+{
+	const char **n = realloc(o->partitions, (o->npartitions + 1) * sizeof(*n));
+
+	if (!n)
+		return EXIT_FAIL;
+	o->partitions = n;
+	o->partitions[o->npartitions++] = arg;
+	return CLI_GO_ON;
+}
+
+static int set_sample(struct cli_opts *o, char *arg)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(arg, &end, 10);
+	if (errno || *end || !n || arg[0] == '-' || n > 1000000)
+		return cli_usage_error("--sample %s: expected a number of files from 1 to 1000000",
+				       UTIL_ESC(arg));
+	o->sample = n;
+	return CLI_GO_ON;
+}
+
 /* what an option does with its argument */
 enum opt_kind { KIND_STRING, KIND_FLAG, KIND_CALL };
 
@@ -219,6 +251,12 @@ static const struct opt_def opt_defs[OPT_END] = {
 	[OPT_LOG_FORMAT] = { "log-format", required_argument, 0, KIND_CALL, 0, set_log_format },
 	[OPT_WAIT] = { "wait", required_argument, 0, KIND_CALL, 0, set_wait },
 	[OPT_ONCE] = FLAG("once", once),
+	[OPT_PARTITION] = { "partition", required_argument, 0, KIND_CALL, 0, add_partition },
+	[OPT_SCRATCH] = STRING("scratch", scratch),
+	[OPT_REPORT_JSON] = STRING("report-json", report_json),
+	[OPT_REPORT_JUNIT] = STRING("report-junit", report_junit),
+	[OPT_KEEP] = FLAG("keep", keep),
+	[OPT_SAMPLE] = { "sample", required_argument, 0, KIND_CALL, 0, set_sample },
 };
 
 static int opt_apply(struct cli_opts *o, const struct opt_def *d, char *arg)

@@ -7,12 +7,13 @@
  * naming the field of struct cli_opts it sets (or the function that takes
  * it), and one parser for the global options and every command's.
  *
- * Ownership: the strings in cli_opts point into argv; paths is malloc'd
- * (the caller frees it).
+ * Ownership: the strings in cli_opts point into argv; paths and partitions
+ * are malloc'd (the caller frees them).
  */
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "agent/catalog.h"
 #include "agent/config.h"
@@ -44,6 +45,12 @@ struct cli_opts {
 	bool dry_run;           /* prune --dry-run */
 	int wait_s;             /* backup --wait SECONDS for the host lock; -1: for ever */
 	bool once;              /* agent --once */
+	/* drill */
+	const char **partitions; /* --partition P..., malloc'd (argv's strings) */
+	size_t npartitions;
+	const char *scratch, *report_json, *report_junit;
+	bool keep;
+	uint64_t sample;        /* --sample N, 0: a whole restore */
 };
 
 /* Every option there is; a command lists the ones it takes. */
@@ -52,7 +59,8 @@ enum cli_opt {
 	OPT_HELP, OPT_VERSION, OPT_FROM, OPT_TO_STORE, OPT_TO_DIR, OPT_REGION,
 	OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL, OPT_NO_WAIT, OPT_ID, OPT_PATH,
 	OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_DEEP, OPT_DRY_RUN, OPT_LOG_FORMAT,
-	OPT_WAIT, OPT_ONCE,
+	OPT_WAIT, OPT_ONCE, OPT_PARTITION, OPT_SCRATCH, OPT_REPORT_JSON,
+	OPT_REPORT_JUNIT, OPT_KEEP, OPT_SAMPLE,
 	OPT_END,
 };
 

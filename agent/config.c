@@ -210,6 +210,10 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 		if (util_parse_duration(v, &n) || n < 1)
 			return bad(pc, s, k, v, "expected a duration such as 8h or 1d");
 		c->rpo_max = n;
+	} else if (!strcmp(k, "rto_max") || !strcmp(k, "drill_interval")) {
+		if (util_parse_duration(v, &n) || n < 0)
+			return bad(pc, s, k, v, "expected a duration such as 30m or 1d, or 0 (none)");
+		*(k[0] == 'r' ? &c->rto_max : &c->drill_interval) = n;
 	} else if (!strcmp(k, "interval") || !strcmp(k, "jitter")) {
 		if (parse_schedule_duration(pc, s, k, v, &n))
 			return 0;
@@ -266,7 +270,7 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 		c->require_geo = b;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, window, max_concurrent, discover, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, low_impact, pressure_cgroup, cpu_priority, metrics_file, require_geo, rpo_max)",
+				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, window, max_concurrent, discover, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, low_impact, pressure_cgroup, cpu_priority, metrics_file, require_geo, rpo_max, rto_max, drill_interval)",
 				    pc->file, pc->line, k);
 	}
 	return 0;
@@ -372,6 +376,11 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 		if (util_parse_duration(v, &n) || n < 1)
 			return bad(pc, s, k, v, "expected a duration such as 8h or 1d");
 		p->rpo_max = n;
+	} else if (!strcmp(k, "rto_max")) {
+		if (util_parse_duration(v, &n) || n < 0)
+			return bad(pc, s, k, v, "expected a duration such as 30m or 1d, or 0 (no limit)");
+		p->rto_max = n;
+		p->has_rto_max = true;
 	} else if (!strcmp(k, "interval") || !strcmp(k, "jitter")) {
 		if (parse_schedule_duration(pc, s, k, v, &n))
 			return 0;
@@ -387,7 +396,7 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 		p->has_window = true;
 	} else if (!retention_setting(pc, s, k, v, &p->ret)) {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max, interval, jitter, window; and the [retention] keys " RET_KEYS_KNOWN ")",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max, rto_max, interval, jitter, window; and the [retention] keys " RET_KEYS_KNOWN ")",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;
@@ -827,6 +836,13 @@ int64_t config_rpo_max(const struct config *cfg, const struct cfg_partition *p)
 	if (p && p->rpo_max)
 		return p->rpo_max;
 	return cfg->rpo_max ? cfg->rpo_max : 2 * config_interval(cfg, p);
+}
+
+int64_t config_rto_max(const struct config *cfg, const struct cfg_partition *p)
+{
+	if (p && p->has_rto_max)
+		return p->rto_max;
+	return cfg->rto_max;
 }
 
 static void review(void (*say)(void *ctx, bool error, const char *msg), void *ctx,

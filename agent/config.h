@@ -40,6 +40,8 @@ struct cfg_partition {
 	char *post_snapshot;
 	int64_t hook_timeout;     /* seconds */
 	int64_t rpo_max;          /* seconds; 0: [agent] rpo_max */
+	int64_t rto_max;          /* seconds (0: no limit), if has_rto_max */
+	bool has_rto_max;         /* unset: [agent] rto_max */
 	struct cfg_retention ret; /* overrides of [retention] (ret.set) */
 	/* the schedule (agent/schedule.h); unset: [agent]'s */
 	int64_t interval;         /* seconds; 0: [agent] interval */
@@ -92,6 +94,8 @@ struct config {
 	char *metrics_file;
 	bool require_geo;         /* a backup fails unless every secondary has it */
 	int64_t rpo_max;          /* seconds; 0: 2 x interval (config_rpo_max) */
+	int64_t rto_max;          /* seconds a drill's restore may take; 0: no limit */
+	int64_t drill_interval;   /* seconds between the agent's drills; 0: none */
 	struct cfg_retention ret; /* [retention] */
 	int win_start, win_end;   /* window: minutes after local midnight; equal: none */
 	unsigned max_concurrent;  /* backups at a time (the agent runs 1) */
@@ -117,6 +121,10 @@ const struct cfg_region *config_primary(const struct config *cfg);
 /* How old p's latest backup may be before status calls it stale: p's
  * rpo_max, [agent] rpo_max, or 2 x interval (p NULL: the agent's). */
 int64_t config_rpo_max(const struct config *cfg, const struct cfg_partition *p);
+
+/* How long a drill's restore of p may take: p's rto_max, else [agent]'s
+ * (seconds; 0: no limit; p NULL: the agent's). */
+int64_t config_rto_max(const struct config *cfg, const struct cfg_partition *p);
 
 /*
  * What config check says besides what config_load refuses: each problem

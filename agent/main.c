@@ -29,6 +29,7 @@
 #include "agent/cli.h"
 #include "agent/clean.h"
 #include "agent/config.h"
+#include "agent/drill_cmd.h"
 #include "agent/failover.h"
 #include "agent/geo.h"
 #include "agent/lock.h"
@@ -708,6 +709,9 @@ static const struct command commands[] = {
 	{ "prune", cmd_prune, OPTS(OPT_DRY_RUN, OPT_JSON, OPT_HELP) },
 	{ "clean", cmd_clean, OPTS(OPT_FROM, OPT_HELP) },
 	{ "hosts", cmd_hosts, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
+	{ "drill", cmd_drill, OPTS(OPT_FROM, OPT_REGION, OPT_PARTITION, OPT_SCRATCH,
+				    OPT_REPORT_JSON, OPT_REPORT_JUNIT, OPT_KEEP, OPT_SAMPLE,
+				    OPT_JSON, OPT_HELP) },
 	{ "agent", cmd_agent, OPTS(OPT_ONCE, OPT_HELP) },
 	{ "config", cmd_config, NULL },
 	{ 0 },
@@ -783,5 +787,6 @@ int main(int argc, char **argv)
 	}
 	config_free(&c.cfg);
 	free(c.o.paths);
+	free(c.o.partitions);
 	return report_exit(c.o.json, rc);
 }

@@ -88,6 +88,8 @@ static int read_source(void *ctx, size_t src, uint64_t off, size_t len, void *bu
 
 	source(r, src, &store, &key, &name);
 	ret = store_get_range(store, key, off, len, buf, &got, err);
+	/* the read-ahead thread and the workers read at once */
+	__atomic_add_fetch(&r->res->bytes_read, (uint64_t)got, __ATOMIC_RELAXED);
 	if (!ret && got != len)
 		ret = err_set(err, -EBADMSG, "%s%s%s%s is truncated (wanted %zu bytes at %llu, got %zu)",
 			      name ? "region " : "", name ? name : "", name ? ": " : "",
@@ -247,6 +249,7 @@ static int read_seek_tail(struct rctx *r, uint64_t size, size_t *want_ret)
 			return err_set(r->err, -ENOMEM, "out of memory");
 		ret = store_get_range(r->store, m->data_key, size - want, want,
 				      r->tail, &got, r->err);
+		r->res->bytes_read += got;
 		if (ret)
 			return ret;
 		if (got != want)
@@ -759,6 +762,10 @@ static int restore_prepare(struct rctx *r)
 	int ret;
 
 	ret = restore_index(r->store, r->m, o, &r->idx, r->err);
+	/* the index object holds what the manifest says: its size is what
+	 * was fetched (a failed fetch is not counted) */
+	if (!ret)
+		r->res->bytes_read += r->m->index_size;
 	if (!ret)
 		ret = load_seek_table(r);
 	if (!ret)

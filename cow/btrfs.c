@@ -341,10 +341,11 @@ static int btrfs_dir_empty(int fd, bool *empty_ret)
 }
 
 /*
- * The subvolume btrfs_make_target made at path, deleted while it is still
- * empty and writable (a read-only one is a snapshot: never a restore target).
+ * The writable subvolume at path deleted: only while empty unless whole (a
+ * read-only one is a snapshot: never a restore target); never through a
+ * link, and only the subvolume that was checked.
  */
-static int btrfs_remove_target(const char *path, struct err *err)
+static int btrfs_delete_writable(const char *path, bool whole, struct err *err)
 {
 	char dir[PATH_MAX], base[PATH_MAX];
 	enum btrfs_util_error e;
@@ -385,7 +386,7 @@ static int btrfs_remove_target(const char *path, struct err *err)
 			      path);
 		goto out_close_fd;
 	}
-	ret = btrfs_dir_empty(fd, &empty);
+	ret = whole ? (empty = true, 0) : btrfs_dir_empty(fd, &empty);
 	if (ret) {
 		ret = err_set(err, ret, "cannot read \"%s\": %s", path, err_str(ret));
 		goto out_close_fd;
@@ -412,6 +413,32 @@ out_close_dir:
 	return ret;
 }
 
+/* The subvolume btrfs_make_target made at path, while it is still empty. */
+static int btrfs_remove_target(const char *path, struct err *err)
+{
+	return btrfs_delete_writable(path, false, err);
+}
+
+/* A restored subvolume with everything in it (a drill's scratch copy). */
+static int btrfs_delete_volume(const char *path, struct err *err)
+{
+	return btrfs_delete_writable(path, true, err);
+}
+
+/* Are a and b on the same btrfs filesystem (whatever their subvolumes)? */
+static int btrfs_same_fs(const char *a, const char *b, bool *same_ret,
+			 struct err *err)
+{
+	unsigned char fa[BTRFS_FSID_SIZE], fb[BTRFS_FSID_SIZE];
+	int ret = btrfs_fsid(a, fa, err);
+
+	if (!ret)
+		ret = btrfs_fsid(b, fb, err);
+	if (!ret)
+		*same_ret = !memcmp(fa, fb, sizeof(fa));
+	return ret;
+}
+
 const struct cow_ops cow_btrfs_ops = {
 	.name = "btrfs",
 	.check = btrfs_check,
@@ -419,4 +446,6 @@ const struct cow_ops cow_btrfs_ops = {
 	.remove = btrfs_remove,
 	.make_target = btrfs_make_target,
 	.remove_target = btrfs_remove_target,
+	.delete_volume = btrfs_delete_volume,
+	.same_fs = btrfs_same_fs,
 };

@@ -50,6 +50,13 @@ struct cow_ops {
 	 * empty (-ENOTEMPTY, kept, when it is not); refuse anything that is
 	 * not a writable volume.  NULL when make_target is. */
 	int (*remove_target)(const char *path, struct err *err);
+	/* Delete the writable volume make_target made at path with what it
+	 * holds; refuse anything else.  NULL when make_target is. */
+	int (*delete_volume)(const char *path, struct err *err);
+	/* Are directories a and b on the same filesystem of this backend
+	 * (across its volumes)?  NULL: compare st_dev. */
+	int (*same_fs)(const char *a, const char *b, bool *same_ret,
+		       struct err *err);
 };
 
 extern const struct cow_ops cow_btrfs_ops;
@@ -117,5 +124,19 @@ int cow_make_target(const char *path, bool force, enum cow_target *made_ret,
  * existed before (COW_TARGET_EXISTED) is never removed: a no-op returning 0.
  */
 int cow_remove_target(const char *path, enum cow_target made, struct err *err);
+
+/*
+ * Delete the volume cow_make_target made at path (COW_TARGET_VOLUME) with
+ * everything it holds — a drill's scratch copy.  Refuses what is not a
+ * writable volume of a backend (-EINVAL) and never follows a link.
+ */
+int cow_delete_volume(const char *path, struct err *err);
+
+/*
+ * Are the existing directories a and b on one filesystem?  On btrfs the
+ * whole filesystem counts (subvolumes differ in st_dev); elsewhere st_dev.
+ * *same_ret; 0 or -errno (err says which path).
+ */
+int cow_same_fs(const char *a, const char *b, bool *same_ret, struct err *err);
 
 #endif

@@ -93,3 +93,37 @@ int cow_remove_target(const char *path, enum cow_target made, struct err *err)
 			       path, parent);
 	return ops->remove_target(path, err);
 }
+
+int cow_delete_volume(const char *path, struct err *err)
+{
+	char buf[PATH_MAX];
+	const char *parent;
+	const struct cow_ops *ops;
+
+	if (strlen(path) >= sizeof(buf))
+		return err_set(err, -ENAMETOOLONG, "path \"%s\" is too long", path);
+	ops = parent_backend(path, buf, &parent);
+	if (!ops || !ops->delete_volume)
+		return err_set(err, -EOPNOTSUPP,
+			       "cannot delete %s as a volume: the filesystem of %s has no snapshot backend that removes volumes",
+			       path, parent);
+	return ops->delete_volume(path, err);
+}
+
+int cow_same_fs(const char *a, const char *b, bool *same_ret, struct err *err)
+{
+	struct stat sa, sb;
+	struct statfs fa, fb;
+	const struct cow_ops *ops;
+
+	*same_ret = false;
+	if (stat(a, &sa) || statfs(a, &fa))
+		return err_set(err, -errno, "%s: %s", a, strerror(errno));
+	if (stat(b, &sb) || statfs(b, &fb))
+		return err_set(err, -errno, "%s: %s", b, strerror(errno));
+	ops = cow_backend_for((unsigned long)fa.f_type);
+	if (fa.f_type == fb.f_type && ops && ops->same_fs)
+		return ops->same_fs(a, b, same_ret, err);
+	*same_ret = sa.st_dev == sb.st_dev;
+	return 0;
+}

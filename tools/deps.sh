@@ -9,6 +9,7 @@ PKGS=(
 	libinih-dev libxxhash-dev libssl-dev libcmocka-dev libcurl4-openssl-dev libexpat1-dev libsystemd-dev
 	btrfs-progs zstd tar acl attr xxhash util-linux python3 e2fsprogs cppcheck faketime
 	clang libclang-rt-dev
+	python3-junitparser python3-xmlschema python3-jsonschema
 )
 
 missing=()

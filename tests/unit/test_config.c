@@ -253,6 +253,34 @@ static void test_rpo_max(void **state)
 	expect_error("[partition a]\npath = /a\nrpo_max = 0\n", ":3:", "rpo_max");
 }
 
+/* rto_max: [agent]'s, a [partition]'s over it (0 there lifts it);
+ * drill_interval: [agent] only, default 0 (no drills by the agent). */
+static void test_drill_keys(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(load("[partition a]\npath = /a\n", &cfg, &err), 0);
+	assert_int_equal(config_rto_max(&cfg, config_partition(&cfg, "a")), 0);
+	assert_int_equal(cfg.drill_interval, 0);
+	config_free(&cfg);
+	assert_int_equal(load("[agent]\nrto_max = 30m\ndrill_interval = 1d\n"
+			      "[partition a]\npath = /a\n"
+			      "[partition b]\npath = /b\nrto_max = 90s\n"
+			      "[partition c]\npath = /c\nrto_max = 0\n", &cfg, &err), 0);
+	assert_int_equal(config_rto_max(&cfg, NULL), 1800);
+	assert_int_equal(config_rto_max(&cfg, config_partition(&cfg, "a")), 1800);
+	assert_int_equal(config_rto_max(&cfg, config_partition(&cfg, "b")), 90);
+	assert_int_equal(config_rto_max(&cfg, config_partition(&cfg, "c")), 0);
+	assert_int_equal(cfg.drill_interval, 86400);
+	config_free(&cfg);
+	expect_error("[agent]\nrto_max = fast\n", ":2:", "rto_max");
+	expect_error("[agent]\ndrill_interval = -1h\n", ":2:", "drill_interval");
+	expect_error("[partition a]\npath = /a\nrto_max = 1 hour\n", ":3:", "rto_max");
+	expect_error("[partition a]\npath = /a\ndrill_interval = 1d\n", ":3:", "drill_interval");
+}
+
 static void test_backup_ids(void **state)
 {
 	char id[BACKUP_ID_LEN + 1], id2[BACKUP_ID_LEN + 1];
@@ -366,6 +394,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_rpo_max),
+		cmocka_unit_test(test_drill_keys),
 		cmocka_unit_test(test_backup_ids),
 		cmocka_unit_test(test_manifest_roundtrip),
 		cmocka_unit_test(test_schedule_keys),
