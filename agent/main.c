@@ -398,7 +398,7 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	if (rc != CLI_GO_ON)
 		goto out_list;
 	if (c->o.at)
-		report_restore_at_line(c->o.json, &at, &w);
+		report_at_line(c->o.json, "restoring", &at, &w);
 	readfd = reading_lock(c, host, m);
 	/* read from the first region whose copy is whole (primary first);
 	 * the other whole copies take over if reading fails midway */
@@ -413,7 +413,7 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	report_init(&r, c->o.json);
 	report_restore(&r, &src.m, ro.region, ro.target, &res, c->o.from);
 	if (c->o.at)
-		report_restore_at(&r, &at, &w);
+		report_at_fields(&r, &at, &w);
 	report_end(&r);
 	rc = EXIT_OK;
 out_sources:
@@ -435,6 +435,8 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 	struct catalog_list list;
 	const struct manifest *m;
 	struct ls_listing ls;
+	struct catalog_at at;
+	struct when w;
 	struct regions rs;
 	struct report r;
 	struct err err = { 0 };
@@ -444,17 +446,23 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 	int rc, readfd;
 
 	if (argc < 1 || argc > 2)
-		return cli_usage_error("usage: snapship ls PARTITION [--from STORE] [--id ID] [PATH]");
+		return cli_usage_error("usage: snapship ls PARTITION [--from STORE] [--id ID | --at TIME] [PATH]");
 	if (!util_name_ok(argv[0]))
 		return cli_bad_partition(argv[0]);
+	rc = parse_at(c, &w);
+	if (rc != CLI_GO_ON)
+		return rc;
 	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, argv[0], true, &rs, &list, &used);
 	if (rc != CLI_GO_ON)
 		return rc;
-	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, NULL, NULL, &m);
+	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, c->o.at ? &w : NULL,
+			 &at, &m);
 	if (rc != CLI_GO_ON)
 		goto out_list;
+	if (c->o.at)
+		report_at_line(c->o.json, "listing", &at, &w);
 	readfd = reading_lock(c, host, m);
 	/* the index from the first whole copy, the others if it fails */
 	rc = EXIT_FAIL;
@@ -467,6 +475,8 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 		goto out_sources;
 	report_init(&r, c->o.json);
 	report_ls(&r, &src.m, ro.region, &ls, c->o.from);
+	if (c->o.at)
+		report_at_fields(&r, &at, &w);
 	report_end(&r);
 	ls_free(&ls);
 	rc = EXIT_OK;
@@ -762,7 +772,7 @@ static const struct command commands[] = {
 	{ "list", cmd_list, OPTS(OPT_FROM, OPT_REGION, OPT_AT, OPT_JSON, OPT_HELP) },
 	{ "restore", cmd_restore, OPTS(OPT_FROM, OPT_REGION, OPT_TO_DIR, OPT_ID, OPT_AT, OPT_PATH,
 					OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_JSON, OPT_HELP) },
-	{ "ls", cmd_ls, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_JSON, OPT_HELP) },
+	{ "ls", cmd_ls, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_AT, OPT_JSON, OPT_HELP) },
 	{ "verify", cmd_verify, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "repair", cmd_repair, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "status", cmd_status, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },

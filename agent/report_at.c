@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * What restore --at and list --at print (report.h): which backup a time
+ * What restore --at, ls --at and list --at print (report.h): which backup a time
  * picks, why, and the next newer one, so the bracket is visible.  Times
  * are RFC 3339 in UTC (when_format), as --at takes them back.
  */
@@ -41,12 +41,13 @@ const char *report_at_why(const struct catalog_at *a, const struct when *w,
 	return buf;
 }
 
-void report_restore_at_line(bool json, const struct catalog_at *a, const struct when *w)
+void report_at_line(bool json, const char *verb, const struct catalog_at *a,
+		    const struct when *w)
 {
 	char why[512];
 
 	if (!json) {
-		printf("restoring %s\n", report_at_why(a, w, why, sizeof(why)));
+		printf("%s %s\n", verb, report_at_why(a, w, why, sizeof(why)));
 		fflush(stdout);
 	}
 }
@@ -67,7 +68,7 @@ static void at_fields(json_t *o, const struct catalog_at *a, const struct when *
 			    json_string(snap(a->next, t3, sizeof(t3))) : json_null());
 }
 
-void report_restore_at(struct report *r, const struct catalog_at *a, const struct when *w)
+void report_at_fields(struct report *r, const struct catalog_at *a, const struct when *w)
 {
 	json_t *o = r->doc;
 	char why[512];

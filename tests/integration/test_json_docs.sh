@@ -8,7 +8,7 @@
 #    appear: two directory regions (replication = agent), a backup with the
 #    secondary gone (at risk: detail), a failed backup, verify and repair of
 #    a missing copy, status with a partition never backed up, restore
-#    (by id, and --at with and without a next backup), list --at,
+#    (by id, and --at with and without a next backup), ls --at, list --at,
 #    config check with an error, a failed run, and prune (a dry run, a
 #    region down, its pending deletions finished, a primary gone).
 set -euo pipefail
@@ -93,6 +93,7 @@ j 0 restore "${S[@]}" restore jd-part --at now --to "$TEST_TMP/jd-at2" --path a-
 j 0 list--at "${S[@]}" list --at now
 j 0 list--at "${S[@]}" list jd-part --at 2000-01-01
 j 0 ls "${S[@]}" ls jd-part
+j 0 ls "${S[@]}" ls jd-part --at now
 j 0 hosts "${S[@]}" hosts
 # prune with this partition's own keep_last = 1: the decisions, a region
 # down (pending, with details), the pending deletions finished, a failure

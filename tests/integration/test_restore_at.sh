@@ -11,7 +11,7 @@
 #     snapshot times (forge.py --manifest-set snapshot.time_ns=...);
 #   - --at with --id and a time that is not one: usage errors (exit 2);
 #   - restore --at --json: why, the next backup, bytes_read; --path with --at;
-#   - list --at: text and JSON, the bracket per partition;
+#   - list --at: text and JSON, the bracket per partition; ls --at;
 #   - configured regions: with the primary's copy of the backup it picks
 #     truncated, restore --at reads it from the secondary; --region west
 #     picks the same backup there.
@@ -229,6 +229,10 @@ d = {r["partition"]: r for r in json.loads(sys.argv[1])}
 assert d["ra-part"]["backup_id"] == sys.argv[2] and d["ra-part"]["next_backup_id"] is None, d
 assert d["fg-part"]["backup_id"] == sys.argv[3], d
 EOF
+# ls --at: the same pick, said first, the files of that backup
+out=$("${S[@]}" ls ra-part --from "$store" --at "$(rfc "$mid" 9)") || fail "ls --at failed: $out"
+grep -q "^listing $id2 (snapshot " <<<"$out" && grep -q "^ra-part $id2 " <<<"$out" &&
+	grep -q "added-after-1.txt" <<<"$out" || fail "ls --at between 2 and 3 should list $id2: $out"
 echo "list --at: ok"
 
 # ---- configured regions: the primary gone, --at reads the secondary ----
