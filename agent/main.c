@@ -305,6 +305,8 @@ static int find_at(const struct catalog_list *list, const struct regions *rs, si
 	*m_ret = at->pick;
 	if (at->pick || !at->n)
 		return CLI_GO_ON;
+	/* an older backup may be there with a manifest that cannot be used */
+	report_list_broken(list, rs->n > 1 ? rs->v[used].name : NULL);
 	err_set(&err, -ENOENT, "no backup of %s/%s on %s was taken at or before %s: the oldest, %s, was taken at %s; pass a later --at (snapship list --at TIME shows what a time picks)",
 		host, part, store_describe(rs->v[used].store),
 		when_format(w->ns, w->digits, t1, sizeof(t1)), at->oldest->backup_id,
