@@ -4,6 +4,7 @@
 #   make check           install deps, build, run the whole test suite (root for integration)
 #   make demo            install deps, build, run the demo (root: loop btrfs + local store)
 #   make bench           the benchmarks of doc/BENCHMARKS.md (root)
+#   make bench-dr        the DR figures (issue 13): restores from the secondary (root)
 #   make fuzz            build the libFuzzer targets (clang, ASan+UBSan) into
 #                        build-fuzz/ and run each FUZZ_SECONDS (60) seconds
 #   make fuzz-build      only build them (tests/fuzz/README.md)
@@ -98,6 +99,12 @@ bench: deps
 	$(MAKE) all
 	bash tools/bench.sh $(B)
 
+# the DR figures of issue 13: one file and a whole restore from the
+# secondary region, and a drill (tools/bench_dr.sh)
+bench-dr: deps
+	$(MAKE) all
+	bash tools/bench_dr.sh $(B)
+
 # the impact of a backup on a live PostgreSQL under pgbench (issue 12)
 bench-pg: deps
 	$(MAKE) all
@@ -164,7 +171,7 @@ uninstall:
 clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
-.PHONY: all unit lint deps check demo bench bench-pg install uninstall clean fuzz fuzz-build
+.PHONY: all unit lint deps check demo bench bench-dr bench-pg install uninstall clean fuzz fuzz-build
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -682,6 +682,39 @@ const struct manifest *catalog_find(const struct catalog_list *list,
 	return best;
 }
 
+/* Order by snapshot time, then as catalog_cmp_age (a total order). */
+static int cmp_snap_time(const struct manifest *a, const struct manifest *b)
+{
+	if (a->snap_time_ns != b->snap_time_ns)
+		return a->snap_time_ns < b->snap_time_ns ? -1 : 1;
+	return catalog_cmp_age(a, b);
+}
+
+void catalog_at(const struct catalog_list *list, const char *partition,
+		int64_t at_ns, struct catalog_at *at_ret)
+{
+	struct catalog_at *at = at_ret;
+
+	memset(at, 0, sizeof(*at));
+	for (size_t i = 0; i < list->n; i++) {
+		const struct manifest *m = &list->m[i];
+
+		if (partition && strcmp(m->partition, partition))
+			continue;
+		at->n++;
+		if (!at->oldest || cmp_snap_time(m, at->oldest) < 0)
+			at->oldest = m;
+		if (!at->newest || cmp_snap_time(m, at->newest) > 0)
+			at->newest = m;
+		if (m->snap_time_ns <= at_ns) {
+			if (!at->pick || cmp_snap_time(m, at->pick) > 0)
+				at->pick = m;
+		} else if (!at->next || cmp_snap_time(m, at->next) < 0) {
+			at->next = m;
+		}
+	}
+}
+
 /*
  * Orphans are only what snapship itself writes before the commit: data and
  * index objects, at exactly <prefix><host>/<partition>/<backup-id>/<name>

@@ -171,4 +171,20 @@ int catalog_cmp_age(const struct manifest *a, const struct manifest *b);
 const struct manifest *catalog_find(const struct catalog_list *list,
 				    const char *partition, const char *id);
 
+/*
+ * What restore --at picks for one partition (pointers into the list):
+ * pick, the newest backup whose snapshot time (snap_time_ns) is at or
+ * before at_ns, NULL when none is; next, the oldest taken after at_ns
+ * (NULL: none), so the bracket shows; oldest and newest of the partition
+ * and how many it has (n = 0: none, every pointer NULL).  Backups of one
+ * snapshot time are ordered as catalog_cmp_age orders them: of a tie at
+ * or before at_ns the newer is picked.
+ */
+struct catalog_at {
+	const struct manifest *pick, *next, *oldest, *newest;
+	size_t n;
+};
+void catalog_at(const struct catalog_list *list, const char *partition,
+		int64_t at_ns, struct catalog_at *at_ret);
+
 #endif

@@ -24,10 +24,11 @@ const char cli_usage_text[] =
 "\n"
 "Zero-config form (first use, scripts):\n"
 "  snapship backup PATH --to STORE [--name NAME]     freeze, stream, store one btrfs subvolume\n"
-"  snapship list [PARTITION] --from STORE [--json]    committed backups\n"
-"  snapship restore PARTITION --from STORE --to DIR [--id ID] [--path P]... [--force] [--devices]\n"
-"                   [--keep-privileges]\n"
-"  snapship ls PARTITION --from STORE [--id ID] [PATH]  files of a backup (its index)\n"
+"  snapship list [PARTITION] --from STORE [--at TIME] [--json]  committed backups (--at: the\n"
+"                                      one restore --at TIME picks, and the next)\n"
+"  snapship restore PARTITION --from STORE --to DIR [--id ID | --at TIME] [--path P]...\n"
+"                   [--force] [--devices] [--keep-privileges]\n"
+"  snapship ls PARTITION --from STORE [--id ID | --at TIME] [PATH]  files of a backup\n"
 "  snapship verify [PARTITION] --from STORE [--deep]  check stored backups\n"
 "  snapship status --from STORE [--json]              per partition: latest, age, state\n"
 "  snapship drill --from STORE [--partition P]...     restore the newest backups into a\n"
@@ -39,11 +40,12 @@ const char cli_usage_text[] =
 "                                      replication, and for the host lock: --wait bounds it)\n"
 "  snapship agent [--once]             the daemon: backs up every partition on its\n"
 "                                      schedule (--once: the due ones, then exit)\n"
-"  snapship list [PARTITION] [--json]  backups and their geo state\n"
+"  snapship list [PARTITION] [--at TIME] [--json]  backups and their geo state\n"
 "  snapship status [--json]            per partition: latest backup, age, geo state, and\n"
 "                                      ok, at risk, stale or never (exit 0, 3, 4, 5)\n"
-"  snapship restore PARTITION --to DIR [--id ID] [--path P]...\n"
-"  snapship ls PARTITION [--id ID] [PATH]  a directory of a backup, from its index\n"
+"  snapship restore PARTITION --to DIR [--id ID | --at TIME] [--path P]...\n"
+"  snapship ls PARTITION [--id ID | --at TIME] [PATH]  a directory of a backup, from\n"
+"                                      its index\n"
 "  snapship verify [PARTITION] [--deep]  every backup in every region\n"
 "  snapship repair [PARTITION] [--deep]  copy what a region lacks from a healthy one\n"
 "  snapship prune [PARTITION] [--dry-run] [--json]  apply [retention] in every region:\n"
@@ -63,7 +65,9 @@ const char cli_usage_text[] =
 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).  Reads (list, status, restore,\n"
 "verify) use the primary region and fail over to the others; --region NAME\n"
 "uses only that one.  Common options: --json, --host NAME, --state-dir DIR,\n"
-"--log-format text|json, --help.  Exit status: 0 ok, 1 failure, 2 usage/config\n"
+"--log-format text|json, --help.  TIME: RFC 3339 (2026-12-03T08:00:00Z,\n"
+"+02:00 offsets), a date (its midnight UTC), now, or a duration ago (2h ago):\n"
+"--at picks the newest backup whose snapshot is at or before it.  Exit status: 0 ok, 1 failure, 2 usage/config\n"
 "error; status: 3 at risk, 4 stale, 5 never backed up.\n";
 
 int cli_usage_error(const char *fmt, ...)
@@ -257,6 +261,7 @@ static const struct opt_def opt_defs[OPT_END] = {
 	[OPT_REPORT_JUNIT] = STRING("report-junit", report_junit),
 	[OPT_KEEP] = FLAG("keep", keep),
 	[OPT_SAMPLE] = { "sample", required_argument, 0, KIND_CALL, 0, set_sample },
+	[OPT_AT] = STRING("at", at),
 };
 
 static int opt_apply(struct cli_opts *o, const struct opt_def *d, char *arg)

@@ -38,6 +38,7 @@ struct cli_opts {
 	const char *name;       /* backup --name */
 	const char *snapshot_dir;
 	const char *id;
+	const char *at;         /* restore/list --at TIME (when.h), as typed */
 	const char **paths;     /* restore --path, malloc'd (the strings are argv's) */
 	size_t npaths;
 	int level;              /* backup --level, 0: the config's */
@@ -60,7 +61,7 @@ enum cli_opt {
 	OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL, OPT_NO_WAIT, OPT_ID, OPT_PATH,
 	OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_DEEP, OPT_DRY_RUN, OPT_LOG_FORMAT,
 	OPT_WAIT, OPT_ONCE, OPT_PARTITION, OPT_SCRATCH, OPT_REPORT_JSON,
-	OPT_REPORT_JUNIT, OPT_KEEP, OPT_SAMPLE,
+	OPT_REPORT_JUNIT, OPT_KEEP, OPT_SAMPLE, OPT_AT,
 	OPT_END,
 };
 

@@ -45,6 +45,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/when.h"
 #include "cow/cow.h"
 #include "uploader/store.h"
 
@@ -226,12 +227,27 @@ static int cmd_backup(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+/* --at TIME (NULL: none) into *w; CLI_GO_ON or the exit status (said) */
+static int parse_at(const struct cli *c, struct when *w)
+{
+	struct err err = { 0 };
+
+	if (!c->o.at)
+		return CLI_GO_ON;
+	if (c->o.id)
+		return cli_usage_error("--id and --at both choose the backup: pass one of them");
+	if (when_parse("--at", c->o.at, util_now_unix_ns(), w, &err))
+		return cli_usage_error("%s", err.msg);
+	return CLI_GO_ON;
+}
+
 static int cmd_list(struct cli *c, int argc, char **argv)
 {
 	const char *part = argc ? argv[0] : NULL, *host;
 	struct catalog_list list;
 	struct regions rs;
 	struct report r;
+	struct when w;
 	char hbuf[256];
 	size_t used = 0;
 	bool geo;
@@ -241,6 +257,9 @@ static int cmd_list(struct cli *c, int argc, char **argv)
 		return cli_usage_error("list takes at most one PARTITION");
 	if (part && !util_name_ok(part))
 		return cli_bad_partition(part);
+	rc = parse_at(c, &w);
+	if (rc != CLI_GO_ON)
+		return rc;
 	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, part, true, &rs, &list, &used);
@@ -248,7 +267,10 @@ static int cmd_list(struct cli *c, int argc, char **argv)
 		return rc;
 	geo = rs.n > 1 && !rs.forced;
 	report_init(&r, c->o.json);
-	if (!list.n) {
+	if (list.n && c->o.at) {
+		/* what restore --at picks, per partition */
+		report_list_at(&r, host, &list, &rs, used, &w);
+	} else if (!list.n) {
 		char others[512];
 
 		report_list_none(&r, host, part, rs.v[used].store);
@@ -257,7 +279,7 @@ static int cmd_list(struct cli *c, int argc, char **argv)
 	} else {
 		report_list_header(&r, geo);
 	}
-	for (size_t i = 0; i < list.n; i++) {
+	for (size_t i = 0; i < (c->o.at ? 0 : list.n); i++) {
 		struct geo_state gs;
 
 		status_backup_geo(c->cfg.state_dir, &rs, host, &list.m[i], &gs);
@@ -271,15 +293,46 @@ static int cmd_list(struct cli *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* The backup to restore: id's, or the latest (an exit status if none). */
+/* --at: the backup it picks, or the exit status (said) when none is at or
+ * before it but the partition has backups (none at all: find_backup says) */
+static int find_at(const struct catalog_list *list, const struct regions *rs, size_t used,
+		   const char *host, const char *part, const struct when *w,
+		   struct catalog_at *at, const struct manifest **m_ret)
+{
+	struct err err = { 0 };
+	char t1[48], t2[48];
+
+	catalog_at(list, part, w->last_ns, at);
+	*m_ret = at->pick;
+	if (at->pick || !at->n)
+		return CLI_GO_ON;
+	/* an older backup may be there with a manifest that cannot be used */
+	report_list_broken(list, rs->n > 1 ? rs->v[used].name : NULL);
+	err_set(&err, -ENOENT, "no backup of %s/%s on %s was taken at or before %s: the oldest, %s, was taken at %s; pass a later --at (snapship list --at TIME shows what a time picks)",
+		host, part, store_describe(rs->v[used].store),
+		when_format(w->ns, w->digits, t1, sizeof(t1)), at->oldest->backup_id,
+		when_format(at->oldest->snap_time_ns, 0, t2, sizeof(t2)));
+	return cli_fail(&err);
+}
+
+/* The backup to restore: id's, the one --at picks (at non-NULL), or the
+ * latest (an exit status if none). */
 static int find_backup(const struct catalog_list *list, const struct regions *rs,
 		       size_t used, const char *host, const char *part, const char *id,
+		       const struct when *at, struct catalog_at *at_ret,
 		       const struct manifest **m_ret)
 {
 	struct err err = { 0 };
 	char others[512] = "";
+	int rc;
 
-	*m_ret = catalog_find(list, part, id);
+	if (at) {
+		rc = find_at(list, rs, used, host, part, at, at_ret, m_ret);
+		if (rc != CLI_GO_ON || *m_ret)
+			return rc;
+	} else {
+		*m_ret = catalog_find(list, part, id);
+	}
 	if (*m_ret)
 		return CLI_GO_ON;
 	if (!id)
@@ -321,6 +374,8 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	struct restore_result res;
 	struct catalog_list list;
 	const struct manifest *m;
+	struct catalog_at at;
+	struct when w;
 	struct regions rs;
 	struct report r;
 	struct err err = { 0 };
@@ -330,17 +385,23 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	int rc, readfd;
 
 	if (argc != 1 || !ro.target)
-		return cli_usage_error("usage: snapship restore PARTITION --to DIR [--from STORE] [--id ID] [--path P]...");
+		return cli_usage_error("usage: snapship restore PARTITION --to DIR [--from STORE] [--id ID | --at TIME] [--path P]...");
 	if (!util_name_ok(argv[0]))
 		return cli_bad_partition(argv[0]);
+	rc = parse_at(c, &w);
+	if (rc != CLI_GO_ON)
+		return rc;
 	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
 	if (rc != CLI_GO_ON)
 		return rc;
-	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, &m);
+	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, c->o.at ? &w : NULL,
+			 &at, &m);
 	if (rc != CLI_GO_ON)
 		goto out_list;
+	if (c->o.at)
+		report_at_line(c->o.json, "restoring", &at, &w);
 	readfd = reading_lock(c, host, m);
 	/* read from the first region whose copy is whole (primary first);
 	 * the other whole copies take over if reading fails midway */
@@ -354,6 +415,8 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 		goto out_sources;
 	report_init(&r, c->o.json);
 	report_restore(&r, &src.m, ro.region, ro.target, &res, c->o.from);
+	if (c->o.at)
+		report_at_fields(&r, &at, &w);
 	report_end(&r);
 	rc = EXIT_OK;
 out_sources:
@@ -375,6 +438,8 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 	struct catalog_list list;
 	const struct manifest *m;
 	struct ls_listing ls;
+	struct catalog_at at;
+	struct when w;
 	struct regions rs;
 	struct report r;
 	struct err err = { 0 };
@@ -384,17 +449,23 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 	int rc, readfd;
 
 	if (argc < 1 || argc > 2)
-		return cli_usage_error("usage: snapship ls PARTITION [--from STORE] [--id ID] [PATH]");
+		return cli_usage_error("usage: snapship ls PARTITION [--from STORE] [--id ID | --at TIME] [PATH]");
 	if (!util_name_ok(argv[0]))
 		return cli_bad_partition(argv[0]);
+	rc = parse_at(c, &w);
+	if (rc != CLI_GO_ON)
+		return rc;
 	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, argv[0], true, &rs, &list, &used);
 	if (rc != CLI_GO_ON)
 		return rc;
-	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, &m);
+	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, c->o.at ? &w : NULL,
+			 &at, &m);
 	if (rc != CLI_GO_ON)
 		goto out_list;
+	if (c->o.at)
+		report_at_line(c->o.json, "listing", &at, &w);
 	readfd = reading_lock(c, host, m);
 	/* the index from the first whole copy, the others if it fails */
 	rc = EXIT_FAIL;
@@ -407,6 +478,8 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 		goto out_sources;
 	report_init(&r, c->o.json);
 	report_ls(&r, &src.m, ro.region, &ls, c->o.from);
+	if (c->o.at)
+		report_at_fields(&r, &at, &w);
 	report_end(&r);
 	ls_free(&ls);
 	rc = EXIT_OK;
@@ -699,10 +772,10 @@ struct command {
 static const struct command commands[] = {
 	{ "backup", cmd_backup, OPTS(OPT_TO_STORE, OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL,
 				      OPT_NO_WAIT, OPT_WAIT, OPT_JSON, OPT_HELP) },
-	{ "list", cmd_list, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
-	{ "restore", cmd_restore, OPTS(OPT_FROM, OPT_REGION, OPT_TO_DIR, OPT_ID, OPT_PATH,
+	{ "list", cmd_list, OPTS(OPT_FROM, OPT_REGION, OPT_AT, OPT_JSON, OPT_HELP) },
+	{ "restore", cmd_restore, OPTS(OPT_FROM, OPT_REGION, OPT_TO_DIR, OPT_ID, OPT_AT, OPT_PATH,
 					OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_JSON, OPT_HELP) },
-	{ "ls", cmd_ls, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_JSON, OPT_HELP) },
+	{ "ls", cmd_ls, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_AT, OPT_JSON, OPT_HELP) },
 	{ "verify", cmd_verify, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "repair", cmd_repair, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "status", cmd_status, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },

@@ -456,10 +456,10 @@ void report_restore(struct report *r, const struct manifest *m, const char *regi
 		    const char *target, const struct restore_result *res,
 		    bool from_store)
 {
-	char hb[32];
+	char hb[32], rb[32];
 
 	if (r->json)
-		set_doc(r, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f}",
+		set_doc(r, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f}",
 				     "backup_id", m->backup_id, "partition", m->partition,
 				     "region", region,
 				     "target", target, "entries", (json_int_t)res->entries,
@@ -468,14 +468,18 @@ void report_restore(struct report *r, const struct manifest *m, const char *regi
 				     "stripped_privileges", (json_int_t)res->stripped_privileges,
 				     "frames_read", (json_int_t)res->frames_read,
 				     "frames_total", (json_int_t)res->frames_total,
+				     "bytes_read", (json_int_t)res->bytes_read,
 				     "subvolume", res->subvolume, "seconds", res->seconds));
 	else
-		printf("restored %s %s%s%s into %s%s: %llu entries, %s, verified, in %.1f s\n",
+		printf("restored %s %s%s%s into %s%s: %llu entries, %s, verified, in %.1f s (read %llu of %llu frames, %s downloaded)\n",
 		       m->partition, m->backup_id, from_store ? "" : " from region ",
 		       from_store ? "" : region, target,
 		       res->subvolume ? " (new subvolume)" : "",
 		       (unsigned long long)res->entries,
-		       util_human_size(res->bytes, hb, sizeof(hb)), res->seconds);
+		       util_human_size(res->bytes, hb, sizeof(hb)), res->seconds,
+		       (unsigned long long)res->frames_read,
+		       (unsigned long long)res->frames_total,
+		       util_human_size(res->bytes_read, rb, sizeof(rb)));
 	if (res->skipped_devices)
 		log_warn("skipped %llu device node(s); pass --devices to create them",
 			 (unsigned long long)res->skipped_devices);

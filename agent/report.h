@@ -104,6 +104,28 @@ void report_clean(unsigned snapshots, unsigned uploads);
 void report_clean_regions(const struct clean_result *res, size_t n,
 			  bool have_store);
 
+/*
+ * restore --at, ls --at and list --at (report_at.c): a is catalog_at's
+ * answer for the time w.  report_at_why: the sentence saying which backup
+ * a picks and why ("ID (snapshot T), the newest at or before W; the next
+ * one was taken at ..."), into buf (returned).  report_at_line: text only,
+ * that sentence after verb ("restoring", "listing") before the command's
+ * work starts; report_at_fields: json only, the pick's fields (at,
+ * snap_time, snap_time_ns, next_backup_id, next_snap_time, why) added to
+ * the command's document (an object: after report_restore or report_ls).
+ * report_list_at: per partition of list, the pick and the next newer
+ * backup (listed from rs->v[used], or list->region's).
+ */
+struct catalog_at;
+struct when;
+const char *report_at_why(const struct catalog_at *a, const struct when *w,
+			  char *buf, size_t len);
+void report_at_line(bool json, const char *verb, const struct catalog_at *a,
+		    const struct when *w);
+void report_at_fields(struct report *r, const struct catalog_at *a, const struct when *w);
+void report_list_at(struct report *r, const char *host, const struct catalog_list *list,
+		    const struct regions *rs, size_t used, const struct when *w);
+
 /* list: the other hosts the store holds (text only; "" none). */
 void report_list_other_hosts(struct report *r, const char *others);
 /* hosts: the hosts a store holds backups of. */

@@ -88,8 +88,8 @@ static int read_source(void *ctx, size_t src, uint64_t off, size_t len, void *bu
 
 	source(r, src, &store, &key, &name);
 	ret = store_get_range(store, key, off, len, buf, &got, err);
-	/* the read-ahead thread and the workers read at once */
-	__atomic_add_fetch(&r->res->bytes_read, (uint64_t)got, __ATOMIC_RELAXED);
+	/* the read-ahead's thread: the main thread reads it after the join */
+	__atomic_fetch_add(&r->res->bytes_read, (uint64_t)got, __ATOMIC_RELAXED);
 	if (!ret && got != len)
 		ret = err_set(err, -EBADMSG, "%s%s%s%s is truncated (wanted %zu bytes at %llu, got %zu)",
 			      name ? "region " : "", name ? name : "", name ? ": " : "",
@@ -179,12 +179,16 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 
 /* The index object at key in store, checked against m's SHA-256. */
 static int fetch_index(struct store *store, const char *key, const struct manifest *m,
-		       void **buf_ret, size_t *len_ret, struct err *err)
+		       void **buf_ret, size_t *len_ret, uint64_t *bytes_read,
+		       struct err *err)
 {
 	char hex[65];
 	int ret;
 
+	*len_ret = 0;
 	ret = store_get_all(store, key, INDEX_MAX, buf_ret, len_ret, err);
+	if (bytes_read)
+		*bytes_read += *len_ret;
 	if (ret)
 		return err_wrap(err, "backup %s: cannot read its index", m->backup_id);
 	util_sha256_hex(*buf_ret, *len_ret, hex);
@@ -198,22 +202,23 @@ static int fetch_index(struct store *store, const char *key, const struct manife
 	return 0;
 }
 
-int restore_index(struct store *store, const struct manifest *m,
-		  const struct restore_opts *o, struct index **idx_ret,
-		  struct err *err)
+/* restore_index, adding the bytes fetched to *bytes_read (NULL: not counted) */
+static int index_counted(struct store *store, const struct manifest *m,
+			 const struct restore_opts *o, struct index **idx_ret,
+			 uint64_t *bytes_read, struct err *err)
 {
 	void *buf = NULL;
 	size_t len = 0;
 	int ret;
 
 	*idx_ret = NULL;
-	ret = fetch_index(store, m->index_key, m, &buf, &len, err);
+	ret = fetch_index(store, m->index_key, m, &buf, &len, bytes_read, err);
 	/* another region's copy of the index, if this one fails */
 	for (size_t i = 0; ret && ret != -ENOMEM && i < o->nfallback; i++) {
 		struct err e = { 0 };
 
 		if (fetch_index(o->fallback[i].store, o->fallback[i].index_key, m,
-				&buf, &len, &e))
+				&buf, &len, bytes_read, &e))
 			continue;
 		log_warn("region %s: %s; using the index of region %s",
 			 o->region ? o->region : "?",
@@ -229,6 +234,13 @@ int restore_index(struct store *store, const struct manifest *m,
 	if (ret)
 		return err_wrap(err, "backup %s: index %s", m->backup_id, m->index_key);
 	return 0;
+}
+
+int restore_index(struct store *store, const struct manifest *m,
+		  const struct restore_opts *o, struct index **idx_ret,
+		  struct err *err)
+{
+	return index_counted(store, m, o, idx_ret, NULL, err);
 }
 
 /*
@@ -761,11 +773,7 @@ static int restore_prepare(struct rctx *r)
 	const struct restore_opts *o = r->o;
 	int ret;
 
-	ret = restore_index(r->store, r->m, o, &r->idx, r->err);
-	/* the index object holds what the manifest says: its size is what
-	 * was fetched (a failed fetch is not counted) */
-	if (!ret)
-		r->res->bytes_read += r->m->index_size;
+	ret = index_counted(r->store, r->m, o, &r->idx, &r->res->bytes_read, r->err);
 	if (!ret)
 		ret = load_seek_table(r);
 	if (!ret)

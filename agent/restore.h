@@ -45,8 +45,9 @@ struct restore_result {
 	uint64_t stripped_privileges; /* setuid/setgid bits, capability xattrs */
 	uint64_t hole_bytes;          /* of sparse files, hashed as zeros */
 	uint64_t frames_read, frames_total;
-	uint64_t bytes_read;          /* data and index bytes fetched from the
-				       * stores (every copy read) */
+	/* bytes fetched from the stores: data (ranges and the seek table)
+	 * and index, of every copy read, retries included */
+	uint64_t bytes_read;
 	bool subvolume;               /* the target was made a new subvolume */
 	double seconds;
 };

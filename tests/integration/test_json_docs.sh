@@ -7,7 +7,8 @@
 #    lacked the documented geo), over runs that make each optional field
 #    appear: two directory regions (replication = agent), a backup with the
 #    secondary gone (at risk: detail), a failed backup, verify and repair of
-#    a missing copy, status with a partition never backed up, restore,
+#    a missing copy, status with a partition never backed up, restore
+#    (by id, and --at with and without a next backup), ls --at, list --at,
 #    config check with an error, a failed run, a drill that passes and one
 #    that fails, and prune (a dry run, a
 #    region down, its pending deletions finished, a primary gone).
@@ -83,7 +84,17 @@ j 0 verify "${S[@]}" verify --deep
 j 0 status "${S[@]}" status
 j 0 list "${S[@]}" list
 j 0 restore "${S[@]}" restore jd-part --id "$id" --to "$TEST_BTRFS/jd-r" --devices
+# --at: the pick and the next newer one (the first backup: a next), the
+# newest (none after it); list --at with a partition that has none so old
+first=$(python3 -c 'import datetime, json, sys
+t = min(b["time"] for b in json.load(open(sys.argv[1])))
+print(datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))' "$O/list.5.json")
+j 0 restore "${S[@]}" restore jd-part --at "$first" --to "$TEST_TMP/jd-at1"
+j 0 restore "${S[@]}" restore jd-part --at now --to "$TEST_TMP/jd-at2" --path a-file
+j 0 list--at "${S[@]}" list --at now
+j 0 list--at "${S[@]}" list jd-part --at 2000-01-01
 j 0 ls "${S[@]}" ls jd-part
+j 0 ls "${S[@]}" ls jd-part --at now
 j 0 hosts "${S[@]}" hosts
 j 0 drill "${S[@]}" drill --scratch "$TEST_BTRFS/jd-drill"   # from b, the secondary
 j 1 drill "$SNAPSHIP" --config "$TEST_TMP/never.conf" drill --region a \

@@ -2,7 +2,8 @@
 # Partial restores (design §8): `restore --path P` restores only P (a file,
 # or a directory with everything under it) plus the directories leading to
 # it, with the original content and metadata, and fetches only the frames
-# it needs (restore --json: frames_read < frames_total).
+# it needs (restore --json: frames_read < frames_total, bytes_read less than
+# the data object).
 #   - one file: --path segments/seg-000001.json
 #   - one subtree: --path small/d003
 #   - several --path at once, and a "./"-prefixed path
@@ -73,6 +74,13 @@ frames_check() {
 	[ "$total" -ge 5 ] || fail "test bug: the backup has only $total frames"
 	[ "$read" -ge 1 ] || fail "$what: frames_read is $read"
 	[ "$read" -lt "$total" ] || fail "$what: read all $total frames for a partial restore"
+	# the bytes downloaded: more than nothing, less than the data object
+	local got size
+	got=$(jget bytes_read <<<"$json")
+	size=$(find "$store" -name data.tar.zst -printf '%s\n' | head -n 1)
+	echo "$what: downloaded $got of the data object's $size bytes (and the index)"
+	[ "$got" -gt 0 ] && [ "$got" -lt "$size" ] ||
+		fail "$what: bytes_read $got, the data object has $size bytes"
 }
 
 # ---- one file ----------------------------------------------------------------------

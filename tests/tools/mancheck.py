@@ -9,7 +9,7 @@
     mancheck.py json MAN OUTDIR
         OUTDIR holds real outputs, CMD.NAME.json (CMD: backup, list, status,
         verify, repair, restore, config, or failed for the JSON of a failed
-        run). For each paragraph of the JSON OUTPUT section (".TP" then the
+        run; list--at for a paragraph headed "list \-\-at"). For each paragraph of the JSON OUTPUT section (".TP" then the
         command names in bold, then a body whose bold lower-case words are
         its fields), the fields documented and the keys seen (at any depth,
         over every output of its commands) must be the same sets: every
@@ -24,6 +24,7 @@ import re
 import sys
 
 BOLD = re.compile(r"\\fB([a-z_]+)\\fR")
+CMD = re.compile(r"\\fB([a-z_]+(?: \\-\\-[a-z-]+)?)\\fR")
 
 
 def section(man, name):
@@ -96,7 +97,9 @@ def keys(v, out):
 def check_json(man, outdir):
     doc = {}
     for first, body in paragraphs(section(man, "JSON OUTPUT")):
-        cmds = tuple(BOLD.findall(first))
+        # "list \-\-at": an option that changes a command's output is
+        # a paragraph of its own, its outputs named list--at.N.json
+        cmds = tuple(c.replace(" \\-\\-", "--") for c in CMD.findall(first))
         doc[cmds] = set(BOLD.findall(body))
     seen = {}
     for name in sorted(os.listdir(outdir)):

@@ -27,8 +27,9 @@ half the request body, then reset the connection), "stall" (read the request,
 answer nothing for "seconds"), "corrupt" (forward, then flip 64 bytes at
 fraction "at" (default 0.25) of the answer's body: bit rot that keeps the
 length).  Every request is logged as one JSON line
-(method, path, status or action, and its Range header if any) so tests can
-count retries and reads.  Rules are
+(method, path, status or action, its Range header if any, and for a
+forwarded answer the body bytes sent) so tests can count retries, reads
+and bytes downloaded.  Rules are
 re-read when the file changes.  Loopback only; stops on SIGTERM.
 """
 import argparse
@@ -167,8 +168,10 @@ def make_handler(state):
             else:
                 self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            self.sent = 0
             if self.command != "HEAD":
                 self.wfile.write(data)
+                self.sent = len(data)
             conn.close()
             return resp.status
 
@@ -202,7 +205,7 @@ def make_handler(state):
                 self._error({"status": 502, "code": "BadGateway"})
                 return
             state.log(method=self.command, path=self.path, status=status,
-                      range=self.headers.get("Range"),
+                      range=self.headers.get("Range"), bytes=self.sent,
                       action="corrupt" if action == "corrupt" else None)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
