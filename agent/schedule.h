@@ -20,6 +20,15 @@
 int64_t schedule_next_due(const struct config *cfg, const struct cfg_partition *p,
 			  const char *host, int64_t newest, int64_t now);
 
+/* When the agent's next drill of p is due (agent/drill.h): the last drill
+ * (the agent's or a `snapship drill` by hand, passed or failed: a drill is
+ * a report, not retried sooner) + drill_interval, now when never drilled or
+ * missed, never more than an interval from now (a clock set back), moved
+ * into p's window as a backup is.  0: no drill (drill_interval 0, or
+ * backed_up false: nothing committed to drill yet). */
+int64_t schedule_drill_due(const struct config *cfg, const struct cfg_partition *p,
+			   const char *host, int64_t last_drill, bool backed_up, int64_t now);
+
 /* The fixed jitter offset of host+partition: in [0, jitter), 0 if jitter <= 0. */
 int64_t schedule_jitter_offset(const char *host, const char *partition, int64_t jitter);
 
