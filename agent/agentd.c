@@ -580,6 +580,7 @@ static void drill_one(struct agent *a, struct regions *rs, const struct cfg_part
 	st->drill_tried = j.o.now;
 	log_info("drilling %s from region %s%s", p->name, rs->v[j.ri].name,
 		 rs->v[j.ri].primary ? " (the primary: the only region)" : "");
+	notify_status("drilling %s from %s", p->name, rs->v[j.ri].name);
 	j.t0 = util_now_mono();
 	ret = task_run(drill_main, drill_tick, &j);
 	if (ret)

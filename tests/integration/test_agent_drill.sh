@@ -4,12 +4,14 @@
 #  - interval = 5s, drill_interval = 12s for ~35 s: a drill record per
 #    partition, passed; 2 or 3 drills of each, never two closer than the
 #    schedule allows (the JSON log's times); each said in one log line with
-#    its RPO and RTO; the metrics file carries snapship_drill_* and passes
-#    promtool; status (text and --json) shows the last drill;
+#    its RPO and RTO, and in sd_notify's STATUS; the metrics file carries
+#    snapship_drill_* and passes promtool; status (text and --json) shows
+#    the last drill;
 #  - a drill made to fail (bytes flipped in the latest backup's data
 #    object): said at error level, recorded, snapship_drill_passed 0 and
 #    snapship_drill_failure 1 for its kind, status --json says so; it is not
-#    retried before drill_interval; the other partition still passes; a
+#    retried before drill_interval, the agent idle until the next drill
+#    (STATUS=idle, next: drill of ...); the other partition still passes; a
 #    `snapship drill` by hand rewrites the metrics file;
 #  - SIGTERM during a drill (a partition of many files): the agent exits 0
 #    within 10 s, the drill said cancelled, its scratch copy removed and no
@@ -31,13 +33,35 @@ P2=$(mk_subvol dp2)
 "$GENDATA" "$P2" --json-bytes 512K --json-file-size 128K --small-files 20 --dirs 2 --seed 2 >/dev/null
 
 AGENT_PID=""
+LISTENER=""
 cleanup() {
-	if [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; then
-		kill -KILL "$AGENT_PID" 2>/dev/null || true
-		wait "$AGENT_PID" 2>/dev/null || true
-	fi
+	local p
+	for p in "$AGENT_PID" "$LISTENER"; do
+		if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+			kill -KILL "$p" 2>/dev/null || true
+			wait "$p" 2>/dev/null || true
+		fi
+	done
 }
 trap cleanup EXIT
+
+# The service manager's side of sd_notify: every line the agent sends to
+# $SOCK, "<unix time> <assignment>", into $NLOG
+SOCK=$TEST_TMP/notify.sock
+NLOG=$TEST_TMP/notify.log
+python3 - "$SOCK" "$NLOG" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as f:
+    while True:
+        for line in s.recv(65536).decode("utf-8", "replace").splitlines():
+            if line:
+                f.write("%.3f %s\n" % (time.time(), line))
+PY
+LISTENER=$!
+for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+[ -S "$SOCK" ] || fail "the notify listener did not bind $SOCK"
 
 # conf FILE INTERVAL DRILL_INTERVAL [PARTITION...]
 conf() {
@@ -55,7 +79,7 @@ conf() {
 }
 # start_agent CONF LOG: the agent in the background, JSON log lines (AGENT_PID)
 start_agent() {
-	"$SNAPSHIP" --config "$1" --log-format json agent 2>"$2" &
+	NOTIFY_SOCKET=$SOCK "$SNAPSHIP" --config "$1" --log-format json agent 2>"$2" &
 	AGENT_PID=$!
 }
 # stop_agent: SIGTERM, wait (at most 60 s); TOOK: the seconds it took
@@ -122,6 +146,10 @@ for p, ts in drills.items():
     assert said[p] == len(ts), "%s: %d drills started, %d verdicts said" % (p, len(ts), said[p])
 PY
 for p in dp1 dp2; do
+	grep -q " STATUS=drilling $p from here" "$NLOG" ||
+		fail "no STATUS=drilling $p from here: $(sort -u -k2 "$NLOG" | head)"
+done
+for p in dp1 dp2; do
 	rec=$STATE/drills/$HOST/$p.json
 	[ -f "$rec" ] || fail "no drill record $rec"
 	python3 - "$rec" <<'PY' || fail "drill record of $p: $(cat "$rec")"
@@ -186,6 +214,9 @@ wait_for "$TEST_TMP/run2.log" "drill of dp2 from here failed" 60
 sleep 10
 stop_agent
 grep -q "backing up" "$TEST_TMP/run2.log" && fail "a backup ran although none was due: $(cat "$TEST_TMP/run2.log")"
+# idle until a drill (the backups are an hour away): the status says so
+grep -Eq " STATUS=idle, next: drill of dp[12] in [0-9]+s\$" "$NLOG" ||
+	fail "no idle STATUS naming the next drill: $(sort -u -k2 "$NLOG" | grep idle | head)"
 n=$(grep -c "drill of dp2 from here failed" "$TEST_TMP/run2.log")
 [ "$n" -eq 1 ] || fail "the failed drill of dp2 was said $n times in ~10 s (drill_interval 20s: once): $(cat "$TEST_TMP/run2.log")"
 python3 - "$TEST_TMP/run2.log" "$STATE/drills/$HOST/dp2.json" "$(basename "$latest")" <<'PY'
