@@ -392,7 +392,7 @@ static int make_parts(const struct config *cfg, const char *host,
 
 		parts[n] = (struct metrics_part){ .partition = row->partition, .run = &row->run,
 			.retained = listed ? (int64_t)row->backups : -1,
-			.gs = row->latest ? &row->gs : NULL, .drill = &row->drill };
+			.gs = row->latest ? &row->gs : NULL };
 	}
 	for (size_t d = 0; d < ndue; d++) {
 		size_t i;
@@ -408,6 +408,8 @@ static int make_parts(const struct config *cfg, const char *host,
 		}
 		parts[i].next_due = due[d].next_due;
 	}
+	for (size_t i = 0; i < res->n; i++)
+		parts[i].drill = &res->rows[i].drill;    /* the rows' parts come first */
 	*parts_ret = parts;
 	*extra_ret = extra;
 	*n_ret = n;

@@ -20,6 +20,13 @@
 int64_t schedule_next_due(const struct config *cfg, const struct cfg_partition *p,
 			  const char *host, int64_t newest, int64_t now);
 
+/* The fixed jitter offset of host+partition: in [0, jitter), 0 if jitter <= 0. */
+int64_t schedule_jitter_offset(const char *host, const char *partition, int64_t jitter);
+
+/* Whether local time t is inside the window [start, end) (minutes after
+ * midnight; start == end: no window, always true). */
+bool schedule_in_window(int64_t t, int start, int end);
+
 /* When the agent's next drill of p is due (agent/drill.h): the last drill
  * (the agent's or a `snapship drill` by hand, passed or failed: a drill is
  * a report, not retried sooner) + drill_interval, now when never drilled or
@@ -28,12 +35,5 @@ int64_t schedule_next_due(const struct config *cfg, const struct cfg_partition *
  * backed_up false: nothing committed to drill yet). */
 int64_t schedule_drill_due(const struct config *cfg, const struct cfg_partition *p,
 			   const char *host, int64_t last_drill, bool backed_up, int64_t now);
-
-/* The fixed jitter offset of host+partition: in [0, jitter), 0 if jitter <= 0. */
-int64_t schedule_jitter_offset(const char *host, const char *partition, int64_t jitter);
-
-/* Whether local time t is inside the window [start, end) (minutes after
- * midnight; start == end: no window, always true). */
-bool schedule_in_window(int64_t t, int start, int end);
 
 #endif

@@ -182,19 +182,6 @@ static void test_jitter(void **state)
 	assert_int_equal(due(MIDNIGHT, MIDNIGHT + 1), MIDNIGHT + 4 * H);
 }
 
-static void test_jitter_in_window(void **state)
-{
-	int64_t o, d;
-
-	(void)state;
-	cfg.jitter = 2 * H;
-	assert_true(config_parse_window("01:00-02:00", &cfg.win_start, &cfg.win_end));
-	o = schedule_jitter_offset("host1", "orders", cfg.jitter);
-	d = due(0, MIDNIGHT + 12 * H);
-	assert_int_equal(d, DAY + MIDNIGHT + H + o % H);
-	assert_true(schedule_in_window(d, cfg.win_start, cfg.win_end));
-}
-
 static int64_t drill_due(int64_t last_drill, bool backed_up, int64_t now)
 {
 	return schedule_drill_due(&cfg, &part, "host1", last_drill, backed_up, now);
@@ -245,6 +232,19 @@ static void test_drill_due_window(void **state)
 			 MIDNIGHT + 2 * H);
 }
 
+static void test_jitter_in_window(void **state)
+{
+	int64_t o, d;
+
+	(void)state;
+	cfg.jitter = 2 * H;
+	assert_true(config_parse_window("01:00-02:00", &cfg.win_start, &cfg.win_end));
+	o = schedule_jitter_offset("host1", "orders", cfg.jitter);
+	d = due(0, MIDNIGHT + 12 * H);
+	assert_int_equal(d, DAY + MIDNIGHT + H + o % H);
+	assert_true(schedule_in_window(d, cfg.win_start, cfg.win_end));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,10 +257,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_window_after, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window_across_midnight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window_parse, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_jitter, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_jitter_in_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drill_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drill_due_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jitter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jitter_in_window, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
