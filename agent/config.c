@@ -381,6 +381,11 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 			return bad(pc, s, k, v, "expected a duration such as 30m or 1d, or 0 (no limit)");
 		p->rto_max = n;
 		p->has_rto_max = true;
+	} else if (!strcmp(k, "drill_interval")) {
+		if (util_parse_duration(v, &n) || n < 0)
+			return bad(pc, s, k, v, "expected a duration such as 1d, or 0 (no drills of it)");
+		p->drill_interval = n;
+		p->has_drill_interval = true;
 	} else if (!strcmp(k, "interval") || !strcmp(k, "jitter")) {
 		if (parse_schedule_duration(pc, s, k, v, &n))
 			return 0;
@@ -396,7 +401,7 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 		p->has_window = true;
 	} else if (!retention_setting(pc, s, k, v, &p->ret)) {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max, rto_max, interval, jitter, window; and the [retention] keys " RET_KEYS_KNOWN ")",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max, rto_max, drill_interval, interval, jitter, window; and the [retention] keys " RET_KEYS_KNOWN ")",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;
@@ -843,6 +848,13 @@ int64_t config_rto_max(const struct config *cfg, const struct cfg_partition *p)
 	if (p && p->has_rto_max)
 		return p->rto_max;
 	return cfg->rto_max;
+}
+
+int64_t config_drill_interval(const struct config *cfg, const struct cfg_partition *p)
+{
+	if (p && p->has_drill_interval)
+		return p->drill_interval;
+	return cfg->drill_interval;
 }
 
 static void review(void (*say)(void *ctx, bool error, const char *msg), void *ctx,

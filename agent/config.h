@@ -42,6 +42,8 @@ struct cfg_partition {
 	int64_t rpo_max;          /* seconds; 0: [agent] rpo_max */
 	int64_t rto_max;          /* seconds (0: no limit), if has_rto_max */
 	bool has_rto_max;         /* unset: [agent] rto_max */
+	int64_t drill_interval;   /* seconds (0: no drills), if has_drill_interval */
+	bool has_drill_interval;  /* unset: [agent] drill_interval */
 	struct cfg_retention ret; /* overrides of [retention] (ret.set) */
 	/* the schedule (agent/schedule.h); unset: [agent]'s */
 	int64_t interval;         /* seconds; 0: [agent] interval */
@@ -125,6 +127,10 @@ int64_t config_rpo_max(const struct config *cfg, const struct cfg_partition *p);
 /* How long a drill's restore of p may take: p's rto_max, else [agent]'s
  * (seconds; 0: no limit; p NULL: the agent's). */
 int64_t config_rto_max(const struct config *cfg, const struct cfg_partition *p);
+
+/* How often the agent drills p: p's drill_interval, else [agent]'s
+ * (seconds; 0: the agent does not drill it; p NULL: the agent's). */
+int64_t config_drill_interval(const struct config *cfg, const struct cfg_partition *p);
 
 /*
  * What config check says besides what config_load refuses: each problem

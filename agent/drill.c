@@ -394,6 +394,8 @@ int drill_partition(struct regions *rs, size_t ri, const struct config *cfg,
 		ret = drill_remove_leftovers(scratch, &removed, err);
 	if (!ret)
 		ret = drill_run(&d, scratch, err);
+	if (ret == -ECANCELED && res->failure == DRILL_OK)
+		res->failure = DRILL_CANCELLED;   /* stopped before the restore: no verdict */
 	if (!ret || ret == -ECANCELED)
 		drill_finish(&d);
 	close(lockfd);

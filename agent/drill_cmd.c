@@ -20,6 +20,7 @@
 #include "agent/drill_report.h"
 #include "agent/failover.h"
 #include "agent/geo.h"
+#include "agent/metrics.h"
 #include "agent/report.h"
 #include "agent/signals.h"
 #include "common/err.h"
@@ -198,6 +199,11 @@ int cmd_drill(struct cli *c, int argc, char **argv)
 		rc = 128 + signals_stop();
 	else if (rc == CLI_GO_ON)
 		rc = failed ? EXIT_FAIL : EXIT_OK;
+	/* the drill records just written: into the metrics file at once (a
+	 * drill run by cron, as a backup's) */
+	if (nres && c->have_config && c->cfg.metrics_file &&
+	    metrics_write(&c->cfg, host, NULL, 0, &err))
+		log_warn("%s", err.msg);
 out:
 	free(res);
 	free(dp.v);

@@ -131,6 +131,42 @@ static bool v_slowed(const struct metrics_part *p, double *v)
 	return p->run && p->run->last_attempt;
 }
 
+/* The last drill's facts: only for a partition drilled. */
+static bool drilled(const struct metrics_part *p)
+{
+	return p->drill && p->drill->last_drill > 0;
+}
+
+static bool v_drill_last(const struct metrics_part *p, double *v)
+{
+	*v = drilled(p) ? (double)p->drill->last_drill : 0;
+	return drilled(p);
+}
+
+static bool v_drill_success(const struct metrics_part *p, double *v)
+{
+	*v = drilled(p) ? (double)p->drill->last_pass : 0;
+	return drilled(p);
+}
+
+static bool v_drill_rpo(const struct metrics_part *p, double *v)
+{
+	*v = drilled(p) ? p->drill->rpo_s : -1;
+	return *v >= 0;
+}
+
+static bool v_drill_rto(const struct metrics_part *p, double *v)
+{
+	*v = drilled(p) ? p->drill->rto_s : -1;
+	return *v >= 0;
+}
+
+static bool v_drill_bytes(const struct metrics_part *p, double *v)
+{
+	*v = drilled(p) ? (double)p->drill->bytes : 0;
+	return drilled(p);
+}
+
 static const struct part_metric {
 	const char *name, *type, *help;
 	part_value_fn *value;
@@ -159,11 +195,62 @@ static const struct part_metric {
 	  "Unix time the next backup of the partition is due.", v_next_due },
 	{ "snapship_backup_slowed_seconds", "gauge",
 	  "Seconds the low-impact mode held the last backup attempt back.", v_slowed },
+	{ "snapship_drill_last_timestamp_seconds", "gauge",
+	  "Unix time of the last DR drill of the partition, passed or failed.", v_drill_last },
+	{ "snapship_drill_last_success_timestamp_seconds", "gauge",
+	  "Unix time of the last DR drill of the partition that passed (0: none recorded).",
+	  v_drill_success },
+	{ "snapship_drill_rpo_seconds", "gauge",
+	  "RPO the last DR drill measured: its start minus the drilled backup's snapshot time.",
+	  v_drill_rpo },
+	{ "snapship_drill_rto_seconds", "gauge",
+	  "RTO the last DR drill measured: the wall time of its restore.", v_drill_rto },
+	{ "snapship_drill_bytes", "gauge",
+	  "Bytes of file data the last DR drill restored and checked.", v_drill_bytes },
 };
 
 static void put_help(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* The failures a drill record can name (drill_failure_name), for the
+ * state set snapship_drill_failure: one sample per kind, 1 for the last
+ * drill's (none when it passed), so the series stay the same. */
+static const enum drill_failure drill_kinds[] = {
+	DRILL_MISSING, DRILL_UNREACHABLE, DRILL_CORRUPT, DRILL_CHECKSUM,
+	DRILL_RPO, DRILL_RTO, DRILL_ERROR,
+};
+
+/* snapship_drill_passed{region} and snapship_drill_failure{region,failure} */
+static void put_drills(FILE *f, const char *host, const struct metrics_part *parts,
+		       size_t n, bool failure)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct drillrec *d = parts[i].drill;
+
+		if (!drilled(&parts[i]))
+			continue;
+		if (!failure) {
+			put_sample(f, "snapship_drill_passed", host, parts[i].partition,
+				   d->region, d->passed);
+			continue;
+		}
+		for (size_t k = 0; k < sizeof(drill_kinds) / sizeof(*drill_kinds); k++) {
+			const char *kind = drill_failure_name(drill_kinds[k]);
+
+			fputs("snapship_drill_failure{", f);
+			put_label(f, "host", host);
+			fputc(',', f);
+			put_label(f, "partition", parts[i].partition);
+			fputc(',', f);
+			put_label(f, "region", d->region);
+			fputc(',', f);
+			put_label(f, "failure", kind);
+			fputc('}', f);
+			put_value(f, !d->passed && !strcmp(d->failure, kind));
+		}
+	}
 }
 
 /* snapship_geo_protected and snapship_replication_lag_seconds */
@@ -222,6 +309,12 @@ int metrics_render(const char *host, const struct metrics_part *parts, size_t n,
 	put_help(f, "snapship_replication_lag_seconds", "gauge",
 		 "Seconds from the commit of the latest backup to its verified copy in the region; while not verified, seconds since the commit.");
 	put_regions(f, host, parts, n, now_ns, true);
+	put_help(f, "snapship_drill_passed", "gauge",
+		 "1 if the last DR drill of the partition (from the region) passed, else 0.");
+	put_drills(f, host, parts, n, false);
+	put_help(f, "snapship_drill_failure", "gauge",
+		 "Why the last DR drill of the partition failed: 1 for that failure kind, 0 for the others (all 0: it passed).");
+	put_drills(f, host, parts, n, true);
 	put_help(f, "snapship_metrics_timestamp_seconds", "gauge",
 		 "Unix time this file was written.");
 	put_sample(f, "snapship_metrics_timestamp_seconds", host, NULL, NULL,
@@ -259,14 +352,34 @@ static int gather(const struct config *cfg, const char *host, struct regions *rs
 	return status_build(&in, list, res);
 }
 
+/* What a partition only due names (not in the status rows) has on record. */
+struct extra_recs {
+	struct runrec run;
+	struct drillrec drill;
+};
+
+/* A partition only due names: its records (one that cannot be read: said,
+ * and left empty). */
+static void extra_load(const struct config *cfg, const char *host, const char *part,
+		       struct extra_recs *x)
+{
+	struct err le = { 0 };
+
+	if (runrec_load(cfg->state_dir, host, part, &x->run, &le))
+		log_warn("%s", le.msg);
+	err_clear(&le);
+	if (drillrec_load(cfg->state_dir, host, part, &x->drill, &le))
+		log_warn("%s", le.msg);
+}
+
 /* The parts: status rows first, then partitions only due names. */
 static int make_parts(const struct config *cfg, const char *host,
 		      const struct status_result *res, bool listed,
 		      const struct metrics_due *due, size_t ndue,
-		      struct metrics_part **parts_ret, struct runrec **extra_ret, size_t *n_ret)
+		      struct metrics_part **parts_ret, struct extra_recs **extra_ret, size_t *n_ret)
 {
 	struct metrics_part *parts = calloc(res->n + ndue + 1, sizeof(*parts));
-	struct runrec *extra = calloc(ndue + 1, sizeof(*extra));
+	struct extra_recs *extra = calloc(ndue + 1, sizeof(*extra));
 	size_t n = 0, nextra = 0;
 
 	if (!parts || !extra) {
@@ -283,18 +396,20 @@ static int make_parts(const struct config *cfg, const char *host,
 	}
 	for (size_t d = 0; d < ndue; d++) {
 		size_t i;
-		struct err le = { 0 };
 
 		for (i = 0; i < n && strcmp(parts[i].partition, due[d].partition); i++)
 			;
 		if (i == n) {
-			if (runrec_load(cfg->state_dir, host, due[d].partition, &extra[nextra], &le))
-				log_warn("%s", le.msg);
+			struct extra_recs *x = &extra[nextra++];
+
+			extra_load(cfg, host, due[d].partition, x);
 			parts[n++] = (struct metrics_part){ .partition = due[d].partition,
-				.run = &extra[nextra++], .retained = listed ? 0 : -1 };
+				.run = &x->run, .retained = listed ? 0 : -1, .drill = &x->drill };
 		}
 		parts[i].next_due = due[d].next_due;
 	}
+	for (size_t i = 0; i < res->n; i++)
+		parts[i].drill = &res->rows[i].drill;    /* the rows' parts come first */
 	*parts_ret = parts;
 	*extra_ret = extra;
 	*n_ret = n;
@@ -306,7 +421,7 @@ int metrics_write(const struct config *cfg, const char *host,
 {
 	int64_t now_ns = util_now_unix_ns();
 	struct metrics_part *parts = NULL;
-	struct runrec *extra = NULL;
+	struct extra_recs *extra = NULL;
 	struct status_result res;
 	struct catalog_list list;
 	struct regions rs;
@@ -329,7 +444,7 @@ int metrics_write(const struct config *cfg, const char *host,
 	if (ret)
 		err_wrap(err, "metrics file not written");
 	for (size_t i = 0; extra && i < ndue; i++)
-		runrec_clear(&extra[i]);
+		runrec_clear(&extra[i].run);
 	free(extra);
 	free(parts);
 	free(text);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/drill.h"
 #include "agent/geo.h"
 #include "agent/runrec.h"
 
@@ -29,7 +30,7 @@ struct metrics_due { const char *partition; int64_t next_due; };   /* 0 = unknow
  * atomically (tmp file in the same directory + fsync + rename, mode 0644),
  * from the run records and the geo state in the state dir and a listing of
  * the regions (retained counts; a listing that fails leaves them out, with
- * a warning).  due: the next due time of partitions (NULL/0: unknown); a
+ * a warning), and the drill records (`snapship drill` and the agent's).  due: the next due time of partitions (NULL/0: unknown); a
  * partition named there but not configured is included too.
  */
 int metrics_write(const struct config *cfg, const char *host,
@@ -42,6 +43,8 @@ struct metrics_part {
 	int64_t next_due;                /* unix seconds, 0: unknown (omitted) */
 	int64_t retained;                /* backups listed, < 0: unknown (omitted) */
 	const struct geo_state *gs;      /* the latest backup's (secondaries); NULL: none */
+	const struct drillrec *drill;    /* the last drill; NULL or last_drill 0: none
+					  * (the snapship_drill_* omitted) */
 };
 
 /*

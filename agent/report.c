@@ -345,6 +345,54 @@ static void status_slowed(const struct status_result *res)
 	}
 }
 
+/* fmt_age, with seconds under two minutes ("45s") */
+static void fmt_secs(double s, char *buf, size_t len)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(buf, len, "%.0fs", s);
+	else
+		fmt_age(s, buf, len);
+}
+
+/* "RPO 2.1h, RTO 4.52s" of a drill record (a part not measured left out) */
+static void drill_measures(const struct drillrec *d, char *buf, size_t len)
+{
+	char a[32];
+	int k = 0;
+
+	buf[0] = '\0';
+	if (d->rpo_s >= 0) {
+		fmt_secs(d->rpo_s, a, sizeof(a));
+		k = snprintf(buf, len, "RPO %s", a);
+	}
+	if (d->rto_s >= 0 && k >= 0 && (size_t)k < len)
+		snprintf(buf + k, len - (size_t)k, "%sRTO %.2fs", k ? ", " : "", d->rto_s);
+}
+
+/* Each partition's last drill (the drill records): when, from where, the
+ * verdict. */
+static void status_drills(const struct status_result *res)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		const struct status_row *row = &res->rows[i];
+		const struct drillrec *d = &row->drill;
+		char age[32], m[64];
+
+		if (!d->last_drill)
+			continue;
+		fmt_secs(row->drill_age_s, age, sizeof(age));
+		drill_measures(d, m, sizeof(m));
+		if (d->passed)
+			printf("%s: last drill %s ago from %s: passed (backup %s%s%s)\n", row->partition,
+			       age, d->region, d->backup_id, m[0] ? ", " : "", m);
+		else
+			printf("%s: last drill %s ago from %s: FAILED (%s%s%s): %s\n", row->partition,
+			       age, d->region, d->failure, m[0] ? ", " : "", m, d->message);
+	}
+}
+
 static void status_text(const char *host, const struct regions *rs, size_t used,
 			const struct status_result *res, bool any)
 {
@@ -371,6 +419,7 @@ static void status_text(const char *host, const struct regions *rs, size_t used,
 		printf("(no backups yet)\n");
 	status_failed_attempts(res);
 	status_slowed(res);
+	status_drills(res);
 	if (!res->not_ok) {
 		printf("all %zu partition(s) ok\n", res->n);
 		return;
@@ -402,6 +451,25 @@ static void status_run_json(json_t *o, const struct runrec *run)
 	json_object_set_new(o, "failures_total", json_integer((json_int_t)run->failures_total));
 }
 
+/* The last drill (drill record), null when none is recorded. */
+static json_t *status_drill_json(const struct status_row *row)
+{
+	const struct drillrec *d = &row->drill;
+	json_t *o;
+
+	if (!d->last_drill)
+		return json_null();
+	o = json_pack("{s:I, s:f, s:s, s:b, s:I, s:s}", "time", (json_int_t)d->last_drill,
+		      "age_seconds", row->drill_age_s, "region", d->region, "passed", d->passed,
+		      "bytes", (json_int_t)d->bytes, "message", d->message);
+	json_object_set_new(o, "backup_id", d->backup_id[0] ? json_string(d->backup_id) : json_null());
+	json_object_set_new(o, "failure", d->passed ? json_null() : json_string(d->failure));
+	json_object_set_new(o, "rpo_seconds", d->rpo_s >= 0 ? json_real(d->rpo_s) : json_null());
+	json_object_set_new(o, "rto_seconds", d->rto_s >= 0 ? json_real(d->rto_s) : json_null());
+	json_object_set_new(o, "last_pass", d->last_pass ? json_integer(d->last_pass) : json_null());
+	return o;
+}
+
 static json_t *status_row_json(const struct status_row *row)
 {
 	char why[256];
@@ -427,6 +495,7 @@ static json_t *status_row_json(const struct status_row *row)
 	}
 	json_object_set_new(o, "geo", json_string(row->geo));
 	status_run_json(o, &row->run);
+	json_object_set_new(o, "drill", status_drill_json(row));
 	return o;
 }
 

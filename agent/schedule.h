@@ -27,4 +27,13 @@ int64_t schedule_jitter_offset(const char *host, const char *partition, int64_t 
  * midnight; start == end: no window, always true). */
 bool schedule_in_window(int64_t t, int start, int end);
 
+/* When the agent's next drill of p is due (agent/drill.h): the last drill
+ * (the agent's or a `snapship drill` by hand, passed or failed: a drill is
+ * a report, not retried sooner) + drill_interval, now when never drilled or
+ * missed, never more than an interval from now (a clock set back), moved
+ * into p's window as a backup is.  0: no drill (drill_interval 0, or
+ * backed_up false: nothing committed to drill yet). */
+int64_t schedule_drill_due(const struct config *cfg, const struct cfg_partition *p,
+			   const char *host, int64_t last_drill, bool backed_up, int64_t now);
+
 #endif

@@ -110,14 +110,21 @@ static void status_judge(const struct status_in *in, struct status_row *row)
 		row->state = STATUS_OK;
 }
 
-/* The row's run record (what the last attempt did). */
+/* The row's run record (what the last attempt did) and drill record. */
 static void status_runrec(const struct status_in *in, struct status_row *row)
 {
 	struct err err = { 0 };
 
-	if (in->state_dir && in->host &&
-	    runrec_load(in->state_dir, in->host, row->partition, &row->run, &err))
+	row->drill.rpo_s = row->drill.rto_s = -1;
+	if (!in->state_dir || !in->host)
+		return;
+	if (runrec_load(in->state_dir, in->host, row->partition, &row->run, &err))
 		log_warn("%s", err.msg);
+	err_clear(&err);
+	if (drillrec_load(in->state_dir, in->host, row->partition, &row->drill, &err))
+		log_warn("%s", err.msg);
+	if (row->drill.last_drill)
+		row->drill_age_s = (double)in->now_ns / 1e9 - (double)row->drill.last_drill;
 }
 
 static int by_name(const void *a, const void *b)

@@ -18,6 +18,7 @@
 
 #include "agent/catalog.h"
 #include "agent/config.h"
+#include "agent/drill.h"
 #include "agent/geo.h"
 #include "agent/runrec.h"
 
@@ -65,6 +66,8 @@ struct status_row {
 	int64_t next_due;
 	enum status_state state;
 	struct runrec run;             /* its run record (zeroed: none); owned */
+	struct drillrec drill;         /* its last drill (last_drill 0: none) */
+	double drill_age_s;            /* since that drill */
 };
 
 struct status_result {
@@ -90,8 +93,8 @@ struct status_in {
 
 /*
  * Sort list by partition (list->m is reordered), sum it up per partition
- * and judge each; each row's run record from in->state_dir (one that
- * cannot be read is a warning and an empty record).  *res_ret is the caller's (status_result_free) on
+ * and judge each; each row's run and drill records from in->state_dir
+ * (one that cannot be read is a warning and an empty record).  *res_ret is the caller's (status_result_free) on
  * success; -ENOMEM leaves it empty.
  */
 int status_build(const struct status_in *in, struct catalog_list *list,

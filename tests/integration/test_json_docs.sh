@@ -10,7 +10,7 @@
 #    a missing copy, status with a partition never backed up, restore
 #    (by id, and --at with and without a next backup), ls --at, list --at,
 #    config check with an error, a failed run, a drill that passes and one
-#    that fails, and prune (a dry run, a
+#    that fails (and status after each: its last drill), and prune (a dry run, a
 #    region down, its pending deletions finished, a primary gone).
 set -euo pipefail
 . "$SRC_DIR/tests/lib.sh"
@@ -97,8 +97,10 @@ j 0 ls "${S[@]}" ls jd-part
 j 0 ls "${S[@]}" ls jd-part --at now
 j 0 hosts "${S[@]}" hosts
 j 0 drill "${S[@]}" drill --scratch "$TEST_BTRFS/jd-drill"   # from b, the secondary
+j 0 status "${S[@]}" status                       # the last drill: passed
 j 1 drill "$SNAPSHIP" --config "$TEST_TMP/never.conf" drill --region a \
 	--partition jd-never --scratch "$TEST_BTRFS/jd-drill"   # missing: failure
+j 5 status "$SNAPSHIP" --config "$TEST_TMP/never.conf" status   # a failed drill
 # prune with this partition's own keep_last = 1: the decisions, a region
 # down (pending, with details), the pending deletions finished, a failure
 conf "$TEST_TMP/prune.conf" "keep_last = 1"

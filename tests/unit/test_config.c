@@ -254,7 +254,8 @@ static void test_rpo_max(void **state)
 }
 
 /* rto_max: [agent]'s, a [partition]'s over it (0 there lifts it);
- * drill_interval: [agent] only, default 0 (no drills by the agent). */
+ * drill_interval: default 0 (no drills by the agent), a [partition]'s over
+ * [agent]'s (0 there: that partition is not drilled). */
 static void test_drill_keys(void **state)
 {
 	struct config cfg;
@@ -274,11 +275,19 @@ static void test_drill_keys(void **state)
 	assert_int_equal(config_rto_max(&cfg, config_partition(&cfg, "b")), 90);
 	assert_int_equal(config_rto_max(&cfg, config_partition(&cfg, "c")), 0);
 	assert_int_equal(cfg.drill_interval, 86400);
+	assert_int_equal(config_drill_interval(&cfg, config_partition(&cfg, "a")), 86400);
+	config_free(&cfg);
+	assert_int_equal(load("[agent]\ndrill_interval = 1d\n"
+			      "[partition a]\npath = /a\ndrill_interval = 6h\n"
+			      "[partition b]\npath = /b\ndrill_interval = 0\n", &cfg, &err), 0);
+	assert_int_equal(config_drill_interval(&cfg, config_partition(&cfg, "a")), 6 * 3600);
+	assert_int_equal(config_drill_interval(&cfg, config_partition(&cfg, "b")), 0);
+	assert_int_equal(config_drill_interval(&cfg, NULL), 86400);
 	config_free(&cfg);
 	expect_error("[agent]\nrto_max = fast\n", ":2:", "rto_max");
 	expect_error("[agent]\ndrill_interval = -1h\n", ":2:", "drill_interval");
 	expect_error("[partition a]\npath = /a\nrto_max = 1 hour\n", ":3:", "rto_max");
-	expect_error("[partition a]\npath = /a\ndrill_interval = 1d\n", ":3:", "drill_interval");
+	expect_error("[partition a]\npath = /a\ndrill_interval = often\n", ":3:", "drill_interval");
 }
 
 static void test_backup_ids(void **state)

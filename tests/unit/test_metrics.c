@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* The metrics file's text for a synthetic state (run records, geo state of
  * the latest backups), line by line; label values escaped as the
- * exposition format says; metrics_write replaces the file atomically
+ * exposition format says; the drill facts from drill records (a pass, a
+ * failure with its kind, none); metrics_write replaces the file atomically
  * (mode 0644, no temporary file left) and run records round-trip. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -102,6 +103,71 @@ static void test_render(void **state)
 	assert_true(strstr(text, "snapship_backups_retained{host=\"h1\",partition=\"logs\"}") <
 		    strstr(text, "# HELP snapship_failures_total"));
 	assert_int_equal(text[strlen(text) - 1], '\n');
+	free(text);
+}
+
+static void test_render_drills(void **state)
+{
+	struct drillrec pass = { .last_drill = NOW_S - 600, .last_pass = NOW_S - 600,
+				 .passed = true, .region = "west", .rpo_s = 3600.5,
+				 .rto_s = 12.25, .bytes = 1000000 };
+	struct drillrec rpo = { .last_drill = NOW_S - 60, .last_pass = NOW_S - 86400,
+				.passed = false, .failure = "rpo", .region = "west",
+				.rpo_s = 90000, .rto_s = 2, .bytes = 5 };
+	struct drillrec missing = { .last_drill = NOW_S - 30, .passed = false,
+				    .failure = "missing", .region = "east", .rpo_s = -1,
+				    .rto_s = -1 };
+	struct drillrec none = { .rpo_s = -1, .rto_s = -1 };
+	struct metrics_part parts[] = {
+		{ .partition = "db", .retained = -1, .drill = &pass },
+		{ .partition = "logs", .retained = -1, .drill = &rpo },
+		{ .partition = "new", .retained = -1, .drill = &missing },
+		{ .partition = "never", .retained = -1, .drill = &none },
+		{ .partition = "norec", .retained = -1 },
+	};
+	const char *kinds[] = { "missing", "unreachable", "corrupt", "checksum", "rpo", "rto", "error" };
+	char *text, line[256];
+
+	(void)state;
+	assert_int_equal(metrics_render("h1", parts, 5, NOW_NS, &text), 0);
+	assert_line(text, "# TYPE snapship_drill_last_timestamp_seconds gauge");
+	assert_line(text, "snapship_drill_last_timestamp_seconds{host=\"h1\",partition=\"db\"} 1799999400");
+	assert_line(text, "snapship_drill_last_success_timestamp_seconds{host=\"h1\",partition=\"db\"} 1799999400");
+	assert_line(text, "snapship_drill_last_success_timestamp_seconds{host=\"h1\",partition=\"logs\"} 1799913600");
+	assert_line(text, "snapship_drill_last_success_timestamp_seconds{host=\"h1\",partition=\"new\"} 0");
+	assert_line(text, "snapship_drill_rpo_seconds{host=\"h1\",partition=\"db\"} 3600.5");
+	assert_line(text, "snapship_drill_rto_seconds{host=\"h1\",partition=\"db\"} 12.25");
+	assert_line(text, "snapship_drill_rpo_seconds{host=\"h1\",partition=\"logs\"} 90000");
+	assert_line(text, "snapship_drill_bytes{host=\"h1\",partition=\"db\"} 1000000");
+	/* not measured (no backup found): omitted */
+	assert_null(strstr(text, "snapship_drill_rpo_seconds{host=\"h1\",partition=\"new\"}"));
+	assert_null(strstr(text, "snapship_drill_rto_seconds{host=\"h1\",partition=\"new\"}"));
+	assert_line(text, "# TYPE snapship_drill_passed gauge");
+	assert_line(text, "snapship_drill_passed{host=\"h1\",partition=\"db\",region=\"west\"} 1");
+	assert_line(text, "snapship_drill_passed{host=\"h1\",partition=\"logs\",region=\"west\"} 0");
+	assert_line(text, "snapship_drill_passed{host=\"h1\",partition=\"new\",region=\"east\"} 0");
+	/* the failure as a state set: every kind, 1 for the one that failed */
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(*kinds); k++) {
+		snprintf(line, sizeof(line), "snapship_drill_failure{host=\"h1\",partition=\"db\",region=\"west\",failure=\"%s\"} 0",
+			 kinds[k]);
+		assert_line(text, line);
+		snprintf(line, sizeof(line), "snapship_drill_failure{host=\"h1\",partition=\"logs\",region=\"west\",failure=\"%s\"} %d",
+			 kinds[k], !strcmp(kinds[k], "rpo"));
+		assert_line(text, line);
+		snprintf(line, sizeof(line), "snapship_drill_failure{host=\"h1\",partition=\"new\",region=\"east\",failure=\"%s\"} %d",
+			 kinds[k], !strcmp(kinds[k], "missing"));
+		assert_line(text, line);
+	}
+	assert_null(strstr(text, "failure=\"cancelled\""));
+	assert_null(strstr(text, "failure=\"ok\""));
+	/* never drilled: no drill sample at all */
+	for (const char *l = text; *l; l = strchr(l, '\n') + 1) {
+		snprintf(line, sizeof(line), "%.*s", (int)(strchr(l, '\n') - l), l);
+		if (!strncmp(line, "snapship_drill_", 15))
+			assert_true(!strstr(line, "\"never\"") && !strstr(line, "\"norec\""));
+	}
+	assert_true(strstr(text, "# TYPE snapship_drill_failure gauge") <
+		    strstr(text, "snapship_drill_failure{"));
 	free(text);
 }
 
@@ -228,6 +294,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_render_drills),
 		cmocka_unit_test(test_label_escaping),
 		cmocka_unit_test(test_write_atomic),
 		cmocka_unit_test(test_runrec),

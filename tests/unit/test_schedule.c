@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The agent's schedule: due times from the newest backup, interval,
- * jitter and window (in UTC here, so the window cases are exact). */
+ * jitter and window (in UTC here, so the window cases are exact); the
+ * drills' due times from the last drill and drill_interval. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -36,6 +37,8 @@ static int setup(void **state)
 	cfg.jitter = 0;
 	part.interval = 0;
 	part.has_jitter = part.has_window = false;
+	part.drill_interval = 0;
+	part.has_drill_interval = false;
 	return 0;
 }
 
@@ -179,6 +182,56 @@ static void test_jitter(void **state)
 	assert_int_equal(due(MIDNIGHT, MIDNIGHT + 1), MIDNIGHT + 4 * H);
 }
 
+static int64_t drill_due(int64_t last_drill, bool backed_up, int64_t now)
+{
+	return schedule_drill_due(&cfg, &part, "host1", last_drill, backed_up, now);
+}
+
+static void test_drill_due(void **state)
+{
+	(void)state;
+	/* drill_interval 0 (the default): never */
+	assert_int_equal(drill_due(0, true, MIDNIGHT), 0);
+	assert_int_equal(drill_due(MIDNIGHT - DAY, true, MIDNIGHT), 0);
+	cfg.drill_interval = DAY;
+	/* nothing committed yet: nothing to drill */
+	assert_int_equal(drill_due(0, false, MIDNIGHT), 0);
+	/* never drilled: now */
+	assert_int_equal(drill_due(0, true, MIDNIGHT + 5), MIDNIGHT + 5);
+	/* the last drill + drill_interval, passed or failed alike */
+	assert_int_equal(drill_due(MIDNIGHT + 10, true, MIDNIGHT + 20), MIDNIGHT + DAY + 10);
+	assert_int_equal(drill_due(MIDNIGHT, true, MIDNIGHT + DAY), MIDNIGHT + DAY);
+	assert_int_equal(drill_due(MIDNIGHT, true, MIDNIGHT + DAY - 1), MIDNIGHT + DAY);
+	/* missed (the agent was down for days): due now, once */
+	assert_int_equal(drill_due(MIDNIGHT, true, MIDNIGHT + 5 * DAY), MIDNIGHT + 5 * DAY);
+	/* a last drill in the future (the clock set back): not later than an
+	 * interval from now */
+	assert_int_equal(drill_due(MIDNIGHT + 30 * DAY, true, MIDNIGHT), MIDNIGHT + DAY);
+	/* a partition's own drill_interval wins, its 0 turns drills off */
+	part.has_drill_interval = true;
+	part.drill_interval = H;
+	assert_int_equal(drill_due(MIDNIGHT, true, MIDNIGHT + 1), MIDNIGHT + H);
+	part.drill_interval = 0;
+	assert_int_equal(drill_due(MIDNIGHT, true, MIDNIGHT + 1), 0);
+	assert_int_equal(config_drill_interval(&cfg, NULL), DAY);
+}
+
+static void test_drill_due_window(void **state)
+{
+	int64_t d;
+
+	(void)state;
+	cfg.drill_interval = DAY;
+	assert_true(config_parse_window("01:00-05:00", &cfg.win_start, &cfg.win_end));
+	/* due at 12:00, outside the window: at its next opening */
+	d = drill_due(MIDNIGHT - 12 * H, true, MIDNIGHT + 6 * H);
+	assert_int_equal(d, MIDNIGHT + DAY + H);
+	assert_true(schedule_in_window(d, cfg.win_start, cfg.win_end));
+	/* inside: unchanged */
+	assert_int_equal(drill_due(MIDNIGHT - DAY + 2 * H, true, MIDNIGHT + H),
+			 MIDNIGHT + 2 * H);
+}
+
 static void test_jitter_in_window(void **state)
 {
 	int64_t o, d;
@@ -204,6 +257,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_window_after, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window_across_midnight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drill_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drill_due_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jitter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jitter_in_window, setup, teardown),
 	};
