@@ -229,25 +229,28 @@ EOF
 )
 
 # ---- b) a whole restore from west, c) a drill from west -------------------------
-for ((r = 1; r <= RUNS_FULL; r++)); do
-	log "b) whole restore from west, run $r/$RUNS_FULL"
-	timed full "$RES/full-$r.json" "${S[@]}" --json restore std --region west --to "$MNT/full"
+# interleaved, the order alternating per run, so that load on a shared
+# machine falls on both alike
+HAVE_DRILL=0
+"$SNAPSHIP" drill --help >/dev/null 2>&1 && HAVE_DRILL=1
+[ "$HAVE_DRILL" = 1 ] || log "c) this snapship has no drill command: skipped"
+run_full() {
+	log "b) whole restore from west, run $1/$RUNS_FULL"
+	timed full "$RES/full-$1.json" "${S[@]}" --json restore std --region west --to "$MNT/full"
 	got="$(find "$MNT/full" -type f | wc -l) $(du -sb --apparent-size "$MNT/full" | cut -f1)"
 	[ "$got" = "$DATA_FILES $DATA_BYTES" ] ||
 		die "the restore is incomplete: files/bytes $got, source $DATA_FILES $DATA_BYTES"
-	jfield "$RES/full-$r.json" bytes_read >>"$RES/full_bytes"
+	jfield "$RES/full-$1.json" bytes_read >>"$RES/full_bytes"
 	del_subvol "$MNT/full"
+}
+run_drill() {
+	[ "$HAVE_DRILL" = 1 ] || return 0
+	log "c) drill from west, run $1/$RUNS_FULL"
+	timed drill "$RES/drill-$1.json" "${S[@]}" --json drill --region west --partition std
+}
+for ((r = 1; r <= RUNS_FULL; r++)); do
+	if ((r % 2)); then run_full "$r"; run_drill "$r"; else run_drill "$r"; run_full "$r"; fi
 done
-HAVE_DRILL=0
-if "$SNAPSHIP" drill --help >/dev/null 2>&1; then
-	HAVE_DRILL=1
-	for ((r = 1; r <= RUNS_FULL; r++)); do
-		log "c) drill from west, run $r/$RUNS_FULL"
-		timed drill "$RES/drill-$r.json" "${S[@]}" --json drill --region west --partition std
-	done
-else
-	log "c) this snapship has no drill command: skipped"
-fi
 
 # ---- the report -----------------------------------------------------------------
 FW=$(median <"$RES/file")
