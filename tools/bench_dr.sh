@@ -247,6 +247,8 @@ run_drill() {
 	[ "$HAVE_DRILL" = 1 ] || return 0
 	log "c) drill from west, run $1/$RUNS_FULL"
 	timed drill "$RES/drill-$1.json" "${S[@]}" --json drill --region west --partition std
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["partitions"][0]["rto_seconds"])' \
+		"$RES/drill-$1.json" >>"$RES/drill_rto"
 }
 for ((r = 1; r <= RUNS_FULL; r++)); do
 	if ((r % 2)); then run_full "$r"; run_drill "$r"; else run_drill "$r"; run_full "$r"; fi
@@ -278,6 +280,14 @@ if [ "$HAVE_DRILL" = 1 ]; then
 	DW=$(median <"$RES/drill")
 	printf '%-46s %14s %s\n' "c) drill from west, wall s (median)" "$DW" "$(paste -sd' ' "$RES/drill")"
 	printf '%-46s %14s %s\n' "   drill / restore" "$(ratio "$DW" "$RW")" "goal <= $T_DRILL_RATIO"
+	# per run, drill over the restore next to it (same load), and the
+	# drill's own RTO (its restore phase, without listing and removal)
+	paste "$RES/drill" "$RES/full" | awk '{printf "%.3f\n", $1 / $2}' >"$RES/pair"
+	printf '%-46s %14s %s\n' "   drill / restore per run (median)" "$(median <"$RES/pair")" "$(paste -sd' ' "$RES/pair")"
+	printf '%-46s %14s %s\n' "   the drill's RTO, s (median)" "$(median <"$RES/drill_rto")" \
+		"$(awk '{printf "%.2f ", $1}' "$RES/drill_rto")"
+	printf '%-46s %14s\n' "   drill wall - RTO (listing, removal), s" \
+		"$(paste "$RES/drill" "$RES/drill_rto" | awk '{printf "%.2f\n", $1 - $2}' | median)"
 else
 	printf '%-46s %14s %s\n' "c) drill from west" "-" "no drill command in this build"
 fi
