@@ -177,7 +177,8 @@ static void recover(struct agent *a, struct regions *rs,
 		struct prune_report rep;
 
 		if (prune_partition(a->cfg, host, parts[i], &po, &rep, &err)) {
-			log_warn("prune of %s: %s", parts[i]->name, err.msg);
+			if (!signals_stop())   /* a stop cancels its listing */
+				log_warn("prune of %s: %s", parts[i]->name, err.msg);
 			continue;
 		}
 		if (rep.nfinished)
@@ -200,9 +201,12 @@ static int load_newest(struct agent *a, struct regions *rs,
 	struct err err = { 0 };
 	size_t used = 0;
 
+	if (signals_stop())
+		return -1;
 	if (failover_list(rs, a->cfg->state_dir, a->o->host, NULL, &list, &used, &err)) {
-		log_error("cannot list the backups of %s: %s; retrying next round",
-			  a->o->host, err.msg);
+		if (!signals_stop())
+			log_error("cannot list the backups of %s: %s; retrying next round",
+				  a->o->host, err.msg);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -412,7 +416,9 @@ static void prune_after(struct agent *a, const struct cfg_partition *p)
 	struct err err = { 0 };
 
 	if (prune_partition(a->cfg, a->o->host, p, &po, &rep, &err)) {
-		log_warn("prune of %s after its backup: %s (retried next round)", p->name, err.msg);
+		if (!signals_stop())
+			log_warn("prune of %s after its backup: %s (retried next round)",
+				 p->name, err.msg);
 		return;
 	}
 	if (rep.deleted || rep.pending)
@@ -542,8 +548,9 @@ static void agent_round(struct agent *a)
 			continue;
 		backup_one(a, &rs, parts[i], st);
 		next_due(a, parts[i], st, now_s());
-		off_loop(metrics_task, &(struct round_ctx){ .a = a, .parts = parts, .n = n },
-			 "writing the metrics");
+		if (!signals_stop())
+			off_loop(metrics_task, &(struct round_ctx){ .a = a, .parts = parts, .n = n },
+				 "writing the metrics");
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct part_state *st = state_of(a, parts[i]->name);
@@ -551,8 +558,11 @@ static void agent_round(struct agent *a)
 		if (st)
 			next_due(a, parts[i], st, now_s());
 	}
-	off_loop(metrics_task, &(struct round_ctx){ .a = a, .parts = parts, .n = n },
-		 "writing the metrics");
+	/* after a stop: the file of the last round stays (the listing the
+	 * metrics need would be cancelled) */
+	if (!signals_stop())
+		off_loop(metrics_task, &(struct round_ctx){ .a = a, .parts = parts, .n = n },
+			 "writing the metrics");
 	geo_regions_free(&rs);
 	free(parts);
 }
@@ -668,6 +678,10 @@ int agent_run(struct config *cfg, const struct agent_opts *o)
 		return 1;
 	}
 	signals_hup_reloads(!o->once);
+	/* a stop ends listings and HEADs too: recovery, the newest backups,
+	 * prunes and the metrics are all redone by the next start, and the
+	 * cleanup of a cancelled backup only deletes and aborts */
+	signals_reads_stop(true);
 	say_start(&a);
 	notify_ready();
 	while (!signals_stop()) {

@@ -421,6 +421,11 @@ static void list_regions(struct regions *rs, const char *state_dir, const char *
 			continue;
 		}
 		if (catalog_list(g->store, g->prefix, host, part, &lists[i], &e)) {
+			if (e.code == -ECANCELED) {
+				/* a stop: nothing is decided (prune_partition) */
+				rep->cancelled = true;
+				break;
+			}
 			snprintf(l->detail, sizeof(l->detail), "%s", err_strip_region(g->name, e.msg));
 			rep->errors++;
 			/* nothing is deleted where the listing failed: its
@@ -604,6 +609,7 @@ int prune_partition(const struct config *cfg, const char *host, const struct cfg
 	int ret;
 
 	memset(rep, 0, sizeof(*rep));
+	memset(lists, 0, sizeof(lists));   /* a cancelled listing leaves some unfilled */
 	snprintf(rep->partition, sizeof(rep->partition), "%s", p->name);
 	rep->dry_run = o->dry_run;
 	ret = geo_regions_open(cfg, NULL, NULL, NULL, false, &rs, err);
@@ -615,6 +621,11 @@ int prune_partition(const struct config *cfg, const char *host, const struct cfg
 		goto out_regions;
 	}
 	list_regions(&rs, cfg->state_dir, host, p->name, lists, state, rep);
+	if (rep->cancelled) {
+		ret = err_set(err, -ECANCELED, "%s/%s: a listing was cancelled; nothing pruned",
+			      host, p->name);
+		goto out_lists;
+	}
 	for (size_t i = 0; i < rs.n; i++)
 		listed += state[i] != L_FAILED;
 	if (!listed) {

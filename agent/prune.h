@@ -22,6 +22,8 @@
  *   deletes nothing this time (no record: the next run decides again).
  * - A backup a restore on this host is reading (lock.h readlock) is
  *   skipped, with a note.
+ * - A listing cancelled (the stores' cancel hooks: a stop) decides
+ *   nothing: -ECANCELED, no deletion, no record.
  *
  * Ownership: cfg, host and p are only read; *rep_ret is the caller's
  * (prune_report_clear frees what it holds).
@@ -77,6 +79,7 @@ struct prune_report {
 	 * read; held only where the listing looks partial) */
 	size_t kept, deleted, pending, skipped;
 	size_t errors;               /* deletions that failed, failed listings */
+	bool cancelled;              /* a listing was cancelled (a stop) */
 	char partition[UTIL_NAME_MAX + 1];
 	bool dry_run;
 	struct prune_listing regions[REGIONS_MAX];
