@@ -33,15 +33,13 @@
 #include "cow/cow.h"
 
 #define SCAN_MAX_S 60        /* discovery and the idle wake-up, at most this apart */
-#define BACKOFF_MIN_S 30
 
 /* What the agent remembers of a partition between rounds. */
 struct part_state {
 	char name[UTIL_NAME_MAX + 1];
 	int64_t newest;           /* snapshot time of the newest committed backup; 0 none */
-	int64_t next_due;         /* 0: not scheduled yet */
-	int64_t retry_at;         /* after a failure: not before this */
-	unsigned fails;           /* failures in a row */
+	int64_t next_due;         /* 0: not scheduled yet; after failures the
+				   * backoff's (schedule_next_try) */
 	bool seen;                /* a partition this round */
 };
 
@@ -225,16 +223,45 @@ static int load_newest(struct agent *a, struct regions *rs,
 	return 0;
 }
 
-/* schedule_next_due, held back after failures */
+/* p's run record into *run_ret; false (and nothing to free) without one */
+static bool load_run(const struct agent *a, const char *name, struct runrec *run_ret)
+{
+	struct err err = { 0 };
+
+	/* an unreadable record: no backoff (the next attempt rewrites it) */
+	return !runrec_load(a->cfg->state_dir, a->o->host, name, run_ret, &err);
+}
+
+/* When p is due: schedule_next_try, held back after failures by the run
+ * record's backoff (status and the metrics say the same time); --once runs
+ * what is due, a backoff aside. */
 static int64_t next_due(struct agent *a, const struct cfg_partition *p,
 			struct part_state *st, int64_t now)
 {
-	int64_t due = schedule_next_due(a->cfg, p, a->o->host, st->newest, now);
+	struct runrec run;
+	bool have = load_run(a, p->name, &run);
 
-	if (!a->o->once && st->fails && st->retry_at > due)
-		due = st->retry_at;
-	st->next_due = due;
-	return due;
+	st->next_due = schedule_next_try(a->cfg, p, a->o->host, st->newest,
+					 have ? &run : NULL, now);
+	if (have)
+		runrec_clear(&run);
+	return a->o->once ? schedule_next_due(a->cfg, p, a->o->host, st->newest, now) :
+			    st->next_due;
+}
+
+/* A failed backup of p (its run record written): said with the retry. */
+static void say_failed(const struct agent *a, const struct cfg_partition *p,
+		       const struct err *e)
+{
+	struct runrec run;
+	bool have = load_run(a, p->name, &run);
+	unsigned fails = have ? run.failures_in_row : 1;
+
+	log_error("backup of %s failed (%u in a row): %s; retrying in %llds", p->name,
+		  fails, e->msg,
+		  (long long)schedule_backoff(fails ? fails : 1, config_interval(a->cfg, p)));
+	if (have)
+		runrec_clear(&run);
 }
 
 static void write_metrics(struct agent *a, const struct cfg_partition **parts, size_t n)
@@ -457,19 +484,10 @@ static void backup_one(struct agent *a, struct regions *rs, const struct cfg_par
 		return;
 	}
 	if (j.ret) {
-		int64_t back = BACKOFF_MIN_S << (st->fails < 6 ? st->fails : 6);
-
-		if (back > config_interval(a->cfg, p))
-			back = config_interval(a->cfg, p);
-		st->fails++;
-		st->retry_at = now_s() + back;
 		a->failed = true;
-		log_error("backup of %s failed (%u in a row): %s; retrying in %lds",
-			  p->name, st->fails, j.err.msg, (long)back);
 	} else {
 		log_info("backup %s of %s committed in %.1fs", j.res.m.backup_id, p->name,
 			 util_now_mono() - t0);
-		st->fails = 0;
 		st->newest = j.res.m.snap_time_ns / 1000000000;
 		off_loop(prune_after_task, &(struct part_ctx){ .a = a, .p = p }, "pruning");
 	}
@@ -478,7 +496,9 @@ static void backup_one(struct agent *a, struct regions *rs, const struct cfg_par
 			j.ret ? j.err.msg : NULL, j.ret ? NULL : &j.res,
 			util_now_mono() - t0, &err))
 		log_warn("run record of %s: %s", p->name, err.msg);
-	if (!j.ret)
+	if (j.ret)
+		say_failed(a, p, &j.err);   /* the backoff from the record */
+	else
 		manifest_clear(&j.res.m);
 }
 

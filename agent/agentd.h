@@ -13,8 +13,9 @@
  * store work (recovery, listings, backups, prunes, the metrics' listing)
  * runs in a thread while the main loop keeps answering signals and pinging
  * the watchdog, also when a region is slow to answer.  A
- * failed backup is retried with a backoff, never more often than every
- * 30s and at most an interval later; the agent never exits on one.
+ * failed backup is retried with a backoff (schedule_next_try over the run
+ * record's failures in a row), never more often than every 30s and at
+ * most an interval later; the agent never exits on one.
  * SIGTERM/SIGINT cancel the running backup and stop (exit 0: a clean
  * stop); SIGHUP reloads the config (a bad one is logged, the old kept).
  *

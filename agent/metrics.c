@@ -279,7 +279,9 @@ static int make_parts(const struct config *cfg, const char *host,
 
 		parts[n] = (struct metrics_part){ .partition = row->partition, .run = &row->run,
 			.retained = listed ? (int64_t)row->backups : -1,
-			.gs = row->latest ? &row->gs : NULL };
+			.gs = row->latest ? &row->gs : NULL,
+			/* status's (with the backoff), unless due says */
+			.next_due = listed ? row->next_due : 0 };
 	}
 	for (size_t d = 0; d < ndue; d++) {
 		size_t i;
