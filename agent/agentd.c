@@ -51,6 +51,10 @@ struct agent {
 	size_t nps;
 	int64_t last_round;
 	bool first, failed;       /* failed: a backup of this round failed */
+	bool full;                /* the next round recovers fully (start, reload) */
+	/* the round's listing of every region, for the newest backups and
+	 * every prune of the round (during a round) */
+	struct prune_round round;
 	bool reload;              /* a SIGHUP taken, the reload still to do */
 };
 
@@ -154,13 +158,15 @@ static int take_host_lock(struct agent *a)
 	}
 }
 
-/* Recovery: our leftover snapshots, pending prunes (a half-done one
- * finished and said as such), then unfinished uploads and manifest-less
- * objects (after the prunes: else a backup whose prune was cut short after
- * its manifest would be swept and said as an unfinished upload); the host
- * lock is held. */
-static void recover(struct agent *a, struct regions *rs,
-		    const struct cfg_partition **parts, size_t n)
+/* Recovery, the host lock held: our leftover snapshots; the round's
+ * listing (one per region: pr); pending prunes (a half-done one finished
+ * and said as such) and the policy of every partition, decided on that
+ * listing; then, in a full recovery (at start, after a reload or a failed
+ * round), unfinished uploads and manifest-less objects (after the prunes:
+ * else a backup whose prune was cut short after its manifest would be
+ * swept and said as an unfinished upload).  -1 (said) without a listing. */
+static int recover(struct agent *a, struct regions *rs, const struct cfg_partition **parts,
+		   size_t n, bool full, struct prune_round *pr)
 {
 	const char *host = a->o->host;
 	struct err err = { 0 };
@@ -170,11 +176,20 @@ static void recover(struct agent *a, struct regions *rs,
 		log_warn("recovering leftover snapshots: %s", err.msg);
 	else if (removed)
 		log_warn("recovery: removed %u snapshot(s) left behind by an interrupted run", removed);
+	if (signals_stop())
+		return -1;
+	err_clear(&err);
+	if (prune_round_list(pr, rs, host, &err)) {
+		if (!signals_stop())
+			log_error("cannot list the backups of %s: %s; retrying next round",
+				  host, err.msg);
+		return -1;
+	}
 	for (size_t i = 0; i < n && !signals_stop(); i++) {
 		struct prune_opts po = { .dry_run = false };
 		struct prune_report rep;
 
-		if (prune_partition(a->cfg, host, parts[i], &po, &rep, &err)) {
+		if (prune_partition_round(a->cfg, host, parts[i], &po, pr, &rep, &err)) {
 			if (!signals_stop())   /* a stop cancels its listing */
 				log_warn("prune of %s: %s", parts[i]->name, err.msg);
 			continue;
@@ -187,26 +202,14 @@ static void recover(struct agent *a, struct regions *rs,
 				 parts[i]->name, rep.deleted, rep.pending);
 		prune_report_clear(&rep);
 	}
-	if (!signals_stop())
+	if (full && !signals_stop())
 		clean_regions(rs, host);   /* says what it removed */
+	return signals_stop() ? -1 : 0;
 }
 
 /* The newest committed backup of every partition from the store. */
-static int load_newest(struct agent *a, struct regions *rs,
-		       const struct cfg_partition **parts, size_t n)
+static void load_newest(struct agent *a, const struct cfg_partition **parts, size_t n)
 {
-	struct catalog_list list;
-	struct err err = { 0 };
-	size_t used = 0;
-
-	if (signals_stop())
-		return -1;
-	if (failover_list(rs, a->cfg->state_dir, a->o->host, NULL, &list, &used, &err)) {
-		if (!signals_stop())
-			log_error("cannot list the backups of %s: %s; retrying next round",
-				  a->o->host, err.msg);
-		return -1;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct part_state *st = state_of(a, parts[i]->name);
 
@@ -214,13 +217,16 @@ static int load_newest(struct agent *a, struct regions *rs,
 			continue;
 		st->newest = 0;
 		st->seen = true;
-		for (size_t k = 0; k < list.n; k++)
-			if (!strcmp(list.m[k].partition, parts[i]->name) &&
-			    list.m[k].snap_time_ns / 1000000000 > st->newest)
-				st->newest = list.m[k].snap_time_ns / 1000000000;
+		/* the round's listing: every region listed (their union) */
+		for (size_t r = 0; r < REGIONS_MAX; r++) {
+			const struct catalog_list *l = &a->round.lists[r];
+
+			for (size_t k = 0; a->round.listed[r] && k < l->n; k++)
+				if (!strcmp(l->m[k].partition, parts[i]->name) &&
+				    l->m[k].snap_time_ns / 1000000000 > st->newest)
+					st->newest = l->m[k].snap_time_ns / 1000000000;
+		}
 	}
-	catalog_list_free(&list);
-	return 0;
 }
 
 /* p's run record into *run_ret; false (and nothing to free) without one */
@@ -264,9 +270,13 @@ static void say_failed(const struct agent *a, const struct cfg_partition *p,
 		runrec_clear(&run);
 }
 
-static void write_metrics(struct agent *a, const struct cfg_partition **parts, size_t n)
+/* The metrics file: from the round's listing of the first region listed
+ * (rs open), else with a listing of its own. */
+static void write_metrics(struct agent *a, const struct regions *rs,
+			  const struct cfg_partition **parts, size_t n)
 {
 	struct metrics_due *due = calloc(n ? n : 1, sizeof(*due));
+	struct catalog_list *listed = NULL;
 	struct err err = { 0 };
 
 	if (!due)
@@ -277,7 +287,13 @@ static void write_metrics(struct agent *a, const struct cfg_partition **parts, s
 		due[i].partition = parts[i]->name;
 		due[i].next_due = st ? st->next_due : 0;
 	}
-	if (metrics_write(a->cfg, a->o->host, due, n, &err))
+	for (size_t r = 0; rs && r < rs->n; r++)
+		if (a->round.listed[r]) {
+			listed = &a->round.lists[r];
+			break;
+		}
+	if (listed ? metrics_write_listed(a->cfg, a->o->host, rs, listed, due, n, &err) :
+		     metrics_write(a->cfg, a->o->host, due, n, &err))
 		log_warn("metrics: %s", err.msg);
 	free(due);
 }
@@ -287,6 +303,7 @@ struct round_ctx {
 	struct regions *rs;
 	const struct cfg_partition **parts;
 	size_t n;
+	bool full;                /* a full recovery */
 	int ret;
 };
 
@@ -294,7 +311,7 @@ static void metrics_task(void *arg)
 {
 	struct round_ctx *r = arg;
 
-	write_metrics(r->a, r->parts, r->n);
+	write_metrics(r->a, r->rs, r->parts, r->n);
 }
 
 /* ------------------------------------------ work off the main loop */
@@ -435,14 +452,15 @@ struct part_ctx {
 	const struct cfg_partition *p;
 };
 
-/* After a successful backup: the retention policy (host lock held). */
+/* After a successful backup: the retention policy (host lock held), on
+ * the round's listing. */
 static void prune_after(struct agent *a, const struct cfg_partition *p)
 {
 	struct prune_opts po = { .dry_run = false };
 	struct prune_report rep;
 	struct err err = { 0 };
 
-	if (prune_partition(a->cfg, a->o->host, p, &po, &rep, &err)) {
+	if (prune_partition_round(a->cfg, a->o->host, p, &po, &a->round, &rep, &err)) {
 		if (!signals_stop())
 			log_warn("prune of %s after its backup: %s (retried next round)",
 				 p->name, err.msg);
@@ -489,7 +507,12 @@ static void backup_one(struct agent *a, struct regions *rs, const struct cfg_par
 		log_info("backup %s of %s committed in %.1fs", j.res.m.backup_id, p->name,
 			 util_now_mono() - t0);
 		st->newest = j.res.m.snap_time_ns / 1000000000;
-		off_loop(prune_after_task, &(struct part_ctx){ .a = a, .p = p }, "pruning");
+		/* the round's listing with the new backup (in the primary) */
+		if (prune_round_add(&a->round, 0, &j.res.m, &err))
+			log_warn("prune of %s after its backup: %s (retried next round)", p->name,
+				 err.msg);
+		else
+			off_loop(prune_after_task, &(struct part_ctx){ .a = a, .p = p }, "pruning");
 	}
 	hostlock_release(lockfd);
 	if (runrec_note(a->cfg->state_dir, a->o->host, p->name, j.ret,
@@ -515,18 +538,21 @@ static void round_task(void *arg)
 		r->ret = -1;
 		return;
 	}
-	recover(r->a, r->rs, r->parts, r->n);
-	r->ret = load_newest(r->a, r->rs, r->parts, r->n);
-	if (r->ret)
+	r->ret = recover(r->a, r->rs, r->parts, r->n, r->full, &r->a->round);
+	if (r->ret) {
+		prune_round_free(&r->a->round);
 		geo_regions_free(r->rs);
+		return;
+	}
+	load_newest(r->a, r->parts, r->n);
 }
 
-/* Recovery and the newest backups, under the host lock: 0 (*rs open), or
- * -1 (said, the round ends). */
+/* Recovery and the newest backups, under the host lock: 0 (*rs open, the
+ * round's listing in a->round), or -1 (said, the round ends). */
 static int round_start(struct agent *a, struct regions *rs,
-		       const struct cfg_partition **parts, size_t n)
+		       const struct cfg_partition **parts, size_t n, bool full)
 {
-	struct round_ctx r = { .a = a, .rs = rs, .parts = parts, .n = n };
+	struct round_ctx r = { .a = a, .rs = rs, .parts = parts, .n = n, .full = full };
 	int lockfd = take_host_lock(a);
 
 	if (lockfd < 0)
@@ -544,7 +570,12 @@ static void agent_round(struct agent *a)
 	struct err err = { 0 };
 	size_t n = 0;
 
+	/* a full recovery at start, after a reload, after a failed round;
+	 * else the round's listing (one per region) serves it all */
+	bool full = a->full || a->failed;
+
 	a->last_round = now_s();
+	a->full = false;
 	a->failed = false;
 	if (a->cfg->ndiscover && discover_run(&a->disc, a->cfg, &err))
 		log_error("%s", err.msg);
@@ -556,7 +587,7 @@ static void agent_round(struct agent *a)
 	}
 	for (size_t i = 0; i < a->nps; i++)
 		a->ps[i].seen = false;
-	if (round_start(a, &rs, parts, n)) {
+	if (round_start(a, &rs, parts, n, full)) {
 		a->failed = true;
 		free(parts);
 		return;
@@ -569,8 +600,8 @@ static void agent_round(struct agent *a)
 		backup_one(a, &rs, parts[i], st);
 		next_due(a, parts[i], st, now_s());
 		if (!signals_stop())
-			off_loop(metrics_task, &(struct round_ctx){ .a = a, .parts = parts, .n = n },
-				 "writing the metrics");
+			off_loop(metrics_task, &(struct round_ctx){ .a = a, .rs = &rs, .parts = parts,
+							       .n = n }, "writing the metrics");
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct part_state *st = state_of(a, parts[i]->name);
@@ -581,8 +612,9 @@ static void agent_round(struct agent *a)
 	/* after a stop: the file of the last round stays (the listing the
 	 * metrics need would be cancelled) */
 	if (!signals_stop())
-		off_loop(metrics_task, &(struct round_ctx){ .a = a, .parts = parts, .n = n },
-			 "writing the metrics");
+		off_loop(metrics_task, &(struct round_ctx){ .a = a, .rs = &rs, .parts = parts,
+						       .n = n }, "writing the metrics");
+	prune_round_free(&a->round);
 	geo_regions_free(&rs);
 	free(parts);
 }
@@ -683,7 +715,7 @@ static void say_start(const struct agent *a)
 
 int agent_run(struct config *cfg, const struct agent_opts *o)
 {
-	struct agent a = { .cfg = cfg, .o = o, .first = true };
+	struct agent a = { .cfg = cfg, .o = o, .first = true, .full = true };
 	struct err err = { 0 };
 	int lockfd, sig, rc = 0;
 
@@ -709,6 +741,7 @@ int agent_run(struct config *cfg, const struct agent_opts *o)
 			a.reload = false;
 			agent_reload(&a);
 			a.first = true;
+			a.full = true;
 		}
 		if (a.first || next_round(&a, &(const char *){ NULL }) <= now_s()) {
 			a.first = false;

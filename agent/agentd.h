@@ -4,13 +4,16 @@
 
 /*
  * snapship agent: the daemon (design §9).  One per host (the agent lock in
- * the state dir).  At start and every round: discovery, recovery
- * (leftover snapshots, pending and half-done prunes, then unfinished
- * uploads and manifest-less objects), the newest committed backup of every
- * partition from the store, schedule_next_due, then the due backups one at
+ * the state dir).  Every round: discovery, recovery (leftover snapshots,
+ * one listing of every region for the round (prune_round), pending and
+ * half-done prunes and the policy on it, then - at start, after a reload
+ * or a failed round only - unfinished uploads and manifest-less objects),
+ * the newest committed backup of every partition from that listing,
+ * schedule_next_try, then the due backups one at
  * a time, each under the host lock; a success is followed by
- * prune_partition; every attempt by runrec_note and metrics_write.  All
- * store work (recovery, listings, backups, prunes, the metrics' listing)
+ * prune_partition_round; every attempt by runrec_note and
+ * metrics_write_listed (the round's listing).  All store work (recovery,
+ * listings, backups, prunes)
  * runs in a thread while the main loop keeps answering signals and pinging
  * the watchdog, also when a region is slow to answer.  A
  * failed backup is retried with a backoff (schedule_next_try over the run
