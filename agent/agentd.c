@@ -479,14 +479,55 @@ static void prune_after_task(void *arg)
 	prune_after(c->a, c->p);
 }
 
+static void job_init(struct job *j, struct agent *a, struct regions *rs,
+		     const struct cfg_partition *p)
+{
+	*j = (struct job){ .phase = "start", .cfg = a->cfg, .p = p, .rs = rs,
+			   .host = a->o->host,
+			   .bo = { .cancelled = signals_cancelled, .phase = job_phase } };
+	j->t0 = util_now_mono();
+	log_info("backing up %s (%s)", p->name, p->path);
+}
+
+/* After j's backup, the host lock held: the result said, a success
+ * pruned, the run record written; updates st. */
+static void job_finish(struct agent *a, struct job *j, struct part_state *st)
+{
+	const struct cfg_partition *p = j->p;
+	struct err err = { 0 };
+
+	if (j->ret == -ECANCELED && signals_stop()) {
+		log_info("the backup of %s was cancelled by the stop: nothing of it is committed", p->name);
+		return;
+	}
+	if (j->ret) {
+		a->failed = true;
+	} else {
+		log_info("backup %s of %s committed in %.1fs", j->res.m.backup_id, p->name,
+			 util_now_mono() - j->t0);
+		st->newest = j->res.m.snap_time_ns / 1000000000;
+		/* the round's listing with the new backup (in the primary) */
+		if (prune_round_add(&a->round, 0, &j->res.m, &err))
+			log_warn("prune of %s after its backup: %s (retried next round)", p->name,
+				 err.msg);
+		else
+			off_loop(prune_after_task, &(struct part_ctx){ .a = a, .p = p }, "pruning");
+	}
+	if (runrec_note(a->cfg->state_dir, a->o->host, p->name, j->ret,
+			j->ret ? j->err.msg : NULL, j->ret ? NULL : &j->res,
+			util_now_mono() - j->t0, &err))
+		log_warn("run record of %s: %s", p->name, err.msg);
+	if (j->ret)
+		say_failed(a, p, &j->err);   /* the backoff from the record */
+	else
+		manifest_clear(&j->res.m);
+}
+
 /* One due backup of p, under the host lock; updates st. */
 static void backup_one(struct agent *a, struct regions *rs, const struct cfg_partition *p,
 		       struct part_state *st)
 {
-	struct job j = { .phase = "start", .cfg = a->cfg, .p = p, .rs = rs, .host = a->o->host,
-			 .bo = { .cancelled = signals_cancelled, .phase = job_phase } };
-	struct err err = { 0 };
-	double t0 = util_now_mono();
+	struct job j;
 	int lockfd = take_host_lock(a);
 
 	if (lockfd < 0) {
@@ -494,35 +535,174 @@ static void backup_one(struct agent *a, struct regions *rs, const struct cfg_par
 			a->failed = true;
 		return;
 	}
-	log_info("backing up %s (%s)", p->name, p->path);
+	job_init(&j, a, rs, p);
 	job_run(&j);
-	if (j.ret == -ECANCELED && signals_stop()) {
-		log_info("the backup of %s was cancelled by the stop: nothing of it is committed", p->name);
-		hostlock_release(lockfd);
+	job_finish(a, &j, st);
+	hostlock_release(lockfd);
+}
+
+/* ------------------------------------ max_concurrent: backups at once */
+
+/* A backup running in a thread of its own (task_main) beside others. */
+struct slot {
+	struct job j;
+	struct task t;            /* fn = slot_job, ctx = the slot; t.done */
+	struct regions own;       /* the backup's own regions (no state shared
+				   * with the other backups but the stores') */
+	struct part_state *st;
+	pthread_t th;
+	bool busy;
+};
+
+/* A slot's backup, on its own regions (what it marks down stays its own). */
+static void slot_job(void *arg)
+{
+	struct slot *s = arg;
+	struct err err = { 0 };
+
+	if (geo_regions_open(s->j.cfg, NULL, NULL, NULL, false, &s->own, &err)) {
+		s->j.err = err;
+		s->j.ret = err.code ? err.code : -EIO;
 		return;
 	}
-	if (j.ret) {
+	s->j.rs = &s->own;
+	job_main(&s->j);
+	geo_regions_free(&s->own);
+}
+
+/* Start p's backup in a free slot s; -errno when no thread could be
+ * started (then it is run here, in the main loop). */
+static int slot_start(struct agent *a, struct regions *rs, struct slot *s,
+		      const struct cfg_partition *p, struct part_state *st)
+{
+	int ret;
+
+	job_init(&s->j, a, rs, p);
+	s->st = st;
+	s->t = (struct task){ .fn = slot_job, .ctx = s };
+	if (pipe2(s->t.done, O_CLOEXEC))
+		return -errno;
+	ret = pthread_create(&s->th, NULL, task_main, &s->t);
+	if (ret) {
+		close(s->t.done[0]);
+		close(s->t.done[1]);
+		return -ret;
+	}
+	s->busy = true;
+	return 0;
+}
+
+/* Wait for a slot's backup to end, a signal, or a tick; says the state. */
+static void slots_wait(struct slot *s, unsigned max)
+{
+	struct pollfd p[1 + 64];
+	unsigned np = 1, running = 0;
+	char status[512] = "", b[32];
+
+	p[0] = (struct pollfd){ .fd = signals_fd(), .events = POLLIN };
+	for (unsigned i = 0; i < max && np < sizeof(p) / sizeof(p[0]); i++) {
+		size_t used = strlen(status);
+
+		if (!s[i].busy)
+			continue;
+		p[np++] = (struct pollfd){ .fd = s[i].t.done[0], .events = POLLIN };
+		running++;
+		if (signals_stop() && !s[i].j.told) {
+			log_info("stop requested: cancelling the backup of %s (in its %s phase)",
+				 s[i].j.p->name, atomic_load(&s[i].j.phase));
+			s[i].j.told = true;
+		}
+		snprintf(status + used, sizeof(status) - used, "%s%s (%s, %s)", used ? ", " : "",
+			 s[i].j.p->name, atomic_load(&s[i].j.phase),
+			 fmt_in((int64_t)(util_now_mono() - s[i].j.t0), b, sizeof(b)));
+	}
+	notify_status("backing up %u partitions: %s", running, status);
+	if (poll(p, np, tick_ms(1000)) < 0 && errno != EINTR)
+		log_debug("poll: %s", strerror(errno));
+	signals_drain();
+	notify_watchdog();
+}
+
+/* The slots whose backup ended: joined, finished (prune, run record,
+ * metrics); how many. */
+static unsigned slots_reap(struct agent *a, struct regions *rs, struct slot *s, unsigned max,
+			   const struct cfg_partition **parts, size_t n)
+{
+	unsigned reaped = 0;
+
+	for (unsigned i = 0; i < max; i++) {
+		struct pollfd p = { .fd = s[i].t.done[0], .events = POLLIN };
+
+		if (!s[i].busy || poll(&p, 1, 0) != 1)
+			continue;
+		pthread_join(s[i].th, NULL);
+		close(s[i].t.done[0]);
+		close(s[i].t.done[1]);
+		s[i].busy = false;
+		reaped++;
+		job_finish(a, &s[i].j, s[i].st);
+		next_due(a, s[i].j.p, s[i].st, now_s());
+		if (!signals_stop())
+			off_loop(metrics_task, &(struct round_ctx){ .a = a, .rs = rs, .parts = parts,
+							       .n = n }, "writing the metrics");
+	}
+	return reaped;
+}
+
+/*
+ * The due backups of parts, up to max_concurrent at once, each in a thread
+ * of its own, all under one hold of the host lock; never two of one
+ * partition (each is started once a round).  Each backup has its own
+ * reader, low-impact controller (they all follow the host's pressure),
+ * upload threads and regions (slot_job); prunes (the round's listing), run
+ * records and the metrics file are done here, in the main loop, one at a
+ * time.
+ */
+static void backups_concurrent(struct agent *a, struct regions *rs,
+			       const struct cfg_partition **parts, size_t n)
+{
+	unsigned max = a->cfg->max_concurrent, running = 0;
+	struct slot *s = calloc(max, sizeof(*s));
+	size_t next = 0;
+	int lockfd;
+
+	if (!s) {
+		log_error("out of memory");
 		a->failed = true;
-	} else {
-		log_info("backup %s of %s committed in %.1fs", j.res.m.backup_id, p->name,
-			 util_now_mono() - t0);
-		st->newest = j.res.m.snap_time_ns / 1000000000;
-		/* the round's listing with the new backup (in the primary) */
-		if (prune_round_add(&a->round, 0, &j.res.m, &err))
-			log_warn("prune of %s after its backup: %s (retried next round)", p->name,
-				 err.msg);
-		else
-			off_loop(prune_after_task, &(struct part_ctx){ .a = a, .p = p }, "pruning");
+		return;
+	}
+	lockfd = take_host_lock(a);
+	if (lockfd < 0) {
+		if (!signals_stop())
+			a->failed = true;
+		free(s);
+		return;
+	}
+	for (;;) {
+		while (running < max && next < n && !signals_stop()) {
+			const struct cfg_partition *p = parts[next++];
+			struct part_state *st = state_of(a, p->name);
+			unsigned k = 0;
+
+			if (!st || next_due(a, p, st, now_s()) > now_s())
+				continue;
+			while (s[k].busy)
+				k++;
+			if (!slot_start(a, rs, &s[k], p, st)) {
+				running++;
+				continue;
+			}
+			log_debug("cannot start a thread: the backup of %s in the main loop", p->name);
+			job_main(&s[k].j);
+			job_finish(a, &s[k].j, st);
+		}
+		if (!running)
+			break;
+		slots_wait(s, max);
+		running -= slots_reap(a, rs, s, max, parts, n);
 	}
 	hostlock_release(lockfd);
-	if (runrec_note(a->cfg->state_dir, a->o->host, p->name, j.ret,
-			j.ret ? j.err.msg : NULL, j.ret ? NULL : &j.res,
-			util_now_mono() - t0, &err))
-		log_warn("run record of %s: %s", p->name, err.msg);
-	if (j.ret)
-		say_failed(a, p, &j.err);   /* the backoff from the record */
-	else
-		manifest_clear(&j.res.m);
+	free(s);
 }
 
 /* ---------------------------------------------------- the loop */
@@ -592,7 +772,9 @@ static void agent_round(struct agent *a)
 		free(parts);
 		return;
 	}
-	for (size_t i = 0; i < n && !signals_stop(); i++) {
+	if (a->cfg->max_concurrent > 1)
+		backups_concurrent(a, &rs, parts, n);
+	for (size_t i = 0; a->cfg->max_concurrent <= 1 && i < n && !signals_stop(); i++) {
 		struct part_state *st = state_of(a, parts[i]->name);
 
 		if (!st || next_due(a, parts[i], st, now_s()) > now_s())
@@ -702,9 +884,6 @@ static void agent_sleep(struct agent *a)
 
 static void say_start(const struct agent *a)
 {
-	if (a->cfg->max_concurrent > 1)
-		log_warn("[agent] max_concurrent = %u: this version backs up one partition at a time",
-			 a->cfg->max_concurrent);
 	if (!a->cfg->nparts && !a->cfg->ndiscover)
 		log_warn("%s has no [partition] and no [agent] discover: nothing to back up until a reload brings some",
 			 a->o->config_file);

@@ -22,9 +22,10 @@
  * SIGTERM/SIGINT cancel the running backup and stop (exit 0: a clean
  * stop); SIGHUP reloads the config (a bad one is logged, the old kept).
  *
- * max_concurrent: backups run one at a time in this version (each backup
- * has its own reader, compressor and upload threads); a larger value is
- * warned about and ignored.
+ * max_concurrent > 1: the due backups of a round run up to that many at
+ * once, each of a different partition, in threads of their own with their
+ * own regions, under one hold of the host lock; prunes, run records and
+ * the metrics file follow each one in the main loop.
  */
 
 #include <stdbool.h>
