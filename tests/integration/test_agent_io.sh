@@ -140,7 +140,9 @@ objects() {
 east=$(objects | grep -v "^${prefix}copy/" | grep -c "/manifest.json" || true)
 copy=$(objects | grep "^${prefix}copy/" | grep -c "/manifest.json" || true)
 echo "backups kept: east $east, copy $copy (keep_last = 2)"
-[ "$east" = 2 ] && [ "$copy" = 2 ] || fail "keep_last = 2 not held: $(objects)"
+if [ "$east" != 2 ] || [ "$copy" != 2 ]; then
+	fail "keep_last = 2 not held: $(objects)"
+fi
 no_snapship_snapshots "$TEST_BTRFS"
 
 # the next start still sweeps: the objects of a backup killed before its

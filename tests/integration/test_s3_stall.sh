@@ -135,17 +135,17 @@ stopped "(b) agent, the backup's HEAD held" "$rc" "$secs" "$reached" 0
 grep -q "cancelling the backup of st-two" "$TEST_TMP/err" ||
 	fail "(b) the stop did not come during the backup of st-two: $(cat "$TEST_TMP/err")"
 nothing_left "(b)"
-[ -z "$(objects | grep "/st-two/")" ] || fail "(b) objects of the cancelled backup: $(objects | grep "/st-two/")"
+! objects | grep -q "/st-two/" || fail "(b) objects of the cancelled backup: $(objects | grep "/st-two/")"
 
 # ---- (c) list, ^C on its terminal ----------------------------------------
 held '{"method": "GET", "contains": "list-type=2", "action": "stall", "seconds": 30}'
 read -r rc secs reached < <(sigrun tty-int "${S[@]}" list)
 echo '[]' >"$rules"
 stopped "(c) list, ^C" "$rc" "$secs" "$reached" 130
-lines=$(tr '\r' '\n' <"$TEST_TMP/err" | sed 's/\^C//g' | grep -v '^\s*$' || true)
-echo "   the terminal: $lines"
-[ "$(wc -l <<<"$lines")" = 1 ] || fail "(c) expected one line, got: $lines"
-grep -q "interrupted (SIGINT): list stopped" <<<"$lines" || fail "(c) not the interruption: $lines"
+shown=$(tr '\r' '\n' <"$TEST_TMP/err" | sed 's/\^C//g' | grep -v '^\s*$' || true)
+echo "   the terminal: $shown"
+[ "$(wc -l <<<"$shown")" = 1 ] || fail "(c) expected one line, got: $shown"
+grep -q "interrupted (SIGINT): list stopped" <<<"$shown" || fail "(c) not the interruption: $shown"
 
 # ---- (d) status --json, SIGINT -----------------------------------------------
 held '{"method": "GET", "contains": "list-type=2", "action": "stall", "seconds": 30}'
