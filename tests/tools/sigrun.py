@@ -22,8 +22,8 @@ reached within TIMEOUT seconds (default 60) or the command ended first,
 the signal goes anyway (to a command still running).  Prints one line,
 "RC SECONDS REACHED": the exit status (128 + N after signal N), the
 seconds from the signal to the exit, and 1 or 0 for the point reached.
-The integration tests that signal snapship (test_signals, test_s3_signals)
-share this runner.
+The integration tests that signal snapship share this runner (test_signals,
+test_s3_signals, test_s3_stall, test_agent_concurrent).
 """
 import argparse
 import glob
