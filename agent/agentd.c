@@ -34,15 +34,13 @@
 #include "cow/cow.h"
 
 #define SCAN_MAX_S 60        /* discovery and the idle wake-up, at most this apart */
-#define BACKOFF_MIN_S 30
 
 /* What the agent remembers of a partition between rounds. */
 struct part_state {
 	char name[UTIL_NAME_MAX + 1];
 	int64_t newest;           /* snapshot time of the newest committed backup; 0 none */
-	int64_t next_due;         /* 0: not scheduled yet */
-	int64_t retry_at;         /* after a failure: not before this */
-	unsigned fails;           /* failures in a row */
+	int64_t next_due;         /* 0: not scheduled yet; after failures the
+				   * backoff's (schedule_next_try) */
 	bool seen;                /* a partition this round */
 	int64_t drill_due;        /* the next drill; 0: none (schedule_drill_due) */
 	int64_t drill_tried;      /* the agent's last drill attempt (a record or not) */
@@ -56,6 +54,10 @@ struct agent {
 	size_t nps;
 	int64_t last_round;
 	bool first, failed;       /* failed: a backup of this round failed */
+	bool full;                /* the next round recovers fully (start, reload) */
+	/* the round's listing of every region, for the newest backups and
+	 * every prune of the round (during a round) */
+	struct prune_round round;
 	bool reload;              /* a SIGHUP taken, the reload still to do */
 };
 
@@ -159,13 +161,15 @@ static int take_host_lock(struct agent *a)
 	}
 }
 
-/* Recovery: our leftover snapshots, pending prunes (a half-done one
- * finished and said as such), then unfinished uploads and manifest-less
- * objects (after the prunes: else a backup whose prune was cut short after
- * its manifest would be swept and said as an unfinished upload); the host
- * lock is held. */
-static void recover(struct agent *a, struct regions *rs,
-		    const struct cfg_partition **parts, size_t n)
+/* Recovery, the host lock held: our leftover snapshots; the round's
+ * listing (one per region: pr); pending prunes (a half-done one finished
+ * and said as such) and the policy of every partition, decided on that
+ * listing; then, in a full recovery (at start, after a reload or a failed
+ * round), unfinished uploads and manifest-less objects (after the prunes:
+ * else a backup whose prune was cut short after its manifest would be
+ * swept and said as an unfinished upload).  -1 (said) without a listing. */
+static int recover(struct agent *a, struct regions *rs, const struct cfg_partition **parts,
+		   size_t n, bool full, struct prune_round *pr)
 {
 	const char *host = a->o->host;
 	struct err err = { 0 };
@@ -175,12 +179,22 @@ static void recover(struct agent *a, struct regions *rs,
 		log_warn("recovering leftover snapshots: %s", err.msg);
 	else if (removed)
 		log_warn("recovery: removed %u snapshot(s) left behind by an interrupted run", removed);
+	if (signals_stop())
+		return -1;
+	err_clear(&err);
+	if (prune_round_list(pr, rs, host, &err)) {
+		if (!signals_stop())
+			log_error("cannot list the backups of %s: %s; retrying next round",
+				  host, err.msg);
+		return -1;
+	}
 	for (size_t i = 0; i < n && !signals_stop(); i++) {
 		struct prune_opts po = { .dry_run = false };
 		struct prune_report rep;
 
-		if (prune_partition(a->cfg, host, parts[i], &po, &rep, &err)) {
-			log_warn("prune of %s: %s", parts[i]->name, err.msg);
+		if (prune_partition_round(a->cfg, host, parts[i], &po, pr, &rep, &err)) {
+			if (!signals_stop())   /* a stop cancels its listing */
+				log_warn("prune of %s: %s", parts[i]->name, err.msg);
 			continue;
 		}
 		if (rep.nfinished)
@@ -191,23 +205,14 @@ static void recover(struct agent *a, struct regions *rs,
 				 parts[i]->name, rep.deleted, rep.pending);
 		prune_report_clear(&rep);
 	}
-	if (!signals_stop())
+	if (full && !signals_stop())
 		clean_regions(rs, host);   /* says what it removed */
+	return signals_stop() ? -1 : 0;
 }
 
 /* The newest committed backup of every partition from the store. */
-static int load_newest(struct agent *a, struct regions *rs,
-		       const struct cfg_partition **parts, size_t n)
+static void load_newest(struct agent *a, const struct cfg_partition **parts, size_t n)
 {
-	struct catalog_list list;
-	struct err err = { 0 };
-	size_t used = 0;
-
-	if (failover_list(rs, a->cfg->state_dir, a->o->host, NULL, &list, &used, &err)) {
-		log_error("cannot list the backups of %s: %s; retrying next round",
-			  a->o->host, err.msg);
-		return -1;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct part_state *st = state_of(a, parts[i]->name);
 
@@ -215,30 +220,66 @@ static int load_newest(struct agent *a, struct regions *rs,
 			continue;
 		st->newest = 0;
 		st->seen = true;
-		for (size_t k = 0; k < list.n; k++)
-			if (!strcmp(list.m[k].partition, parts[i]->name) &&
-			    list.m[k].snap_time_ns / 1000000000 > st->newest)
-				st->newest = list.m[k].snap_time_ns / 1000000000;
+		/* the round's listing: every region listed (their union) */
+		for (size_t r = 0; r < REGIONS_MAX; r++) {
+			const struct catalog_list *l = &a->round.lists[r];
+
+			for (size_t k = 0; a->round.listed[r] && k < l->n; k++)
+				if (!strcmp(l->m[k].partition, parts[i]->name) &&
+				    l->m[k].snap_time_ns / 1000000000 > st->newest)
+					st->newest = l->m[k].snap_time_ns / 1000000000;
+		}
 	}
-	catalog_list_free(&list);
-	return 0;
 }
 
-/* schedule_next_due, held back after failures */
+/* p's run record into *run_ret; false (and nothing to free) without one */
+static bool load_run(const struct agent *a, const char *name, struct runrec *run_ret)
+{
+	struct err err = { 0 };
+
+	/* an unreadable record: no backoff (the next attempt rewrites it) */
+	return !runrec_load(a->cfg->state_dir, a->o->host, name, run_ret, &err);
+}
+
+/* When p is due: schedule_next_try, held back after failures by the run
+ * record's backoff (status and the metrics say the same time); --once runs
+ * what is due, a backoff aside. */
 static int64_t next_due(struct agent *a, const struct cfg_partition *p,
 			struct part_state *st, int64_t now)
 {
-	int64_t due = schedule_next_due(a->cfg, p, a->o->host, st->newest, now);
+	struct runrec run;
+	bool have = load_run(a, p->name, &run);
 
-	if (!a->o->once && st->fails && st->retry_at > due)
-		due = st->retry_at;
-	st->next_due = due;
-	return due;
+	st->next_due = schedule_next_try(a->cfg, p, a->o->host, st->newest,
+					 have ? &run : NULL, now);
+	if (have)
+		runrec_clear(&run);
+	return a->o->once ? schedule_next_due(a->cfg, p, a->o->host, st->newest, now) :
+			    st->next_due;
 }
 
-static void write_metrics(struct agent *a, const struct cfg_partition **parts, size_t n)
+/* A failed backup of p (its run record written): said with the retry. */
+static void say_failed(const struct agent *a, const struct cfg_partition *p,
+		       const struct err *e)
+{
+	struct runrec run;
+	bool have = load_run(a, p->name, &run);
+	unsigned fails = have ? run.failures_in_row : 1;
+
+	log_error("backup of %s failed (%u in a row): %s; retrying in %llds", p->name,
+		  fails, e->msg,
+		  (long long)schedule_backoff(fails ? fails : 1, config_interval(a->cfg, p)));
+	if (have)
+		runrec_clear(&run);
+}
+
+/* The metrics file: from the round's listing of the first region listed
+ * (rs open), else with a listing of its own. */
+static void write_metrics(struct agent *a, const struct regions *rs,
+			  const struct cfg_partition **parts, size_t n)
 {
 	struct metrics_due *due = calloc(n ? n : 1, sizeof(*due));
+	struct catalog_list *listed = NULL;
 	struct err err = { 0 };
 
 	if (!due)
@@ -249,7 +290,13 @@ static void write_metrics(struct agent *a, const struct cfg_partition **parts, s
 		due[i].partition = parts[i]->name;
 		due[i].next_due = st ? st->next_due : 0;
 	}
-	if (metrics_write(a->cfg, a->o->host, due, n, &err))
+	for (size_t r = 0; rs && r < rs->n; r++)
+		if (a->round.listed[r]) {
+			listed = &a->round.lists[r];
+			break;
+		}
+	if (listed ? metrics_write_listed(a->cfg, a->o->host, rs, listed, due, n, &err) :
+		     metrics_write(a->cfg, a->o->host, due, n, &err))
 		log_warn("metrics: %s", err.msg);
 	free(due);
 }
@@ -259,6 +306,7 @@ struct round_ctx {
 	struct regions *rs;
 	const struct cfg_partition **parts;
 	size_t n;
+	bool full;                /* a full recovery */
 	int ret;
 };
 
@@ -266,7 +314,7 @@ static void metrics_task(void *arg)
 {
 	struct round_ctx *r = arg;
 
-	write_metrics(r->a, r->parts, r->n);
+	write_metrics(r->a, r->rs, r->parts, r->n);
 }
 
 /* ------------------------------------------ work off the main loop */
@@ -407,15 +455,18 @@ struct part_ctx {
 	const struct cfg_partition *p;
 };
 
-/* After a successful backup: the retention policy (host lock held). */
+/* After a successful backup: the retention policy (host lock held), on
+ * the round's listing. */
 static void prune_after(struct agent *a, const struct cfg_partition *p)
 {
 	struct prune_opts po = { .dry_run = false };
 	struct prune_report rep;
 	struct err err = { 0 };
 
-	if (prune_partition(a->cfg, a->o->host, p, &po, &rep, &err)) {
-		log_warn("prune of %s after its backup: %s (retried next round)", p->name, err.msg);
+	if (prune_partition_round(a->cfg, a->o->host, p, &po, &a->round, &rep, &err)) {
+		if (!signals_stop())
+			log_warn("prune of %s after its backup: %s (retried next round)",
+				 p->name, err.msg);
 		return;
 	}
 	if (rep.deleted || rep.pending)
@@ -431,14 +482,55 @@ static void prune_after_task(void *arg)
 	prune_after(c->a, c->p);
 }
 
+static void job_init(struct job *j, struct agent *a, struct regions *rs,
+		     const struct cfg_partition *p)
+{
+	*j = (struct job){ .phase = "start", .cfg = a->cfg, .p = p, .rs = rs,
+			   .host = a->o->host,
+			   .bo = { .cancelled = signals_cancelled, .phase = job_phase } };
+	j->t0 = util_now_mono();
+	log_info("backing up %s (%s)", p->name, p->path);
+}
+
+/* After j's backup, the host lock held: the result said, a success
+ * pruned, the run record written; updates st. */
+static void job_finish(struct agent *a, struct job *j, struct part_state *st)
+{
+	const struct cfg_partition *p = j->p;
+	struct err err = { 0 };
+
+	if (j->ret == -ECANCELED && signals_stop()) {
+		log_info("the backup of %s was cancelled by the stop: nothing of it is committed", p->name);
+		return;
+	}
+	if (j->ret) {
+		a->failed = true;
+	} else {
+		log_info("backup %s of %s committed in %.1fs", j->res.m.backup_id, p->name,
+			 util_now_mono() - j->t0);
+		st->newest = j->res.m.snap_time_ns / 1000000000;
+		/* the round's listing with the new backup (in the primary) */
+		if (prune_round_add(&a->round, 0, &j->res.m, &err))
+			log_warn("prune of %s after its backup: %s (retried next round)", p->name,
+				 err.msg);
+		else
+			off_loop(prune_after_task, &(struct part_ctx){ .a = a, .p = p }, "pruning");
+	}
+	if (runrec_note(a->cfg->state_dir, a->o->host, p->name, j->ret,
+			j->ret ? j->err.msg : NULL, j->ret ? NULL : &j->res,
+			util_now_mono() - j->t0, &err))
+		log_warn("run record of %s: %s", p->name, err.msg);
+	if (j->ret)
+		say_failed(a, p, &j->err);   /* the backoff from the record */
+	else
+		manifest_clear(&j->res.m);
+}
+
 /* One due backup of p, under the host lock; updates st. */
 static void backup_one(struct agent *a, struct regions *rs, const struct cfg_partition *p,
 		       struct part_state *st)
 {
-	struct job j = { .phase = "start", .cfg = a->cfg, .p = p, .rs = rs, .host = a->o->host,
-			 .bo = { .cancelled = signals_cancelled, .phase = job_phase } };
-	struct err err = { 0 };
-	double t0 = util_now_mono();
+	struct job j;
 	int lockfd = take_host_lock(a);
 
 	if (lockfd < 0) {
@@ -446,37 +538,174 @@ static void backup_one(struct agent *a, struct regions *rs, const struct cfg_par
 			a->failed = true;
 		return;
 	}
-	log_info("backing up %s (%s)", p->name, p->path);
+	job_init(&j, a, rs, p);
 	job_run(&j);
-	if (j.ret == -ECANCELED && signals_stop()) {
-		log_info("the backup of %s was cancelled by the stop: nothing of it is committed", p->name);
-		hostlock_release(lockfd);
+	job_finish(a, &j, st);
+	hostlock_release(lockfd);
+}
+
+/* ------------------------------------ max_concurrent: backups at once */
+
+/* A backup running in a thread of its own (task_main) beside others. */
+struct slot {
+	struct job j;
+	struct task t;            /* fn = slot_job, ctx = the slot; t.done */
+	struct regions own;       /* the backup's own regions (no state shared
+				   * with the other backups but the stores') */
+	struct part_state *st;
+	pthread_t th;
+	bool busy;
+};
+
+/* A slot's backup, on its own regions (what it marks down stays its own). */
+static void slot_job(void *arg)
+{
+	struct slot *s = arg;
+	struct err err = { 0 };
+
+	if (geo_regions_open(s->j.cfg, NULL, NULL, NULL, false, &s->own, &err)) {
+		s->j.err = err;
+		s->j.ret = err.code ? err.code : -EIO;
 		return;
 	}
-	if (j.ret) {
-		int64_t back = BACKOFF_MIN_S << (st->fails < 6 ? st->fails : 6);
+	s->j.rs = &s->own;
+	job_main(&s->j);
+	geo_regions_free(&s->own);
+}
 
-		if (back > config_interval(a->cfg, p))
-			back = config_interval(a->cfg, p);
-		st->fails++;
-		st->retry_at = now_s() + back;
+/* Start p's backup in a free slot s; -errno when no thread could be
+ * started (then it is run here, in the main loop). */
+static int slot_start(struct agent *a, struct regions *rs, struct slot *s,
+		      const struct cfg_partition *p, struct part_state *st)
+{
+	int ret;
+
+	job_init(&s->j, a, rs, p);
+	s->st = st;
+	s->t = (struct task){ .fn = slot_job, .ctx = s };
+	if (pipe2(s->t.done, O_CLOEXEC))
+		return -errno;
+	ret = pthread_create(&s->th, NULL, task_main, &s->t);
+	if (ret) {
+		close(s->t.done[0]);
+		close(s->t.done[1]);
+		return -ret;
+	}
+	s->busy = true;
+	return 0;
+}
+
+/* Wait for a slot's backup to end, a signal, or a tick; says the state. */
+static void slots_wait(struct slot *s, unsigned max)
+{
+	struct pollfd p[1 + 64];
+	unsigned np = 1, running = 0;
+	char status[512] = "", b[32];
+
+	p[0] = (struct pollfd){ .fd = signals_fd(), .events = POLLIN };
+	for (unsigned i = 0; i < max && np < sizeof(p) / sizeof(p[0]); i++) {
+		size_t used = strlen(status);
+
+		if (!s[i].busy)
+			continue;
+		p[np++] = (struct pollfd){ .fd = s[i].t.done[0], .events = POLLIN };
+		running++;
+		if (signals_stop() && !s[i].j.told) {
+			log_info("stop requested: cancelling the backup of %s (in its %s phase)",
+				 s[i].j.p->name, atomic_load(&s[i].j.phase));
+			s[i].j.told = true;
+		}
+		snprintf(status + used, sizeof(status) - used, "%s%s (%s, %s)", used ? ", " : "",
+			 s[i].j.p->name, atomic_load(&s[i].j.phase),
+			 fmt_in((int64_t)(util_now_mono() - s[i].j.t0), b, sizeof(b)));
+	}
+	notify_status("backing up %u partitions: %s", running, status);
+	if (poll(p, np, tick_ms(1000)) < 0 && errno != EINTR)
+		log_debug("poll: %s", strerror(errno));
+	signals_drain();
+	notify_watchdog();
+}
+
+/* The slots whose backup ended: joined, finished (prune, run record,
+ * metrics); how many. */
+static unsigned slots_reap(struct agent *a, struct regions *rs, struct slot *s, unsigned max,
+			   const struct cfg_partition **parts, size_t n)
+{
+	unsigned reaped = 0;
+
+	for (unsigned i = 0; i < max; i++) {
+		struct pollfd p = { .fd = s[i].t.done[0], .events = POLLIN };
+
+		if (!s[i].busy || poll(&p, 1, 0) != 1)
+			continue;
+		pthread_join(s[i].th, NULL);
+		close(s[i].t.done[0]);
+		close(s[i].t.done[1]);
+		s[i].busy = false;
+		reaped++;
+		job_finish(a, &s[i].j, s[i].st);
+		next_due(a, s[i].j.p, s[i].st, now_s());
+		if (!signals_stop())
+			off_loop(metrics_task, &(struct round_ctx){ .a = a, .rs = rs, .parts = parts,
+							       .n = n }, "writing the metrics");
+	}
+	return reaped;
+}
+
+/*
+ * The due backups of parts, up to max_concurrent at once, each in a thread
+ * of its own, all under one hold of the host lock; never two of one
+ * partition (each is started once a round).  Each backup has its own
+ * reader, low-impact controller (they all follow the host's pressure),
+ * upload threads and regions (slot_job); prunes (the round's listing), run
+ * records and the metrics file are done here, in the main loop, one at a
+ * time.
+ */
+static void backups_concurrent(struct agent *a, struct regions *rs,
+			       const struct cfg_partition **parts, size_t n)
+{
+	unsigned max = a->cfg->max_concurrent, running = 0;
+	struct slot *s = calloc(max, sizeof(*s));
+	size_t next = 0;
+	int lockfd;
+
+	if (!s) {
+		log_error("out of memory");
 		a->failed = true;
-		log_error("backup of %s failed (%u in a row): %s; retrying in %lds",
-			  p->name, st->fails, j.err.msg, (long)back);
-	} else {
-		log_info("backup %s of %s committed in %.1fs", j.res.m.backup_id, p->name,
-			 util_now_mono() - t0);
-		st->fails = 0;
-		st->newest = j.res.m.snap_time_ns / 1000000000;
-		off_loop(prune_after_task, &(struct part_ctx){ .a = a, .p = p }, "pruning");
+		return;
+	}
+	lockfd = take_host_lock(a);
+	if (lockfd < 0) {
+		if (!signals_stop())
+			a->failed = true;
+		free(s);
+		return;
+	}
+	for (;;) {
+		while (running < max && next < n && !signals_stop()) {
+			const struct cfg_partition *p = parts[next++];
+			struct part_state *st = state_of(a, p->name);
+			unsigned k = 0;
+
+			if (!st || next_due(a, p, st, now_s()) > now_s())
+				continue;
+			while (s[k].busy)
+				k++;
+			if (!slot_start(a, rs, &s[k], p, st)) {
+				running++;
+				continue;
+			}
+			log_debug("cannot start a thread: the backup of %s in the main loop", p->name);
+			job_main(&s[k].j);
+			job_finish(a, &s[k].j, st);
+		}
+		if (!running)
+			break;
+		slots_wait(s, max);
+		running -= slots_reap(a, rs, s, max, parts, n);
 	}
 	hostlock_release(lockfd);
-	if (runrec_note(a->cfg->state_dir, a->o->host, p->name, j.ret,
-			j.ret ? j.err.msg : NULL, j.ret ? NULL : &j.res,
-			util_now_mono() - t0, &err))
-		log_warn("run record of %s: %s", p->name, err.msg);
-	if (!j.ret)
-		manifest_clear(&j.res.m);
+	free(s);
 }
 
 /* ---------------------------------------------------- drills */
@@ -644,18 +873,21 @@ static void round_task(void *arg)
 		r->ret = -1;
 		return;
 	}
-	recover(r->a, r->rs, r->parts, r->n);
-	r->ret = load_newest(r->a, r->rs, r->parts, r->n);
-	if (r->ret)
+	r->ret = recover(r->a, r->rs, r->parts, r->n, r->full, &r->a->round);
+	if (r->ret) {
+		prune_round_free(&r->a->round);
 		geo_regions_free(r->rs);
+		return;
+	}
+	load_newest(r->a, r->parts, r->n);
 }
 
-/* Recovery and the newest backups, under the host lock: 0 (*rs open), or
- * -1 (said, the round ends). */
+/* Recovery and the newest backups, under the host lock: 0 (*rs open, the
+ * round's listing in a->round), or -1 (said, the round ends). */
 static int round_start(struct agent *a, struct regions *rs,
-		       const struct cfg_partition **parts, size_t n)
+		       const struct cfg_partition **parts, size_t n, bool full)
 {
-	struct round_ctx r = { .a = a, .rs = rs, .parts = parts, .n = n };
+	struct round_ctx r = { .a = a, .rs = rs, .parts = parts, .n = n, .full = full };
 	int lockfd = take_host_lock(a);
 
 	if (lockfd < 0)
@@ -673,7 +905,12 @@ static void agent_round(struct agent *a)
 	struct err err = { 0 };
 	size_t n = 0;
 
+	/* a full recovery at start, after a reload, after a failed round;
+	 * else the round's listing (one per region) serves it all */
+	bool full = a->full || a->failed;
+
 	a->last_round = now_s();
+	a->full = false;
 	a->failed = false;
 	if (a->cfg->ndiscover && discover_run(&a->disc, a->cfg, &err))
 		log_error("%s", err.msg);
@@ -685,20 +922,23 @@ static void agent_round(struct agent *a)
 	}
 	for (size_t i = 0; i < a->nps; i++)
 		a->ps[i].seen = false;
-	if (round_start(a, &rs, parts, n)) {
+	if (round_start(a, &rs, parts, n, full)) {
 		a->failed = true;
 		free(parts);
 		return;
 	}
-	for (size_t i = 0; i < n && !signals_stop(); i++) {
+	if (a->cfg->max_concurrent > 1)
+		backups_concurrent(a, &rs, parts, n);
+	for (size_t i = 0; a->cfg->max_concurrent <= 1 && i < n && !signals_stop(); i++) {
 		struct part_state *st = state_of(a, parts[i]->name);
 
 		if (!st || next_due(a, parts[i], st, now_s()) > now_s())
 			continue;
 		backup_one(a, &rs, parts[i], st);
 		next_due(a, parts[i], st, now_s());
-		off_loop(metrics_task, &(struct round_ctx){ .a = a, .parts = parts, .n = n },
-			 "writing the metrics");
+		if (!signals_stop())
+			off_loop(metrics_task, &(struct round_ctx){ .a = a, .rs = &rs, .parts = parts,
+							       .n = n }, "writing the metrics");
 	}
 	drill_due_ones(a, &rs, parts, n);
 	for (size_t i = 0; i < n; i++) {
@@ -707,8 +947,12 @@ static void agent_round(struct agent *a)
 		if (st)
 			next_due(a, parts[i], st, now_s());
 	}
-	off_loop(metrics_task, &(struct round_ctx){ .a = a, .parts = parts, .n = n },
-		 "writing the metrics");
+	/* after a stop: the file of the last round stays (the listing the
+	 * metrics need would be cancelled) */
+	if (!signals_stop())
+		off_loop(metrics_task, &(struct round_ctx){ .a = a, .rs = &rs, .parts = parts,
+						       .n = n }, "writing the metrics");
+	prune_round_free(&a->round);
 	geo_regions_free(&rs);
 	free(parts);
 }
@@ -809,9 +1053,6 @@ static void agent_sleep(struct agent *a)
 
 static void say_start(const struct agent *a)
 {
-	if (a->cfg->max_concurrent > 1)
-		log_warn("[agent] max_concurrent = %u: this version backs up one partition at a time",
-			 a->cfg->max_concurrent);
 	if (!a->cfg->nparts && !a->cfg->ndiscover)
 		log_warn("%s has no [partition] and no [agent] discover: nothing to back up until a reload brings some",
 			 a->o->config_file);
@@ -822,7 +1063,7 @@ static void say_start(const struct agent *a)
 
 int agent_run(struct config *cfg, const struct agent_opts *o)
 {
-	struct agent a = { .cfg = cfg, .o = o, .first = true };
+	struct agent a = { .cfg = cfg, .o = o, .first = true, .full = true };
 	struct err err = { 0 };
 	int lockfd, sig, rc = 0;
 
@@ -837,6 +1078,10 @@ int agent_run(struct config *cfg, const struct agent_opts *o)
 		return 1;
 	}
 	signals_hup_reloads(!o->once);
+	/* a stop ends listings and HEADs too: recovery, the newest backups,
+	 * prunes and the metrics are all redone by the next start, and the
+	 * cleanup of a cancelled backup only deletes and aborts */
+	signals_reads_stop(true);
 	say_start(&a);
 	notify_ready();
 	while (!signals_stop()) {
@@ -844,6 +1089,7 @@ int agent_run(struct config *cfg, const struct agent_opts *o)
 			a.reload = false;
 			agent_reload(&a);
 			a.first = true;
+			a.full = true;
 		}
 		if (a.first || next_round(&a, &(const char *){ NULL }) <= now_s()) {
 			a.first = false;

@@ -4,23 +4,28 @@
 
 /*
  * snapship agent: the daemon (design §9).  One per host (the agent lock in
- * the state dir).  At start and every round: discovery, recovery
- * (leftover snapshots, pending and half-done prunes, then unfinished
- * uploads and manifest-less objects), the newest committed backup of every
- * partition from the store, schedule_next_due, then the due backups one at
+ * the state dir).  Every round: discovery, recovery (leftover snapshots,
+ * one listing of every region for the round (prune_round), pending and
+ * half-done prunes and the policy on it, then - at start, after a reload
+ * or a failed round only - unfinished uploads and manifest-less objects),
+ * the newest committed backup of every partition from that listing,
+ * schedule_next_try, then the due backups one at
  * a time, each under the host lock; a success is followed by
- * prune_partition; every attempt by runrec_note and metrics_write.  All
- * store work (recovery, listings, backups, prunes, the metrics' listing)
+ * prune_partition_round; every attempt by runrec_note and
+ * metrics_write_listed (the round's listing).  All store work (recovery,
+ * listings, backups, prunes)
  * runs in a thread while the main loop keeps answering signals and pinging
  * the watchdog, also when a region is slow to answer.  A
- * failed backup is retried with a backoff, never more often than every
- * 30s and at most an interval later; the agent never exits on one.
+ * failed backup is retried with a backoff (schedule_next_try over the run
+ * record's failures in a row), never more often than every 30s and at
+ * most an interval later; the agent never exits on one.
  * SIGTERM/SIGINT cancel the running backup and stop (exit 0: a clean
  * stop); SIGHUP reloads the config (a bad one is logged, the old kept).
  *
- * max_concurrent: backups run one at a time in this version (each backup
- * has its own reader, compressor and upload threads); a larger value is
- * warned about and ignored.
+ * max_concurrent > 1: the due backups of a round run up to that many at
+ * once, each of a different partition, in threads of their own with their
+ * own regions, under one hold of the host lock; prunes, run records and
+ * the metrics file follow each one in the main loop.
  */
 
 #include <stdbool.h>

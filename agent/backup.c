@@ -321,6 +321,9 @@ static int probe_secondaries(struct backup_run *r, struct err *err)
 				"it did not answer when asked to clean up");
 		else if (!probe_region(&rs->v[i], r->host, &pe))
 			continue;
+		if (pe.code == -ECANCELED)   /* a stop, not the region's fault */
+			return err_set(err, -ECANCELED, "cancelled while probing region %s",
+				       rs->v[i].name);
 		why = err_strip_region(rs->v[i].name, pe.msg);
 		if (r->cfg->require_geo)
 			return err_set(err, pe.code ? pe.code : -EIO,

@@ -63,7 +63,7 @@ unsigned clean_region(struct region *g, const char *host)
 	clean_one(g, host, true, &res);
 	/* one warning at most: a store that cannot be cleaned usually cannot
 	 * take the backup either, and that error follows */
-	if (res.error)
+	if (res.error && res.error != -ECANCELED)   /* cancelled: a stop */
 		log_warn("region %s: could not clean up after interrupted runs: %s",
 			 g->name, res.why);
 	n = res.uploads + (unsigned)res.objects;

@@ -11,6 +11,7 @@
 
 #include "agent/failover.h"
 #include "agent/report.h"
+#include "agent/signals.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -371,9 +372,12 @@ int cli_open_list(struct cli *c, const char *host, const char *part, bool reads,
 
 	if (cli_open_regions(c, reads, rs_ret, &err))
 		return cli_fail(&err);
+	/* nothing after a stop needs a listing: ^C ends a stalled one */
+	signals_reads_stop(true);
 	if (failover_list(rs_ret, c->cfg.state_dir, host, part, list_ret, used_ret, &err)) {
 		geo_regions_free(rs_ret);
-		return cli_fail(&err);
+		/* stopped: main says so (128 + the signal) */
+		return signals_stop() ? EXIT_FAIL : cli_fail(&err);
 	}
 	return CLI_GO_ON;
 }

@@ -882,9 +882,6 @@ unsigned config_review(const struct config *cfg,
 	}
 	if (!cfg->nparts && !cfg->ndiscover)
 		review(say, ctx, false, "no [partition] section and no [agent] discover: backup has nothing to back up (list and restore still work)");
-	if (cfg->max_concurrent > 1)
-		review(say, ctx, false, "[agent] max_concurrent = %u: the agent runs one backup at a time in this version (each uses its own threads for reading, compressing and uploading); the setting is ignored",
-		       cfg->max_concurrent);
 	if (cfg->jitter >= cfg->interval)
 		review(say, ctx, false, "[agent] jitter (%llds) is not shorter than interval (%llds): runs may come twice as far apart",
 		       (long long)cfg->jitter, (long long)cfg->interval);

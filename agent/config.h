@@ -100,7 +100,7 @@ struct config {
 	int64_t drill_interval;   /* seconds between the agent's drills; 0: none */
 	struct cfg_retention ret; /* [retention] */
 	int win_start, win_end;   /* window: minutes after local midnight; equal: none */
-	unsigned max_concurrent;  /* backups at a time (the agent runs 1) */
+	unsigned max_concurrent;  /* the agent's backups at a time (of different partitions) */
 	char **discover;          /* discover = GLOB lines, in order (owned) */
 	size_t ndiscover;
 

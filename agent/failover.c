@@ -251,6 +251,8 @@ int failover_list(struct regions *rs, const char *state_dir, const char *host,
 				suspect_check(rs, state_dir, host, part, list_ret, i);
 			return 0;
 		}
+		if (e.code == -ECANCELED)
+			break;      /* a stop, not the region's fault: no failover */
 		if (failover_unreachable(&e))
 			g->down = true;
 		for (size_t j = i + 1; j < rs->n; j++) {

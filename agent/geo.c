@@ -28,7 +28,8 @@ int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
 			  unsigned max_attempts, struct store **store_ret,
 			  struct err *err)
 {
-	struct store_opts o = { .cancelled = signals_cancelled };
+	struct store_opts o = { .cancelled = signals_cancelled,
+				.reads_cancelled = signals_reads_cancelled };
 	char *endpoint = NULL;
 	int ret;
 
@@ -94,7 +95,8 @@ static int region_fill(struct region *g, const char *name, const char *prefix,
 static int regions_open_from(const char *from, const char *from_flag,
 			     const char *only, struct regions *rs, struct err *err)
 {
-	struct store_opts o = { .given_as = from_flag, .cancelled = signals_cancelled };
+	struct store_opts o = { .given_as = from_flag, .cancelled = signals_cancelled,
+				.reads_cancelled = signals_reads_cancelled };
 	int ret;
 
 	if (only && strcmp(only, "default"))

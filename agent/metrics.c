@@ -329,14 +329,11 @@ int metrics_render(const char *host, const struct metrics_part *parts, size_t n,
 
 /* ------------------------------------------------------------- gathering */
 
-/* status_build over a listing of host's backups (empty when the regions
- * cannot be listed: said, and retained then unknown). */
-static int gather(const struct config *cfg, const char *host, struct regions *rs,
-		  struct catalog_list *list, bool *listed_ret, struct status_result *res,
-		  int64_t now_ns)
+/* A listing of host's backups (empty when the regions cannot be listed:
+ * said, and retained then unknown). */
+static void gather(const struct config *cfg, const char *host, struct regions *rs,
+		   struct catalog_list *list, bool *listed_ret)
 {
-	struct status_in in = { .state_dir = cfg->state_dir, .rs = rs, .host = host,
-				.cfg = cfg, .configured = true, .now_ns = now_ns };
 	struct err le = { 0 };
 	size_t used = 0;
 
@@ -349,7 +346,6 @@ static int gather(const struct config *cfg, const char *host, struct regions *rs
 	else
 		log_warn("metrics: cannot list the backups of %s (%s); the metrics file leaves out the retained backups and the geo state",
 			 host, le.msg);
-	return status_build(&in, list, res);
 }
 
 /* What a partition only due names (not in the status rows) has on record. */
@@ -392,7 +388,9 @@ static int make_parts(const struct config *cfg, const char *host,
 
 		parts[n] = (struct metrics_part){ .partition = row->partition, .run = &row->run,
 			.retained = listed ? (int64_t)row->backups : -1,
-			.gs = row->latest ? &row->gs : NULL };
+			.gs = row->latest ? &row->gs : NULL,
+			/* status's (with the backoff), unless due says */
+			.next_due = listed ? row->next_due : 0 };
 	}
 	for (size_t d = 0; d < ndue; d++) {
 		size_t i;
@@ -416,23 +414,22 @@ static int make_parts(const struct config *cfg, const char *host,
 	return 0;
 }
 
-int metrics_write(const struct config *cfg, const char *host,
-		  const struct metrics_due *due, size_t ndue, struct err *err)
+/* The file from status_build over list (listed: it is a listing). */
+static int write_from(const struct config *cfg, const char *host, const struct regions *rs,
+		      struct catalog_list *list, bool listed, const struct metrics_due *due,
+		      size_t ndue, struct err *err)
 {
 	int64_t now_ns = util_now_unix_ns();
+	struct status_in in = { .state_dir = cfg->state_dir, .rs = rs, .host = host,
+				.cfg = cfg, .configured = true, .now_ns = now_ns };
 	struct metrics_part *parts = NULL;
 	struct extra_recs *extra = NULL;
 	struct status_result res;
-	struct catalog_list list;
-	struct regions rs;
 	char *text = NULL;
 	size_t n = 0;
-	bool listed;
 	int ret;
 
-	if (!cfg->metrics_file)
-		return 0;
-	ret = gather(cfg, host, &rs, &list, &listed, &res, now_ns);
+	ret = status_build(&in, list, &res);
 	if (!ret)
 		ret = make_parts(cfg, host, &res, listed, due, ndue, &parts, &extra, &n);
 	if (!ret)
@@ -449,7 +446,31 @@ int metrics_write(const struct config *cfg, const char *host,
 	free(parts);
 	free(text);
 	status_result_free(&res);
+	return ret;
+}
+
+int metrics_write(const struct config *cfg, const char *host,
+		  const struct metrics_due *due, size_t ndue, struct err *err)
+{
+	struct catalog_list list;
+	struct regions rs;
+	bool listed;
+	int ret;
+
+	if (!cfg->metrics_file)
+		return 0;
+	gather(cfg, host, &rs, &list, &listed);
+	ret = write_from(cfg, host, &rs, &list, listed, due, ndue, err);
 	catalog_list_free(&list);
 	geo_regions_free(&rs);
 	return ret;
+}
+
+int metrics_write_listed(const struct config *cfg, const char *host,
+			 const struct regions *rs, struct catalog_list *list,
+			 const struct metrics_due *due, size_t ndue, struct err *err)
+{
+	if (!cfg->metrics_file)
+		return 0;
+	return write_from(cfg, host, rs, list, true, due, ndue, err);
 }

@@ -20,6 +20,7 @@
 #include "agent/geo.h"
 #include "agent/runrec.h"
 
+struct catalog_list;
 struct config;
 struct err;
 
@@ -35,6 +36,12 @@ struct metrics_due { const char *partition; int64_t next_due; };   /* 0 = unknow
  */
 int metrics_write(const struct config *cfg, const char *host,
 		  const struct metrics_due *due, size_t ndue, struct err *err);
+/* The same from the caller's regions and listing of host's backups (the
+ * agent's round: no listing of its own); list is reordered (by partition,
+ * then age), its manifests stay the caller's. */
+int metrics_write_listed(const struct config *cfg, const char *host,
+			 const struct regions *rs, struct catalog_list *list,
+			 const struct metrics_due *due, size_t ndue, struct err *err);
 
 /* One partition's facts for metrics_render. */
 struct metrics_part {

@@ -421,6 +421,11 @@ static void list_regions(struct regions *rs, const char *state_dir, const char *
 			continue;
 		}
 		if (catalog_list(g->store, g->prefix, host, part, &lists[i], &e)) {
+			if (e.code == -ECANCELED) {
+				/* a stop: nothing is decided (prune_partition) */
+				rep->cancelled = true;
+				break;
+			}
 			snprintf(l->detail, sizeof(l->detail), "%s", err_strip_region(g->name, e.msg));
 			rep->errors++;
 			/* nothing is deleted where the listing failed: its
@@ -450,6 +455,16 @@ static void list_regions(struct regions *rs, const char *state_dir, const char *
 	geo_state_ids_free(known, nknown);
 }
 
+/* Is id a pending deletion apply_pending just worked on? (Listed before
+ * it ran, a round's listing still shows it: not decided again.) */
+static bool finished_id(const struct prune_report *rep, const char *id)
+{
+	for (size_t k = 0; k < rep->nfinished; k++)
+		if (!strcmp(rep->finished[k].id, id))
+			return true;
+	return false;
+}
+
 /* The union of the listings: one prune_backup per id, oldest first, with
  * a bit per region that lists it (in[]). */
 static int union_backups(const struct regions *rs, const struct catalog_list *lists,
@@ -471,6 +486,8 @@ static int union_backups(const struct regions *rs, const struct catalog_list *li
 			const struct manifest *m = &lists[i].m[k];
 			size_t j = 0;
 
+			if (finished_id(rep, m->backup_id))
+				continue;
 			while (j < rep->nb && strcmp(rep->b[j].id, m->backup_id))
 				j++;
 			if (j == rep->nb) {
@@ -592,6 +609,47 @@ static void remove_empty_dirs(struct regions *rs, const char *host)
 	}
 }
 
+/* Decide and delete from the listings (state[] of each region of rs; a
+ * failed one is down in rs): the second half of a prune. */
+static int decide_and_delete(const struct config *cfg, const char *host,
+			     const struct cfg_partition *p, const struct prune_opts *o,
+			     struct regions *rs, const struct catalog_list *lists,
+			     const int *state, struct prune_report *rep, struct err *err)
+{
+	unsigned *in = NULL;
+	size_t listed = 0;
+	int ret;
+
+	for (size_t i = 0; i < rs->n; i++)
+		listed += state[i] != L_FAILED;
+	if (!listed)
+		return err_set(err, -EIO, "%s/%s: no region could be listed (%s: %s); nothing pruned",
+			       host, p->name, rep->regions[0].region, rep->regions[0].detail);
+	ret = union_backups(rs, lists, rep, &in);
+	if (!ret) {
+		sort_backups(rep, in);
+		ret = decide(cfg, p, rep);
+	}
+	if (ret) {
+		free(in);
+		return err_set(err, ret, "out of memory");
+	}
+	for (size_t j = 0; j < rep->nb; j++) {
+		if (rep->b[j].keep) {
+			rep->kept++;
+			continue;
+		}
+		prune_one(rs, cfg->state_dir, host, p->name, state, in[j], o->dry_run,
+			  &rep->b[j], rep);
+		if (rep->b[j].keep)
+			rep->kept++;
+	}
+	if (!o->dry_run && (rep->deleted || rep->nfinished))
+		remove_empty_dirs(rs, host);
+	free(in);
+	return 0;
+}
+
 int prune_partition(const struct config *cfg, const char *host, const struct cfg_partition *p,
 		    const struct prune_opts *o, struct prune_report *rep_ret, struct err *err)
 {
@@ -599,11 +657,10 @@ int prune_partition(const struct config *cfg, const char *host, const struct cfg
 	int state[REGIONS_MAX];
 	struct prune_report *rep = rep_ret;
 	struct regions rs;
-	unsigned *in = NULL;
-	size_t listed = 0;
 	int ret;
 
 	memset(rep, 0, sizeof(*rep));
+	memset(lists, 0, sizeof(lists));   /* a cancelled listing leaves some unfilled */
 	snprintf(rep->partition, sizeof(rep->partition), "%s", p->name);
 	rep->dry_run = o->dry_run;
 	ret = geo_regions_open(cfg, NULL, NULL, NULL, false, &rs, err);
@@ -615,40 +672,211 @@ int prune_partition(const struct config *cfg, const char *host, const struct cfg
 		goto out_regions;
 	}
 	list_regions(&rs, cfg->state_dir, host, p->name, lists, state, rep);
-	for (size_t i = 0; i < rs.n; i++)
-		listed += state[i] != L_FAILED;
-	if (!listed) {
-		ret = err_set(err, -EIO, "%s/%s: no region could be listed (%s: %s); nothing pruned",
-			      host, p->name, rep->regions[0].region, rep->regions[0].detail);
-		goto out_lists;
-	}
-	ret = union_backups(&rs, lists, rep, &in);
-	if (!ret) {
-		sort_backups(rep, in);
-		ret = decide(cfg, p, rep);
-	}
-	if (ret) {
-		err_set(err, ret, "out of memory");
-		goto out_lists;
-	}
-	for (size_t j = 0; j < rep->nb; j++) {
-		if (rep->b[j].keep) {
-			rep->kept++;
-			continue;
-		}
-		prune_one(&rs, cfg->state_dir, host, p->name, state, in[j], o->dry_run,
-			  &rep->b[j], rep);
-		if (rep->b[j].keep)
-			rep->kept++;
-	}
-	if (!o->dry_run && (rep->deleted || rep->nfinished))
-		remove_empty_dirs(&rs, host);
-out_lists:
-	free(in);
+	if (rep->cancelled)
+		ret = err_set(err, -ECANCELED, "%s/%s: a listing was cancelled; nothing pruned",
+			      host, p->name);
+	else
+		ret = decide_and_delete(cfg, host, p, o, &rs, lists, state, rep, err);
 	for (size_t i = 0; i < rs.n; i++)
 		catalog_list_free(&lists[i]);
 out_regions:
 	geo_regions_free(&rs);
+	return ret;
+}
+
+/* ---- a round's listings (the agent) ---- */
+
+/* catalog_list's order: partition, then id */
+static int cmp_part_id(const void *a, const void *b)
+{
+	const struct manifest *x = a, *y = b;
+	int c = strcmp(x->partition, y->partition);
+
+	return c ? c : strcmp(x->backup_id, y->backup_id);
+}
+
+int prune_round_list(struct prune_round *pr, struct regions *rs, const char *host,
+		     struct err *err)
+{
+	size_t listed = 0;
+	struct err first = { 0 };
+
+	memset(pr, 0, sizeof(*pr));
+	pr->rs = rs;
+	for (size_t i = 0; i < rs->n; i++) {
+		struct region *g = &rs->v[i];
+		struct err e = { 0 };
+
+		if (!g->store || g->down) {
+			snprintf(pr->why[i], sizeof(pr->why[i]), "%s", g->down_why);
+			continue;
+		}
+		if (catalog_list(g->store, g->prefix, host, NULL, &pr->lists[i], &e)) {
+			if (e.code == -ECANCELED) {
+				prune_round_free(pr);
+				return err_set(err, -ECANCELED, "listing the backups of %s: cancelled",
+					       host);
+			}
+			snprintf(pr->why[i], sizeof(pr->why[i]), "%s", err_strip_region(g->name, e.msg));
+			if (!first.code)
+				first = e;
+			/* a secondary that does not answer is not asked again */
+			if (!g->primary && failover_unreachable(&e)) {
+				g->down = true;
+				snprintf(g->down_why, sizeof(g->down_why), "%.500s", pr->why[i]);
+			}
+			continue;
+		}
+		pr->listed[i] = true;
+		listed++;
+	}
+	if (!listed) {
+		prune_round_free(pr);
+		if (first.code) {
+			*err = first;
+			return first.code;
+		}
+		return err_set(err, -EIO, "no region could be listed");
+	}
+	return 0;
+}
+
+void prune_round_free(struct prune_round *pr)
+{
+	for (size_t i = 0; i < REGIONS_MAX; i++)
+		catalog_list_free(&pr->lists[i]);
+	memset(pr->listed, 0, sizeof(pr->listed));
+}
+
+int prune_round_add(struct prune_round *pr, size_t region, const struct manifest *m,
+		    struct err *err)
+{
+	struct catalog_list *l = &pr->lists[region];
+	struct manifest *n;
+	char *json = NULL;
+	int ret;
+
+	if (region >= REGIONS_MAX || !pr->listed[region])
+		return 0;
+	n = realloc(l->m, (l->n + 1) * sizeof(*n));
+	if (!n)
+		return err_set(err, -ENOMEM, "out of memory");
+	l->m = n;
+	/* a deep copy through its JSON */
+	ret = manifest_to_json(m, &json, err);
+	if (!ret)
+		ret = manifest_from_json(json, strlen(json), &l->m[l->n], err);
+	free(json);
+	if (ret)
+		return ret;
+	l->n++;
+	qsort(l->m, l->n, sizeof(*l->m), cmp_part_id);
+	return 0;
+}
+
+/* Drop id of part from every listing of the round (it was deleted). */
+static void round_forget(struct prune_round *pr, const char *part, const char *id)
+{
+	for (size_t i = 0; i < REGIONS_MAX; i++) {
+		struct catalog_list *l = &pr->lists[i];
+
+		for (size_t k = 0; k < l->n; k++) {
+			if (strcmp(l->m[k].partition, part) || strcmp(l->m[k].backup_id, id))
+				continue;
+			manifest_clear(&l->m[k]);
+			memmove(&l->m[k], &l->m[k + 1], (l->n - k - 1) * sizeof(*l->m));
+			l->n--;
+			break;
+		}
+	}
+}
+
+/* Region i's listing of part in pr as a view (no copy: never freed) and
+ * its state, said in rep. */
+static void round_view(struct prune_round *pr, size_t i, const char *state_dir,
+		       const char *part, char **known, size_t nknown,
+		       struct catalog_list *view, int *state, struct prune_report *rep)
+{
+	const struct catalog_list *l = &pr->lists[i];
+	struct prune_listing *pl = &rep->regions[rep->nregions++];
+	char first[BACKUP_ID_LEN + 1];
+	size_t k = 0;
+
+	memset(view, 0, sizeof(*view));
+	snprintf(pl->region, sizeof(pl->region), "%s", pr->rs->v[i].name);
+	if (!pr->listed[i]) {
+		*state = L_FAILED;
+		pl->status = "failed";
+		snprintf(pl->detail, sizeof(pl->detail), "%s", pr->why[i]);
+		rep->errors++;
+		return;
+	}
+	while (k < l->n && strcmp(l->m[k].partition, part) < 0)
+		k++;
+	view->m = l->m + k;
+	while (k < l->n && !strcmp(l->m[k].partition, part)) {
+		k++;
+		view->n++;
+	}
+	pl->backups = view->n;
+	*state = L_LISTED;
+	pl->status = "listed";
+	if (l->broken) {
+		/* the host's listing: any broken manifest holds every partition */
+		*state = L_PARTIAL;
+		snprintf(pl->detail, sizeof(pl->detail),
+			 "%zu manifest(s) could not be read (%.400s); nothing deleted here: run snapship verify and repair",
+			 l->broken, l->nbroken_why ? l->broken_why[0] : "");
+	} else if (lacks_known(view, known, nknown, part, first, sizeof(first))) {
+		*state = L_PARTIAL;
+		snprintf(pl->detail, sizeof(pl->detail),
+			 "it does not list %s, which this host committed (%s/geo keeps its state): the listing looks partial, nothing deleted here; snapship verify and repair bring the region back in line",
+			 first, state_dir);
+	}
+	if (*state == L_PARTIAL)
+		pl->status = "partial";
+}
+
+int prune_partition_round(const struct config *cfg, const char *host,
+			  const struct cfg_partition *p, const struct prune_opts *o,
+			  struct prune_round *pr, struct prune_report *rep_ret, struct err *err)
+{
+	struct catalog_list views[REGIONS_MAX];
+	int state[REGIONS_MAX];
+	struct prune_report *rep = rep_ret;
+	/* the round's regions, with this prune's marks (a failed listing, a
+	 * failed deletion: down) kept here */
+	struct regions rs = *pr->rs;
+	char **known = NULL;
+	size_t nknown = 0;
+	int ret;
+
+	memset(rep, 0, sizeof(*rep));
+	snprintf(rep->partition, sizeof(rep->partition), "%s", p->name);
+	rep->dry_run = o->dry_run;
+	ret = apply_pending(&rs, cfg->state_dir, host, p->name, o->dry_run, rep);
+	if (ret)
+		return err_set(err, ret, "out of memory");
+	if (geo_state_ids(cfg->state_dir, host, p->name, &known, &nknown))
+		nknown = 0;
+	for (size_t i = 0; i < rs.n; i++) {
+		round_view(pr, i, cfg->state_dir, p->name, known, nknown, &views[i],
+			   &state[i], rep);
+		if (state[i] == L_FAILED && !rs.v[i].down) {
+			/* nothing is deleted where the listing failed */
+			rs.v[i].down = true;
+			snprintf(rs.v[i].down_why, sizeof(rs.v[i].down_why),
+				 "its listing failed: %.480s", pr->why[i]);
+		}
+	}
+	geo_state_ids_free(known, nknown);
+	ret = decide_and_delete(cfg, host, p, o, &rs, views, state, rep, err);
+	/* what went (or is pending) is not in the round's listings any more */
+	for (size_t j = 0; !ret && !o->dry_run && j < rep->nb; j++)
+		if (!rep->b[j].keep)
+			round_forget(pr, p->name, rep->b[j].id);
+	for (size_t k = 0; !o->dry_run && k < rep->nfinished; k++)
+		round_forget(pr, p->name, rep->finished[k].id);
 	return ret;
 }
 

@@ -22,6 +22,8 @@
  *   deletes nothing this time (no record: the next run decides again).
  * - A backup a restore on this host is reading (lock.h readlock) is
  *   skipped, with a note.
+ * - A listing cancelled (the stores' cancel hooks: a stop) decides
+ *   nothing: -ECANCELED, no deletion, no record.
  *
  * Ownership: cfg, host and p are only read; *rep_ret is the caller's
  * (prune_report_clear frees what it holds).
@@ -77,6 +79,7 @@ struct prune_report {
 	 * read; held only where the listing looks partial) */
 	size_t kept, deleted, pending, skipped;
 	size_t errors;               /* deletions that failed, failed listings */
+	bool cancelled;              /* a listing was cancelled (a stop) */
 	char partition[UTIL_NAME_MAX + 1];
 	bool dry_run;
 	struct prune_listing regions[REGIONS_MAX];
@@ -98,5 +101,42 @@ struct prune_report {
 int prune_partition(const struct config *cfg, const char *host, const struct cfg_partition *p,
 		    const struct prune_opts *o, struct prune_report *rep_ret, struct err *err);
 void prune_report_clear(struct prune_report *rep);
+
+/*
+ * A round's listings (the agent: one listing of the host per region a
+ * round, for the newest backups and every prune of the round, instead of a
+ * listing per partition and per prune).  rs is borrowed (the round's
+ * regions, open for the round); lists[i] is region i's catalog_list of
+ * every partition of the host when listed[i], else why[i] says why not.
+ * Owned: prune_round_free.
+ */
+struct prune_round {
+	struct regions *rs;
+	struct catalog_list lists[REGIONS_MAX];
+	bool listed[REGIONS_MAX];
+	char why[REGIONS_MAX][600];
+};
+
+/* List host in every region of rs into *pr: 0 when one region at least was
+ * listed (the others' why said; an unreachable secondary is marked down in
+ * rs), else the first error (-ECANCELED for a stop) and *pr empty. */
+int prune_round_list(struct prune_round *pr, struct regions *rs, const char *host,
+		     struct err *err);
+/* Add a copy of m (a backup just committed to region) to the listing of region. */
+int prune_round_add(struct prune_round *pr, size_t region, const struct manifest *m,
+		    struct err *err);
+void prune_round_free(struct prune_round *pr);
+
+/*
+ * prune_partition from a round's listings, with the round's regions (the
+ * caller holds the host lock): pending deletions first, then the decision
+ * over pr's listing of p (a region not listed deletes nothing now, as a
+ * failed listing; a broken manifest in a region's listing holds every
+ * partition there).  What it deletes leaves pr's listings, so a second
+ * prune of p in the same round decides on what is left.
+ */
+int prune_partition_round(const struct config *cfg, const char *host,
+			  const struct cfg_partition *p, const struct prune_opts *o,
+			  struct prune_round *pr, struct prune_report *rep_ret, struct err *err);
 
 #endif

@@ -37,16 +37,19 @@ void runrec_clear(struct runrec *r)
 
 static int runrec_parse(json_t *root, struct runrec *r)
 {
-	json_int_t att = 0, suc = 0, rc = 0, logical = 0, stored = 0, fails = 0;
+	json_int_t att = 0, suc = 0, rc = 0, logical = 0, stored = 0, fails = 0, in_row = -1;
 	double dur = 0, held = 0, slowed = 0;
 	json_t *e = NULL;
 
-	if (json_unpack(root, "{s:I, s:I, s:I, s?o, s:F, s:F, s:I, s:I, s:I, s:F}",
+	/* failures_in_row: not in the records of earlier versions */
+	if (json_unpack(root, "{s:I, s:I, s:I, s?o, s:F, s:F, s:I, s:I, s:I, s:F, s?I}",
 			"last_attempt", &att, "last_success", &suc, "last_rc", &rc,
 			"last_error", &e, "duration_s", &dur, "snapshot_held_s", &held,
 			"logical_bytes", &logical, "stored_bytes", &stored,
-			"failures_total", &fails, "slowed_s", &slowed) ||
+			"failures_total", &fails, "slowed_s", &slowed,
+			"failures_in_row", &in_row) ||
 	    att < 0 || suc < 0 || logical < 0 || stored < 0 || fails < 0 ||
+	    in_row < -1 || in_row > UINT32_MAX ||
 	    rc < INT32_MIN || rc > INT32_MAX || (e && !json_is_null(e) && !json_is_string(e)))
 		return -EBADMSG;
 	r->last_attempt = att;
@@ -57,6 +60,7 @@ static int runrec_parse(json_t *root, struct runrec *r)
 	r->logical_bytes = (uint64_t)logical;
 	r->stored_bytes = (uint64_t)stored;
 	r->failures_total = (uint64_t)fails;
+	r->failures_in_row = in_row >= 0 ? (unsigned)in_row : rc != 0;
 	r->slowed_s = slowed;
 	if (json_is_string(e)) {
 		r->last_error = strdup(json_string_value(e));
@@ -107,7 +111,7 @@ int runrec_save(const char *state_dir, const char *host, const char *partition,
 	ret = runrec_path(state_dir, host, partition, &path, err);
 	if (ret)
 		return ret;
-	root = json_pack("{s:I, s:I, s:i, s:s?, s:f, s:f, s:I, s:I, s:I, s:f}",
+	root = json_pack("{s:I, s:I, s:i, s:s?, s:f, s:f, s:I, s:I, s:I, s:f, s:I}",
 			 "last_attempt", (json_int_t)r->last_attempt,
 			 "last_success", (json_int_t)r->last_success, "last_rc", r->last_rc,
 			 "last_error", r->last_error, "duration_s", r->duration_s,
@@ -115,7 +119,8 @@ int runrec_save(const char *state_dir, const char *host, const char *partition,
 			 "logical_bytes", (json_int_t)r->logical_bytes,
 			 "stored_bytes", (json_int_t)r->stored_bytes,
 			 "failures_total", (json_int_t)r->failures_total,
-			 "slowed_s", r->slowed_s);
+			 "slowed_s", r->slowed_s,
+			 "failures_in_row", (json_int_t)r->failures_in_row);
 	if (root)
 		s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (!s)
@@ -144,10 +149,13 @@ int runrec_note(const char *state_dir, const char *host, const char *partition,
 	r.last_error = NULL;
 	if (rc) {
 		r.failures_total++;
+		if (r.failures_in_row < UINT32_MAX)
+			r.failures_in_row++;
 		r.last_error = strdup(error ? UTIL_ESC_CTL(error) : err_str(rc));
 		r.duration_s = duration_s >= 0 ? duration_s : 0;
 	} else {
 		r.last_success = r.last_attempt;
+		r.failures_in_row = 0;
 		r.duration_s = duration_s >= 0 || !res ? duration_s : res->seconds;
 		if (res) {
 			const struct manifest *m = &res->m;

@@ -24,6 +24,8 @@ struct runrec {
 	double duration_s, snapshot_held_s;  /* of the last attempt / success */
 	uint64_t logical_bytes, stored_bytes;  /* of the last success */
 	uint64_t failures_total;
+	unsigned failures_in_row;            /* failed attempts since the last success
+					      * (the agent's backoff: schedule.h) */
 	double slowed_s;                     /* time the low-impact mode held the backup back */
 };
 
@@ -39,8 +41,9 @@ void runrec_clear(struct runrec *r);
 /*
  * Record one attempt: loads, updates, saves.  rc 0: a success, res its
  * result (bytes, snapshot held from the manifest; res->seconds when
- * duration_s < 0); else a failure with error (its message, escaped here),
- * failures_total++ and the earlier success's facts kept.  duration_s: the
+ * duration_s < 0) and failures_in_row = 0; else a failure with error (its
+ * message, escaped here), failures_total++, failures_in_row++ and the
+ * earlier success's facts kept.  duration_s: the
  * attempt's wall time (< 0: from res).  An unreadable old record is
  * replaced (and said in err only when saving fails).
  */

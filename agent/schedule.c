@@ -96,19 +96,15 @@ static int64_t window_open_after(int64_t t, int start)
 	return t + 86400;   /* not reached with a sane TZ */
 }
 
-int64_t schedule_next_due(const struct config *cfg, const struct cfg_partition *p,
-			  const char *host, int64_t newest, int64_t now)
+/* The first time from earliest on (not before now) at which p may run. */
+static int64_t next_time(const struct config *cfg, const struct cfg_partition *p,
+			 const char *host, int64_t earliest, int64_t now)
 {
-	int64_t interval = config_interval(cfg, p), jitter = config_jitter(cfg, p);
+	int64_t jitter = config_jitter(cfg, p);
 	int64_t offset = schedule_jitter_offset(host, p ? p->name : "", jitter);
-	int64_t due, open, len;
+	int64_t due = earliest < now ? now : earliest, open, len;
 	int start, end;
 
-	/* never backed up, or missed while the agent was down: due now, once
-	 * (the backup it makes is the newest, so the next is an interval on) */
-	due = newest > 0 ? newest + interval + offset : now;
-	if (due < now)
-		due = now;
 	config_window(cfg, p, &start, &end);
 	if (schedule_in_window(due, start, end))
 		return due;
@@ -117,4 +113,39 @@ int64_t schedule_next_due(const struct config *cfg, const struct cfg_partition *
 	open = window_open_after(due, start);
 	len = ((end - start + 1440) % 1440) * 60;
 	return open + (len > 0 ? offset % len : 0);
+}
+
+int64_t schedule_next_due(const struct config *cfg, const struct cfg_partition *p,
+			  const char *host, int64_t newest, int64_t now)
+{
+	return schedule_next_try(cfg, p, host, newest, NULL, now);
+}
+
+int64_t schedule_backoff(unsigned fails, int64_t interval)
+{
+	int64_t back;
+
+	if (!fails)
+		return 0;
+	back = (int64_t)SCHEDULE_BACKOFF_MIN_S <<
+	       (fails - 1 < SCHEDULE_BACKOFF_DOUBLINGS ? fails - 1 : SCHEDULE_BACKOFF_DOUBLINGS);
+	return interval > 0 && back > interval ? interval : back;
+}
+
+int64_t schedule_next_try(const struct config *cfg, const struct cfg_partition *p,
+			  const char *host, int64_t newest, const struct runrec *run, int64_t now)
+{
+	int64_t interval = config_interval(cfg, p), jitter = config_jitter(cfg, p);
+	int64_t offset = schedule_jitter_offset(host, p ? p->name : "", jitter);
+	/* never backed up, or missed while the agent was down: due now, once
+	 * (the backup it makes is the newest, so the next is an interval on) */
+	int64_t due = newest > 0 ? newest + interval + offset : now;
+
+	if (run && run->failures_in_row && run->last_attempt > 0) {
+		int64_t retry = run->last_attempt + schedule_backoff(run->failures_in_row, interval);
+
+		if (retry > due)
+			due = retry;
+	}
+	return next_time(cfg, p, host, due, now);
 }

@@ -13,12 +13,28 @@
 #include <stdint.h>
 
 #include "agent/config.h"
+#include "agent/runrec.h"
+
+#define SCHEDULE_BACKOFF_MIN_S 30   /* a failed backup is retried no sooner */
+#define SCHEDULE_BACKOFF_DOUBLINGS 6
 
 /* Next due time of partition p: newest committed backup time + interval (+ a jitter fixed per
  * host+partition so restarts keep it), moved into the window if one is set; a missed backup is
  * due now (once). newest = 0: never backed up, due now (in the window). */
 int64_t schedule_next_due(const struct config *cfg, const struct cfg_partition *p,
 			  const char *host, int64_t newest, int64_t now);
+
+/* The wait before retrying after fails failed attempts in a row: 0 for none, else
+ * SCHEDULE_BACKOFF_MIN_S doubled per failure after the first (at most 6 times: 32 min), and
+ * never more than interval (a retry at the latest when the next backup would be due anyway). */
+int64_t schedule_backoff(unsigned fails, int64_t interval);
+
+/* When the agent backs partition p up next: schedule_next_due, but after failures (the run
+ * record run: failures_in_row, last_attempt; NULL: none) not before last_attempt +
+ * schedule_backoff, moved into the window as a due time is.  What the agent waits for, and what
+ * status --json and the metrics say as next_due. */
+int64_t schedule_next_try(const struct config *cfg, const struct cfg_partition *p,
+			  const char *host, int64_t newest, const struct runrec *run, int64_t now);
 
 /* The fixed jitter offset of host+partition: in [0, jitter), 0 if jitter <= 0. */
 int64_t schedule_jitter_offset(const char *host, const char *partition, int64_t jitter);

@@ -19,6 +19,7 @@
 static atomic_int stop_sig;          /* first stop request, 0 = none */
 static atomic_int reloads;           /* SIGHUPs not yet taken */
 static atomic_bool hup_reloads;
+static atomic_bool reads_stop;       /* signals_reads_stop */
 static int pipe_fd[2] = { -1, -1 };
 static bool installed;
 
@@ -115,6 +116,17 @@ bool signals_cancelled(void *ctx)
 {
 	(void)ctx;
 	return atomic_load(&stop_sig) != 0;
+}
+
+void signals_reads_stop(bool on)
+{
+	atomic_store(&reads_stop, on);
+}
+
+bool signals_reads_cancelled(void *ctx)
+{
+	(void)ctx;
+	return atomic_load(&reads_stop) && atomic_load(&stop_sig) != 0;
 }
 
 const char *signals_name(int sig)

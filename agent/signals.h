@@ -34,6 +34,18 @@ int signals_fd(void);
 void signals_drain(void);
 /* Fits backup_opts.cancelled: true once a stop was requested. ctx unused. */
 bool signals_cancelled(void *ctx);
+/*
+ * Whether a stop also ends the stores' listings and HEADs (the stores'
+ * reads_cancelled hook, signals_reads_cancelled): off until a command
+ * turns it on, which it may where nothing it does after a stop needs a
+ * listing or a HEAD (the cleanup after a cancelled backup deletes and
+ * aborts, which are never cancelled): the agent, and the listing of list,
+ * status, restore and ls.  A stalled listing then no longer holds a stop
+ * for the stall timeout.
+ */
+void signals_reads_stop(bool on);
+/* Fits store_opts.reads_cancelled: a stop was requested and reads stop. */
+bool signals_reads_cancelled(void *ctx);
 
 /* "SIGINT", "SIGTERM", "SIGHUP" or "signal N" (a static string for N). */
 const char *signals_name(int sig);

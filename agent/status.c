@@ -96,10 +96,11 @@ static void status_judge(const struct status_in *in, struct status_row *row)
 
 	row->configured = in->configured && p;
 	row->rpo_max = in->configured && !p ? 0 : config_rpo_max(in->cfg, p);
+	/* the agent's: after failures, its backoff (the run record's) */
 	if (row->configured)
-		row->next_due = schedule_next_due(in->cfg, p, in->host,
+		row->next_due = schedule_next_try(in->cfg, p, in->host,
 						  row->latest ? row->latest->snap_time_ns / 1000000000 : 0,
-						  in->now_ns / 1000000000);
+						  &row->run, in->now_ns / 1000000000);
 	if (!row->latest)
 		row->state = STATUS_NEVER;
 	else if (row->rpo_max && row->age_s > (double)row->rpo_max)
@@ -179,8 +180,8 @@ int status_build(const struct status_in *in, struct catalog_list *list,
 	for (size_t i = 0; i < res_ret->n; i++) {
 		struct status_row *row = &res_ret->rows[i];
 
-		status_judge(in, row);
 		status_runrec(in, row);
+		status_judge(in, row);
 		res_ret->at_risk += row->at_risk;
 		res_ret->not_ok += row->state != STATUS_OK;
 		if (row->state > res_ret->worst)

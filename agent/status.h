@@ -61,8 +61,9 @@ struct status_row {
 	const char *geo;               /* status_geo_word of the latest, "-" if none */
 	bool configured;               /* a [partition] of the config */
 	int64_t rpo_max;               /* seconds; 0: its age is not judged */
-	/* when the agent backs it up next (schedule_next_due; unix seconds,
-	 * now or earlier: due), 0 for a partition not configured */
+	/* when the agent backs it up next (schedule_next_try: after failures,
+	 * not before the run record's backoff; unix seconds, now or earlier:
+	 * due), 0 for a partition not configured */
 	int64_t next_due;
 	enum status_state state;
 	struct runrec run;             /* its run record (zeroed: none); owned */

@@ -37,6 +37,7 @@ struct http_engine {
 	const struct http_hooks *hooks;
 	void *hooks_ctx;
 	bool (*cancelled)(void *ctx);
+	bool (*reads_cancelled)(void *ctx);
 	void *cancel_ctx;
 
 	pthread_mutex_t lock;
@@ -305,10 +306,19 @@ static int on_seek(void *ud, curl_off_t off, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
-/* True (and r marked cancelled) when the cancel hook ends r now. */
+/* Whether the hooks end r now: a cancellable request once the cancel
+ * hook says so, a read once the reads hook does. */
+static bool hooks_end(const struct http_engine *e, const struct http_req *r)
+{
+	if (r->cancellable && e->cancelled && e->cancelled(e->cancel_ctx))
+		return true;
+	return r->is_read && e->reads_cancelled && e->reads_cancelled(e->cancel_ctx);
+}
+
+/* True (and r marked cancelled) when the cancel hooks end r now. */
 static bool engine_cancels(struct http_engine *e, struct http_req *r)
 {
-	if (!r->cancellable || !e->cancelled || !e->cancelled(e->cancel_ctx))
+	if (!hooks_end(e, r))
 		return false;
 	__atomic_store_n(&r->eng.cancel, true, __ATOMIC_RELEASE);
 	return true;
@@ -591,19 +601,19 @@ static void start_attempt(struct http_engine *e, struct http_req *r)
 	list_push(&e->active, r);
 }
 
-/* Cancelled requests end now (and with the cancel hook true, every
- * cancellable one). */
+/* Cancelled requests end now (and every one the cancel hooks end). */
 static void reap_cancelled(struct http_engine *e)
 {
 	struct http_req *gone = NULL, *r, *next;
-	bool all = e->cancelled && e->cancelled(e->cancel_ctx);
+	bool data = e->cancelled && e->cancelled(e->cancel_ctx);
+	bool reads = e->reads_cancelled && e->reads_cancelled(e->cancel_ctx);
 
 	pthread_mutex_lock(&e->lock);
-	for (r = all ? e->active : NULL; r; r = r->eng.next)
-		if (r->cancellable)
+	for (r = data || reads ? e->active : NULL; r; r = r->eng.next)
+		if ((data && r->cancellable) || (reads && r->is_read))
 			__atomic_store_n(&r->eng.cancel, true, __ATOMIC_RELEASE);
-	for (r = all ? e->pending : NULL; r; r = r->eng.next)
-		if (r->cancellable)
+	for (r = data || reads ? e->pending : NULL; r; r = r->eng.next)
+		if ((data && r->cancellable) || (reads && r->is_read))
 			__atomic_store_n(&r->eng.cancel, true, __ATOMIC_RELEASE);
 	for (r = e->active; r; r = next) {
 		next = r->eng.next;
@@ -704,7 +714,8 @@ static void *engine_main(void *arg)
 		if (e->active && wait_s > 1.0)
 			wait_s = 1.0;
 		/* the cancel hook is asked at least this often */
-		if (e->cancelled && (e->active || e->pending) && wait_s > 0.25)
+		if ((e->cancelled || e->reads_cancelled) && (e->active || e->pending) &&
+		    wait_s > 0.25)
 			wait_s = 0.25;
 		if (wait_s < 0)
 			wait_s = 0;
@@ -839,6 +850,7 @@ int http_engine_new(const struct http_engine_opts *o,
 	e->hooks = o->hooks;
 	e->hooks_ctx = o->hooks_ctx;
 	e->cancelled = o->cancelled;
+	e->reads_cancelled = o->reads_cancelled;
 	e->cancel_ctx = o->cancel_ctx;
 	e->multi = curl_multi_init();
 	if (!e->who || !e->base_url || (o->ca_file && !e->ca_file) || !e->multi) {

@@ -84,6 +84,10 @@ struct http_req {
 	 * request with -ECANCELED (uploads of data; never the requests that
 	 * clean up after a cancellation). */
 	bool cancellable;
+	/* A read that no cleanup needs (a listing, a HEAD): the engine's
+	 * reads hook (http_engine_opts.reads_cancelled) may end it with
+	 * -ECANCELED. */
+	bool is_read;
 
 	/* The answer: valid once the request has ended. */
 	int result;                 /* 0: an HTTP answer (status); -ECANCELED,
@@ -161,7 +165,10 @@ struct http_engine_opts {
 	 * curl's progress callback (NULL: never): once true, every
 	 * cancellable request in flight or waiting ends with -ECANCELED. */
 	bool (*cancelled)(void *ctx);
-	void *cancel_ctx;
+	/* Asked as cancelled is (NULL: never): once true, every is_read
+	 * request in flight or waiting ends with -ECANCELED too. */
+	bool (*reads_cancelled)(void *ctx);
+	void *cancel_ctx;            /* of both hooks */
 };
 
 /*

@@ -282,6 +282,7 @@ int s3_head(void *priv, const char *key, struct store_obj_info *info_ret,
 	int ret;
 
 	s3_req_init(s, &r, "HEAD");
+	r.http.is_read = true;
 	s3_what(what, sizeof(what), "HEAD", key);
 	ret = s3_req_target(s, &r, key, err);
 	if (!ret)
@@ -366,6 +367,7 @@ static int s3_list(void *priv, const char *prefix, store_list_fn fn, void *ctx,
 
 		s3_req_init(s, &r, "GET");
 		r.http.out_max = S3_XMLBODY_MAX;
+		r.http.is_read = true;
 		s3_query_add(&q, "list-type", "2");
 		s3_query_add(&q, "max-keys", "1000");
 		s3_query_add(&q, "prefix", full);
@@ -553,6 +555,7 @@ static int s3_abort_incomplete(void *priv, const char *prefix,
 
 		s3_req_init(s, &r, "GET");
 		r.http.out_max = S3_XMLBODY_MAX;
+		r.http.is_read = true;   /* the aborts it leads to are not */
 		s3_query_add(&q, "uploads", NULL);
 		s3_query_add(&q, "prefix", full);
 		if (key_marker)

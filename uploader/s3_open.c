@@ -350,6 +350,7 @@ static int open_numbers(struct s3_store *s, const struct store_opts *o,
 	s->max_attempts = attempts ? attempts : 8;
 	s->content_md5 = o->content_md5;
 	s->cancelled = o->cancelled;
+	s->reads_cancelled = o->reads_cancelled;
 	s->cancel_ctx = o->cancel_ctx;
 	return 0;
 }
@@ -432,6 +433,7 @@ static int open_engine(struct s3_store *s, struct err *err)
 		.hooks = &s3_http_hooks,
 		.hooks_ctx = s,
 		.cancelled = s->cancelled,
+		.reads_cancelled = s->reads_cancelled,
 		.cancel_ctx = s->cancel_ctx,
 	};
 

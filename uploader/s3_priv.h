@@ -44,7 +44,8 @@ struct s3_store {
 	long connect_timeout, stall_timeout;
 	unsigned max_attempts;
 	bool content_md5;
-	bool (*cancelled)(void *ctx);   /* store_opts' cancel hook */
+	bool (*cancelled)(void *ctx);   /* store_opts' cancel hooks */
+	bool (*reads_cancelled)(void *ctx);
 	void *cancel_ctx;
 
 	struct http_engine *http;   /* runs every request of the store */

@@ -92,11 +92,17 @@ struct store_opts {
 	/* Asked while requests run (NULL: never): once true, streamed puts
 	 * in progress stop (their writes and commits fail with -ECANCELED;
 	 * the caller aborts them, which removes what they stored) and so do
-	 * ranged reads (store_get_range).  Deletes, HEADs, listings, whole
-	 * object reads and aborts are not cancelled: the cleanup after a
+	 * reads of object data (store_get_range, store_get_all's reads).
+	 * Deletes and aborts are never cancelled: the cleanup after a
 	 * cancellation needs them. */
 	bool (*cancelled)(void *ctx);
-	void *cancel_ctx;
+	/* Asked the same way (NULL: never): once true, listings (store_list,
+	 * store_abort_incomplete's) and HEADs (store_head) end too, with
+	 * -ECANCELED.  For a caller whose unwinding after a stop needs no
+	 * listing nor HEAD (the agent; list and status): a stalled listing
+	 * then no longer holds a stop for the stall timeout. */
+	bool (*reads_cancelled)(void *ctx);
+	void *cancel_ctx;              /* of both hooks */
 };
 
 /*

@@ -4,7 +4,8 @@
 #  - interval = 5s for ~40 s: the number of backups in the expected range,
 #    each committed, no snapshot left;
 #  - a restart within the interval makes no backup at once; --once makes
-#    exactly the due ones;
+#    exactly the due ones; a failed backup is retried after a backoff (a
+#    restart keeps it, status says it);
 #  - SIGTERM during a backup: exit 0 in bounded time, nothing leaked;
 #  - one agent per host; a manual backup waits for the host lock, naming
 #    the agent, and --wait bounds the wait;
@@ -18,7 +19,7 @@
 set -euo pipefail
 . "$SRC_DIR/tests/lib.sh"
 need_btrfs
-need_cmd timeout
+need_cmd timeout python3
 
 ST=$TEST_TMP/store
 STATE=$TEST_TMP/state
@@ -143,8 +144,23 @@ rc=0
 "$SNAPSHIP" --config "$TEST_TMP/bad.conf" agent --once 2>"$TEST_TMP/once3.log" || rc=$?
 [ "$rc" -eq 1 ] || fail "agent --once with a failing backup exited $rc (expected 1)"
 grep -q "backup of nothere failed" "$TEST_TMP/once3.log" || fail "the failure is not said: $(cat "$TEST_TMP/once3.log")"
+# a restart keeps the backoff: --once just failed, so the daemon started
+# now waits (30 s after that attempt), and status says when it retries
+start_agent "$TEST_TMP/bad.conf" "$TEST_TMP/fails0.log"
+sleep 4
+stop_agent TERM
+[ "$(grep -c "backup of nothere failed" "$TEST_TMP/fails0.log")" -eq 0 ] ||
+	fail "the agent retried at once within the backoff of the failure before: $(cat "$TEST_TMP/fails0.log")"
+"$SNAPSHIP" --config "$TEST_TMP/bad.conf" --json status >"$TEST_TMP/fails0.json" 2>/dev/null || true
+python3 - "$TEST_TMP/fails0.json" <<'PY' || fail "status does not say the retry after the backoff: $(cat "$TEST_TMP/fails0.json")"
+import json, sys
+p = [p for p in json.load(open(sys.argv[1]))["partitions"] if p["partition"] == "nothere"][0]
+assert p["next_due"] == p["last_attempt"] + 30, p
+PY
 # the daemon: a failing backup is said once and retried after a backoff
-# (30 s here), not at every wake-up; the agent goes on
+# (30 s here), not at every wake-up; the agent goes on (a run record
+# without the failure: it tries at once)
+rm "$STATE/runs/$HOST/nothere.json"
 start_agent "$TEST_TMP/bad.conf" "$TEST_TMP/fails.log"
 sleep 8
 kill -0 "$AGENT_PID" || fail "the agent exited after a failed backup: $(cat "$TEST_TMP/fails.log")"

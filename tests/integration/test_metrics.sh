@@ -4,7 +4,11 @@
 # accepts it, and its values are the ones status --json shows (run
 # records: last attempt and success, failures_total; retained backups;
 # the geo state of the latest backup).  A failed attempt counts in
-# snapship_failures_total and sets snapship_last_attempt_success to 0.
+# snapship_failures_total and sets snapship_last_attempt_success to 0, and
+# holds the next due time back by the agent's backoff (30 s after the
+# attempt, 60 s after a second one in a row): status --json next_due and
+# snapship_next_due_timestamp_seconds say when the agent will retry, not
+# "now".
 set -euo pipefail
 . "$SRC_DIR/tests/lib.sh"
 need_btrfs
@@ -96,7 +100,12 @@ for name in ("db", "gone"):
     want("snapship_backups_retained", name, p["backups"])
     want("snapship_last_attempt_success", name, 1 if p["last_result"] == "ok" else 0)
     want("snapship_backup_duration_seconds", name, p["last_duration_seconds"])
+    want("snapship_next_due_timestamp_seconds", name, p["next_due"])
 db, gone = parts["db"], parts["gone"]
+# the failure's backoff, not "due now"
+if gone["next_due"] != gone["last_attempt"] + 30:
+    bad.append("gone failed once at %r: next_due %r, expected 30 s later (the backoff)"
+               % (gone["last_attempt"], gone["next_due"]))
 if db["backups"] != 2 or db["last_result"] != "ok" or db["failures_total"] != 0:
     bad.append("status of db: %r" % db)
 if gone["last_result"] != "failed" or gone["failures_total"] != 1 or not gone["last_error"]:
@@ -111,6 +120,17 @@ if bad:
     print("\n".join(bad))
     sys.exit(1)
 print("metrics agree with status --json: %d samples" % len(samples))
+PY
+# a second failure in a row: the backoff doubles
+"${S[@]}" backup gone >"$TEST_TMP/b5.out" 2>&1 && fail "a backup of a missing subvolume succeeded"
+"${S[@]}" --json status >"$TEST_TMP/status.json" || true
+python3 - "$TEST_TMP/status.json" <<'PY' || fail "the backoff of a second failure: $(cat "$TEST_TMP/status.json")"
+import json, sys, time
+gone = [p for p in json.load(open(sys.argv[1]))["partitions"] if p["partition"] == "gone"][0]
+print("gone failed twice in a row: next_due %+d s from the last attempt, %+.0f s from now"
+      % (gone["next_due"] - gone["last_attempt"], gone["next_due"] - time.time()))
+assert gone["next_due"] == gone["last_attempt"] + 60, gone
+assert gone["failures_total"] == 2, gone
 PY
 # a metrics file that cannot be written is a warning naming it, not a
 # failed backup

@@ -42,6 +42,13 @@ export AWS_REGION=$RGW_REGION
 export SNAPSHIP_S3_PART_SIZE=5M SNAPSHIP_S3_PARTS_IN_FLIGHT=1
 state=$TEST_TMP/state
 S=("$SNAPSHIP" --state-dir "$state")
+# sigrun HOW [OPTIONS] -- ARGS...: run ARGS, signal them once the proxy
+# holds a request (tests/tools/sigrun.py); prints "rc seconds held"
+sigrun() {
+	local how=$1
+	shift
+	python3 "$SRC_DIR/tests/tools/sigrun.py" --when-log "$plog" '"action": "stall"' "$how" "$@"
+}
 prefix="signals-$$/"
 store="s3://$RGW_BUCKET/$prefix"
 
@@ -52,20 +59,9 @@ part=$(mk_subvol ss-part)
 cat >"$rules" <<'JSON'
 [{"method": "PUT", "regex": "[?&]partNumber=2(&|$)", "action": "stall", "seconds": 60}]
 JSON
-"${S[@]}" backup "$part" --to "$store" >"$TEST_TMP/out" 2>"$TEST_TMP/err" &
-pid=$!
-for _ in $(seq 600); do
-	grep -q '"action": "stall"' "$plog" 2>/dev/null && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.05
-done
-grep -q '"action": "stall"' "$plog" || { kill "$pid"; fail "the upload never reached part 2 (rules did not match?)"; }
-sleep 0.5
-t0=$(date +%s.%N)
-kill -TERM "$pid"
-rc=0
-wait "$pid" || rc=$?
-secs=$(python3 -c "import sys; print('%.2f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)")
+read -r rc secs held < <(sigrun term --delay 0.5 --out "$TEST_TMP/out" --err "$TEST_TMP/err" \
+	-- "${S[@]}" backup "$part" --to "$store")
+[ "$held" = 1 ] || fail "the upload never reached part 2 (rules did not match?)"
 echo '[]' >"$rules"
 echo "-- SIGTERM mid multipart upload: exit $rc after ${secs}s: $(cat "$TEST_TMP/err")"
 [ "$rc" = 143 ] || fail "exit $rc, expected 143"
@@ -112,45 +108,8 @@ cat >"$rules" <<'JSON'
 [{"method": "PUT", "regex": "[?&]partNumber=2(&|$)", "action": "stall", "seconds": 60}]
 JSON
 : >"$plog"
-res=$(python3 - "$plog" "$TEST_TMP/tty.out" "${S[@]}" backup "$part" --to "$store" <<'EOF'
-import os, pty, select, sys, time
-plog, out, *args = sys.argv[1:]
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(args[0], args)
-buf = b""
-deadline = time.monotonic() + 60
-held = False
-while time.monotonic() < deadline:
-    try:
-        held = '"action": "stall"' in open(plog).read()
-    except OSError:
-        pass
-    if held:
-        break
-    r, _, _ = select.select([fd], [], [], 0.05)
-    if r:
-        try:
-            buf += os.read(fd, 65536)
-        except OSError:
-            break
-time.sleep(0.5)
-t0 = time.monotonic()
-os.write(fd, b"\x03")
-while True:
-    try:
-        chunk = os.read(fd, 65536)
-    except OSError:
-        break
-    if not chunk:
-        break
-    buf += chunk
-_, st = os.waitpid(pid, 0)
-open(out, "wb").write(buf)
-print(os.waitstatus_to_exitcode(st), "%.2f" % (time.monotonic() - t0), int(held))
-EOF
-)
-read -r rc secs held <<<"$res"
+read -r rc secs held < <(sigrun tty-int --delay 0.5 --out /dev/null --err "$TEST_TMP/tty.out" \
+	-- "${S[@]}" backup "$part" --to "$store")
 echo '[]' >"$rules"
 echo "-- ^C on a pty mid multipart upload: exit $rc after ${secs}s: $(tr -d '\r' <"$TEST_TMP/tty.out")"
 [ "$held" = 1 ] || fail "^C: the upload never reached part 2 (rules did not match?)"
@@ -171,22 +130,11 @@ JSON
 # held_run WHAT ARGS...: run snapship ARGS, SIGTERM it once the proxy holds a
 # read; sets rc and secs
 held_run() {
-	local what=$1 t0 pid
+	local what=$1 held
 	shift
 	: >"$plog"
-	"${S[@]}" "$@" >"$TEST_TMP/out" 2>"$TEST_TMP/err" &
-	pid=$!
-	for _ in $(seq 600); do
-		grep -q '"action": "stall"' "$plog" 2>/dev/null && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	grep -q '"action": "stall"' "$plog" || { kill "$pid"; fail "$what: no read was held (rules did not match?)"; }
-	t0=$(date +%s.%N)
-	kill -TERM "$pid"
-	rc=0
-	wait "$pid" || rc=$?
-	secs=$(python3 -c "import sys; print('%.2f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)")
+	read -r rc secs held < <(sigrun term --out "$TEST_TMP/out" --err "$TEST_TMP/err" -- "${S[@]}" "$@")
+	[ "$held" = 1 ] || fail "$what: no read was held (rules did not match?)"
 	echo "-- $what, SIGTERM during a held read: exit $rc after ${secs}s: $(cat "$TEST_TMP/err")"
 	[ "$rc" = 143 ] || fail "$what: exit $rc, expected 143"
 	python3 -c "import sys; sys.exit(float(sys.argv[1]) > 30)" "$secs" ||

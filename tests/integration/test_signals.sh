@@ -52,68 +52,17 @@ conf=(--config "$TEST_TMP/snapship.conf")
 # sig_run HOW OUT ERR WATCH ARGS...: run ARGS; once a file matches the glob
 # WATCH (an upload's temp file, a file in a restore's target), deliver:
 # term (SIGTERM a second later), term-now, twice (SIGTERM, and again 0.2 s
-# later), kill (SIGKILL a second later), tty-int (^C on its terminal a
-# second later); prints "rc seconds"
-# (from the signal to the exit)
+# later), kill (SIGKILL), tty-int (^C on its terminal a second later);
+# prints "rc seconds reached" (from the signal to the exit; tests/tools/sigrun.py)
 sig_run() {
-	python3 - "$@" <<-'EOF'
-		import glob, os, pty, signal, subprocess, sys, time
-		how, out, err, watch, *args = sys.argv[1:]
-		def ready():
-		    return glob.glob(watch, recursive=True)
-		deadline = time.monotonic() + 60
-		if how == "tty-int":
-		    pid, fd = pty.fork()
-		    if pid == 0:
-		        os.execv(args[0], args)
-		    buf = b""
-		    import select
-		    settle = None
-		    while time.monotonic() < deadline:
-		        if settle is None and ready():
-		            settle = time.monotonic() + 1    # well into the upload
-		        if settle is not None and time.monotonic() > settle:
-		            break
-		        r, _, _ = select.select([fd], [], [], 0.02)
-		        if r:
-		            try: buf += os.read(fd, 65536)
-		            except OSError: break
-		    t0 = time.monotonic()
-		    os.write(fd, b"\x03")
-		    while True:
-		        try:
-		            chunk = os.read(fd, 65536)
-		        except OSError:
-		            break
-		        if not chunk:
-		            break
-		        buf += chunk
-		    _, st = os.waitpid(pid, 0)
-		    t1 = time.monotonic()
-		    rc = os.waitstatus_to_exitcode(st)
-		    open(err, "wb").write(buf)
-		    open(out, "wb").close()
-		else:
-		    with open(out, "wb") as o, open(err, "wb") as e:
-		        p = subprocess.Popen(args, stdout=o, stderr=e)
-		        while not ready() and p.poll() is None and time.monotonic() < deadline:
-		            time.sleep(0.01)
-		        if how == "term":
-		            time.sleep(1)    # well into the upload
-		        t0 = time.monotonic()
-		        if how != "kill":
-		            p.send_signal(signal.SIGTERM)
-		        if how == "kill":
-		            p.kill()
-		        if how == "twice":
-		            time.sleep(0.2)
-		            p.send_signal(signal.SIGTERM)
-		        rc = p.wait()
-		        t1 = time.monotonic()
-		    if rc < 0:
-		        rc = 128 - rc
-		print(rc, "%.2f" % (t1 - t0))
-	EOF
+	local how=$1 out=$2 err=$3 watch=$4 delay=0
+	shift 4
+	case $how in
+	term | tty-int) delay=1 ;;	# well into the upload
+	term-now) how=term ;;
+	esac
+	python3 "$SRC_DIR/tests/tools/sigrun.py" --when-glob "$watch" --delay "$delay" \
+		--out "$out" --err "$err" "$how" -- "$@"
 }
 
 tmp_glob="$store/**/.*.tmp-*"
@@ -143,7 +92,7 @@ one_line() {	# one_line SIG WHAT: exactly one line on stderr, the interruption
 
 # ---- (a) SIGTERM mid-upload -------------------------------------------------
 
-read -r rc secs < <(sig_run term "$TEST_TMP/out" "$TEST_TMP/err" "$tmp_glob" \
+read -r rc secs _ < <(sig_run term "$TEST_TMP/out" "$TEST_TMP/err" "$tmp_glob" \
 	"$SNAPSHIP" "${conf[@]}" backup)
 echo "-- (a) SIGTERM mid-upload: exit $rc, ${secs}s from the signal to the exit"
 [ "$rc" = 143 ] || fail "(a) exit $rc, expected 143: $(cat "$TEST_TMP/err")"
@@ -153,7 +102,7 @@ cleaned_up "(a)"
 
 # ---- (b) Ctrl-C on a terminal ------------------------------------------------
 
-read -r rc secs < <(sig_run tty-int "$TEST_TMP/out" "$TEST_TMP/err" "$tmp_glob" \
+read -r rc secs _ < <(sig_run tty-int "$TEST_TMP/out" "$TEST_TMP/err" "$tmp_glob" \
 	"$SNAPSHIP" "${conf[@]}" backup)
 echo "-- (b) ^C on a pty: exit $rc, ${secs}s"
 [ "$rc" = 130 ] || fail "(b) exit $rc, expected 130: $(cat "$TEST_TMP/err")"
@@ -167,7 +116,7 @@ cleaned_up "(b)"
 # waited for), so the second SIGTERM surely comes while the first is pending
 sed "s|^path = $part\$|&\npre_snapshot = true\npost_snapshot = sleep 3|" "$TEST_TMP/snapship.conf" >"$TEST_TMP/hook.conf"
 grep -q post_snapshot "$TEST_TMP/hook.conf" || fail "(c) no hook in the config"
-read -r rc secs < <(sig_run twice "$TEST_TMP/out" "$TEST_TMP/err" "$state/journal/*" \
+read -r rc secs _ < <(sig_run twice "$TEST_TMP/out" "$TEST_TMP/err" "$state/journal/*" \
 	"$SNAPSHIP" --config "$TEST_TMP/hook.conf" backup)
 echo "-- (c) SIGTERM twice: exit $rc, ${secs}s: $(cat "$TEST_TMP/err")"
 [ "$rc" = 143 ] || fail "(c) exit $rc, expected 143"
@@ -189,7 +138,7 @@ no_snapship_snapshots "$TEST_BTRFS"
 
 # what an exit at once in the middle of the upload leaves (SIGKILL: as a
 # second signal there would) the next run removes too: temp files, snapshot
-read -r rc secs < <(sig_run kill "$TEST_TMP/out" "$TEST_TMP/err" "$tmp_glob" \
+read -r rc secs _ < <(sig_run kill "$TEST_TMP/out" "$TEST_TMP/err" "$tmp_glob" \
 	"$SNAPSHIP" "${conf[@]}" backup)
 left=$(find "$store" -name '.*.tmp-*' | wc -l)
 echo "-- (c) killed mid-upload: exit $rc; left $left temp file(s), $(ls "$state/journal" | wc -l) journal entr(y/ies)"
@@ -205,7 +154,7 @@ no_snapship_snapshots "$TEST_BTRFS"
 # ---- (d) restore interrupted -------------------------------------------------
 
 t=$TEST_BTRFS/sg-restore
-read -r rc secs < <(sig_run term-now "$TEST_TMP/out" "$TEST_TMP/err" "$t/segments/*" \
+read -r rc secs _ < <(sig_run term-now "$TEST_TMP/out" "$TEST_TMP/err" "$t/segments/*" \
 	"$SNAPSHIP" "${conf[@]}" restore sg-part --to "$t")
 echo "-- (d) restore, SIGTERM: exit $rc, ${secs}s: $(cat "$TEST_TMP/err")"
 [ "$rc" = 143 ] || fail "(d) exit $rc, expected 143"
@@ -214,7 +163,7 @@ grep -qE "interrupted \(SIGTERM\): restore of backup .* of sg-part cancelled aft
 
 # ---- (e) --json of an interrupted backup ---------------------------------------
 
-read -r rc secs < <(sig_run term "$TEST_TMP/out" "$TEST_TMP/err" "$tmp_glob" \
+read -r rc secs _ < <(sig_run term "$TEST_TMP/out" "$TEST_TMP/err" "$tmp_glob" \
 	"$SNAPSHIP" "${conf[@]}" --json backup)
 echo "-- (e) --json backup, SIGTERM: exit $rc, ${secs}s"
 [ "$rc" = 143 ] || fail "(e) exit $rc, expected 143"

@@ -358,14 +358,20 @@ static void test_fake_hook(void **state)
 
 /* The engine's cancel hook: once it says so, a cancellable request held by
  * a server that never answers ends with -ECANCELED (promptly: the loop asks
- * every quarter second); one not marked cancellable goes on until
- * http_cancel. */
-static bool cancel_now;
+ * every quarter second); a read (is_read) goes on until the reads hook
+ * says so too; one marked neither goes on until http_cancel. */
+static bool cancel_now, reads_now;
 
 static bool test_cancelled(void *ctx)
 {
 	(void)ctx;
 	return __atomic_load_n(&cancel_now, __ATOMIC_ACQUIRE);
+}
+
+static bool test_reads_cancelled(void *ctx)
+{
+	(void)ctx;
+	return __atomic_load_n(&reads_now, __ATOMIC_ACQUIRE);
 }
 
 static void note_done(struct http_req *r, void *arg)
@@ -392,11 +398,12 @@ static void test_cancel_hook(void **state)
 		.who = "store test", .connect_timeout = 5, .stall_timeout = 60,
 		.max_attempts = 1, .max_connections = 4, .hooks = &test_hooks,
 		.hooks_ctx = &c, .cancelled = test_cancelled,
+		.reads_cancelled = test_reads_cancelled,
 	};
 	struct http_engine *e = NULL;
-	struct http_req up, del;
+	struct http_req up, del, rd;
 	struct err err = { 0 };
-	bool up_done = false, del_done = false;
+	bool up_done = false, del_done = false, rd_done = false;
 	char base[64];
 	double t0;
 	int lfd;
@@ -422,8 +429,13 @@ static void test_cancel_hook(void **state)
 	req(&del, "DELETE", "/upload");
 	del.on_done = note_done;
 	del.on_done_arg = &del_done;
+	req(&rd, "GET", "/?list-type=2");
+	rd.is_read = true;
+	rd.on_done = note_done;
+	rd.on_done_arg = &rd_done;
 	http_submit(e, &up);
 	http_submit(e, &del);
+	http_submit(e, &rd);
 	assert_false(wait_done(&up_done, 0.5));     /* held, not cancelled */
 	t0 = util_now_mono();
 	__atomic_store_n(&cancel_now, true, __ATOMIC_RELEASE);
@@ -432,15 +444,24 @@ static void test_cancel_hook(void **state)
 	       util_now_mono() - t0);
 	assert_int_equal(up.result, -ECANCELED);
 	assert_int_equal(http_check(e, &up, "PUT part", &err), -ECANCELED);
+	assert_false(wait_done(&rd_done, 0.5));     /* a read: not by this hook */
+	t0 = util_now_mono();
+	__atomic_store_n(&reads_now, true, __ATOMIC_RELEASE);
+	assert_true(wait_done(&rd_done, 10));
+	printf("# the read ended %.2f s after the reads hook said so\n",
+	       util_now_mono() - t0);
+	assert_int_equal(rd.result, -ECANCELED);
 	assert_false(wait_done(&del_done, 0.5));    /* not cancellable */
 	http_cancel(e, &del);
 	assert_true(wait_done(&del_done, 10));
 	assert_int_equal(del.result, -ECANCELED);
 	http_req_release(&up);
 	http_req_release(&del);
+	http_req_release(&rd);
 	http_engine_free(e);
 	close(lfd);
 	__atomic_store_n(&cancel_now, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&reads_now, false, __ATOMIC_RELEASE);
 }
 
 int main(void)

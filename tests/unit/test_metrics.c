@@ -274,7 +274,34 @@ static void test_runrec(void **state)
 	assert_int_equal(r.logical_bytes, 100);  /* the success's, kept */
 	assert_int_equal(r.stored_bytes, 50);
 	assert_true(r.snapshot_held_s > 2.49 && r.snapshot_held_s < 2.51);
+	assert_int_equal(r.failures_in_row, 1);
 	runrec_clear(&r);
+	/* failures in a row count up, a success resets them */
+	assert_int_equal(runrec_note(sdir, "h1", "db", -5, "again", NULL, 1.0, &err), 0);
+	assert_int_equal(runrec_load(sdir, "h1", "db", &r, &err), 0);
+	assert_int_equal(r.failures_in_row, 2);
+	assert_int_equal(r.failures_total, 3);
+	runrec_clear(&r);
+	assert_int_equal(runrec_note(sdir, "h1", "db", 0, NULL, &res, 4.0, &err), 0);
+	assert_int_equal(runrec_load(sdir, "h1", "db", &r, &err), 0);
+	assert_int_equal(r.failures_in_row, 0);
+	assert_int_equal(r.failures_total, 3);
+	runrec_clear(&r);
+	/* a record of an earlier version (no failures_in_row) that failed: one */
+	{
+		static const char old[] = "{\"last_attempt\": 5, \"last_success\": 0, \"last_rc\": -5, \"last_error\": \"x\", \"duration_s\": 1.0, \"snapshot_held_s\": 0.0, \"logical_bytes\": 0, \"stored_bytes\": 0, \"failures_total\": 4, \"slowed_s\": 0.0}";
+		char path[512];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/runs/h1/old.json", sdir);
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(old, f);
+		fclose(f);
+		assert_int_equal(runrec_load(sdir, "h1", "old", &r, &err), 0);
+		assert_int_equal(r.failures_in_row, 1);
+		runrec_clear(&r);
+	}
 	/* names snapship does not write are refused */
 	assert_int_equal(runrec_load(sdir, "h1", "../x", &r, &err), -22);
 }

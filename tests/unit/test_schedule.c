@@ -245,6 +245,60 @@ static void test_jitter_in_window(void **state)
 	assert_true(schedule_in_window(d, cfg.win_start, cfg.win_end));
 }
 
+/* the backoff: 30 s, doubled per failure in a row, at most 32 min and an interval */
+static void test_backoff(void **state)
+{
+	(void)state;
+	assert_int_equal(schedule_backoff(0, 4 * H), 0);
+	assert_int_equal(schedule_backoff(1, 4 * H), 30);
+	assert_int_equal(schedule_backoff(2, 4 * H), 60);
+	assert_int_equal(schedule_backoff(3, 4 * H), 120);
+	assert_int_equal(schedule_backoff(7, 4 * H), 30 * 64);
+	assert_int_equal(schedule_backoff(8, 4 * H), 30 * 64);
+	assert_int_equal(schedule_backoff(4000000000u, 4 * H), 30 * 64);
+	/* never more than the interval */
+	assert_int_equal(schedule_backoff(7, 600), 600);
+	assert_int_equal(schedule_backoff(1, 10), 10);
+}
+
+static int64_t try_at(int64_t newest, unsigned fails, int64_t last, int64_t now)
+{
+	struct runrec run = { .failures_in_row = fails, .last_attempt = last,
+			      .last_rc = fails ? -5 : 0 };
+
+	return schedule_next_try(&cfg, &part, "host1", newest, &run, now);
+}
+
+/* after failures: not before the last attempt + the backoff */
+static void test_next_try(void **state)
+{
+	int64_t now = MIDNIGHT + 10 * H;
+
+	(void)state;
+	/* no failure, no record: the due time */
+	assert_int_equal(try_at(0, 0, 0, now), now);
+	assert_int_equal(schedule_next_try(&cfg, &part, "host1", 0, NULL, now), now);
+	assert_int_equal(try_at(MIDNIGHT, 0, now - 5, now), now);
+	/* never backed up, failed 5 s ago: 25 s from now, not now */
+	assert_int_equal(try_at(0, 1, now - 5, now), now + 25);
+	/* the third failure in a row: 2 min after it */
+	assert_int_equal(try_at(0, 3, now - 5, now), now - 5 + 120);
+	/* a backoff already over: due now */
+	assert_int_equal(try_at(0, 1, now - 31, now), now);
+	/* an interval not yet over wins over a shorter backoff */
+	assert_int_equal(try_at(now - H, 1, now - 5, now), now + 3 * H);
+	/* the backoff never waits more than an interval after the failure */
+	part.interval = 600;
+	assert_int_equal(try_at(0, 7, now - 5, now), now - 5 + 600);
+	part.interval = 0;
+	/* a retry outside the window waits for it to open */
+	assert_true(config_parse_window("01:00-05:00", &cfg.win_start, &cfg.win_end));
+	assert_int_equal(try_at(0, 1, MIDNIGHT + 5 * H - 10, MIDNIGHT + 5 * H - 5),
+			 DAY + MIDNIGHT + H);
+	assert_int_equal(try_at(0, 1, MIDNIGHT + 2 * H, MIDNIGHT + 2 * H + 1),
+			 MIDNIGHT + 2 * H + 30);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +315,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drill_due_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jitter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jitter_in_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_next_try, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
