@@ -167,11 +167,97 @@ int pk_find_regions(struct packer *p, struct pent *e, int fd)
 	return 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Read every name of d (but "." and "..") into df, sorted in byte order:
+ * the walk order does not depend on the order of creation (btrfs readdir),
+ * so two walks merge by path.  0 or -errno (errno-style, the caller says
+ * what failed).
+ */
+static int read_names(DIR *d, struct dirframe *df)
+{
+	size_t used = 0, cap = 0, *offs = NULL, n = 0, ocap = 0;
+	struct dirent *de;
+	int ret = 0;
+
+	for (;;) {
+		size_t len;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			ret = -errno;
+			break;
+		}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		len = strlen(de->d_name) + 1;
+		if (used + len > cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			char *nb;
+
+			while (ncap < used + len)
+				ncap *= 2;
+			nb = realloc(df->buf, ncap);
+			if (!nb) {
+				ret = -ENOMEM;
+				break;
+			}
+			df->buf = nb;
+			cap = ncap;
+		}
+		if (n == ocap) {
+			size_t ncap = ocap ? ocap * 2 : 64;
+			size_t *no = realloc(offs, ncap * sizeof(*no));
+
+			if (!no) {
+				ret = -ENOMEM;
+				break;
+			}
+			offs = no;
+			ocap = ncap;
+		}
+		memcpy(df->buf + used, de->d_name, len);
+		offs[n++] = used;
+		used += len;
+	}
+	if (!ret && n) {
+		/* offsets until the buffer stops moving, then pointers */
+		df->names = malloc(n * sizeof(*df->names));
+		if (!df->names) {
+			ret = -ENOMEM;
+		} else {
+			for (size_t i = 0; i < n; i++)
+				df->names[i] = df->buf + offs[i];
+			qsort(df->names, n, sizeof(*df->names), cmp_name);
+			df->n = n;
+		}
+	}
+	free(offs);
+	return ret;
+}
+
+static void dirframe_clear(struct dirframe *df)
+{
+	if (df->dir)
+		closedir(df->dir);
+	free(df->path);
+	free(df->buf);
+	free(df->names);
+	memset(df, 0, sizeof(*df));
+}
+
 static int walk_push(struct packer *p, int dirfd, const char *name,
 		     const char *relpath)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirframe *df;
 	DIR *d;
+	int ret;
 
 	if (fd < 0)
 		return pk_fail(p, -errno, "cannot open directory %s/%s: %s",
@@ -193,11 +279,20 @@ static int walk_push(struct packer *p, int dirfd, const char *name,
 		p->stack = n;
 		p->stack_cap = cap;
 	}
-	p->stack[p->depth].dir = d;
-	p->stack[p->depth].path = strdup(relpath);
-	if (!p->stack[p->depth].path) {
-		closedir(d);
+	df = &p->stack[p->depth];
+	memset(df, 0, sizeof(*df));
+	df->dir = d;
+	df->path = strdup(relpath);
+	if (!df->path) {
+		dirframe_clear(df);
 		return pk_fail(p, -ENOMEM, "out of memory");
+	}
+	ret = read_names(d, df);
+	if (ret) {
+		dirframe_clear(df);
+		return ret == -ENOMEM ? pk_fail(p, ret, "out of memory") :
+		       pk_fail(p, ret, "cannot read directory %s/%s: %s",
+			       p->root, relpath, strerror(-ret));
 	}
 	p->depth++;
 	return 0;
@@ -206,8 +301,7 @@ static int walk_push(struct packer *p, int dirfd, const char *name,
 static void walk_pop(struct packer *p)
 {
 	p->depth--;
-	closedir(p->stack[p->depth].dir);
-	free(p->stack[p->depth].path);
+	dirframe_clear(&p->stack[p->depth]);
 }
 
 /* Produce the next entry into the ring.  1 = produced, 0 = done, <0 error. */
@@ -238,29 +332,23 @@ int pk_walk_one(struct packer *p)
 	}
 	while (p->depth) {
 		struct dirframe *df = &p->stack[p->depth - 1];
-		struct dirent *de;
+		const char *name;
 
-		errno = 0;
-		de = readdir(df->dir);
-		if (!de) {
-			if (errno)
-				return pk_fail(p, -errno, "cannot read directory %s/%s: %s",
-					       p->root, df->path, strerror(errno));
+		if (df->next == df->n) {
 			walk_pop(p);
 			continue;
 		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
+		name = df->names[df->next++];
 		e = calloc(1, sizeof(*e));
 		if (!e)
 			return pk_fail(p, -ENOMEM, "out of memory");
 		e->fd = -1;
-		e->path = join_path(df->path, de->d_name);
+		e->path = join_path(df->path, name);
 		if (!e->path) {
 			free(e);
 			return pk_fail(p, -ENOMEM, "out of memory");
 		}
-		if (fstatat(dirfd(df->dir), de->d_name, &e->st, AT_SYMLINK_NOFOLLOW)) {
+		if (fstatat(dirfd(df->dir), name, &e->st, AT_SYMLINK_NOFOLLOW)) {
 			ret = pk_fail(p, -errno, "cannot stat %s/%s: %s", p->root,
 				      e->path, strerror(errno));
 			pent_free(e);
@@ -283,7 +371,7 @@ int pk_walk_one(struct packer *p)
 			e->hardlink = (char *)first;   /* owned by p->links */
 		}
 		if (S_ISDIR(e->st.st_mode)) {
-			ret = walk_push(p, dirfd(df->dir), de->d_name, e->path);
+			ret = walk_push(p, dirfd(df->dir), name, e->path);
 			if (ret) {
 				pent_free(e);
 				return ret;

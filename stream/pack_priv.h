@@ -46,9 +46,18 @@ struct chunk {
 	int res;
 };
 
+/*
+ * A directory being walked: its names read whole when it is entered and
+ * sorted in byte order (strcmp), emitted one by one.  Memory: the names of
+ * each directory on the current path (a name plus a pointer each), freed
+ * when the walk leaves it.
+ */
 struct dirframe {
-	DIR *dir;
+	DIR *dir;                 /* kept open for dirfd() */
 	char *path;               /* relative path of the directory */
+	char *buf;                /* the names, NUL-separated */
+	char **names;             /* into buf, sorted */
+	size_t n, next;
 };
 
 struct linkent {
