@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -113,6 +115,15 @@ static const char *links_lookup_or_add(struct packer *p, const struct pent *e,
 }
 
 /* ---------------------------------------------------------------- walker */
+
+uint64_t pk_igen(int fd)
+{
+	unsigned int gen = 0;   /* the kernel writes an int, whatever the macro says */
+
+	if (ioctl(fd, FS_IOC_GETVERSION, &gen))
+		return 0;
+	return gen;
+}
 
 /* Find the data regions of a file that may have holes. */
 int pk_find_regions(struct packer *p, struct pent *e, int fd)
@@ -326,6 +337,7 @@ int pk_walk_one(struct packer *p)
 			pent_free(e);
 			return ret;
 		}
+		e->igen = pk_igen(p->rootfd);
 		p->root_done = true;
 		p->q[p->qwalk++ % QCAP] = e;
 		return 1;
@@ -376,6 +388,7 @@ int pk_walk_one(struct packer *p)
 				pent_free(e);
 				return ret;
 			}
+			e->igen = pk_igen(dirfd(p->stack[p->depth - 1].dir));
 		}
 		p->q[p->qwalk++ % QCAP] = e;
 		return 1;
@@ -541,6 +554,89 @@ static enum pack_type entry_type(const struct pent *e)
 	}
 }
 
+static int xa_add(struct packer *p, const char *name, const void *value,
+		  size_t len)
+{
+	if (p->nxa == p->xa_cap) {
+		size_t cap = p->xa_cap ? p->xa_cap * 2 : 16;
+		struct pack_xattr *n = realloc(p->xa, cap * sizeof(*n));
+
+		if (!n)
+			return pk_fail(p, -ENOMEM, "out of memory");
+		p->xa = n;
+		p->xa_cap = cap;
+	}
+	p->xa[p->nxa].name = name;
+	p->xa[p->nxa].value = value;
+	p->xa[p->nxa].len = len;
+	p->nxa++;
+	return 0;
+}
+
+/*
+ * The entry's extended attributes into p->xa: what libarchive read (the
+ * pax header's SCHILY.xattr) and, since libarchive turns POSIX ACLs into
+ * its own ACL records, their raw system.posix_acl_* values read again.
+ * Valid until the next entry.
+ */
+static int collect_xattrs(struct packer *p, struct archive_entry *ae,
+			  const char *src)
+{
+	static const char *const acl_names[2] = {
+		"system.posix_acl_access", "system.posix_acl_default",
+	};
+	static const int acl_types[2] = {
+		ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT,
+	};
+	const char *name;
+	const void *value;
+	size_t len;
+	int ret;
+
+	p->nxa = 0;
+	archive_entry_xattr_reset(ae);
+	while (archive_entry_xattr_next(ae, &name, &value, &len) == ARCHIVE_OK) {
+		ret = xa_add(p, name, value, len);
+		if (ret)
+			return ret;
+	}
+	for (int i = 0; i < 2; i++) {
+		char *buf;
+		ssize_t n;
+
+		if (archive_entry_acl_count(ae, acl_types[i]) <= 0)
+			continue;
+		if (!p->acl_buf && !(p->acl_buf = malloc(2 * (size_t)XATTR_SIZE_MAX)))
+			return pk_fail(p, -ENOMEM, "out of memory");
+		buf = p->acl_buf + (size_t)i * XATTR_SIZE_MAX;
+		n = lgetxattr(src, acl_names[i], buf, XATTR_SIZE_MAX);
+		if (n < 0) {
+			if (errno == ENODATA || errno == ENOTSUP)
+				continue;   /* a mode-only ACL: the mode says it */
+			return pk_fail(p, -errno, "cannot read %s of %s: %s",
+				       acl_names[i], src, strerror(errno));
+		}
+		ret = xa_add(p, acl_names[i], buf, (size_t)n);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* A regular file with no data to read (empty, or a later hard link): opened
+ * only for its generation; 0 when that fails. */
+static uint64_t file_igen(struct packer *p, const struct pent *e)
+{
+	int fd = openat(p->rootfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	uint64_t gen;
+
+	if (fd < 0)
+		return 0;
+	gen = pk_igen(fd);
+	close(fd);
+	return gen;
+}
+
 static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		    pack_entry_fn on_entry, void *ectx)
 {
@@ -565,6 +661,11 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 			       archive_error_string(p->disk));
 	if (ret == ARCHIVE_WARN)
 		log_warn("%s: %s", src, archive_error_string(p->disk));
+	if (S_ISREG(e->st.st_mode) && e->fd < 0 && !e->igen)
+		e->igen = file_igen(p, e);
+	ret = collect_xattrs(p, ae, src);
+	if (ret)
+		return ret;
 	archive_entry_copy_sourcepath(ae, NULL);
 	archive_entry_set_uname(ae, NULL);
 	archive_entry_set_gname(ae, NULL);
@@ -626,6 +727,11 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		      archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
 						  ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
 	info.sparse = e->sparse;
+	info.ino = (uint64_t)e->st.st_ino;
+	info.igen = e->igen;
+	info.ctime_ns = (int64_t)e->st.st_ctim.tv_sec * 1000000000LL + e->st.st_ctim.tv_nsec;
+	info.xattr = p->xa;
+	info.nxattr = p->nxa;
 	p->stats.entries++;
 	if (on_entry) {
 		ret = on_entry(ectx, &info, p->err);
@@ -709,6 +815,8 @@ static void packer_destroy(struct packer *p)
 	for (size_t i = 0; i < p->nlinks; i++)
 		free(p->links[i].path);
 	free(p->links);
+	free(p->xa);
+	free(p->acl_buf);
 	if (p->a)
 		archive_write_free(p->a);   /* after an error: no trailer needed */
 	if (p->disk)

@@ -9,6 +9,10 @@
 #     index paths and its tar entries in exactly that order;
 #   - the creation order really differs (readdir order is not sorted), so
 #     the check can fail;
+#   - the index's version 2 fields (doc/incremental.md) are there for every
+#     entry: ino and ctime_ns as stat says, igen (FS_IOC_GETVERSION) on
+#     files and directories, xattr_map with user xattrs and the raw POSIX
+#     ACL (base64), no ref;
 #   - the backup restores to an identical tree.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
@@ -16,7 +20,7 @@ set -euo pipefail
 . "${SRC_DIR:?run me through tests/run.sh}/tests/lib.sh"
 
 need_btrfs
-need_cmd python3 zstd tar
+need_cmd python3 zstd tar setfattr setfacl
 [ -x "${SNAPSHIP:-}" ] || fail "SNAPSHIP='${SNAPSHIP:-}' is not an executable (run make)"
 
 state=$TEST_TMP/state
@@ -63,6 +67,10 @@ python3 - "$part" <<-'EOF'
 	os.link(os.path.join(root, b"a-b"), os.path.join(root, b"zz", b"link-to-a-b"))
 EOF
 
+setfattr -n user.colour -v blue "$part/a-b"
+setfattr -n user.bin -v 0x00ff01 "$part/zz"
+setfacl -m u:1234:r "$part/B/x"
+
 # expected: depth first, a directory's names sorted bytewise
 expected=$TEST_TMP/expected
 python3 - "$part" >"$expected" <<-'EOF'
@@ -99,6 +107,37 @@ for line in sys.stdin:
 ' >"$TEST_TMP/index-order"
 diff -u "$expected" "$TEST_TMP/index-order" ||
 	fail "the index is not in the sorted walk order (diff above, paths as hex)"
+
+# the version 2 fields
+zstd -dc "$bdir/index.jsonl.zst" | python3 -c '
+import base64, json, os, subprocess, sys
+root = sys.argv[1]
+n = 0
+for line in sys.stdin:
+    o = json.loads(line)
+    p = o["path"].encode() if "path" in o else bytes.fromhex(o["path_hex"])
+    st = os.lstat(os.path.join(os.fsencode(root), p))
+    for k in ("ino", "igen", "ctime_ns"):
+        assert k in o, (p, k)
+    assert o["ino"] == st.st_ino, (p, o["ino"], st.st_ino)
+    assert o["ctime_ns"] == st.st_ctime_ns, (p, o["ctime_ns"], st.st_ctime_ns)
+    if o["type"] in "fdh":
+        assert o["igen"] > 0, (p, "igen", o["igen"])
+    assert "ref" not in o, (p, "ref")
+    n += 1
+    xm = {k: base64.b64decode(v, validate=True) for k, v in o.get("xattr_map", {}).items()}
+    if p == b"a-b":
+        assert xm == {"user.colour": b"blue"}, xm
+    if p == b"zz":
+        assert xm == {"user.bin": b"\x00\xff\x01"}, xm
+    if p == b"B/x":
+        acl = os.getxattr(os.path.join(root, "B/x"), "system.posix_acl_access")
+        assert xm == {"system.posix_acl_access": acl}, xm
+        assert o.get("xattrs") is True
+    if not xm:
+        assert "xattr_map" not in o
+print("version 2 fields checked on %d entries" % n)
+' "$part" || fail "the index's version 2 fields are wrong (above)"
 
 # the tar stream, in order
 zstd -dc "$bdir/data.tar.zst" | python3 -c '
