@@ -637,6 +637,30 @@ static uint64_t file_igen(struct packer *p, const struct pent *e)
 	return gen;
 }
 
+/* What on_entry is told of e, packed (offset and checksum already in). */
+static void fill_info(const struct packer *p, const struct pent *e,
+		      struct archive_entry *ae, struct pack_entry_info *info)
+{
+	info->path = e->path;
+	info->type = entry_type(e);
+	info->mode = e->st.st_mode & 07777;
+	info->uid = e->st.st_uid;
+	info->gid = e->st.st_gid;
+	info->size = S_ISREG(e->st.st_mode) ? (uint64_t)e->st.st_size : 0;
+	info->mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
+	info->link = e->hardlink ? e->hardlink : archive_entry_symlink(ae);
+	info->rdev = e->st.st_rdev;
+	info->xattrs = archive_entry_xattr_count(ae) > 0 ||
+		       archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
+						   ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
+	info->sparse = e->sparse;
+	info->ino = (uint64_t)e->st.st_ino;
+	info->igen = e->igen;
+	info->ctime_ns = (int64_t)e->st.st_ctim.tv_sec * 1000000000LL + e->st.st_ctim.tv_nsec;
+	info->xattr = p->xa;
+	info->nxattr = p->nxa;
+}
+
 static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		    pack_entry_fn on_entry, void *ectx)
 {
@@ -714,24 +738,7 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		p->open_files--;
 	}
 
-	info.path = e->path;
-	info.type = entry_type(e);
-	info.mode = e->st.st_mode & 07777;
-	info.uid = e->st.st_uid;
-	info.gid = e->st.st_gid;
-	info.size = S_ISREG(e->st.st_mode) ? (uint64_t)e->st.st_size : 0;
-	info.mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
-	info.link = e->hardlink ? e->hardlink : archive_entry_symlink(ae);
-	info.rdev = e->st.st_rdev;
-	info.xattrs = archive_entry_xattr_count(ae) > 0 ||
-		      archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
-						  ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
-	info.sparse = e->sparse;
-	info.ino = (uint64_t)e->st.st_ino;
-	info.igen = e->igen;
-	info.ctime_ns = (int64_t)e->st.st_ctim.tv_sec * 1000000000LL + e->st.st_ctim.tv_nsec;
-	info.xattr = p->xa;
-	info.nxattr = p->nxa;
+	fill_info(p, e, ae, &info);
 	p->stats.entries++;
 	if (on_entry) {
 		ret = on_entry(ectx, &info, p->err);

@@ -515,7 +515,7 @@ static json_t *refs_json(size_t n, const char *prefix)
 	for (size_t i = 0; i < n; i++) {
 		char id[BACKUP_ID_LEN + 1], *key;
 
-		snprintf(id, sizeof(id), "20261101T000000Z-%06zx", i);
+		snprintf(id, sizeof(id), "20261101T000000Z-%06x", (unsigned)(i & 0xffffff));
 		key = catalog_key(prefix, "h", "part", id, "data.tar.zst");
 		json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:s, s:s}", "id", id,
 						   "key", key, "size", 1, "sha256",
