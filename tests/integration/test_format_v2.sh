@@ -10,6 +10,8 @@
 #   - restore of a v2 backup (whole, --path, --at) is refused, saying it is
 #     format version 2 and this build cannot restore it yet, and makes no
 #     target; the v1 backup of the same chain still restores;
+#   - verify --deep checks a v2 backup's objects and says its content is not
+#     read; a drill of it fails saying why;
 #   - a manifest of an unknown format version is skipped by list, which says
 #     "upgrade snapship"; a v2 manifest with references out of order or
 #     under another prefix is skipped as broken;
@@ -130,6 +132,15 @@ grep -qF "backup $B2 is format version 2" "$TEST_TMP/err" || { cat "$TEST_TMP/er
 run 0 "restore of the v1 base" restore p --from "$store" --to "$TEST_TMP/r1" --id "$B1"
 [ "$(cat "$TEST_TMP/r1/a")" = alpha ] && [ "$(cat "$TEST_TMP/r1/d/e")" = echo ] ||
 	fail "the v1 backup of the chain did not restore"
+
+# verify --deep checks a v2 backup's objects, says its content is not read;
+# a drill of it fails, naming why
+run 0 "verify --deep" verify p --from "$store" --deep
+grep -q "$B3 .*format version 2: objects checked, content not" "$TEST_TMP/out" ||
+	{ cat "$TEST_TMP/out"; fail "verify --deep does not say B3's content is not checked"; }
+grep -q "$B1 .*ok (deep) *\$" "$TEST_TMP/out" || { cat "$TEST_TMP/out"; fail "verify --deep of the v1 base"; }
+run 1 "drill of a v2 backup" drill --from "$store" --scratch "$TEST_TMP/scratch"
+cat "$TEST_TMP/out" "$TEST_TMP/err" | grep -qF "$want" || { cat "$TEST_TMP/out" "$TEST_TMP/err"; fail "drill of v2: not the expected message"; }
 
 # ---- manifests this build does not take ---------------------------------------
 hs=$TEST_TMP/hostile
