@@ -387,6 +387,7 @@ static int take_snapshot(struct backup_run *r, struct err *err)
 	if (ret)
 		return ret;
 	strcpy(r->m->snap_uuid, r->snap->uuid);
+	strcpy(r->m->source_uuid, r->snap->source_uuid);
 	r->m->snap_generation = r->snap->generation;
 	r->m->snap_time_ns = r->snap->time_ns;
 	(void)fault_hit("backup.snapshot", NULL);   /* tests: a crash here (:kill) */

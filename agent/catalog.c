@@ -72,6 +72,41 @@ char *catalog_key(const char *prefix, const char *host, const char *partition,
 	return s;
 }
 
+/* Version 2's fields into root (built by manifest_to_json): -1 when out of
+ * memory. */
+static int manifest_v2_to_json(json_t *root, const struct manifest *m)
+{
+	json_t *refs = json_array(), *counts = json_object_get(root, "counts");
+	json_t *snap = json_object_get(root, "snapshot");
+	int bad = !refs || !counts || !snap;
+
+	for (size_t i = 0; !bad && i < m->nrefs; i++) {
+		const struct manifest_ref *r = &m->refs[i];
+
+		bad |= json_array_append_new(refs, json_pack("{s:s, s:s, s:I, s:s, s:s}",
+			"id", r->id, "key", r->key, "size", (json_int_t)r->size,
+			"sha256", r->sha256, "etag", r->etag));
+	}
+	if (bad) {
+		json_decref(refs);
+		return -1;
+	}
+	bad |= json_object_set_new(root, "references", refs);
+	bad |= json_object_set_new(root, "parent", m->parent[0] ? json_string(m->parent) : json_null());
+	bad |= json_object_set_new(root, "chain", json_integer((json_int_t)m->chain));
+	bad |= json_object_set_new(root, "full_id", json_string(m->full_id));
+	bad |= json_object_set_new(snap, "source_uuid", json_string(m->source_uuid));
+	bad |= json_object_set_new(counts, "new_bytes", json_integer((json_int_t)m->new_bytes));
+	bad |= json_object_set_new(counts, "referenced_bytes", json_integer((json_int_t)m->referenced_bytes));
+	bad |= json_object_set_new(counts, "unchanged", json_integer((json_int_t)m->n_unchanged));
+	bad |= json_object_set_new(counts, "changed", json_integer((json_int_t)m->n_changed));
+	bad |= json_object_set_new(counts, "new", json_integer((json_int_t)m->n_new));
+	bad |= json_object_set_new(counts, "deleted", json_integer((json_int_t)m->n_deleted));
+	bad |= json_object_set_new(counts, "meta_only", json_integer((json_int_t)m->n_meta_only));
+	bad |= json_object_set_new(counts, "renamed", json_integer((json_int_t)m->n_renamed));
+	return bad ? -1 : 0;
+}
+
 int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 {
 	json_t *root, *hooks = json_array();
@@ -113,6 +148,10 @@ int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 		"encryption", "mode", m->encryption ? m->encryption : "none");
 	if (!root)
 		return err_set(err, -EINVAL, "cannot build manifest JSON (a name is not valid UTF-8?)");
+	if (m->format_version >= 2 && manifest_v2_to_json(root, m)) {
+		json_decref(root);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
 	s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);
 	if (!s)
@@ -304,10 +343,10 @@ static int manifest_check_raw(const struct manifest_raw *r, struct err *err)
 	};
 	int ret;
 
-	if (r->fv != FORMAT_VERSION)
+	if (r->fv < 1 || r->fv > FORMAT_VERSION_MAX)
 		return err_set(err, -EPROTONOSUPPORT,
-			       "manifest format version %lld is not supported by this snapship (knows %d); upgrade snapship",
-			       (long long)r->fv, FORMAT_VERSION);
+			       "manifest format version %lld is not supported by this snapship (knows 1 to %d); upgrade snapship",
+			       (long long)r->fv, FORMAT_VERSION_MAX);
 	if (strlen(r->id) != BACKUP_ID_LEN || !hex64(r->dsha) || !hex64(r->isha))
 		return err_set(err, -EBADMSG, "manifest has a malformed id or checksum");
 	if (strlen(r->uuid) > 36 ||
@@ -391,6 +430,169 @@ static int manifest_fill(struct manifest *m, const struct manifest_raw *r,
 	return 0;
 }
 
+/* A backup id that an id of this manifest may name: an id, not this
+ * backup's, not newer (by the id's time). */
+static int check_older_id(const struct manifest *m, const char *field,
+			  const char *id, struct err *err)
+{
+	int64_t t = catalog_id_time(id);
+
+	if (t < 0)
+		return err_set(err, -EBADMSG,
+			       "manifest field %s \"%s\" is not a backup id (YYYYMMDDTHHMMSSZ-xxxxxx)",
+			       field, UTIL_ESC(id));
+	if (!strcmp(id, m->backup_id) || t > catalog_id_time(m->backup_id))
+		return err_set(err, -EBADMSG,
+			       "manifest field %s names backup %s, which is not older than backup %s itself",
+			       field, id, m->backup_id);
+	return 0;
+}
+
+/* One reference: {id, key, size, sha256, etag}; prefix is this manifest's
+ * (the data key's) and the key must be the data object of that id. */
+static int ref_from_json(const struct manifest *m, json_t *o, size_t i,
+			 const char *prefix, size_t plen, struct manifest_ref *r,
+			 struct err *err)
+{
+	const char *id, *key, *sha, *etag = "";
+	json_int_t size;
+	json_error_t je;
+	char *want;
+	int ret;
+
+	if (json_unpack_ex(o, &je, 0, "{s:s, s:s, s:I, s:s, s?s}", "id", &id,
+			   "key", &key, "size", &size, "sha256", &sha, "etag", &etag))
+		return err_set(err, -EBADMSG, "manifest field references[%zu] is malformed: %s",
+			       i, UTIL_ESC(je.text));
+	ret = check_older_id(m, "references[].id", id, err);
+	if (ret)
+		return ret;
+	if (size < 0 || !hex64(sha) || !etag_ok(etag, sizeof(r->etag)))
+		return err_set(err, -EBADMSG,
+			       "manifest field references[%zu] (backup %s) has a bad size, sha256 or etag",
+			       i, id);
+	if (asprintf(&want, "%.*s%s/%s/%s/data.tar.zst", (int)plen, prefix, m->host,
+		     m->partition, id) < 0)
+		return err_set(err, -ENOMEM, "out of memory");
+	ret = strcmp(key, want);
+	if (ret) {
+		ret = err_set(err, -EBADMSG,
+			      "manifest field references[%zu].key \"%s\" is not the data object of backup %s (expected %s)",
+			      i, UTIL_ESC(key), id, UTIL_ESC(want));
+		free(want);
+		return ret;
+	}
+	memcpy(r->id, id, BACKUP_ID_LEN + 1);
+	r->key = want;
+	r->size = (uint64_t)size;
+	strcpy(r->sha256, sha);
+	strcpy(r->etag, etag);
+	return 0;
+}
+
+static int refs_from_json(struct manifest *m, json_t *refs, struct err *err)
+{
+	size_t n = json_array_size(refs);
+	/* the data key is "<prefix><host>/<partition>/<id>/data.tar.zst" (checked) */
+	size_t plen = strlen(m->data_key) - strlen(m->host) - strlen(m->partition) -
+		      BACKUP_ID_LEN - strlen("///data.tar.zst");
+	int ret;
+
+	if (!json_is_array(refs) || n > MANIFEST_REFS_MAX)
+		return err_set(err, -EBADMSG,
+			       "manifest field references is not a list of at most %d backups",
+			       MANIFEST_REFS_MAX);
+	if (!n)
+		return 0;
+	m->refs = calloc(n, sizeof(*m->refs));
+	if (!m->refs)
+		return err_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		ret = ref_from_json(m, json_array_get(refs, i), i, m->data_key, plen,
+				    &m->refs[i], err);
+		if (ret)
+			return ret;
+		m->nrefs = i + 1;
+		if (i && strcmp(m->refs[i - 1].id, m->refs[i].id) >= 0)
+			return err_set(err, -EBADMSG,
+				       "manifest field references is not sorted by id without repeats (%s after %s)",
+				       m->refs[i].id, m->refs[i - 1].id);
+	}
+	return 0;
+}
+
+/*
+ * Version 2's fields, all required: parent, references, chain, full_id,
+ * counts.{new_bytes, referenced_bytes, unchanged, changed, new, deleted,
+ * meta_only, renamed}, snapshot.source_uuid.  m holds the checked v1
+ * fields; what this fills is freed by manifest_clear.
+ */
+static int manifest_v2_from_json(json_t *root, struct manifest *m, struct err *err)
+{
+	json_t *parent, *refs;
+	const char *full, *suuid;
+	json_int_t c[9];
+	static const char *const names[] = {
+		"chain", "counts.new_bytes", "counts.referenced_bytes", "counts.unchanged",
+		"counts.changed", "counts.new", "counts.deleted", "counts.meta_only",
+		"counts.renamed",
+	};
+	json_error_t je;
+	int ret;
+
+	if (json_unpack_ex(root, &je, 0,
+			   "{s:o, s:o, s:I, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+			   " s:{s:s}}",
+			   "parent", &parent, "references", &refs, "chain", &c[0],
+			   "full_id", &full, "counts", "new_bytes", &c[1],
+			   "referenced_bytes", &c[2], "unchanged", &c[3], "changed", &c[4],
+			   "new", &c[5], "deleted", &c[6], "meta_only", &c[7],
+			   "renamed", &c[8], "snapshot", "source_uuid", &suuid))
+		return err_set(err, -EBADMSG, "manifest (format version 2) is malformed: %s",
+			       UTIL_ESC(je.text));
+	ret = check_ranges(c, names, 9, err);
+	if (ret)
+		return ret;
+	if (strlen(suuid) > 36 || strspn(suuid, "0123456789abcdefABCDEF-") != strlen(suuid))
+		return err_set(err, -EBADMSG, "manifest has a malformed snapshot source_uuid");
+	strcpy(m->source_uuid, suuid);
+	if (!json_is_null(parent)) {
+		if (!json_is_string(parent))
+			return err_set(err, -EBADMSG, "manifest field parent is not a backup id or null");
+		ret = check_older_id(m, "parent", json_string_value(parent), err);
+		if (ret)
+			return ret;
+		strcpy(m->parent, json_string_value(parent));
+	}
+	if (strcmp(full, m->backup_id)) {
+		ret = check_older_id(m, "full_id", full, err);
+		if (ret)
+			return ret;
+	}
+	strcpy(m->full_id, full);
+	ret = refs_from_json(m, refs, err);
+	if (ret)
+		return ret;
+	m->chain = (uint64_t)c[0];
+	m->new_bytes = (uint64_t)c[1];
+	m->referenced_bytes = (uint64_t)c[2];
+	m->n_unchanged = (uint64_t)c[3];
+	m->n_changed = (uint64_t)c[4];
+	m->n_new = (uint64_t)c[5];
+	m->n_deleted = (uint64_t)c[6];
+	m->n_meta_only = (uint64_t)c[7];
+	m->n_renamed = (uint64_t)c[8];
+	if (!m->parent[0] && (m->nrefs || m->chain || strcmp(m->full_id, m->backup_id)))
+		return err_set(err, -EBADMSG,
+			       "manifest of backup %s has no parent (a full) but references, a chain or another full_id",
+			       m->backup_id);
+	if (m->parent[0] && (!m->chain || !strcmp(m->full_id, m->backup_id)))
+		return err_set(err, -EBADMSG,
+			       "manifest of backup %s has a parent but chain 0 or itself as full_id",
+			       m->backup_id);
+	return 0;
+}
+
 int manifest_from_json(const char *json, size_t len, struct manifest *m,
 		       struct err *err)
 {
@@ -416,6 +618,8 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 			      UTIL_ESC(m->compression));
 	if (!ret)
 		ret = manifest_validate(m, err);
+	if (!ret && m->format_version >= 2)
+		ret = manifest_v2_from_json(root, m, err);
 	if (ret)
 		manifest_clear(m);
 out_root:
@@ -438,6 +642,9 @@ void manifest_clear(struct manifest *m)
 	for (size_t i = 0; m->hooks && m->hooks[i]; i++)
 		free(m->hooks[i]);
 	free(m->hooks);
+	for (size_t i = 0; i < m->nrefs; i++)
+		free(m->refs[i].key);
+	free(m->refs);
 	memset(m, 0, sizeof(*m));
 }
 

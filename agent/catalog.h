@@ -17,8 +17,10 @@
 struct err;
 struct store;
 
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 1       /* what backups are written as */
+#define FORMAT_VERSION_MAX 2   /* the newest this build reads (doc/incremental.md) */
 #define BACKUP_ID_LEN 23   /* YYYYMMDDTHHMMSSZ-xxxxxx */
+#define MANIFEST_REFS_MAX 4096 /* references of one version 2 backup */
 
 /*
  * What a manifest may claim (manifest_from_json refuses the rest): frames
@@ -30,6 +32,19 @@ struct store;
 #define MANIFEST_KEY_MAX 1024
 #define MANIFEST_LEVEL_MIN (-131072)
 #define MANIFEST_LEVEL_MAX 22
+
+/*
+ * A version 2 backup's reference: an older backup of the same host and
+ * partition whose data object holds content this backup's index points at,
+ * with that object as its manifest recorded it.
+ */
+struct manifest_ref {
+	char id[BACKUP_ID_LEN + 1];
+	char *key;                      /* [PREFIX]<host>/<partition>/<id>/data.tar.zst; owned */
+	uint64_t size;
+	char sha256[65];
+	char etag[80];
+};
 
 struct manifest {
 	int format_version;
@@ -54,6 +69,16 @@ struct manifest {
 	char self_sha256[65];
 	char **hooks;                   /* commands run, NULL-terminated; may be NULL */
 	char *encryption;               /* "none" */
+	/* the subvolume snapshotted ("" unknown): written in version 2 only */
+	char source_uuid[37];
+	/* version 2 only (zero in version 1) */
+	char parent[BACKUP_ID_LEN + 1]; /* "" = none: a full */
+	struct manifest_ref *refs;      /* sorted by id, unique; owned */
+	size_t nrefs;
+	uint64_t chain;                 /* backups back to the oldest reference */
+	char full_id[BACKUP_ID_LEN + 1]; /* the chain's newest full */
+	uint64_t new_bytes, referenced_bytes;
+	uint64_t n_unchanged, n_changed, n_new, n_deleted, n_meta_only, n_renamed;
 };
 
 /* "YYYYMMDDTHHMMSSZ-xxxxxx" for time t (unix seconds) plus random hex. */
@@ -68,7 +93,15 @@ char *catalog_key(const char *prefix, const char *host, const char *partition,
 int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err);
 /*
  * Parse a manifest (a store's bytes: anyone may have written them) into *m
- * (manifest_clear frees it; nothing to free on error).  Refused with
+ * (manifest_clear frees it; nothing to free on error).  Format versions 1
+ * and 2 are read; another is refused with -EPROTONOSUPPORT naming it ("upgrade
+ * snapship").  Version 2's parent, references, chain, full_id, counts and
+ * snapshot.source_uuid are required in it: parent null or an id, the
+ * references (at most MANIFEST_REFS_MAX) sorted and unique, each id not
+ * newer than this backup's (by the id's time) and not its own, each key
+ * exactly "[PREFIX]<host>/<partition>/<id>/data.tar.zst" under this
+ * manifest's own PREFIX; a full (parent null) has no references, chain 0
+ * and itself as full_id.  Refused with
  * -EBADMSG and one message naming the field: wrong types, negative or
  * out-of-range numbers, hooks that are not strings, and names snapship
  * would not write — host and partition outside util_name_ok(), a backup_id

@@ -23,7 +23,8 @@
 
 /*
  * The index's claims against what the data can hold, before any work
- * proportional to them starts: every entry's header lies inside the
+ * proportional to them starts (a version 1 backup's: every entry has an
+ * offset in this backup's data, none a ref): every entry's header lies inside the
  * stream, after the entry before it, only files (and hard links, which
  * give their target's) have a size, and a regular file's data (unless
  * sparse: holes are not stored) fits in the stream after it, as do all of
@@ -38,7 +39,11 @@ int claims_index(const struct index *idx, uint64_t total, const char *backup_id,
 		const struct index_entry *e = &idx->e[i];
 		const char *why = NULL;
 
-		if (e->offset >= total || total - e->offset < TAR_BLOCK)
+		if (!e->has_offset)
+			why = "it has no offset (every entry of a version 1 backup has one)";
+		else if (e->ref[0])
+			why = "it names another backup (ref), which a version 1 backup cannot";
+		else if (e->offset >= total || total - e->offset < TAR_BLOCK)
 			why = "its offset lies past the end of the data";
 		else if (i && e->offset <= idx->e[i - 1].offset)
 			why = "its offset is not after the entry before it";

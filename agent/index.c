@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include <zstd.h>
 
 #define XXH_INLINE_ALL
@@ -17,9 +18,10 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "uploader/sink.h"
+#include "uploader/store.h"
 
 #define INDEX_BUF (128u << 10)
-#define INDEX_LINE_MAX (64u << 10)
+#define INDEX_READ_BUF (256u << 10)
 
 struct index_writer {
 	struct sink *sink;
@@ -71,6 +73,52 @@ static int index_push(struct index_writer *w, const void *buf, size_t len,
 		if (mode == ZSTD_e_continue ? in.pos == in.size : r == 0)
 			return 0;
 	}
+}
+
+/* xattr_map: name -> base64 value, within the bounds readers accept. */
+static int put_xattr_map(json_t *o, const struct pack_entry_info *e,
+			 struct err *err)
+{
+	json_t *map = json_object();
+	char *b64 = NULL;
+	int ret = 0;
+
+	if (!map)
+		return err_set(err, -ENOMEM, "out of memory");
+	if (e->nxattr > INDEX_XATTR_MAX) {
+		ret = err_set(err, -E2BIG, "%s has %zu extended attributes; snapship keeps at most %d",
+			      e->path, e->nxattr, INDEX_XATTR_MAX);
+		goto out;
+	}
+	for (size_t i = 0; i < e->nxattr; i++) {
+		const struct pack_xattr *x = &e->xattr[i];
+		size_t nlen = strlen(x->name);
+
+		if (!nlen || nlen > INDEX_XATTR_NAME_MAX || x->len > INDEX_XATTR_VALUE_MAX) {
+			ret = err_set(err, -E2BIG, "%s: extended attribute %s is too large to record",
+				      e->path, x->name);
+			goto out;
+		}
+		free(b64);
+		b64 = malloc(4 * ((x->len + 2) / 3) + 1);
+		if (!b64) {
+			ret = err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		EVP_EncodeBlock((unsigned char *)b64, x->value, (int)x->len);
+		if (json_object_set_new(map, x->name, json_string(b64))) {
+			ret = err_set(err, -EINVAL,
+				      "%s: an extended attribute's name is not UTF-8; snapship cannot record it",
+				      e->path);
+			goto out;
+		}
+	}
+	json_object_set_new(o, "xattr_map", map);
+	map = NULL;
+out:
+	free(b64);
+	json_decref(map);
+	return ret;
 }
 
 int index_writer_add(void *ctx, const struct pack_entry_info *e, struct err *err)
@@ -134,10 +182,26 @@ int index_writer_add(void *ctx, const struct pack_entry_info *e, struct err *err
 		util_hex(e->xxh3, 16, sum);
 		json_object_set_new(o, "xxh3", json_string(sum));
 	}
+	json_object_set_new(o, "ino", json_integer((json_int_t)e->ino));
+	json_object_set_new(o, "igen", json_integer((json_int_t)e->igen));
+	json_object_set_new(o, "ctime_ns", json_integer((json_int_t)e->ctime_ns));
+	if (e->nxattr) {
+		ret = put_xattr_map(o, e, err);
+		if (ret) {
+			json_decref(o);
+			return ret;
+		}
+	}
 	line = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!line)
 		return err_set(err, -ENOMEM, "out of memory");
+	if (strlen(line) + 1 > INDEX_LINE_MAX) {
+		free(line);
+		return err_set(err, -E2BIG,
+			       "%s: its index entry would be longer than %u bytes (extended attributes too large); snapship cannot back it up",
+			       e->path, INDEX_LINE_MAX);
+	}
 	ret = index_push(w, line, strlen(line), ZSTD_e_continue, err);
 	if (!ret)
 		ret = index_push(w, "\n", 1, ZSTD_e_continue, err);
@@ -214,76 +278,399 @@ static bool type_known(const char *t)
 	return t[0] && !t[1] && strchr("fdlhcbp", t[0]);
 }
 
-static int index_add_line(struct index *idx, size_t *cap, const char *line,
-			  size_t len, size_t lineno, struct err *err)
+void index_entry_clear(struct index_entry *e)
+{
+	free(e->path);
+	free(e->link);
+	for (size_t i = 0; i < e->nxattr; i++) {
+		free(e->xattr[i].name);
+		free(e->xattr[i].value);
+	}
+	free(e->xattr);
+	memset(e, 0, sizeof(*e));
+}
+
+/* Canonical base64 (padded, no whitespace) into a malloc'd buffer. */
+static int unbase64(const char *s, unsigned char **out_ret, size_t *len_ret)
+{
+	size_t n = strlen(s), pad = 0, len;
+	unsigned char *out;
+	char *again;
+
+	if (n % 4 || n / 4 * 3 > INDEX_XATTR_VALUE_MAX + 2)
+		return -1;
+	if (n && s[n - 1] == '=')
+		pad = n >= 2 && s[n - 2] == '=' ? 2 : 1;
+	out = malloc(n / 4 * 3 + 1);
+	again = malloc(n + 1);
+	if (!out || !again ||
+	    EVP_DecodeBlock(out, (const unsigned char *)s, (int)n) != (int)(n / 4 * 3))
+		goto bad;
+	len = n / 4 * 3 - pad;
+	/* EVP_DecodeBlock skips blanks and ignores bits: re-encode and compare */
+	EVP_EncodeBlock((unsigned char *)again, out, (int)len);
+	if (strcmp(again, s) || len > INDEX_XATTR_VALUE_MAX)
+		goto bad;
+	free(again);
+	*out_ret = out;
+	*len_ret = len;
+	return 0;
+bad:
+	free(out);
+	free(again);
+	return -1;
+}
+
+/* xattr_map into e: an object of at most INDEX_XATTR_MAX names (1..255
+ * bytes, no NUL) to canonical base64 values of at most 64 KiB. */
+static int parse_xattr_map(json_t *map, struct index_entry *e)
+{
+	size_t n = json_object_size(map), i = 0;
+	const char *name;
+	json_t *v;
+
+	if (!json_is_object(map) || n > INDEX_XATTR_MAX)
+		return -1;
+	if (!n)
+		return 0;
+	e->xattr = calloc(n, sizeof(*e->xattr));
+	if (!e->xattr)
+		return -ENOMEM;
+	json_object_foreach(map, name, v) {
+		size_t klen = json_object_iter_key_len(json_object_key_to_iter(name));
+		struct index_xattr *x = &e->xattr[i];
+
+		if (!klen || klen > INDEX_XATTR_NAME_MAX || strlen(name) != klen ||
+		    !json_is_string(v))
+			return -1;
+		x->name = strdup(name);
+		if (!x->name)
+			return -ENOMEM;
+		e->nxattr = ++i;
+		if (unbase64(json_string_value(v), &x->value, &x->len))
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The version 2 fields: ref (a backup id, only on a regular file with a
+ * checksum and a location), xattr_map.  0, -EBADMSG (what is wrong in
+ * *why) or -ENOMEM.
+ */
+static int parse_v2(struct index_entry *e, const char *ref, json_t *map,
+		    const char **why)
+{
+	int ret;
+
+	if (ref) {
+		if (catalog_id_time(ref) < 0) {
+			*why = "ref is not a backup id";
+			return -EBADMSG;
+		}
+		if (e->type != PACK_FILE || !e->has_offset || !e->has_sum || !e->size) {
+			*why = "ref on an entry without content";
+			return -EBADMSG;
+		}
+		memcpy(e->ref, ref, BACKUP_ID_LEN + 1);
+	}
+	if (e->type == PACK_FILE && e->size && !e->has_offset) {
+		*why = "a file with content but no offset";
+		return -EBADMSG;
+	}
+	if (map) {
+		ret = parse_xattr_map(map, e);
+		if (ret) {
+			*why = "bad xattr_map";
+			return ret == -ENOMEM ? ret : -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/* The names: path or path_hex, link or link_hex (or the legacy stand-in). */
+static int parse_names(struct index_entry *e, const char *path, const char *phex,
+		       const char *link, const char *lhex)
+{
+	e->path = path ? (*path ? strdup(path) : NULL) : name_from_hex(phex);
+	if (link && !strcmp(link, "(not UTF-8)"))
+		e->link_legacy = true;   /* written before link_hex */
+	else if (link || lhex)
+		e->link = link ? strdup(link) : name_from_hex(lhex);
+	if (!e->path || ((link || lhex) && !e->link && !e->link_legacy))
+		return -1;
+	return 0;
+}
+
+/* One line into *e (zeroed first; index_entry_clear it even on error). */
+static int parse_line(const char *line, size_t len, size_t lineno,
+		      struct index_entry *e, struct err *err)
 {
 	json_error_t je;
-	json_t *o = json_loadb(line, len, 0, &je);
+	json_t *o = json_loadb(line, len, 0, &je), *map = NULL;
 	const char *path = NULL, *phex = NULL, *type = NULL, *sum = NULL;
-	const char *link = NULL, *lhex = NULL;
-	json_int_t mode = 0, uid = 0, gid = 0, size = 0, mtime = 0, off = 0, rdev = -1;
-	int sparse = 0;
-	struct index_entry *e;
+	const char *link = NULL, *lhex = NULL, *ref = NULL, *why = "malformed";
+	json_int_t mode = 0, uid = 0, gid = 0, size = 0, mtime = 0, off = -1, rdev = -1;
+	json_int_t ino = 0, igen = 0, ctime = 0;
+	int sparse = 0, ret = -EBADMSG;
 
+	memset(e, 0, sizeof(*e));
 	if (!o || json_unpack_ex(o, &je, 0,
-				 "{s?s, s?s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s?s, s?s, s?I, s?s, s?b}",
+				 "{s?s, s?s, s:s, s:I, s:I, s:I, s:I, s:I, s?I, s?s, s?s, s?I, s?s, s?b,"
+				 " s?I, s?I, s?I, s?s, s?o}",
 				 "path", &path, "path_hex", &phex, "type", &type,
 				 "mode", &mode, "uid", &uid, "gid", &gid, "size", &size,
 				 "mtime_ns", &mtime, "offset", &off, "link", &link,
 				 "link_hex", &lhex, "rdev", &rdev, "xxh3", &sum,
-				 "sparse", &sparse) ||
+				 "sparse", &sparse, "ino", &ino, "igen", &igen,
+				 "ctime_ns", &ctime, "ref", &ref, "xattr_map", &map) ||
 	    (!path && !phex) || !type_known(type) || mode < 0 || mode > 07777 ||
-	    uid < 0 || gid < 0 || size < 0 || off < 0 ||
-	    (sum && strlen(sum) != 32)) {
-		json_decref(o);
-		return err_set(err, -EBADMSG, "index line %zu is malformed", lineno);
-	}
-	if (idx->n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 1024;
-		struct index_entry *n = realloc(idx->e, ncap * sizeof(*n));
-
-		if (!n) {
-			json_decref(o);
-			return err_set(err, -ENOMEM, "out of memory");
-		}
-		idx->e = n;
-		*cap = ncap;
-	}
-	e = &idx->e[idx->n];
-	memset(e, 0, sizeof(*e));
+	    uid < 0 || gid < 0 || size < 0 ||
+	    (json_object_get(o, "offset") && off < 0) ||
+	    igen < 0 || igen > UINT32_MAX || (sum && strlen(sum) != 32))
+		goto out;
 	e->type = type[0];
 	e->mode = (uint32_t)mode;
 	e->uid = uid;
 	e->gid = gid;
 	e->size = (uint64_t)size;
 	e->mtime_ns = mtime;
-	e->offset = (uint64_t)off;
+	e->has_offset = off >= 0;
+	e->offset = off >= 0 ? (uint64_t)off : 0;
 	e->sparse = sparse;
+	e->ino = (uint64_t)ino;   /* written as the signed cast of st_ino */
+	e->igen = (uint64_t)igen;
+	e->ctime_ns = ctime;
 	if (rdev >= 0) {
 		e->rdev = (uint64_t)rdev;
 		e->has_rdev = true;
 	}
 	if (sum) {
-		if (unhex(sum, e->xxh3, 16)) {
-			json_decref(o);
-			return err_set(err, -EBADMSG, "index line %zu: bad checksum", lineno);
-		}
+		why = "bad checksum";
+		if (unhex(sum, e->xxh3, 16))
+			goto out;
 		e->has_sum = true;
 	}
-	e->path = path ? (*path ? strdup(path) : NULL) : name_from_hex(phex);
-	if (link && !strcmp(link, "(not UTF-8)"))
-		e->link_legacy = true;   /* written before link_hex */
-	else if (link || lhex)
-		e->link = link ? strdup(link) : name_from_hex(lhex);
+	why = "bad path or link";
+	if (parse_names(e, path, phex, link, lhex))
+		goto out;
+	ret = parse_v2(e, ref, map, &why);
+out:
 	json_decref(o);
-	if (!e->path || ((link || lhex) && !e->link && !e->link_legacy)) {
-		free(e->path);
-		free(e->link);
-		return err_set(err, -EBADMSG, "index line %zu: bad path or link", lineno);
-	}
-	idx->n++;
+	if (ret == -ENOMEM)
+		return err_set(err, ret, "out of memory");
+	if (ret)
+		return err_set(err, ret, "index line %zu: %s; the stored backup is corrupt or was tampered with",
+			       lineno, why);
 	return 0;
 }
+
+/* ------------------------------------------------------ streaming reader */
+
+struct index_reader {
+	ZSTD_DCtx *d;
+	index_read_fn read;
+	void *ctx;
+	unsigned char *in;        /* INDEX_READ_BUF, when read supplies it */
+	ZSTD_inBuffer zin;
+	size_t zr;                /* the decoder's last hint: 0 = at a frame end */
+	bool eof, drained;
+	char *line;               /* decompressed, not yet parsed: [start, used) */
+	size_t cap, start, used, lineno;
+	/* open_buf: the whole buffer is the input; open_store: */
+	struct store *store;
+	char *key;
+	uint64_t off;
+};
+
+static int reader_new(index_read_fn read, void *ctx, struct index_reader **r_ret,
+		      struct err *err)
+{
+	struct index_reader *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return err_set(err, -ENOMEM, "out of memory");
+	r->read = read;
+	r->ctx = ctx;
+	r->zr = 1;
+	r->cap = 64u << 10;
+	r->d = ZSTD_createDCtx();
+	r->line = malloc(r->cap);
+	if (!r->d || !r->line || (read && !(r->in = malloc(INDEX_READ_BUF)))) {
+		index_reader_free(r);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	*r_ret = r;
+	return 0;
+}
+
+int index_reader_open_fn(index_read_fn read, void *ctx,
+			 struct index_reader **r_ret, struct err *err)
+{
+	if (!read)
+		return err_set(err, -EINVAL, "index_reader_open_fn: no read function");
+	return reader_new(read, ctx, r_ret, err);
+}
+
+int index_reader_open_buf(const void *zbuf, size_t zlen,
+			  struct index_reader **r_ret, struct err *err)
+{
+	int ret = reader_new(NULL, NULL, r_ret, err);
+
+	if (ret)
+		return ret;
+	(*r_ret)->zin.src = zbuf;
+	(*r_ret)->zin.size = zlen;
+	(*r_ret)->eof = true;
+	return 0;
+}
+
+static int store_read(void *ctx, void *buf, size_t len, size_t *got_ret,
+		      struct err *err)
+{
+	struct index_reader *r = ctx;
+	int ret = store_get_range(r->store, r->key, r->off, len, buf, got_ret, err);
+
+	if (!ret)
+		r->off += *got_ret;
+	return ret;
+}
+
+int index_reader_open_store(struct store *store, const char *key,
+			    struct index_reader **r_ret, struct err *err)
+{
+	int ret;
+
+	if (!store || !key)
+		return err_set(err, -EINVAL, "index_reader_open_store: bad arguments");
+	ret = reader_new(store_read, NULL, r_ret, err);
+	if (ret)
+		return ret;
+	(*r_ret)->ctx = *r_ret;
+	(*r_ret)->store = store;
+	(*r_ret)->key = strdup(key);
+	if (!(*r_ret)->key) {
+		index_reader_free(*r_ret);
+		*r_ret = NULL;
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* Make room after the pending bytes: move them to the front, or grow the
+ * line buffer up to INDEX_LINE_MAX. */
+static int reader_room(struct index_reader *r, struct err *err)
+{
+	char *n;
+	size_t ncap;
+
+	if (r->start) {
+		memmove(r->line, r->line + r->start, r->used - r->start);
+		r->used -= r->start;
+		r->start = 0;
+	}
+	if (r->used < r->cap)
+		return 0;
+	if (r->cap >= INDEX_LINE_MAX)
+		return err_set(err, -EBADMSG,
+			       "index line %zu is longer than %u bytes; the stored backup is corrupt or was tampered with",
+			       r->lineno + 1, INDEX_LINE_MAX);
+	ncap = r->cap * 2 > INDEX_LINE_MAX ? INDEX_LINE_MAX : r->cap * 2;
+	n = realloc(r->line, ncap);
+	if (!n)
+		return err_set(err, -ENOMEM, "out of memory");
+	r->line = n;
+	r->cap = ncap;
+	return 0;
+}
+
+/* Decompress more into the line buffer; sets drained at the input's end. */
+static int reader_fill(struct index_reader *r, struct err *err)
+{
+	ZSTD_outBuffer out;
+	size_t in_before, zr;
+	int ret = reader_room(r, err);
+
+	if (ret)
+		return ret;
+	if (r->zin.pos == r->zin.size && !r->eof) {
+		size_t got = 0;
+
+		ret = r->read(r->ctx, r->in, INDEX_READ_BUF, &got, err);
+		if (ret)
+			return ret;
+		r->zin.src = r->in;
+		r->zin.size = got;
+		r->zin.pos = 0;
+		r->eof = got == 0;
+	}
+	out.dst = r->line + r->used;
+	out.size = r->cap - r->used;
+	out.pos = 0;
+	in_before = r->zin.pos;
+	zr = ZSTD_decompressStream(r->d, &out, &r->zin);
+	if (ZSTD_isError(zr))
+		return err_set(err, -EBADMSG, "index is corrupt: %s",
+			       ZSTD_getErrorName(zr));
+	/* a call that did nothing (no input left) says nothing of the frame:
+	 * after a frame's end it would ask for the next one's header */
+	if (r->zin.pos != in_before || out.pos)
+		r->zr = zr;
+	r->used += out.pos;
+	if (r->eof && r->zin.pos == r->zin.size && out.pos < out.size)
+		r->drained = true;   /* nothing in, nothing more out */
+	return 0;
+}
+
+int index_reader_next(struct index_reader *r, struct index_entry *e,
+		      struct err *err)
+{
+	memset(e, 0, sizeof(*e));
+	for (;;) {
+		char *nl = memchr(r->line + r->start, '\n', r->used - r->start);
+		int ret;
+
+		if (nl) {
+			size_t len = (size_t)(nl - (r->line + r->start));
+
+			ret = parse_line(r->line + r->start, len, ++r->lineno, e, err);
+			r->start += len + 1;
+			if (ret) {
+				index_entry_clear(e);
+				return ret;
+			}
+			return 1;
+		}
+		if (r->drained) {
+			if (r->zr != 0)
+				return err_set(err, -EBADMSG, "index is truncated");
+			if (r->used > r->start)
+				return err_set(err, -EBADMSG, "index ends in the middle of a line");
+			return 0;
+		}
+		ret = reader_fill(r, err);
+		if (ret)
+			return ret;
+	}
+}
+
+size_t index_reader_lines(const struct index_reader *r)
+{
+	return r->lineno;
+}
+
+void index_reader_free(struct index_reader *r)
+{
+	if (!r)
+		return;
+	ZSTD_freeDCtx(r->d);
+	free(r->in);
+	free(r->line);
+	free(r->key);
+	free(r);
+}
+
+/* -------------------------------------------------------- whole index */
 
 /* Put entry i in the table (which has room); refuse a path listed before. */
 static int hash_insert(struct index *idx, size_t i, struct err *err)
@@ -327,63 +714,52 @@ static int index_hash_add(struct index *idx, struct err *err)
 	return hash_insert(idx, last, err);
 }
 
+static int index_append(struct index *idx, size_t *cap, struct index_entry *e,
+			struct err *err)
+{
+	if (idx->n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 1024;
+		struct index_entry *n = realloc(idx->e, ncap * sizeof(*n));
+
+		if (!n)
+			return err_set(err, -ENOMEM, "out of memory");
+		idx->e = n;
+		*cap = ncap;
+	}
+	idx->e[idx->n++] = *e;
+	memset(e, 0, sizeof(*e));
+	return index_hash_add(idx, err);
+}
+
 int index_load(const void *zbuf, size_t zlen, struct index **idx_ret,
 	       struct err *err)
 {
-	ZSTD_DCtx *d = ZSTD_createDCtx();
-	ZSTD_inBuffer in = { zbuf, zlen, 0 };
 	struct index *idx = calloc(1, sizeof(*idx));
-	char *line = malloc(INDEX_LINE_MAX);
-	size_t used = 0, cap = 0, lineno = 0, r = 1;
-	int ret = 0;
+	struct index_reader *r = NULL;
+	struct index_entry e;
+	size_t cap = 0;
+	int ret;
 
-	if (!d || !idx || !line) {
-		ret = err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
+	if (!idx)
+		return err_set(err, -ENOMEM, "out of memory");
 	idx->seed = random_seed();
-	while (in.pos < in.size || r != 0) {
-		ZSTD_outBuffer out = { line + used, INDEX_LINE_MAX - used, 0 };
-		char *nl, *start;
-
-		if (out.size == 0) {
-			ret = err_set(err, -EBADMSG, "index line %zu is too long", lineno + 1);
-			goto out;
-		}
-		r = ZSTD_decompressStream(d, &out, &in);
-		if (ZSTD_isError(r)) {
-			ret = err_set(err, -EBADMSG, "index is corrupt: %s",
-				      ZSTD_getErrorName(r));
-			goto out;
-		}
-		used += out.pos;
-		start = line;
-		while ((nl = memchr(start, '\n', used - (size_t)(start - line)))) {
-			ret = index_add_line(idx, &cap, start, (size_t)(nl - start),
-					     ++lineno, err);
-			if (!ret)
-				ret = index_hash_add(idx, err);
-			if (ret)
-				goto out;
-			start = nl + 1;
-		}
-		used -= (size_t)(start - line);
-		memmove(line, start, used);
-		if (in.pos == in.size && out.pos == 0 && r != 0) {
-			ret = err_set(err, -EBADMSG, "index is truncated");
-			goto out;
-		}
-	}
-	if (used) {
-		ret = err_set(err, -EBADMSG, "index ends in the middle of a line");
+	ret = index_reader_open_buf(zbuf, zlen, &r, err);
+	if (ret)
 		goto out;
+	while ((ret = index_reader_next(r, &e, err)) == 1) {
+		ret = index_append(idx, &cap, &e, err);
+		if (ret) {
+			index_entry_clear(&e);
+			goto out;
+		}
 	}
+	if (ret)
+		goto out;
 	idx->seen = calloc(idx->n ? idx->n : 1, sizeof(*idx->seen));
 	if (!idx->seen)
 		ret = err_set(err, -ENOMEM, "out of memory");
 out:
-	ZSTD_freeDCtx(d);
-	free(line);
+	index_reader_free(r);
 	if (ret) {
 		index_free(idx);
 		return ret;
@@ -396,10 +772,8 @@ void index_free(struct index *idx)
 {
 	if (!idx)
 		return;
-	for (size_t i = 0; i < idx->n; i++) {
-		free(idx->e[i].path);
-		free(idx->e[i].link);
-	}
+	for (size_t i = 0; i < idx->n; i++)
+		index_entry_clear(&idx->e[i]);
 	free(idx->e);
 	free(idx->hash);
 	free(idx->seen);

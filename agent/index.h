@@ -6,13 +6,32 @@
  * The file index of a backup: one JSON object per entry, in stream order,
  * zstd-compressed (index.jsonl.zst).  Written while packing; read back for
  * restores (checksums, and offsets to fetch only the frames one file needs).
+ *
+ * Version 2 fields (doc/incremental.md), written for every entry since the
+ * walk became sorted and ignored by readers before them: ino, igen,
+ * ctime_ns, xattr_map (name -> base64 value).  ref (the backup holding a
+ * file's content, absent: this one) is read and checked here; only forged
+ * and (later) incremental backups carry it.
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/catalog.h"
 #include "stream/pack.h"
+
+/*
+ * What an index line may hold (a store is untrusted): lines of up to
+ * 4 MiB (the streaming reader's buffer), up to 1024 extended attributes per
+ * entry, names of 1..255 bytes without NUL, values of up to 64 KiB (Linux's
+ * XATTR_SIZE_MAX).  The writer refuses an entry past these with a message
+ * naming the file, rather than write an index nobody could read.
+ */
+#define INDEX_LINE_MAX (4u << 20)
+#define INDEX_XATTR_MAX 1024
+#define INDEX_XATTR_NAME_MAX 255
+#define INDEX_XATTR_VALUE_MAX 65536
 
 struct err;
 struct sink;
@@ -42,7 +61,58 @@ struct index_entry {
 	uint64_t size;            /* regular files and hard links: the content's */
 	uint64_t offset;
 	uint64_t rdev;            /* devices */
+	bool has_offset;          /* false: no location (made from the index) */
+	/* version 2 (0 / "" / none when the index predates them) */
+	uint64_t ino, igen;
+	int64_t ctime_ns;
+	char ref[BACKUP_ID_LEN + 1]; /* the backup holding the content; "" this one */
+	struct index_xattr *xattr;   /* xattr_map, decoded; owned */
+	size_t nxattr;
 };
+
+struct index_xattr {
+	char *name;
+	unsigned char *value;
+	size_t len;
+};
+
+/* Free what an entry owns (path, link, xattrs) and zero it. */
+void index_entry_clear(struct index_entry *e);
+
+/*
+ * Streaming reader: entries one at a time from a compressed index, in
+ * constant memory (the zstd window, one input buffer and one line of at
+ * most INDEX_LINE_MAX), each checked exactly as index_load checks it
+ * (index_load is built on it; only the duplicate-path check needs the
+ * whole index and stays in index_load).
+ *
+ * index_read_fn: read up to len compressed bytes into buf; *got_ret = 0 at
+ * the end.  Errors are returned as they are.
+ */
+typedef int (*index_read_fn)(void *ctx, void *buf, size_t len, size_t *got_ret,
+			     struct err *err);
+struct index_reader;
+struct store;
+
+/* From a buffer: zbuf stays the caller's and must outlive the reader. */
+int index_reader_open_buf(const void *zbuf, size_t zlen,
+			  struct index_reader **r_ret, struct err *err);
+/* From a store object, read in 256 KiB ranges; store stays the caller's,
+ * key is copied. */
+int index_reader_open_store(struct store *store, const char *key,
+			    struct index_reader **r_ret, struct err *err);
+int index_reader_open_fn(index_read_fn read, void *ctx,
+			 struct index_reader **r_ret, struct err *err);
+/*
+ * The next entry into *e (the caller's: index_entry_clear it, also after an
+ * error it is zeroed).  1 = an entry, 0 = the end (the stream was whole),
+ * negative = error (-EBADMSG: corrupt, truncated, a line too long).
+ */
+int index_reader_next(struct index_reader *r, struct index_entry *e,
+		      struct err *err);
+/* Lines read so far. */
+size_t index_reader_lines(const struct index_reader *r);
+void index_reader_free(struct index_reader *r);
 
 /*
  * The entries, a hash of their paths (seeded per load: a crafted index

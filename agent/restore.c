@@ -932,6 +932,12 @@ int restore_backup(struct store *store, const struct manifest *m,
 	int ret;
 
 	memset(res, 0, sizeof(*res));
+	/* before anything is read or made: a version 2 index points into
+	 * other backups' data, which this restore does not read */
+	if (m->format_version != 1)
+		return err_set(err, -EPROTONOSUPPORT,
+			       "backup %s is format version %d (incremental); this build cannot restore it yet",
+			       m->backup_id, m->format_version);
 	r.t0 = util_now_mono();
 	for (size_t i = 0; i < o->npaths; i++)
 		if (!extract_path_safe(o->paths[i]))

@@ -122,7 +122,8 @@ static int btrfs_check(const char *source, struct err *err)
 	return btrfs_fail(err, e, saved, "cannot check subvolume", source);
 }
 
-/* Fill uuid, generation and time of the snapshot just made at path. */
+/* Fill uuid, source_uuid, generation and time of the snapshot just made
+ * at path. */
 static int btrfs_fill_info(const char *path, struct cow_snapshot *snap,
 			   struct err *err)
 {
@@ -137,6 +138,17 @@ static int btrfs_fill_info(const char *path, struct cow_snapshot *snap,
 	util_hex(info.uuid, sizeof(info.uuid), hex);
 	snprintf(snap->uuid, sizeof(snap->uuid), "%.8s-%.4s-%.4s-%.4s-%.12s",
 		 hex, hex + 8, hex + 12, hex + 16, hex + 20);
+	/* a snapshot's parent_uuid is the subvolume it was taken of */
+	snap->source_uuid[0] = '\0';
+	for (size_t i = 0; i < sizeof(info.parent_uuid); i++) {
+		if (info.parent_uuid[i]) {
+			util_hex(info.parent_uuid, sizeof(info.parent_uuid), hex);
+			snprintf(snap->source_uuid, sizeof(snap->source_uuid),
+				 "%.8s-%.4s-%.4s-%.4s-%.12s",
+				 hex, hex + 8, hex + 12, hex + 16, hex + 20);
+			break;
+		}
+	}
 	snap->generation = info.otransid ? info.otransid : info.generation;
 	if (info.otime.tv_sec)
 		snap->time_ns = (int64_t)info.otime.tv_sec * 1000000000LL +

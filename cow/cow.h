@@ -27,6 +27,7 @@ struct cow_snapshot {
 	char *path;          /* readable directory of the frozen tree; owned */
 	char *source;        /* the partition directory it was taken of; owned */
 	char uuid[37];       /* snapshot subvolume UUID, "" when unknown */
+	char source_uuid[37]; /* UUID of the subvolume snapshotted, "" unknown */
 	uint64_t generation; /* filesystem generation at snapshot time */
 	int64_t time_ns;     /* wall time the snapshot was taken (unix ns) */
 	char *journal;       /* journal entry path; owned (internal) */

@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -114,6 +116,15 @@ static const char *links_lookup_or_add(struct packer *p, const struct pent *e,
 
 /* ---------------------------------------------------------------- walker */
 
+uint64_t pk_igen(int fd)
+{
+	unsigned int gen = 0;   /* the kernel writes an int, whatever the macro says */
+
+	if (ioctl(fd, FS_IOC_GETVERSION, &gen))
+		return 0;
+	return gen;
+}
+
 /* Find the data regions of a file that may have holes. */
 int pk_find_regions(struct packer *p, struct pent *e, int fd)
 {
@@ -167,11 +178,97 @@ int pk_find_regions(struct packer *p, struct pent *e, int fd)
 	return 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Read every name of d (but "." and "..") into df, sorted in byte order:
+ * the walk order does not depend on the order of creation (btrfs readdir),
+ * so two walks merge by path.  0 or -errno (errno-style, the caller says
+ * what failed).
+ */
+static int read_names(DIR *d, struct dirframe *df)
+{
+	size_t used = 0, cap = 0, *offs = NULL, n = 0, ocap = 0;
+	struct dirent *de;
+	int ret = 0;
+
+	for (;;) {
+		size_t len;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			ret = -errno;
+			break;
+		}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		len = strlen(de->d_name) + 1;
+		if (used + len > cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			char *nb;
+
+			while (ncap < used + len)
+				ncap *= 2;
+			nb = realloc(df->buf, ncap);
+			if (!nb) {
+				ret = -ENOMEM;
+				break;
+			}
+			df->buf = nb;
+			cap = ncap;
+		}
+		if (n == ocap) {
+			size_t ncap = ocap ? ocap * 2 : 64;
+			size_t *no = realloc(offs, ncap * sizeof(*no));
+
+			if (!no) {
+				ret = -ENOMEM;
+				break;
+			}
+			offs = no;
+			ocap = ncap;
+		}
+		memcpy(df->buf + used, de->d_name, len);
+		offs[n++] = used;
+		used += len;
+	}
+	if (!ret && n) {
+		/* offsets until the buffer stops moving, then pointers */
+		df->names = malloc(n * sizeof(*df->names));
+		if (!df->names) {
+			ret = -ENOMEM;
+		} else {
+			for (size_t i = 0; i < n; i++)
+				df->names[i] = df->buf + offs[i];
+			qsort(df->names, n, sizeof(*df->names), cmp_name);
+			df->n = n;
+		}
+	}
+	free(offs);
+	return ret;
+}
+
+static void dirframe_clear(struct dirframe *df)
+{
+	if (df->dir)
+		closedir(df->dir);
+	free(df->path);
+	free(df->buf);
+	free(df->names);
+	memset(df, 0, sizeof(*df));
+}
+
 static int walk_push(struct packer *p, int dirfd, const char *name,
 		     const char *relpath)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirframe *df;
 	DIR *d;
+	int ret;
 
 	if (fd < 0)
 		return pk_fail(p, -errno, "cannot open directory %s/%s: %s",
@@ -193,11 +290,20 @@ static int walk_push(struct packer *p, int dirfd, const char *name,
 		p->stack = n;
 		p->stack_cap = cap;
 	}
-	p->stack[p->depth].dir = d;
-	p->stack[p->depth].path = strdup(relpath);
-	if (!p->stack[p->depth].path) {
-		closedir(d);
+	df = &p->stack[p->depth];
+	memset(df, 0, sizeof(*df));
+	df->dir = d;
+	df->path = strdup(relpath);
+	if (!df->path) {
+		dirframe_clear(df);
 		return pk_fail(p, -ENOMEM, "out of memory");
+	}
+	ret = read_names(d, df);
+	if (ret) {
+		dirframe_clear(df);
+		return ret == -ENOMEM ? pk_fail(p, ret, "out of memory") :
+		       pk_fail(p, ret, "cannot read directory %s/%s: %s",
+			       p->root, relpath, strerror(-ret));
 	}
 	p->depth++;
 	return 0;
@@ -206,8 +312,7 @@ static int walk_push(struct packer *p, int dirfd, const char *name,
 static void walk_pop(struct packer *p)
 {
 	p->depth--;
-	closedir(p->stack[p->depth].dir);
-	free(p->stack[p->depth].path);
+	dirframe_clear(&p->stack[p->depth]);
 }
 
 /* Produce the next entry into the ring.  1 = produced, 0 = done, <0 error. */
@@ -232,35 +337,30 @@ int pk_walk_one(struct packer *p)
 			pent_free(e);
 			return ret;
 		}
+		e->igen = pk_igen(p->rootfd);
 		p->root_done = true;
 		p->q[p->qwalk++ % QCAP] = e;
 		return 1;
 	}
 	while (p->depth) {
 		struct dirframe *df = &p->stack[p->depth - 1];
-		struct dirent *de;
+		const char *name;
 
-		errno = 0;
-		de = readdir(df->dir);
-		if (!de) {
-			if (errno)
-				return pk_fail(p, -errno, "cannot read directory %s/%s: %s",
-					       p->root, df->path, strerror(errno));
+		if (df->next == df->n) {
 			walk_pop(p);
 			continue;
 		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
+		name = df->names[df->next++];
 		e = calloc(1, sizeof(*e));
 		if (!e)
 			return pk_fail(p, -ENOMEM, "out of memory");
 		e->fd = -1;
-		e->path = join_path(df->path, de->d_name);
+		e->path = join_path(df->path, name);
 		if (!e->path) {
 			free(e);
 			return pk_fail(p, -ENOMEM, "out of memory");
 		}
-		if (fstatat(dirfd(df->dir), de->d_name, &e->st, AT_SYMLINK_NOFOLLOW)) {
+		if (fstatat(dirfd(df->dir), name, &e->st, AT_SYMLINK_NOFOLLOW)) {
 			ret = pk_fail(p, -errno, "cannot stat %s/%s: %s", p->root,
 				      e->path, strerror(errno));
 			pent_free(e);
@@ -283,11 +383,12 @@ int pk_walk_one(struct packer *p)
 			e->hardlink = (char *)first;   /* owned by p->links */
 		}
 		if (S_ISDIR(e->st.st_mode)) {
-			ret = walk_push(p, dirfd(df->dir), de->d_name, e->path);
+			ret = walk_push(p, dirfd(df->dir), name, e->path);
 			if (ret) {
 				pent_free(e);
 				return ret;
 			}
+			e->igen = pk_igen(dirfd(p->stack[p->depth - 1].dir));
 		}
 		p->q[p->qwalk++ % QCAP] = e;
 		return 1;
@@ -453,6 +554,113 @@ static enum pack_type entry_type(const struct pent *e)
 	}
 }
 
+static int xa_add(struct packer *p, const char *name, const void *value,
+		  size_t len)
+{
+	if (p->nxa == p->xa_cap) {
+		size_t cap = p->xa_cap ? p->xa_cap * 2 : 16;
+		struct pack_xattr *n = realloc(p->xa, cap * sizeof(*n));
+
+		if (!n)
+			return pk_fail(p, -ENOMEM, "out of memory");
+		p->xa = n;
+		p->xa_cap = cap;
+	}
+	p->xa[p->nxa].name = name;
+	p->xa[p->nxa].value = value;
+	p->xa[p->nxa].len = len;
+	p->nxa++;
+	return 0;
+}
+
+/*
+ * The entry's extended attributes into p->xa: what libarchive read (the
+ * pax header's SCHILY.xattr) and, since libarchive turns POSIX ACLs into
+ * its own ACL records, their raw system.posix_acl_* values read again.
+ * Valid until the next entry.
+ */
+static int collect_xattrs(struct packer *p, struct archive_entry *ae,
+			  const char *src)
+{
+	static const char *const acl_names[2] = {
+		"system.posix_acl_access", "system.posix_acl_default",
+	};
+	static const int acl_types[2] = {
+		ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT,
+	};
+	const char *name;
+	const void *value;
+	size_t len;
+	int ret;
+
+	p->nxa = 0;
+	archive_entry_xattr_reset(ae);
+	while (archive_entry_xattr_next(ae, &name, &value, &len) == ARCHIVE_OK) {
+		ret = xa_add(p, name, value, len);
+		if (ret)
+			return ret;
+	}
+	for (int i = 0; i < 2; i++) {
+		char *buf;
+		ssize_t n;
+
+		if (archive_entry_acl_count(ae, acl_types[i]) <= 0)
+			continue;
+		if (!p->acl_buf && !(p->acl_buf = malloc(2 * (size_t)XATTR_SIZE_MAX)))
+			return pk_fail(p, -ENOMEM, "out of memory");
+		buf = p->acl_buf + (size_t)i * XATTR_SIZE_MAX;
+		n = lgetxattr(src, acl_names[i], buf, XATTR_SIZE_MAX);
+		if (n < 0) {
+			if (errno == ENODATA || errno == ENOTSUP)
+				continue;   /* a mode-only ACL: the mode says it */
+			return pk_fail(p, -errno, "cannot read %s of %s: %s",
+				       acl_names[i], src, strerror(errno));
+		}
+		ret = xa_add(p, acl_names[i], buf, (size_t)n);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* A regular file with no data to read (empty, or a later hard link): opened
+ * only for its generation; 0 when that fails. */
+static uint64_t file_igen(struct packer *p, const struct pent *e)
+{
+	int fd = openat(p->rootfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	uint64_t gen;
+
+	if (fd < 0)
+		return 0;
+	gen = pk_igen(fd);
+	close(fd);
+	return gen;
+}
+
+/* What on_entry is told of e, packed (offset and checksum already in). */
+static void fill_info(const struct packer *p, const struct pent *e,
+		      struct archive_entry *ae, struct pack_entry_info *info)
+{
+	info->path = e->path;
+	info->type = entry_type(e);
+	info->mode = e->st.st_mode & 07777;
+	info->uid = e->st.st_uid;
+	info->gid = e->st.st_gid;
+	info->size = S_ISREG(e->st.st_mode) ? (uint64_t)e->st.st_size : 0;
+	info->mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
+	info->link = e->hardlink ? e->hardlink : archive_entry_symlink(ae);
+	info->rdev = e->st.st_rdev;
+	info->xattrs = archive_entry_xattr_count(ae) > 0 ||
+		       archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
+						   ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
+	info->sparse = e->sparse;
+	info->ino = (uint64_t)e->st.st_ino;
+	info->igen = e->igen;
+	info->ctime_ns = (int64_t)e->st.st_ctim.tv_sec * 1000000000LL + e->st.st_ctim.tv_nsec;
+	info->xattr = p->xa;
+	info->nxattr = p->nxa;
+}
+
 static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		    pack_entry_fn on_entry, void *ectx)
 {
@@ -477,6 +685,11 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 			       archive_error_string(p->disk));
 	if (ret == ARCHIVE_WARN)
 		log_warn("%s: %s", src, archive_error_string(p->disk));
+	if (S_ISREG(e->st.st_mode) && e->fd < 0 && !e->igen)
+		e->igen = file_igen(p, e);
+	ret = collect_xattrs(p, ae, src);
+	if (ret)
+		return ret;
 	archive_entry_copy_sourcepath(ae, NULL);
 	archive_entry_set_uname(ae, NULL);
 	archive_entry_set_gname(ae, NULL);
@@ -525,19 +738,7 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		p->open_files--;
 	}
 
-	info.path = e->path;
-	info.type = entry_type(e);
-	info.mode = e->st.st_mode & 07777;
-	info.uid = e->st.st_uid;
-	info.gid = e->st.st_gid;
-	info.size = S_ISREG(e->st.st_mode) ? (uint64_t)e->st.st_size : 0;
-	info.mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
-	info.link = e->hardlink ? e->hardlink : archive_entry_symlink(ae);
-	info.rdev = e->st.st_rdev;
-	info.xattrs = archive_entry_xattr_count(ae) > 0 ||
-		      archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
-						  ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
-	info.sparse = e->sparse;
+	fill_info(p, e, ae, &info);
 	p->stats.entries++;
 	if (on_entry) {
 		ret = on_entry(ectx, &info, p->err);
@@ -621,6 +822,8 @@ static void packer_destroy(struct packer *p)
 	for (size_t i = 0; i < p->nlinks; i++)
 		free(p->links[i].path);
 	free(p->links);
+	free(p->xa);
+	free(p->acl_buf);
 	if (p->a)
 		archive_write_free(p->a);   /* after an error: no trailer needed */
 	if (p->disk)

@@ -9,8 +9,15 @@
  * page cache dropped behind the reader.  Every entry is reported with its
  * XXH3-128 content checksum and the offset of its header in the stream.
  *
+ * Walk order: depth first, a directory before its contents, the entries of
+ * a directory in byte order of their names (strcmp) — deterministic, so two
+ * walks (or a walk and an older index) merge by path.
+ *
  * Memory: the read-ahead window plus about one kilobyte per entry walked
- * ahead (bounded) — independent of the tree's size, except for one path per
+ * ahead (bounded), plus the names of the directories on the current path
+ * (each read whole and sorted when entered: a name and a pointer each, so a
+ * directory of a million 20-byte names costs ~30 MB while it is walked) —
+ * independent of the tree's size otherwise, except for one path per
  * multiply-linked inode (hard links).
  */
 
@@ -48,6 +55,13 @@ enum pack_type {
 	PACK_CHAR = 'c', PACK_BLOCK = 'b', PACK_FIFO = 'p',
 };
 
+/* One extended attribute: name and value as the filesystem has them. */
+struct pack_xattr {
+	const char *name;
+	const void *value;
+	size_t len;
+};
+
 struct pack_entry_info {
 	const char *path;         /* relative to the root; "." for the root */
 	enum pack_type type;
@@ -63,6 +77,16 @@ struct pack_entry_info {
 	bool has_sum;
 	unsigned char xxh3[16];   /* XXH3-128 of the content, big-endian */
 	uint64_t offset;          /* of the entry's first header in the stream */
+	uint64_t ino;             /* st_ino */
+	uint64_t igen;            /* inode generation (FS_IOC_GETVERSION) of
+				   * files and directories; 0: none or not
+				   * supported (symlinks, devices, fifos) */
+	int64_t ctime_ns;
+	/* The extended attributes the tar entry carries (SCHILY.xattr) plus
+	 * the POSIX ACLs as their raw system.posix_acl_* values; valid during
+	 * the callback only. */
+	const struct pack_xattr *xattr;
+	size_t nxattr;
 };
 
 /* The tar stream, in order.  Negative return aborts the walk. */

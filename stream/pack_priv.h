@@ -34,6 +34,7 @@ struct pent {
 	unsigned ri;              /* reader: next region to assign */
 	uint64_t roff;            /* reader: next offset in region ri */
 	bool assigned;            /* reader: all chunks assigned */
+	uint64_t igen;            /* inode generation, 0 unknown */
 };
 
 struct chunk {
@@ -46,9 +47,18 @@ struct chunk {
 	int res;
 };
 
+/*
+ * A directory being walked: its names read whole when it is entered and
+ * sorted in byte order (strcmp), emitted one by one.  Memory: the names of
+ * each directory on the current path (a name plus a pointer each), freed
+ * when the walk leaves it.
+ */
 struct dirframe {
-	DIR *dir;
+	DIR *dir;                 /* kept open for dirfd() */
 	char *path;               /* relative path of the directory */
+	char *buf;                /* the names, NUL-separated */
+	char **names;             /* into buf, sorted */
+	size_t n, next;
 };
 
 struct linkent {
@@ -88,6 +98,9 @@ struct packer {
 	double rate_due;          /* the rate limit: when the next read may start */
 
 	/* packer */
+	struct pack_xattr *xa;     /* the entry being packed: its xattrs */
+	size_t nxa, xa_cap;
+	char *acl_buf;             /* raw ACL values (two of XATTR_SIZE_MAX) */
 	struct archive *a;
 	struct archive *disk;
 	uint64_t pos;              /* bytes of tar stream so far */
@@ -100,6 +113,9 @@ int pk_fail(struct packer *p, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Produce the next entry into the ring.  1 = produced, 0 = done, <0 error. */
 int pk_walk_one(struct packer *p);
+
+/* The inode generation of an open file or directory; 0 when unsupported. */
+uint64_t pk_igen(int fd);
 
 /* The data regions of a regular file (SEEK_DATA/SEEK_HOLE) into e. */
 int pk_find_regions(struct packer *p, struct pent *e, int fd);

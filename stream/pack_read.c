@@ -38,6 +38,7 @@ int pk_reader_open(struct packer *p, struct pent *e)
 		return pk_fail(p, -errno, "cannot open %s/%s: %s", p->root,
 			       e->path, strerror(errno));
 	e->fd = fd;
+	e->igen = pk_igen(fd);
 	p->open_files++;
 	ret = pk_find_regions(p, e, fd);
 	if (ret)

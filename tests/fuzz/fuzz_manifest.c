@@ -6,7 +6,8 @@
  *
  * Beyond "no crash, no leak, no undefined behaviour": a manifest that
  * parses must survive manifest_to_json() and parse again to the same ids,
- * names, keys and checksums (what repair and geo copies rely on).
+ * names, keys and checksums (what repair and geo copies rely on), and a
+ * version 2 manifest to the same parent, chain and references.
  * FUZZ_MANIFEST_NO_ROUND_TRIP=1 skips that check (to fuzz on past a known
  * round-trip failure in a long campaign).
  */
@@ -23,6 +24,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int same_str(const char *a, const char *b)
 {
 	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static int same_refs(const struct manifest *a, const struct manifest *b)
+{
+	for (size_t i = 0; i < a->nrefs; i++)
+		if (strcmp(a->refs[i].id, b->refs[i].id) || strcmp(a->refs[i].key, b->refs[i].key) ||
+		    a->refs[i].size != b->refs[i].size ||
+		    strcmp(a->refs[i].sha256, b->refs[i].sha256) ||
+		    strcmp(a->refs[i].etag, b->refs[i].etag))
+			return 0;
+	return 1;
 }
 
 static void round_trip(const struct manifest *m)
@@ -44,7 +56,11 @@ static void round_trip(const struct manifest *m)
 	    !same_str(m->index_key, m2.index_key) ||
 	    strcmp(m->data_sha256, m2.data_sha256) ||
 	    strcmp(m->index_sha256, m2.index_sha256) ||
-	    m->data_size != m2.data_size || m->index_size != m2.index_size) {
+	    m->data_size != m2.data_size || m->index_size != m2.index_size ||
+	    m->format_version != m2.format_version || strcmp(m->parent, m2.parent) ||
+	    strcmp(m->full_id, m2.full_id) || m->chain != m2.chain ||
+	    strcmp(m->source_uuid, m2.source_uuid) || m->nrefs != m2.nrefs ||
+	    !same_refs(m, &m2)) {
 		fprintf(stderr, "fuzz_manifest: the manifest changed in a round trip through manifest_to_json:\n%s\n",
 			json);
 		abort();

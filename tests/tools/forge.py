@@ -6,17 +6,26 @@ Import it (tests/tools on sys.path) or run it:
 
     forge.py backup STORE HOST PART ID SPEC_JSON [--frame-size N]
         [--manifest-set PATH=JSON]... [--index-jsonl FILE]
+        [--format 2 [--parent ID]]
         Write STORE/HOST/PART/ID/{data.tar.zst,index.jsonl.zst,manifest.json}
         for the entries of SPEC_JSON (a JSON list, see tar_and_index()).
         --manifest-set changes one manifest field after it is built, e.g.
         --manifest-set 'partition="../../.."' or 'compression.frame_size=1'.
         --index-jsonl replaces the index with the given JSON lines.
+        --format 2: a version 2 (incremental) backup, see forge_backup_v2():
+        a file of the spec may say {"ref": OLDER_ID, "offset": N} or
+        {"ref_path": PATH} (looked up in the index of "ref", default the
+        parent) instead of "data"; --parent names the parent (default: the
+        newest backup referenced, none: a full).
 
 Library:
     zstd_frame(data, level=3, checksum=True) -> bytes   one zstd frame
     seekable(frames) -> bytes     frames: [(compressed, d_size, xxh64_low32)]
     seekable_from(raw, frame_size) -> (bytes, nframes)
     tar_and_index(spec) -> (tar_bytes, [index entries])
+    forge_backup(store, host, part, bid, spec) -> (dir, manifest, entries)
+    forge_backup_v2(store, host, part, bid, spec, parent=None) -> the same
+    read_backup(store, host, part, bid) -> (manifest, index entries)
     write_backup(store, host, part, bid, data, index_bytes, manifest)
     manifest(host, part, bid, data, index_bytes, **counts) -> dict
     zstd_compress(data) -> bytes  (whole stream, for the index)
@@ -197,6 +206,141 @@ def forge_backup(store, host, part, bid, spec, frame_size=65536, index=None):
     return write_backup(store, host, part, bid, data, ib, man), man, ents
 
 
+# ---- format version 2 (doc/incremental.md) --------------------------------
+
+def read_backup(store, host, part, bid):
+    """(manifest, index entries) of a backup in a directory store."""
+    d = os.path.join(store, host, part, bid)
+    with open(os.path.join(d, "manifest.json")) as f:
+        man = json.load(f)
+    with open(os.path.join(d, "index.jsonl.zst"), "rb") as f:
+        raw = subprocess.run(["zstd", "-q", "-d", "-c"], input=f.read(),
+                             stdout=subprocess.PIPE, check=True).stdout
+    return man, [json.loads(line) for line in raw.decode().splitlines() if line]
+
+
+def _index_path(ent):
+    return ent["path"] if "path" in ent else os.fsdecode(bytes.fromhex(ent["path_hex"]))
+
+
+def _resolve_ref(store, host, part, e, parent, cache):
+    """(ref id, offset, older index entry or None) of a spec file that
+    points at older content; an older entry that itself points further is
+    followed to the backup holding the content."""
+    bid = e.get("ref", parent)
+    if not bid:
+        raise ValueError("%s: ref_path without ref or --parent" % e["name"])
+    if bid not in cache:
+        cache[bid] = read_backup(store, host, part, bid)
+    _, ents = cache[bid]
+    if "ref_path" in e:
+        old = [x for x in ents if _index_path(x) == e["ref_path"]]
+        if not old:
+            raise ValueError("%s: %s is not in backup %s" % (e["name"], e["ref_path"], bid))
+        old = old[0]
+        return old.get("ref", bid), old["offset"], old
+    old = [x for x in ents if x.get("offset") == e["offset"] and x["type"] == "f"
+           and not x.get("ref")]
+    return bid, e["offset"], old[0] if old else None
+
+
+def _v2_fields(ent, n):
+    """ino, igen, ctime_ns as a packer writes them (identity: spec order)."""
+    ent.setdefault("ino", 256 + n)
+    ent.setdefault("igen", 1)
+    ent.setdefault("ctime_ns", ent["mtime_ns"])
+    return ent
+
+
+def tar_and_index_v2(store, host, part, spec, parent=None):
+    """The data (a pax tar of the files with content of their own: not
+    referenced, not empty) and the complete index of a version 2 backup,
+    plus the ids referenced and the bytes: (tar, index, refs, new_bytes,
+    referenced_bytes, unchanged)."""
+    cache = {}
+    own = [e for e in spec if e["type"] == "file" and not ("ref" in e or "ref_path" in e)
+           and e.get("data")]
+    raw, own_ents = tar_and_index(own, root=False)
+    own_by_name = {e["name"]: x for e, x in zip(own, own_ents)}
+    index, refs = [], set()
+    new_bytes = ref_bytes = unchanged = 0
+    root = tar_and_index([], root=True)[1][0]
+    root.pop("offset")
+    index.append(_v2_fields(root, 0))
+    for n, e in enumerate(spec, 1):
+        if e["name"] in own_by_name:
+            ent = own_by_name[e["name"]]
+            new_bytes += ent["size"]
+        elif e["type"] == "file" and ("ref" in e or "ref_path" in e):
+            bid, off, old = _resolve_ref(store, host, part, e, parent, cache)
+            plain = {k: v for k, v in e.items() if k not in ("ref", "ref_path", "offset")}
+            ent = tar_and_index([plain], root=False)[1][0]
+            ent["offset"], ent["ref"] = off, bid
+            if old is not None:
+                ent["size"] = old["size"]
+                ent["xxh3"] = old["xxh3"]
+                if old.get("sparse"):
+                    ent["sparse"] = True
+            refs.add(bid)
+            ref_bytes += ent["size"]
+            unchanged += 1
+        else:
+            ent = tar_and_index([e], root=False)[1][0]
+            ent.pop("offset")   # made from the index alone: no location
+            if "index" in e and e["index"] and "offset" in e["index"]:
+                ent["offset"] = e["index"]["offset"]
+        if "index" in e:
+            if e["index"] is None:
+                continue
+            for k, v in e["index"].items():
+                if v is None:
+                    ent.pop(k, None)
+                else:
+                    ent[k] = v
+        index.append(_v2_fields(ent, n))
+    return raw, index, sorted(refs), new_bytes, ref_bytes, unchanged
+
+
+def forge_backup_v2(store, host, part, bid, spec, parent=None, frame_size=65536,
+                    index=None):
+    """A version 2 backup of spec; returns (dir, manifest, index entries).
+    parent: its id (None: the newest referenced one, or a full when none)."""
+    raw, ents, refs, new_bytes, ref_bytes, unchanged = \
+        tar_and_index_v2(store, host, part, spec, parent)
+    if index is not None:
+        ents = index
+    if parent is None and refs:
+        parent = refs[-1]
+    data, nframes = seekable_from(raw, frame_size)
+    ib = index_bytes(ents)
+    files = sum(1 for e in spec if e["type"] == "file")
+    man = manifest(host, part, bid, data, ib, nframes, frame_size, len(raw),
+                   len(ents), files, new_bytes + ref_bytes)
+    man["format_version"] = 2
+    man["snapshot"]["source_uuid"] = "11111111-2222-3333-4444-555555555555"
+    references = []
+    for r in refs:
+        rm, _ = read_backup(store, host, part, r)
+        references.append({"id": r, "key": rm["data"]["key"], "size": rm["data"]["size"],
+                           "sha256": rm["data"]["sha256"],
+                           "etag": rm["data"].get("etag", "")})
+    man["references"] = references
+    man["parent"] = parent
+    if parent:
+        pm, _ = read_backup(store, host, part, parent)
+        if pm["format_version"] >= 2:
+            man["chain"], man["full_id"] = pm["chain"] + 1, pm["full_id"]
+        else:
+            man["chain"], man["full_id"] = 1, parent
+    else:
+        man["chain"], man["full_id"] = 0, bid
+    man["counts"].update(new_bytes=new_bytes, referenced_bytes=ref_bytes,
+                         unchanged=unchanged, changed=0,
+                         new=sum(1 for e in ents if e["type"] == "f" and "ref" not in e and e["size"]),
+                         deleted=0, meta_only=0, renamed=0)
+    return write_backup(store, host, part, bid, data, ib, man), man, ents
+
+
 def _set(obj, path, value):
     keys = path.split(".")
     for k in keys[:-1]:
@@ -209,12 +353,16 @@ def main(argv):
         sys.stderr.write(__doc__)
         return 2
     store, host, part, bid, spec = argv[2:6] + [json.loads(argv[6])]
-    frame_size, sets, ijsonl = 65536, [], None
+    frame_size, sets, ijsonl, fmt, parent = 65536, [], None, 1, None
     rest = argv[7:]
     while rest:
         opt = rest.pop(0)
         if opt == "--frame-size":
             frame_size = int(rest.pop(0))
+        elif opt == "--format":
+            fmt = int(rest.pop(0))
+        elif opt == "--parent":
+            parent = rest.pop(0)
         elif opt == "--manifest-set":
             sets.append(rest.pop(0))
         elif opt == "--index-jsonl":
@@ -226,7 +374,13 @@ def main(argv):
     if ijsonl:
         with open(ijsonl) as f:
             index = [json.loads(line) for line in f if line.strip()]
-    d, man, _ = forge_backup(store, host, part, bid, spec, frame_size, index)
+    if fmt == 2:
+        d, man, _ = forge_backup_v2(store, host, part, bid, spec, parent, frame_size, index)
+    elif fmt == 1 and parent is None:
+        d, man, _ = forge_backup(store, host, part, bid, spec, frame_size, index)
+    else:
+        sys.stderr.write("forge.py: --format 1 or 2; --parent only with 2\n")
+        return 2
     if sets:
         for s in sets:
             path, _, value = s.partition("=")

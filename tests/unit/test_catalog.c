@@ -376,6 +376,243 @@ static void test_manifest_hostile_types(void **state)
 	}
 }
 
+/* ---- format version 2 ---- */
+
+#define OLD1 "20261120T010000Z-000001"
+#define OLD2 "20261122T020000Z-000002"
+
+/* A version 2 manifest with parent OLD2, references OLD1 and OLD2. */
+static void v2_fill(struct manifest *m, const char *prefix)
+{
+	static const char *const ids[2] = { OLD1, OLD2 };
+
+	memset(m, 0, sizeof(*m));
+	m->format_version = 2;
+	strcpy(m->backup_id, ID);
+	m->tool_version = strdup("0.2.0");
+	m->host = strdup("h");
+	m->partition = strdup("part");
+	m->source = strdup("/srv/part");
+	strcpy(m->snap_uuid, "11111111-2222-3333-4444-555555555555");
+	strcpy(m->source_uuid, "66666666-7777-8888-9999-aaaaaaaaaaaa");
+	m->snap_generation = 77;
+	m->started_ns = 1795000000000000000LL;
+	m->finished_ns = 1795000001000000000LL;
+	m->snap_time_ns = m->started_ns;
+	m->files = 3;
+	m->compression = strdup("zstd");
+	m->encryption = strdup("none");
+	m->level = 3;
+	m->frame_size = 4u << 20;
+	m->frames = 1;
+	m->data_key = catalog_key(prefix, "h", "part", ID, "data.tar.zst");
+	m->index_key = catalog_key(prefix, "h", "part", ID, "index.jsonl.zst");
+	memset(m->data_sha256, 'a', 64);
+	memset(m->index_sha256, 'b', 64);
+	strcpy(m->parent, OLD2);
+	strcpy(m->full_id, OLD1);
+	m->chain = 2;
+	m->nrefs = 2;
+	m->refs = calloc(2, sizeof(*m->refs));
+	assert_non_null(m->refs);
+	for (int i = 0; i < 2; i++) {
+		strcpy(m->refs[i].id, ids[i]);
+		m->refs[i].key = catalog_key(prefix, "h", "part", ids[i], "data.tar.zst");
+		m->refs[i].size = 1000u + (unsigned)i;
+		memset(m->refs[i].sha256, 'c' + i, 64);
+		strcpy(m->refs[i].etag, i ? "\"abc-2\"" : "");
+	}
+	m->new_bytes = 10;
+	m->referenced_bytes = 20;
+	m->n_unchanged = 1;
+	m->n_changed = 2;
+	m->n_new = 3;
+	m->n_deleted = 4;
+	m->n_meta_only = 5;
+	m->n_renamed = 6;
+}
+
+static json_t *good_v2(const char *prefix)
+{
+	struct manifest m;
+	struct err err = { 0 };
+	json_error_t je;
+	char *s;
+	json_t *j;
+
+	v2_fill(&m, prefix);
+	assert_int_equal(manifest_to_json(&m, &s, &err), 0);
+	j = json_loads(s, 0, &je);
+	assert_non_null(j);
+	free(s);
+	manifest_clear(&m);
+	return j;
+}
+
+static void test_manifest_v2_round_trip(void **state)
+{
+	struct manifest a, b;
+	struct err err = { 0 };
+	char *s1, *s2;
+
+	(void)state;
+	v2_fill(&a, "pre/");
+	assert_int_equal(manifest_to_json(&a, &s1, &err), 0);
+	assert_int_equal(manifest_from_json(s1, strlen(s1), &b, &err), 0);
+	assert_int_equal(b.format_version, 2);
+	assert_string_equal(b.parent, OLD2);
+	assert_string_equal(b.full_id, OLD1);
+	assert_int_equal(b.chain, 2);
+	assert_int_equal(b.nrefs, 2);
+	assert_string_equal(b.refs[0].id, OLD1);
+	assert_string_equal(b.refs[0].key, "pre/h/part/" OLD1 "/data.tar.zst");
+	assert_int_equal(b.refs[1].size, 1001);
+	assert_string_equal(b.refs[1].etag, "\"abc-2\"");
+	assert_memory_equal(b.refs[1].sha256, a.refs[1].sha256, 65);
+	assert_string_equal(b.source_uuid, a.source_uuid);
+	assert_int_equal(b.new_bytes, 10);
+	assert_int_equal(b.referenced_bytes, 20);
+	assert_int_equal(b.n_unchanged + b.n_changed + b.n_new + b.n_deleted +
+			 b.n_meta_only + b.n_renamed, 21);
+	assert_int_equal(b.n_renamed, 6);
+	assert_int_equal(manifest_to_json(&b, &s2, &err), 0);
+	assert_string_equal(s1, s2);
+	free(s1);
+	free(s2);
+	manifest_clear(&b);
+	/* a full: parent null, no references, chain 0, itself as full_id */
+	a.parent[0] = '\0';
+	a.chain = 0;
+	strcpy(a.full_id, ID);
+	a.nrefs = 0;
+	assert_int_equal(manifest_to_json(&a, &s1, &err), 0);
+	assert_non_null(strstr(s1, "\"parent\": null"));
+	assert_int_equal(manifest_from_json(s1, strlen(s1), &b, &err), 0);
+	assert_string_equal(b.parent, "");
+	assert_null(b.refs);
+	free(s1);
+	manifest_clear(&b);
+	a.nrefs = 2;
+	/* version 1 writes none of them, and reads none */
+	a.format_version = 1;
+	assert_int_equal(manifest_to_json(&a, &s1, &err), 0);
+	assert_null(strstr(s1, "references"));
+	assert_null(strstr(s1, "source_uuid"));
+	assert_null(strstr(s1, "parent"));
+	assert_int_equal(manifest_from_json(s1, strlen(s1), &b, &err), 0);
+	assert_int_equal(b.nrefs, 0);
+	assert_string_equal(b.source_uuid, "");
+	free(s1);
+	manifest_clear(&b);
+	manifest_clear(&a);
+}
+
+/* refs: a list of n references to consecutive old ids, key under prefix */
+static json_t *refs_json(size_t n, const char *prefix)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		char id[BACKUP_ID_LEN + 1], *key;
+
+		snprintf(id, sizeof(id), "20261101T000000Z-%06x", (unsigned)(i & 0xffffff));
+		key = catalog_key(prefix, "h", "part", id, "data.tar.zst");
+		json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:s, s:s}", "id", id,
+						   "key", key, "size", 1, "sha256",
+						   "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+						   "etag", ""));
+		free(key);
+	}
+	return a;
+}
+
+static json_t *ref_with(json_t *j, size_t i, const char *field, json_t *v)
+{
+	json_object_set_new(json_array_get(json_object_get(j, "references"), i), field, v);
+	return j;
+}
+
+static void test_manifest_v2_hostile(void **state)
+{
+	json_t *j;
+
+	(void)state;
+	/* versions this build does not know */
+	{
+		struct manifest m;
+		struct err err = { 0 };
+
+		assert_int_equal(parse(with(good_v2(""), "format_version", json_integer(3)),
+				       &m, &err), -EPROTONOSUPPORT);
+		assert_non_null(strstr(err.msg, "version 3"));
+		assert_non_null(strstr(err.msg, "upgrade snapship"));
+		assert_int_equal(parse(with(good_manifest(""), "format_version", json_integer(0)),
+				       &m, &err), -EPROTONOSUPPORT);
+	}
+	/* a version 2 field missing or of the wrong type */
+	j = good_v2("");
+	json_object_del(j, "references");
+	refused(j, "format version 2");
+	j = good_v2("");
+	json_object_del(json_object_get(j, "counts"), "renamed");
+	refused(j, "format version 2");
+	refused(with(good_v2(""), "chain", json_integer(-1)), "chain");
+	refused(with(good_v2(""), "counts.new_bytes", json_integer(-1)), "new_bytes");
+	refused(with(good_v2(""), "snapshot.source_uuid", json_string("../x")), "source_uuid");
+	refused(with(good_v2(""), "parent", json_integer(1)), "parent");
+	refused(with(good_v2(""), "parent", json_string("../../x")), "parent");
+	/* not older: itself, a newer one */
+	refused(with(good_v2(""), "parent", json_string(ID)), "not older");
+	refused(with(good_v2(""), "parent", json_string("20261125T000000Z-000000")), "not older");
+	refused(with(good_v2(""), "full_id", json_string("20271125T000000Z-000000")), "not older");
+	/* a full with references, a chain with no parent */
+	refused(with(good_v2(""), "parent", json_null()), "no parent");
+	refused(with(with(good_v2(""), "chain", json_integer(0)), "parent", json_string(OLD1)),
+		"chain 0");
+	/* references: not a list, too many, unsorted, repeated */
+	refused(with(good_v2(""), "references", json_object()), "references");
+	refused(with(good_v2(""), "references", refs_json(MANIFEST_REFS_MAX + 1, "")),
+		"at most 4096");
+	j = with(good_v2(""), "references", refs_json(2, ""));
+	ref_with(j, 0, "id", json_string("20261101T000000Z-000001"));
+	ref_with(j, 0, "key", json_string("h/part/20261101T000000Z-000001/data.tar.zst"));
+	refused(j, "not sorted");
+	j = with(good_v2(""), "references", refs_json(2, ""));
+	ref_with(j, 1, "id", json_string("20261101T000000Z-000000"));
+	ref_with(j, 1, "key", json_string("h/part/20261101T000000Z-000000/data.tar.zst"));
+	refused(j, "not sorted");
+	/* a reference: bad id, newer, itself, bad numbers, another key */
+	refused(ref_with(good_v2(""), 0, "id", json_string("x")), "references[].id");
+	refused(ref_with(good_v2(""), 0, "id", json_string(ID)), "not older");
+	refused(ref_with(good_v2(""), 0, "size", json_integer(-1)), "bad size");
+	refused(ref_with(good_v2(""), 0, "sha256", json_string("abc")), "bad size");
+	refused(ref_with(good_v2(""), 0, "etag", json_string("\"a\033[2J\"")), "etag");
+	refused(ref_with(good_v2(""), 0, "size", json_string("1")), "malformed");
+	refused(ref_with(good_v2(""), 0, "key", json_string("h/part/" OLD2 "/data.tar.zst")),
+		"is not the data object of backup " OLD1);
+	refused(ref_with(good_v2(""), 0, "key", json_string("h/other/" OLD1 "/data.tar.zst")),
+		"references[0].key");
+	refused(ref_with(good_v2(""), 0, "key", json_string("h/part/" OLD1 "/index.jsonl.zst")),
+		"references[0].key");
+	refused(ref_with(good_v2(""), 0, "key", json_string("../h/part/" OLD1 "/data.tar.zst")),
+		"references[0].key");
+	/* under another prefix than this manifest's own */
+	refused(ref_with(good_v2("p/"), 0, "key", json_string("h/part/" OLD1 "/data.tar.zst")),
+		"expected p/h/part/");
+	refused(ref_with(good_v2(""), 1, "key", json_string("p/h/part/" OLD2 "/data.tar.zst")),
+		"references[1].key");
+	/* the limit itself is fine */
+	{
+		struct manifest m;
+		struct err err = { 0 };
+
+		assert_int_equal(parse(with(good_v2("q/"), "references",
+					    refs_json(MANIFEST_REFS_MAX, "q/")), &m, &err), 0);
+		assert_int_equal(m.nrefs, MANIFEST_REFS_MAX);
+		manifest_clear(&m);
+	}
+}
+
 /* ---- listing ---- */
 
 static void put(struct store *s, const char *key, json_t *j)
@@ -516,6 +753,8 @@ int main(void)
 		cmocka_unit_test(test_manifest_hostile_keys),
 		cmocka_unit_test(test_manifest_hostile_numbers),
 		cmocka_unit_test(test_manifest_hostile_types),
+		cmocka_unit_test(test_manifest_v2_round_trip),
+		cmocka_unit_test(test_manifest_v2_hostile),
 		cmocka_unit_test(test_list_skips_bad),
 		cmocka_unit_test(test_hosts),
 		cmocka_unit_test(test_newest_same_second),

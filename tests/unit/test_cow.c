@@ -16,6 +16,7 @@
 #include "tests/unit/unit.h"
 
 #include "common/err.h"
+#include "common/util.h"
 #include "cow/cow.h"
 
 #include <btrfsutil.h>
@@ -503,6 +504,18 @@ static void test_freeze_release(void **state)
 		else
 			assert_true((c >= '0' && c <= '9') ||
 				    (c >= 'a' && c <= 'f'));
+	}
+	/* the source's UUID, as btrfs has it */
+	{
+		struct btrfs_util_subvolume_info si;
+		char hex[33], want[37];
+
+		assert_int_equal(btrfs_util_subvolume_info(source, 0, &si), BTRFS_UTIL_OK);
+		util_hex(si.uuid, sizeof(si.uuid), hex);
+		snprintf(want, sizeof(want), "%.8s-%.4s-%.4s-%.4s-%.12s",
+			 hex, hex + 8, hex + 12, hex + 16, hex + 20);
+		assert_string_equal(snap->source_uuid, want);
+		assert_string_not_equal(snap->source_uuid, snap->uuid);
 	}
 	assert_true(snap->generation > 0);
 	assert_true(snap->time_ns >= before - 1000000000LL);
