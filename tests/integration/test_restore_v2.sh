@@ -13,7 +13,8 @@
 #   B4: nothing changed (an empty data object, every file in B1, B2, B3).
 # Each whole restore equals a tree built from the source with the same
 # changes (assert_trees_equal: content, mode, owner, mtime, xattrs, hard
-# links, sparseness); --path of a referenced file reads only it; verify
+# links, sparseness); --at picks and restores B3; --path of a referenced
+# file reads only its frames; verify
 # --deep and a drill pass.  Hostile: a ref to an id not in references, an
 # offset outside the referenced stream, two entries claiming one offset, a
 # referenced object missing: each fails before the target is made, naming
@@ -86,10 +87,14 @@ run() {
 	"${S[@]}" "$@" >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
 	[ "$rc" = "$code" ] || { cat "$TEST_TMP/out" "$TEST_TMP/err"; fail "$what: exit $rc, expected $code"; }
 }
+# B1's snapshot time (ns); forged backup N was taken N seconds after it
+T1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["snapshot"]["time_ns"])' \
+	"$A/h/p/$B1/manifest.json")
 forge() {	# forge STORE ID PARENT SPEC [ARGS...]
 	local store=$1 id=$2 parent=$3 spec=$4
 	shift 4
-	python3 "$FORGE" backup "$store" h p "$id" "$spec" --format 2 --parent "$parent" "$@" \
+	python3 "$FORGE" backup "$store" h p "$id" "$spec" --format 2 --parent "$parent" \
+		--manifest-set "snapshot.time_ns=$((T1 + ${id: -1} * 1000000000))" "$@" \
 		>/dev/null || fail "forge $id"
 }
 
@@ -187,6 +192,14 @@ done
 run 0 "restore of the newest" restore p --to "$TEST_TMP/r4n"
 assert_trees_equal "$exp4" "$TEST_TMP/r4n"
 echo "whole restores of B2, B3, B4 equal the expected trees"
+# --at between B3's snapshot and B4's picks B3
+at=$(python3 -c '
+import datetime, sys
+ns = int(sys.argv[1]) + 2500000000
+print(datetime.datetime.fromtimestamp(ns // 10**9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + "%09d" % (ns % 10**9) + "Z")' "$T1")
+run 0 "restore --at" restore p --at "$at" --to "$TEST_TMP/rat"
+grep -q "$B3" "$TEST_TMP/out" || { cat "$TEST_TMP/out"; fail "--at $at did not pick B3"; }
+assert_trees_equal "$exp3" "$TEST_TMP/rat"
 
 # ---- --path of a referenced file: only its frames ----------------------------
 run 0 "restore --path big" restore p --id "$B3" --path big --to "$TEST_TMP/rp"
