@@ -259,6 +259,27 @@ rc=0
 [ ! -e "$TEST_TMP/rh" ] || fail "a missing referenced object: the target was made"
 echo "missing: $(cat "$TEST_TMP/err")"
 
+# ---- privileges and devices from the index: stripped and skipped ----------------
+rm -rf "$H" && mkdir -p "$H" && cp -r "$A/h" "$H/"
+cap=$(printf '\001\000\000\002\040\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000' | base64)
+python3 "$FORGE" backup "$H" h p "$(later 8)" '[
+	{"name": "suid", "type": "file", "ref_path": "a", "mode": 2541,
+	 "index": {"xattrs": true, "xattr_map": {"security.capability": "'"$cap"'"}}},
+	{"name": "sgid-empty", "type": "file", "mode": 1517},
+	{"name": "fifo", "type": "fifo"},
+	{"name": "null", "type": "char"}]' --format 2 --parent "$B3" >/dev/null || fail "forge privileges"
+rc=0
+"$SNAPSHIP" --host h --state-dir "$TEST_TMP/hstate" restore p --from "$H" --to "$TEST_TMP/rpriv" \
+	>"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+[ "$rc" = 0 ] || { cat "$TEST_TMP/err"; fail "privileges: exit $rc"; }
+[ "$(stat -c %a "$TEST_TMP/rpriv/suid")" = 755 ] && [ "$(stat -c %a "$TEST_TMP/rpriv/sgid-empty")" = 755 ] ||
+	fail "privileges: setuid/setgid kept: $(stat -c '%n %a' "$TEST_TMP/rpriv"/*)"
+! getfattr -n security.capability "$TEST_TMP/rpriv/suid" >/dev/null 2>&1 || fail "privileges: the capability was restored"
+cmp "$src/a" "$TEST_TMP/rpriv/suid" || fail "privileges: suid's content"
+[ -p "$TEST_TMP/rpriv/fifo" ] && [ ! -e "$TEST_TMP/rpriv/null" ] || fail "a fifo made, a device skipped without --devices"
+cat "$TEST_TMP/out"
+echo "privileges stripped, device skipped"
+
 # ---- failover: B1's data corrupt, then missing, in region a ----------------------
 cp "$A/h/p/$B1/data.tar.zst" "$TEST_TMP/b1.data"
 python3 - "$A/h/p/$B1/data.tar.zst" <<-'EOF'
