@@ -159,10 +159,84 @@ static int want_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+static uint32_t le(const unsigned char *p, size_t n)
+{
+	uint32_t v = 0;
+
+	while (n--)
+		v = v << 8 | p[n];
+	return v;
+}
+
+/*
+ * A POSIX ACL as xattr_map holds it (the kernel's system.posix_acl_*
+ * value: a little-endian u32 version 2, then entries of u16 tag, u16 perm,
+ * u32 id) into ae's ACL of type (access or default), which the extractor
+ * applies (ARCHIVE_EXTRACT_ACL) as for a version 1 entry.  ae NULL: only
+ * checked.
+ */
+static int add_posix_acl(struct rctx *r, struct archive_entry *ae, const char *path,
+			 int type, const unsigned char *v, size_t len)
+{
+	static const struct { unsigned tag; int ae; } tags[] = {
+		{ 0x01, ARCHIVE_ENTRY_ACL_USER_OBJ }, { 0x02, ARCHIVE_ENTRY_ACL_USER },
+		{ 0x04, ARCHIVE_ENTRY_ACL_GROUP_OBJ }, { 0x08, ARCHIVE_ENTRY_ACL_GROUP },
+		{ 0x10, ARCHIVE_ENTRY_ACL_MASK }, { 0x20, ARCHIVE_ENTRY_ACL_OTHER },
+	};
+
+	if (len < 4 || (len - 4) % 8 || le(v, 4) != 2)
+		goto bad;
+	for (size_t o = 4; o < len; o += 8) {
+		unsigned tag = le(v + o, 2), perm = le(v + o + 2, 2);
+		uint32_t id = le(v + o + 4, 4);
+		size_t k;
+
+		for (k = 0; k < sizeof(tags) / sizeof(tags[0]) && tags[k].tag != tag; k++)
+			;
+		bool qual = tag == 0x02 || tag == 0x08;   /* a user's or a group's */
+
+		if (k == sizeof(tags) / sizeof(tags[0]) || perm > 7 || (qual && id > INT32_MAX))
+			goto bad;
+		if (ae && archive_entry_acl_add_entry(ae, type, (int)perm, tags[k].ae,
+						qual ? (int)id : -1,
+						NULL) != ARCHIVE_OK)
+			goto bad;
+	}
+	return 0;
+bad:
+	return err_set(r->err, -EBADMSG,
+		       "backup %s: index entry %s holds a POSIX ACL that is not one; the stored backup is corrupt or forged",
+		       r->m->backup_id, UTIL_ESC(path));
+}
+
+/* e's xattr_map into ae: POSIX ACLs as ACL entries, the rest as xattrs
+ * (ae NULL: the ACLs only checked). */
+static int add_xattrs(struct rctx *r, struct archive_entry *ae,
+		      const struct index_entry *e)
+{
+	for (size_t k = 0; k < e->nxattr; k++) {
+		const struct index_xattr *x = &e->xattr[k];
+		int ret = 0;
+
+		if (!strcmp(x->name, "system.posix_acl_access"))
+			ret = add_posix_acl(r, ae, e->path, ARCHIVE_ENTRY_ACL_TYPE_ACCESS,
+					    x->value, x->len);
+		else if (!strcmp(x->name, "system.posix_acl_default"))
+			ret = add_posix_acl(r, ae, e->path, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT,
+					    x->value, x->len);
+		else if (ae)
+			archive_entry_xattr_add_entry(ae, x->name, x->value, x->len);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /*
  * Step 1: every wanted entry's location.  A file with content must have
  * one (an offset, and a ref among the manifest's references, or none:
- * this backup); an entry with no content is made from the index.
+ * this backup); an entry with no content is made from the index.  The
+ * ACLs in every wanted entry's xattr_map are checked too.
  */
 static int plan(struct rctx *r)
 {
@@ -171,7 +245,12 @@ static int plan(struct rctx *r)
 		struct v2_obj *b;
 		int ret;
 
-		if (e->type != PACK_FILE || !restore_wanted(r, e->path))
+		if (!restore_wanted(r, e->path))
+			continue;
+		ret = add_xattrs(r, NULL, e);     /* ACLs checked before any write */
+		if (ret)
+			return ret;
+		if (e->type != PACK_FILE)
 			continue;
 		if (!e->has_offset) {
 			if (e->size)
@@ -373,10 +452,8 @@ static int synth_entry(struct rctx *r, const struct index_entry *e,
 		archive_entry_set_hardlink(ae, e->link);
 	if (e->type == PACK_CHAR || e->type == PACK_BLOCK)
 		archive_entry_set_rdev(ae, (dev_t)e->rdev);
-	for (size_t k = 0; k < e->nxattr; k++)
-		archive_entry_xattr_add_entry(ae, e->xattr[k].name, e->xattr[k].value,
-					      e->xattr[k].len);
-	if (r->o->target && !r->o->keep_privileges) {
+	ret = add_xattrs(r, ae, e);
+	if (!ret && r->o->target && !r->o->keep_privileges) {
 		unsigned dropped = 0;
 
 		ret = extract_strip_privileges(ae, &dropped, r->err);

@@ -24,7 +24,7 @@ set -euo pipefail
 # shellcheck source=tests/lib.sh
 . "${SRC_DIR:?run me through tests/run.sh}/tests/lib.sh"
 need_btrfs
-need_cmd python3 zstd xxhsum setfattr getfattr
+need_cmd python3 zstd xxhsum setfattr getfattr setfacl getfacl
 
 FORGE=$SRC_DIR/tests/tools/forge.py
 A=$TEST_TMP/a B=$TEST_TMP/b
@@ -45,9 +45,12 @@ printf 'tail of a sparse file' | dd of="$src/sp" bs=1 seek=3000000 conv=notrunc 
 printf 'has an xattr' >"$src/xa"
 setfattr -n user.k -v v1 "$src/xa"
 printf 'to delete' >"$src/del"
+printf 'with an ACL' >"$src/acl"     # only in B1: deleted in B2
+setfacl -m u:1234:r-- "$src/acl"
 ln -s a "$src/s"
 : >"$src/e"
 chmod 0644 "$src"/a "$src"/b "$src"/big "$src"/d/x "$src"/hl1 "$src"/sp "$src"/xa "$src"/del "$src"/e
+setfacl -m u:1234:r-- "$src/acl"
 chmod 0755 "$src/d"
 find "$src" -mindepth 1 -exec touch -h -d "@$T" {} +
 
@@ -162,7 +165,7 @@ EOF
 exp2=$TEST_TMP/exp2 exp3=$TEST_TMP/exp3 exp4=$TEST_TMP/exp4
 cp -a --sparse=always "$src" "$exp2"
 mv "$exp2/b" "$exp2/bravo"
-rm "$exp2/del"
+rm "$exp2/del" "$exp2/acl"
 chmod 0600 "$exp2/big"
 chown 1000:1001 "$exp2/big"
 setfattr -n user.k -v v2 "$exp2/xa"
@@ -262,7 +265,15 @@ echo "missing: $(cat "$TEST_TMP/err")"
 # ---- privileges and devices from the index: stripped and skipped ----------------
 rm -rf "$H" && mkdir -p "$H" && cp -r "$A/h" "$H/"
 cap=$(printf '\001\000\000\002\040\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000' | base64)
+acl_map=$(python3 -c '
+import json, os, sys
+sys.path.insert(0, os.path.join(os.environ["SRC_DIR"], "tests", "tools"))
+import forge
+print(json.dumps([e for e in forge.read_backup(sys.argv[1], "h", "p", sys.argv[2])[1]
+                  if e["path"] == "acl"][0]["xattr_map"]))' "$A" "$B1")
 python3 "$FORGE" backup "$H" h p "$(later 8)" '[
+	{"name": "acl", "type": "file", "ref": "'"$B1"'", "ref_path": "acl",
+	 "index": {"xattrs": true, "xattr_map": '"$acl_map"'}},
 	{"name": "suid", "type": "file", "ref_path": "a", "mode": 2541,
 	 "index": {"xattrs": true, "xattr_map": {"security.capability": "'"$cap"'"}}},
 	{"name": "sgid-empty", "type": "file", "mode": 1517},
@@ -277,8 +288,10 @@ rc=0
 ! getfattr -n security.capability "$TEST_TMP/rpriv/suid" >/dev/null 2>&1 || fail "privileges: the capability was restored"
 cmp "$src/a" "$TEST_TMP/rpriv/suid" || fail "privileges: suid's content"
 [ -p "$TEST_TMP/rpriv/fifo" ] && [ ! -e "$TEST_TMP/rpriv/null" ] || fail "a fifo made, a device skipped without --devices"
+getfacl -n "$TEST_TMP/rpriv/acl" 2>/dev/null | grep -q '^user:1234:r--' ||
+	{ getfacl -n "$TEST_TMP/rpriv/acl"; fail "the ACL from xattr_map was not restored"; }
 cat "$TEST_TMP/out"
-echo "privileges stripped, device skipped"
+echo "privileges stripped, device skipped, an ACL from xattr_map restored"
 
 # ---- failover: B1's data corrupt, then missing, in region a ----------------------
 cp "$A/h/p/$B1/data.tar.zst" "$TEST_TMP/b1.data"
