@@ -38,28 +38,29 @@
 
 
 /* Source i of the data: 0 the store, i > 0 o->fallback[i - 1]. */
-static void source(const struct rctx *r, size_t i, struct store **store,
-		   const char **key, const char **name)
+/* Source i of the data (of object b in a version 2 restore, else of the
+ * backup): 0 the store, i > 0 o->fallback[i - 1]. */
+static void source(const struct rctx *r, const struct v2_obj *b, size_t i,
+		   struct store **store, const char **key, const char **name)
 {
 	*store = i ? r->o->fallback[i - 1].store : r->store;
-	if (r->obj)
-		*key = i ? r->obj->fkeys[i - 1] : r->obj->key;
+	if (b)
+		*key = i ? b->fkeys[i - 1] : b->key;
 	else
 		*key = i ? r->o->fallback[i - 1].data_key : r->m->data_key;
 	*name = i ? r->o->fallback[i - 1].region : r->o->region;
 }
 
 /* The read-ahead's read: len bytes of the data at off from copy src. */
-static int read_source(void *ctx, size_t src, uint64_t off, size_t len, void *buf,
-		       struct err *err)
+static int read_any(struct rctx *r, const struct v2_obj *b, size_t src, uint64_t off,
+		    size_t len, void *buf, struct err *err)
 {
-	struct rctx *r = ctx;
 	struct store *store;
 	const char *key, *name;
 	size_t got = 0;
 	int ret;
 
-	source(r, src, &store, &key, &name);
+	source(r, b, src, &store, &key, &name);
 	ret = store_get_range(store, key, off, len, buf, &got, err);
 	/* the read-ahead's thread: the main thread reads it after the join */
 	__atomic_fetch_add(&r->res->bytes_read, (uint64_t)got, __ATOMIC_RELAXED);
@@ -71,36 +72,83 @@ static int read_source(void *ctx, size_t src, uint64_t off, size_t len, void *bu
 }
 
 /* Copy src does not answer (or lacks bytes): the rest comes from the next. */
-static void source_failed(void *ctx, size_t src, const struct err *why)
+static void failed_any(struct rctx *r, const struct v2_obj *b, size_t src,
+		       const struct err *why)
 {
-	struct rctx *r = ctx;
 	struct store *store;
 	const char *key, *name;
 
-	source(r, src, &store, &key, &name);
+	source(r, b, src, &store, &key, &name);
 	log_warn("region %s: %s; reading the rest from region %s",
 		 name ? name : "?", name ? err_strip_region(name, why->msg) : why->msg,
 		 r->o->fallback[src].region);
 }
 
 /* The frame at off from copy bad did not decode: read it from copy src. */
-static void frame_retry(void *ctx, size_t bad, size_t src, uint64_t off)
+static void retry_any(struct rctx *r, const struct v2_obj *b, size_t bad, size_t src,
+		      uint64_t off)
 {
-	struct rctx *r = ctx;
 	struct store *store, *bad_store;
 	const char *key, *name, *bad_key, *bad_name;
 
-	source(r, src, &store, &key, &name);
-	source(r, bad, &bad_store, &bad_key, &bad_name);
+	source(r, b, src, &store, &key, &name);
+	source(r, b, bad, &bad_store, &bad_key, &bad_name);
 	log_warn("region %s: %s: the frame at byte %llu is corrupt; taking it from region %s",
 		 bad_name ? bad_name : "?", bad_key, (unsigned long long)off,
 		 name ? name : "?");
+}
+
+/* ctx: the rctx (version 1: the backup's data object) */
+static int read_source(void *ctx, size_t src, uint64_t off, size_t len, void *buf,
+		       struct err *err)
+{
+	return read_any(ctx, NULL, src, off, len, buf, err);
+}
+
+static void source_failed(void *ctx, size_t src, const struct err *why)
+{
+	failed_any(ctx, NULL, src, why);
+}
+
+static void frame_retry(void *ctx, size_t bad, size_t src, uint64_t off)
+{
+	retry_any(ctx, NULL, bad, src, off);
 }
 
 const struct readahead_ops restore_source_ops = {
 	.read = read_source,
 	.failover = source_failed,
 	.retry = frame_retry,
+};
+
+/* ctx: a v2_obj (version 2: each object its own read-ahead, whose thread
+ * may read one object while the main thread reads another) */
+static int obj_read(void *ctx, size_t src, uint64_t off, size_t len, void *buf,
+		    struct err *err)
+{
+	struct v2_obj *b = ctx;
+
+	return read_any(b->r, b, src, off, len, buf, err);
+}
+
+static void obj_failed(void *ctx, size_t src, const struct err *why)
+{
+	struct v2_obj *b = ctx;
+
+	failed_any(b->r, b, src, why);
+}
+
+static void obj_retry(void *ctx, size_t bad, size_t src, uint64_t off)
+{
+	struct v2_obj *b = ctx;
+
+	retry_any(b->r, b, bad, src, off);
+}
+
+const struct readahead_ops restore_obj_ops = {
+	.read = obj_read,
+	.failover = obj_failed,
+	.retry = obj_retry,
 };
 
 la_ssize_t restore_read_cb(struct archive *a, void *ctx, const void **buf)

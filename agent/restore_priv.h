@@ -29,6 +29,7 @@ struct v2_obj;
 
 /* One data object a version 2 restore reads (its own or a referenced one). */
 struct v2_obj {
+	struct rctx *r;               /* the restore it is read for */
 	const char *id;               /* the backup it belongs to (borrowed) */
 	const char *key;              /* in the restore's store */
 	char *key_owned;              /* key, when made here (a reference's) */
@@ -43,6 +44,10 @@ struct v2_obj {
 	struct v2_want *want;         /* the offsets read in it, sorted; owned */
 	size_t nwant, capwant;
 	bool whole;                   /* read every frame: its SHA-256 is checked */
+	bool started;                 /* its first run [sfirst, slast] is being
+				       * read ahead (while the object before it
+				       * is read) */
+	uint32_t sfirst, slast;
 };
 
 /* An offset of an object's tar stream and the index entry it is read for. */
@@ -74,8 +79,8 @@ struct rctx {
 	struct err read_err;
 	struct readahead *ra;         /* the data's copies: 0 the store, i > 0
 				       * o->fallback[i - 1] */
-	struct v2_obj *obj;           /* version 2: the object read now (its
-				       * keys are the copies'); NULL in v1 */
+	struct v2_obj *obj;           /* version 2: the object read now (for
+				       * messages); NULL in v1 */
 	struct v2_obj *objs;          /* version 2: [0] its own data object,
 				       * [1 + k] m->refs[k]; owned */
 	size_t nobjs;
@@ -88,7 +93,8 @@ struct rctx {
 	double t0, t_progress;
 };
 
-extern const struct readahead_ops restore_source_ops;
+/* read-ahead callbacks: ctx the rctx (version 1), or a v2_obj */
+extern const struct readahead_ops restore_source_ops, restore_obj_ops;
 
 /* libarchive's read callback over r->u, r->skip, r->left (ctx = r). */
 la_ssize_t restore_read_cb(struct archive *a, void *ctx, const void **buf);

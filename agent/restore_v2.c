@@ -66,6 +66,7 @@ static int objs_init(struct rctx *r)
 		struct v2_obj *b = &r->objs[k];
 		const struct manifest_ref *ref = k ? &m->refs[k - 1] : NULL;
 
+		b->r = r;
 		b->id = ref ? ref->id : m->backup_id;
 		/* next to the data key given (a region's copy has its prefix;
 		 * the manifest's references name the primary's keys) */
@@ -393,7 +394,7 @@ static int load_obj(struct rctx *r, struct v2_obj *b)
 				       r->m->backup_id, UTIL_ESC(r->idx->e[w[-1].entry].path),
 				       UTIL_ESC(p), (unsigned long long)w->off, b->id);
 	}
-	return readahead_new(b->st, 1 + r->o->nfallback, &restore_source_ops, r,
+	return readahead_new(b->st, 1 + r->o->nfallback, &restore_obj_ops, b,
 			     &b->ra, r->err);
 }
 
@@ -647,7 +648,7 @@ static int read_run(struct rctx *r, struct v2_obj *b, uint32_t first, uint32_t l
 		    uint64_t start, size_t *k, size_t to, bool hash)
 {
 	struct archive *a = archive_read_new();
-	int ret;
+	int ret = 0;
 
 	if (!a)
 		return err_set(r->err, -ENOMEM, "out of memory");
@@ -661,7 +662,11 @@ static int read_run(struct rctx *r, struct v2_obj *b, uint32_t first, uint32_t l
 		ret = err_set(r->err, -ENOMEM, "cannot set up SHA-256");
 		goto out;
 	}
-	ret = readahead_start(b->ra, first, last, r->err);
+	if (b->started && (b->sfirst != first || b->slast != last))
+		readahead_stop(b->ra);     /* never: prefetch() starts this run */
+	if (!b->started || b->sfirst != first || b->slast != last)
+		ret = readahead_start(b->ra, first, last, r->err);
+	b->started = false;
 	if (!ret)
 		ret = unframer_new(b->st, first, last, 0, 0, readahead_fetch, b->ra,
 				   &r->u, r->err);
@@ -690,34 +695,71 @@ out:
 }
 
 /*
- * Step 3: object b's wanted offsets, in runs of nearby frames (a run from
- * the frame holding its first offset to the frame its last entry ends in).
- * With whole (a whole restore's own object), one run over every frame,
- * checked against the object's SHA-256.
+ * The run of b's wanted offsets from want k: its frames [*first, *last] (to
+ * the frame its last entry ends in) and the wants [k, *to) in it.  With
+ * whole (a whole restore's own object), one run over every frame.
  */
-static int read_obj(struct rctx *r, struct v2_obj *b)
+static void next_run(const struct rctx *r, const struct v2_obj *b, size_t k,
+		     size_t *to, uint32_t *first, uint32_t *last)
+{
+	if (b->whole) {
+		*first = 0;
+		*last = b->st->nframes - 1;
+		*to = b->nwant;
+		return;
+	}
+	*to = k + 1;
+	*first = seek_table_find(b->st, b->want[k].off);
+	*last = want_end_frame(r, b, &b->want[k]);
+	while (*to < b->nwant && seek_table_find(b->st, b->want[*to].off) <= *last + 1) {
+		uint32_t l = want_end_frame(r, b, &b->want[*to]);
+
+		*last = l > *last ? l : *last;
+		(*to)++;
+	}
+}
+
+/*
+ * Start reading nb's first run ahead (its read-ahead thread), so that its
+ * first blocks are fetched while the current object's last run is read.
+ * A failure here is not one: the run starts when it is read.
+ */
+static void prefetch(struct rctx *r, struct v2_obj *nb)
+{
+	struct err e = { 0 };
+	size_t to;
+
+	if (!nb || nb->started)
+		return;
+	next_run(r, nb, 0, &to, &nb->sfirst, &nb->slast);
+	nb->started = !readahead_start(nb->ra, nb->sfirst, nb->slast, &e);
+}
+
+/*
+ * Step 3: object b's wanted offsets, in runs of nearby frames; a run that
+ * reads every frame of the object (always, with whole) checks its SHA-256.
+ * Before b's last run, nb's first is started ahead.
+ */
+static int read_obj(struct rctx *r, struct v2_obj *b, struct v2_obj *nb)
 {
 	size_t k = 0;
 
-	if (b->whole)
-		return read_run(r, b, 0, b->st->nframes - 1, 0, &k, b->nwant, true);
-	while (k < b->nwant) {
-		size_t to = k + 1;
-		uint32_t first = seek_table_find(b->st, b->want[k].off);
-		uint32_t last = want_end_frame(r, b, &b->want[k]);
+	while (k < b->nwant || (b->whole && !k)) {
+		size_t to;
+		uint32_t first, last;
 		bool hash;
 		int ret;
 
-		while (to < b->nwant && seek_table_find(b->st, b->want[to].off) <= last + 1) {
-			uint32_t l = want_end_frame(r, b, &b->want[to]);
-
-			last = l > last ? l : last;
-			to++;
-		}
-		hash = first == 0 && last + 1 == b->st->nframes && b->want[k].off == 0;
-		ret = read_run(r, b, first, last, b->want[k].off, &k, to, hash);
+		next_run(r, b, k, &to, &first, &last);
+		hash = first == 0 && last + 1 == b->st->nframes &&
+		       (b->whole || b->want[k].off == 0);
+		if (to == b->nwant)
+			prefetch(r, nb);
+		ret = read_run(r, b, first, last, b->whole ? 0 : b->want[k].off, &k, to, hash);
 		if (ret)
 			return ret;
+		if (b->whole)
+			break;
 	}
 	return 0;
 }
@@ -760,9 +802,14 @@ int restore_v2(struct rctx *r)
 	index_pass_begin(r->idx);
 	if (!ret)
 		ret = make_from_index(r);
-	for (size_t k = 0; !ret && k < r->nobjs; k++)
+	for (size_t k = 0; !ret && k < r->nobjs; k++) {
+		struct v2_obj *nb = NULL;
+
+		for (size_t j = k + 1; !nb && j < r->nobjs; j++)
+			nb = r->objs[j].st ? &r->objs[j] : NULL;
 		if (r->objs[k].st)
-			ret = read_obj(r, &r->objs[k]);
+			ret = read_obj(r, &r->objs[k], nb);
+	}
 	if (!ret)
 		ret = check_all_produced(r);
 	return ret;
