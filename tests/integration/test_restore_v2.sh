@@ -18,7 +18,8 @@
 # --deep and a drill pass.  Hostile: a ref to an id not in references, an
 # offset outside the referenced stream, two entries claiming one offset, a
 # referenced object missing: each fails before the target is made, naming
-# the backup.  Failover: B1's data corrupted (then missing) in region a is
+# the backup; a symlink with a file through it writes nothing outside the
+# target.  Failover: B1's data corrupted (then missing) in region a is
 # read from region b; missing in both fails naming B1.
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -251,6 +252,23 @@ hostile "two entries at one offset" '[{"name": "a", "type": "file", "ref_path": 
 	{"name": "a2", "type": "file", "ref_path": "a"}]' "files a and a2 both claim the content at offset"
 hostile "an offset not at an entry" '[{"name": "d-x", "type": "file", "ref_path": "d2/x",
 	"index": {"offset": 1024}}]' "file d-x's content is at offset 1024 of backup $B1's data, where no entry starts|holds no file's content"
+# a symlink in the index, a file through it: nothing written outside the target
+mkdir -p "$TEST_TMP/outside"
+rm -rf "$H" && mkdir -p "$H" && cp -r "$A/h" "$H/"
+python3 "$FORGE" backup "$H" h p "$(later 9)" '[
+	{"name": "esc", "type": "symlink", "target": "'"$TEST_TMP/outside"'"},
+	{"name": "esc/pwn", "type": "file", "ref_path": "a"},
+	{"name": "esc2", "type": "symlink", "target": "../../outside"},
+	{"name": "esc2/pwn2", "type": "file", "data": "own"}]' --format 2 --parent "$B3" >/dev/null ||
+	fail "forge the symlink escape"
+rc=0
+"$SNAPSHIP" --host h --state-dir "$TEST_TMP/hstate" restore p --from "$H" --to "$TEST_TMP/resc" \
+	>"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+[ -z "$(ls -A "$TEST_TMP/outside")" ] || { ls -la "$TEST_TMP/outside"; fail "a restore wrote outside its target"; }
+[ "$rc" = 1 ] || { cat "$TEST_TMP/err"; fail "symlink escape: exit $rc, expected 1 (the link cannot replace the directory)"; }
+[ ! -L "$TEST_TMP/resc/esc" ] || [ ! -e "$TEST_TMP/resc/esc/pwn" ] || fail "esc/pwn written through the link"
+echo "symlink escape (exit $rc): $(head -c 300 "$TEST_TMP/err")"
+
 # the referenced object missing (single region)
 rm -rf "$H" && mkdir -p "$H" && cp -r "$A/h" "$H/"
 rm "$H/h/p/$B1/data.tar.zst"
