@@ -372,11 +372,17 @@ static int load_obj(struct rctx *r, struct v2_obj *b)
 			       first ? "'s " : "", b->id, b->key, region_name(r, 0),
 			       r->o->nfallback ? ", nor any other region" : "",
 			       err_strip_region(region_name(r, 0), e0.msg));
-	if (b == &r->objs[0] && b->st->d_total != r->m->tar_bytes)
+	if (!b->st->nframes)      /* even an empty tar is one frame */
 		return err_set(r->err, -EBADMSG,
-			       "backup %s: %s holds %llu bytes of tar stream, its manifest says %llu: the stored backup is corrupt",
+			       "backup %s: data object %s holds no frame: the stored backup is corrupt",
+			       b->id, b->key);
+	if (b == &r->objs[0] && (b->st->d_total != r->m->tar_bytes ||
+				 b->st->nframes != r->m->frames))
+		return err_set(r->err, -EBADMSG,
+			       "backup %s: %s holds %llu bytes of tar stream in %u frames, its manifest says %llu in %u: the stored backup is corrupt",
 			       b->id, b->key, (unsigned long long)b->st->d_total,
-			       (unsigned long long)r->m->tar_bytes);
+			       b->st->nframes, (unsigned long long)r->m->tar_bytes,
+			       r->m->frames);
 	r->res->frames_total += b->st->nframes;
 	qsort(b->want, b->nwant, sizeof(*b->want), want_cmp);
 	for (size_t k = 0; k < b->nwant; k++) {
