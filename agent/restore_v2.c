@@ -757,8 +757,9 @@ static int read_obj(struct rctx *r, struct v2_obj *b, struct v2_obj *nb)
 		int ret;
 
 		next_run(r, b, k, &to, &first, &last);
-		hash = first == 0 && last + 1 == b->st->nframes &&
-		       (b->whole || b->want[k].off == 0);
+		/* every frame passes through the range (from frame 0, whatever
+		 * its first offset): the object's SHA-256 can be checked */
+		hash = first == 0 && last + 1 == b->st->nframes;
 		if (to == b->nwant)
 			prefetch(r, nb);
 		ret = read_run(r, b, first, last, b->whole ? 0 : b->want[k].off, &k, to, hash);

@@ -18,7 +18,8 @@
 # --deep and a drill pass.  Hostile: a ref to an id not in references, an
 # offset outside the referenced stream, two entries claiming one offset, a
 # referenced object missing: each fails before the target is made, naming
-# the backup; a symlink with a file through it writes nothing outside the
+# the backup; a wrong SHA-256 in references fails the restore reading that
+# object whole; a symlink with a file through it writes nothing outside the
 # target.  Failover: B1's data corrupted (then missing) in region a is
 # read from region b; missing in both fails naming B1.
 set -euo pipefail
@@ -252,6 +253,21 @@ hostile "two entries at one offset" '[{"name": "a", "type": "file", "ref_path": 
 	{"name": "a2", "type": "file", "ref_path": "a"}]' "files a and a2 both claim the content at offset"
 hostile "an offset not at an entry" '[{"name": "d-x", "type": "file", "ref_path": "d2/x",
 	"index": {"offset": 1024}}]' "file d-x's content is at offset 1024 of backup $B1's data, where no entry starts|holds no file's content"
+# B1's SHA-256 in B2's references wrong: B1 read whole for B2, the hash differs
+rm -rf "$H" && mkdir -p "$H" && cp -r "$A/h" "$H/"
+python3 - "$H/h/p/$B2/manifest.json" <<-'EOF'
+	import json, sys
+	m = json.load(open(sys.argv[1]))
+	m["references"][0]["sha256"] = "0" * 64
+	json.dump(m, open(sys.argv[1], "w"))
+EOF
+rc=0
+"$SNAPSHIP" --host h --state-dir "$TEST_TMP/hstate" restore p --from "$H" --id "$B2" \
+	--to "$TEST_TMP/rsha" >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "backup $B1: data object .*$B1/data.tar.zst differs from the SHA-256 recorded in the references" "$TEST_TMP/err" ||
+	{ cat "$TEST_TMP/err"; fail "a referenced object's SHA-256: exit $rc"; }
+echo "reference's SHA-256: $(head -c 200 "$TEST_TMP/err")"
+
 # a symlink in the index, a file through it: nothing written outside the target
 mkdir -p "$TEST_TMP/outside"
 rm -rf "$H" && mkdir -p "$H" && cp -r "$A/h" "$H/"
