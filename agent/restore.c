@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "agent/restore.h"
+#include "agent/restore_priv.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -35,58 +36,31 @@
 #define WRITERS_MAX 8           /* within these bounds */
 #define RESTORE_MEM (8u << 20)   /* data queued for them */
 
-struct rctx {
-	struct store *store;
-	const struct manifest *m;
-	const struct restore_opts *o;
-	struct restore_result *res;
-	struct err *err;
-
-	struct index *idx;
-	struct seek_table *st;
-	unsigned char *tail;          /* the seek table bytes at the object's end */
-	size_t tail_len;
-
-	/* current range */
-	struct unframer *u;
-	size_t skip;                  /* bytes to drop at the start of the range */
-	uint64_t left;                /* bytes of the range still to hand out */
-	bool hashing;                 /* the range covers every frame: hash it */
-	bool hashed;                  /* a range hashed the whole object */
-	EVP_MD_CTX *sha;              /* whole-object hash */
-	int read_error;
-	struct err read_err;
-	struct readahead *ra;         /* the data's copies: 0 the store, i > 0
-				       * o->fallback[i - 1] */
-	struct extractor *x;          /* writing into o->target; NULL: verify */
-	int cwd, tfd;                 /* the working directory, the target */
-	bool target_made;             /* cow_make_target succeeded: made says */
-	enum cow_target made;         /* what it did */
-	bool target_was_empty;        /* an existing target, before the restore */
-	bool said_cancel;             /* r->err says the restore was cancelled */
-	double t0, t_progress;
-};
 
 /* Source i of the data: 0 the store, i > 0 o->fallback[i - 1]. */
-static void source(const struct rctx *r, size_t i, struct store **store,
-		   const char **key, const char **name)
+/* Source i of the data (of object b in a version 2 restore, else of the
+ * backup): 0 the store, i > 0 o->fallback[i - 1]. */
+static void source(const struct rctx *r, const struct v2_obj *b, size_t i,
+		   struct store **store, const char **key, const char **name)
 {
 	*store = i ? r->o->fallback[i - 1].store : r->store;
-	*key = i ? r->o->fallback[i - 1].data_key : r->m->data_key;
+	if (b)
+		*key = i ? b->fkeys[i - 1] : b->key;
+	else
+		*key = i ? r->o->fallback[i - 1].data_key : r->m->data_key;
 	*name = i ? r->o->fallback[i - 1].region : r->o->region;
 }
 
 /* The read-ahead's read: len bytes of the data at off from copy src. */
-static int read_source(void *ctx, size_t src, uint64_t off, size_t len, void *buf,
-		       struct err *err)
+static int read_any(struct rctx *r, const struct v2_obj *b, size_t src, uint64_t off,
+		    size_t len, void *buf, struct err *err)
 {
-	struct rctx *r = ctx;
 	struct store *store;
 	const char *key, *name;
 	size_t got = 0;
 	int ret;
 
-	source(r, src, &store, &key, &name);
+	source(r, b, src, &store, &key, &name);
 	ret = store_get_range(store, key, off, len, buf, &got, err);
 	/* the read-ahead's thread: the main thread reads it after the join */
 	__atomic_fetch_add(&r->res->bytes_read, (uint64_t)got, __ATOMIC_RELAXED);
@@ -98,39 +72,86 @@ static int read_source(void *ctx, size_t src, uint64_t off, size_t len, void *bu
 }
 
 /* Copy src does not answer (or lacks bytes): the rest comes from the next. */
-static void source_failed(void *ctx, size_t src, const struct err *why)
+static void failed_any(struct rctx *r, const struct v2_obj *b, size_t src,
+		       const struct err *why)
 {
-	struct rctx *r = ctx;
 	struct store *store;
 	const char *key, *name;
 
-	source(r, src, &store, &key, &name);
+	source(r, b, src, &store, &key, &name);
 	log_warn("region %s: %s; reading the rest from region %s",
 		 name ? name : "?", name ? err_strip_region(name, why->msg) : why->msg,
 		 r->o->fallback[src].region);
 }
 
 /* The frame at off from copy bad did not decode: read it from copy src. */
-static void frame_retry(void *ctx, size_t bad, size_t src, uint64_t off)
+static void retry_any(struct rctx *r, const struct v2_obj *b, size_t bad, size_t src,
+		      uint64_t off)
 {
-	struct rctx *r = ctx;
 	struct store *store, *bad_store;
 	const char *key, *name, *bad_key, *bad_name;
 
-	source(r, src, &store, &key, &name);
-	source(r, bad, &bad_store, &bad_key, &bad_name);
+	source(r, b, src, &store, &key, &name);
+	source(r, b, bad, &bad_store, &bad_key, &bad_name);
 	log_warn("region %s: %s: the frame at byte %llu is corrupt; taking it from region %s",
 		 bad_name ? bad_name : "?", bad_key, (unsigned long long)off,
 		 name ? name : "?");
 }
 
-static const struct readahead_ops source_ops = {
+/* ctx: the rctx (version 1: the backup's data object) */
+static int read_source(void *ctx, size_t src, uint64_t off, size_t len, void *buf,
+		       struct err *err)
+{
+	return read_any(ctx, NULL, src, off, len, buf, err);
+}
+
+static void source_failed(void *ctx, size_t src, const struct err *why)
+{
+	failed_any(ctx, NULL, src, why);
+}
+
+static void frame_retry(void *ctx, size_t bad, size_t src, uint64_t off)
+{
+	retry_any(ctx, NULL, bad, src, off);
+}
+
+const struct readahead_ops restore_source_ops = {
 	.read = read_source,
 	.failover = source_failed,
 	.retry = frame_retry,
 };
 
-static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
+/* ctx: a v2_obj (version 2: each object its own read-ahead, whose thread
+ * may read one object while the main thread reads another) */
+static int obj_read(void *ctx, size_t src, uint64_t off, size_t len, void *buf,
+		    struct err *err)
+{
+	struct v2_obj *b = ctx;
+
+	return read_any(b->r, b, src, off, len, buf, err);
+}
+
+static void obj_failed(void *ctx, size_t src, const struct err *why)
+{
+	struct v2_obj *b = ctx;
+
+	failed_any(b->r, b, src, why);
+}
+
+static void obj_retry(void *ctx, size_t bad, size_t src, uint64_t off)
+{
+	struct v2_obj *b = ctx;
+
+	retry_any(b->r, b, bad, src, off);
+}
+
+const struct readahead_ops restore_obj_ops = {
+	.read = obj_read,
+	.failover = obj_failed,
+	.retry = obj_retry,
+};
+
+la_ssize_t restore_read_cb(struct archive *a, void *ctx, const void **buf)
 {
 	struct rctx *r = ctx;
 	const void *d, *c;
@@ -146,7 +167,12 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 		ret = unframer_next(r->u, &d, &dlen, &c, &clen, &r->read_err);
 		if (ret) {
 			/* say which backup: "frame 3 is corrupt" alone is not enough */
-			err_wrap(&r->read_err, "backup %s (%s)", r->m->backup_id, r->m->data_key);
+			if (r->obj)
+				err_wrap(&r->read_err, "backup %s (data object %s)",
+					 r->obj->id, r->obj->key);
+			else
+				err_wrap(&r->read_err, "backup %s (%s)", r->m->backup_id,
+					 r->m->data_key);
 			r->read_error = ret;
 			return -1;
 		}
@@ -203,7 +229,7 @@ static int fetch_index(struct store *store, const char *key, const struct manife
 }
 
 /* restore_index, adding the bytes fetched to *bytes_read (NULL: not counted) */
-static int index_counted(struct store *store, const struct manifest *m,
+int restore_index_counted(struct store *store, const struct manifest *m,
 			 const struct restore_opts *o, struct index **idx_ret,
 			 uint64_t *bytes_read, struct err *err)
 {
@@ -240,7 +266,7 @@ int restore_index(struct store *store, const struct manifest *m,
 		  const struct restore_opts *o, struct index **idx_ret,
 		  struct err *err)
 {
-	return index_counted(store, m, o, idx_ret, NULL, err);
+	return restore_index_counted(store, m, o, idx_ret, NULL, err);
 }
 
 /*
@@ -335,7 +361,7 @@ static bool under(const char *path, const char *prefix)
 	return !strncmp(path, prefix, n) && (path[n] == '\0' || path[n] == '/');
 }
 
-static bool wanted(const struct rctx *r, const char *path)
+bool restore_wanted(const struct rctx *r, const char *path)
 {
 	if (!r->o->npaths)
 		return true;
@@ -345,7 +371,7 @@ static bool wanted(const struct rctx *r, const char *path)
 	return false;
 }
 
-static void show_progress(struct rctx *r, bool done)
+void restore_show_progress(struct rctx *r, bool done)
 {
 	double now = util_now_mono();
 	char hb[32];
@@ -390,7 +416,7 @@ static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t
  * claims_file() has bounded ie->size; no data or hole goes past it.
  */
 /* A safe point: -ECANCELED once the caller's cancellation says so. */
-static int restore_check_cancel(struct rctx *r, const char *path)
+int restore_check_cancel(struct rctx *r, const char *path)
 {
 	const struct restore_opts *o = r->o;
 
@@ -403,7 +429,7 @@ static int restore_check_cancel(struct rctx *r, const char *path)
 		       path ? UTIL_ESC(path) : "");
 }
 
-static int restore_data(struct rctx *r, struct archive *a, struct extractor *x,
+int restore_file_data(struct rctx *r, struct archive *a, struct extractor *x,
 			const char *path, const struct index_entry *ie)
 {
 	XXH3_state_t h;
@@ -448,7 +474,7 @@ static int restore_data(struct rctx *r, struct archive *a, struct extractor *x,
 			if (ret)
 				return ret;
 		}
-		show_progress(r, false);
+		restore_show_progress(r, false);
 	}
 	ret = hash_hole(r, &h, path, size - at);
 	if (ret)
@@ -503,7 +529,7 @@ static int check_match(struct rctx *r, struct archive_entry *ae, const char *pat
 static int check_all_seen(struct rctx *r)
 {
 	for (size_t i = 0; i < r->idx->n; i++)
-		if (!index_seen(r->idx, i) && wanted(r, r->idx->e[i].path))
+		if (!index_seen(r->idx, i) && restore_wanted(r, r->idx->e[i].path))
 			return err_set(r->err, -EBADMSG,
 				       "backup %s: %s is in the index but not in the data (truncated or tampered backup)",
 				       r->m->backup_id, r->idx->e[i].path);
@@ -596,7 +622,7 @@ static int restore_entry(struct rctx *r, struct archive *a, struct archive_entry
 			return ret;
 	}
 	if (type == AE_IFREG && !archive_entry_hardlink(ae)) {
-		ret = restore_data(r, a, x, path, &r->idx->e[i]);
+		ret = restore_file_data(r, a, x, path, &r->idx->e[i]);
 		if (ret)
 			return ret;
 		r->res->files++;
@@ -621,7 +647,7 @@ static int restore_entries(struct rctx *r, struct archive *a, struct extractor *
 
 		if (ret)
 			return ret > 0 ? 0 : ret;
-		if (!wanted(r, path)) {
+		if (!restore_wanted(r, path)) {
 			if (seen_wanted && !whole)
 				return 0;    /* past the subtree: done */
 			continue;
@@ -663,7 +689,7 @@ static int restore_range(struct rctx *r, struct extractor *x, uint32_t first,
 	if (ret)
 		goto out;
 	archive_read_support_format_tar(a);
-	if (archive_read_open(a, r, NULL, read_cb, NULL) != ARCHIVE_OK) {
+	if (archive_read_open(a, r, NULL, restore_read_cb, NULL) != ARCHIVE_OK) {
 		ret = r->read_error ? (*r->err = r->read_err, r->read_error) :
 		      err_set(r->err, -EBADMSG, "backup %s: not a tar stream: %s",
 			      r->m->backup_id, archive_error_string(a));
@@ -687,7 +713,7 @@ out:
 }
 
 /* Every --path is in the index: said before the target is made. */
-static int check_paths(struct rctx *r)
+int restore_check_paths(struct rctx *r)
 {
 	for (size_t i = 0; i < r->o->npaths; i++)
 		if (index_find(r->idx, r->o->paths[i]) == (size_t)-1)
@@ -773,23 +799,23 @@ static int restore_prepare(struct rctx *r)
 	const struct restore_opts *o = r->o;
 	int ret;
 
-	ret = index_counted(r->store, r->m, o, &r->idx, &r->res->bytes_read, r->err);
+	ret = restore_index_counted(r->store, r->m, o, &r->idx, &r->res->bytes_read, r->err);
 	if (!ret)
 		ret = load_seek_table(r);
 	if (!ret)
 		ret = claims_index(r->idx, r->st->d_total, r->m->backup_id, r->err);
 	if (!ret)
-		ret = check_paths(r);
+		ret = restore_check_paths(r);
 	if (ret)
 		return ret;
 	r->sha = EVP_MD_CTX_new();
 	if (!r->sha)
 		return err_set(r->err, -ENOMEM, "cannot set up SHA-256");
-	return readahead_new(r->st, 1 + o->nfallback, &source_ops, r, &r->ra, r->err);
+	return readahead_new(r->st, 1 + o->nfallback, &restore_source_ops, r, &r->ra, r->err);
 }
 
 /* Make the target, enter it, and start the extractor writing into it. */
-static int open_target(struct rctx *r)
+int restore_open_target(struct rctx *r)
 {
 	const struct restore_opts *o = r->o;
 	int ret = cow_make_target(o->target, o->force, &r->made, r->err);
@@ -810,7 +836,7 @@ static int open_target(struct rctx *r)
 }
 
 /* Undo open_target(): stop the extractor, leave the target. */
-static void close_target(struct rctx *r)
+void restore_close_target(struct rctx *r)
 {
 	extractor_free(r->x);
 	r->x = NULL;
@@ -841,7 +867,7 @@ static void say_left(struct err *err, const char *fmt, ...)
  * restore made it and wrote nothing into it; else say in r->err what is
  * left there.  A target that existed before is never removed.
  */
-static void handle_leftovers(struct rctx *r)
+void restore_leftovers(struct rctx *r)
 {
 	const char *t = r->o->target;
 	const char *kind = r->made == COW_TARGET_VOLUME ? "subvolume" : "directory";
@@ -923,6 +949,23 @@ static int check_data_hash(struct rctx *r)
 	return 0;
 }
 
+/* A version 1 backup: its one data object, whole or in --path ranges. */
+static int restore_v1(struct rctx *r)
+{
+	int ret = restore_prepare(r);
+
+	if (!ret && r->o->target)
+		ret = restore_open_target(r);
+	if (ret)
+		return ret;
+	if (!r->o->npaths)
+		ret = restore_range(r, r->x, 0, r->st->nframes ? r->st->nframes - 1 : 0, 0,
+				    r->st->d_total, true, true);
+	else
+		ret = restore_paths(r);
+	return ret ? ret : check_all_seen(r);
+}
+
 int restore_backup(struct store *store, const struct manifest *m,
 		   const struct restore_opts *o, struct restore_result *res,
 		   struct err *err)
@@ -932,43 +975,29 @@ int restore_backup(struct store *store, const struct manifest *m,
 	int ret;
 
 	memset(res, 0, sizeof(*res));
-	/* before anything is read or made: a version 2 index points into
-	 * other backups' data, which this restore does not read */
-	if (m->format_version != 1)
-		return err_set(err, -EPROTONOSUPPORT,
-			       "backup %s is format version %d (incremental); this build cannot restore it yet",
-			       m->backup_id, m->format_version);
 	r.t0 = util_now_mono();
 	for (size_t i = 0; i < o->npaths; i++)
 		if (!extract_path_safe(o->paths[i]))
 			return err_set(err, -EINVAL, "--path %s: give a path relative to the partition, without ..",
 				       o->paths[i]);
-	ret = restore_prepare(&r);
-	if (!ret && o->target)
-		ret = open_target(&r);
-	if (!ret && !o->npaths)
-		ret = restore_range(&r, r.x, 0, r.st->nframes ? r.st->nframes - 1 : 0, 0,
-				    r.st->d_total, true, true);
-	else if (!ret)
-		ret = restore_paths(&r);
-	if (!ret)
-		ret = check_all_seen(&r);
+	ret = m->format_version == 2 ? restore_v2(&r) : restore_v1(&r);
 	if (!ret && r.x)
 		ret = extractor_finish(r.x, NULL, err);
 	if (!ret)
 		ret = check_data_hash(&r);
 	if (!ret)
 		res->seconds = util_now_mono() - r.t0;
-	show_progress(&r, true);
-	close_target(&r);
+	restore_show_progress(&r, true);
+	restore_close_target(&r);
 	/* a read cancelled under us (the store's cancel hook): say why */
 	if (ret && !r.said_cancel && o->cancelled && o->cancelled(o->cancel_ctx)) {
 		err_clear(err);
 		ret = restore_check_cancel(&r, NULL);
 	}
 	if (ret)
-		handle_leftovers(&r);
+		restore_leftovers(&r);
 	EVP_MD_CTX_free(r.sha);
+	restore_v2_free(&r);
 	readahead_free(r.ra);
 	index_free(r.idx);
 	seek_table_free(r.st);

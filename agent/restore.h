@@ -61,8 +61,11 @@ struct restore_result {
  * nothing into is removed; any other target is kept and the message in err
  * ends by saying what it holds.  store, m and o (with what they point to)
  * are borrowed for the call; *res is filled in (nothing in it to free).
- * A backup of format version 2 (incremental) is refused with
- * -EPROTONOSUPPORT before anything is read or made (not built yet).
+ * A backup of format version 2 (incremental) is restored from its index:
+ * entries without content are made from it, files' content is read at the
+ * offsets it gives in its own data object and the referenced backups'
+ * (m->refs), each object through the read-ahead with failover to the
+ * same object under o->fallback's prefixes (doc/incremental.md).
  */
 int restore_backup(struct store *store, const struct manifest *m,
 		   const struct restore_opts *o, struct restore_result *res,

@@ -175,14 +175,7 @@ static void check_region(struct region *g, const struct verify_union *u, size_t 
 	geo_check_copy(g, m, OBJ_ALL, c);
 	if (c->copy == COPY_UNREACHABLE)
 		g->down = true;
-	if (c->copy == COPY_OK && o->deep && m->format_version != 1) {
-		/* its content lies in other backups too: not read yet */
-		log_warn("region %s: backup %s is format version %d (incremental); its objects are checked, its content is not (this build cannot read it yet)",
-			 g->name, m->backup_id, m->format_version);
-		snprintf(c->detail, sizeof(c->detail),
-			 "format version %d: objects checked, content not (this build cannot read it yet)",
-			 m->format_version);
-	} else if (c->copy == COPY_OK && o->deep)
+	if (c->copy == COPY_OK && o->deep)
 		check_deep(g, m, o, c);
 }
 

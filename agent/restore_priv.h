@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_RESTORE_PRIV_H
+#define SNAPSHIP_AGENT_RESTORE_PRIV_H
+
+/*
+ * Shared between restore.c (version 1: one data object, read in ranges of
+ * the index's paths) and restore_v2.c (version 2: the index is the
+ * authority; content read from the data objects it points at, by offset).
+ * Everything here is internal to the restore; restore.h is the interface.
+ */
+
+#include <archive.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/restore.h"
+#include "common/err.h"
+#include "cow/cow.h"
+
+struct extractor;
+struct index;
+struct index_entry;
+struct readahead;
+struct seek_table;
+struct unframer;
+struct v2_obj;
+
+/* One data object a version 2 restore reads (its own or a referenced one). */
+struct v2_obj {
+	struct rctx *r;               /* the restore it is read for */
+	const char *id;               /* the backup it belongs to (borrowed) */
+	const char *key;              /* in the restore's store */
+	char *key_owned;              /* key, when made here (a reference's) */
+	char **fkeys;                 /* the copy under each o->fallback; owned */
+	uint64_t size;                /* as the manifest (or its reference) says */
+	const char *sha256;           /* borrowed, likewise */
+	uint32_t frame_size;          /* the largest frame it may hold */
+	struct seek_table *st;        /* owned; NULL until loaded */
+	unsigned char *tail;          /* its seek table bytes; owned */
+	size_t tail_len;
+	struct readahead *ra;         /* owned */
+	struct v2_want *want;         /* the offsets read in it, sorted; owned */
+	size_t nwant, capwant;
+	bool whole;                   /* read every frame: its SHA-256 is checked */
+	bool started;                 /* its first run [sfirst, slast] is being
+				       * read ahead (while the object before it
+				       * is read) */
+	uint32_t sfirst, slast;
+};
+
+/* An offset of an object's tar stream and the index entry it is read for. */
+struct v2_want {
+	uint64_t off;
+	size_t entry;
+};
+
+struct rctx {
+	struct store *store;
+	const struct manifest *m;
+	const struct restore_opts *o;
+	struct restore_result *res;
+	struct err *err;
+
+	struct index *idx;
+	struct seek_table *st;
+	unsigned char *tail;          /* the seek table bytes at the object's end */
+	size_t tail_len;
+
+	/* current range */
+	struct unframer *u;
+	size_t skip;                  /* bytes to drop at the start of the range */
+	uint64_t left;                /* bytes of the range still to hand out */
+	bool hashing;                 /* the range covers every frame: hash it */
+	bool hashed;                  /* a range hashed the whole object */
+	EVP_MD_CTX *sha;              /* whole-object hash */
+	int read_error;
+	struct err read_err;
+	struct readahead *ra;         /* the data's copies: 0 the store, i > 0
+				       * o->fallback[i - 1] */
+	struct v2_obj *obj;           /* version 2: the object read now (for
+				       * messages); NULL in v1 */
+	struct v2_obj *objs;          /* version 2: [0] its own data object,
+				       * [1 + k] m->refs[k]; owned */
+	size_t nobjs;
+	struct extractor *x;          /* writing into o->target; NULL: verify */
+	int cwd, tfd;                 /* the working directory, the target */
+	bool target_made;             /* cow_make_target succeeded: made says */
+	enum cow_target made;         /* what it did */
+	bool target_was_empty;        /* an existing target, before the restore */
+	bool said_cancel;             /* r->err says the restore was cancelled */
+	double t0, t_progress;
+};
+
+/* read-ahead callbacks: ctx the rctx (version 1), or a v2_obj */
+extern const struct readahead_ops restore_source_ops, restore_obj_ops;
+
+/* libarchive's read callback over r->u, r->skip, r->left (ctx = r). */
+la_ssize_t restore_read_cb(struct archive *a, void *ctx, const void **buf);
+int restore_index_counted(struct store *store, const struct manifest *m,
+			  const struct restore_opts *o, struct index **idx_ret,
+			  uint64_t *bytes_read, struct err *err);
+bool restore_wanted(const struct rctx *r, const char *path);
+void restore_show_progress(struct rctx *r, bool done);
+int restore_check_cancel(struct rctx *r, const char *path);
+/* The current entry's data of a (x NULL: only read), hashed against ie. */
+int restore_file_data(struct rctx *r, struct archive *a, struct extractor *x,
+		      const char *path, const struct index_entry *ie);
+int restore_check_paths(struct rctx *r);
+int restore_open_target(struct rctx *r);
+void restore_close_target(struct rctx *r);
+void restore_leftovers(struct rctx *r);
+
+/* restore_v2.c: a version 2 backup's restore, after r is set up (the
+ * target is opened by it); leaves r's resources for restore_backup. */
+int restore_v2(struct rctx *r);
+/* Free what restore_v2 keeps in r beyond v1's fields. */
+void restore_v2_free(struct rctx *r);
+
+#endif
