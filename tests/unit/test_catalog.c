@@ -742,6 +742,64 @@ static void test_newest_same_second(void **state)
 	assert_ptr_equal(catalog_find(&list, NULL, NULL), &m[1]);
 }
 
+/* The reference set: uses by (partition, id), who references, duplicates
+ * from two regions said once, v1 manifests adding nothing. */
+static void test_refs(void **state)
+{
+	struct manifest m[4];
+	struct manifest_ref r[4];
+	struct catalog_refs refs = { 0 };
+	char by[64];
+	size_t first;
+
+	(void)state;
+	memset(m, 0, sizeof(m));
+	memset(r, 0, sizeof(r));
+	strcpy(r[0].id, "20261101T000000Z-000001");
+	strcpy(r[1].id, "20261102T000000Z-000002");
+	strcpy(r[2].id, "20261101T000000Z-000001");
+	strcpy(r[3].id, "20261101T000000Z-000001");
+	m[0].partition = (char *)"p";                   /* B3 -> B1, B2 */
+	strcpy(m[0].backup_id, "20261103T000000Z-000003");
+	m[0].refs = &r[0];
+	m[0].nrefs = 2;
+	m[1].partition = (char *)"p";                   /* B4 -> B1 */
+	strcpy(m[1].backup_id, "20261104T000000Z-000004");
+	m[1].refs = &r[2];
+	m[1].nrefs = 1;
+	m[2].partition = (char *)"q";                   /* another partition's B1 */
+	strcpy(m[2].backup_id, "20261105T000000Z-000005");
+	m[2].refs = &r[3];
+	m[2].nrefs = 1;
+	m[3].partition = (char *)"p";                   /* a v1: nothing */
+	strcpy(m[3].backup_id, "20261101T000000Z-000001");
+	for (int i = 3; i >= 0; i--)
+		assert_int_equal(catalog_refs_add(&refs, &m[i]), 0);
+	assert_int_equal(catalog_refs_add(&refs, &m[0]), 0);   /* listed twice */
+	assert_int_equal(refs.n, 6);
+	assert_int_equal(catalog_refs_users(&refs, "p", "20261101T000000Z-000001", &first), 3);
+	assert_string_equal(refs.v[first].by, "20261103T000000Z-000003");
+	assert_int_equal(catalog_refs_users(&refs, "p", "20261102T000000Z-000002", NULL), 2);
+	assert_int_equal(catalog_refs_users(&refs, "q", "20261101T000000Z-000001", NULL), 1);
+	assert_int_equal(catalog_refs_users(&refs, "p", "20261103T000000Z-000003", NULL), 0);
+	assert_int_equal(catalog_refs_users(&refs, "q", "20261102T000000Z-000002", NULL), 0);
+	assert_int_equal(catalog_refs_users(&refs, "o", "20261101T000000Z-000001", NULL), 0);
+	assert_string_equal(catalog_refs_by(&refs, "p", "20261101T000000Z-000001", by, sizeof(by)),
+			    "20261103T000000Z-000003, 20261104T000000Z-000004");
+	assert_string_equal(catalog_refs_by(&refs, "p", "20261102T000000Z-000002", by, sizeof(by)),
+			    "20261103T000000Z-000003");
+	assert_string_equal(catalog_refs_by(&refs, "p", "20261101T000000Z-000001", by, 40),
+			    "20261103T000000Z-000003, ...");
+	assert_string_equal(catalog_refs_by(&refs, "p", "20261109T000000Z-000009", by, sizeof(by)),
+			    "");
+	/* added after a lookup: sorted again */
+	assert_int_equal(catalog_refs_add(&refs, &m[1]), 0);
+	assert_int_equal(catalog_refs_users(&refs, "p", "20261101T000000Z-000001", NULL), 4);
+	catalog_refs_free(&refs);
+	assert_null(refs.v);
+	catalog_refs_free(&refs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -758,6 +816,7 @@ int main(void)
 		cmocka_unit_test(test_list_skips_bad),
 		cmocka_unit_test(test_hosts),
 		cmocka_unit_test(test_newest_same_second),
+		cmocka_unit_test(test_refs),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
