@@ -10,7 +10,12 @@
 #   - clean does not take that data for orphans, but removes an unreferenced
 #     data object without a manifest;
 #   - once B3 is pruned too (a newer full B4), its data and the data it
-#     referenced go in that same prune, and no record is left.
+#     referenced go in that same prune, and no record is left;
+#   - two regions (directory stores), after a prune kept only B2 -> B1 and
+#     B1's data: B1's data missing in the secondary makes verify say B2's
+#     copy there is missing reference B1 (exit 1); repair copies it from the
+#     primary and verify is ok; the same with B1's data truncated there
+#     (corrupt); prune then still keeps the data in both.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -140,4 +145,44 @@ for b in "$B1" "$B2" "$B3"; do
 done
 [ -e "$(obj "$B4" manifest.json)" ] || fail "prune deleted B4"
 [ -z "$(ls -A "$ST/prune/h/p" 2>/dev/null)" ] || fail "pending records left: $(ls "$ST/prune/h/p")"
-echo "ok: referenced data kept while referenced, said, and removed after"
+
+# ---- two regions: references verified and repaired --------------------------
+G1=$TEST_TMP/g1 G2=$TEST_TMP/g2
+mkdir -p "$G1" "$G2"
+sed -e "s|^path = $A\$|path = $G1|" -e "s|^state_dir = .*|state_dir = $TEST_TMP/gstate|" \
+	"$TEST_TMP/snapship.conf" >"$TEST_TMP/geo.conf"
+printf '[region b]\nstore = file\npath = %s\nreplication = agent\n' "$G2" >>"$TEST_TMP/geo.conf"
+S=("$SNAPSHIP" --config "$TEST_TMP/geo.conf")
+python3 "$FORGE" backup "$G1" h p "$B1" '[{"name": "a", "type": "file", "data": "alpha"}]' \
+	--manifest-set "snapshot.time_ns=$(tns "$B1")" >/dev/null || fail "forge B1 (geo)"
+python3 "$FORGE" backup "$G1" h p "$B2" '[
+	{"name": "a", "type": "file", "ref_path": "a"},
+	{"name": "b", "type": "file", "data": "BRAVO-2"}]' --format 2 --parent "$B1" \
+	--manifest-set "snapshot.time_ns=$(tns "$B2")" >/dev/null || fail "forge B2 (geo)"
+cp -a "$G1/h" "$G2/"
+run 0 "prune (geo)" prune
+grep -q "$B1 .*a: deleted (data kept: referenced by $B2); b: deleted (data kept: referenced by $B2)" \
+	"$TEST_TMP/out" || { cat "$TEST_TMP/out"; fail "prune (geo) does not keep B1's data in both regions"; }
+G1D=$G1/h/p/$B1/data.tar.zst G2D=$G2/h/p/$B1/data.tar.zst
+[ -e "$G1D" ] && [ -e "$G2D" ] || fail "prune (geo) deleted B1's data"
+run 0 "verify (geo, whole)" verify
+rm "$G2D"
+run 1 "verify, B1's data missing in b" verify
+cat "$TEST_TMP/out"
+grep -q "b.*missing.*reference $B1: data.tar.zst missing" "$TEST_TMP/out" ||
+	fail "verify does not say region b lacks the data of B1, which B2 references"
+run 0 "repair" repair
+cat "$TEST_TMP/out"
+grep -q "repaired" "$TEST_TMP/out" || fail "repair does not say it repaired"
+cmp "$G1D" "$G2D" || fail "repair did not copy B1's data to region b"
+run 0 "verify after repair" verify
+truncate -s 100 "$G2D"
+run 1 "verify, B1's data truncated in b" verify
+grep -q "b.*corrupt.*reference $B1: data.tar.zst has 100 bytes" "$TEST_TMP/out" ||
+	{ cat "$TEST_TMP/out"; fail "verify does not say B1's data in region b is corrupt"; }
+run 0 "repair (truncated)" repair
+cmp "$G1D" "$G2D" || fail "repair did not replace the truncated data of B1 in region b"
+run 0 "verify after the second repair" verify
+run 0 "prune (geo) again" prune
+[ -e "$G1D" ] && [ -e "$G2D" ] || fail "a second prune (geo) deleted B1's data"
+echo "ok: referenced data kept while referenced, said, and removed after; references verified and repaired"
