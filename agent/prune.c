@@ -300,6 +300,8 @@ static size_t record_apply(struct regions *rs, const char *state_dir, const char
 	struct err e = { 0 };
 	size_t left = 0;
 
+	if (!rec->n)
+		return 0;      /* only data left: prune_data's */
 	for (size_t i = 0; i < rec->n; i++)      /* the report in rec's order */
 		act(b, rec->region[i], dry ? "would be pending" : "pending", NULL);
 	for (size_t i = 0; i < rec->n; i++) {
