@@ -626,6 +626,47 @@ static void put(struct store *s, const char *key, json_t *j)
 	json_decref(j);
 }
 
+/* Orphans and references: a data object whose backup a manifest
+ * references is no orphan (same partition and id only); indexes of
+ * deleted backups are; with a manifest that cannot be read, every data
+ * object stays. */
+static void test_orphans_refs(void **state)
+{
+	static const char *const keys[] = {
+		"h/part/" OLD1 "/data.tar.zst",                 /* referenced */
+		"h/part/" OLD2 "/data.tar.zst",                 /* referenced */
+		"h/part/" OLD1 "/index.jsonl.zst",              /* an orphan */
+		"h/part/20261123T000000Z-000003/data.tar.zst",  /* an orphan */
+		"h/other/" OLD1 "/data.tar.zst",                /* another partition's */
+	};
+	struct store_obj_info info;
+	struct store *s;
+	struct err err = { 0 };
+	char dir[128];
+	size_t removed = 0;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/orphans", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(store_open(dir, &s, &err), 0);
+	put(s, "h/part/" ID "/manifest.json", good_v2(""));
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(store_put_buf(s, keys[i], "x", 1, &err), 0);
+	assert_int_equal(catalog_remove_orphans(s, "", "h", &removed, &err), 0);
+	assert_int_equal(removed, 3);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(store_head(s, keys[i], &info, &err), i < 2 ? 0 : -ENOENT);
+	/* a manifest that cannot be read: its references are unknown */
+	put(s, "h/part/20261125T000000Z-000005/manifest.json", json_string("not a manifest"));
+	for (size_t i = 2; i < 4; i++)
+		assert_int_equal(store_put_buf(s, keys[i], "x", 1, &err), 0);
+	assert_int_equal(catalog_remove_orphans(s, "", "h", &removed, &err), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(store_head(s, keys[2], &info, &err), -ENOENT);
+	assert_int_equal(store_head(s, keys[3], &info, &err), 0);
+	store_free(s);
+}
+
 static void test_list_skips_bad(void **state)
 {
 	struct catalog_list list;
@@ -817,6 +858,7 @@ int main(void)
 		cmocka_unit_test(test_hosts),
 		cmocka_unit_test(test_newest_same_second),
 		cmocka_unit_test(test_refs),
+		cmocka_unit_test(test_orphans_refs),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
