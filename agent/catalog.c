@@ -922,6 +922,94 @@ void catalog_at(const struct catalog_list *list, const char *partition,
 	}
 }
 
+/* ---- references ---- */
+
+static int cmp_ref_use(const void *a, const void *b)
+{
+	const struct catalog_ref_use *x = a, *y = b;
+	int c = strcmp(x->partition, y->partition);
+
+	if (!c)
+		c = strcmp(x->id, y->id);
+	return c ? c : strcmp(x->by, y->by);
+}
+
+int catalog_refs_add(struct catalog_refs *r, const struct manifest *m)
+{
+	if (r->n + m->nrefs > r->cap) {
+		size_t cap = r->cap ? r->cap : 16;
+		struct catalog_ref_use *v;
+
+		while (cap < r->n + m->nrefs)
+			cap *= 2;
+		v = realloc(r->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	for (size_t i = 0; i < m->nrefs; i++)
+		r->v[r->n++] = (struct catalog_ref_use){
+			.partition = m->partition, .id = m->refs[i].id, .by = m->backup_id,
+		};
+	r->sorted = false;
+	return 0;
+}
+
+size_t catalog_refs_users(struct catalog_refs *r, const char *partition, const char *id,
+			  size_t *first_ret)
+{
+	size_t lo = 0, hi = r->n, n = 0;
+
+	if (!r->sorted && r->n > 1)
+		qsort(r->v, r->n, sizeof(*r->v), cmp_ref_use);
+	r->sorted = true;
+	while (lo < hi) {              /* the first use not before (partition, id) */
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(r->v[mid].partition, partition);
+
+		if (!c)
+			c = strcmp(r->v[mid].id, id);
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (first_ret)
+		*first_ret = lo;
+	while (lo + n < r->n && !strcmp(r->v[lo + n].partition, partition) &&
+	       !strcmp(r->v[lo + n].id, id))
+		n++;
+	return n;
+}
+
+const char *catalog_refs_by(struct catalog_refs *r, const char *partition, const char *id,
+			    char *buf, size_t len)
+{
+	size_t first, n = catalog_refs_users(r, partition, id, &first), used = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (size_t k = 0; k < n && len; k++) {
+		const char *by = r->v[first + k].by;
+
+		if (k && !strcmp(by, r->v[first + k - 1].by))
+			continue;       /* the same backup listed by two regions */
+		if (used + strlen(by) + 2 + 4 >= len) {
+			snprintf(buf + used, len - used, "%s...", k ? ", " : "");
+			break;
+		}
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", k ? ", " : "", by);
+	}
+	return buf;
+}
+
+void catalog_refs_free(struct catalog_refs *r)
+{
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
 /*
  * Orphans are only what snapship itself writes before the commit: data and
  * index objects, at exactly <prefix><host>/<partition>/<backup-id>/<name>
@@ -1029,6 +1117,65 @@ static int orphan_cb(void *ctx, const char *key, const struct store_obj_info *in
 	return 0;
 }
 
+/* "<part>/<id>/data.tar.zst" after the host's base: the part and id of a
+ * data object among the orphans (false: an index, or not a name). */
+static bool orphan_data_of(const char *rest, char *part, size_t plen, char *id)
+{
+	const char *slash = strchr(rest, '/');
+
+	if (!slash || (size_t)(slash - rest) >= plen ||
+	    strcmp(slash + 1 + BACKUP_ID_LEN, "/data.tar.zst"))
+		return false;
+	memcpy(part, rest, (size_t)(slash - rest));
+	part[slash - rest] = '\0';
+	memcpy(id, slash + 1, BACKUP_ID_LEN);
+	id[BACKUP_ID_LEN] = '\0';
+	return true;
+}
+
+/*
+ * Drop from oc the data objects some manifest of host references (a
+ * pruned backup whose data a newer one still reads: not an orphan).  When
+ * a manifest cannot be read, its references are unknown: every data
+ * object stays (only indexes go).
+ */
+static int orphan_keep_referenced(struct store *store, const char *prefix, const char *host,
+				  struct orphan_ctx *oc, struct err *err)
+{
+	struct catalog_list list = { 0 };
+	struct catalog_refs refs = { 0 };
+	char part[UTIL_NAME_MAX + 1], id[BACKUP_ID_LEN + 1];
+	size_t left = 0, ndata = 0;
+	int ret;
+
+	for (size_t i = 0; i < oc->n; i++)
+		ndata += orphan_data_of(oc->keys[i] + oc->base_len, part, sizeof(part), id);
+	if (!ndata)
+		return 0;
+	ret = catalog_list(store, prefix, host, NULL, &list, err);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < list.n && !ret; i++)
+		ret = catalog_refs_add(&refs, &list.m[i]);
+	if (ret) {
+		ret = err_set(err, ret, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < oc->n; i++) {
+		if (orphan_data_of(oc->keys[i] + oc->base_len, part, sizeof(part), id) &&
+		    (list.broken || catalog_refs_users(&refs, part, id, NULL))) {
+			free(oc->keys[i]);
+			continue;
+		}
+		oc->keys[left++] = oc->keys[i];
+	}
+	oc->n = left;
+out:
+	catalog_refs_free(&refs);
+	catalog_list_free(&list);
+	return ret;
+}
+
 int catalog_remove_orphans(struct store *store, const char *prefix,
 			   const char *host, size_t *removed_ret, struct err *err)
 {
@@ -1046,6 +1193,9 @@ int catalog_remove_orphans(struct store *store, const char *prefix,
 		ret = err_set(err, oc.error, "out of memory");
 	if (!ret) {
 		orphan_close_dir(&oc);
+		ret = orphan_keep_referenced(store, prefix, host, &oc, err);
+	}
+	if (!ret) {
 		if (oc.n)
 			ret = store_delete(store, (const char *const *)oc.keys, oc.n, err);
 		if (!ret)

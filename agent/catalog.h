@@ -11,6 +11,7 @@
  *   <prefix><host>/<partition>/<backup-id>/manifest.json
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,6 +120,36 @@ void manifest_clear(struct manifest *m);
 int catalog_load(struct store *store, const char *prefix, const char *host,
 		 const char *partition, const char *id, struct manifest *m,
 		 struct err *err);
+
+/*
+ * The data objects a set of manifests references (version 2's
+ * `references`): one use per (referenced backup, referencing backup),
+ * matched by partition and id (the keys' prefix may differ by region).
+ * The strings are borrowed from the manifests added, which must outlive
+ * the set.  What prune and the orphan sweep keep: a data object whose
+ * backup some manifest references stays although its manifest is gone.
+ */
+struct catalog_ref_use {
+	const char *partition, *id;     /* the referenced backup */
+	const char *by;                 /* the backup whose manifest references it */
+};
+
+struct catalog_refs {
+	struct catalog_ref_use *v;      /* sorted by partition, id, by; owned */
+	size_t n, cap;
+	bool sorted;
+};
+
+/* Add the references of m (none for version 1 or a full). */
+int catalog_refs_add(struct catalog_refs *r, const struct manifest *m);
+/* How many manifests added reference backup id of partition; *first_ret
+ * (may be NULL) the first use in r->v (the others follow it). */
+size_t catalog_refs_users(struct catalog_refs *r, const char *partition, const char *id,
+			  size_t *first_ret);
+/* "B1, B2, ..." the backups referencing id, cut to fit len ("..."). */
+const char *catalog_refs_by(struct catalog_refs *r, const char *partition, const char *id,
+			    char *buf, size_t len);
+void catalog_refs_free(struct catalog_refs *r);
 
 #define CATALOG_BROKEN_MAX 64
 

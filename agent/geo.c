@@ -316,6 +316,45 @@ int geo_check_copy(struct region *r, const struct manifest *m, int mask,
 	return 0;
 }
 
+void geo_ref_manifest(const struct manifest *m, size_t k, struct manifest *ref_ret)
+{
+	const struct manifest_ref *r = &m->refs[k];
+
+	memset(ref_ret, 0, sizeof(*ref_ret));
+	ref_ret->format_version = m->format_version;
+	ref_ret->host = m->host;
+	ref_ret->partition = m->partition;
+	snprintf(ref_ret->backup_id, sizeof(ref_ret->backup_id), "%s", r->id);
+	ref_ret->data_key = r->key;
+	ref_ret->data_size = r->size;
+	snprintf(ref_ret->data_sha256, sizeof(ref_ret->data_sha256), "%s", r->sha256);
+	snprintf(ref_ret->data_etag, sizeof(ref_ret->data_etag), "%s", r->etag);
+}
+
+void geo_check_refs(struct region *r, const struct manifest *m, struct geo_check *check_ret)
+{
+	struct geo_check *out = check_ret;
+
+	for (size_t k = 0; k < m->nrefs && out->copy != COPY_UNREACHABLE; k++) {
+		struct manifest rm;
+		struct geo_check rc;
+
+		geo_ref_manifest(m, k, &rm);
+		geo_check_copy(r, &rm, OBJ_DATA, &rc);
+		if (rc.copy == COPY_OK)
+			continue;
+		if (rc.copy == COPY_UNREACHABLE) {
+			out->copy = COPY_UNREACHABLE;
+			add_detail(out, "%s", rc.detail);
+			return;
+		}
+		out->bad_mask |= OBJ_REFS;
+		if (out->copy < rc.copy)
+			out->copy = rc.copy;
+		add_detail(out, "reference %s: %s", rm.backup_id, rc.detail);
+	}
+}
+
 const char *geo_copy_name(int copy)
 {
 	switch (copy) {
@@ -682,6 +721,9 @@ size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
 				continue;
 			}
 			geo_check_copy(g, m, mask, &c);
+			/* geo-protected only with every reference there too */
+			if (mask == OBJ_ALL && c.copy == COPY_OK)
+				geo_check_refs(g, m, &c);
 			now = util_now_unix_ns();
 			if (c.copy == COPY_OK) {
 				done[i] = true;
@@ -804,6 +846,16 @@ int geo_copy(struct region *src, struct region *dst, const struct manifest *m,
 
 	if (!buf)
 		return err_set(err, -ENOMEM, "out of memory");
+	for (size_t k = 0; (mask & OBJ_REFS) && k < m->nrefs && !ret; k++) {
+		struct manifest rm;
+		struct geo_check rc;
+
+		geo_ref_manifest(m, k, &rm);
+		geo_check_copy(dst, &rm, OBJ_DATA, &rc);
+		if (rc.copy == COPY_MISSING || rc.copy == COPY_BAD)
+			ret = copy_object(src, dst, obj_names[0], &rm, rm.data_size,
+					  rm.data_sha256, buf, err);
+	}
 	/* data and index first: a manifest never names what is not there */
 	for (int i = 0; i < 3 && !ret; i++)
 		if (mask & (1 << i))

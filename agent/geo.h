@@ -114,6 +114,8 @@ struct geo_check {
 #define OBJ_INDEX 2
 #define OBJ_MANIFEST 4
 #define OBJ_ALL 7
+/* (bad_mask only) a data object of a backup m references (version 2) */
+#define OBJ_REFS 8
 
 /*
  * HEAD the objects of m in r (mask: OBJ_*) and compare them with m; the
@@ -122,6 +124,24 @@ struct geo_check {
  */
 int geo_check_copy(struct region *r, const struct manifest *m, int mask,
 		   struct geo_check *check_ret);
+
+/*
+ * The data object of m's reference k as a manifest that names it alone
+ * (host, partition, the referenced id; data size, SHA-256 and ETag as m's
+ * references record them): what geo_check_copy and geo_copy take with
+ * OBJ_DATA.  Its strings are borrowed from m.
+ */
+void geo_ref_manifest(const struct manifest *m, size_t k, struct manifest *ref_ret);
+
+/*
+ * HEAD in r the data object of every backup m references (none for a
+ * version 1 or a full), each against m's references record.  A missing or
+ * bad one sets OBJ_REFS in check_ret->bad_mask, worsens its copy (missing,
+ * corrupt) and adds to its detail "reference ID: data.tar.zst missing";
+ * an unreachable store makes it unreachable.  check_ret is added to, not
+ * cleared (call it after geo_check_copy).
+ */
+void geo_check_refs(struct region *r, const struct manifest *m, struct geo_check *check_ret);
 
 /* Replication state of one backup (in <state_dir>/geo/HOST/PART/ID.json). */
 enum geo_rstate {
@@ -194,7 +214,8 @@ size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
  * Copy objects of m (bits of mask as in geo_check.bad_mask) from region src
  * to dst, streamed through a bounded buffer, each checked against the
  * manifest's SHA-256 (the manifest against its own bytes) before it is
- * committed; the manifest goes last.
+ * committed; the manifest goes last.  With OBJ_REFS, before them, each
+ * data object m references that dst lacks or holds bad (geo_check_refs).
  */
 int geo_copy(struct region *src, struct region *dst, const struct manifest *m,
 	     int mask, struct err *err);

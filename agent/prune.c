@@ -22,20 +22,25 @@
 #include "common/util.h"
 #include "uploader/store.h"
 
-/* The objects of a backup, the manifest first (deleted in this order). */
+/* The objects of a backup: the manifest goes first, then the index, the
+ * data object last, once no listed manifest references it (prune_data). */
 static const char *const obj_names[3] = {
 	"manifest.json", "data.tar.zst", "index.jsonl.zst",
 };
 
 /* ---- pending-deletion records ---- */
 
-/* One backup's deletions still to do, per region. */
+/* One backup's deletions still to do, per region: region[] its manifest
+ * and index (then its data), data[] only its data object, which stays
+ * while a listed manifest references it. */
 struct record {
 	char id[BACKUP_ID_LEN + 1];
 	char rule[32];
 	int64_t decided;                /* unix s */
 	char region[REGIONS_MAX][65];
 	size_t n;
+	char data[REGIONS_MAX][65];
+	size_t ndata;
 };
 
 static int record_dir(const char *state_dir, const char *host, const char *part,
@@ -60,7 +65,7 @@ static int record_save(const char *state_dir, const char *host, const char *part
 		       const struct record *rec, struct err *err)
 {
 	char dir[4096], path[4200], tmp[4300];
-	json_t *o, *regions;
+	json_t *o, *regions, *data;
 	char *s = NULL;
 	int fd = -1, ret;
 
@@ -69,7 +74,7 @@ static int record_save(const char *state_dir, const char *host, const char *part
 		ret = record_path(state_dir, host, part, rec->id, path, sizeof(path));
 	if (ret)
 		return err_set(err, ret, "state directory path too long: %s", state_dir);
-	if (!rec->n) {
+	if (!rec->n && !rec->ndata) {
 		if (unlink(path) && errno != ENOENT)
 			return err_set(err, -errno, "cannot remove %s: %s", path, strerror(errno));
 		return 0;
@@ -80,9 +85,12 @@ static int record_save(const char *state_dir, const char *host, const char *part
 	regions = json_array();
 	for (size_t i = 0; i < rec->n; i++)
 		json_array_append_new(regions, json_string(rec->region[i]));
-	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "host", host, "partition", part,
+	data = json_array();
+	for (size_t i = 0; i < rec->ndata; i++)
+		json_array_append_new(data, json_string(rec->data[i]));
+	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "host", host, "partition", part,
 		      "backup_id", rec->id, "rule", rec->rule, "decided",
-		      (json_int_t)rec->decided, "regions", regions);
+		      (json_int_t)rec->decided, "regions", regions, "data", data);
 	s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
 	json_decref(o);
 	if (!s)
@@ -99,13 +107,30 @@ static int record_save(const char *state_dir, const char *host, const char *part
 	return ret;
 }
 
+/* Region names of a record's array a (NULL: none) into v[], *n. */
+static bool record_names(json_t *a, char (*v)[65], size_t *n)
+{
+	if (!a)
+		return true;
+	if (!json_is_array(a) || json_array_size(a) > REGIONS_MAX)
+		return false;
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		const char *name = json_string_value(json_array_get(a, i));
+
+		if (!name || !util_name_ok(name))
+			return false;
+		snprintf(v[(*n)++], sizeof(v[0]), "%s", name);
+	}
+	return true;
+}
+
 /* Read the record of id (a backup id, as a file name told). */
 static int record_load(const char *state_dir, const char *host, const char *part,
 		       const char *id, struct record *rec, struct err *err)
 {
 	char path[4200];
 	json_error_t je;
-	json_t *o, *regions;
+	json_t *o, *regions, *data = NULL;
 	const char *rule = NULL;
 	json_int_t decided = 0;
 	int ret;
@@ -117,23 +142,20 @@ static int record_load(const char *state_dir, const char *host, const char *part
 	o = json_load_file(path, 0, &je);
 	if (!o)
 		return err_set(err, -EBADMSG, "%s: %s", path, je.text);
-	if (json_unpack_ex(o, &je, 0, "{s:s, s:I, s:o}", "rule", &rule, "decided", &decided,
-			   "regions", &regions) || !json_is_array(regions) ||
-	    json_array_size(regions) > REGIONS_MAX) {
+	/* "data" is optional: records of earlier releases have none */
+	if (json_unpack_ex(o, &je, 0, "{s:s, s:I, s:o, s?o}", "rule", &rule, "decided",
+			   &decided, "regions", &regions, "data", &data) ||
+	    !json_is_array(regions)) {
 		json_decref(o);
 		return err_set(err, -EBADMSG, "%s: not a pending-deletion record", path);
 	}
 	snprintf(rec->id, sizeof(rec->id), "%s", id);
 	snprintf(rec->rule, sizeof(rec->rule), "%s", rule);
 	rec->decided = decided;
-	for (size_t i = 0; i < json_array_size(regions); i++) {
-		const char *name = json_string_value(json_array_get(regions, i));
-
-		if (!name || !util_name_ok(name)) {
-			json_decref(o);
-			return err_set(err, -EBADMSG, "%s: a region that is not a name", path);
-		}
-		snprintf(rec->region[rec->n++], sizeof(rec->region[0]), "%s", name);
+	if (!record_names(regions, rec->region, &rec->n) ||
+	    !record_names(data, rec->data, &rec->ndata)) {
+		json_decref(o);
+		return err_set(err, -EBADMSG, "%s: a region that is not a name", path);
 	}
 	json_decref(o);
 	return 0;
@@ -253,10 +275,21 @@ static void region_failed(struct region *g, const struct err *e)
 	}
 }
 
+/* Add region name to rec's data regions (once). */
+static void record_add_data(struct record *rec, const char *name)
+{
+	for (size_t i = 0; i < rec->ndata; i++)
+		if (!strcmp(rec->data[i], name))
+			return;
+	if (rec->ndata < REGIONS_MAX)
+		snprintf(rec->data[rec->ndata++], sizeof(rec->data[0]), "%s", name);
+}
+
 /*
  * Do what rec says: in each of its regions the manifest, then (where that
- * went) the data and index; a region done leaves the record, which is
- * saved (removed when empty).  Actions into b.  Returns the regions left.
+ * went) the index; a region done leaves rec's regions for its data regions
+ * (prune_data deletes the data object once nothing references it); the
+ * record is saved.  Actions into b.  Returns the regions left.
  */
 static size_t record_apply(struct regions *rs, const char *state_dir, const char *host,
 			   const char *part, struct record *rec, bool dry,
@@ -267,6 +300,8 @@ static size_t record_apply(struct regions *rs, const char *state_dir, const char
 	struct err e = { 0 };
 	size_t left = 0;
 
+	if (!rec->n)
+		return 0;      /* only data left: prune_data's */
 	for (size_t i = 0; i < rec->n; i++)      /* the report in rec's order */
 		act(b, rec->region[i], dry ? "would be pending" : "pending", NULL);
 	for (size_t i = 0; i < rec->n; i++) {
@@ -303,7 +338,7 @@ static size_t record_apply(struct regions *rs, const char *state_dir, const char
 		if (!manifest_gone[i])
 			continue;
 		e = (struct err){ 0 };
-		if (delete_objects(g[i], host, part, rec->id, 1, 3, &e)) {
+		if (delete_objects(g[i], host, part, rec->id, 2, 3, &e)) {
 			region_failed(g[i], &e);
 			act(b, rec->region[i], "pending",
 			    err_strip_region(g[i]->name, e.msg));
@@ -312,6 +347,7 @@ static size_t record_apply(struct regions *rs, const char *state_dir, const char
 			continue;
 		}
 		act(b, rec->region[i], "deleted", NULL);
+		record_add_data(rec, rec->region[i]);
 		g[i] = NULL;           /* done */
 	}
 	if (dry)
@@ -594,6 +630,150 @@ static void prune_one(struct regions *rs, const char *state_dir, const char *hos
 	readlock_release(lockfd, state_dir, host, part, b->id, !dry);
 }
 
+/* ---- data objects and references ---- */
+
+/* The backup of id this prune deleted (or would) or finished, if any. */
+static struct prune_backup *gone_backup(struct prune_report *rep, const char *id)
+{
+	for (size_t j = 0; j < rep->nb; j++)
+		if (!rep->b[j].keep && !strcmp(rep->b[j].id, id))
+			return &rep->b[j];
+	for (size_t k = 0; k < rep->nfinished; k++)
+		if (!strcmp(rep->finished[k].id, id))
+			return &rep->finished[k];
+	return NULL;
+}
+
+/* The references of every manifest listed (in any region) that stays. */
+static int refs_of_listings(const struct regions *rs, const struct catalog_list *lists,
+			    const int *state, struct prune_report *rep,
+			    struct catalog_refs *refs)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		for (size_t k = 0; state[i] != L_FAILED && k < lists[i].n; k++) {
+			const struct manifest *m = &lists[i].m[k];
+
+			if (m->nrefs && !gone_backup(rep, m->backup_id) &&
+			    catalog_refs_add(refs, m))
+				return -ENOMEM;
+		}
+	return 0;
+}
+
+static const char *action_of(const struct prune_backup *b, const char *region)
+{
+	for (size_t i = 0; b && i < b->nr; i++)
+		if (!strcmp(b->r[i].region, region))
+			return b->r[i].action;
+	return NULL;
+}
+
+/*
+ * The data object of id in the region named, whose manifest and index are
+ * gone: deleted (dry run: would be) when the region was listed whole and no
+ * manifest listed in any region references it.  b (may be NULL) says what
+ * happened.  true when it is gone (or would be) or the region is no longer
+ * configured.
+ */
+static bool data_one(struct regions *rs, const int *state, struct catalog_refs *refs,
+		     const char *host, const char *part, const char *id, const char *name,
+		     bool dry, struct prune_backup *b, struct prune_report *rep)
+{
+	const char *cur = action_of(b, name);
+	char by[300], detail[400];
+	struct err e = { 0 };
+	size_t i = 0;
+
+	while (i < rs->n && strcmp(rs->v[i].name, name))
+		i++;
+	if (i == rs->n) {
+		if (b)
+			act(b, name, "dropped", "no such region in the config");
+		return true;
+	}
+	detail[0] = '\0';
+	if (!rs->v[i].store || rs->v[i].down)
+		snprintf(detail, sizeof(detail), "data kept: %.380s", rs->v[i].down_why);
+	else if (state[i] != L_LISTED)
+		snprintf(detail, sizeof(detail),
+			 "data kept: the region's listing looks partial, its references are not known");
+	else if (catalog_refs_users(refs, part, id, NULL))
+		snprintf(detail, sizeof(detail), "data kept: referenced by %s",
+			 catalog_refs_by(refs, part, id, by, sizeof(by)));
+	else if (!dry && delete_objects(&rs->v[i], host, part, id, 1, 2, &e)) {
+		region_failed(&rs->v[i], &e);
+		snprintf(detail, sizeof(detail), "data: %.390s",
+			 err_strip_region(rs->v[i].name, e.msg));
+		rep->errors++;
+		if (b)
+			act(b, name, "pending", detail);
+		return false;
+	}
+	if (detail[0]) {
+		/* "deleted (data kept: why)"; only the data left: "data kept (why)" */
+		if (b)
+			act(b, name, cur ? cur : "data kept",
+			    cur ? detail : detail + strlen("data kept: "));
+		return false;
+	}
+	if (b)
+		act(b, name, cur ? cur : dry ? "would delete" : "deleted", NULL);
+	return true;
+}
+
+/*
+ * The second half of every deletion: the data objects of deleted backups
+ * (the records' data regions; dry run, also what would be deleted now),
+ * each deleted once no manifest listed references it.  A record whose
+ * data regions are all done goes.
+ */
+static void prune_data(struct regions *rs, const char *state_dir, const char *host,
+		       const char *part, const struct catalog_list *lists, const int *state,
+		       bool dry, struct prune_report *rep)
+{
+	struct catalog_refs refs = { 0 };
+	char **ids = NULL;
+	size_t n = 0;
+
+	if (refs_of_listings(rs, lists, state, rep, &refs)) {
+		log_error("%s/%s: out of memory; the data of deleted backups stays for the next prune",
+			  host, part);
+		goto out;
+	}
+	if (record_ids(state_dir, host, part, &ids, &n))
+		n = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct prune_backup *b = gone_backup(rep, ids[k]);
+		struct record rec;
+		struct err e = { 0 };
+		size_t left = 0;
+
+		if (record_load(state_dir, host, part, ids[k], &rec, &e) || !rec.ndata)
+			continue;
+		for (size_t d = 0; d < rec.ndata; d++)
+			if (!data_one(rs, state, &refs, host, part, rec.id, rec.data[d], dry, b, rep))
+				memmove(rec.data[left++], rec.data[d], sizeof(rec.data[0]));
+		if (dry || left == rec.ndata)
+			continue;
+		rec.ndata = left;
+		if (record_save(state_dir, host, part, &rec, &e)) {
+			log_error("%s", e.msg);
+			rep->errors++;
+		}
+	}
+	for (size_t j = 0; dry && j < rep->nb + rep->nfinished; j++) {
+		struct prune_backup *b = j < rep->nb ? &rep->b[j] : &rep->finished[j - rep->nb];
+
+		for (size_t i = 0; !(j < rep->nb && b->keep) && i < b->nr; i++)
+			if (!strcmp(b->r[i].action, "would delete"))
+				data_one(rs, state, &refs, host, part, b->id, b->r[i].region, dry,
+					 b, rep);
+	}
+out:
+	ids_free(ids, n);
+	catalog_refs_free(&refs);
+}
+
 /* The backup directories the deletions emptied (directory stores). */
 static void remove_empty_dirs(struct regions *rs, const char *host)
 {
@@ -644,6 +824,7 @@ static int decide_and_delete(const struct config *cfg, const char *host,
 		if (rep->b[j].keep)
 			rep->kept++;
 	}
+	prune_data(rs, cfg->state_dir, host, p->name, lists, state, o->dry_run, rep);
 	if (!o->dry_run && (rep->deleted || rep->nfinished))
 		remove_empty_dirs(rs, host);
 	free(in);

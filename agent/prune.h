@@ -11,9 +11,14 @@
  * - A backup to delete goes in every region that lists it: first a
  *   pending-deletion record <state_dir>/prune/<host>/<partition>/<id>.json
  *   (the regions and keys still to do), then the manifest in each region
- *   (the backup leaves `list` at once), then its data and index, then the
- *   record.  Only the three objects of that backup, at
+ *   (the backup leaves `list` at once), then its index, then its data, then
+ *   the record.  Only the three objects of that backup, at
  *   <prefix><host>/<partition>/<id>/, are ever deleted.
+ * - The data object stays while a manifest listed in any region, other
+ *   than those this prune deletes, references it (format 2's references),
+ *   and where the region's listing looks partial: the record keeps it (its
+ *   "data" regions) and every later prune looks again, deleting it in the
+ *   prune that deletes its last referencing backup.
  * - A region whose listing failed deletes nothing now: its deletions stay in
  *   the record and are done by the next prune (or agent round) that reaches
  *   it; so is a deletion that failed midway (manifest gone, objects left).
@@ -51,8 +56,10 @@ struct prune_action {
 	const char *action;          /* static: "deleted", "pending", "kept",
 				      * "would delete", "would be pending",
 				      * "failed", "dropped" (region no longer
-				      * configured) */
-	char detail[400];            /* why, "" if nothing to say */
+				      * configured), "data kept" (an earlier
+				      * deletion's data, still referenced) */
+	char detail[400];            /* why, "" if nothing to say; "data kept:
+				      * referenced by B1, B2" */
 };
 
 struct prune_backup {

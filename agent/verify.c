@@ -173,6 +173,8 @@ static void check_region(struct region *g, const struct verify_union *u, size_t 
 		return;
 	}
 	geo_check_copy(g, m, OBJ_ALL, c);
+	if (c->copy != COPY_UNREACHABLE)
+		geo_check_refs(g, m, c);
 	if (c->copy == COPY_UNREACHABLE)
 		g->down = true;
 	if (c->copy == COPY_OK && o->deep)
@@ -236,6 +238,8 @@ static bool repair_copy(struct regions *rs, struct geo_check *chk, size_t i,
 		ret = geo_copy(&rs->v[j], &rs->v[i], m, ci->bad_mask, &e);
 		if (!ret) {
 			geo_check_copy(&rs->v[i], m, OBJ_ALL, ci);
+			if (ci->copy != COPY_UNREACHABLE)
+				geo_check_refs(&rs->v[i], m, ci);
 			snprintf(vc->detail, sizeof(vc->detail), "copied from %s%s%s",
 				 rs->v[j].name, ci->copy ? "; still " : "",
 				 ci->copy ? ci->detail : "");

@@ -626,6 +626,47 @@ static void put(struct store *s, const char *key, json_t *j)
 	json_decref(j);
 }
 
+/* Orphans and references: a data object whose backup a manifest
+ * references is no orphan (same partition and id only); indexes of
+ * deleted backups are; with a manifest that cannot be read, every data
+ * object stays. */
+static void test_orphans_refs(void **state)
+{
+	static const char *const keys[] = {
+		"h/part/" OLD1 "/data.tar.zst",                 /* referenced */
+		"h/part/" OLD2 "/data.tar.zst",                 /* referenced */
+		"h/part/" OLD1 "/index.jsonl.zst",              /* an orphan */
+		"h/part/20261123T000000Z-000003/data.tar.zst",  /* an orphan */
+		"h/other/" OLD1 "/data.tar.zst",                /* another partition's */
+	};
+	struct store_obj_info info;
+	struct store *s;
+	struct err err = { 0 };
+	char dir[128];
+	size_t removed = 0;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/orphans", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(store_open(dir, &s, &err), 0);
+	put(s, "h/part/" ID "/manifest.json", good_v2(""));
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(store_put_buf(s, keys[i], "x", 1, &err), 0);
+	assert_int_equal(catalog_remove_orphans(s, "", "h", &removed, &err), 0);
+	assert_int_equal(removed, 3);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(store_head(s, keys[i], &info, &err), i < 2 ? 0 : -ENOENT);
+	/* a manifest that cannot be read: its references are unknown */
+	put(s, "h/part/20261125T000000Z-000005/manifest.json", json_string("not a manifest"));
+	for (size_t i = 2; i < 4; i++)
+		assert_int_equal(store_put_buf(s, keys[i], "x", 1, &err), 0);
+	assert_int_equal(catalog_remove_orphans(s, "", "h", &removed, &err), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(store_head(s, keys[2], &info, &err), -ENOENT);
+	assert_int_equal(store_head(s, keys[3], &info, &err), 0);
+	store_free(s);
+}
+
 static void test_list_skips_bad(void **state)
 {
 	struct catalog_list list;
@@ -742,6 +783,64 @@ static void test_newest_same_second(void **state)
 	assert_ptr_equal(catalog_find(&list, NULL, NULL), &m[1]);
 }
 
+/* The reference set: uses by (partition, id), who references, duplicates
+ * from two regions said once, v1 manifests adding nothing. */
+static void test_refs(void **state)
+{
+	struct manifest m[4];
+	struct manifest_ref r[4];
+	struct catalog_refs refs = { 0 };
+	char by[64];
+	size_t first;
+
+	(void)state;
+	memset(m, 0, sizeof(m));
+	memset(r, 0, sizeof(r));
+	strcpy(r[0].id, "20261101T000000Z-000001");
+	strcpy(r[1].id, "20261102T000000Z-000002");
+	strcpy(r[2].id, "20261101T000000Z-000001");
+	strcpy(r[3].id, "20261101T000000Z-000001");
+	m[0].partition = (char *)"p";                   /* B3 -> B1, B2 */
+	strcpy(m[0].backup_id, "20261103T000000Z-000003");
+	m[0].refs = &r[0];
+	m[0].nrefs = 2;
+	m[1].partition = (char *)"p";                   /* B4 -> B1 */
+	strcpy(m[1].backup_id, "20261104T000000Z-000004");
+	m[1].refs = &r[2];
+	m[1].nrefs = 1;
+	m[2].partition = (char *)"q";                   /* another partition's B1 */
+	strcpy(m[2].backup_id, "20261105T000000Z-000005");
+	m[2].refs = &r[3];
+	m[2].nrefs = 1;
+	m[3].partition = (char *)"p";                   /* a v1: nothing */
+	strcpy(m[3].backup_id, "20261101T000000Z-000001");
+	for (int i = 3; i >= 0; i--)
+		assert_int_equal(catalog_refs_add(&refs, &m[i]), 0);
+	assert_int_equal(catalog_refs_add(&refs, &m[0]), 0);   /* listed twice */
+	assert_int_equal(refs.n, 6);
+	assert_int_equal(catalog_refs_users(&refs, "p", "20261101T000000Z-000001", &first), 3);
+	assert_string_equal(refs.v[first].by, "20261103T000000Z-000003");
+	assert_int_equal(catalog_refs_users(&refs, "p", "20261102T000000Z-000002", NULL), 2);
+	assert_int_equal(catalog_refs_users(&refs, "q", "20261101T000000Z-000001", NULL), 1);
+	assert_int_equal(catalog_refs_users(&refs, "p", "20261103T000000Z-000003", NULL), 0);
+	assert_int_equal(catalog_refs_users(&refs, "q", "20261102T000000Z-000002", NULL), 0);
+	assert_int_equal(catalog_refs_users(&refs, "o", "20261101T000000Z-000001", NULL), 0);
+	assert_string_equal(catalog_refs_by(&refs, "p", "20261101T000000Z-000001", by, sizeof(by)),
+			    "20261103T000000Z-000003, 20261104T000000Z-000004");
+	assert_string_equal(catalog_refs_by(&refs, "p", "20261102T000000Z-000002", by, sizeof(by)),
+			    "20261103T000000Z-000003");
+	assert_string_equal(catalog_refs_by(&refs, "p", "20261101T000000Z-000001", by, 40),
+			    "20261103T000000Z-000003, ...");
+	assert_string_equal(catalog_refs_by(&refs, "p", "20261109T000000Z-000009", by, sizeof(by)),
+			    "");
+	/* added after a lookup: sorted again */
+	assert_int_equal(catalog_refs_add(&refs, &m[1]), 0);
+	assert_int_equal(catalog_refs_users(&refs, "p", "20261101T000000Z-000001", NULL), 4);
+	catalog_refs_free(&refs);
+	assert_null(refs.v);
+	catalog_refs_free(&refs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -758,6 +857,8 @@ int main(void)
 		cmocka_unit_test(test_list_skips_bad),
 		cmocka_unit_test(test_hosts),
 		cmocka_unit_test(test_newest_same_second),
+		cmocka_unit_test(test_refs),
+		cmocka_unit_test(test_orphans_refs),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

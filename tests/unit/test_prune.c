@@ -32,11 +32,13 @@
 static char dir[64];
 static char ids[NB][BACKUP_ID_LEN + 1];
 
-/* A backup of host h, partition part, taken age_days ago, into the
- * directory store at path: data, index, then the manifest. */
-static void put_backup(const char *path, const char *id, int64_t t)
+/* A backup of host h, partition part, taken at t, into the directory
+ * store at path: data, index, then the manifest; with ref, a version 2
+ * backup whose parent and only reference is ref. */
+static void put_backup_ref(const char *path, const char *id, int64_t t, const char *ref)
 {
 	struct manifest m = { 0 };
+	struct manifest_ref r = { 0 };
 	struct store *s;
 	struct err err = { 0 };
 	char *json, *mkey;
@@ -59,6 +61,18 @@ static void put_backup(const char *path, const char *id, int64_t t)
 	mkey = catalog_key("", "h", "part", id, "manifest.json");
 	memset(m.data_sha256, 'a', 64);
 	memset(m.index_sha256, 'b', 64);
+	if (ref) {
+		m.format_version = 2;
+		strcpy(m.parent, ref);
+		strcpy(m.full_id, ref);
+		m.chain = 1;
+		strcpy(r.id, ref);
+		r.key = catalog_key("", "h", "part", ref, "data.tar.zst");
+		r.size = 1;
+		memset(r.sha256, 'a', 64);
+		m.refs = &r;
+		m.nrefs = 1;
+	}
 	assert_int_equal(store_put_buf(s, m.data_key, "d", 1, &err), 0);
 	assert_int_equal(store_put_buf(s, m.index_key, "i", 1, &err), 0);
 	assert_int_equal(manifest_to_json(&m, &json, &err), 0);
@@ -67,7 +81,13 @@ static void put_backup(const char *path, const char *id, int64_t t)
 	free(mkey);
 	free(m.data_key);
 	free(m.index_key);
+	free(r.key);
 	store_free(s);
+}
+
+static void put_backup(const char *path, const char *id, int64_t t)
+{
+	put_backup_ref(path, id, t, NULL);
 }
 
 /* How many backups of h/part region dir r holds (their manifests). */
@@ -291,6 +311,121 @@ static void test_reading_lock(void **state)
 	assert_int_equal(count("a"), 2);
 }
 
+/* The pending-deletion record of backup k, or NULL. */
+static char *record_of(int k)
+{
+	char path[256], *buf;
+	size_t len;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/state/prune/h/part/%s.json", dir, ids[k]);
+	f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	buf = calloc(1, 65536);
+	assert_non_null(buf);
+	len = fread(buf, 1, 65535, f);
+	fclose(f);
+	assert_true(len > 0);
+	return buf;
+}
+
+/*
+ * A version 2 backup X, newest, in region a only (not replicated yet),
+ * references ids[0]: ids[0] leaves list but its data stays in both regions
+ * (the references of every region's listing count), said; ids[1..3] go
+ * whole; with round listings (the agent) as with prune_partition.  X gone,
+ * the next prune deletes ids[0]'s data and its record.
+ */
+static void refs_case(bool round)
+{
+	char path[128], x[BACKUP_ID_LEN + 1];
+	int64_t now = util_now_unix_ns() / 1000000000LL;
+	struct prune_report rep;
+	struct err err = { 0 };
+	char *rec;
+
+	assert_int_equal(catalog_new_id(now, x, &err), 0);
+	snprintf(path, sizeof(path), "%s/a", dir);
+	put_backup_ref(path, x, now, ids[0]);
+	if (round) {
+		struct prune_opts o = { 0 };
+		struct prune_round pr;
+		struct regions rs;
+		struct config cfg;
+
+		snprintf(path, sizeof(path), "%s/c.conf", dir);
+		assert_int_equal(config_load(path, &cfg, &err), 0);
+		assert_int_equal(geo_regions_open(&cfg, NULL, NULL, NULL, false, &rs, &err), 0);
+		assert_int_equal(prune_round_list(&pr, &rs, "h", &err), 0);
+		if (prune_partition_round(&cfg, "h", config_partition(&cfg, "part"), &o, &pr,
+					  &rep, &err))
+			fail_msg("prune_partition_round: %s", err.msg);
+		prune_round_free(&pr);
+		geo_regions_free(&rs);
+		config_free(&cfg);
+	} else {
+		prune(&rep, false);
+	}
+	assert_int_equal(rep.deleted, 4);
+	assert_string_equal(rep.b[0].id, ids[0]);
+	for (int r = 0; r < 2; r++) {
+		assert_string_equal(rep.b[0].r[r].action, "deleted");
+		assert_non_null(strstr(rep.b[0].r[r].detail, "data kept: referenced by "));
+		assert_non_null(strstr(rep.b[0].r[r].detail, x));
+		assert_string_equal(rep.b[1].r[r].detail, "");
+	}
+	prune_report_clear(&rep);
+	for (int r = 0; r < 2; r++) {
+		const char *rn = r ? "b" : "a";
+
+		assert_false(exists(rn, 0, "manifest.json"));
+		assert_false(exists(rn, 0, "index.jsonl.zst"));
+		assert_true(exists(rn, 0, "data.tar.zst"));
+		for (int k = 1; k < 4; k++)
+			assert_false(exists(rn, k, "data.tar.zst"));
+	}
+	rec = record_of(0);
+	assert_non_null(rec);
+	assert_non_null(strstr(rec, "\"data\""));
+	free(rec);
+	assert_null(record_of(1));
+	/* still referenced: the next prune says so and keeps it */
+	prune(&rep, false);
+	assert_int_equal(rep.nfinished, 1);
+	assert_string_equal(rep.finished[0].r[0].action, "data kept");
+	assert_int_equal(rep.pending, 0);
+	assert_int_equal(rep.errors, 0);
+	prune_report_clear(&rep);
+	assert_true(exists("a", 0, "data.tar.zst"));
+	/* X gone (its manifest): nothing references ids[0] any more */
+	snprintf(path, sizeof(path), "%s/a/h/part/%s/manifest.json", dir, x);
+	assert_int_equal(unlink(path), 0);
+	prune(&rep, true);
+	assert_string_equal(rep.finished[0].r[0].action, "would delete");
+	prune_report_clear(&rep);
+	assert_true(exists("a", 0, "data.tar.zst"));
+	prune(&rep, false);
+	assert_string_equal(rep.finished[0].r[0].action, "deleted");
+	assert_string_equal(rep.finished[0].r[1].action, "deleted");
+	prune_report_clear(&rep);
+	assert_false(exists("a", 0, "data.tar.zst"));
+	assert_false(exists("b", 0, "data.tar.zst"));
+	assert_null(record_of(0));
+}
+
+static void test_refs_keep_data(void **state)
+{
+	(void)state;
+	refs_case(false);
+}
+
+static void test_refs_keep_data_round(void **state)
+{
+	(void)state;
+	refs_case(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +434,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lacks_committed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_region_down_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reading_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refs_keep_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refs_keep_data_round, setup, teardown),
 	};
 
 	return unit_main(tests, NULL, NULL);
