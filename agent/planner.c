@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: MIT
+#include "agent/planner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "agent/geo.h"
+#include "agent/index.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "uploader/store.h"
+
+/* The largest parent index read (compressed): 4 GiB. */
+#define PLANNER_INDEX_MAX ((size_t)4 << 30)
+
+/* A backup the new one may point at: the parent's references plus the
+ * parent itself, oldest first (ids sort by time). */
+struct cand {
+	struct manifest_ref r;    /* key owned */
+	bool used;
+};
+
+struct planner {
+	char parent[BACKUP_ID_LEN + 1];
+	int parent_format;
+	uint64_t parent_chain;
+	char full_id[BACKUP_ID_LEN + 1];
+	struct cand *cand;
+	size_t ncand;
+
+	void *zbuf;               /* the parent's compressed index */
+	size_t zlen;
+	/* version 2 parent: the merge */
+	struct index_reader *rd;
+	struct index_entry cur;   /* the parent's entry not yet passed */
+	bool have_cur, rd_end;
+	char *last;               /* the previous parent path (order check) */
+	bool order_warned;
+	/* version 1 parent: by path */
+	struct index *idx;
+	size_t matched;
+
+	uint64_t n_unchanged, n_changed, n_new, n_deleted, n_meta_only;
+	uint64_t referenced_bytes;
+	unsigned char *hbuf;      /* for hashing metadata-only candidates */
+};
+
+/*
+ * Walk order compares paths by components: "." first, then byte by byte
+ * with '/' below every other byte and the end of a path below '/'.
+ */
+static int path_cmp(const char *a, const char *b)
+{
+	bool ra = !strcmp(a, "."), rb = !strcmp(b, ".");
+
+	if (ra || rb)
+		return ra && rb ? 0 : ra ? -1 : 1;
+	for (;; a++, b++) {
+		int ca = *a ? (*a == '/' ? 0 : (unsigned char)*a) : -1;
+		int cb = *b ? (*b == '/' ? 0 : (unsigned char)*b) : -1;
+
+		if (ca != cb)
+			return ca < cb ? -1 : 1;
+		if (ca < 0)
+			return 0;
+	}
+}
+
+static void cand_free(struct planner *pl)
+{
+	for (size_t i = 0; i < pl->ncand; i++)
+		free(pl->cand[i].r.key);
+	free(pl->cand);
+	pl->cand = NULL;
+	pl->ncand = 0;
+}
+
+void planner_free(struct planner *pl)
+{
+	if (!pl)
+		return;
+	cand_free(pl);
+	index_reader_free(pl->rd);
+	index_entry_clear(&pl->cur);
+	index_free(pl->idx);
+	free(pl->zbuf);
+	free(pl->last);
+	free(pl->hbuf);
+	free(pl);
+}
+
+/* The candidates: p's references, then p's own data object. */
+static int take_parent(struct planner *pl, const struct manifest *p, struct err *err)
+{
+	pl->cand = calloc(p->nrefs + 1, sizeof(*pl->cand));
+	if (!pl->cand)
+		return err_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i <= p->nrefs; i++) {
+		struct manifest_ref *r = &pl->cand[i].r;
+
+		if (i < p->nrefs) {
+			*r = p->refs[i];
+			r->key = strdup(p->refs[i].key);
+		} else {
+			memcpy(r->id, p->backup_id, sizeof(r->id));
+			r->key = strdup(p->data_key);
+			r->size = p->data_size;
+			memcpy(r->sha256, p->data_sha256, sizeof(r->sha256));
+			memcpy(r->etag, p->data_etag, sizeof(r->etag));
+		}
+		pl->ncand++;
+		if (!r->key)
+			return err_set(err, -ENOMEM, "out of memory");
+	}
+	memcpy(pl->parent, p->backup_id, sizeof(pl->parent));
+	pl->parent_format = p->format_version;
+	pl->parent_chain = p->format_version >= 2 ? p->chain : 0;
+	if (p->format_version >= 2 && p->full_id[0])
+		memcpy(pl->full_id, p->full_id, sizeof(pl->full_id));
+	else
+		memcpy(pl->full_id, p->backup_id, sizeof(pl->full_id));
+	return 0;
+}
+
+/* Should p's chain end here?  NULL: no; else why. */
+static const char *chain_ends(const struct manifest *p, const struct manifest *m,
+			      const struct planner_opts *o, char *buf, size_t len)
+{
+	const char *full = p->format_version >= 2 && p->parent[0] ? p->full_id : p->backup_id;
+	uint64_t chain = p->format_version >= 2 ? p->chain : 0;
+	int64_t age = catalog_id_time(m->backup_id) - catalog_id_time(full);
+
+	if (o->force_full)
+		return "--full";
+	if (p->format_version < 1 || p->format_version > FORMAT_VERSION_MAX) {
+		snprintf(buf, len, "the parent %s is of format version %d", p->backup_id,
+			 p->format_version);
+		return buf;
+	}
+	if (chain + 1 > o->max_chain) {
+		snprintf(buf, len, "max_chain (%llu) reached", (unsigned long long)o->max_chain);
+		return buf;
+	}
+	if (o->full_every && age >= o->full_every) {
+		snprintf(buf, len, "full_every (%lld s) reached: the chain's full %s is %lld s old",
+			 (long long)o->full_every, full, (long long)age);
+		return buf;
+	}
+	return NULL;
+}
+
+/* The parent's index, read whole and checked against its manifest. */
+static int load_index(struct planner *pl, struct region *g, const struct manifest *p,
+		      char *why, size_t why_len, struct err *err)
+{
+	char hex[65];
+	int ret;
+
+	ret = store_get_all(g->store, p->index_key, PLANNER_INDEX_MAX, &pl->zbuf,
+			    &pl->zlen, err);
+	if (ret == -ENOENT || ret == -EBADMSG) {
+		snprintf(why, why_len, "the parent %s's index cannot be read: %.600s",
+			 p->backup_id, err->msg);
+		return 1;
+	}
+	if (ret)
+		return err_wrap(err, "reading the index of the parent backup %s", p->backup_id);
+	util_sha256_hex(pl->zbuf, pl->zlen, hex);
+	if (pl->zlen != p->index_size || strcmp(hex, p->index_sha256)) {
+		snprintf(why, why_len, "the parent %s's index does not match its manifest (size or SHA-256)",
+			 p->backup_id);
+		return 1;
+	}
+	if (p->format_version >= 2) {
+		ret = index_reader_open_buf(pl->zbuf, pl->zlen, &pl->rd, err);
+	} else {
+		ret = index_load(pl->zbuf, pl->zlen, &pl->idx, err);
+		free(pl->zbuf);
+		pl->zbuf = NULL;
+	}
+	if (ret == -EBADMSG) {
+		snprintf(why, why_len, "the parent %s's index is corrupt: %.600s", p->backup_id,
+			 err->msg);
+		return 1;
+	}
+	return ret;
+}
+
+int planner_open(struct region *g, const struct manifest *m,
+		 const struct planner_opts *o, struct planner **pl_ret,
+		 char *why_full, size_t why_len, struct err *err)
+{
+	struct catalog_list list = { 0 };
+	struct planner *pl = NULL;
+	const struct manifest *p;
+	char why[1024] = "";
+	const char *ends;
+	int ret;
+
+	*pl_ret = NULL;
+	ret = catalog_list(g->store, g->prefix, m->host, m->partition, &list, err);
+	if (ret)
+		return err_wrap(err, "listing the backups of %s to choose a parent", m->partition);
+	p = catalog_find(&list, m->partition, NULL);
+	if (!p) {
+		snprintf(why, sizeof(why), "no earlier backup of %s", m->partition);
+		goto out_full;
+	}
+	ends = chain_ends(p, m, o, why, sizeof(why));
+	if (ends) {
+		if (ends != why)
+			snprintf(why, sizeof(why), "%s", ends);
+		goto out_full;
+	}
+	pl = calloc(1, sizeof(*pl));
+	if (!pl) {
+		ret = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = take_parent(pl, p, err);
+	if (!ret)
+		ret = load_index(pl, g, p, why, sizeof(why), err);
+	if (ret == 1) {
+		log_warn("%s: making a full backup: %s", m->partition, why);
+		planner_free(pl);
+		pl = NULL;
+		ret = 0;
+		goto out_full;
+	}
+	if (ret)
+		goto out;
+	*pl_ret = pl;
+	pl = NULL;
+	goto out;
+
+out_full:
+	log_info("%s: full backup (%s)", m->partition, why);
+	if (why_full)
+		snprintf(why_full, why_len, "%s", why);
+out:
+	planner_free(pl);
+	catalog_list_free(&list);
+	return ret;
+}
+
+/* The candidate named id ("" = the parent), NULL if the parent's
+ * references do not name it. */
+static struct cand *find_cand(struct planner *pl, const char *id)
+{
+	if (!id[0])
+		id = pl->parent;
+	for (size_t i = 0; i < pl->ncand; i++)
+		if (!strcmp(pl->cand[i].r.id, id))
+			return &pl->cand[i];
+	return NULL;
+}
+
+/* Advance the v2 merge to path: the parent's entry of that path, or NULL. */
+static const struct index_entry *merge_to(struct planner *pl, const char *path,
+					  struct err *err, int *ret)
+{
+	*ret = 0;
+	for (;;) {
+		int c;
+
+		if (!pl->have_cur) {
+			if (pl->rd_end)
+				return NULL;
+			*ret = index_reader_next(pl->rd, &pl->cur, err);
+			if (*ret < 0) {
+				*ret = err_wrap(err, "reading the index of the parent backup %s",
+						pl->parent);
+				return NULL;
+			}
+			if (*ret == 0) {
+				pl->rd_end = true;
+				return NULL;
+			}
+			*ret = 0;
+			if (pl->last && path_cmp(pl->last, pl->cur.path) >= 0 &&
+			    !pl->order_warned) {
+				log_warn("the index of the parent backup %s is not in walk order: files after %s may be stored again",
+					 pl->parent, pl->last);
+				pl->order_warned = true;
+			}
+			free(pl->last);
+			pl->last = strdup(pl->cur.path);
+			pl->have_cur = true;
+		}
+		c = path_cmp(pl->cur.path, path);
+		if (c > 0)
+			return NULL;
+		pl->have_cur = false;
+		if (c == 0)
+			return &pl->cur;   /* valid until the next call */
+		pl->n_deleted++;
+	}
+}
+
+static const struct index_entry *parent_entry(struct planner *pl, const char *path,
+					      struct err *err, int *ret)
+{
+	size_t i;
+
+	if (pl->rd)
+		return merge_to(pl, path, err, ret);
+	*ret = 0;
+	i = index_find(pl->idx, path);
+	if (i == (size_t)-1)
+		return NULL;
+	pl->matched++;
+	return &pl->idx->e[i];
+}
+
+/* XXH3-128 of the file at path (holes read as zeros, as the packer does). */
+static int hash_file(struct planner *pl, const struct pack_plan_entry *pe,
+		     unsigned char sum[16], struct err *err)
+{
+	XXH3_state_t h;
+	int fd, ret = 0;
+
+	if (!pl->hbuf && !(pl->hbuf = malloc(1u << 20)))
+		return err_set(err, -ENOMEM, "out of memory");
+	fd = openat(pe->rootfd, pe->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, -errno, "cannot open %s to compare it with the parent backup: %s",
+			       pe->path, strerror(errno));
+	XXH3_128bits_reset(&h);
+	for (;;) {
+		ssize_t n = read(fd, pl->hbuf, 1u << 20);
+
+		if (n < 0) {
+			ret = err_set(err, -errno, "cannot read %s to compare it with the parent backup: %s",
+				      pe->path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		XXH3_128bits_update(&h, pl->hbuf, (size_t)n);
+	}
+	close(fd);
+	if (!ret)
+		XXH128_canonicalFromHash((XXH128_canonical_t *)sum, XXH3_128bits_digest(&h));
+	return ret;
+}
+
+static char entry_type(const struct stat *st)
+{
+	switch (st->st_mode & S_IFMT) {
+	case S_IFDIR: return PACK_DIR;
+	case S_IFLNK: return PACK_SYMLINK;
+	case S_IFCHR: return PACK_CHAR;
+	case S_IFBLK: return PACK_BLOCK;
+	case S_IFIFO: return PACK_FIFO;
+	default: return PACK_FILE;
+	}
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+/* A content file found in the parent by path: 1 = referenced into *ref. */
+static int plan_content(struct planner *pl, const struct pack_plan_entry *pe,
+			const struct index_entry *pe_old, struct pack_ref *ref,
+			struct err *err)
+{
+	const struct stat *st = pe->st;
+	unsigned char sum[16];
+	struct cand *c;
+	bool meta = false;
+	int ret;
+
+	if (pe_old->type != PACK_FILE || !pe_old->has_sum || !pe_old->has_offset ||
+	    pe_old->size != (uint64_t)st->st_size || pe_old->mtime_ns != ts_ns(&st->st_mtim) ||
+	    (pe_old->ino && pe_old->ino != (uint64_t)st->st_ino))
+		return 0;
+	c = find_cand(pl, pe_old->ref);
+	if (!c)
+		return 0;   /* a reference the parent does not list: store again */
+	if (pe_old->ctime_ns != ts_ns(&st->st_ctim)) {
+		ret = hash_file(pl, pe, sum, err);
+		if (ret)
+			return ret;
+		if (memcmp(sum, pe_old->xxh3, 16))
+			return 0;
+		meta = true;
+	}
+	c->used = true;
+	memcpy(ref->id, c->r.id, sizeof(ref->id));
+	ref->offset = pe_old->offset;
+	ref->sparse = pe_old->sparse;
+	memcpy(ref->xxh3, pe_old->xxh3, 16);
+	pl->referenced_bytes += pe_old->size;
+	if (meta)
+		pl->n_meta_only++;
+	else
+		pl->n_unchanged++;
+	return 1;
+}
+
+int planner_plan(void *ctx, const struct pack_plan_entry *pe,
+		 struct pack_ref *ref, struct err *err)
+{
+	struct planner *pl = ctx;
+	const struct index_entry *old;
+	int ret;
+
+	old = parent_entry(pl, pe->path, err, &ret);
+	if (ret)
+		return ret;
+	if (!old) {
+		pl->n_new++;
+		return 0;
+	}
+	if (pe->content) {
+		ret = plan_content(pl, pe, old, ref, err);
+		if (ret == 0)
+			pl->n_changed++;
+		return ret;
+	}
+	if (old->type != entry_type(pe->st) && old->type != PACK_HARDLINK)
+		pl->n_changed++;
+	else if (old->ctime_ns != ts_ns(&pe->st->st_ctim))
+		pl->n_meta_only++;
+	else
+		pl->n_unchanged++;
+	return 0;
+}
+
+/* m's references: the candidates an entry used, oldest first. */
+static int put_refs(struct planner *pl, struct manifest *m, struct err *err)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < pl->ncand; i++)
+		n += pl->cand[i].used;
+	m->refs = n ? calloc(n, sizeof(*m->refs)) : NULL;
+	if (n && !m->refs)
+		return err_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < pl->ncand; i++) {
+		if (!pl->cand[i].used)
+			continue;
+		m->refs[m->nrefs] = pl->cand[i].r;
+		m->refs[m->nrefs].key = strdup(pl->cand[i].r.key);
+		if (!m->refs[m->nrefs++].key)
+			return err_set(err, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
+		   struct err *err)
+{
+	int ret = 0;
+
+	if (pl->rd) {
+		struct index_entry e = { 0 };
+
+		pl->n_deleted += pl->have_cur;
+		pl->have_cur = false;
+		while (!pl->rd_end && (ret = index_reader_next(pl->rd, &e, err)) > 0) {
+			pl->n_deleted++;
+			index_entry_clear(&e);
+		}
+		index_entry_clear(&e);
+		if (!pl->rd_end && ret < 0)
+			return err_wrap(err, "reading the index of the parent backup %s", pl->parent);
+	} else {
+		pl->n_deleted = pl->idx->n - pl->matched;
+	}
+	m->format_version = 2;
+	memcpy(m->parent, pl->parent, sizeof(m->parent));
+	memcpy(m->full_id, pl->full_id, sizeof(m->full_id));
+	m->chain = pl->parent_chain + 1;
+	m->new_bytes = new_bytes;
+	m->referenced_bytes = pl->referenced_bytes;
+	m->n_unchanged = pl->n_unchanged;
+	m->n_changed = pl->n_changed;
+	m->n_new = pl->n_new;
+	m->n_deleted = pl->n_deleted;
+	m->n_meta_only = pl->n_meta_only;
+	m->n_renamed = 0;
+	return put_refs(pl, m, err);
+}
