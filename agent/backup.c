@@ -113,6 +113,11 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 	ret = index_writer_new(index, cfg->compression_level, &iw, err);
 	if (ret)
 		goto out_free;
+	if (pl) {
+		ret = planner_prepare(pl, root, err);
+		if (ret)
+			goto out_free;
+	}
 	ret = pack_tree(root, &po, tar_out, &tc, index_writer_add, iw, &ps, err);
 	if (progress)
 		fprintf(stderr, "\r\033[K");

@@ -2,10 +2,13 @@
 #include "agent/planner.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +32,22 @@ struct cand {
 	bool used;
 };
 
+/* A file of the parent whose path the new tree lacks (pass 1). */
+struct gone {
+	uint64_t ino, igen, size;
+	int64_t mtime_ns;
+	struct pack_ref loc;      /* id "" = the parent */
+	bool taken;
+};
+
+/* A new path whose content is a file of the parent under another path. */
+struct rename {
+	char *path;
+	uint64_t ino, igen, size;
+	int64_t mtime_ns;
+	const struct gone *g;     /* into planner.gone; NULL: no match */
+};
+
 struct planner {
 	char parent[BACKUP_ID_LEN + 1];
 	int parent_format;
@@ -49,7 +68,16 @@ struct planner {
 	struct index *idx;
 	size_t matched;
 
-	uint64_t n_unchanged, n_changed, n_new, n_deleted, n_meta_only;
+	/* renames (pass 1): new paths with the parent's location, walk order */
+	struct rename *ren;
+	size_t nren, ren_cap, ren_next;
+	struct gone *gone;        /* pass 1: the parent's unmatched files */
+	size_t ngone, gone_cap;
+	struct index_reader *rd1; /* pass 1's merge */
+	struct index_entry cur1;
+	bool have1, end1;
+
+	uint64_t n_unchanged, n_changed, n_new, n_deleted, n_meta_only, n_renamed;
 	uint64_t referenced_bytes;
 	unsigned char *hbuf;      /* for hashing metadata-only candidates */
 };
@@ -95,6 +123,12 @@ void planner_free(struct planner *pl)
 	free(pl->zbuf);
 	free(pl->last);
 	free(pl->hbuf);
+	for (size_t i = 0; i < pl->nren; i++)
+		free(pl->ren[i].path);
+	free(pl->ren);
+	free(pl->gone);
+	index_reader_free(pl->rd1);
+	index_entry_clear(&pl->cur1);
 	free(pl);
 }
 
@@ -275,6 +309,7 @@ static const struct index_entry *merge_to(struct planner *pl, const char *path,
 		if (!pl->have_cur) {
 			if (pl->rd_end)
 				return NULL;
+			index_entry_clear(&pl->cur);
 			*ret = index_reader_next(pl->rd, &pl->cur, err);
 			if (*ret < 0) {
 				*ret = err_wrap(err, "reading the index of the parent backup %s",
@@ -409,6 +444,30 @@ static int plan_content(struct planner *pl, const struct pack_plan_entry *pe,
 	return 1;
 }
 
+/* A new path that pass 1 joined with a parent's file: 1 = referenced. */
+static int plan_renamed(struct planner *pl, const struct pack_plan_entry *pe,
+			struct pack_ref *ref)
+{
+	const struct rename *rn;
+	struct cand *c;
+
+	while (pl->ren_next < pl->nren && path_cmp(pl->ren[pl->ren_next].path, pe->path) < 0)
+		pl->ren_next++;
+	if (pl->ren_next == pl->nren)
+		return 0;
+	rn = &pl->ren[pl->ren_next];
+	if (strcmp(rn->path, pe->path) || rn->ino != (uint64_t)pe->st->st_ino ||
+	    rn->size != (uint64_t)pe->st->st_size || rn->mtime_ns != ts_ns(&pe->st->st_mtim))
+		return 0;
+	c = find_cand(pl, rn->g->loc.id);
+	if (!c)
+		return 0;
+	c->used = true;
+	*ref = rn->g->loc;
+	pl->referenced_bytes += rn->size;
+	return 1;
+}
+
 int planner_plan(void *ctx, const struct pack_plan_entry *pe,
 		 struct pack_ref *ref, struct err *err)
 {
@@ -420,8 +479,12 @@ int planner_plan(void *ctx, const struct pack_plan_entry *pe,
 	if (ret)
 		return ret;
 	if (!old) {
-		pl->n_new++;
-		return 0;
+		ret = pe->content ? plan_renamed(pl, pe, ref) : 0;
+		if (ret)
+			pl->n_renamed++;
+		else
+			pl->n_new++;
+		return ret;
 	}
 	if (pe->content) {
 		ret = plan_content(pl, pe, old, ref, err);
@@ -490,6 +553,241 @@ int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
 	m->n_new = pl->n_new;
 	m->n_deleted = pl->n_deleted;
 	m->n_meta_only = pl->n_meta_only;
-	m->n_renamed = 0;
+	m->n_renamed = pl->n_renamed;
 	return put_refs(pl, m, err);
+}
+
+/* ------------------------------------------------------ pass 1: renames */
+
+/* A parent's file whose path the new tree lacks, kept when it has content
+ * and an identity. */
+static int gone_add(struct planner *pl, const struct index_entry *e, struct err *err)
+{
+	const struct cand *c;
+	struct gone *g;
+
+	if (e->type != PACK_FILE || !e->has_sum || !e->has_offset || !e->size || !e->ino)
+		return 0;
+	c = find_cand(pl, e->ref);
+	if (!c)
+		return 0;
+	if (pl->ngone == pl->gone_cap) {
+		size_t cap = pl->gone_cap ? pl->gone_cap * 2 : 64;
+		struct gone *n = realloc(pl->gone, cap * sizeof(*n));
+
+		if (!n)
+			return err_set(err, -ENOMEM, "out of memory");
+		pl->gone = n;
+		pl->gone_cap = cap;
+	}
+	g = &pl->gone[pl->ngone++];
+	memset(g, 0, sizeof(*g));
+	g->ino = e->ino;
+	g->igen = e->igen;
+	g->size = e->size;
+	g->mtime_ns = e->mtime_ns;
+	memcpy(g->loc.id, c->r.id, sizeof(g->loc.id));
+	g->loc.offset = e->offset;
+	g->loc.sparse = e->sparse;
+	memcpy(g->loc.xxh3, e->xxh3, 16);
+	return 0;
+}
+
+/* Pass 1's merge up to path (NULL: the end): the parent's entries before
+ * it go to gone.  1 = the parent has path, 0 = not, negative = error. */
+static int p1_merge(struct planner *pl, const char *path, struct err *err)
+{
+	for (;;) {
+		int ret, c;
+
+		if (!pl->have1) {
+			if (pl->end1)
+				return 0;
+			index_entry_clear(&pl->cur1);
+			ret = index_reader_next(pl->rd1, &pl->cur1, err);
+			if (ret < 0)
+				return err_wrap(err, "reading the index of the parent backup %s",
+						pl->parent);
+			if (ret == 0) {
+				pl->end1 = true;
+				return 0;
+			}
+			pl->have1 = true;
+		}
+		c = path ? path_cmp(pl->cur1.path, path) : -1;
+		if (c > 0)
+			return 0;
+		pl->have1 = false;
+		if (c == 0)
+			return 1;
+		ret = gone_add(pl, &pl->cur1, err);
+		if (ret)
+			return ret;
+	}
+}
+
+/* A new path with content and one link: a rename candidate. */
+static int ren_add(struct planner *pl, int dirfd, const char *name, const char *path,
+		   const struct stat *st, struct err *err)
+{
+	struct rename *rn;
+	unsigned int gen = 0;
+	int fd;
+
+	if (pl->nren == pl->ren_cap) {
+		size_t cap = pl->ren_cap ? pl->ren_cap * 2 : 64;
+		struct rename *n = realloc(pl->ren, cap * sizeof(*n));
+
+		if (!n)
+			return err_set(err, -ENOMEM, "out of memory");
+		pl->ren = n;
+		pl->ren_cap = cap;
+	}
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		if (ioctl(fd, FS_IOC_GETVERSION, &gen))
+			gen = 0;
+		close(fd);
+	}
+	rn = &pl->ren[pl->nren];
+	memset(rn, 0, sizeof(*rn));
+	rn->path = strdup(path);
+	if (!rn->path)
+		return err_set(err, -ENOMEM, "out of memory");
+	pl->nren++;
+	rn->ino = (uint64_t)st->st_ino;
+	rn->igen = gen;
+	rn->size = (uint64_t)st->st_size;
+	rn->mtime_ns = ts_ns(&st->st_mtim);
+	return 0;
+}
+
+static int name_cmp(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err);
+
+/* One entry of pass 1 (st: its lstat); directories are walked into. */
+static int p1_entry(struct planner *pl, int dirfd, const char *name,
+		    const char *path, const struct stat *st, struct err *err)
+{
+	int ret = p1_merge(pl, path, err), sub;
+
+	if (ret < 0)
+		return ret;
+	if (!ret && S_ISREG(st->st_mode) && st->st_nlink == 1 && st->st_size > 0) {
+		ret = ren_add(pl, dirfd, name, path, st, err);
+		if (ret)
+			return ret;
+	}
+	if (!S_ISDIR(st->st_mode))
+		return 0;
+	sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sub < 0)
+		return err_set(err, -errno, "cannot open directory %s: %s", path, strerror(errno));
+	ret = p1_dir(pl, sub, path, err);
+	close(sub);
+	return ret;
+}
+
+/* The entries of a directory in walk order (strcmp of names). */
+static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err)
+{
+	struct dirent **names = NULL;
+	int n = scandirat(fd, ".", &names, NULL, name_cmp), ret = 0;
+
+	if (n < 0)
+		return err_set(err, -errno, "cannot read directory %s: %s", dpath, strerror(errno));
+	for (int i = 0; i < n && !ret; i++) {
+		const char *nm = names[i]->d_name;
+		struct stat st;
+		char *path;
+
+		if (!strcmp(nm, ".") || !strcmp(nm, ".."))
+			continue;
+		if (strcmp(dpath, ".") ? asprintf(&path, "%s/%s", dpath, nm) < 0 :
+					 !(path = strdup(nm))) {
+			ret = err_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+		if (fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW))
+			ret = err_set(err, -errno, "cannot stat %s: %s", path, strerror(errno));
+		else if (!S_ISSOCK(st.st_mode))
+			ret = p1_entry(pl, fd, nm, path, &st, err);
+		free(path);
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return ret;
+}
+
+static int gone_cmp(const void *a, const void *b)
+{
+	const struct gone *x = a, *y = b;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	if (x->mtime_ns != y->mtime_ns)
+		return x->mtime_ns < y->mtime_ns ? -1 : 1;
+	return 0;
+}
+
+/* Join the new paths with the parent's lost files by identity; keep the
+ * joined ones (walk order). */
+static void join_renames(struct planner *pl)
+{
+	size_t k = 0;
+
+	qsort(pl->gone, pl->ngone, sizeof(*pl->gone), gone_cmp);
+	for (size_t i = 0; i < pl->nren; i++) {
+		struct rename *rn = &pl->ren[i];
+		struct gone key = { .ino = rn->ino, .size = rn->size, .mtime_ns = rn->mtime_ns };
+		const struct gone *g = pl->ngone ?
+			bsearch(&key, pl->gone, pl->ngone, sizeof(*pl->gone), gone_cmp) : NULL;
+
+		if (g && (!g->igen || !rn->igen || g->igen == rn->igen)) {
+			rn->g = g;
+			pl->ren[k++] = *rn;
+		} else {
+			free(rn->path);
+		}
+	}
+	pl->nren = k;
+}
+
+int planner_prepare(struct planner *pl, const char *root, struct err *err)
+{
+	struct stat st;
+	int fd, ret;
+
+	if (!pl->zbuf)
+		return 0;   /* a version 1 parent has no inode numbers */
+	ret = index_reader_open_buf(pl->zbuf, pl->zlen, &pl->rd1, err);
+	if (ret)
+		return err_wrap(err, "reading the index of the parent backup %s", pl->parent);
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, -errno, "cannot open %s: %s", root, strerror(errno));
+	if (fstat(fd, &st))
+		ret = err_set(err, -errno, "cannot stat %s: %s", root, strerror(errno));
+	else
+		ret = p1_merge(pl, ".", err);
+	if (ret >= 0)
+		ret = p1_dir(pl, fd, ".", err);
+	if (!ret)
+		ret = p1_merge(pl, NULL, err);
+	close(fd);
+	index_reader_free(pl->rd1);
+	pl->rd1 = NULL;
+	index_entry_clear(&pl->cur1);
+	if (ret)
+		return ret;
+	join_renames(pl);
+	log_debug("%s: %zu renamed files found", pl->parent, pl->nren);
+	return 0;
 }

@@ -14,8 +14,8 @@
  * when type, size, mtime_ns, ino (when the parent has one) and ctime_ns are
  * equal (unchanged: the parent's location); with only ctime_ns different
  * the file is read and hashed here and referenced when its XXH3-128 equals
- * the parent's (metadata only), else packed (changed).  Renames are not
- * detected yet (a renamed file is new).  Generations are not used.
+ * the parent's (metadata only), else packed (changed).  Renames:
+ * planner_prepare.  Generations (btrfs transids) are not used.
  *
  * Memory: a version 2 parent's compressed index (read whole to check its
  * SHA-256) and one entry of it at a time (the merge by path); a version 1
@@ -49,6 +49,16 @@ struct planner_opts {
 int planner_open(struct region *g, const struct manifest *m,
 		 const struct planner_opts *o, struct planner **pl_ret,
 		 char *why_full, size_t why_len, struct err *err);
+
+/*
+ * Pass 1, before the pack walk, over the same frozen tree at root: a
+ * metadata walk merged with the parent's index keeps the new paths and
+ * the parent's files that did not match by path, and joins them by
+ * identity (ino, igen, size, mtime_ns) into the renames planner_plan
+ * then references.  Memory: what did not match, and one directory's names.
+ * A version 1 parent (no inode numbers): nothing to do.
+ */
+int planner_prepare(struct planner *pl, const char *root, struct err *err);
 
 /* pack_plan_fn: ctx is the planner. */
 int planner_plan(void *ctx, const struct pack_plan_entry *pe,

@@ -195,13 +195,18 @@ static void incremental_json(json_t *o, const struct backup_result *res)
 	json_object_set_new(o, "referenced_bytes", json_integer((json_int_t)m->referenced_bytes));
 }
 
-/* "; incremental from P: 3 changed, 2 new, 1 deleted, ... 1.2 MiB new" */
-static void print_incremental(const struct manifest *m)
+/* "; incremental from P: 3 changed, 2 new, 1 deleted, ... 1.2 MiB new",
+ * or "; full: why" */
+static void print_incremental(const struct backup_result *res)
 {
+	const struct manifest *m = &res->m;
 	char hb[32];
 
-	if (m->format_version < 2 || !m->parent[0])
+	if (m->format_version < 2 || !m->parent[0]) {
+		if (res->why_full[0])
+			printf("; full: %s", res->why_full);
 		return;
+	}
 	printf("; incremental from %s: %llu changed, %llu new, %llu deleted, %llu metadata-only, %llu renamed, %llu unchanged, %s new",
 	       m->parent, (unsigned long long)m->n_changed, (unsigned long long)m->n_new,
 	       (unsigned long long)m->n_deleted, (unsigned long long)m->n_meta_only,
@@ -231,7 +236,7 @@ void report_backup(struct report *r, const struct backup_result *res,
 		       util_human_size(m->logical_bytes, hb1, sizeof(hb1)),
 		       util_human_size(m->stored_bytes, hb2, sizeof(hb2)),
 		       ratio(m), res->seconds);
-		print_incremental(m);
+		print_incremental(res);
 		print_geo_line(&res->gs);
 	}
 	if (res->gs.n && strcmp(geo_summary(&res->gs, util_now_unix_ns()), "geo-protected") &&

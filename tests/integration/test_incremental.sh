@@ -14,6 +14,9 @@
 #     an incremental with no change has an empty tar;
 #   - its manifest names its parent, the references its entries use, chain
 #     and full_id; the summary line and --json say what changed;
+#   - renamed files and directories, chmod/chown/xattr-only changes and a
+#     file whose link count changed upload no content (pass 1's rename map,
+#     the metadata-only hash);
 #   - backup --full, and max_chain in the config, force a full;
 #   - kill -9 in the middle of an incremental leaves no backup visible, and
 #     the next backup succeeds as an incremental of the last committed one.
@@ -27,6 +30,7 @@ need_cmd python3 zstd setfattr mkfifo
 [ -x "${SNAPSHIP:-}" ] || fail "SNAPSHIP='${SNAPSHIP:-}' is not an executable (run make)"
 
 V2=$SRC_DIR/tests/tools/v2check.py
+RENAMED_STORED=""   # renames upload no content
 src=$(mk_subvol incr_src)
 store=$TEST_TMP/store
 mkdir -p "$store"
@@ -162,4 +166,73 @@ check_rebuild "$B3"
 	fail "$B3 --json: deleted $(field "$TEST_TMP/j.json" deleted), expected 3 (delete.bin, gone, gone/x.bin)"
 tarlist_is "$B3" append.bin new.bin newdir/deeper/new.bin rewrite.bin truncate.bin
 
+
+# ---- backup 4: metadata only, links, a symlink, a hole written -------------
+chmod 600 "$src/chmod.bin"
+chown 1234:5678 "$src/d1/sub/keep.bin"
+setfattr -n user.k -v value "$src/xattr.bin"
+rm "$src/to_symlink.bin"
+ln -s small.txt "$src/to_symlink.bin"
+ln "$src/solo.bin" "$src/solo_link.bin"             # a hard link made
+cp "$src/linked2.bin" "$src/linked2.tmp"            # and one broken
+mv "$src/linked2.tmp" "$src/linked2.bin"
+printf 'in the hole' | dd of="$src/sparse.img" bs=1 seek=4194304 conv=notrunc status=none
+backup
+B4=$id
+expect_incr "$B4" "$B3"
+tarlist_is "$B4" linked2.bin sparse.img
+grep -Eq ', [5-9][0-9]* metadata-only' "$TEST_TMP/b.txt" ||
+	fail "$B4: expected at least 5 metadata-only entries"
+
 echo "incremental chain: ok"
+
+# ---- renames: no content uploaded -------------------------------------------
+mv "$src/d1/rename_me.bin" "$src/d1/renamed.bin"
+mv "$src/d2" "$src/d2_moved"
+backup
+B5=$id
+expect_incr "$B5" "$B4"
+tarlist_is "$B5" $RENAMED_STORED
+echo "renames: ok"
+
+# ---- backup --full, and max_chain -------------------------------------------
+backup --full
+F6=$id
+expect_full "$F6"
+echo more >>"$src/small.txt"
+backup
+B7=$id
+expect_incr "$B7" "$F6"
+tarlist_is "$B7" small.txt
+[ "$(mfield "$B7" full_id)" = "$F6" ] || fail "$B7: full_id is not $F6"
+conf "max_chain = 1"
+backup
+F8=$id
+expect_full "$F8"
+grep -q "; full: max_chain (1) reached" "$TEST_TMP/b.txt" || fail "$F8: the line does not say max_chain made it a full"
+conf "max_chain = 0"
+backup
+expect_full "$id"
+conf
+echo "--full and max_chain: ok"
+
+# ---- kill -9 in the middle of an incremental ---------------------------------
+backup
+B9=$id
+head -c $((40 << 20)) /dev/urandom >"$src/big.bin"
+conf "max_read_rate = 2M"
+manifests() { find "$store" -name manifest.json | wc -l; }
+before=$(manifests)
+"${S[@]}" backup p >"$TEST_TMP/k.out" 2>&1 &
+kpid=$!
+sleep 3
+kill -9 "$kpid"
+wait "$kpid" 2>/dev/null || true
+[ "$(manifests)" = "$before" ] || fail "a killed incremental left a manifest"
+"${S[@]}" list p | grep -q "$B9" || fail "list lost $B9 after the kill"
+conf
+backup
+expect_incr "$id" "$B9"
+tarlist_is "$id" big.bin
+no_snapship_snapshots "$TEST_BTRFS"
+echo "kill -9: ok"
