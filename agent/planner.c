@@ -73,7 +73,8 @@ struct planner {
 	size_t nren, ren_cap, ren_next;
 	struct gone *gone;        /* pass 1: the parent's unmatched files */
 	size_t ngone, gone_cap;
-	struct index_reader *rd1; /* pass 1's merge */
+	struct index_reader *rd1; /* pass 1's merge (version 2 parent) */
+	bool *seen1;              /* pass 1, version 1 parent: paths found */
 	struct index_entry cur1;
 	bool have1, end1;
 
@@ -129,6 +130,7 @@ void planner_free(struct planner *pl)
 	free(pl->gone);
 	index_reader_free(pl->rd1);
 	index_entry_clear(&pl->cur1);
+	free(pl->seen1);
 	free(pl);
 }
 
@@ -597,6 +599,24 @@ static int gone_add(struct planner *pl, const struct index_entry *e, struct err 
  * it go to gone.  1 = the parent has path, 0 = not, negative = error. */
 static int p1_merge(struct planner *pl, const char *path, struct err *err)
 {
+	if (pl->idx) {   /* version 1: by path; the rest at the end */
+		size_t i;
+
+		if (path) {
+			i = index_find(pl->idx, path);
+			if (i == (size_t)-1)
+				return 0;
+			pl->seen1[i] = true;
+			return 1;
+		}
+		for (i = 0; i < pl->idx->n; i++) {
+			int ret = pl->seen1[i] ? 0 : gone_add(pl, &pl->idx->e[i], err);
+
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
 	for (;;) {
 		int ret, c;
 
@@ -765,11 +785,18 @@ int planner_prepare(struct planner *pl, const char *root, struct err *err)
 	struct stat st;
 	int fd, ret;
 
-	if (!pl->zbuf)
-		return 0;   /* a version 1 parent has no inode numbers */
-	ret = index_reader_open_buf(pl->zbuf, pl->zlen, &pl->rd1, err);
-	if (ret)
-		return err_wrap(err, "reading the index of the parent backup %s", pl->parent);
+	if (pl->idx) {
+		/* a version 1 parent: by path, in memory already; entries
+		 * without ino (older releases) are never rename sources */
+		pl->seen1 = calloc(pl->idx->n ? pl->idx->n : 1, sizeof(*pl->seen1));
+		if (!pl->seen1)
+			return err_set(err, -ENOMEM, "out of memory");
+	} else {
+		ret = index_reader_open_buf(pl->zbuf, pl->zlen, &pl->rd1, err);
+		if (ret)
+			return err_wrap(err, "reading the index of the parent backup %s",
+					pl->parent);
+	}
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(err, -errno, "cannot open %s: %s", root, strerror(errno));
@@ -785,6 +812,8 @@ int planner_prepare(struct planner *pl, const char *root, struct err *err)
 	index_reader_free(pl->rd1);
 	pl->rd1 = NULL;
 	index_entry_clear(&pl->cur1);
+	free(pl->seen1);
+	pl->seen1 = NULL;
 	if (ret)
 		return ret;
 	join_renames(pl);

@@ -56,7 +56,8 @@ int planner_open(struct region *g, const struct manifest *m,
  * the parent's files that did not match by path, and joins them by
  * identity (ino, igen, size, mtime_ns) into the renames planner_plan
  * then references.  Memory: what did not match, and one directory's names.
- * A version 1 parent (no inode numbers): nothing to do.
+ * A version 1 parent: its index, in memory, by path (an index of a release
+ * before ino was written has no rename sources).
  */
 int planner_prepare(struct planner *pl, const char *root, struct err *err);
 
