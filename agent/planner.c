@@ -243,6 +243,12 @@ int planner_open(struct region *g, const struct manifest *m,
 	int ret;
 
 	*pl_ret = NULL;
+	if (o->force_full || !o->max_chain) {
+		/* no need to look: not one request more than a full needs */
+		snprintf(why, sizeof(why), "%s", o->force_full ? "--full" :
+			 "max_chain = 0 (incrementals off)");
+		goto out_full;
+	}
 	ret = catalog_list(g->store, g->prefix, m->host, m->partition, &list, err);
 	if (ret)
 		return err_wrap(err, "listing the backups of %s to choose a parent", m->partition);
@@ -553,7 +559,8 @@ int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
 	m->n_unchanged = pl->n_unchanged;
 	m->n_changed = pl->n_changed;
 	m->n_new = pl->n_new;
-	m->n_deleted = pl->n_deleted;
+	/* a rename's old path was passed over as deleted */
+	m->n_deleted = pl->n_deleted > pl->n_renamed ? pl->n_deleted - pl->n_renamed : 0;
 	m->n_meta_only = pl->n_meta_only;
 	m->n_renamed = pl->n_renamed;
 	return put_refs(pl, m, err);

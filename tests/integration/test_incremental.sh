@@ -191,6 +191,8 @@ mv "$src/d2" "$src/d2_moved"
 backup
 B5=$id
 expect_incr "$B5" "$B4"
+grep -q ', 1 new, 1 deleted, .* 2 renamed,' "$TEST_TMP/b.txt" ||
+	fail "$B5: expected 1 new and 1 deleted directory, 2 renamed files"
 tarlist_is "$B5"
 echo "renames: ok"
 
@@ -202,7 +204,8 @@ echo more >>"$src/small.txt"
 mv "$src/d1/renamed.bin" "$src/d1/renamed_again.bin"   # against a version 1 parent
 backup
 B7=$id
-grep -q ', 1 renamed,' "$TEST_TMP/b.txt" || fail "$B7: the rename against a version 1 parent was not found"
+grep -q '1 changed, 0 new, 0 deleted, 1 metadata-only, 1 renamed,' "$TEST_TMP/b.txt" ||
+	fail "$B7: expected 1 changed and 1 renamed (against a version 1 parent)"
 expect_incr "$B7" "$F6"
 tarlist_is "$B7" small.txt
 [ "$(mfield "$B7" full_id)" = "$F6" ] || fail "$B7: full_id is not $F6"
