@@ -17,7 +17,7 @@
 #   - renamed files and directories, chmod/chown/xattr-only changes and a
 #     file whose link count changed upload no content (pass 1's rename map,
 #     the metadata-only hash);
-#   - backup --full, and max_chain in the config, force a full;
+#   - backup --full, and max_chain and full_every in the config, force a full;
 #   - kill -9 in the middle of an incremental leaves no backup visible, and
 #     the next backup succeeds as an incremental of the last committed one.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
@@ -182,6 +182,15 @@ expect_incr "$B4" "$B3"
 tarlist_is "$B4" linked2.bin sparse.img
 grep -Eq ', [5-9][0-9]* metadata-only' "$TEST_TMP/b.txt" ||
 	fail "$B4: expected at least 5 metadata-only entries"
+# snapship itself reads the incremental's manifest and index
+"${S[@]}" --json ls p --id "$B4" >"$TEST_TMP/ls.json" || fail "ls --json of $B4 failed"
+python3 - "$TEST_TMP/ls.json" <<'PY' || fail "ls --json of $B4 does not list the tree"
+import json, sys
+d = json.load(open(sys.argv[1]))
+types = {e["name"]: e["type"] for e in d["entries"]}
+want = {"sparse.img": "file", "to_symlink.bin": "symlink", "solo_link.bin": "hardlink", "d1": "dir"}
+assert all(types.get(k) == v for k, v in want.items()), types
+PY
 
 echo "incremental chain: ok"
 
@@ -217,8 +226,13 @@ grep -q "; full: max_chain (1) reached" "$TEST_TMP/b.txt" || fail "$F8: the line
 conf "max_chain = 0"
 backup
 expect_full "$id"
+conf "full_every = 2s"
+sleep 3   # the chain's full (the last backup) is older than 2 s now
+backup
+expect_full "$id"
+grep -q "; full: full_every (2 s) reached" "$TEST_TMP/b.txt" || fail "$id: the line does not say full_every made it a full"
 conf
-echo "--full and max_chain: ok"
+echo "--full, max_chain and full_every: ok"
 
 # ---- kill -9 in the middle of an incremental ---------------------------------
 backup
