@@ -114,7 +114,8 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 	if (ret)
 		goto out_free;
 	if (pl) {
-		ret = planner_prepare(pl, root, err);
+		ret = planner_prepare(pl, root, bo->cancelled ? pack_cancelled : NULL,
+				      (void *)bo, err);
 		if (ret)
 			goto out_free;
 	}

@@ -75,6 +75,8 @@ struct planner {
 	size_t ngone, gone_cap;
 	struct index_reader *rd1; /* pass 1's merge (version 2 parent) */
 	bool *seen1;              /* pass 1, version 1 parent: paths found */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
 	struct index_entry cur1;
 	bool have1, end1;
 
@@ -734,6 +736,10 @@ static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err
 
 		if (!strcmp(nm, ".") || !strcmp(nm, ".."))
 			continue;
+		if (pl->cancelled && pl->cancelled(pl->cancel_ctx)) {
+			ret = err_set(err, -ECANCELED, "cancelled while comparing with the parent backup");
+			break;
+		}
 		if (strcmp(dpath, ".") ? asprintf(&path, "%s/%s", dpath, nm) < 0 :
 					 !(path = strdup(nm))) {
 			ret = err_set(err, -ENOMEM, "out of memory");
@@ -787,11 +793,14 @@ static void join_renames(struct planner *pl)
 	pl->nren = k;
 }
 
-int planner_prepare(struct planner *pl, const char *root, struct err *err)
+int planner_prepare(struct planner *pl, const char *root,
+		    bool (*cancelled)(void *ctx), void *cancel_ctx, struct err *err)
 {
 	struct stat st;
 	int fd, ret;
 
+	pl->cancelled = cancelled;
+	pl->cancel_ctx = cancel_ctx;
 	if (pl->idx) {
 		/* a version 1 parent: by path, in memory already; entries
 		 * without ino (older releases) are never rename sources */

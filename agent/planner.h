@@ -56,10 +56,13 @@ int planner_open(struct region *g, const struct manifest *m,
  * the parent's files that did not match by path, and joins them by
  * identity (ino, igen, size, mtime_ns) into the renames planner_plan
  * then references.  Memory: what did not match, and one directory's names.
+ * cancelled (may be NULL) is asked between entries: true ends it with
+ * -ECANCELED.
  * A version 1 parent: its index, in memory, by path (an index of a release
  * before ino was written has no rename sources).
  */
-int planner_prepare(struct planner *pl, const char *root, struct err *err);
+int planner_prepare(struct planner *pl, const char *root,
+		    bool (*cancelled)(void *ctx), void *cancel_ctx, struct err *err);
 
 /* pack_plan_fn: ctx is the planner. */
 int planner_plan(void *ctx, const struct pack_plan_entry *pe,
