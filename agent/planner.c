@@ -196,6 +196,35 @@ static const char *chain_ends(const struct manifest *p, const struct manifest *m
 	return NULL;
 }
 
+/*
+ * Every data object the new backup may point at is in region g as its
+ * record says (size; ETag when both are known): 1 (why set) when one is
+ * missing or another copy (repaired from another region with a different
+ * ETag, say), 0 when all are.
+ */
+static int check_objects(struct planner *pl, struct region *g, char *why,
+			 size_t why_len, struct err *err)
+{
+	for (size_t i = 0; i < pl->ncand; i++) {
+		const struct manifest_ref *r = &pl->cand[i].r;
+		struct store_obj_info info = { 0 };
+		int ret = store_head(g->store, r->key, &info, err);
+
+		if (ret == -ENOENT) {
+			snprintf(why, why_len, "the data object of %s is missing", r->id);
+			return 1;
+		}
+		if (ret)
+			return err_wrap(err, "checking the data object of backup %s", r->id);
+		if (info.size != r->size || (info.etag[0] && r->etag[0] && strcmp(info.etag, r->etag))) {
+			snprintf(why, why_len, "the data object of %s is not the copy its manifest recorded (size or ETag)",
+				 r->id);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* The parent's index, read whole and checked against its manifest. */
 static int load_index(struct planner *pl, struct region *g, const struct manifest *p,
 		      char *why, size_t why_len, struct err *err)
@@ -271,6 +300,8 @@ int planner_open(struct region *g, const struct manifest *m,
 		goto out;
 	}
 	ret = take_parent(pl, p, err);
+	if (!ret)
+		ret = check_objects(pl, g, why, sizeof(why), err);
 	if (!ret)
 		ret = load_index(pl, g, p, why, sizeof(why), err);
 	if (ret == 1) {

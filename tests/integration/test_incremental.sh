@@ -18,6 +18,8 @@
 #     file whose link count changed upload no content (pass 1's rename map,
 #     the metadata-only hash);
 #   - backup --full, and max_chain and full_every in the config, force a full;
+#   - a parent whose data object is not the copy its manifest recorded
+#     (size, ETag) gives a full;
 #   - kill -9 in the middle of an incremental leaves no backup visible, and
 #     the next backup succeeds as an incremental of the last committed one.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
@@ -254,3 +256,12 @@ expect_incr "$id" "$B9"
 tarlist_is "$id" big.bin
 no_snapship_snapshots "$TEST_BTRFS"
 echo "kill -9: ok"
+
+# ---- a parent whose data object is not the one its manifest recorded ---------
+printf 'x' >>"$store/h/p/$id/data.tar.zst"
+last=$id
+backup
+expect_full "$id"
+grep -q "; full: the data object of $last is not the copy its manifest recorded" "$TEST_TMP/b.txt" ||
+	fail "$id: the line does not say why the changed parent object made it a full"
+echo "changed parent object: ok"
