@@ -422,6 +422,11 @@ static int hash_file(struct planner *pl, const struct pack_plan_entry *pe,
 		if (n == 0)
 			break;
 		XXH3_128bits_update(&h, pl->hbuf, (size_t)n);
+		if (pl->cancelled && pl->cancelled(pl->cancel_ctx)) {
+			ret = err_set(err, -ECANCELED, "cancelled while comparing %s with the parent backup",
+				      pe->path);
+			break;
+		}
 	}
 	close(fd);
 	if (!ret)
