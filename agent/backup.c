@@ -11,6 +11,7 @@
 #include "agent/hooks.h"
 #include "agent/index.h"
 #include "agent/lowimpact.h"
+#include "agent/planner.h"
 #include "common/err.h"
 #include "common/fault.h"
 #include "common/log.h"
@@ -71,7 +72,8 @@ static void show_progress(void *ctx, uint64_t bytes, uint64_t entries)
 static int stream_snapshot(const struct config *cfg, const char *root,
 			   struct sink *data, struct sink *index,
 			   struct manifest *m, const struct backup_opts *bo,
-			   const char *partition, double *slowed_s, struct err *err)
+			   const char *partition, struct planner *pl,
+			   double *slowed_s, struct err *err)
 {
 	struct framer_opts fo = {
 		.level = cfg->compression_level,
@@ -83,6 +85,9 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 		.ioprio_class = cfg->io_priority,
 		.cancelled = bo->cancelled ? pack_cancelled : NULL,
 		.cancel_ctx = (void *)bo,
+		.plan = pl ? planner_plan : NULL,
+		.plan_ctx = pl,
+		.content_only = pl != NULL,
 	};
 	struct lowimpact li;
 	struct progress_ctx pctx = { .partition = partition, .t0 = util_now_mono() };
@@ -108,6 +113,12 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 	ret = index_writer_new(index, cfg->compression_level, &iw, err);
 	if (ret)
 		goto out_free;
+	if (pl) {
+		ret = planner_prepare(pl, root, bo->cancelled ? pack_cancelled : NULL,
+				      (void *)bo, err);
+		if (ret)
+			goto out_free;
+	}
 	ret = pack_tree(root, &po, tar_out, &tc, index_writer_add, iw, &ps, err);
 	if (progress)
 		fprintf(stderr, "\r\033[K");
@@ -128,6 +139,11 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 	ret = index_writer_finish(iw, err);
 	if (ret)
 		goto out_free;
+	if (pl) {
+		ret = planner_finish(pl, m, ps.logical_bytes - ps.referenced_bytes, err);
+		if (ret)
+			goto out_free;
+	}
 	m->entries = ps.entries;
 	m->files = ps.files;
 	m->dirs = ps.dirs;
@@ -239,6 +255,7 @@ struct backup_run {
 
 	/* plan */
 	char *mkey;                  /* the manifest's key on the primary */
+	struct planner *pl;          /* an incremental's; NULL: a full */
 	bool skip[REGIONS_MAX];      /* secondary left out of this run */
 	size_t nt;                   /* upload targets: primary + agent regions */
 	size_t tgt[REGIONS_MAX];     /* region index of each target */
@@ -296,6 +313,8 @@ static void run_free(struct backup_run *r)
 	}
 	free(r->json);
 	free(r->mkey);
+	planner_free(r->pl);
+	r->pl = NULL;
 }
 
 /*
@@ -338,7 +357,20 @@ static int probe_secondaries(struct backup_run *r, struct err *err)
 	return 0;
 }
 
-/* Phase plan: the source, the secondaries, the upload targets. */
+/* The parent and the planner of an incremental, or a full (r->pl NULL). */
+static int choose_parent(struct backup_run *r, struct err *err)
+{
+	struct planner_opts po = {
+		.force_full = r->bo->full,
+		.full_every = config_full_every(r->cfg, r->part),
+		.max_chain = config_max_chain(r->cfg, r->part),
+	};
+
+	return planner_open(&r->rs->v[0], r->m, &po, &r->pl, r->res->why_full,
+			    sizeof(r->res->why_full), err);
+}
+
+/* Phase plan: the source, the secondaries, the upload targets, the parent. */
 static int phase_plan(struct backup_run *r, struct err *err)
 {
 	struct regions *rs = r->rs;
@@ -359,7 +391,7 @@ static int phase_plan(struct backup_run *r, struct err *err)
 			return err_set(err, -ENOMEM, "out of memory");
 		r->tgt[r->nt++] = i;
 	}
-	return 0;
+	return choose_parent(r, err);
 }
 
 /* Release the snapshot of a run that failed (best effort, logged). */
@@ -498,7 +530,7 @@ static int phase_upload(struct backup_run *r, struct err *err)
 		goto out_abort_uploads;
 	log_debug("%s: frozen in %.3f s", r->part->name, util_now_mono() - r->t0);
 	ret = stream_snapshot(r->cfg, r->snap->path, &data, &index, m,
-			      r->bo, r->part->name, &r->res->slowed_s, err);
+			      r->bo, r->part->name, r->pl, &r->res->slowed_s, err);
 	if (ret)
 		goto out_abort_uploads;
 	log_debug("%s: streamed in %.3f s", r->part->name, util_now_mono() - r->t0);

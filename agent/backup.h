@@ -16,6 +16,7 @@ struct cfg_partition;
 struct backup_opts {
 	bool progress;            /* a progress line on stderr */
 	bool no_wait;             /* do not wait for server-side replication */
+	bool full;                /* a full backup even if an incremental could be made */
 	/*
 	 * The seam for cancellation (signals_cancelled; NULL: never): asked
 	 * with cancel_ctx before the plan, freeze, upload and commit phases
@@ -45,6 +46,7 @@ struct backup_result {
 	struct geo_state gs;      /* per secondary region */
 	double geo_seconds;       /* commit to geo-protected, < 0 if not (yet) */
 	double slowed_s;          /* the low-impact mode held the reader back */
+	char why_full[256];       /* a full: why ("" for an incremental) */
 };
 
 /*

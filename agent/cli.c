@@ -24,7 +24,9 @@ const char cli_usage_text[] =
 "usage: snapship [--config FILE] [-v|-q] COMMAND [ARGS]\n"
 "\n"
 "Zero-config form (first use, scripts):\n"
-"  snapship backup PATH --to STORE [--name NAME]     freeze, stream, store one btrfs subvolume\n"
+"  snapship backup PATH --to STORE [--name NAME] [--full]  freeze, stream, store one btrfs\n"
+"                                      subvolume (an incremental of the last backup unless\n"
+"                                      --full or the chain is long: full_every, max_chain)\n"
 "  snapship list [PARTITION] --from STORE [--at TIME] [--json]  committed backups (--at: the\n"
 "                                      one restore --at TIME picks, and the next)\n"
 "  snapship restore PARTITION --from STORE --to DIR [--id ID | --at TIME] [--path P]...\n"
@@ -36,7 +38,7 @@ const char cli_usage_text[] =
 "                                                     scratch copy, check, time, remove\n"
 "\n"
 "With a config file (default /etc/snapship/snapship.conf):\n"
-"  snapship backup [PARTITION...] [--no-wait] [--wait SECONDS]  back up the configured\n"
+"  snapship backup [PARTITION...] [--full] [--no-wait] [--wait SECONDS]  back up the configured\n"
 "                                      partitions to every region (waits for server\n"
 "                                      replication, and for the host lock: --wait bounds it)\n"
 "  snapship agent [--once]             the daemon: backs up every partition on its\n"
@@ -246,6 +248,7 @@ static const struct opt_def opt_defs[OPT_END] = {
 	[OPT_SNAPSHOT_DIR] = STRING("snapshot-dir", snapshot_dir),
 	[OPT_LEVEL] = { "level", required_argument, 0, KIND_CALL, 0, set_level },
 	[OPT_NO_WAIT] = FLAG("no-wait", no_wait),
+	[OPT_FULL] = FLAG("full", full),
 	[OPT_ID] = STRING("id", id),
 	[OPT_PATH] = { "path", required_argument, 0, KIND_CALL, 0, add_path },
 	[OPT_FORCE] = FLAG("force", force),

@@ -43,6 +43,7 @@ struct cli_opts {
 	size_t npaths;
 	int level;              /* backup --level, 0: the config's */
 	bool no_wait, force, devices, keep_privileges, deep;
+	bool full;                /* backup --full */
 	bool dry_run;           /* prune --dry-run */
 	int wait_s;             /* backup --wait SECONDS for the host lock; -1: for ever */
 	bool once;              /* agent --once */
@@ -61,7 +62,7 @@ enum cli_opt {
 	OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL, OPT_NO_WAIT, OPT_ID, OPT_PATH,
 	OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_DEEP, OPT_DRY_RUN, OPT_LOG_FORMAT,
 	OPT_WAIT, OPT_ONCE, OPT_PARTITION, OPT_SCRATCH, OPT_REPORT_JSON,
-	OPT_REPORT_JUNIT, OPT_KEEP, OPT_SAMPLE, OPT_AT,
+	OPT_REPORT_JUNIT, OPT_KEEP, OPT_SAMPLE, OPT_AT, OPT_FULL,
 	OPT_END,
 };
 

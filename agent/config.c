@@ -268,9 +268,17 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 		if (!parse_bool(v, &b))
 			return bad(pc, s, k, v, "expected yes or no");
 		c->require_geo = b;
+	} else if (!strcmp(k, "full_every")) {
+		if (util_parse_duration(v, &n) || n < 0)
+			return bad(pc, s, k, v, "expected a duration such as 30d, or 0 (no time limit)");
+		c->full_every = n;
+	} else if (!strcmp(k, "max_chain")) {
+		if (!parse_int(v, 0, 100000, &n))
+			return bad(pc, s, k, v, "expected a count from 0 (every backup a full) to 100000");
+		c->max_chain = (uint64_t)n;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, window, max_concurrent, discover, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, low_impact, pressure_cgroup, cpu_priority, metrics_file, require_geo, rpo_max, rto_max, drill_interval)",
+				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, window, max_concurrent, discover, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, low_impact, pressure_cgroup, cpu_priority, metrics_file, require_geo, rpo_max, rto_max, drill_interval, full_every, max_chain)",
 				    pc->file, pc->line, k);
 	}
 	return 0;
@@ -386,6 +394,16 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 			return bad(pc, s, k, v, "expected a duration such as 1d, or 0 (no drills of it)");
 		p->drill_interval = n;
 		p->has_drill_interval = true;
+	} else if (!strcmp(k, "full_every")) {
+		if (util_parse_duration(v, &n) || n < 0)
+			return bad(pc, s, k, v, "expected a duration such as 30d, or 0 (no time limit)");
+		p->full_every = n;
+		p->has_full_every = true;
+	} else if (!strcmp(k, "max_chain")) {
+		if (!parse_int(v, 0, 100000, &n))
+			return bad(pc, s, k, v, "expected a count from 0 (every backup a full) to 100000");
+		p->max_chain = (uint64_t)n;
+		p->has_max_chain = true;
 	} else if (!strcmp(k, "interval") || !strcmp(k, "jitter")) {
 		if (parse_schedule_duration(pc, s, k, v, &n))
 			return 0;
@@ -401,7 +419,7 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 		p->has_window = true;
 	} else if (!retention_setting(pc, s, k, v, &p->ret)) {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max, rto_max, drill_interval, interval, jitter, window; and the [retention] keys " RET_KEYS_KNOWN ")",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max, rto_max, drill_interval, full_every, max_chain, interval, jitter, window; and the [retention] keys " RET_KEYS_KNOWN ")",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;
@@ -607,6 +625,8 @@ int config_defaults(struct config *cfg, struct err *err)
 	cfg->jitter = 5 * 60;
 	cfg->max_concurrent = 1;
 	cfg->compression_level = 3;
+	cfg->full_every = 30 * 86400;
+	cfg->max_chain = 0;   /* TEMP: 180 once the v2 restore is merged */
 	cfg->io_priority = 3;
 	cfg->low_impact = true;
 	cfg->cpu_priority = 2;
@@ -848,6 +868,16 @@ int64_t config_rto_max(const struct config *cfg, const struct cfg_partition *p)
 	if (p && p->has_rto_max)
 		return p->rto_max;
 	return cfg->rto_max;
+}
+
+int64_t config_full_every(const struct config *cfg, const struct cfg_partition *p)
+{
+	return p && p->has_full_every ? p->full_every : cfg->full_every;
+}
+
+uint64_t config_max_chain(const struct config *cfg, const struct cfg_partition *p)
+{
+	return p && p->has_max_chain ? p->max_chain : cfg->max_chain;
 }
 
 int64_t config_drill_interval(const struct config *cfg, const struct cfg_partition *p)

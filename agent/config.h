@@ -44,6 +44,11 @@ struct cfg_partition {
 	bool has_rto_max;         /* unset: [agent] rto_max */
 	int64_t drill_interval;   /* seconds (0: no drills), if has_drill_interval */
 	bool has_drill_interval;  /* unset: [agent] drill_interval */
+	/* chains of incrementals (doc/incremental.md "Chains"); unset: [agent]'s */
+	int64_t full_every;       /* seconds, if has_full_every */
+	bool has_full_every;
+	uint64_t max_chain;       /* if has_max_chain */
+	bool has_max_chain;
 	struct cfg_retention ret; /* overrides of [retention] (ret.set) */
 	/* the schedule (agent/schedule.h); unset: [agent]'s */
 	int64_t interval;         /* seconds; 0: [agent] interval */
@@ -98,6 +103,11 @@ struct config {
 	int64_t rpo_max;          /* seconds; 0: 2 x interval (config_rpo_max) */
 	int64_t rto_max;          /* seconds a drill's restore may take; 0: no limit */
 	int64_t drill_interval;   /* seconds between the agent's drills; 0: none */
+	/* a full backup when the chain's full is this old (seconds; 0: no
+	 * limit; default 30d) or has this many incrementals after it (0: every
+	 * backup is a full; default 180) */
+	int64_t full_every;
+	uint64_t max_chain;
 	struct cfg_retention ret; /* [retention] */
 	int win_start, win_end;   /* window: minutes after local midnight; equal: none */
 	unsigned max_concurrent;  /* the agent's backups at a time (of different partitions) */
@@ -130,6 +140,9 @@ int64_t config_rto_max(const struct config *cfg, const struct cfg_partition *p);
 
 /* How often the agent drills p: p's drill_interval, else [agent]'s
  * (seconds; 0: the agent does not drill it; p NULL: the agent's). */
+/* p's full_every and max_chain (p's own, else [agent]'s; p may be NULL). */
+int64_t config_full_every(const struct config *cfg, const struct cfg_partition *p);
+uint64_t config_max_chain(const struct config *cfg, const struct cfg_partition *p);
 int64_t config_drill_interval(const struct config *cfg, const struct cfg_partition *p);
 
 /*

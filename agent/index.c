@@ -129,11 +129,14 @@ int index_writer_add(void *ctx, const struct pack_entry_info *e, struct err *err
 	char *line;
 	int ret;
 
-	o = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}",
 		      "type", type, "mode", (int)e->mode, "uid", (json_int_t)e->uid,
 		      "gid", (json_int_t)e->gid, "size", (json_int_t)e->size,
-		      "mtime_ns", (json_int_t)e->mtime_ns,
-		      "offset", (json_int_t)e->offset);
+		      "mtime_ns", (json_int_t)e->mtime_ns);
+	if (o && !e->no_offset)
+		json_object_set_new(o, "offset", json_integer((json_int_t)e->offset));
+	if (o && e->ref)
+		json_object_set_new(o, "ref", json_string(e->ref));
 	if (!o) {
 		json_decref(path);
 		return err_set(err, -ENOMEM, "out of memory");

@@ -122,7 +122,8 @@ static int backup_each(struct cli *c, const struct cfg_partition *quick, int arg
 		       struct report *r)
 {
 	struct backup_opts bo = { .progress = isatty(2) && log_get_level() >= LOG_WARN,
-				  .no_wait = c->o.no_wait, .cancelled = signals_cancelled };
+				  .no_wait = c->o.no_wait, .full = c->o.full,
+				  .cancelled = signals_cancelled };
 	size_t n = quick ? 1 : argc ? (size_t)argc : c->cfg.nparts, i, done;
 	int rc = EXIT_OK, failures = 0;
 
@@ -770,7 +771,7 @@ struct command {
 #define OPTS(...) (const enum cli_opt[]){ __VA_ARGS__, OPT_END }
 
 static const struct command commands[] = {
-	{ "backup", cmd_backup, OPTS(OPT_TO_STORE, OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL,
+	{ "backup", cmd_backup, OPTS(OPT_TO_STORE, OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL, OPT_FULL,
 				      OPT_NO_WAIT, OPT_WAIT, OPT_JSON, OPT_HELP) },
 	{ "list", cmd_list, OPTS(OPT_FROM, OPT_REGION, OPT_AT, OPT_JSON, OPT_HELP) },
 	{ "restore", cmd_restore, OPTS(OPT_FROM, OPT_REGION, OPT_TO_DIR, OPT_ID, OPT_AT, OPT_PATH,

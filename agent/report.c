@@ -175,6 +175,45 @@ static void print_geo_line(const struct geo_state *gs)
 
 /* ---------------------------------------------------------------- backup */
 
+/* An incremental's or a full's change fields (doc/snapship.8 JSON OUTPUT). */
+static void incremental_json(json_t *o, const struct backup_result *res)
+{
+	const struct manifest *m = &res->m;
+	bool incr = m->format_version >= 2 && m->parent[0];
+
+	json_object_set_new(o, "parent", incr ? json_string(m->parent) : json_null());
+	json_object_set_new(o, "full_reason", incr ? json_null() : json_string(res->why_full));
+	json_object_set_new(o, "chain", json_integer((json_int_t)m->chain));
+	json_object_set_new(o, "changed", json_integer((json_int_t)m->n_changed));
+	json_object_set_new(o, "new", json_integer((json_int_t)(incr ? m->n_new : m->entries)));
+	json_object_set_new(o, "deleted", json_integer((json_int_t)m->n_deleted));
+	json_object_set_new(o, "meta_only", json_integer((json_int_t)m->n_meta_only));
+	json_object_set_new(o, "renamed", json_integer((json_int_t)m->n_renamed));
+	json_object_set_new(o, "unchanged", json_integer((json_int_t)m->n_unchanged));
+	json_object_set_new(o, "new_bytes",
+			    json_integer((json_int_t)(incr ? m->new_bytes : m->logical_bytes)));
+	json_object_set_new(o, "referenced_bytes", json_integer((json_int_t)m->referenced_bytes));
+}
+
+/* "; incremental from P: 3 changed, 2 new, 1 deleted, ... 1.2 MiB new",
+ * or "; full: why" */
+static void print_incremental(const struct backup_result *res)
+{
+	const struct manifest *m = &res->m;
+	char hb[32];
+
+	if (m->format_version < 2 || !m->parent[0]) {
+		if (res->why_full[0])
+			printf("; full: %s", res->why_full);
+		return;
+	}
+	printf("; incremental from %s: %llu changed, %llu new, %llu deleted, %llu metadata-only, %llu renamed, %llu unchanged, %s new",
+	       m->parent, (unsigned long long)m->n_changed, (unsigned long long)m->n_new,
+	       (unsigned long long)m->n_deleted, (unsigned long long)m->n_meta_only,
+	       (unsigned long long)m->n_renamed, (unsigned long long)m->n_unchanged,
+	       util_human_size(m->new_bytes, hb, sizeof(hb)));
+}
+
 void report_backup(struct report *r, const struct backup_result *res,
 		   const char *region, bool no_wait)
 {
@@ -186,6 +225,7 @@ void report_backup(struct report *r, const struct backup_result *res,
 
 		json_object_set_new(o, "status", json_string("ok"));
 		json_object_set_new(o, "region", json_string(region));
+		incremental_json(o, res);
 		geo_json(o, &res->gs);
 		if (res->geo_seconds >= 0)
 			json_object_set_new(o, "geo_seconds", json_real(res->geo_seconds));
@@ -196,6 +236,7 @@ void report_backup(struct report *r, const struct backup_result *res,
 		       util_human_size(m->logical_bytes, hb1, sizeof(hb1)),
 		       util_human_size(m->stored_bytes, hb2, sizeof(hb2)),
 		       ratio(m), res->seconds);
+		print_incremental(res);
 		print_geo_line(&res->gs);
 	}
 	if (res->gs.n && strcmp(geo_summary(&res->gs, util_now_unix_ns()), "geo-protected") &&

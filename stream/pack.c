@@ -316,6 +316,26 @@ static void walk_pop(struct packer *p)
 }
 
 /* Produce the next entry into the ring.  1 = produced, 0 = done, <0 error. */
+/* Ask the planner about e (walk order); it may point e at older content. */
+static int walk_plan(struct packer *p, struct pent *e)
+{
+	struct pack_plan_entry pe = {
+		.path = e->path, .st = &e->st, .rootfd = p->rootfd,
+		.content = S_ISREG(e->st.st_mode) && !e->hardlink && e->st.st_size > 0,
+	};
+	int ret;
+
+	if (!p->o.plan)
+		return 0;
+	ret = p->o.plan(p->o.plan_ctx, &pe, &e->ref, p->err);
+	if (ret < 0)
+		return p->error = ret;
+	e->is_ref = ret > 0 && pe.content;
+	if (e->is_ref)
+		e->sparse = e->ref.sparse;
+	return 0;
+}
+
 int pk_walk_one(struct packer *p)
 {
 	struct pent *e;
@@ -339,6 +359,11 @@ int pk_walk_one(struct packer *p)
 		}
 		e->igen = pk_igen(p->rootfd);
 		p->root_done = true;
+		ret = walk_plan(p, e);
+		if (ret) {
+			pent_free(e);
+			return ret;
+		}
 		p->q[p->qwalk++ % QCAP] = e;
 		return 1;
 	}
@@ -389,6 +414,11 @@ int pk_walk_one(struct packer *p)
 				return ret;
 			}
 			e->igen = pk_igen(dirfd(p->stack[p->depth - 1].dir));
+		}
+		ret = walk_plan(p, e);
+		if (ret) {
+			pent_free(e);
+			return ret;
 		}
 		p->q[p->qwalk++ % QCAP] = e;
 		return 1;
@@ -661,11 +691,77 @@ static void fill_info(const struct packer *p, const struct pent *e,
 	info->nxattr = p->nxa;
 }
 
+/* The tar entry of e (header, content, checksum into info). */
+static int write_entry(struct packer *p, struct pent *e, struct archive_entry *ae,
+		       const char *src, struct pack_entry_info *info)
+{
+	XXH3_state_t h;
+	int ret;
+
+	if (e->hardlink) {
+		archive_entry_copy_hardlink(ae, e->hardlink);
+		archive_entry_set_size(ae, 0);
+	} else if (e->sparse) {
+		for (unsigned i = 0; i < e->nreg; i++)
+			archive_entry_sparse_add_entry(ae, (la_int64_t)e->reg[i].off,
+						       (la_int64_t)e->reg[i].len);
+		if (!e->nreg || e->reg[e->nreg - 1].off + e->reg[e->nreg - 1].len <
+				(uint64_t)e->st.st_size)
+			archive_entry_sparse_add_entry(ae, e->st.st_size, 0);
+	}
+
+	info->offset = p->pos;
+	if (archive_write_header(p->a, ae) < ARCHIVE_WARN || p->error) {
+		if (p->error)
+			return p->error;
+		return pk_fail(p, -EIO, "archiving %s: %s", src, archive_error_string(p->a));
+	}
+	XXH3_128bits_reset(&h);
+	if (S_ISREG(e->st.st_mode) && !e->hardlink) {
+		ret = pack_data(p, e, &h);
+		if (ret)
+			return ret;
+		info->has_sum = true;
+		XXH128_canonicalFromHash((XXH128_canonical_t *)info->xxh3,
+					 XXH3_128bits_digest(&h));
+	}
+	if (archive_write_finish_entry(p->a) < ARCHIVE_WARN || p->error) {
+		if (p->error)
+			return p->error;
+		return pk_fail(p, -EIO, "archiving %s: %s", src, archive_error_string(p->a));
+	}
+	return 0;
+}
+
+/* Is e written to the tar?  Always, but in content_only mode only the
+ * regular files whose content is packed (not referenced, not empty). */
+static bool in_tar(const struct packer *p, const struct pent *e)
+{
+	return !p->o.content_only || pk_needs_data(e);
+}
+
+/* e's location and checksum when it is not in the tar. */
+static void entry_no_tar(const struct pent *e, struct pack_entry_info *info)
+{
+	info->no_offset = true;
+	if (e->is_ref) {
+		info->no_offset = false;
+		info->ref = e->ref.id;
+		info->offset = e->ref.offset;
+		info->has_sum = true;
+		memcpy(info->xxh3, e->ref.xxh3, 16);
+	} else if (S_ISREG(e->st.st_mode) && !e->hardlink) {
+		/* empty */
+		info->has_sum = true;
+		XXH128_canonicalFromHash((XXH128_canonical_t *)info->xxh3,
+					 XXH3_128bits(NULL, 0));
+	}
+}
+
 static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		    pack_entry_fn on_entry, void *ectx)
 {
 	struct pack_entry_info info = { 0 };
-	XXH3_state_t h;
 	char src[PATH_MAX];
 	int ret;
 
@@ -693,43 +789,24 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 	archive_entry_copy_sourcepath(ae, NULL);
 	archive_entry_set_uname(ae, NULL);
 	archive_entry_set_gname(ae, NULL);
-	if (e->hardlink) {
-		archive_entry_copy_hardlink(ae, e->hardlink);
-		archive_entry_set_size(ae, 0);
-	} else if (e->sparse) {
-		for (unsigned i = 0; i < e->nreg; i++)
-			archive_entry_sparse_add_entry(ae, (la_int64_t)e->reg[i].off,
-						       (la_int64_t)e->reg[i].len);
-		if (!e->nreg || e->reg[e->nreg - 1].off + e->reg[e->nreg - 1].len <
-				(uint64_t)e->st.st_size)
-			archive_entry_sparse_add_entry(ae, e->st.st_size, 0);
-	}
-
-	info.offset = p->pos;
-	if (archive_write_header(p->a, ae) < ARCHIVE_WARN || p->error) {
-		if (p->error)
-			return p->error;
-		return pk_fail(p, -EIO, "archiving %s: %s", src, archive_error_string(p->a));
-	}
-	XXH3_128bits_reset(&h);
-	if (S_ISREG(e->st.st_mode) && !e->hardlink) {
-		ret = pack_data(p, e, &h);
+	if (in_tar(p, e)) {
+		ret = write_entry(p, e, ae, src, &info);
 		if (ret)
 			return ret;
-		info.has_sum = true;
-		XXH128_canonicalFromHash((XXH128_canonical_t *)info.xxh3,
-					 XXH3_128bits_digest(&h));
-		p->stats.files++;
-	} else if (S_ISDIR(e->st.st_mode)) {
-		p->stats.dirs++;
 	} else {
+		entry_no_tar(e, &info);
+	}
+	if (e->is_ref) {
+		p->stats.referenced++;
+		p->stats.referenced_bytes += (uint64_t)e->st.st_size;
+		p->stats.logical_bytes += (uint64_t)e->st.st_size;
+	}
+	if (S_ISREG(e->st.st_mode) && !e->hardlink)
+		p->stats.files++;
+	else if (S_ISDIR(e->st.st_mode))
+		p->stats.dirs++;
+	else
 		p->stats.others++;
-	}
-	if (archive_write_finish_entry(p->a) < ARCHIVE_WARN || p->error) {
-		if (p->error)
-			return p->error;
-		return pk_fail(p, -EIO, "archiving %s: %s", src, archive_error_string(p->a));
-	}
 	if (e->fd >= 0) {
 		if (!p->o.keep_cache)
 			posix_fadvise(e->fd, 0, 0, POSIX_FADV_DONTNEED);

@@ -27,6 +27,37 @@
 #include <sys/types.h>
 
 struct err;
+struct stat;
+
+/*
+ * An incremental's planner (pack_opts.plan) is asked about every entry of
+ * the walk, in walk order, before any of its data is read.  For a file
+ * whose content would be packed (content: a regular file, the first path
+ * of its inode, size > 0) it may answer "that content is already stored"
+ * with where: the backup holding it, the offset of its tar entry there and
+ * its XXH3-128.  The file is then not read, not put in the tar, and its
+ * entry is reported with that location (pack_entry_info.ref).
+ */
+struct pack_plan_entry {
+	const char *path;         /* relative; "." for the root */
+	const struct stat *st;    /* lstat of the entry */
+	bool content;             /* its content would be packed */
+	int rootfd;               /* the walked root, to read path (openat) */
+};
+
+#define PACK_REF_ID_LEN 23    /* a backup id, BACKUP_ID_LEN */
+
+struct pack_ref {
+	char id[PACK_REF_ID_LEN + 1];
+	uint64_t offset;
+	unsigned char xxh3[16];
+	bool sparse;              /* that entry is sparse (holes not stored) */
+};
+
+/* 1 = referenced (*ref filled; only when pe->content), 0 = pack as usual,
+ * negative = abort the walk (err set). */
+typedef int (*pack_plan_fn)(void *ctx, const struct pack_plan_entry *pe,
+			    struct pack_ref *ref, struct err *err);
 
 struct pack_opts {
 	unsigned queue_depth;     /* io_uring reads in flight; 0 = 64 */
@@ -48,6 +79,13 @@ struct pack_opts {
 	 * May be called often: cheap (it samples what it watches itself). */
 	uint64_t (*throttle)(void *ctx);
 	void *throttle_ctx;
+	/* The planner (NULL: every file packed) and its context. */
+	pack_plan_fn plan;
+	void *plan_ctx;
+	/* Format version 2's data object: the tar holds only the packed
+	 * regular files' entries (no directories, links, empty or referenced
+	 * files); the other entries are reported without an offset. */
+	bool content_only;
 };
 
 enum pack_type {
@@ -87,6 +125,11 @@ struct pack_entry_info {
 	 * the callback only. */
 	const struct pack_xattr *xattr;
 	size_t nxattr;
+	/* The backup holding the content (offset is in its tar stream), NULL:
+	 * this one.  no_offset: the entry has no location (content_only mode:
+	 * not in the tar, made from the index). */
+	const char *ref;
+	bool no_offset;
 };
 
 /* The tar stream, in order.  Negative return aborts the walk. */
@@ -102,6 +145,8 @@ struct pack_stats {
 	uint64_t tar_bytes;       /* length of the stream */
 	uint64_t skipped;         /* sockets and the like */
 	double throttled_s;       /* the reader waited for opts->throttle's rate */
+	uint64_t referenced;      /* files the planner pointed at older content */
+	uint64_t referenced_bytes;
 };
 
 int pack_tree(const char *root, const struct pack_opts *opts,

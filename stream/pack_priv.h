@@ -35,6 +35,8 @@ struct pent {
 	uint64_t roff;            /* reader: next offset in region ri */
 	bool assigned;            /* reader: all chunks assigned */
 	uint64_t igen;            /* inode generation, 0 unknown */
+	bool is_ref;              /* the planner points it at older content */
+	struct pack_ref ref;
 };
 
 struct chunk {

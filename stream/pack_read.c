@@ -23,7 +23,8 @@
 
 bool pk_needs_data(const struct pent *e)
 {
-	return S_ISREG(e->st.st_mode) && !e->hardlink && e->st.st_size > 0;
+	return S_ISREG(e->st.st_mode) && !e->hardlink && e->st.st_size > 0 &&
+	       !e->is_ref;
 }
 
 int pk_reader_open(struct packer *p, struct pent *e)

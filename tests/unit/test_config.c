@@ -290,6 +290,31 @@ static void test_drill_keys(void **state)
 	expect_error("[partition a]\npath = /a\ndrill_interval = often\n", ":3:", "drill_interval");
 }
 
+/* full_every and max_chain: [agent]'s, a [partition]'s over it. */
+static void test_chain_keys(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(load("[agent]\nfull_every = 7d\nmax_chain = 42\n"
+			      "[partition a]\npath = /a\n"
+			      "[partition b]\npath = /b\nfull_every = 0\nmax_chain = 0\n",
+			      &cfg, &err), 0);
+	assert_int_equal(config_full_every(&cfg, NULL), 7 * 86400);
+	assert_int_equal(config_max_chain(&cfg, config_partition(&cfg, "a")), 42);
+	assert_int_equal(config_full_every(&cfg, config_partition(&cfg, "a")), 7 * 86400);
+	assert_int_equal(config_full_every(&cfg, config_partition(&cfg, "b")), 0);
+	assert_int_equal(config_max_chain(&cfg, config_partition(&cfg, "b")), 0);
+	config_free(&cfg);
+	assert_int_equal(load("[partition a]\npath = /a\n", &cfg, &err), 0);
+	assert_int_equal(config_full_every(&cfg, NULL), 30 * 86400);
+	config_free(&cfg);
+	expect_error("[agent]\nmax_chain = -1\n", ":2:", "max_chain");
+	expect_error("[agent]\nfull_every = monthly\n", ":2:", "full_every");
+	expect_error("[partition a]\npath = /a\nmax_chain = lots\n", ":3:", "max_chain");
+}
+
 static void test_backup_ids(void **state)
 {
 	char id[BACKUP_ID_LEN + 1], id2[BACKUP_ID_LEN + 1];
@@ -404,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_rpo_max),
 		cmocka_unit_test(test_drill_keys),
+		cmocka_unit_test(test_chain_keys),
 		cmocka_unit_test(test_backup_ids),
 		cmocka_unit_test(test_manifest_roundtrip),
 		cmocka_unit_test(test_schedule_keys),

@@ -1,0 +1,874 @@
+// SPDX-License-Identifier: MIT
+#include "agent/planner.h"
+
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "agent/geo.h"
+#include "agent/index.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "uploader/store.h"
+
+/* The largest parent index read (compressed): 4 GiB. */
+#define PLANNER_INDEX_MAX ((size_t)4 << 30)
+
+/* A backup the new one may point at: the parent's references plus the
+ * parent itself, oldest first (ids sort by time). */
+struct cand {
+	struct manifest_ref r;    /* key owned */
+	bool used;
+};
+
+/* A file of the parent whose path the new tree lacks (pass 1). */
+struct gone {
+	uint64_t ino, igen, size;
+	int64_t mtime_ns;
+	struct pack_ref loc;      /* id "" = the parent */
+	bool taken;
+};
+
+/* A new path whose content is a file of the parent under another path. */
+struct rename {
+	char *path;
+	uint64_t ino, igen, size;
+	int64_t mtime_ns;
+	const struct gone *g;     /* into planner.gone; NULL: no match */
+};
+
+struct planner {
+	char parent[BACKUP_ID_LEN + 1];
+	int parent_format;
+	uint64_t parent_chain;
+	char full_id[BACKUP_ID_LEN + 1];
+	struct cand *cand;
+	size_t ncand;
+
+	void *zbuf;               /* the parent's compressed index */
+	size_t zlen;
+	/* version 2 parent: the merge */
+	struct index_reader *rd;
+	struct index_entry cur;   /* the parent's entry not yet passed */
+	bool have_cur, rd_end;
+	char *last;               /* the previous parent path (order check) */
+	bool order_warned;
+	/* version 1 parent: by path */
+	struct index *idx;
+	size_t matched;
+
+	/* renames (pass 1): new paths with the parent's location, walk order */
+	struct rename *ren;
+	size_t nren, ren_cap, ren_next;
+	struct gone *gone;        /* pass 1: the parent's unmatched files */
+	size_t ngone, gone_cap;
+	struct index_reader *rd1; /* pass 1's merge (version 2 parent) */
+	bool *seen1;              /* pass 1, version 1 parent: paths found */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
+	struct index_entry cur1;
+	bool have1, end1;
+
+	uint64_t n_unchanged, n_changed, n_new, n_deleted, n_meta_only, n_renamed;
+	uint64_t referenced_bytes;
+	unsigned char *hbuf;      /* for hashing metadata-only candidates */
+};
+
+/*
+ * Walk order compares paths by components: "." first, then byte by byte
+ * with '/' below every other byte and the end of a path below '/'.
+ */
+static int path_cmp(const char *a, const char *b)
+{
+	bool ra = !strcmp(a, "."), rb = !strcmp(b, ".");
+
+	if (ra || rb)
+		return ra && rb ? 0 : ra ? -1 : 1;
+	for (;; a++, b++) {
+		int ca = *a ? (*a == '/' ? 0 : (unsigned char)*a) : -1;
+		int cb = *b ? (*b == '/' ? 0 : (unsigned char)*b) : -1;
+
+		if (ca != cb)
+			return ca < cb ? -1 : 1;
+		if (ca < 0)
+			return 0;
+	}
+}
+
+static void cand_free(struct planner *pl)
+{
+	for (size_t i = 0; i < pl->ncand; i++)
+		free(pl->cand[i].r.key);
+	free(pl->cand);
+	pl->cand = NULL;
+	pl->ncand = 0;
+}
+
+void planner_free(struct planner *pl)
+{
+	if (!pl)
+		return;
+	cand_free(pl);
+	index_reader_free(pl->rd);
+	index_entry_clear(&pl->cur);
+	index_free(pl->idx);
+	free(pl->zbuf);
+	free(pl->last);
+	free(pl->hbuf);
+	for (size_t i = 0; i < pl->nren; i++)
+		free(pl->ren[i].path);
+	free(pl->ren);
+	free(pl->gone);
+	index_reader_free(pl->rd1);
+	index_entry_clear(&pl->cur1);
+	free(pl->seen1);
+	free(pl);
+}
+
+/* The candidates: p's references, then p's own data object. */
+static int take_parent(struct planner *pl, const struct manifest *p, struct err *err)
+{
+	pl->cand = calloc(p->nrefs + 1, sizeof(*pl->cand));
+	if (!pl->cand)
+		return err_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i <= p->nrefs; i++) {
+		struct manifest_ref *r = &pl->cand[i].r;
+
+		if (i < p->nrefs) {
+			*r = p->refs[i];
+			r->key = strdup(p->refs[i].key);
+		} else {
+			memcpy(r->id, p->backup_id, sizeof(r->id));
+			r->key = strdup(p->data_key);
+			r->size = p->data_size;
+			memcpy(r->sha256, p->data_sha256, sizeof(r->sha256));
+			memcpy(r->etag, p->data_etag, sizeof(r->etag));
+		}
+		pl->ncand++;
+		if (!r->key)
+			return err_set(err, -ENOMEM, "out of memory");
+	}
+	memcpy(pl->parent, p->backup_id, sizeof(pl->parent));
+	pl->parent_format = p->format_version;
+	pl->parent_chain = p->format_version >= 2 ? p->chain : 0;
+	if (p->format_version >= 2 && p->full_id[0])
+		memcpy(pl->full_id, p->full_id, sizeof(pl->full_id));
+	else
+		memcpy(pl->full_id, p->backup_id, sizeof(pl->full_id));
+	return 0;
+}
+
+/* Should p's chain end here?  NULL: no; else why. */
+static const char *chain_ends(const struct manifest *p, const struct manifest *m,
+			      const struct planner_opts *o, char *buf, size_t len)
+{
+	const char *full = p->format_version >= 2 && p->parent[0] ? p->full_id : p->backup_id;
+	uint64_t chain = p->format_version >= 2 ? p->chain : 0;
+	int64_t age = catalog_id_time(m->backup_id) - catalog_id_time(full);
+
+	if (o->force_full)
+		return "--full";
+	if (p->format_version < 1 || p->format_version > FORMAT_VERSION_MAX) {
+		snprintf(buf, len, "the parent %s is of format version %d", p->backup_id,
+			 p->format_version);
+		return buf;
+	}
+	if (chain + 1 > o->max_chain) {
+		snprintf(buf, len, "max_chain (%llu) reached", (unsigned long long)o->max_chain);
+		return buf;
+	}
+	if (o->full_every && age >= o->full_every) {
+		snprintf(buf, len, "full_every (%lld s) reached: the chain's full %s is %lld s old",
+			 (long long)o->full_every, full, (long long)age);
+		return buf;
+	}
+	return NULL;
+}
+
+/*
+ * Every data object the new backup may point at is in region g as its
+ * record says (size; ETag when both are known): 1 (why set) when one is
+ * missing or another copy (repaired from another region with a different
+ * ETag, say), 0 when all are.
+ */
+static int check_objects(struct planner *pl, struct region *g, char *why,
+			 size_t why_len, struct err *err)
+{
+	for (size_t i = 0; i < pl->ncand; i++) {
+		const struct manifest_ref *r = &pl->cand[i].r;
+		struct store_obj_info info = { 0 };
+		int ret = store_head(g->store, r->key, &info, err);
+
+		if (ret == -ENOENT) {
+			snprintf(why, why_len, "the data object of %s is missing", r->id);
+			return 1;
+		}
+		if (ret)
+			return err_wrap(err, "checking the data object of backup %s", r->id);
+		if (info.size != r->size || (info.etag[0] && r->etag[0] && strcmp(info.etag, r->etag))) {
+			snprintf(why, why_len, "the data object of %s is not the copy its manifest recorded (size or ETag)",
+				 r->id);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The parent's index, read whole and checked against its manifest. */
+static int load_index(struct planner *pl, struct region *g, const struct manifest *p,
+		      char *why, size_t why_len, struct err *err)
+{
+	char hex[65];
+	int ret;
+
+	ret = store_get_all(g->store, p->index_key, PLANNER_INDEX_MAX, &pl->zbuf,
+			    &pl->zlen, err);
+	if (ret == -ENOENT || ret == -EBADMSG) {
+		snprintf(why, why_len, "the parent %s's index cannot be read: %.600s",
+			 p->backup_id, err->msg);
+		return 1;
+	}
+	if (ret)
+		return err_wrap(err, "reading the index of the parent backup %s", p->backup_id);
+	util_sha256_hex(pl->zbuf, pl->zlen, hex);
+	if (pl->zlen != p->index_size || strcmp(hex, p->index_sha256)) {
+		snprintf(why, why_len, "the parent %s's index does not match its manifest (size or SHA-256)",
+			 p->backup_id);
+		return 1;
+	}
+	if (p->format_version >= 2) {
+		ret = index_reader_open_buf(pl->zbuf, pl->zlen, &pl->rd, err);
+	} else {
+		ret = index_load(pl->zbuf, pl->zlen, &pl->idx, err);
+		free(pl->zbuf);
+		pl->zbuf = NULL;
+	}
+	if (ret == -EBADMSG) {
+		snprintf(why, why_len, "the parent %s's index is corrupt: %.600s", p->backup_id,
+			 err->msg);
+		return 1;
+	}
+	return ret;
+}
+
+int planner_open(struct region *g, const struct manifest *m,
+		 const struct planner_opts *o, struct planner **pl_ret,
+		 char *why_full, size_t why_len, struct err *err)
+{
+	struct catalog_list list = { 0 };
+	struct planner *pl = NULL;
+	const struct manifest *p;
+	char why[1024] = "";
+	const char *ends;
+	int ret;
+
+	*pl_ret = NULL;
+	if (o->force_full || !o->max_chain) {
+		/* no need to look: not one request more than a full needs */
+		snprintf(why, sizeof(why), "%s", o->force_full ? "--full" :
+			 "max_chain = 0 (incrementals off)");
+		goto out_full;
+	}
+	ret = catalog_list(g->store, g->prefix, m->host, m->partition, &list, err);
+	if (ret)
+		return err_wrap(err, "listing the backups of %s to choose a parent", m->partition);
+	p = catalog_find(&list, m->partition, NULL);
+	if (!p) {
+		snprintf(why, sizeof(why), "no earlier backup of %s", m->partition);
+		goto out_full;
+	}
+	ends = chain_ends(p, m, o, why, sizeof(why));
+	if (ends) {
+		if (ends != why)
+			snprintf(why, sizeof(why), "%s", ends);
+		goto out_full;
+	}
+	pl = calloc(1, sizeof(*pl));
+	if (!pl) {
+		ret = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = take_parent(pl, p, err);
+	if (!ret)
+		ret = check_objects(pl, g, why, sizeof(why), err);
+	if (!ret)
+		ret = load_index(pl, g, p, why, sizeof(why), err);
+	if (ret == 1) {
+		log_warn("%s: making a full backup: %s", m->partition, why);
+		planner_free(pl);
+		pl = NULL;
+		ret = 0;
+		goto out_full;
+	}
+	if (ret)
+		goto out;
+	*pl_ret = pl;
+	pl = NULL;
+	goto out;
+
+out_full:
+	log_info("%s: full backup (%s)", m->partition, why);
+	if (why_full)
+		snprintf(why_full, why_len, "%s", why);
+out:
+	planner_free(pl);
+	catalog_list_free(&list);
+	return ret;
+}
+
+/* The candidate named id ("" = the parent), NULL if the parent's
+ * references do not name it. */
+static struct cand *find_cand(struct planner *pl, const char *id)
+{
+	if (!id[0])
+		id = pl->parent;
+	for (size_t i = 0; i < pl->ncand; i++)
+		if (!strcmp(pl->cand[i].r.id, id))
+			return &pl->cand[i];
+	return NULL;
+}
+
+/* Advance the v2 merge to path: the parent's entry of that path, or NULL. */
+static const struct index_entry *merge_to(struct planner *pl, const char *path,
+					  struct err *err, int *ret)
+{
+	*ret = 0;
+	for (;;) {
+		int c;
+
+		if (!pl->have_cur) {
+			if (pl->rd_end)
+				return NULL;
+			index_entry_clear(&pl->cur);
+			*ret = index_reader_next(pl->rd, &pl->cur, err);
+			if (*ret < 0) {
+				*ret = err_wrap(err, "reading the index of the parent backup %s",
+						pl->parent);
+				return NULL;
+			}
+			if (*ret == 0) {
+				pl->rd_end = true;
+				return NULL;
+			}
+			*ret = 0;
+			if (pl->last && path_cmp(pl->last, pl->cur.path) >= 0 &&
+			    !pl->order_warned) {
+				log_warn("the index of the parent backup %s is not in walk order: files after %s may be stored again",
+					 pl->parent, pl->last);
+				pl->order_warned = true;
+			}
+			free(pl->last);
+			pl->last = strdup(pl->cur.path);
+			pl->have_cur = true;
+		}
+		c = path_cmp(pl->cur.path, path);
+		if (c > 0)
+			return NULL;
+		pl->have_cur = false;
+		if (c == 0)
+			return &pl->cur;   /* valid until the next call */
+		pl->n_deleted++;
+	}
+}
+
+static const struct index_entry *parent_entry(struct planner *pl, const char *path,
+					      struct err *err, int *ret)
+{
+	size_t i;
+
+	if (pl->rd)
+		return merge_to(pl, path, err, ret);
+	*ret = 0;
+	i = index_find(pl->idx, path);
+	if (i == (size_t)-1)
+		return NULL;
+	pl->matched++;
+	return &pl->idx->e[i];
+}
+
+/* XXH3-128 of the file at path (holes read as zeros, as the packer does). */
+static int hash_file(struct planner *pl, const struct pack_plan_entry *pe,
+		     unsigned char sum[16], struct err *err)
+{
+	XXH3_state_t h;
+	int fd, ret = 0;
+
+	if (!pl->hbuf && !(pl->hbuf = malloc(1u << 20)))
+		return err_set(err, -ENOMEM, "out of memory");
+	fd = openat(pe->rootfd, pe->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, -errno, "cannot open %s to compare it with the parent backup: %s",
+			       pe->path, strerror(errno));
+	XXH3_128bits_reset(&h);
+	for (;;) {
+		ssize_t n = read(fd, pl->hbuf, 1u << 20);
+
+		if (n < 0) {
+			ret = err_set(err, -errno, "cannot read %s to compare it with the parent backup: %s",
+				      pe->path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		XXH3_128bits_update(&h, pl->hbuf, (size_t)n);
+		if (pl->cancelled && pl->cancelled(pl->cancel_ctx)) {
+			ret = err_set(err, -ECANCELED, "cancelled while comparing %s with the parent backup",
+				      pe->path);
+			break;
+		}
+	}
+	close(fd);
+	if (!ret)
+		XXH128_canonicalFromHash((XXH128_canonical_t *)sum, XXH3_128bits_digest(&h));
+	return ret;
+}
+
+static char entry_type(const struct stat *st)
+{
+	switch (st->st_mode & S_IFMT) {
+	case S_IFDIR: return PACK_DIR;
+	case S_IFLNK: return PACK_SYMLINK;
+	case S_IFCHR: return PACK_CHAR;
+	case S_IFBLK: return PACK_BLOCK;
+	case S_IFIFO: return PACK_FIFO;
+	default: return PACK_FILE;
+	}
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+/* A content file found in the parent by path: 1 = referenced into *ref. */
+static int plan_content(struct planner *pl, const struct pack_plan_entry *pe,
+			const struct index_entry *pe_old, struct pack_ref *ref,
+			struct err *err)
+{
+	const struct stat *st = pe->st;
+	unsigned char sum[16];
+	struct cand *c;
+	bool meta = false;
+	int ret;
+
+	if (pe_old->type != PACK_FILE || !pe_old->has_sum || !pe_old->has_offset ||
+	    pe_old->size != (uint64_t)st->st_size || pe_old->mtime_ns != ts_ns(&st->st_mtim) ||
+	    (pe_old->ino && pe_old->ino != (uint64_t)st->st_ino))
+		return 0;
+	c = find_cand(pl, pe_old->ref);
+	if (!c)
+		return 0;   /* a reference the parent does not list: store again */
+	if (pe_old->ctime_ns != ts_ns(&st->st_ctim)) {
+		ret = hash_file(pl, pe, sum, err);
+		if (ret)
+			return ret;
+		if (memcmp(sum, pe_old->xxh3, 16))
+			return 0;
+		meta = true;
+	}
+	c->used = true;
+	memcpy(ref->id, c->r.id, sizeof(ref->id));
+	ref->offset = pe_old->offset;
+	ref->sparse = pe_old->sparse;
+	memcpy(ref->xxh3, pe_old->xxh3, 16);
+	pl->referenced_bytes += pe_old->size;
+	if (meta)
+		pl->n_meta_only++;
+	else
+		pl->n_unchanged++;
+	return 1;
+}
+
+/* A new path that pass 1 joined with a parent's file: 1 = referenced. */
+static int plan_renamed(struct planner *pl, const struct pack_plan_entry *pe,
+			struct pack_ref *ref)
+{
+	const struct rename *rn;
+	struct cand *c;
+
+	while (pl->ren_next < pl->nren && path_cmp(pl->ren[pl->ren_next].path, pe->path) < 0)
+		pl->ren_next++;
+	if (pl->ren_next == pl->nren)
+		return 0;
+	rn = &pl->ren[pl->ren_next];
+	if (strcmp(rn->path, pe->path) || rn->ino != (uint64_t)pe->st->st_ino ||
+	    rn->size != (uint64_t)pe->st->st_size || rn->mtime_ns != ts_ns(&pe->st->st_mtim))
+		return 0;
+	c = find_cand(pl, rn->g->loc.id);
+	if (!c)
+		return 0;
+	c->used = true;
+	*ref = rn->g->loc;
+	pl->referenced_bytes += rn->size;
+	return 1;
+}
+
+int planner_plan(void *ctx, const struct pack_plan_entry *pe,
+		 struct pack_ref *ref, struct err *err)
+{
+	struct planner *pl = ctx;
+	const struct index_entry *old;
+	int ret;
+
+	old = parent_entry(pl, pe->path, err, &ret);
+	if (ret)
+		return ret;
+	if (!old) {
+		ret = pe->content ? plan_renamed(pl, pe, ref) : 0;
+		if (ret)
+			pl->n_renamed++;
+		else
+			pl->n_new++;
+		return ret;
+	}
+	if (pe->content) {
+		ret = plan_content(pl, pe, old, ref, err);
+		if (ret == 0)
+			pl->n_changed++;
+		return ret;
+	}
+	if (old->type != entry_type(pe->st) && old->type != PACK_HARDLINK)
+		pl->n_changed++;
+	else if (old->ctime_ns != ts_ns(&pe->st->st_ctim))
+		pl->n_meta_only++;
+	else
+		pl->n_unchanged++;
+	return 0;
+}
+
+/* m's references: the candidates an entry used, oldest first. */
+static int put_refs(struct planner *pl, struct manifest *m, struct err *err)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < pl->ncand; i++)
+		n += pl->cand[i].used;
+	m->refs = n ? calloc(n, sizeof(*m->refs)) : NULL;
+	if (n && !m->refs)
+		return err_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < pl->ncand; i++) {
+		if (!pl->cand[i].used)
+			continue;
+		m->refs[m->nrefs] = pl->cand[i].r;
+		m->refs[m->nrefs].key = strdup(pl->cand[i].r.key);
+		if (!m->refs[m->nrefs++].key)
+			return err_set(err, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
+		   struct err *err)
+{
+	int ret = 0;
+
+	if (pl->rd) {
+		struct index_entry e = { 0 };
+
+		pl->n_deleted += pl->have_cur;
+		pl->have_cur = false;
+		while (!pl->rd_end && (ret = index_reader_next(pl->rd, &e, err)) > 0) {
+			pl->n_deleted++;
+			index_entry_clear(&e);
+		}
+		index_entry_clear(&e);
+		if (!pl->rd_end && ret < 0)
+			return err_wrap(err, "reading the index of the parent backup %s", pl->parent);
+	} else {
+		pl->n_deleted = pl->idx->n - pl->matched;
+	}
+	m->format_version = 2;
+	memcpy(m->parent, pl->parent, sizeof(m->parent));
+	memcpy(m->full_id, pl->full_id, sizeof(m->full_id));
+	m->chain = pl->parent_chain + 1;
+	m->new_bytes = new_bytes;
+	m->referenced_bytes = pl->referenced_bytes;
+	m->n_unchanged = pl->n_unchanged;
+	m->n_changed = pl->n_changed;
+	m->n_new = pl->n_new;
+	/* a rename's old path was passed over as deleted */
+	m->n_deleted = pl->n_deleted > pl->n_renamed ? pl->n_deleted - pl->n_renamed : 0;
+	m->n_meta_only = pl->n_meta_only;
+	m->n_renamed = pl->n_renamed;
+	return put_refs(pl, m, err);
+}
+
+/* ------------------------------------------------------ pass 1: renames */
+
+/* A parent's file whose path the new tree lacks, kept when it has content
+ * and an identity. */
+static int gone_add(struct planner *pl, const struct index_entry *e, struct err *err)
+{
+	const struct cand *c;
+	struct gone *g;
+
+	if (e->type != PACK_FILE || !e->has_sum || !e->has_offset || !e->size || !e->ino)
+		return 0;
+	c = find_cand(pl, e->ref);
+	if (!c)
+		return 0;
+	if (pl->ngone == pl->gone_cap) {
+		size_t cap = pl->gone_cap ? pl->gone_cap * 2 : 64;
+		struct gone *n = realloc(pl->gone, cap * sizeof(*n));
+
+		if (!n)
+			return err_set(err, -ENOMEM, "out of memory");
+		pl->gone = n;
+		pl->gone_cap = cap;
+	}
+	g = &pl->gone[pl->ngone++];
+	memset(g, 0, sizeof(*g));
+	g->ino = e->ino;
+	g->igen = e->igen;
+	g->size = e->size;
+	g->mtime_ns = e->mtime_ns;
+	memcpy(g->loc.id, c->r.id, sizeof(g->loc.id));
+	g->loc.offset = e->offset;
+	g->loc.sparse = e->sparse;
+	memcpy(g->loc.xxh3, e->xxh3, 16);
+	return 0;
+}
+
+/* Pass 1's merge up to path (NULL: the end): the parent's entries before
+ * it go to gone.  1 = the parent has path, 0 = not, negative = error. */
+static int p1_merge(struct planner *pl, const char *path, struct err *err)
+{
+	if (pl->idx) {   /* version 1: by path; the rest at the end */
+		size_t i;
+
+		if (path) {
+			i = index_find(pl->idx, path);
+			if (i == (size_t)-1)
+				return 0;
+			pl->seen1[i] = true;
+			return 1;
+		}
+		for (i = 0; i < pl->idx->n; i++) {
+			int ret = pl->seen1[i] ? 0 : gone_add(pl, &pl->idx->e[i], err);
+
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
+	for (;;) {
+		int ret, c;
+
+		if (!pl->have1) {
+			if (pl->end1)
+				return 0;
+			index_entry_clear(&pl->cur1);
+			ret = index_reader_next(pl->rd1, &pl->cur1, err);
+			if (ret < 0)
+				return err_wrap(err, "reading the index of the parent backup %s",
+						pl->parent);
+			if (ret == 0) {
+				pl->end1 = true;
+				return 0;
+			}
+			pl->have1 = true;
+		}
+		c = path ? path_cmp(pl->cur1.path, path) : -1;
+		if (c > 0)
+			return 0;
+		pl->have1 = false;
+		if (c == 0)
+			return 1;
+		ret = gone_add(pl, &pl->cur1, err);
+		if (ret)
+			return ret;
+	}
+}
+
+/* A new path with content and one link: a rename candidate. */
+static int ren_add(struct planner *pl, int dirfd, const char *name, const char *path,
+		   const struct stat *st, struct err *err)
+{
+	struct rename *rn;
+	unsigned int gen = 0;
+	int fd;
+
+	if (pl->nren == pl->ren_cap) {
+		size_t cap = pl->ren_cap ? pl->ren_cap * 2 : 64;
+		struct rename *n = realloc(pl->ren, cap * sizeof(*n));
+
+		if (!n)
+			return err_set(err, -ENOMEM, "out of memory");
+		pl->ren = n;
+		pl->ren_cap = cap;
+	}
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		if (ioctl(fd, FS_IOC_GETVERSION, &gen))
+			gen = 0;
+		close(fd);
+	}
+	rn = &pl->ren[pl->nren];
+	memset(rn, 0, sizeof(*rn));
+	rn->path = strdup(path);
+	if (!rn->path)
+		return err_set(err, -ENOMEM, "out of memory");
+	pl->nren++;
+	rn->ino = (uint64_t)st->st_ino;
+	rn->igen = gen;
+	rn->size = (uint64_t)st->st_size;
+	rn->mtime_ns = ts_ns(&st->st_mtim);
+	return 0;
+}
+
+static int name_cmp(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err);
+
+/* One entry of pass 1 (st: its lstat); directories are walked into. */
+static int p1_entry(struct planner *pl, int dirfd, const char *name,
+		    const char *path, const struct stat *st, struct err *err)
+{
+	int ret = p1_merge(pl, path, err), sub;
+
+	if (ret < 0)
+		return ret;
+	if (!ret && S_ISREG(st->st_mode) && st->st_nlink == 1 && st->st_size > 0) {
+		ret = ren_add(pl, dirfd, name, path, st, err);
+		if (ret)
+			return ret;
+	}
+	if (!S_ISDIR(st->st_mode))
+		return 0;
+	sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sub < 0)
+		return err_set(err, -errno, "cannot open directory %s: %s", path, strerror(errno));
+	ret = p1_dir(pl, sub, path, err);
+	close(sub);
+	return ret;
+}
+
+/* The entries of a directory in walk order (strcmp of names). */
+static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err)
+{
+	struct dirent **names = NULL;
+	int n = scandirat(fd, ".", &names, NULL, name_cmp), ret = 0;
+
+	if (n < 0)
+		return err_set(err, -errno, "cannot read directory %s: %s", dpath, strerror(errno));
+	for (int i = 0; i < n && !ret; i++) {
+		const char *nm = names[i]->d_name;
+		struct stat st;
+		char *path;
+
+		if (!strcmp(nm, ".") || !strcmp(nm, ".."))
+			continue;
+		if (pl->cancelled && pl->cancelled(pl->cancel_ctx)) {
+			ret = err_set(err, -ECANCELED, "cancelled while comparing with the parent backup");
+			break;
+		}
+		if (strcmp(dpath, ".") ? asprintf(&path, "%s/%s", dpath, nm) < 0 :
+					 !(path = strdup(nm))) {
+			ret = err_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+		if (fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW))
+			ret = err_set(err, -errno, "cannot stat %s: %s", path, strerror(errno));
+		else if (!S_ISSOCK(st.st_mode))
+			ret = p1_entry(pl, fd, nm, path, &st, err);
+		free(path);
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return ret;
+}
+
+static int gone_cmp(const void *a, const void *b)
+{
+	const struct gone *x = a, *y = b;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	if (x->mtime_ns != y->mtime_ns)
+		return x->mtime_ns < y->mtime_ns ? -1 : 1;
+	return 0;
+}
+
+/* Join the new paths with the parent's lost files by identity; keep the
+ * joined ones (walk order). */
+static void join_renames(struct planner *pl)
+{
+	size_t k = 0;
+
+	qsort(pl->gone, pl->ngone, sizeof(*pl->gone), gone_cmp);
+	for (size_t i = 0; i < pl->nren; i++) {
+		struct rename *rn = &pl->ren[i];
+		struct gone key = { .ino = rn->ino, .size = rn->size, .mtime_ns = rn->mtime_ns };
+		const struct gone *g = pl->ngone ?
+			bsearch(&key, pl->gone, pl->ngone, sizeof(*pl->gone), gone_cmp) : NULL;
+
+		if (g && (!g->igen || !rn->igen || g->igen == rn->igen)) {
+			rn->g = g;
+			pl->ren[k++] = *rn;
+		} else {
+			free(rn->path);
+		}
+	}
+	pl->nren = k;
+}
+
+int planner_prepare(struct planner *pl, const char *root,
+		    bool (*cancelled)(void *ctx), void *cancel_ctx, struct err *err)
+{
+	struct stat st;
+	int fd, ret;
+
+	pl->cancelled = cancelled;
+	pl->cancel_ctx = cancel_ctx;
+	if (pl->idx) {
+		/* a version 1 parent: by path, in memory already; entries
+		 * without ino (older releases) are never rename sources */
+		pl->seen1 = calloc(pl->idx->n ? pl->idx->n : 1, sizeof(*pl->seen1));
+		if (!pl->seen1)
+			return err_set(err, -ENOMEM, "out of memory");
+	} else {
+		ret = index_reader_open_buf(pl->zbuf, pl->zlen, &pl->rd1, err);
+		if (ret)
+			return err_wrap(err, "reading the index of the parent backup %s",
+					pl->parent);
+	}
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, -errno, "cannot open %s: %s", root, strerror(errno));
+	if (fstat(fd, &st))
+		ret = err_set(err, -errno, "cannot stat %s: %s", root, strerror(errno));
+	else
+		ret = p1_merge(pl, ".", err);
+	if (ret >= 0)
+		ret = p1_dir(pl, fd, ".", err);
+	if (!ret)
+		ret = p1_merge(pl, NULL, err);
+	close(fd);
+	index_reader_free(pl->rd1);
+	pl->rd1 = NULL;
+	index_entry_clear(&pl->cur1);
+	free(pl->seen1);
+	pl->seen1 = NULL;
+	if (ret)
+		return ret;
+	join_renames(pl);
+	log_debug("%s: %zu renamed files found", pl->parent, pl->nren);
+	return 0;
+}

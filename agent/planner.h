@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_PLANNER_H
+#define SNAPSHIP_AGENT_PLANNER_H
+
+/*
+ * The planner of an incremental (format version 2) backup
+ * (doc/incremental.md "Change detection", "Chains"): picks the parent (the
+ * newest committed backup of the partition in the region the backup writes
+ * to) or decides a full, then, as pack_opts.plan, classifies each entry of
+ * the new walk against the parent's index and points unchanged content at
+ * where it already is.
+ *
+ * The quick check: an entry matches the parent's entry of the same path
+ * when type, size, mtime_ns, ino (when the parent has one) and ctime_ns are
+ * equal (unchanged: the parent's location); with only ctime_ns different
+ * the file is read and hashed here and referenced when its XXH3-128 equals
+ * the parent's (metadata only), else packed (changed).  Renames:
+ * planner_prepare.  Generations (btrfs transids) are not used.
+ *
+ * Memory: a version 2 parent's compressed index (read whole to check its
+ * SHA-256) and one entry of it at a time (the merge by path); a version 1
+ * parent's index is loaded whole, keyed by path (its order may be readdir
+ * order).  The planner owns both; planner_free releases them.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/catalog.h"
+#include "stream/pack.h"
+
+struct err;
+struct region;
+struct planner;
+
+struct planner_opts {
+	bool force_full;          /* backup --full */
+	int64_t full_every;       /* seconds since the chain's full; 0 = no limit */
+	uint64_t max_chain;       /* backups since the chain's full; 0 = every backup a full */
+};
+
+/*
+ * The parent of the backup m is about to be (m: host, partition, backup_id
+ * set) in region g.  *pl_ret = NULL when a full is to be made (why logged,
+ * and copied into why_full when not NULL); else the planner, holding the
+ * parent's manifest and index.  Errors: the store's (listing, reading).
+ * A parent whose index is missing or does not check gives a full, logged.
+ */
+int planner_open(struct region *g, const struct manifest *m,
+		 const struct planner_opts *o, struct planner **pl_ret,
+		 char *why_full, size_t why_len, struct err *err);
+
+/*
+ * Pass 1, before the pack walk, over the same frozen tree at root: a
+ * metadata walk merged with the parent's index keeps the new paths and
+ * the parent's files that did not match by path, and joins them by
+ * identity (ino, igen, size, mtime_ns) into the renames planner_plan
+ * then references.  Memory: what did not match, and one directory's names.
+ * cancelled (may be NULL) is asked between entries: true ends it with
+ * -ECANCELED.
+ * A version 1 parent: its index, in memory, by path (an index of a release
+ * before ino was written has no rename sources).
+ */
+int planner_prepare(struct planner *pl, const char *root,
+		    bool (*cancelled)(void *ctx), void *cancel_ctx, struct err *err);
+
+/* pack_plan_fn: ctx is the planner. */
+int planner_plan(void *ctx, const struct pack_plan_entry *pe,
+		 struct pack_ref *ref, struct err *err);
+
+/*
+ * After the walk: m's version 2 fields (format_version, parent,
+ * references used, chain, full_id, change counts, referenced_bytes;
+ * new_bytes from new_bytes).
+ */
+int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
+		   struct err *err);
+
+void planner_free(struct planner *pl);
+
+#endif
