@@ -626,7 +626,7 @@ int config_defaults(struct config *cfg, struct err *err)
 	cfg->max_concurrent = 1;
 	cfg->compression_level = 3;
 	cfg->full_every = 30 * 86400;
-	cfg->max_chain = 0;   /* TEMP: 180 once the v2 restore is merged */
+	cfg->max_chain = 180;
 	cfg->io_priority = 3;
 	cfg->low_impact = true;
 	cfg->cpu_priority = 2;
