@@ -46,6 +46,8 @@ conf() {
 	{
 		printf '[agent]\nstate_dir = %s\nhost = %s\ninterval = %s\njitter = 0\n' \
 			"$STATE" "$HOST" "$iv"
+		# every backup a full: this test times, kills or faults the data stream
+		printf 'max_chain = 0\n'
 		[ -z "${DISCOVER:-}" ] || printf 'discover = %s\n' "$DISCOVER"
 		[ -z "${READ_RATE:-}" ] || printf 'max_read_rate = %s\n' "$READ_RATE"
 		# keep every backup: this test counts them (retention: test_agent_real)

@@ -70,6 +70,8 @@ conf() {
 	{
 		printf '[agent]\nstate_dir = %s\nhost = %s\ninterval = %s\njitter = 0\n' \
 			"$STATE" "$HOST" "$iv"
+		# every backup a full: this test times, kills or faults the data stream
+		printf 'max_chain = 0\n'
 		printf 'drill_interval = %s\nmetrics_file = %s\n' "$div" "$PROM"
 		for p in "$@"; do
 			printf '[partition %s]\npath = %s\n' "$p" "$TEST_BTRFS/$p"

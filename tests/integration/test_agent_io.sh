@@ -63,6 +63,8 @@ EOF
 [agent]
 state_dir = $state
 host = $host
+# fulls: the requests of a round without the planner's (parent's index, HEADs)
+max_chain = 0
 interval = 4s
 jitter = 0
 metrics_file = $TEST_TMP/snapship.prom

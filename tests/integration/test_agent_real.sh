@@ -67,6 +67,8 @@ conf() {
 	{
 		printf '[agent]\nstate_dir = %s\nhost = %s\ninterval = %s\njitter = 0\n' \
 			"$STATE" "$HOST" "$iv"
+		# every backup a full: this test times, kills or faults the data stream
+		printf 'max_chain = 0\n'
 		printf 'metrics_file = %s\n' "$PROM"
 		[ -z "$rate" ] || printf 'max_read_rate = %s\n' "$rate"
 		printf '[retention]\nkeep_last = %s\nmax_age = 3650d\n' "$keep"

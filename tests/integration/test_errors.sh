@@ -246,7 +246,7 @@ clean_state "clean after a failed release"
 # ---- a crash mid-stream ------------------------------------------------------------------------
 
 crash_conf=$TEST_TMP/crash.conf
-printf '[agent]\nstate_dir = %s\nmax_read_rate = 2M\n\n[partition err-part]\npath = %s\n\n[region local]\nstore = file\npath = %s\n' \
+printf '[agent]\nstate_dir = %s\nmax_read_rate = 2M\nmax_chain = 0\n\n[partition err-part]\npath = %s\n\n[region local]\nstore = file\npath = %s\n' \
 	"$state" "$part" "$store" >"$crash_conf"
 
 # crash ENDED: start a slow backup, kill -9 it once data is flowing

@@ -26,6 +26,8 @@ conf() {
 state_dir = $state
 host = aghost
 require_geo = ${2:-no}
+# every backup a full: this test faults the data stream's parts
+max_chain = 0
 
 [partition ag-part]
 path = $sv

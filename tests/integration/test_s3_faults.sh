@@ -40,7 +40,8 @@ cat >"$rules" <<'JSON'
  {"method": "PUT", "regex": "[?&]partNumber=3(&|$)", "nth": [1], "action": "stall", "seconds": 8}]
 JSON
 t0=$(date +%s)
-out=$("${S[@]}" backup "$part" --to "$store" --json 2>"$TEST_TMP/err") ||
+# --full: the faults hit a data stream of many parts, which an incremental would not have
+out=$("${S[@]}" backup --full "$part" --to "$store" --json 2>"$TEST_TMP/err") ||
 	{ cat "$TEST_TMP/err"; fail "backup did not survive transient faults"; }
 cat "$TEST_TMP/err"
 echo "backup with faults took $(( $(date +%s) - t0 )) s"
@@ -87,7 +88,7 @@ grep -q 'data.tar.zst' "$TEST_TMP/out" || fail "the error does not name the obje
 echo '[{"method": "PUT", "contains": "partNumber=", "action": "status", "status": 403, "code": "AccessDenied"}]' >"$rules"
 before=$("${S[@]}" list --from "$store" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 set +e
-"${S[@]}" backup "$part" --to "$store" >"$TEST_TMP/out" 2>"$TEST_TMP/err"
+"${S[@]}" backup --full "$part" --to "$store" >"$TEST_TMP/out" 2>"$TEST_TMP/err"
 rc=$?
 set -e
 cat "$TEST_TMP/err"

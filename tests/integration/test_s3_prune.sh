@@ -16,6 +16,8 @@ cat >"$TEST_TMP/snapship.conf" <<EOF
 [agent]
 state_dir = $TEST_TMP/state
 host = s3phost
+# fulls: this test is about prune's mechanics (references: test_prune_refs)
+max_chain = 0
 [retention]
 keep_last = 1
 [partition s3p-part]
