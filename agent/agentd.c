@@ -35,6 +35,7 @@
 #include "cow/cow.h"
 
 #define SCAN_MAX_S 60        /* discovery and the idle wake-up, at most this apart */
+#define AGENT_LINGER_S 120   /* a worker with its next round nearer stays */
 
 int64_t agentd_now(void)
 {
@@ -819,7 +820,8 @@ static void agent_reload(struct agent *a)
 
 	notify_reloading();
 	log_info("SIGHUP: reloading %s", a->o->config_file);
-	if (config_load(a->o->config_file, &n, &err)) {
+	if (a->o->worker ? config_load_copy(a->o->config_file, a->o->config_fd, &n, &err) :
+			   config_load(a->o->config_file, &n, &err)) {
 		log_error("reload: %s; keeping the configuration loaded before", err.msg);
 		notify_ready();
 		return;
@@ -874,24 +876,60 @@ static void agent_sleep(struct agent *a)
 		a->reload = true;
 }
 
-static void say_start(const struct agent *a)
+void agent_say_start(const struct config *cfg, const struct agent_opts *o)
 {
-	if (!a->cfg->nparts && !a->cfg->ndiscover)
+	if (!cfg->nparts && !cfg->ndiscover)
 		log_warn("%s has no [partition] and no [agent] discover: nothing to back up until a reload brings some",
-			 a->o->config_file);
+			 o->config_file);
 	log_info("agent started (pid %ld): %zu partition(s), %zu discover glob(s), interval %llds, state in %s",
-		 (long)getpid(), a->cfg->nparts, a->cfg->ndiscover,
-		 (long long)a->cfg->interval, a->cfg->state_dir);
+		 (long)getpid(), cfg->nparts, cfg->ndiscover,
+		 (long long)cfg->interval, cfg->state_dir);
+}
+
+/* AGENT_LINGER_S, or SNAPSHIP_AGENT_LINGER_S (tests: workers that hand
+ * over between 10 s rounds) */
+static int64_t linger_s(void)
+{
+	const char *e = getenv("SNAPSHIP_AGENT_LINGER_S");
+
+	return e && *e ? atoll(e) : AGENT_LINGER_S;
+}
+
+/* The worker, after a round: when the next round is AGENT_LINGER_S or
+ * more away (and no reload waits), its status and time go to the
+ * supervisor and the worker is done (true). */
+static bool hand_over(struct agent *a)
+{
+	const char *name;
+	int64_t next = next_round(a, &name), left = next - agentd_now();
+	char b[32];
+
+	if (signals_take_reload())
+		a->reload = true;
+	if (left < linger_s() || a->reload || signals_stop())
+		return false;
+	if (name)
+		notify_status("idle, next: %s%s in %s", drill_is_next(a, name, next) ? "drill of " : "",
+			      name, agentd_fmt_in(left, b, sizeof(b)));
+	else
+		notify_status("idle, next round in %s", agentd_fmt_in(left, b, sizeof(b)));
+	notify_next(next);
+	log_debug("worker (pid %ld): idle for %s, handing over to the supervisor", (long)getpid(),
+		  agentd_fmt_in(left, b, sizeof(b)));
+	return true;
 }
 
 int agent_run(struct config *cfg, const struct agent_opts *o)
 {
-	struct agent a = { .cfg = cfg, .o = o, .first = true, .full = true };
+	struct agent a = { .cfg = cfg, .o = o, .first = true, .full = !o->resume,
+			   .reload = o->reload_first };
 	struct err err = { 0 };
-	int lockfd, sig, rc = 0;
+	int lockfd = -1, sig, rc = 0;
 
-	lockfd = agentlock_acquire(cfg->state_dir, &err);
-	if (lockfd < 0) {
+	/* a worker: the supervisor holds the agent lock */
+	if (!o->worker)
+		lockfd = agentlock_acquire(cfg->state_dir, &err);
+	if (lockfd < 0 && !o->worker) {
 		log_error("%s", err.msg);
 		return 1;
 	}
@@ -905,8 +943,10 @@ int agent_run(struct config *cfg, const struct agent_opts *o)
 	 * prunes and the metrics are all redone by the next start, and the
 	 * cleanup of a cancelled backup only deletes and aborts */
 	signals_reads_stop(true);
-	say_start(&a);
-	notify_ready();
+	if (!o->worker) {
+		agent_say_start(cfg, o);
+		notify_ready();
+	}
 	while (!signals_stop()) {
 		if (a.reload || signals_take_reload()) {
 			a.reload = false;
@@ -917,7 +957,7 @@ int agent_run(struct config *cfg, const struct agent_opts *o)
 		if (a.first || next_round(&a, &(const char *){ NULL }) <= agentd_now()) {
 			a.first = false;
 			agent_round(&a);
-			if (o->once)
+			if (o->once || (o->worker && hand_over(&a)))
 				break;
 		}
 		if (!signals_stop())
@@ -925,7 +965,9 @@ int agent_run(struct config *cfg, const struct agent_opts *o)
 	}
 	sig = signals_stop();
 	notify_stopping();
-	if (sig) {
+	if (sig && o->worker) {
+		log_debug("worker (pid %ld): %s received, stopped", (long)getpid(), strsignal(sig));
+	} else if (sig) {
 		log_info("stopping: %s received; %s", strsignal(sig),
 			 sig == SIGTERM ? "a stop asked by the service manager (or kill): a clean stop" :
 			 "a clean stop");
