@@ -339,8 +339,11 @@ static void worker_ended(struct sup *s, int st)
 	s->pid = 0;
 	s->resume = false;
 	s->next = now_s() + s->backoff;
-	s->backoff = s->backoff * 2 > s->interval ? (s->interval > BACKOFF_MIN_S ? s->interval :
-						    BACKOFF_MIN_S) : s->backoff * 2;
+	s->backoff *= 2;   /* doubling up to the interval */
+	if (s->backoff > s->interval)
+		s->backoff = s->interval;
+	if (s->backoff < BACKOFF_MIN_S)
+		s->backoff = BACKOFF_MIN_S;
 }
 
 static void reap(struct sup *s)

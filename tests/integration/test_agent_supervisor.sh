@@ -5,9 +5,11 @@
 # --worker) that come and go, on a loop btrfs and a directory store:
 #  - the supervisor needs only libc and libsystemd (readelf);
 #  - idle: the agent's process tree is one process, the supervisor (its
-#    VmRSS printed, not asserted);
+#    VmRSS printed, not asserted); with --log-format json every line, the
+#    supervisor's too, is a JSON object;
 #  - the config file broken on disk without SIGHUP: the next worker still
-#    runs its round with the last good config (the supervisor's copy);
+#    runs its round with the last good config (the supervisor's copy); a
+#    SIGHUP then says the error and keeps the copy, a good one reloads;
 #  - kill -9 of the worker mid-backup: the supervisor says so, starts a new
 #    worker after the backoff (30 s), whose recovery removes what the dead
 #    one left; its backup commits; no snapshot, no temp file left;
@@ -73,7 +75,8 @@ all_committed() {
 start_agent() {	# start_agent LOG [ENV...]
 	local log=$1
 	shift
-	env "$@" "$SNAPSHIP" --config "$C" agent 2>"$log" &
+	# shellcheck disable=SC2086 # GLOBAL: words
+	env "$@" "$SNAPSHIP" --config "$C" ${GLOBAL:-} agent 2>"$log" &
 	AGENT_PID=$!
 }
 stop_agent() {
@@ -108,9 +111,9 @@ for lib in $needed; do
 	esac
 done
 
-# ---- idle: one process, the supervisor -----------------------------------
+# ---- idle: one process, the supervisor (--log-format json) ---------------
 conf 1h p1
-start_agent "$TEST_TMP/idle.log"
+GLOBAL="--log-format json" start_agent "$TEST_TMP/idle.log"
 wait_for "$TEST_TMP/idle.log" "committed in" 60
 for _ in $(seq 300); do
 	[ -z "$(worker_of)" ] && break
@@ -121,6 +124,17 @@ exe=$(readlink "/proc/$AGENT_PID/exe")
 [ "$(basename "$exe")" = snapship-agentd ] || fail "the idle agent (pid $AGENT_PID) is $exe, not the supervisor"
 echo "idle agent: one process (pid $AGENT_PID, $(basename "$exe")), $(grep VmRSS "/proc/$AGENT_PID/status" | tr -s ' \t' ' ')"
 stop_agent
+# the supervisor's lines ("stopping: ...") and the workers' alike: JSON objects
+python3 - "$TEST_TMP/idle.log" <<'PY' || fail "the agent's log is not all JSON lines: $(head -5 "$TEST_TMP/idle.log")"
+import json, sys
+msgs = []
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    assert set(o) >= {"time", "level", "msg"}, o
+    msgs.append(o["msg"])
+assert any(m.startswith("agent started") for m in msgs), msgs
+assert any(m.startswith("stopping: ") for m in msgs), msgs
+PY
 
 # ---- a config broken on disk without SIGHUP: the next round uses the old -
 # workers that hand over between rounds 10 s apart
@@ -142,7 +156,23 @@ done
 [ "$(backups p1)" -gt "$before" ] ||
 	fail "no backup with the config broken on disk (no SIGHUP): $(tail -5 "$TEST_TMP/broken.log")"
 grep -q "often" "$TEST_TMP/broken.log" && fail "a worker read the broken file: $(grep often "$TEST_TMP/broken.log")"
+# SIGHUP while idle: a worker reloads first; the broken file is said, the copy kept
+for _ in $(seq 200); do
+	[ -z "$(worker_of)" ] && break
+	sleep 0.05
+done
+echo "SIGHUP with the broken config; a worker running: $([ -n "$(worker_of)" ] && echo yes || echo no)"
+before=$(backups p1)
+kill -HUP "$AGENT_PID"
+wait_for "$TEST_TMP/broken.log" "reload: $C:2:.*keeping the configuration loaded before" 20
+for _ in $(seq 400); do
+	[ "$(backups p1)" -gt "$before" ] && break
+	sleep 0.1
+done
+[ "$(backups p1)" -gt "$before" ] || fail "no backup after the broken reload: $(tail -5 "$TEST_TMP/broken.log")"
 cp "$TEST_TMP/good.conf" "$C"
+kill -HUP "$AGENT_PID"
+wait_for "$TEST_TMP/broken.log" "reloaded $C" 20
 stop_agent
 
 # ---- kill -9 of the worker mid-backup ------------------------------------
