@@ -130,6 +130,7 @@ int agent_worker_prepare(const char *fd_arg, struct agent_opts *o, struct err *e
 {
 	const char *cfd = getenv("SNAPSHIP_AGENT_CONFIG_FD");
 	const char *sup = getenv("SNAPSHIP_AGENTD_PID");
+	sigset_t set;
 	char *end;
 	long fd = strtol(fd_arg, &end, 10);
 
@@ -147,6 +148,13 @@ int agent_worker_prepare(const char *fd_arg, struct agent_opts *o, struct err *e
 	/* hooks started by the worker inherit neither */
 	if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) || fcntl(o->config_fd, F_SETFD, FD_CLOEXEC))
 		return err_set(err, -errno, "agent --worker: %s", strerror(errno));
+	/* the supervisor kept them blocked across the exec: the handlers
+	 * (signals_install, in main) take what came meanwhile */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	unsetenv("SNAPSHIP_AGENT_CONFIG_FD");
 	unsetenv("SNAPSHIP_AGENTD_PID");
 	notify_to_supervisor((int)fd);

@@ -71,6 +71,7 @@ struct sup {
 	size_t blen;
 	int64_t next;             /* the next worker's start (the worker's next, or the backoff) */
 	bool got_next, resume, reload;
+	bool hup_sent;            /* a SIGHUP forwarded, its "reloading" not seen yet */
 	int64_t backoff;
 	/* stopping */
 	int stop_sig;
@@ -225,7 +226,7 @@ static void worker_exec(const struct sup *s, int wfd)
 static int worker_start(struct sup *s)
 {
 	int p[2];
-	sigset_t none;
+	sigset_t chld;
 
 	if (pipe2(p, O_CLOEXEC))
 		return -errno;
@@ -239,8 +240,16 @@ static int worker_start(struct sup *s)
 		return ret;
 	}
 	if (s->pid == 0) {
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* SIGTERM/SIGINT/SIGHUP stay blocked across the exec until the
+		 * worker's handlers are in (agent_worker_prepare): a SIGHUP
+		 * forwarded at once must not kill it */
+		/* its own process group: a ^C on the terminal reaches only the
+		 * supervisor, which forwards it once (a second one would end
+		 * the worker at once) */
+		setpgid(0, 0);
+		sigemptyset(&chld);
+		sigaddset(&chld, SIGCHLD);
+		sigprocmask(SIG_UNBLOCK, &chld, NULL);
 		signal(SIGPIPE, SIG_DFL);
 		close(p[0]);
 		worker_exec(s, p[1]);
@@ -252,6 +261,7 @@ static int worker_start(struct sup *s)
 	say(s, L_DEBUG, "worker started (pid %ld)%s%s", (long)s->pid,
 	    s->resume ? "" : ": a full recovery", s->reload ? ", reloading first" : "");
 	s->reload = false;
+	s->hup_sent = false;
 	return 0;
 }
 
@@ -265,6 +275,7 @@ static void worker_line(struct sup *s, char *line)
 	} else if (!strcmp(line, "ready")) {
 		notify("READY=1");
 	} else if (!strcmp(line, "reloading")) {
+		s->hup_sent = false;
 		notify("RELOADING=1");
 	} else if (!strncmp(line, "next ", 5)) {
 		long long t = strtoll(line + 5, &end, 10);
@@ -324,6 +335,12 @@ static void worker_ended(struct sup *s, int st)
 		s->pid = 0;
 		s->resume = true;
 		s->backoff = BACKOFF_MIN_S;
+		if (s->hup_sent) {   /* it exited before taking the SIGHUP: the next one reloads now */
+			s->hup_sent = false;
+			s->reload = true;
+			s->resume = false;
+			s->next = now_s();
+		}
 		return;
 	}
 	if (WIFSIGNALED(st))
@@ -338,6 +355,8 @@ static void worker_ended(struct sup *s, int st)
 	notify_status(how);
 	s->pid = 0;
 	s->resume = false;
+	s->reload = s->hup_sent;   /* a SIGHUP it never took: the next one reloads */
+	s->hup_sent = false;
 	s->next = now_s() + s->backoff;
 	s->backoff *= 2;   /* doubling up to the interval */
 	if (s->backoff > s->interval)
@@ -364,6 +383,7 @@ static void on_signal(struct sup *s, int sig)
 	} else if (sig == SIGHUP) {
 		if (s->pid) {
 			kill(s->pid, SIGHUP);   /* the worker reloads */
+			s->hup_sent = true;
 		} else if (!s->stop_sig) {
 			s->reload = true;       /* a worker reloads, then its round */
 			s->resume = false;

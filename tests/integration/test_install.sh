@@ -65,7 +65,7 @@ unit=$P/usr/lib/systemd/system/snapship.service
 grep -qx "ExecStart=$P/usr/sbin/snapship agent" "$unit" || fail "ExecStart not at PREFIX: $(grep ExecStart "$unit")"
 [ -x "$P/usr/libexec/snapship/snapship-agentd" ] || fail "the supervisor is not in PREFIX/libexec/snapship"
 # shellcheck disable=SC2016 # $MAINPID is for systemd
-for want in Type=notify WatchdogSec= Restart=on-failure IOSchedulingClass=idle CPUWeight= IOWeight= \
+for want in Type=notify KillMode=mixed WatchdogSec= Restart=on-failure IOSchedulingClass=idle CPUWeight= IOWeight= \
 	NoNewPrivileges=yes MemoryDenyWriteExecute=yes 'ExecReload=/bin/kill -HUP $MAINPID'; do
 	grep -q "^$want" "$unit" || fail "the unit has no $want"
 done
