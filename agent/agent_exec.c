@@ -73,7 +73,8 @@ static int exec_agentd(const char *agentd, const char *exe, const struct config 
 		"--state-dir", cfg->state_dir, "--host", o->host,
 		"--config-fd", cfd, "--lock-fd", lfd, "--interval", ivl,
 		"--log-format", log_get_format() == LOG_FORMAT_JSON ? "json" : "text",
-		"--log-level", level_name(log_get_level()), NULL,
+		"--log-level", level_name(log_get_level()),
+		"--state-dir-given", o->state_dir ? "yes" : "no", NULL,
 	};
 
 	snprintf(lfd, sizeof(lfd), "%d", lockfd);
@@ -126,8 +127,10 @@ out_lock:
 	return ret == -ENOENT ? -EIO : ret;   /* -ENOENT: only "no supervisor" */
 }
 
-int agent_worker_prepare(const char *fd_arg, struct agent_opts *o, struct err *err)
+int agent_worker_prepare(const char *fd_arg, struct config *cfg, struct agent_opts *o,
+			 struct err *err)
 {
+	const char *sd = getenv("SNAPSHIP_AGENT_STATE_DIR");
 	const char *cfd = getenv("SNAPSHIP_AGENT_CONFIG_FD");
 	const char *sup = getenv("SNAPSHIP_AGENTD_PID");
 	sigset_t set;
@@ -142,6 +145,15 @@ int agent_worker_prepare(const char *fd_arg, struct agent_opts *o, struct err *e
 	if ((long)getppid() != atol(sup))
 		return err_set(err, -ESRCH, "the supervisor (pid %s) is gone: the worker does not start",
 			       sup);
+	/* the agent's state dir (its lock's), whatever the config says now */
+	if (sd && !o->state_dir) {
+		char *dup = strdup(sd);
+
+		if (!dup)
+			return err_set(err, -ENOMEM, "out of memory");
+		free(cfg->state_dir);
+		cfg->state_dir = dup;
+	}
 	o->worker = true;
 	o->config_fd = atoi(cfd);
 	hostlock_note_pid(atol(sup));   /* "held by the agent (pid SUPERVISOR)" */
@@ -156,6 +168,7 @@ int agent_worker_prepare(const char *fd_arg, struct agent_opts *o, struct err *e
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	unsetenv("SNAPSHIP_AGENT_CONFIG_FD");
+	unsetenv("SNAPSHIP_AGENT_STATE_DIR");
 	unsetenv("SNAPSHIP_AGENTD_PID");
 	notify_to_supervisor((int)fd);
 	return 0;

@@ -78,10 +78,13 @@ int agent_exec_supervisor(const struct config *cfg, const struct agent_opts *o,
 /*
  * `snapship agent --worker FD` (started by the supervisor only): the pipe
  * FD for notify_to_supervisor, the config copy's descriptor
- * (SNAPSHIP_AGENT_CONFIG_FD) into o->config_fd, PR_SET_PDEATHSIG so the
- * worker stops when the supervisor dies; both descriptors close-on-exec.
+ * (SNAPSHIP_AGENT_CONFIG_FD) into o->config_fd, the agent's state dir
+ * (SNAPSHIP_AGENT_STATE_DIR, when no --state-dir was typed) into
+ * cfg->state_dir, PR_SET_PDEATHSIG so the worker stops when the supervisor
+ * dies; both descriptors close-on-exec.
  * 0 or -errno (err set).
  */
-int agent_worker_prepare(const char *fd_arg, struct agent_opts *o, struct err *err);
+int agent_worker_prepare(const char *fd_arg, struct config *cfg, struct agent_opts *o,
+			 struct err *err);
 
 #endif

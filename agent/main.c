@@ -724,7 +724,7 @@ static int cmd_agent(struct cli *c, int argc, char **argv)
 		log_set_level(LOG_INFO);
 	stop_is_own = true;
 	if (c->o.worker) {
-		if (agent_worker_prepare(c->o.worker, &ao, &err)) {
+		if (agent_worker_prepare(c->o.worker, &c->cfg, &ao, &err)) {
 			log_error("%s", err.msg);
 			return EXIT_USAGE;
 		}

@@ -60,6 +60,7 @@ enum lvl { L_ERROR, L_WARN, L_INFO, L_DEBUG };
 struct sup {
 	/* the command line */
 	const char *snapship, *config, *state_dir, *host, *log_format, *log_level;
+	bool state_dir_given;     /* --state-dir typed: a reload keeps it silently */
 	int config_fd, lock_fd;
 	int64_t interval;
 	enum lvl level;
@@ -187,8 +188,10 @@ static void worker_exec(const struct sup *s, int wfd)
 	argv[n++] = s->snapship;
 	argv[n++] = "--config";
 	argv[n++] = s->config;
-	argv[n++] = "--state-dir";
-	argv[n++] = s->state_dir;
+	if (s->state_dir_given) {   /* else SNAPSHIP_AGENT_STATE_DIR: a reload warns */
+		argv[n++] = "--state-dir";
+		argv[n++] = s->state_dir;
+	}
 	argv[n++] = "--host";
 	argv[n++] = s->host;
 	argv[n++] = "--log-format";
@@ -210,7 +213,8 @@ static void worker_exec(const struct sup *s, int wfd)
 	snprintf(cfd, sizeof(cfd), "%d", s->config_fd);
 	snprintf(me, sizeof(me), "%ld", (long)getppid());
 	if (fcntl(wfd, F_SETFD, 0) || fcntl(s->config_fd, F_SETFD, 0) ||
-	    setenv("SNAPSHIP_AGENT_CONFIG_FD", cfd, 1) || setenv("SNAPSHIP_AGENTD_PID", me, 1))
+	    setenv("SNAPSHIP_AGENT_CONFIG_FD", cfd, 1) || setenv("SNAPSHIP_AGENTD_PID", me, 1) ||
+	    setenv("SNAPSHIP_AGENT_STATE_DIR", s->state_dir, 1))
 		_exit(127);
 	/* only the supervisor talks to systemd */
 	unsetenv("NOTIFY_SOCKET");
@@ -478,12 +482,13 @@ static int parse_level(const char *v, enum lvl *l)
 /* --NAME VALUE pairs, all of them needed. */
 static int parse_args(struct sup *s, int argc, char **argv)
 {
-	const char *lfd = NULL, *cfd = NULL, *ivl = NULL, *lvl = NULL;
+	const char *lfd = NULL, *cfd = NULL, *ivl = NULL, *lvl = NULL, *given = NULL;
 	struct { const char *name; const char **v; } opts[] = {
 		{ "--snapship", &s->snapship }, { "--config", &s->config },
 		{ "--state-dir", &s->state_dir }, { "--host", &s->host },
 		{ "--config-fd", &cfd }, { "--lock-fd", &lfd }, { "--interval", &ivl },
 		{ "--log-format", &s->log_format }, { "--log-level", &lvl },
+		{ "--state-dir-given", &given },
 	};
 	size_t n = sizeof(opts) / sizeof(opts[0]);
 
@@ -503,6 +508,7 @@ static int parse_args(struct sup *s, int argc, char **argv)
 	s->config_fd = atoi(cfd);
 	s->interval = atoll(ivl);
 	s->json = !strcmp(s->log_format, "json");
+	s->state_dir_given = !strcmp(given, "yes");
 	if (parse_level(lvl, &s->level) || fcntl(s->lock_fd, F_GETFD) < 0 ||
 	    fcntl(s->config_fd, F_GETFD) < 0)
 		return usage("bad --log-level, --lock-fd or --config-fd");

@@ -173,6 +173,19 @@ done
 cp "$TEST_TMP/good.conf" "$C"
 kill -HUP "$AGENT_PID"
 wait_for "$TEST_TMP/broken.log" "reloaded $C" 20
+# a reload to another state_dir: said, and every later worker keeps the
+# agent's (its lock's), though the copy of the config names the new one
+sed "s|^state_dir = .*|state_dir = $TEST_TMP/state2|" "$TEST_TMP/good.conf" >"$C"
+kill -HUP "$AGENT_PID"
+wait_for "$TEST_TMP/broken.log" "state_dir changed to $TEST_TMP/state2; the agent keeps $STATE" 20
+before=$(backups p1)
+for _ in $(seq 400); do
+	[ "$(backups p1)" -gt "$((before + 1))" ] && break
+	sleep 0.1
+done
+[ "$(backups p1)" -gt "$((before + 1))" ] || fail "no backups after the reload to another state_dir"
+[ ! -e "$TEST_TMP/state2" ] || fail "a worker used the reloaded state_dir: $(find "$TEST_TMP/state2" | head -5)"
+cp "$TEST_TMP/good.conf" "$C"
 stop_agent
 
 # ---- kill -9 of the worker mid-backup ------------------------------------
