@@ -226,7 +226,8 @@ static void worker_exec(const struct sup *s, int wfd)
 	_exit(127);
 }
 
-/* Start a worker: 0, or -errno (said; retried after the backoff). */
+/* Start a worker: 0, or -errno (the caller says it and retries after the
+ * backoff). */
 static int worker_start(struct sup *s)
 {
 	int p[2];
@@ -244,12 +245,12 @@ static int worker_start(struct sup *s)
 		return ret;
 	}
 	if (s->pid == 0) {
-		/* SIGTERM/SIGINT/SIGHUP stay blocked across the exec until the
-		 * worker's handlers are in (agent_worker_prepare): a SIGHUP
-		 * forwarded at once must not kill it */
 		/* its own process group: a ^C on the terminal reaches only the
 		 * supervisor, which forwards it once (a second one would end
-		 * the worker at once) */
+		 * the worker at once).  SIGTERM/SIGINT/SIGHUP stay blocked
+		 * across the exec until the worker's handlers are in
+		 * (agent_worker_prepare): a SIGHUP forwarded at once must not
+		 * kill it; only SIGCHLD is unblocked */
 		setpgid(0, 0);
 		sigemptyset(&chld);
 		sigaddset(&chld, SIGCHLD);
