@@ -47,14 +47,17 @@ override LDFLAGS += $(MODE_LDFLAGS) -pthread
 LDLIBS := $(PKG_LIBS) -lm
 
 CLI_SRCS := agent/main.c agent/cli.c agent/drill_cmd.c
+# the agent's supervisor: a program of its own, libc and libsystemd only
+AGENTD_SRCS := agent/supervise.c
+LIBEXECDIR ?= $(PREFIX)/libexec
 LIB_SRCS := $(wildcard common/*.c cow/*.c uploader/*.c stream/*.c) \
-	$(filter-out $(CLI_SRCS),$(wildcard agent/*.c))
+	$(filter-out $(CLI_SRCS) $(AGENTD_SRCS),$(wildcard agent/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS := $(B)/gendata
 
-all: $(B)/snapship $(TOOL_BINS)
+all: $(B)/snapship $(B)/snapship-agentd $(TOOL_BINS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -66,6 +69,12 @@ $(B)/libsnapship.a: $(LIB_OBJS)
 
 $(B)/snapship: $(CLI_SRCS:%.c=$(B)/%.o) $(B)/libsnapship.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# where snapship agent looks for the supervisor when it is not next to it
+$(B)/agent/agent_exec.o: override CFLAGS += -DSNAPSHIP_LIBEXECDIR='"$(LIBEXECDIR)/snapship"'
+
+$(B)/snapship-agentd: $(AGENTD_SRCS:%.c=$(B)/%.o)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 
 $(B)/gendata: $(B)/tools/gendata.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
@@ -146,6 +155,7 @@ ETC := $(DESTDIR)$(SYSCONFDIR)/snapship
 
 install: all
 	install -D -m 0755 $(B)/snapship $(DESTDIR)$(PREFIX)/sbin/snapship
+	install -D -m 0755 $(B)/snapship-agentd $(DESTDIR)$(LIBEXECDIR)/snapship/snapship-agentd
 	install -D -m 0644 doc/snapship.8 $(DESTDIR)$(PREFIX)/share/man/man8/snapship.8
 	install -D -m 0644 doc/snapship.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/snapship.conf.5
 	install -d -m 0755 $(ETC)
@@ -160,6 +170,7 @@ install: all
 # the config stays when it was edited (it is no longer the sample)
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/snapship \
+		$(DESTDIR)$(LIBEXECDIR)/snapship/snapship-agentd \
 		$(DESTDIR)$(PREFIX)/share/man/man8/snapship.8 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/snapship.conf.5 \
 		$(DESTDIR)$(UNITDIR)/snapship.service $(ETC)/snapship.conf.sample
@@ -167,6 +178,8 @@ uninstall:
 	elif [ -e $(ETC)/snapship.conf ]; then \
 		echo "uninstall: keeping $(ETC)/snapship.conf (edited)"; fi
 	if [ -d $(ETC) ]; then rmdir --ignore-fail-on-non-empty $(ETC); fi
+	if [ -d $(DESTDIR)$(LIBEXECDIR)/snapship ]; then \
+		rmdir --ignore-fail-on-non-empty $(DESTDIR)$(LIBEXECDIR)/snapship; fi
 
 clean:
 	rm -rf build build-asan build-ubsan build-fuzz

@@ -18,7 +18,8 @@
 #include "agent/clean.h"
 #include "agent/config.h"
 #include "agent/discover.h"
-#include "agent/drill.h"
+#include "agent/agentd_drill.h"
+#include "agent/agentd_priv.h"
 #include "agent/failover.h"
 #include "agent/geo.h"
 #include "agent/lock.h"
@@ -34,40 +35,15 @@
 #include "cow/cow.h"
 
 #define SCAN_MAX_S 60        /* discovery and the idle wake-up, at most this apart */
+#define AGENT_LINGER_S 120   /* a worker with its next round nearer stays */
 
-/* What the agent remembers of a partition between rounds. */
-struct part_state {
-	char name[UTIL_NAME_MAX + 1];
-	int64_t newest;           /* snapshot time of the newest committed backup; 0 none */
-	int64_t next_due;         /* 0: not scheduled yet; after failures the
-				   * backoff's (schedule_next_try) */
-	bool seen;                /* a partition this round */
-	int64_t drill_due;        /* the next drill; 0: none (schedule_drill_due) */
-	int64_t drill_tried;      /* the agent's last drill attempt (a record or not) */
-};
-
-struct agent {
-	struct config *cfg;
-	const struct agent_opts *o;
-	struct discover disc;
-	struct part_state *ps;
-	size_t nps;
-	int64_t last_round;
-	bool first, failed;       /* failed: a backup of this round failed */
-	bool full;                /* the next round recovers fully (start, reload) */
-	/* the round's listing of every region, for the newest backups and
-	 * every prune of the round (during a round) */
-	struct prune_round round;
-	bool reload;              /* a SIGHUP taken, the reload still to do */
-};
-
-static int64_t now_s(void)
+int64_t agentd_now(void)
 {
 	return (int64_t)time(NULL);
 }
 
 /* "3h12m", "45s" */
-static const char *fmt_in(int64_t s, char *buf, size_t len)
+const char *agentd_fmt_in(int64_t s, char *buf, size_t len)
 {
 	if (s < 0)
 		s = 0;
@@ -80,7 +56,7 @@ static const char *fmt_in(int64_t s, char *buf, size_t len)
 	return buf;
 }
 
-static struct part_state *state_of(struct agent *a, const char *name)
+struct part_state *agentd_state_of(struct agent *a, const char *name)
 {
 	struct part_state *n;
 
@@ -214,7 +190,7 @@ static int recover(struct agent *a, struct regions *rs, const struct cfg_partiti
 static void load_newest(struct agent *a, const struct cfg_partition **parts, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct part_state *st = state_of(a, parts[i]->name);
+		struct part_state *st = agentd_state_of(a, parts[i]->name);
 
 		if (!st)
 			continue;
@@ -285,7 +261,7 @@ static void write_metrics(struct agent *a, const struct regions *rs,
 	if (!due)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		struct part_state *st = state_of(a, parts[i]->name);
+		struct part_state *st = agentd_state_of(a, parts[i]->name);
 
 		due[i].partition = parts[i]->name;
 		due[i].next_due = st ? st->next_due : 0;
@@ -322,7 +298,7 @@ static void metrics_task(void *arg)
 /*
  * Store work (listings, prunes, uploads) can take minutes when a region is
  * slow; the main loop must keep pinging the watchdog and answering signals
- * meanwhile.  task_run runs fn(ctx) in a thread (SIGINT/SIGTERM/SIGHUP
+ * meanwhile.  agentd_task_run runs fn(ctx) in a thread (SIGINT/SIGTERM/SIGHUP
  * blocked there: they go to the main loop, which cancels through the
  * cancel hooks) and waits for it in the main loop, calling tick(ctx) at
  * every wake-up (at least once a second).  Returns 0, or -errno when the
@@ -351,7 +327,7 @@ static void *task_main(void *arg)
 	return NULL;
 }
 
-static int task_run(void (*fn)(void *), void (*tick)(void *), void *ctx)
+int agentd_task_run(void (*fn)(void *), void (*tick)(void *), void *ctx)
 {
 	struct task t = { .fn = fn, .ctx = ctx };
 	pthread_t th;
@@ -420,7 +396,7 @@ static void job_tick(void *arg)
 		j->told = true;
 	}
 	notify_status("backing up %s (%s, %s)", j->p->name, atomic_load(&j->phase),
-		      fmt_in((int64_t)(util_now_mono() - j->t0), b, sizeof(b)));
+		      agentd_fmt_in((int64_t)(util_now_mono() - j->t0), b, sizeof(b)));
 }
 
 /* Run j's backup in a thread while the main loop answers signals and the
@@ -430,20 +406,20 @@ static void job_run(struct job *j)
 	int ret;
 
 	j->t0 = util_now_mono();
-	ret = task_run(job_main, job_tick, j);
+	ret = agentd_task_run(job_main, job_tick, j);
 	if (ret)
 		j->ret = err_set(&j->err, ret, "cannot start the backup thread: %s",
 				 strerror(-ret));
 }
 
-/* fn(ctx) off the main loop (task_run) with STATUS=status; run here when
+/* fn(ctx) off the main loop (agentd_task_run) with STATUS=status; run here when
  * no thread can be started (the watchdog then waits). */
 static void off_loop(void (*fn)(void *), void *ctx, const char *status)
 {
 	int ret;
 
 	notify_status("%s", status);
-	ret = task_run(fn, NULL, ctx);
+	ret = agentd_task_run(fn, NULL, ctx);
 	if (ret) {
 		log_debug("cannot start a thread (%s): %s in the main loop", strerror(-ret), status);
 		fn(ctx);
@@ -617,7 +593,7 @@ static void slots_wait(struct slot *s, unsigned max)
 		}
 		snprintf(status + used, sizeof(status) - used, "%s%s (%s, %s)", used ? ", " : "",
 			 s[i].j.p->name, atomic_load(&s[i].j.phase),
-			 fmt_in((int64_t)(util_now_mono() - s[i].j.t0), b, sizeof(b)));
+			 agentd_fmt_in((int64_t)(util_now_mono() - s[i].j.t0), b, sizeof(b)));
 	}
 	notify_status("backing up %u partitions: %s", running, status);
 	if (poll(p, np, tick_ms(1000)) < 0 && errno != EINTR)
@@ -644,7 +620,7 @@ static unsigned slots_reap(struct agent *a, struct regions *rs, struct slot *s, 
 		s[i].busy = false;
 		reaped++;
 		job_finish(a, &s[i].j, s[i].st);
-		next_due(a, s[i].j.p, s[i].st, now_s());
+		next_due(a, s[i].j.p, s[i].st, agentd_now());
 		if (!signals_stop())
 			off_loop(metrics_task, &(struct round_ctx){ .a = a, .rs = rs, .parts = parts,
 							       .n = n }, "writing the metrics");
@@ -684,10 +660,10 @@ static void backups_concurrent(struct agent *a, struct regions *rs,
 	for (;;) {
 		while (running < max && next < n && !signals_stop()) {
 			const struct cfg_partition *p = parts[next++];
-			struct part_state *st = state_of(a, p->name);
+			struct part_state *st = agentd_state_of(a, p->name);
 			unsigned k = 0;
 
-			if (!st || next_due(a, p, st, now_s()) > now_s())
+			if (!st || next_due(a, p, st, agentd_now()) > agentd_now())
 				continue;
 			while (s[k].busy)
 				k++;
@@ -706,158 +682,6 @@ static void backups_concurrent(struct agent *a, struct regions *rs,
 	}
 	hostlock_release(lockfd);
 	free(s);
-}
-
-/* ---------------------------------------------------- drills */
-
-/*
- * After the due backups of a round, the agent drills (agent/drill.h) each
- * partition whose drill is due (schedule_drill_due: its last drill, by the
- * agent or by hand, older than drill_interval, and a committed backup),
- * one at a time, from drill_default_region into the default scratch, in
- * the work thread.  The drill holds the backup's reading lock (a prune
- * keeps it) and no host lock: a manual backup is not held up by it.  A
- * failed drill is a report, said at error level and not retried before
- * drill_interval; a stop cancels it (the scratch copy removed).
- */
-struct drill_job {
-	const struct config *cfg;
-	const struct cfg_partition *p;
-	struct regions *rs;
-	size_t ri;                /* the region drilled */
-	struct drill_opts o;
-	struct drill_result res;
-	struct err err;
-	int ret;
-	double t0;                /* monotonic start */
-	bool told;                /* the stop's cancellation said */
-};
-
-static void drill_main(void *arg)
-{
-	struct drill_job *j = arg;
-
-	j->ret = drill_partition(j->rs, j->ri, j->cfg, j->p, &j->o, &j->res, &j->err);
-}
-
-static void drill_tick(void *arg)
-{
-	struct drill_job *j = arg;
-	char b[32];
-
-	if (signals_stop() && !j->told) {
-		log_info("stop requested: cancelling the drill of %s", j->p->name);
-		j->told = true;
-	}
-	notify_status("drilling %s from %s (%s)", j->p->name, j->rs->v[j->ri].name,
-		      fmt_in((int64_t)(util_now_mono() - j->t0), b, sizeof(b)));
-}
-
-/* A drill that could not run at all (no verdict): recorded as failed
- * (error) so status and the metrics show it, the last pass kept. */
-static void drill_record_error(struct agent *a, struct drill_job *j)
-{
-	struct drill_result *res = &j->res;
-	struct drillrec old, rec;
-	struct err err = { 0 };
-
-	snprintf(res->partition, sizeof(res->partition), "%s", j->p->name);
-	snprintf(res->region, sizeof(res->region), "%s", j->rs->v[j->ri].name);
-	res->started = j->o.now;
-	res->failure = DRILL_ERROR;
-	res->rpo_s = res->rto_s = -1;
-	snprintf(res->message, sizeof(res->message), "partition %s, region %s: the drill could not run: %s",
-		 j->p->name, res->region, UTIL_ESC_CTL(j->err.msg));
-	if (drillrec_load(a->cfg->state_dir, a->o->host, j->p->name, &old, &err))
-		err_clear(&err);
-	drillrec_from_result(res, &rec);
-	rec.last_pass = old.last_pass;
-	if (drillrec_save(a->cfg->state_dir, a->o->host, j->p->name, &rec, &err))
-		log_warn("%s; status and the metrics do not show this drill", err.msg);
-}
-
-/* The verdict in one log line: info when passed, error when not. */
-static void drill_say(const struct drill_job *j, int64_t every)
-{
-	const struct drill_result *r = &j->res;
-	char rpo[32] = "-", rto[32] = "-", next[32];
-
-	if (r->rpo_s >= 0)
-		snprintf(rpo, sizeof(rpo), "%.0fs", r->rpo_s);
-	if (r->rto_s >= 0)
-		snprintf(rto, sizeof(rto), "%.2fs", r->rto_s);
-	fmt_in(every, next, sizeof(next));
-	if (r->failure == DRILL_OK)
-		log_info("drill of %s from %s passed: backup %s restored and checked (%llu files, %llu bytes), RPO %s, RTO %s; next drill in %s",
-			 j->p->name, r->region, r->backup_id, (unsigned long long)r->files,
-			 (unsigned long long)r->bytes, rpo, rto, next);
-	else
-		log_error("drill of %s from %s failed (%s): %s; RPO %s, RTO %s; next drill in %s (a drill is a report: run snapship drill --partition %s by hand after fixing it)",
-			  j->p->name, r->region, drill_failure_name(r->failure), r->message,
-			  rpo, rto, next, j->p->name);
-}
-
-/* One due drill of p; updates st. */
-static void drill_one(struct agent *a, struct regions *rs, const struct cfg_partition *p,
-		      struct part_state *st)
-{
-	struct drill_job j = { .cfg = a->cfg, .p = p, .rs = rs, .ri = drill_default_region(rs),
-			       .o = { .state_dir = a->cfg->state_dir, .host = a->o->host,
-				      .now = now_s(), .cancelled = signals_cancelled } };
-	int ret;
-
-	st->drill_tried = j.o.now;
-	log_info("drilling %s from region %s%s", p->name, rs->v[j.ri].name,
-		 rs->v[j.ri].primary ? " (the primary: the only region)" : "");
-	notify_status("drilling %s from %s", p->name, rs->v[j.ri].name);
-	j.t0 = util_now_mono();
-	ret = task_run(drill_main, drill_tick, &j);
-	if (ret)
-		j.ret = err_set(&j.err, ret, "cannot start the drill thread: %s", strerror(-ret));
-	if (j.ret == -ECANCELED) {
-		log_info("the drill of %s was cancelled by the stop: its scratch copy is removed, nothing recorded",
-			 p->name);
-		return;
-	}
-	if (j.ret)
-		drill_record_error(a, &j);
-	drill_say(&j, config_drill_interval(a->cfg, p));
-}
-
-/* When p's next drill is due (st->drill_due; 0: none), from its drill
- * record and the agent's last attempt. */
-static int64_t drill_next(struct agent *a, const struct cfg_partition *p,
-			  struct part_state *st, int64_t now)
-{
-	struct drillrec rec;
-	struct err err = { 0 };
-	int64_t last;
-
-	if (config_drill_interval(a->cfg, p) <= 0) {
-		st->drill_due = 0;
-		return 0;
-	}
-	if (drillrec_load(a->cfg->state_dir, a->o->host, p->name, &rec, &err))
-		log_warn("%s", err.msg);
-	last = rec.last_drill > st->drill_tried ? rec.last_drill : st->drill_tried;
-	st->drill_due = schedule_drill_due(a->cfg, p, a->o->host, last, st->newest > 0, now);
-	return st->drill_due;
-}
-
-/* The due drills of the round, one at a time; every partition's next
- * drill time set. */
-static void drill_due_ones(struct agent *a, struct regions *rs,
-			   const struct cfg_partition **parts, size_t n)
-{
-	for (size_t i = 0; i < n && !signals_stop(); i++) {
-		struct part_state *st = state_of(a, parts[i]->name);
-		int64_t due = st ? drill_next(a, parts[i], st, now_s()) : 0;
-
-		if (!due || due > now_s())
-			continue;
-		drill_one(a, rs, parts[i], st);
-		drill_next(a, parts[i], st, now_s());
-	}
 }
 
 /* ---------------------------------------------------- the loop */
@@ -909,7 +733,7 @@ static void agent_round(struct agent *a)
 	 * else the round's listing (one per region) serves it all */
 	bool full = a->full || a->failed;
 
-	a->last_round = now_s();
+	a->last_round = agentd_now();
 	a->full = false;
 	a->failed = false;
 	if (a->cfg->ndiscover && discover_run(&a->disc, a->cfg, &err))
@@ -930,22 +754,22 @@ static void agent_round(struct agent *a)
 	if (a->cfg->max_concurrent > 1)
 		backups_concurrent(a, &rs, parts, n);
 	for (size_t i = 0; a->cfg->max_concurrent <= 1 && i < n && !signals_stop(); i++) {
-		struct part_state *st = state_of(a, parts[i]->name);
+		struct part_state *st = agentd_state_of(a, parts[i]->name);
 
-		if (!st || next_due(a, parts[i], st, now_s()) > now_s())
+		if (!st || next_due(a, parts[i], st, agentd_now()) > agentd_now())
 			continue;
 		backup_one(a, &rs, parts[i], st);
-		next_due(a, parts[i], st, now_s());
+		next_due(a, parts[i], st, agentd_now());
 		if (!signals_stop())
 			off_loop(metrics_task, &(struct round_ctx){ .a = a, .rs = &rs, .parts = parts,
 							       .n = n }, "writing the metrics");
 	}
-	drill_due_ones(a, &rs, parts, n);
+	agentd_drills(a, &rs, parts, n);
 	for (size_t i = 0; i < n; i++) {
-		struct part_state *st = state_of(a, parts[i]->name);
+		struct part_state *st = agentd_state_of(a, parts[i]->name);
 
 		if (st)
-			next_due(a, parts[i], st, now_s());
+			next_due(a, parts[i], st, agentd_now());
 	}
 	/* after a stop: the file of the last round stays (the listing the
 	 * metrics need would be cancelled) */
@@ -996,7 +820,8 @@ static void agent_reload(struct agent *a)
 
 	notify_reloading();
 	log_info("SIGHUP: reloading %s", a->o->config_file);
-	if (config_load(a->o->config_file, &n, &err)) {
+	if (a->o->worker ? config_load_copy(a->o->config_file, a->o->config_fd, &n, &err) :
+			   config_load(a->o->config_file, &n, &err)) {
 		log_error("reload: %s; keeping the configuration loaded before", err.msg);
 		notify_ready();
 		return;
@@ -1025,7 +850,7 @@ static void agent_reload(struct agent *a)
 /* Whether the next event, at next, is name's drill (not its backup). */
 static bool drill_is_next(struct agent *a, const char *name, int64_t next)
 {
-	const struct part_state *st = state_of(a, name);
+	const struct part_state *st = agentd_state_of(a, name);
 
 	return st && st->drill_due == next && st->next_due != next;
 }
@@ -1034,7 +859,7 @@ static bool drill_is_next(struct agent *a, const char *name, int64_t next)
 static void agent_sleep(struct agent *a)
 {
 	const char *name;
-	int64_t next = next_round(a, &name), left = next - now_s();
+	int64_t next = next_round(a, &name), left = next - agentd_now();
 	char b[32];
 
 	if (signals_take_reload())
@@ -1043,32 +868,68 @@ static void agent_sleep(struct agent *a)
 		return;
 	if (name)
 		notify_status("idle, next: %s%s in %s", drill_is_next(a, name, next) ? "drill of " : "",
-			      name, fmt_in(left, b, sizeof(b)));
+			      name, agentd_fmt_in(left, b, sizeof(b)));
 	else
-		notify_status("idle, next round in %s", fmt_in(left, b, sizeof(b)));
+		notify_status("idle, next round in %s", agentd_fmt_in(left, b, sizeof(b)));
 	wait_events(tick_ms(left > 3600 ? 3600 * 1000 : (int)left * 1000), -1);
 	if (signals_take_reload())
 		a->reload = true;
 }
 
-static void say_start(const struct agent *a)
+void agent_say_start(const struct config *cfg, const struct agent_opts *o)
 {
-	if (!a->cfg->nparts && !a->cfg->ndiscover)
+	if (!cfg->nparts && !cfg->ndiscover)
 		log_warn("%s has no [partition] and no [agent] discover: nothing to back up until a reload brings some",
-			 a->o->config_file);
+			 o->config_file);
 	log_info("agent started (pid %ld): %zu partition(s), %zu discover glob(s), interval %llds, state in %s",
-		 (long)getpid(), a->cfg->nparts, a->cfg->ndiscover,
-		 (long long)a->cfg->interval, a->cfg->state_dir);
+		 (long)getpid(), cfg->nparts, cfg->ndiscover,
+		 (long long)cfg->interval, cfg->state_dir);
+}
+
+/* AGENT_LINGER_S, or SNAPSHIP_AGENT_LINGER_S (tests: workers that hand
+ * over between 10 s rounds) */
+static int64_t linger_s(void)
+{
+	const char *e = getenv("SNAPSHIP_AGENT_LINGER_S");
+
+	return e && *e ? atoll(e) : AGENT_LINGER_S;
+}
+
+/* The worker, after a round: when the next round is AGENT_LINGER_S or
+ * more away (and no reload waits), its status and time go to the
+ * supervisor and the worker is done (true). */
+static bool hand_over(struct agent *a)
+{
+	const char *name;
+	int64_t next = next_round(a, &name), left = next - agentd_now();
+	char b[32];
+
+	if (signals_take_reload())
+		a->reload = true;
+	if (left < linger_s() || a->reload || signals_stop())
+		return false;
+	if (name)
+		notify_status("idle, next: %s%s in %s", drill_is_next(a, name, next) ? "drill of " : "",
+			      name, agentd_fmt_in(left, b, sizeof(b)));
+	else
+		notify_status("idle, next round in %s", agentd_fmt_in(left, b, sizeof(b)));
+	notify_next(next);
+	log_debug("worker (pid %ld): idle for %s, handing over to the supervisor", (long)getpid(),
+		  agentd_fmt_in(left, b, sizeof(b)));
+	return true;
 }
 
 int agent_run(struct config *cfg, const struct agent_opts *o)
 {
-	struct agent a = { .cfg = cfg, .o = o, .first = true, .full = true };
+	struct agent a = { .cfg = cfg, .o = o, .first = true, .full = !o->resume,
+			   .reload = o->reload_first };
 	struct err err = { 0 };
-	int lockfd, sig, rc = 0;
+	int lockfd = -1, sig, rc = 0;
 
-	lockfd = agentlock_acquire(cfg->state_dir, &err);
-	if (lockfd < 0) {
+	/* a worker: the supervisor holds the agent lock */
+	if (!o->worker)
+		lockfd = agentlock_acquire(cfg->state_dir, &err);
+	if (lockfd < 0 && !o->worker) {
 		log_error("%s", err.msg);
 		return 1;
 	}
@@ -1082,8 +943,10 @@ int agent_run(struct config *cfg, const struct agent_opts *o)
 	 * prunes and the metrics are all redone by the next start, and the
 	 * cleanup of a cancelled backup only deletes and aborts */
 	signals_reads_stop(true);
-	say_start(&a);
-	notify_ready();
+	if (!o->worker) {
+		agent_say_start(cfg, o);
+		notify_ready();
+	}
 	while (!signals_stop()) {
 		if (a.reload || signals_take_reload()) {
 			a.reload = false;
@@ -1091,10 +954,10 @@ int agent_run(struct config *cfg, const struct agent_opts *o)
 			a.first = true;
 			a.full = true;
 		}
-		if (a.first || next_round(&a, &(const char *){ NULL }) <= now_s()) {
+		if (a.first || next_round(&a, &(const char *){ NULL }) <= agentd_now()) {
 			a.first = false;
 			agent_round(&a);
-			if (o->once)
+			if (o->once || (o->worker && hand_over(&a)))
 				break;
 		}
 		if (!signals_stop())
@@ -1102,7 +965,9 @@ int agent_run(struct config *cfg, const struct agent_opts *o)
 	}
 	sig = signals_stop();
 	notify_stopping();
-	if (sig) {
+	if (sig && o->worker) {
+		log_debug("worker (pid %ld): %s received, stopped", (long)getpid(), strsignal(sig));
+	} else if (sig) {
 		log_info("stopping: %s received; %s", strsignal(sig),
 			 sig == SIGTERM ? "a stop asked by the service manager (or kill): a clean stop" :
 			 "a clean stop");

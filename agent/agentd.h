@@ -31,12 +31,21 @@
 #include <stdbool.h>
 
 struct config;
+struct err;
 
 struct agent_opts {
 	const char *config_file;   /* reloaded on SIGHUP */
 	const char *host;          /* the host name of the keys (fixed for the agent's life) */
 	const char *state_dir;     /* --state-dir, NULL: the config's */
 	bool once;                 /* one round of the due backups, then exit */
+	/* the worker of the supervised agent (agent/supervise.c): no agent
+	 * lock (the supervisor's), hands over when idle (the next round
+	 * AGENT_LINGER_S away: notify_next, exit 0) */
+	bool worker;
+	int config_fd;             /* worker: the supervisor's copy of the config, rewritten
+				    * by a good reload (config_load_copy) */
+	bool resume;               /* worker: no full recovery at start (the last worker ended well) */
+	bool reload_first;         /* worker: started for a SIGHUP: reload, then the round */
 };
 
 /*
@@ -47,5 +56,35 @@ struct agent_opts {
  * 128 + signal when --once was stopped by one.
  */
 int agent_run(struct config *cfg, const struct agent_opts *o);
+
+/* "agent started (pid N): ..." (and a warning when cfg has nothing to
+ * back up): agent_run says it, the supervised agent before it execs the
+ * supervisor. */
+void agent_say_start(const struct config *cfg, const struct agent_opts *o);
+
+/*
+ * `snapship agent` (not --once): the agent lock taken, a copy of the
+ * config file (its bytes now, loaded again to check them) in a memfd,
+ * "agent started" said, then exec of the supervisor snapship-agentd
+ * (SNAPSHIP_AGENTD, else next to this binary, else the libexec dir) with
+ * both descriptors: the process keeps its pid (systemd's main pid).
+ * Returns only on failure: -ENOENT when there is no supervisor (the
+ * caller runs agent_run in this process instead), other -errno (err set,
+ * nothing held) otherwise.
+ */
+int agent_exec_supervisor(const struct config *cfg, const struct agent_opts *o,
+			  struct err *err);
+
+/*
+ * `snapship agent --worker FD` (started by the supervisor only): the pipe
+ * FD for notify_to_supervisor, the config copy's descriptor
+ * (SNAPSHIP_AGENT_CONFIG_FD) into o->config_fd, the agent's state dir
+ * (SNAPSHIP_AGENT_STATE_DIR, when no --state-dir was typed) into
+ * cfg->state_dir, PR_SET_PDEATHSIG so the worker stops when the supervisor
+ * dies; both descriptors close-on-exec.
+ * 0 or -errno (err set).
+ */
+int agent_worker_prepare(const char *fd_arg, struct config *cfg, struct agent_opts *o,
+			 struct err *err);
 
 #endif

@@ -266,6 +266,9 @@ static const struct opt_def opt_defs[OPT_END] = {
 	[OPT_KEEP] = FLAG("keep", keep),
 	[OPT_SAMPLE] = { "sample", required_argument, 0, KIND_CALL, 0, set_sample },
 	[OPT_AT] = STRING("at", at),
+	[OPT_WORKER] = STRING("worker", worker),
+	[OPT_WORKER_RESUME] = FLAG("worker-resume", worker_resume),
+	[OPT_WORKER_RELOAD] = FLAG("worker-reload", worker_reload),
 };
 
 static int opt_apply(struct cli_opts *o, const struct opt_def *d, char *arg)
@@ -389,7 +392,17 @@ int cli_load_config(struct cli *c, const char *cmd, int argc, char **argv)
 {
 	struct err err = { 0 };
 
-	if (c->o.explicit_config || access(c->o.config_file, F_OK) == 0) {
+	const char *cfd = !strcmp(cmd, "agent") ? getenv("SNAPSHIP_AGENT_CONFIG_FD") : NULL;
+
+	/* the supervised agent's worker: the supervisor's copy of the last
+	 * good config (a memfd), named as the file */
+	if (cfd) {
+		if (config_load_fd(atoi(cfd), c->o.config_file, &c->cfg, &err)) {
+			log_error("%s", err.msg);
+			return EXIT_USAGE;
+		}
+		c->have_config = true;
+	} else if (c->o.explicit_config || access(c->o.config_file, F_OK) == 0) {
 		if (config_load(c->o.config_file, &c->cfg, &err)) {
 			log_error("%s", err.msg);
 			return EXIT_USAGE;

@@ -47,6 +47,10 @@ struct cli_opts {
 	bool dry_run;           /* prune --dry-run */
 	int wait_s;             /* backup --wait SECONDS for the host lock; -1: for ever */
 	bool once;              /* agent --once */
+	/* agent --worker FD (hidden: the supervisor's worker, FD its pipe),
+	 * --worker-resume, --worker-reload (agent_opts) */
+	const char *worker;
+	bool worker_resume, worker_reload;
 	/* drill */
 	const char **partitions; /* --partition P..., malloc'd (argv's strings) */
 	size_t npartitions;
@@ -63,6 +67,7 @@ enum cli_opt {
 	OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_DEEP, OPT_DRY_RUN, OPT_LOG_FORMAT,
 	OPT_WAIT, OPT_ONCE, OPT_PARTITION, OPT_SCRATCH, OPT_REPORT_JSON,
 	OPT_REPORT_JUNIT, OPT_KEEP, OPT_SAMPLE, OPT_AT, OPT_FULL,
+	OPT_WORKER, OPT_WORKER_RESUME, OPT_WORKER_RELOAD,
 	OPT_END,
 };
 

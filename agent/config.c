@@ -748,24 +748,17 @@ static int config_check(struct config *cfg, struct err *err)
 	return retention_check(cfg, err);
 }
 
-int config_load(const char *file, struct config *cfg, struct err *err)
+/* Parse fp (named file in messages) over the defaults and check it. */
+static int load_stream(FILE *fp, const char *file, struct config *cfg, struct err *err)
 {
-	struct parse_ctx pc = { .cfg = cfg, .file = file, .err = err };
+	struct parse_ctx pc = { .cfg = cfg, .file = file, .err = err, .fp = fp };
 	int ret;
 
 	ret = config_defaults(cfg, err);
 	if (ret)
 		return ret;
 	cfg->file = strdup(file);
-	pc.fp = fopen(file, "re");
-	if (!pc.fp) {
-		ret = err_set(err, -errno, "cannot read config %s: %s%s", file,
-			      strerror(errno),
-			      errno == ENOENT ? " (create it, or pass --config FILE)" : "");
-		goto out_free;
-	}
 	ret = ini_parse_stream(reader, &pc, handler, &pc);
-	fclose(pc.fp);
 	if (pc.error) {
 		ret = pc.error;
 		goto out_free;
@@ -781,6 +774,113 @@ int config_load(const char *file, struct config *cfg, struct err *err)
 	return 0;
 out_free:
 	config_free(cfg);
+	return ret;
+}
+
+int config_load(const char *file, struct config *cfg, struct err *err)
+{
+	FILE *fp = fopen(file, "re");
+	int ret;
+
+	if (!fp) {
+		ret = -errno;
+		if (config_defaults(cfg, err) == 0)
+			cfg->file = strdup(file);
+		err_set(err, ret, "cannot read config %s: %s%s", file, strerror(-ret),
+			ret == -ENOENT ? " (create it, or pass --config FILE)" : "");
+		config_free(cfg);
+		return ret;
+	}
+	ret = load_stream(fp, file, cfg, err);
+	fclose(fp);
+	return ret;
+}
+
+int config_load_fd(int fd, const char *file, struct config *cfg, struct err *err)
+{
+	int dfd = dup(fd);
+	FILE *fp;
+	int ret;
+
+	if (dfd < 0 || lseek(dfd, 0, SEEK_SET) < 0 || !(fp = fdopen(dfd, "r"))) {
+		ret = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		return err_set(err, ret, "cannot read the agent's copy of config %s (fd %d): %s",
+			       file, fd, strerror(-ret));
+	}
+	ret = load_stream(fp, file, cfg, err);
+	fclose(fp);
+	return ret;
+}
+
+/* The whole of file into a malloc'd buffer (*len_ret bytes). */
+static int read_all(const char *file, char **buf_ret, size_t *len_ret, struct err *err)
+{
+	FILE *fp = fopen(file, "re");
+	size_t cap = 0, len = 0, n;
+	char *buf = NULL;
+	int ret = 0;
+
+	if (!fp)
+		return err_set(err, -errno, "cannot read config %s: %s", file, strerror(errno));
+	do {
+		if (len == cap) {
+			char *nb = realloc(buf, cap = cap ? 2 * cap : 8192);
+
+			if (!nb) {
+				ret = err_set(err, -ENOMEM, "out of memory reading config %s", file);
+				break;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, fp);
+		len += n;
+	} while (n > 0);
+	if (!ret && ferror(fp))
+		ret = err_set(err, -EIO, "cannot read config %s: read error", file);
+	fclose(fp);
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	*buf_ret = buf;
+	*len_ret = len;
+	return 0;
+}
+
+int config_load_copy(const char *file, int copy_fd, struct config *cfg, struct err *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp;
+	int ret = read_all(file, &buf, &len, err);
+
+	if (ret)
+		return ret;
+	if (!len) {   /* fmemopen wants a size: an empty file reads as one blank line */
+		free(buf);
+		buf = strdup("\n");
+		len = 1;
+		if (!buf)
+			return err_set(err, -ENOMEM, "out of memory reading config %s", file);
+	}
+	fp = fmemopen(buf, len, "r");
+	if (!fp) {
+		ret = err_set(err, -errno, "cannot parse config %s: %s", file, strerror(errno));
+		goto out;
+	}
+	ret = load_stream(fp, file, cfg, err);
+	fclose(fp);
+	if (ret || copy_fd < 0)
+		goto out;
+	if (ftruncate(copy_fd, 0) || (len && pwrite(copy_fd, buf, len, 0) != (ssize_t)len)) {
+		ret = err_set(err, -errno, "cannot keep a copy of config %s: %s", file,
+			      strerror(errno));
+		config_free(cfg);
+	}
+out:
+	free(buf);
 	return ret;
 }
 

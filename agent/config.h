@@ -124,6 +124,14 @@ struct config {
 int config_defaults(struct config *cfg, struct err *err);
 /* Parse a file over the defaults and check it as a whole. */
 int config_load(const char *file, struct config *cfg, struct err *err);
+/* config_load from the descriptor fd (read from its start; fd stays the
+ * caller's), file naming it in messages: the supervised agent's worker
+ * reads the supervisor's copy of the last good config (agent/supervise.c). */
+int config_load_fd(int fd, const char *file, struct config *cfg, struct err *err);
+/* config_load of file's bytes read once; when they load and copy_fd >= 0,
+ * those same bytes replace copy_fd's contents (a memfd: the last good
+ * config). */
+int config_load_copy(const char *file, int copy_fd, struct config *cfg, struct err *err);
 void config_free(struct config *cfg);
 
 const struct cfg_partition *config_partition(const struct config *cfg,

@@ -46,11 +46,18 @@ static void lock_holder(int fd, char *buf, size_t len)
 		snprintf(buf, len, "%s (pid %ld)", what, pid);
 }
 
+static long note_pid;   /* hostlock_note_pid; 0: getpid() */
+
+void hostlock_note_pid(long pid)
+{
+	note_pid = pid;
+}
+
 /* the holder's note: "PID WHAT\n" (best effort: only for messages) */
 static void lock_note(int fd, const char *what)
 {
 	char note[128];
-	int n = snprintf(note, sizeof(note), "%ld %s\n", (long)getpid(),
+	int n = snprintf(note, sizeof(note), "%ld %s\n", note_pid ? note_pid : (long)getpid(),
 			 what ? what : "snapship");
 
 	if (ftruncate(fd, 0) == 0 && pwrite(fd, note, (size_t)n, 0) < 0)

@@ -35,6 +35,9 @@ int hostlock_acquire_as(const char *state_dir, int wait_s, const char *what,
 			struct err *err);
 /* hostlock_acquire_as(state_dir, wait_s, NULL, err) */
 int hostlock_acquire(const char *state_dir, int wait_s, struct err *err);
+/* The pid the holder's note names from now on (0: this process's): the
+ * supervised agent's worker names the agent's, its supervisor. */
+void hostlock_note_pid(long pid);
 /* Release the lock and close fd; fd < 0 is a no-op. */
 void hostlock_release(int fd);
 

@@ -701,8 +701,11 @@ static int cmd_hosts(struct cli *c, int argc, char **argv)
 static int cmd_agent(struct cli *c, int argc, char **argv)
 {
 	struct agent_opts ao = { .config_file = c->o.config_file, .state_dir = c->o.state_dir,
-				 .once = c->o.once };
+				 .once = c->o.once, .resume = c->o.worker_resume,
+				 .reload_first = c->o.worker_reload };
 	char hbuf[256], host[256];
+	struct err err = { 0 };
+	int ret;
 
 	(void)argv;
 	if (argc)
@@ -721,6 +724,20 @@ static int cmd_agent(struct cli *c, int argc, char **argv)
 	if (log_get_level() == LOG_WARN)
 		log_set_level(LOG_INFO);
 	stop_is_own = true;
+	if (c->o.worker) {
+		if (agent_worker_prepare(c->o.worker, &c->cfg, &ao, &err)) {
+			log_error("%s", err.msg);
+			return EXIT_USAGE;
+		}
+	} else if (!ao.once) {
+		/* the small supervisor stays, this binary runs as its worker */
+		ret = agent_exec_supervisor(&c->cfg, &ao, &err);
+		if (ret != -ENOENT) {
+			log_error("%s", err.msg);
+			return 1;
+		}
+		log_warn("%s", err.msg);
+	}
 	return agent_run(&c->cfg, &ao);
 }
 
@@ -786,7 +803,8 @@ static const struct command commands[] = {
 	{ "drill", cmd_drill, OPTS(OPT_FROM, OPT_REGION, OPT_PARTITION, OPT_SCRATCH,
 				    OPT_REPORT_JSON, OPT_REPORT_JUNIT, OPT_KEEP, OPT_SAMPLE,
 				    OPT_JSON, OPT_HELP) },
-	{ "agent", cmd_agent, OPTS(OPT_ONCE, OPT_HELP) },
+	{ "agent", cmd_agent, OPTS(OPT_ONCE, OPT_WORKER, OPT_WORKER_RESUME, OPT_WORKER_RELOAD,
+				   OPT_HELP) },
 	{ "config", cmd_config, NULL },
 	{ 0 },
 };

@@ -23,4 +23,16 @@ void notify_watchdog(void);       /* WATCHDOG=1 */
  * ping at least every half of it. */
 uint64_t notify_watchdog_usec(void);
 
+/*
+ * The worker of the supervised agent (agent/supervise.c): from now on
+ * nothing goes to systemd; lines go to fd instead (the supervisor's pipe,
+ * the caller's): "STATUS=TEXT" for notify_status, "ready" and "reloading"
+ * for notify_ready/notify_reloading, "next UNIX_SECONDS" for notify_next;
+ * the watchdog and STOPPING are the supervisor's own.
+ */
+void notify_to_supervisor(int fd);
+/* The worker hands over: the next round is at when (no-op unless
+ * notify_to_supervisor). */
+void notify_next(int64_t when);
+
 #endif

@@ -40,41 +40,6 @@ bool schedule_in_window(int64_t t, int start, int end)
 	return tod >= s || tod < e;   /* across midnight */
 }
 
-static int64_t window_open_after(int64_t t, int start);
-
-/* due, or (outside p's window) the window's next opening plus offset, kept
- * inside the window: hosts spread over it as over the jitter (as
- * schedule_next_due places a backup) */
-static int64_t into_window(const struct config *cfg, const struct cfg_partition *p,
-			   int64_t due, int64_t offset)
-{
-	int64_t open, len;
-	int start, end;
-
-	config_window(cfg, p, &start, &end);
-	if (schedule_in_window(due, start, end))
-		return due;
-	open = window_open_after(due, start);
-	len = ((end - start + 1440) % 1440) * 60;
-	return open + (len > 0 ? offset % len : 0);
-}
-
-int64_t schedule_drill_due(const struct config *cfg, const struct cfg_partition *p,
-			   const char *host, int64_t last_drill, bool backed_up, int64_t now)
-{
-	int64_t every = config_drill_interval(cfg, p), due;
-
-	if (every <= 0 || !backed_up)
-		return 0;
-	due = last_drill > 0 ? last_drill + every : now;
-	if (due > now + every)
-		due = now + every;    /* the clock went back: not later than a whole interval */
-	if (due < now)
-		due = now;            /* never drilled, or missed: due now, once */
-	return into_window(cfg, p, due,
-			   schedule_jitter_offset(host, p ? p->name : "", config_jitter(cfg, p)));
-}
-
 /* The first time after t (not in the window) at which the window opens:
  * today's start, or tomorrow's (mktime handles DST and month ends). */
 static int64_t window_open_after(int64_t t, int start)
@@ -96,7 +61,9 @@ static int64_t window_open_after(int64_t t, int start)
 	return t + 86400;   /* not reached with a sane TZ */
 }
 
-/* The first time from earliest on (not before now) at which p may run. */
+/* The first time from earliest on (not before now) at which p may run:
+ * earliest, or (outside p's window) the window's next opening plus the
+ * host's jitter offset, kept inside it.  A backup and a drill alike. */
 static int64_t next_time(const struct config *cfg, const struct cfg_partition *p,
 			 const char *host, int64_t earliest, int64_t now)
 {
@@ -113,6 +80,21 @@ static int64_t next_time(const struct config *cfg, const struct cfg_partition *p
 	open = window_open_after(due, start);
 	len = ((end - start + 1440) % 1440) * 60;
 	return open + (len > 0 ? offset % len : 0);
+}
+
+int64_t schedule_drill_due(const struct config *cfg, const struct cfg_partition *p,
+			   const char *host, int64_t last_drill, bool backed_up, int64_t now)
+{
+	int64_t every = config_drill_interval(cfg, p), due;
+
+	if (every <= 0 || !backed_up)
+		return 0;
+	due = last_drill > 0 ? last_drill + every : now;
+	if (due > now + every)
+		due = now + every;    /* the clock went back: not later than a whole interval */
+	if (due < now)
+		due = now;            /* never drilled, or missed: due now, once */
+	return next_time(cfg, p, host, due, now);
 }
 
 int64_t schedule_next_due(const struct config *cfg, const struct cfg_partition *p,

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The agent's cost between backups (issue 12, Figures): CPU share and memory
-# of `snapship agent` while it waits for the next due backup.
+# of `snapship agent` while it waits for the next due backup. The process
+# `snapship agent` becomes is the supervisor snapship-agentd (design "The
+# daemon"): it is what is sampled, and each sample says whether a worker
+# (`snapship agent --worker`, its child) is present and, if so, its VmRSS.
 #
 #   bash tools/bench_agent_idle.sh [BUILD_DIR] [SECONDS]
 #
@@ -57,8 +60,23 @@ for _ in $(seq 600); do
 	sleep 0.5
 done
 grep -q "committed" "$WORK/agent.log" || { echo "no backup committed in 300 s" >&2; cat "$WORK/agent.log"; exit 1; }
-sleep 5   # metrics and prune after the commit
-sample() {	# sample LABEL: one line of the agent's memory
+# metrics and prune after the commit; then the worker hands over (at most 60 s)
+sleep 5
+for _ in $(seq 600); do
+	[ -z "$(pgrep -P "$APID" || true)" ] && break
+	sleep 0.1
+done
+echo "agent pid $APID: $(readlink "/proc/$APID/exe")"
+worker() {	# the worker's line: present (its VmRSS) or not
+	local w
+	w=$(pgrep -P "$APID" | head -1 || true)
+	if [ -n "$w" ]; then
+		echo "       worker pid $w present, VmRSS $(awk '/^VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$w/status")"
+	else
+		echo "       no worker: the supervisor alone"
+	fi
+}
+sample() {	# sample LABEL: one line of the agent's (the supervisor's) memory
 	local rss anon file pss
 	rss=$(awk '/^VmRSS/ {print $2}' "/proc/$APID/status")
 	anon=$(awk '/^RssAnon/ {print $2}' "/proc/$APID/status")
@@ -68,16 +86,19 @@ sample() {	# sample LABEL: one line of the agent's memory
 		printf "%-6s VmRSS %6.1f MiB  RssAnon %5.1f MiB  RssFile %5.1f MiB (shared libraries)  PSS %5.1f MiB\n",
 			l, r / 1024, a / 1024, f / 1024, p / 1024 }'
 }
-ticks() { awk '{print $14 + $15}' "/proc/$APID/stat"; }
+# the supervisor's and its reaped workers' (cutime, cstime) CPU ticks
+ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$APID/stat"; }
 hz=$(getconf CLK_TCK)
 echo "snapship agent idle, $SECS s after its first backup ($GENDATA_MB MiB partition), $(git -C "$(dirname "$0")/.." rev-parse --short HEAD 2>/dev/null || echo '?')"
 sample start
+worker
 t0=$(ticks)
 w0=$(date +%s.%N)
 sleep "$SECS"
 t1=$(ticks)
 w1=$(date +%s.%N)
 sample end
+worker
 python3 - "$t0" "$t1" "$w0" "$w1" "$hz" <<'PY'
 import sys
 t0, t1, w0, w1, hz = (float(x) for x in sys.argv[1:])

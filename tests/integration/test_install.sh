@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make install / make uninstall (issue 12 item 6):
-#  - DESTDIR: the binary in sbin, snapship(8) and snapship.conf(5) in the
+#  - DESTDIR: the binary in sbin, the agent's supervisor snapship-agentd in
+#    libexec/snapship, snapship(8) and snapship.conf(5) in the
 #    man dirs, the commented sample config in /etc/snapship (parsed by
 #    snapship), the unit in lib/systemd/system with ExecStart at PREFIX;
 #    a second install keeps an edited config and puts the sample next to
@@ -21,10 +22,12 @@ R=$TEST_TMP/root
 	{ cat "$TEST_TMP/install.out"; fail "make install DESTDIR=$R failed"; }
 for f in usr/local/sbin/snapship usr/local/share/man/man8/snapship.8 \
 	usr/local/share/man/man5/snapship.conf.5 etc/snapship/snapship.conf \
-	usr/local/lib/systemd/system/snapship.service; do
+	usr/local/lib/systemd/system/snapship.service \
+	usr/local/libexec/snapship/snapship-agentd; do
 	[ -f "$R/$f" ] || fail "make install did not install /$f: $(cd "$R" && find . -type f)"
 done
 [ -x "$R/usr/local/sbin/snapship" ] || fail "the installed binary is not executable"
+[ -x "$R/usr/local/libexec/snapship/snapship-agentd" ] || fail "the installed supervisor is not executable"
 [ "$(stat -c %a "$R/etc/snapship/snapship.conf")" = 600 ] ||
 	fail "the sample config has mode $(stat -c %a "$R/etc/snapship/snapship.conf"), expected 600"
 grep -qx 'ExecStart=/usr/local/sbin/snapship agent' "$R/usr/local/lib/systemd/system/snapship.service" ||
@@ -60,8 +63,9 @@ P=$TEST_TMP/prefix
 	fail "make install PREFIX=$P/usr failed"
 unit=$P/usr/lib/systemd/system/snapship.service
 grep -qx "ExecStart=$P/usr/sbin/snapship agent" "$unit" || fail "ExecStart not at PREFIX: $(grep ExecStart "$unit")"
+[ -x "$P/usr/libexec/snapship/snapship-agentd" ] || fail "the supervisor is not in PREFIX/libexec/snapship"
 # shellcheck disable=SC2016 # $MAINPID is for systemd
-for want in Type=notify WatchdogSec= Restart=on-failure IOSchedulingClass=idle CPUWeight= IOWeight= \
+for want in Type=notify KillMode=mixed WatchdogSec= Restart=on-failure IOSchedulingClass=idle CPUWeight= IOWeight= \
 	NoNewPrivileges=yes MemoryDenyWriteExecute=yes 'ExecReload=/bin/kill -HUP $MAINPID'; do
 	grep -q "^$want" "$unit" || fail "the unit has no $want"
 done
