@@ -41,6 +41,8 @@ cat >"$TEST_TMP/snapship.conf" <<EOF
 state_dir = $state
 host = sghost
 max_read_rate = 8M
+# every backup a full: the signals must find a data stream to stop
+max_chain = 0
 [partition sg-part]
 path = $part
 [region main]
