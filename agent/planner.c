@@ -271,7 +271,7 @@ int planner_open(struct region *g, const struct manifest *m,
 	const struct manifest *p;
 	char why[1024] = "";
 	const char *ends;
-	int ret;
+	int ret = 0;
 
 	*pl_ret = NULL;
 	if (o->force_full || !o->max_chain) {
