@@ -107,6 +107,8 @@ needed=$(readelf -d "$AGENTD" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | t
 echo "snapship-agentd needs: $needed"
 for lib in $needed; do
 	case $lib in libc.so.* | libsystemd.so.*) ;;
+	# a sanitizer build (make D=asan|ubsan) links its runtime into everything
+	libasan.so.* | libubsan.so.*) ;;
 	*) fail "snapship-agentd needs $lib (only libc and libsystemd expected)" ;;
 	esac
 done
