@@ -3,8 +3,9 @@
 #define SNAPSHIP_AGENT_RESTORE_PRIV_H
 
 /*
- * Shared between restore.c (version 1: one data object, read in ranges of
- * the index's paths) and restore_v2.c (version 2: the index is the
+ * Shared between restore.c (what both formats share, restore_backup),
+ * restore_v1.c (version 1: one data object, read in ranges of the index's
+ * paths) and restore_v2.c (version 2: the index is the
  * authority; content read from the data objects it points at, by offset).
  * Everything here is internal to the restore; restore.h is the interface.
  */
@@ -101,6 +102,8 @@ la_ssize_t restore_read_cb(struct archive *a, void *ctx, const void **buf);
 int restore_index_counted(struct store *store, const struct manifest *m,
 			  const struct restore_opts *o, struct index **idx_ret,
 			  uint64_t *bytes_read, struct err *err);
+/* path is prefix or below it ("." holds every path) */
+bool restore_under(const char *path, const char *prefix);
 bool restore_wanted(const struct rctx *r, const char *path);
 void restore_show_progress(struct rctx *r, bool done);
 int restore_check_cancel(struct rctx *r, const char *path);
@@ -111,6 +114,10 @@ int restore_check_paths(struct rctx *r);
 int restore_open_target(struct rctx *r);
 void restore_close_target(struct rctx *r);
 void restore_leftovers(struct rctx *r);
+
+/* restore_v1.c: a version 1 backup's restore, after r is set up (the
+ * target is opened by it); leaves r's resources for restore_backup. */
+int restore_v1(struct rctx *r);
 
 /* restore_v2.c: a version 2 backup's restore, after r is set up (the
  * target is opened by it); leaves r's resources for restore_backup. */
