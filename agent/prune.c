@@ -1,408 +1,27 @@
 // SPDX-License-Identifier: MIT
+/*
+ * Prune (agent/prune.h): list every region, decide on the union of the
+ * listings (retention.h), delete what goes, then the data objects nothing
+ * references any more; and the agent's round, whose one listing per region
+ * serves every partition.  The pending-deletion records and the deletions
+ * they drive are prune_record.c's (prune_priv.h).
+ */
 #include "agent/prune.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <jansson.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "agent/catalog.h"
 #include "agent/config.h"
 #include "agent/failover.h"
 #include "agent/lock.h"
+#include "agent/prune_priv.h"
 #include "agent/retention.h"
 #include "common/err.h"
-#include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "uploader/store.h"
-
-/* The objects of a backup: the manifest goes first, then the index, the
- * data object last, once no listed manifest references it (prune_data). */
-static const char *const obj_names[3] = {
-	"manifest.json", "data.tar.zst", "index.jsonl.zst",
-};
-
-/* ---- pending-deletion records ---- */
-
-/* One backup's deletions still to do, per region: region[] its manifest
- * and index (then its data), data[] only its data object, which stays
- * while a listed manifest references it. */
-struct record {
-	char id[BACKUP_ID_LEN + 1];
-	char rule[32];
-	int64_t decided;                /* unix s */
-	char region[REGIONS_MAX][65];
-	size_t n;
-	char data[REGIONS_MAX][65];
-	size_t ndata;
-};
-
-static int record_dir(const char *state_dir, const char *host, const char *part,
-		      char *buf, size_t len)
-{
-	if ((size_t)snprintf(buf, len, "%s/prune/%s/%s", state_dir, host, part) >= len)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-static int record_path(const char *state_dir, const char *host, const char *part,
-		       const char *id, char *buf, size_t len)
-{
-	if ((size_t)snprintf(buf, len, "%s/prune/%s/%s/%s.json", state_dir, host, part,
-			     id) >= len)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-/* Write rec atomically (tmp, fsync, rename); no regions left: remove it. */
-static int record_save(const char *state_dir, const char *host, const char *part,
-		       const struct record *rec, struct err *err)
-{
-	char dir[4096], path[4200], tmp[4300];
-	json_t *o, *regions, *data;
-	char *s = NULL;
-	int fd = -1, ret;
-
-	ret = record_dir(state_dir, host, part, dir, sizeof(dir));
-	if (!ret)
-		ret = record_path(state_dir, host, part, rec->id, path, sizeof(path));
-	if (ret)
-		return err_set(err, ret, "state directory path too long: %s", state_dir);
-	if (!rec->n && !rec->ndata) {
-		if (unlink(path) && errno != ENOENT)
-			return err_set(err, -errno, "cannot remove %s: %s", path, strerror(errno));
-		return 0;
-	}
-	ret = util_mkdir_p(dir, 0700);
-	if (ret)
-		return err_set(err, ret, "cannot create %s: %s", dir, err_str(ret));
-	regions = json_array();
-	for (size_t i = 0; i < rec->n; i++)
-		json_array_append_new(regions, json_string(rec->region[i]));
-	data = json_array();
-	for (size_t i = 0; i < rec->ndata; i++)
-		json_array_append_new(data, json_string(rec->data[i]));
-	o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "host", host, "partition", part,
-		      "backup_id", rec->id, "rule", rec->rule, "decided",
-		      (json_int_t)rec->decided, "regions", regions, "data", data);
-	s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-	json_decref(o);
-	if (!s)
-		return err_set(err, -ENOMEM, "out of memory");
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || util_write_all(fd, s, strlen(s)) || fsync(fd) || rename(tmp, path)) {
-		ret = err_set(err, -errno, "cannot write %s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
-	if (fd >= 0)
-		close(fd);
-	free(s);
-	return ret;
-}
-
-/* Region names of a record's array a (NULL: none) into v[], *n. */
-static bool record_names(json_t *a, char (*v)[65], size_t *n)
-{
-	if (!a)
-		return true;
-	if (!json_is_array(a) || json_array_size(a) > REGIONS_MAX)
-		return false;
-	for (size_t i = 0; i < json_array_size(a); i++) {
-		const char *name = json_string_value(json_array_get(a, i));
-
-		if (!name || !util_name_ok(name))
-			return false;
-		snprintf(v[(*n)++], sizeof(v[0]), "%s", name);
-	}
-	return true;
-}
-
-/* Read the record of id (a backup id, as a file name told). */
-static int record_load(const char *state_dir, const char *host, const char *part,
-		       const char *id, struct record *rec, struct err *err)
-{
-	char path[4200];
-	json_error_t je;
-	json_t *o, *regions, *data = NULL;
-	const char *rule = NULL;
-	json_int_t decided = 0;
-	int ret;
-
-	memset(rec, 0, sizeof(*rec));
-	ret = record_path(state_dir, host, part, id, path, sizeof(path));
-	if (ret)
-		return err_set(err, ret, "state directory path too long: %s", state_dir);
-	o = json_load_file(path, 0, &je);
-	if (!o)
-		return err_set(err, -EBADMSG, "%s: %s", path, je.text);
-	/* "data" is optional: records of earlier releases have none */
-	if (json_unpack_ex(o, &je, 0, "{s:s, s:I, s:o, s?o}", "rule", &rule, "decided",
-			   &decided, "regions", &regions, "data", &data) ||
-	    !json_is_array(regions)) {
-		json_decref(o);
-		return err_set(err, -EBADMSG, "%s: not a pending-deletion record", path);
-	}
-	snprintf(rec->id, sizeof(rec->id), "%s", id);
-	snprintf(rec->rule, sizeof(rec->rule), "%s", rule);
-	rec->decided = decided;
-	if (!record_names(regions, rec->region, &rec->n) ||
-	    !record_names(data, rec->data, &rec->ndata)) {
-		json_decref(o);
-		return err_set(err, -EBADMSG, "%s: a region that is not a name", path);
-	}
-	json_decref(o);
-	return 0;
-}
-
-static int cmp_str_ptr(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The ids of the records of host/part, sorted, into *ids_ret (free each
- * and the array); 0 when there are none. */
-static int record_ids(const char *state_dir, const char *host, const char *part,
-		      char ***ids_ret, size_t *n_ret)
-{
-	char dir[4096];
-	struct dirent *de;
-	char **ids = NULL;
-	size_t n = 0;
-	DIR *d;
-
-	*ids_ret = NULL;
-	*n_ret = 0;
-	if (record_dir(state_dir, host, part, dir, sizeof(dir)))
-		return -ENAMETOOLONG;
-	d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		char id[BACKUP_ID_LEN + 1], **nv;
-
-		if (len != BACKUP_ID_LEN + 5 || strcmp(de->d_name + BACKUP_ID_LEN, ".json"))
-			continue;
-		memcpy(id, de->d_name, BACKUP_ID_LEN);
-		id[BACKUP_ID_LEN] = '\0';
-		if (catalog_id_time(id) < 0)
-			continue;
-		nv = realloc(ids, (n + 1) * sizeof(*nv));
-		if (!nv || !(nv[n] = strdup(id))) {
-			ids = nv ? nv : ids;
-			break;
-		}
-		ids = nv;
-		n++;
-	}
-	closedir(d);
-	if (n > 1)
-		qsort(ids, n, sizeof(*ids), cmp_str_ptr);
-	*ids_ret = ids;
-	*n_ret = n;
-	return 0;
-}
-
-static void ids_free(char **ids, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
-}
-
-/* ---- deleting ---- */
-
-static struct region *region_named(struct regions *rs, const char *name)
-{
-	for (size_t i = 0; i < rs->n; i++)
-		if (!strcmp(rs->v[i].name, name))
-			return &rs->v[i];
-	return NULL;
-}
-
-/* Delete objects [from, to) of obj_names of host/part/id in g. */
-static int delete_objects(struct region *g, const char *host, const char *part,
-			  const char *id, int from, int to, struct err *err)
-{
-	char *keys[3] = { NULL, NULL, NULL };
-	int ret = 0;
-
-	for (int k = from; k < to && !ret; k++) {
-		keys[k] = catalog_key(g->prefix, host, part, id, obj_names[k]);
-		if (!keys[k])
-			ret = err_set(err, -ENOMEM, "out of memory");
-	}
-	if (!ret)
-		ret = store_delete(g->store, (const char *const *)keys + from,
-				   (size_t)(to - from), err);
-	for (int k = 0; k < 3; k++)
-		free(keys[k]);
-	return ret;
-}
-
-static void act(struct prune_backup *b, const char *region, const char *action,
-		const char *detail)
-{
-	struct prune_action *a = NULL;
-
-	for (size_t i = 0; i < b->nr && !a; i++)
-		if (!strcmp(b->r[i].region, region))
-			a = &b->r[i];
-	if (!a && b->nr < REGIONS_MAX) {
-		a = &b->r[b->nr++];
-		snprintf(a->region, sizeof(a->region), "%s", region);
-	}
-	if (!a)
-		return;
-	a->action = action;
-	snprintf(a->detail, sizeof(a->detail), "%s", detail ? detail : "");
-}
-
-/* A region's store failed: unreachable ones are down for the rest of run. */
-static void region_failed(struct region *g, const struct err *e)
-{
-	if (failover_unreachable(e) && !g->primary) {
-		g->down = true;
-		snprintf(g->down_why, sizeof(g->down_why), "%.500s",
-			 err_strip_region(g->name, e->msg));
-	}
-}
-
-/* Add region name to rec's data regions (once). */
-static void record_add_data(struct record *rec, const char *name)
-{
-	for (size_t i = 0; i < rec->ndata; i++)
-		if (!strcmp(rec->data[i], name))
-			return;
-	if (rec->ndata < REGIONS_MAX)
-		snprintf(rec->data[rec->ndata++], sizeof(rec->data[0]), "%s", name);
-}
-
-/*
- * Do what rec says: in each of its regions the manifest, then (where that
- * went) the index; a region done leaves rec's regions for its data regions
- * (prune_data deletes the data object once nothing references it); the
- * record is saved.  Actions into b.  Returns the regions left.
- */
-static size_t record_apply(struct regions *rs, const char *state_dir, const char *host,
-			   const char *part, struct record *rec, bool dry,
-			   struct prune_backup *b, struct prune_report *rep)
-{
-	bool manifest_gone[REGIONS_MAX] = { false };
-	struct region *g[REGIONS_MAX];
-	struct err e = { 0 };
-	size_t left = 0;
-
-	if (!rec->n)
-		return 0;      /* only data left: prune_data's */
-	for (size_t i = 0; i < rec->n; i++)      /* the report in rec's order */
-		act(b, rec->region[i], dry ? "would be pending" : "pending", NULL);
-	for (size_t i = 0; i < rec->n; i++) {
-		g[i] = region_named(rs, rec->region[i]);
-		if (!g[i]) {
-			log_warn("pending deletion of %s/%s/%s in region %s: no such region in the config any more; dropped",
-				 host, part, rec->id, rec->region[i]);
-			act(b, rec->region[i], "dropped", "no such region in the config");
-			continue;
-		}
-		if (!g[i]->store || g[i]->down) {
-			act(b, rec->region[i], dry ? "would be pending" : "pending", g[i]->down_why);
-			continue;
-		}
-		if (dry) {
-			act(b, rec->region[i], "would delete", NULL);
-			continue;
-		}
-		e = (struct err){ 0 };
-		if (delete_objects(g[i], host, part, rec->id, 0, 1, &e)) {
-			region_failed(g[i], &e);
-			act(b, rec->region[i], "pending", err_strip_region(g[i]->name, e.msg));
-			rep->errors++;
-			continue;
-		}
-		manifest_gone[i] = true;
-	}
-	/* tests: a crash (kill -9) between the manifests and the objects */
-	if (!dry && fault_hit("prune.crash", NULL))
-		raise(SIGKILL);
-	/* every manifest first: the backup is gone from list before any of
-	 * its objects is */
-	for (size_t i = 0; i < rec->n && !dry; i++) {
-		if (!manifest_gone[i])
-			continue;
-		e = (struct err){ 0 };
-		if (delete_objects(g[i], host, part, rec->id, 2, 3, &e)) {
-			region_failed(g[i], &e);
-			act(b, rec->region[i], "pending",
-			    err_strip_region(g[i]->name, e.msg));
-			rep->errors++;
-			manifest_gone[i] = false;
-			continue;
-		}
-		act(b, rec->region[i], "deleted", NULL);
-		record_add_data(rec, rec->region[i]);
-		g[i] = NULL;           /* done */
-	}
-	if (dry)
-		return rec->n;
-	for (size_t i = 0; i < rec->n; i++)
-		if (g[i])
-			memmove(rec->region[left++], rec->region[i], sizeof(rec->region[0]));
-	rec->n = left;
-	e = (struct err){ 0 };
-	if (record_save(state_dir, host, part, rec, &e)) {
-		log_error("%s", e.msg);
-		rep->errors++;
-	}
-	return left;
-}
-
-/* Pending records of earlier runs for host/part, applied first. */
-static int apply_pending(struct regions *rs, const char *state_dir, const char *host,
-			 const char *part, bool dry, struct prune_report *rep)
-{
-	char **ids;
-	size_t n;
-	int ret = record_ids(state_dir, host, part, &ids, &n);
-
-	if (ret) {
-		log_warn("cannot read the pending deletions in %s/prune/%s/%s: %s",
-			 state_dir, host, part, err_str(ret));
-		return 0;
-	}
-	if (n) {
-		rep->finished = calloc(n, sizeof(*rep->finished));
-		if (!rep->finished) {
-			ids_free(ids, n);
-			return -ENOMEM;
-		}
-	}
-	for (size_t k = 0; k < n; k++) {
-		struct prune_backup *b = &rep->finished[rep->nfinished];
-		struct record rec;
-		struct err e = { 0 };
-
-		if (record_load(state_dir, host, part, ids[k], &rec, &e)) {
-			log_warn("%s; move it away if it is not snapship's", e.msg);
-			continue;
-		}
-		rep->nfinished++;
-		snprintf(b->id, sizeof(b->id), "%s", rec.id);
-		b->time = catalog_id_time(rec.id);
-		b->rule = "pending";
-		if (record_apply(rs, state_dir, host, part, &rec, dry, b, rep) && !dry)
-			rep->pending++;
-	}
-	ids_free(ids, n);
-	return 0;
-}
 
 /* ---- listing and deciding ---- */
 
@@ -578,7 +197,7 @@ static void prune_one(struct regions *rs, const char *state_dir, const char *hos
 		      const char *part, const int *state, unsigned in, bool dry,
 		      struct prune_backup *b, struct prune_report *rep)
 {
-	struct record rec = { .decided = util_now_unix_ns() / 1000000000LL };
+	struct prune_record rec = { .decided = util_now_unix_ns() / 1000000000LL };
 	struct err e = { 0 };
 	int lockfd;
 
@@ -596,10 +215,10 @@ static void prune_one(struct regions *rs, const char *state_dir, const char *hos
 	snprintf(rec.rule, sizeof(rec.rule), "%s", b->rule);
 	for (size_t i = 0; i < rs->n; i++) {
 		if (state[i] == L_PARTIAL && (in & (1u << i)))
-			act(b, rs->v[i].name, "kept", "the region's listing looks partial");
+			prune_act(b, rs->v[i].name, "kept", "the region's listing looks partial");
 		else if (state[i] == L_FAILED || (in & (1u << i))) {
 			snprintf(rec.region[rec.n++], sizeof(rec.region[0]), "%s", rs->v[i].name);
-			act(b, rs->v[i].name, "pending", NULL);  /* in rs's order */
+			prune_act(b, rs->v[i].name, "pending", NULL);  /* in rs's order */
 		}
 	}
 	if (!rec.n) {
@@ -613,7 +232,7 @@ static void prune_one(struct regions *rs, const char *state_dir, const char *hos
 	}
 	if (!dry) {
 		e = (struct err){ 0 };
-		if (record_save(state_dir, host, part, &rec, &e)) {
+		if (prune_record_save(state_dir, host, part, &rec, &e)) {
 			/* without the record a crash could leave it half done
 			 * and unknown: delete nothing */
 			snprintf(b->note, sizeof(b->note), "not deleted: %.280s", e.msg);
@@ -624,7 +243,7 @@ static void prune_one(struct regions *rs, const char *state_dir, const char *hos
 		}
 		geo_state_remove(state_dir, host, part, b->id);
 	}
-	if (record_apply(rs, state_dir, host, part, &rec, dry, b, rep) && !dry)
+	if (prune_record_apply(rs, state_dir, host, part, &rec, dry, b, rep) && !dry)
 		rep->pending++;
 	rep->deleted++;
 	readlock_release(lockfd, state_dir, host, part, b->id, !dry);
@@ -688,7 +307,7 @@ static bool data_one(struct regions *rs, const int *state, struct catalog_refs *
 		i++;
 	if (i == rs->n) {
 		if (b)
-			act(b, name, "dropped", "no such region in the config");
+			prune_act(b, name, "dropped", "no such region in the config");
 		return true;
 	}
 	detail[0] = '\0';
@@ -700,24 +319,24 @@ static bool data_one(struct regions *rs, const int *state, struct catalog_refs *
 	else if (catalog_refs_users(refs, part, id, NULL))
 		snprintf(detail, sizeof(detail), "data kept: referenced by %s",
 			 catalog_refs_by(refs, part, id, by, sizeof(by)));
-	else if (!dry && delete_objects(&rs->v[i], host, part, id, 1, 2, &e)) {
-		region_failed(&rs->v[i], &e);
+	else if (!dry && prune_delete_objects(&rs->v[i], host, part, id, 1, 2, &e)) {
+		prune_region_failed(&rs->v[i], &e);
 		snprintf(detail, sizeof(detail), "data: %.390s",
 			 err_strip_region(rs->v[i].name, e.msg));
 		rep->errors++;
 		if (b)
-			act(b, name, "pending", detail);
+			prune_act(b, name, "pending", detail);
 		return false;
 	}
 	if (detail[0]) {
 		/* "deleted (data kept: why)"; only the data left: "data kept (why)" */
 		if (b)
-			act(b, name, cur ? cur : "data kept",
-			    cur ? detail : detail + strlen("data kept: "));
+			prune_act(b, name, cur ? cur : "data kept",
+				  cur ? detail : detail + strlen("data kept: "));
 		return false;
 	}
 	if (b)
-		act(b, name, cur ? cur : dry ? "would delete" : "deleted", NULL);
+		prune_act(b, name, cur ? cur : dry ? "would delete" : "deleted", NULL);
 	return true;
 }
 
@@ -740,15 +359,15 @@ static void prune_data(struct regions *rs, const char *state_dir, const char *ho
 			  host, part);
 		goto out;
 	}
-	if (record_ids(state_dir, host, part, &ids, &n))
+	if (prune_record_ids(state_dir, host, part, &ids, &n))
 		n = 0;
 	for (size_t k = 0; k < n; k++) {
 		struct prune_backup *b = gone_backup(rep, ids[k]);
-		struct record rec;
+		struct prune_record rec;
 		struct err e = { 0 };
 		size_t left = 0;
 
-		if (record_load(state_dir, host, part, ids[k], &rec, &e) || !rec.ndata)
+		if (prune_record_load(state_dir, host, part, ids[k], &rec, &e) || !rec.ndata)
 			continue;
 		for (size_t d = 0; d < rec.ndata; d++)
 			if (!data_one(rs, state, &refs, host, part, rec.id, rec.data[d], dry, b, rep))
@@ -756,7 +375,7 @@ static void prune_data(struct regions *rs, const char *state_dir, const char *ho
 		if (dry || left == rec.ndata)
 			continue;
 		rec.ndata = left;
-		if (record_save(state_dir, host, part, &rec, &e)) {
+		if (prune_record_save(state_dir, host, part, &rec, &e)) {
 			log_error("%s", e.msg);
 			rep->errors++;
 		}
@@ -770,7 +389,7 @@ static void prune_data(struct regions *rs, const char *state_dir, const char *ho
 					 b, rep);
 	}
 out:
-	ids_free(ids, n);
+	prune_ids_free(ids, n);
 	catalog_refs_free(&refs);
 }
 
@@ -847,7 +466,7 @@ int prune_partition(const struct config *cfg, const char *host, const struct cfg
 	ret = geo_regions_open(cfg, NULL, NULL, NULL, false, &rs, err);
 	if (ret)
 		return ret;
-	ret = apply_pending(&rs, cfg->state_dir, host, p->name, o->dry_run, rep);
+	ret = prune_apply_pending(&rs, cfg->state_dir, host, p->name, o->dry_run, rep);
 	if (ret) {
 		err_set(err, ret, "out of memory");
 		goto out_regions;
@@ -1035,7 +654,7 @@ int prune_partition_round(const struct config *cfg, const char *host,
 	memset(rep, 0, sizeof(*rep));
 	snprintf(rep->partition, sizeof(rep->partition), "%s", p->name);
 	rep->dry_run = o->dry_run;
-	ret = apply_pending(&rs, cfg->state_dir, host, p->name, o->dry_run, rep);
+	ret = prune_apply_pending(&rs, cfg->state_dir, host, p->name, o->dry_run, rep);
 	if (ret)
 		return err_set(err, ret, "out of memory");
 	if (geo_state_ids(cfg->state_dir, host, p->name, &known, &nknown))
