@@ -276,7 +276,7 @@ static const char *secs(double s, char *buf, size_t len)
 
 void drill_report_table(FILE *f, const struct drill_result *v, size_t n)
 {
-	char a[32], b[32];
+	char a[32], b[32], c[32];
 	size_t failed = 0;
 
 	fprintf(f, "%-20s %-12s %-24s %8s %8s %9s  %s\n", "PARTITION", "REGION", "BACKUP",
@@ -285,9 +285,14 @@ void drill_report_table(FILE *f, const struct drill_result *v, size_t n)
 		const struct drill_result *r = &v[i];
 
 		failed += r->failure != DRILL_OK;
-		fprintf(f, "%-20s %-12s %-24s %8s %8s %9.1f  %s\n", UTIL_ESC(r->partition),
+		/* no restore measured (missing, unreachable): "-", not 0.0 */
+		if (r->rto_s < 0)
+			snprintf(c, sizeof(c), "-");
+		else
+			snprintf(c, sizeof(c), "%.1f", r->mb_per_s);
+		fprintf(f, "%-20s %-12s %-24s %8s %8s %9s  %s\n", UTIL_ESC(r->partition),
 			UTIL_ESC(r->region), r->backup_id[0] ? r->backup_id : "-",
-			secs(r->rpo_s, a, sizeof(a)), secs(r->rto_s, b, sizeof(b)), r->mb_per_s,
+			secs(r->rpo_s, a, sizeof(a)), secs(r->rto_s, b, sizeof(b)), c,
 			r->failure == DRILL_OK ? "passed" : drill_failure_name(r->failure));
 	}
 	for (size_t i = 0; i < n; i++) {
