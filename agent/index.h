@@ -11,7 +11,13 @@
  * walk became sorted and ignored by readers before them: ino, igen,
  * ctime_ns, xattr_map (name -> base64 value).  ref (the backup holding a
  * file's content, absent: this one) is read and checked here; only forged
- * and (later) incremental backups carry it.
+ * and incremental backups carry it.  Large files (pack.h "Large files in
+ * blocks"): bsize, bxxh3 (each block's XXH3-128, hex, concatenated), bext
+ * (each block's extent fingerprint, 16 hex digits each; optional) and runs
+ * ([{"b", "n", "offset", "skip", "ref"?}], when the content is not one
+ * whole tar entry at offset) — checked here for shape (sizes, order,
+ * coverage); whether a run's tar entry holds its blocks is the restore's
+ * check.
  */
 
 #include <stdbool.h>
@@ -68,6 +74,10 @@ struct index_entry {
 	char ref[BACKUP_ID_LEN + 1]; /* the backup holding the content; "" this one */
 	struct index_xattr *xattr;   /* xattr_map, decoded; owned */
 	size_t nxattr;
+	/* A large file's blocks (bsize, bxxh3, bext, runs; NULL: not in
+	 * blocks); owned.  Its runs always cover the file: an entry with one
+	 * whole location (offset, ref) gets that one run. */
+	struct pack_blocks *blk;
 };
 
 struct index_xattr {
@@ -76,8 +86,11 @@ struct index_xattr {
 	size_t len;
 };
 
-/* Free what an entry owns (path, link, xattrs) and zero it. */
+/* Free what an entry owns (path, link, xattrs, blocks) and zero it. */
 void index_entry_clear(struct index_entry *e);
+void index_blocks_free(struct pack_blocks *b);
+/* A deep copy (NULL: out of memory). */
+struct pack_blocks *index_blocks_dup(const struct pack_blocks *b);
 
 /*
  * Streaming reader: entries one at a time from a compressed index, in

@@ -47,15 +47,73 @@ struct pack_plan_entry {
 
 #define PACK_REF_ID_LEN 23    /* a backup id, BACKUP_ID_LEN */
 
+struct pack_blocks;
+
 struct pack_ref {
 	char id[PACK_REF_ID_LEN + 1];
 	uint64_t offset;
 	unsigned char xxh3[16];
 	bool sparse;              /* that entry is sparse (holes not stored) */
+	bool has_sum;             /* xxh3 is known (a blocked file's may not be) */
+	/* a blocked file (the planner's; valid until its next call): on 1, the
+	 * whole description; on 2, the runs already stored */
+	const struct pack_blocks *blocks;
+};
+
+/*
+ * Large files in blocks (doc/incremental.md "Large files in blocks"): a
+ * regular, not sparse file of at least PACK_BLOCKED_MIN bytes is also
+ * described block by block — bsize bytes each (the last one shorter), each
+ * with its XXH3-128 and, on btrfs, a fingerprint of the file extent items
+ * that hold it — and its content may be spread over several tar entries
+ * (runs), in this backup or older ones.  An incremental then stores only the
+ * blocks that changed.
+ */
+#define PACK_BLOCKED_MIN ((uint64_t)4 << 20)
+#define PACK_BSIZE_MIN ((uint32_t)1 << 20)
+#define PACK_BSIZE_MAX ((uint32_t)1 << 30)
+#define PACK_BLOCKS_MAX 16384u
+
+/* The block size of a file of size bytes, 0: not described in blocks (too
+ * small, or too large even for PACK_BSIZE_MAX).  1 MiB up to 16 GiB, then
+ * the smallest power of two giving at most PACK_BLOCKS_MAX blocks. */
+static inline uint32_t pack_block_size(uint64_t size)
+{
+	uint64_t b = PACK_BSIZE_MIN;
+
+	if (size < PACK_BLOCKED_MIN)
+		return 0;
+	while ((size + b - 1) / b > PACK_BLOCKS_MAX) {
+		if (b >= PACK_BSIZE_MAX)
+			return 0;
+		b <<= 1;
+	}
+	return (uint32_t)b;
+}
+
+/* Blocks [first, first + n) of a file are the data of the tar entry whose
+ * header is at offset in backup ref's stream ("" = this backup), starting
+ * skip blocks (skip * bsize bytes) into that entry's data. */
+struct pack_run {
+	uint64_t first, n;
+	uint64_t offset;
+	uint64_t skip;
+	char ref[PACK_REF_ID_LEN + 1];
+};
+
+struct pack_blocks {
+	uint32_t bsize;
+	uint32_t nblocks;         /* ceil(size / bsize) */
+	unsigned char (*xxh3)[16]; /* per block: XXH3-128, big-endian */
+	uint64_t *ext;            /* per block: extent fingerprint; NULL: none */
+	struct pack_run *run;     /* by first, covering [0, nblocks) */
+	size_t nrun;
 };
 
 /* 1 = referenced (*ref filled; only when pe->content), 0 = pack as usual,
- * negative = abort the walk (err set). */
+ * 2 = in part (a blocked file: ref->blocks names the runs already stored,
+ * with their blocks' xxh3, and ext when known; the blocks no run covers are
+ * packed), negative = abort the walk (err set). */
 typedef int (*pack_plan_fn)(void *ctx, const struct pack_plan_entry *pe,
 			    struct pack_ref *ref, struct err *err);
 
@@ -130,6 +188,10 @@ struct pack_entry_info {
 	 * not in the tar, made from the index). */
 	const char *ref;
 	bool no_offset;
+	/* A blocked file's blocks and runs (NULL: not blocked); valid during
+	 * the callback only.  A file in several runs has no single location
+	 * (no_offset) and, when some run is older, no whole xxh3 (!has_sum). */
+	const struct pack_blocks *blocks;
 };
 
 /* The tar stream, in order.  Negative return aborts the walk. */
