@@ -6,7 +6,8 @@
  * version 2 fields (ino, igen, ctime_ns, ref, xattr_map) read, written and
  * refused when hostile; the streaming reader: the same entries as
  * index_load from a buffer, a byte-at-a-time read function and a store,
- * truncated streams, an overlong line.
+ * truncated streams, an overlong line; large files in blocks (bsize,
+ * bxxh3, bext, runs) read, written and refused when malformed.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -588,6 +589,171 @@ static void test_writer_v2(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* One index line of a 5 MiB file in blocks (1 MiB: 5 blocks); extra is
+ * spliced in before the closing brace. */
+static char *blocked_line(const char *extra, bool with_offset, size_t nsum, size_t next)
+{
+	size_t cap = 1024 + 32 * nsum + 16 * next + strlen(extra);
+	char *t = malloc(cap), *p = t;
+
+	assert_non_null(t);
+	p += sprintf(p, "{\"type\":\"f\",\"mode\":420,\"uid\":0,\"gid\":0,\"size\":5242880,"
+		     "\"mtime_ns\":0,\"path\":\"big\",%s\"bsize\":1048576,\"bxxh3\":\"",
+		     with_offset ? "\"offset\":512," : "");
+	for (size_t i = 0; i < nsum; i++)
+		p += sprintf(p, "%032zx", i + 1);
+	p += sprintf(p, "\"");
+	if (next) {
+		p += sprintf(p, ",\"bext\":\"");
+		for (size_t i = 0; i < next; i++)
+			p += sprintf(p, "%016zx", i + 0xa0);
+		p += sprintf(p, "\"");
+	}
+	sprintf(p, "%s}\n", extra);
+	return t;
+}
+
+/* Blocks: the one-location form becomes one run; runs read in order;
+ * every shape error refused (a store is untrusted). */
+static void test_blocks(void **state)
+{
+	static const char runs[] = ",\"runs\":[{\"b\":0,\"n\":2,\"offset\":0,\"skip\":0,\"ref\":\"" ID1 "\"},"
+		"{\"b\":2,\"n\":1,\"offset\":1536,\"skip\":0},"
+		"{\"b\":3,\"n\":2,\"offset\":0,\"skip\":3,\"ref\":\"" ID1 "\"}]";
+	static const char *const bad_runs[] = {
+		",\"runs\":[]",
+		",\"runs\":[{\"b\":0,\"n\":4,\"offset\":0,\"skip\":0}]",                 /* short */
+		",\"runs\":[{\"b\":0,\"n\":6,\"offset\":0,\"skip\":0}]",                 /* past the end */
+		",\"runs\":[{\"b\":0,\"n\":2,\"offset\":0,\"skip\":0},{\"b\":3,\"n\":2,\"offset\":9,\"skip\":0}]", /* gap */
+		",\"runs\":[{\"b\":0,\"n\":3,\"offset\":0,\"skip\":0},{\"b\":2,\"n\":3,\"offset\":9,\"skip\":0}]", /* overlap */
+		",\"runs\":[{\"b\":0,\"n\":0,\"offset\":0,\"skip\":0},{\"b\":0,\"n\":5,\"offset\":9,\"skip\":0}]",
+		",\"runs\":[{\"b\":0,\"n\":5,\"offset\":-1,\"skip\":0}]",
+		",\"runs\":[{\"b\":0,\"n\":5,\"offset\":0,\"skip\":-1}]",
+		",\"runs\":[{\"b\":0,\"n\":5,\"offset\":0,\"skip\":0,\"ref\":\"../x\"}]",
+		",\"runs\":[{\"b\":0,\"n\":5,\"offset\":0}]",
+		",\"runs\":{}",
+	};
+	struct index *idx = NULL;
+	struct err err = { 0 };
+	const struct pack_blocks *b;
+	char *t;
+
+	(void)state;
+	t = blocked_line("", true, 5, 5);
+	assert_int_equal(load(t, &idx, &err), 0);
+	b = idx->e[0].blk;
+	assert_non_null(b);
+	assert_int_equal(b->bsize, 1 << 20);
+	assert_int_equal(b->nblocks, 5);
+	assert_int_equal(b->nrun, 1);
+	assert_int_equal(b->run[0].n, 5);
+	assert_int_equal(b->run[0].offset, 512);
+	assert_int_equal(b->xxh3[4][15], 5);
+	assert_non_null(b->ext);
+	assert_true(b->ext[4] == 0xa4);
+	index_free(idx);
+	free(t);
+
+	t = blocked_line(runs, false, 5, 0);
+	assert_int_equal(load(t, &idx, &err), 0);
+	b = idx->e[0].blk;
+	assert_null(b->ext);
+	assert_int_equal(b->nrun, 3);
+	assert_string_equal(b->run[0].ref, ID1);
+	assert_string_equal(b->run[1].ref, "");
+	assert_int_equal(b->run[1].offset, 1536);
+	assert_int_equal(b->run[2].skip, 3);
+	index_free(idx);
+	free(t);
+
+	for (size_t i = 0; i < sizeof(bad_runs) / sizeof(bad_runs[0]); i++) {
+		t = blocked_line(bad_runs[i], false, 5, 0);
+		if (load(t, &idx, &err) != -EBADMSG)
+			fail_msg("runs %zu were accepted: %s", i, t);
+		free(t);
+	}
+	/* both forms, neither, a short bxxh3, a short bext, sparse, a wrong bsize */
+	static const struct { const char *extra; bool off; size_t nsum, next; } bad[] = {
+		{ runs, true, 5, 0 }, { "", false, 5, 0 }, { "", true, 4, 0 }, { "", true, 5, 4 },
+		{ ",\"sparse\":true", true, 5, 0 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		t = blocked_line(bad[i].extra, bad[i].off, bad[i].nsum, bad[i].next);
+		if (load(t, &idx, &err) != -EBADMSG)
+			fail_msg("line %zu was accepted: %s", i, t);
+		free(t);
+	}
+	t = blocked_line("", true, 5, 0);
+	memcpy(strstr(t, "1048576"), "2097152", 7);
+	assert_int_equal(load(t, &idx, &err), -EBADMSG);
+	free(t);
+	/* blocks on a file too small for them */
+	t = blocked_line("", true, 5, 0);
+	memcpy(strstr(t, "5242880"), "3145728", 7);
+	assert_int_equal(load(t, &idx, &err), -EBADMSG);
+	free(t);
+}
+
+/* The writer: blocks with one location (no runs), and with runs. */
+static void test_writer_blocks(void **state)
+{
+	char dir[] = "/tmp/test_index.XXXXXX", hex[65], cmd[64];
+	unsigned char sums[5][16] = { { 1 }, { 2 }, { 3 }, { 4 }, { 5 } };
+	uint64_t ext[5] = { 7, 8, 0xffffffffffffffffull, 0, 1 };
+	struct pack_run run[2] = { { .first = 0, .n = 2, .offset = 0, .skip = 1, .ref = ID1 },
+				   { .first = 2, .n = 3, .offset = 4096 } };
+	struct pack_blocks blk = { .bsize = 1 << 20, .nblocks = 5, .xxh3 = sums, .ext = ext,
+				   .run = run, .nrun = 2 };
+	struct pack_entry_info e = { .path = "f", .type = PACK_FILE, .mode = 0644,
+				     .size = (5u << 20) - 5, .no_offset = true, .blocks = &blk };
+	struct store *store = NULL;
+	struct index_writer *w = NULL;
+	struct index *idx = NULL;
+	struct sink sink = { 0 };
+	struct err err = { 0 };
+	void *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(store_open(dir, &store, &err), 0);
+	assert_int_equal(sink_open(&sink, store, "idx", &err), 0);
+	assert_int_equal(index_writer_new(&sink, 3, &w, &err), 0);
+	assert_int_equal(index_writer_add(w, &e, &err), 0);
+	/* whole: one location, no runs written */
+	e.path = "g";
+	e.no_offset = false;
+	e.offset = 8192;
+	e.has_sum = true;
+	blk.ext = NULL;
+	blk.nrun = 1;
+	run[0] = (struct pack_run){ .first = 0, .n = 5, .offset = 8192 };
+	assert_int_equal(index_writer_add(w, &e, &err), 0);
+	assert_int_equal(index_writer_finish(w, &err), 0);
+	assert_int_equal(sink_commit(&sink, hex, &err), 0);
+	index_writer_free(w);
+	assert_int_equal(store_get_all(store, "idx", 1 << 20, &buf, &len, &err), 0);
+	assert_int_equal(index_load(buf, len, &idx, &err), 0);
+	assert_int_equal(idx->n, 2);
+	assert_false(idx->e[0].has_offset);
+	assert_false(idx->e[0].has_sum);
+	assert_int_equal(idx->e[0].blk->nrun, 2);
+	assert_string_equal(idx->e[0].blk->run[0].ref, ID1);
+	assert_int_equal(idx->e[0].blk->run[0].skip, 1);
+	assert_int_equal(idx->e[0].blk->run[1].offset, 4096);
+	assert_true(idx->e[0].blk->ext[2] == 0xffffffffffffffffull);
+	assert_memory_equal(idx->e[0].blk->xxh3[1], sums[1], 16);
+	assert_true(idx->e[1].has_offset);
+	assert_null(idx->e[1].blk->ext);
+	assert_int_equal(idx->e[1].blk->nrun, 1);
+	assert_int_equal(idx->e[1].blk->run[0].offset, 8192);
+	index_free(idx);
+	free(buf);
+	store_free(store);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +771,8 @@ int main(void)
 		cmocka_unit_test(test_reader_truncated),
 		cmocka_unit_test(test_reader_long_line),
 		cmocka_unit_test(test_writer_v2),
+		cmocka_unit_test(test_blocks),
+		cmocka_unit_test(test_writer_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
