@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "agent/agentd.h"
@@ -842,6 +843,12 @@ int main(int argc, char **argv)
 	 * never pile up in the heap (keeps the resident set flat) */
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
+	/* nearly every command reads S3 credentials (and, later, keys): a core
+	 * dump of this root process, or a ptrace by another user, must not
+	 * be a way to them (issue 15, secrets hygiene) */
+	if (prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L))
+		log_warn("cannot make the process non-dumpable (%s): a core dump could hold credentials",
+			 strerror(errno));
 	/* under systemd: each line's priority for the journal */
 	log_detect_journal();
 	report_collect_errors();
