@@ -104,17 +104,20 @@ int s3_http_error(const struct s3_names *n, const char *what, long status,
 
 /* OpenSSL's X509_V_ERR_* verify results that are not about trust */
 enum {
-	TLS_V_OK = 0,
 	TLS_V_CERT_NOT_YET_VALID = 9,
 	TLS_V_CERT_HAS_EXPIRED = 10,
 	TLS_V_HOSTNAME_MISMATCH = 62,
 	TLS_V_IP_ADDRESS_MISMATCH = 64,
 };
 
-/* A certificate curl refused (CURLE_PEER_FAILED_VERIFICATION). */
+/* A certificate curl refused (CURLE_PEER_FAILED_VERIFICATION): curl checks
+ * the host name itself after the TLS library accepted the chain, and then
+ * says so only in its text ("... target host name '...'"). */
 static int tls_refused(const struct s3_names *n, long verify, const char *why,
 		       struct err *err)
 {
+	if (strstr(why, "target host name"))
+		verify = TLS_V_HOSTNAME_MISMATCH;
 	switch (verify) {
 	case TLS_V_CERT_HAS_EXPIRED:
 		return err_set(err, -EPROTO,
@@ -124,7 +127,6 @@ static int tls_refused(const struct s3_names *n, long verify, const char *why,
 		return err_set(err, -EPROTO,
 			       "%s: the TLS certificate of %s is not valid yet (%s); check this host's clock (timedatectl, NTP)",
 			       n->who, n->endpoint, why);
-	case TLS_V_OK:                  /* the chain was good: curl's name check */
 	case TLS_V_HOSTNAME_MISMATCH:
 	case TLS_V_IP_ADDRESS_MISMATCH:
 		return err_set(err, -EPROTO,
