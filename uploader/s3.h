@@ -68,6 +68,8 @@ struct s3_names {
 	const char *fix_bucket;     /* "[region east] bucket" / "the bucket in --to" */
 	const char *fix_keys;       /* where the keys come from */
 	const char *fix_region;     /* where the SigV4 region comes from */
+	const char *fix_ca;         /* where the CA bundle is set ("ca_file in
+				     * [region east]"; NULL: a generic hint) */
 	const char *bucket;
 	const char *endpoint;       /* "http://127.0.0.1:7480" */
 };

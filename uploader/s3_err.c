@@ -134,8 +134,9 @@ static int tls_refused(const struct s3_names *n, long verify, const char *why,
 			       n->who, n->endpoint, why);
 	default:
 		return err_set(err, -EPROTO,
-			       "%s: the TLS certificate of %s is not trusted (%s); point ca_file (or AWS_CA_BUNDLE) at the PEM of the CA that signed it",
-			       n->who, n->endpoint, why);
+			       "%s: the TLS certificate of %s is not trusted (%s); point %s at the PEM of the CA that signed it",
+			       n->who, n->endpoint, why,
+			       n->fix_ca ? n->fix_ca : "ca_file (or AWS_CA_BUNDLE)");
 	}
 }
 
@@ -165,8 +166,9 @@ int s3_transport_error(const struct s3_names *n, const char *what,
 				   err);
 	case CURLE_SSL_CACERT_BADFILE:
 		return err_set(err, -EPROTO,
-			       "%s: the CA file given to verify %s cannot be used (%s); point ca_file (or AWS_CA_BUNDLE) at a PEM file of CA certificates",
-			       n->who, n->endpoint, detail && detail[0] ? detail : why);
+			       "%s: the CA file given to verify %s cannot be used (%s); point %s at a PEM file of CA certificates",
+			       n->who, n->endpoint, detail && detail[0] ? detail : why,
+			       n->fix_ca ? n->fix_ca : "ca_file (or AWS_CA_BUNDLE)");
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_ISSUER_ERROR:
 		return err_set(err, -EPROTO,

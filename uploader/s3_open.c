@@ -289,6 +289,7 @@ static void s3_free_store(struct s3_store *s)
 	free(s->fix_bucket);
 	free(s->fix_keys);
 	free(s->fix_region);
+	free(s->fix_ca);
 	free(s->bucket);
 	free(s->prefix);
 	free(s->endpoint);
@@ -530,6 +531,8 @@ int s3_open(const char *location, const struct store_opts *o,
 			s->fix_bucket = NULL;
 		if (asprintf(&s->fix_region, "sigv4_region of [region %s]", o->name) < 0)
 			s->fix_region = NULL;
+		if (asprintf(&s->fix_ca, "ca_file in [region %s]", o->name) < 0)
+			s->fix_ca = NULL;
 	} else {
 		if (asprintf(&s->who, "store s3://%s/%s", s->bucket, s->prefix) < 0)
 			s->who = NULL;
@@ -540,12 +543,13 @@ int s3_open(const char *location, const struct store_opts *o,
 			     o->given_as ? " " : "") < 0)
 			s->fix_bucket = NULL;
 		s->fix_region = strdup("AWS_REGION");
+		s->fix_ca = strdup("AWS_CA_BUNDLE");
 	}
 	v = o->region ? o->region : env("AWS_REGION");
 	if (!v)
 		v = env("AWS_DEFAULT_REGION");
 	s->region = strdup(v ? v : "us-east-1");
-	if (!s->who || !s->fix_bucket || !s->fix_region || !s->region) {
+	if (!s->who || !s->fix_bucket || !s->fix_region || !s->fix_ca || !s->region) {
 		ret = s3_oom(s, err);
 		goto fail;
 	}
@@ -586,6 +590,7 @@ int s3_open(const char *location, const struct store_opts *o,
 	s->names.fix_bucket = s->fix_bucket;
 	s->names.fix_keys = s->fix_keys;
 	s->names.fix_region = s->fix_region;
+	s->names.fix_ca = s->fix_ca;
 	s->names.bucket = s->bucket;
 	s->names.endpoint = s->endpoint;
 

@@ -148,7 +148,7 @@ nothing_stored "cleaning up the good backup"
 
 # ---- 2. a wrong CA: the real server, ca_file another CA --------------------
 conf "$RGW_EAST_TLS_ENDPOINT" "ca_file = $RGW_TLS_DIR/other-ca.pem"
-expect "wrong CA: backup" 1 "region east" "not trusted" "$RGW_EAST_TLS_ENDPOINT" "ca_file" -- \
+expect "wrong CA: backup" 1 "region east" "not trusted" "$RGW_EAST_TLS_ENDPOINT" "ca_file in [region east]" -- \
 	"$SNAPSHIP" --config "$c" backup
 nothing_stored "wrong CA"
 expect "wrong CA: config check" 1 "region east" "not trusted" "$RGW_EAST_TLS_ENDPOINT" "ca_file" -- \
@@ -157,6 +157,22 @@ expect "wrong CA: config check" 1 "region east" "not trusted" "$RGW_EAST_TLS_END
 conf "$RGW_EAST_TLS_ENDPOINT"
 expect "no ca_file" 1 "not trusted" "$RGW_EAST_TLS_ENDPOINT" -- "$SNAPSHIP" --config "$c" backup
 nothing_stored "no ca_file"
+
+# a CA file that holds no certificate
+printf 'not a certificate\n' >"$TEST_TMP/bad.pem"
+conf "$RGW_EAST_TLS_ENDPOINT" "ca_file = $TEST_TMP/bad.pem"
+expect "unusable ca_file" 1 "region east" "cannot be used" "ca_file in [region east]" -- \
+	"$SNAPSHIP" --config "$c" backup
+nothing_stored "unusable ca_file"
+
+# the same without a config: the environment says the endpoint and the CA
+envs=(env AWS_ACCESS_KEY_ID="$RGW_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$RGW_SECRET_ACCESS_KEY"
+	AWS_REGION="$RGW_REGION" SNAPSHIP_S3_ENDPOINT="$RGW_EAST_TLS_ENDPOINT")
+"${envs[@]}" AWS_CA_BUNDLE="$RGW_CA_FILE" "$SNAPSHIP" --state-dir "$state" \
+	list --from "s3://$RGW_BUCKET/$prefix" >/dev/null ||
+	fail "list over https with AWS_CA_BUNDLE failed"
+expect "no AWS_CA_BUNDLE" 1 "not trusted" "point AWS_CA_BUNDLE at" -- \
+	"${envs[@]}" "$SNAPSHIP" --state-dir "$state" list --from "s3://$RGW_BUCKET/$prefix"
 
 # ---- 3. an expired certificate (same CA) ------------------------------------
 proxy expired --cert "$RGW_TLS_DIR/expired.pem" --key "$RGW_TLS_DIR/expired.key"
@@ -192,6 +208,11 @@ expect "http to another host: config check" 2 "plain HTTP" "allow_http = yes" "[
 expect "http to another host: backup" 2 "plain HTTP" "allow_http = yes" -- \
 	"$SNAPSHIP" --config "$c" backup
 nothing_stored "plain http"
+expect "http to another host, no config" 2 "plain HTTP" "SNAPSHIP_S3_ALLOW_HTTP=1" -- \
+	env AWS_ACCESS_KEY_ID="$RGW_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$RGW_SECRET_ACCESS_KEY" \
+	SNAPSHIP_S3_ENDPOINT=http://192.0.2.123:7480 "$SNAPSHIP" --state-dir "$state" \
+	backup "$part" --to "s3://$RGW_BUCKET/$prefix"
+nothing_stored "plain http, no config"
 # allowed explicitly: to a real server on a non-loopback address of this host
 addr=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
 if [ -n "$addr" ]; then

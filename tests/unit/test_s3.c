@@ -50,6 +50,7 @@ static const struct s3_names names = {
 	.fix_bucket = "[region east] bucket",
 	.fix_keys = "access_key_id and secret_access_key_file of [region east]",
 	.fix_region = "sigv4_region of [region east]",
+	.fix_ca = "ca_file in [region east]",
 	.bucket = "backups",
 	.endpoint = "http://127.0.0.1:7480",
 };
@@ -523,7 +524,7 @@ static void test_transport_errors(void **state)
 					    &err), -EPROTO);
 	assert_non_null(strstr(err.msg, "not trusted"));
 	assert_non_null(strstr(err.msg, "http://127.0.0.1:7480"));
-	assert_non_null(strstr(err.msg, "ca_file"));
+	assert_non_null(strstr(err.msg, "point ca_file in [region east] at"));
 	err_clear(&err);
 	assert_int_equal(s3_transport_error(&names, "GET \"k\"", CURLE_PEER_FAILED_VERIFICATION,
 					    0, 10, "SSL certificate problem: certificate has expired",
