@@ -403,8 +403,7 @@ static int open_plain_http(struct s3_store *s, const struct store_opts *o,
 {
 	const char *v = o->name ? NULL : env("SNAPSHIP_S3_ALLOW_HTTP");
 
-	s->plain_http = !strcmp(scheme, "http");
-	if (!s->plain_http || s3_host_is_loopback(auth))
+	if (strcmp(scheme, "http") || s3_host_is_loopback(auth))
 		return 0;
 	if (o->allow_http || (v && (!strcmp(v, "1") || !strcmp(v, "yes")))) {
 		log_warn("%s: endpoint http://%s is plain HTTP (allow_http): anyone on the network path can read and alter backups",

@@ -39,7 +39,6 @@ struct s3_store {
 	struct sigv4_credentials creds;
 	char *ca_file;
 	bool insecure;
-	bool plain_http;          /* http:// endpoint (loopback or allow_http) */
 	uint64_t part_size;
 	unsigned inflight;
 	long connect_timeout, stall_timeout;
