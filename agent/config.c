@@ -21,6 +21,7 @@
 #include "agent/config_priv.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "uploader/s3.h"
 
 int config_defaults(struct config *cfg, struct err *err)
 {
@@ -63,6 +64,25 @@ static int retention_check(const struct config *cfg, struct err *err)
 	return 0;
 }
 
+/* An http:// endpoint to a host other than this one without allow_http
+ * (the store refuses it too when it opens: uploader/s3_open.c). */
+static int plain_http_refused(const struct config *cfg, const struct cfg_region *r,
+			      struct err *err)
+{
+	const char *auth;
+	char host[300];
+
+	if (!r->endpoint || strncmp(r->endpoint, "http://", 7) || r->allow_http)
+		return 0;
+	auth = r->endpoint + 7;
+	snprintf(host, sizeof(host), "%.*s", (int)strcspn(auth, "/?#"), auth);
+	if (s3_host_is_loopback(host))
+		return 0;
+	return err_set(err, -EINVAL, "%s:%d: [region %s] endpoint %s is plain HTTP to another host: anyone on the network path could read and alter backups; use https:// (with ca_file = the CA's PEM for a private CA), or set allow_http = yes in [region %s] if that network is trusted",
+		       cfg->file, r->endpoint_line ? r->endpoint_line : r->line, r->name,
+		       r->endpoint, r->name);
+}
+
 static int config_check(struct config *cfg, struct err *err)
 {
 	const struct cfg_region *primary = NULL;
@@ -96,6 +116,10 @@ static int config_check(struct config *cfg, struct err *err)
 			if (!r->access_key_id != !r->secret_access_key_file)
 				return err_set(err, -EINVAL, "%s:%d: [region %s] sets only one of access_key_id and secret_access_key_file; set both, or neither to use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
 					       cfg->file, r->line, r->name);
+			int ret = plain_http_refused(cfg, r, err);
+
+			if (ret)
+				return ret;
 			if (!r->sigv4_region && config_set_str(&r->sigv4_region, "us-east-1"))
 				return err_set(err, -ENOMEM, "out of memory");
 			if (asprintf(&r->location, "s3://%s", r->bucket) < 0)

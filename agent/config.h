@@ -70,14 +70,17 @@ struct cfg_region {
 	int64_t replication_deadline;  /* seconds; default 15m */
 	int repl_line;            /* line of replication/deadline, 0 if unset */
 	/* store = s3 */
-	char *endpoint;           /* NULL: https://s3.SIGV4_REGION.amazonaws.com */
+	char *endpoint;           /* NULL: https://s3.SIGV4_REGION.amazonaws.com;
+				   * given without a scheme: https:// added */
 	char *bucket;
 	char *sigv4_region;       /* "us-east-1" unless set */
 	bool virtual_hosted;      /* addressing = virtual (default path) */
 	char *access_key_id;      /* NULL: AWS_ACCESS_KEY_ID etc. from the env */
 	char *secret_access_key_file;
-	char *ca_file;
+	char *ca_file;            /* NULL: the system's CA store */
 	bool insecure_tls;
+	bool allow_http;          /* http:// to a host that is not loopback */
+	int endpoint_line;        /* line of endpoint, 0 if unset */
 	uint64_t part_size;       /* 0: the store's default */
 	unsigned parts_in_flight; /* 0: the store's default */
 	int s3_line;              /* first line of an S3-only key, 0 if none */

@@ -455,9 +455,18 @@ static int region_s3_key(struct parse_ctx *pc, const char *s, struct cfg_region 
 					    pc->file, pc->line, s);
 			return 0;
 		}
-		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
-			return bad(pc, s, k, v, "expected http://HOST[:PORT] or https://HOST[:PORT]");
-		return config_set_str(&r->endpoint, v);
+		r->endpoint_line = pc->line;
+		if (!strncmp(v, "http://", 7) || !strncmp(v, "https://", 8))
+			return config_set_str(&r->endpoint, v);
+		if (strstr(v, "://"))
+			return bad(pc, s, k, v, "expected https://HOST[:PORT] (or HOST[:PORT], which means https; http:// only with allow_http = yes unless HOST is this host)");
+		/* no scheme: https, never a silent plain HTTP */
+		free(r->endpoint);
+		if (asprintf(&r->endpoint, "https://%s", v) < 0) {
+			r->endpoint = NULL;
+			return -ENOMEM;
+		}
+		return 0;
 	} else if (!strcmp(k, "bucket")) {
 		if (!valid_token(v, "-._"))
 			return bad(pc, s, k, v, "expected a bucket name (letters, digits, '-', '.', '_')");
@@ -478,10 +487,10 @@ static int region_s3_key(struct parse_ctx *pc, const char *s, struct cfg_region 
 		if (v[0] != '/')
 			return bad(pc, s, k, v, "expected an absolute path");
 		return config_set_str(k[0] == 's' ? &r->secret_access_key_file : &r->ca_file, v);
-	} else if (!strcmp(k, "insecure_tls")) {
+	} else if (!strcmp(k, "insecure_tls") || !strcmp(k, "allow_http")) {
 		if (!parse_bool(v, &yes))
 			return bad(pc, s, k, v, "expected yes or no");
-		r->insecure_tls = yes;
+		*(k[0] == 'i' ? &r->insecure_tls : &r->allow_http) = yes;
 	} else if (!strcmp(k, "part_size")) {
 		if (util_parse_size(v, &b) || b < (5ull << 20) || b > (5ull << 30))
 			return bad(pc, s, k, v, "expected a size from 5M to 5G");
@@ -499,8 +508,8 @@ static int region_setting(struct parse_ctx *pc, const char *s, const char *name,
 {
 	static const char *const s3_keys[] = {
 		"endpoint", "bucket", "sigv4_region", "addressing", "access_key_id",
-		"secret_access_key_file", "ca_file", "insecure_tls", "part_size",
-		"parts_in_flight", NULL,
+		"secret_access_key_file", "ca_file", "insecure_tls", "allow_http",
+		"part_size", "parts_in_flight", NULL,
 	};
 	struct cfg_region *r;
 	bool b;
@@ -550,7 +559,7 @@ static int region_setting(struct parse_ctx *pc, const char *s, const char *name,
 		r->repl_line = pc->line;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known: store, prefix, primary, replication, replication_deadline; for store = file: path; for store = s3: endpoint, bucket, sigv4_region, addressing, access_key_id, secret_access_key_file, ca_file, insecure_tls, part_size, parts_in_flight)",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: store, prefix, primary, replication, replication_deadline; for store = file: path; for store = s3: endpoint, bucket, sigv4_region, addressing, access_key_id, secret_access_key_file, ca_file, insecure_tls, allow_http, part_size, parts_in_flight)",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;

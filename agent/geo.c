@@ -49,6 +49,7 @@ int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
 	o.secret_access_key_file = r->secret_access_key_file;
 	o.ca_file = r->ca_file;
 	o.insecure_tls = r->insecure_tls;
+	o.allow_http = r->allow_http;
 	o.part_size = part_size ? part_size : r->part_size;
 	o.parts_in_flight = r->parts_in_flight;
 	o.max_attempts = max_attempts;

@@ -693,6 +693,41 @@ void report_config_partition(struct report_config *rc, const char *name,
 		printf("  partition %s: %s ok\n", name, path);
 }
 
+/*
+ * How an S3 region's connections are protected: the JSON word (NULL for a
+ * file store), a sentence into buf, and into warn what is weak ("" if
+ * nothing).
+ */
+static const char *region_tls(const struct cfg_region *g, char *buf, size_t len,
+			      char *warn, size_t wlen)
+{
+	const char *ep = g->endpoint;
+
+	warn[0] = '\0';
+	if (!g->store || strcmp(g->store, "s3"))
+		return NULL;
+	if (ep && !strncmp(ep, "http://", 7)) {
+		if (g->allow_http)
+			snprintf(warn, wlen, "[region %s]: plain HTTP to %s (allow_http = yes): anyone on the network path can read and alter backups; use https://",
+				 g->name, ep);
+		snprintf(buf, len, "plain HTTP, not encrypted%s", g->allow_http ?
+			 " (allow_http = yes)" : " (loopback: it does not leave this host)");
+		return "http";
+	}
+	if (g->insecure_tls) {
+		snprintf(warn, wlen, "[region %s]: insecure_tls = yes: the server's TLS certificate is NOT verified, anyone on the network path can read and alter backups; for tests only: set ca_file instead",
+			 g->name);
+		snprintf(buf, len, "TLS, certificate NOT verified (insecure_tls = yes)");
+		return "off";
+	}
+	if (g->ca_file) {
+		snprintf(buf, len, "TLS, certificate verified against ca_file %s", g->ca_file);
+		return "ca_file";
+	}
+	snprintf(buf, len, "TLS, certificate verified against the system's CA store");
+	return "system";
+}
+
 void report_config_region(struct report_config *rc, const struct cfg_region *g,
 			  const struct store *s, const struct err *err)
 {
@@ -700,20 +735,26 @@ void report_config_region(struct report_config *rc, const struct cfg_region *g,
 	const char *msg = err ? UTIL_ESC_CTL(err_strip_region(g->name, err->msg)) : NULL;
 	const char *role = g->primary ? "primary" : g->replication == REPL_AGENT ?
 		"secondary, replication = agent" : "secondary, replication = server";
+	char tls_text[400], warn[512];
+	const char *tls = region_tls(g, tls_text, sizeof(tls_text), warn, sizeof(warn));
 
 	if (msg)
 		config_msg(rc, true, UTIL_ESC_CTL(err->msg));
 	if (rc->r->json)
 		json_array_append_new(json_object_get(rc->r->doc, "regions"),
-				      json_pack("{s:s, s:s, s:s, s:s, s:s?}", "region", g->name,
+				      json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "region", g->name,
 						"location", config_region_location(g),
 						"role", role, "status", err ? "error" : "ok",
-						"error", msg));
+						"error", msg, "tls", tls));
 	else if (err)
 		printf("  region %s: error: %s\n", g->name, msg);
 	else
 		printf("  region %s: %s%s%s ok (%s)\n", g->name, store_describe(s),
 		       g->endpoint ? " at " : "", g->endpoint ? g->endpoint : "", role);
+	if (!rc->r->json && tls)
+		printf("  region %s: %s\n", g->name, UTIL_ESC_CTL(tls_text));
+	if (warn[0])
+		report_config_note(rc, false, warn);
 }
 
 void report_config_note(void *ctx, bool error, const char *msg)

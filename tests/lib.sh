@@ -64,7 +64,8 @@ need_btrfs() {
 
 # need_rgw: skip unless the runner started the S3 object store (Ceph RGW,
 # tools/rgw.sh); then its variables (RGW_EAST_ENDPOINT, RGW_WEST_ENDPOINT,
-# RGW_ACCESS_KEY_ID, RGW_SECRET_ACCESS_KEY, RGW_REGION, RGW_BUCKET, ...) are
+# RGW_ACCESS_KEY_ID, RGW_SECRET_ACCESS_KEY, RGW_REGION, RGW_BUCKET, the HTTPS
+# ones RGW_EAST_TLS_ENDPOINT, RGW_WEST_TLS_ENDPOINT, RGW_CA_FILE, ...) are
 # set.  The runner starts the store only for tests with a line starting
 # "need_rgw".
 need_rgw() {

@@ -12,7 +12,9 @@
 #    and, when a selected test has a line starting "need_rgw", starts one
 #    S3 object store (tools/rgw.sh: Ceph RGW zones east and west, ports
 #    TEST_RGW_EAST_PORT/TEST_RGW_WEST_PORT/TEST_RGW_MON_PORT, default
-#    17480/17481/16789) and passes RGW_ENV=<its sourceable env file>.
+#    17480/17481/16789; their HTTPS ports TEST_RGW_EAST_TLS_PORT/
+#    TEST_RGW_WEST_TLS_PORT, default 17482/17483) and passes
+#    RGW_ENV=<its sourceable env file>.
 #    Not root: integration tests are counted as skipped ("needs root").
 #
 # A test passes with exit 0 (its "SKIP: ..." lines, if any, are cases it
@@ -278,6 +280,8 @@ setup_rgw() {
 	RGW_DIR=$WORK/rgw
 	out=$(RGW_EAST_PORT=${TEST_RGW_EAST_PORT:-17480} RGW_WEST_PORT=${TEST_RGW_WEST_PORT:-17481} \
 		RGW_MON_PORT=${TEST_RGW_MON_PORT:-16789} \
+		RGW_EAST_TLS_PORT=${TEST_RGW_EAST_TLS_PORT:-17482} \
+		RGW_WEST_TLS_PORT=${TEST_RGW_WEST_TLS_PORT:-17483} \
 		timeout 300 bash "$SRC_DIR/tools/rgw.sh" start "$RGW_DIR" 2>&1) || {
 		RGW_NOTE=$(printf '%s' "$out" | tail -3 | tr '\n' ' ')
 		RGW_DIR=""

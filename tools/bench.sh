@@ -23,6 +23,7 @@
 #   QUICK=1        tiny smoke run (small datasets; RUNS and SCALE_RUNS default to 1)
 #   BENCH_DIR=/var/tmp   where the sparse loop image (and the RGW's directory) live
 #   BENCH_RGW_EAST_PORT=37480 BENCH_RGW_WEST_PORT=37481 BENCH_RGW_MON_PORT=36789
+#   BENCH_RGW_EAST_TLS_PORT=37482 BENCH_RGW_WEST_TLS_PORT=37483
 #   BENCH_RGW_MEMSTORE=14G   the private RGW (s3 suite): loopback ports, memstore size
 #
 # Everything (the peers' output, snapship's store, the reference tar, restored
@@ -64,7 +65,8 @@ fi
 S3_RUNS=${S3_RUNS:-$RUNS}
 GEO_RUNS=${GEO_RUNS:-$RUNS}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
-RGW_PORTS=("${BENCH_RGW_EAST_PORT:-37480}" "${BENCH_RGW_WEST_PORT:-37481}" "${BENCH_RGW_MON_PORT:-36789}")
+RGW_PORTS=("${BENCH_RGW_EAST_PORT:-37480}" "${BENCH_RGW_WEST_PORT:-37481}" "${BENCH_RGW_MON_PORT:-36789}"
+	"${BENCH_RGW_EAST_TLS_PORT:-37482}" "${BENCH_RGW_WEST_TLS_PORT:-37483}")
 RGW_MEM=${BENCH_RGW_MEMSTORE:-14G}
 
 # targets (the issues')
@@ -117,7 +119,7 @@ if [ "$NEED_RGW" = 1 ]; then
 	[ -r "$SRC_DIR/tools/rgw.sh" ] || die "no $SRC_DIR/tools/rgw.sh"
 	for p in "${RGW_PORTS[@]}"; do
 		! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null ||
-			die "port $p is in use (set BENCH_RGW_EAST_PORT, BENCH_RGW_WEST_PORT, BENCH_RGW_MON_PORT)"
+			die "port $p is in use (set BENCH_RGW_EAST_PORT, BENCH_RGW_WEST_PORT, BENCH_RGW_MON_PORT, BENCH_RGW_EAST_TLS_PORT, BENCH_RGW_WEST_TLS_PORT)"
 	done
 fi
 
@@ -436,6 +438,7 @@ s3_start() {
 	log "s3 suite: starting a private RGW in $RGWDIR (ports ${RGW_PORTS[*]}, memstore $RGW_MEM)"
 	RGW_STARTED=1
 	RGW_EAST_PORT=${RGW_PORTS[0]} RGW_WEST_PORT=${RGW_PORTS[1]} RGW_MON_PORT=${RGW_PORTS[2]} \
+		RGW_EAST_TLS_PORT=${RGW_PORTS[3]} RGW_WEST_TLS_PORT=${RGW_PORTS[4]} \
 		RGW_MEMSTORE_BYTES=$RGW_MEM RGW_BUCKET=snapship-bench RGW_BUCKET_B=snapship-bench-b \
 		bash "$WORK/bin/rgw.sh" start "$RGWDIR" >/dev/null
 	# Only what the harness gives, and no inherited AWS/proxy settings (an

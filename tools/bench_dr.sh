@@ -22,6 +22,7 @@
 #   BENCH_DIR=/var/tmp        where the sparse loop image and the RGW live
 #   BENCH_DR_RGW_EAST_PORT=37680 BENCH_DR_RGW_WEST_PORT=37681
 #   BENCH_DR_RGW_MON_PORT=36889 BENCH_DR_PROXY_PORT=37682  loopback ports
+#   BENCH_DR_RGW_EAST_TLS_PORT=37683 BENCH_DR_RGW_WEST_TLS_PORT=37684
 #   BENCH_DR_RGW_MEMSTORE=8G  the RGW's memstore (both zones' copies count)
 #
 # Cold page cache before every measured command; the objects live in the
@@ -37,7 +38,8 @@ RUNS_FILE=${RUNS_FILE:-5}
 RUNS_FULL=${RUNS_FULL:-3}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 PORTS=("${BENCH_DR_RGW_EAST_PORT:-37680}" "${BENCH_DR_RGW_WEST_PORT:-37681}"
-	"${BENCH_DR_RGW_MON_PORT:-36889}" "${BENCH_DR_PROXY_PORT:-37682}")
+	"${BENCH_DR_RGW_MON_PORT:-36889}" "${BENCH_DR_PROXY_PORT:-37682}"
+	"${BENCH_DR_RGW_EAST_TLS_PORT:-37683}" "${BENCH_DR_RGW_WEST_TLS_PORT:-37684}")
 RGW_MEM=${BENCH_DR_RGW_MEMSTORE:-8G}
 if [ "$QUICK" = 1 ]; then
 	IMG_SIZE=4G
@@ -141,6 +143,7 @@ DATA_FILES=$(find "$STD" -type f | wc -l)
 log "starting a private RGW in $RGWDIR (ports ${PORTS[*]:0:3}, memstore $RGW_MEM)"
 RGW_STARTED=1
 RGW_EAST_PORT=${PORTS[0]} RGW_WEST_PORT=${PORTS[1]} RGW_MON_PORT=${PORTS[2]} \
+	RGW_EAST_TLS_PORT=${PORTS[4]} RGW_WEST_TLS_PORT=${PORTS[5]} \
 	RGW_MEMSTORE_BYTES=$RGW_MEM RGW_BUCKET=snapship-dr RGW_BUCKET_B=snapship-dr-b \
 	bash "$WORK/bin/rgw.sh" start "$RGWDIR" >/dev/null
 unset AWS_CA_BUNDLE AWS_PROFILE AWS_ENDPOINT_URL http_proxy https_proxy HTTP_PROXY HTTPS_PROXY

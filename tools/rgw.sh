@@ -25,6 +25,15 @@
 #   RGW_ACCESS_KEY_ID RGW_SECRET_ACCESS_KEY RGW_SECRET_ACCESS_KEY_FILE
 #   RGW_SYSTEM_ACCESS_KEY_ID RGW_SYSTEM_SECRET_ACCESS_KEY
 #   RGW_EAST_PORT RGW_WEST_PORT RGW_MON_PORT RGW_DNS_NAME RGW_S3 CEPH_CONF
+#   RGW_EAST_TLS_ENDPOINT RGW_WEST_TLS_ENDPOINT RGW_EAST_TLS_PORT RGW_WEST_TLS_PORT
+#   RGW_CA_FILE RGW_TLS_DIR
+# Each zone also answers HTTPS (beast ssl_endpoint) on its TLS port, with a
+# certificate for 127.0.0.1 and localhost signed by a CA the harness makes
+# (openssl, under DIR/tls; RGW_CA_FILE is that CA's certificate).  DIR/tls
+# also holds certificates meant to fail, for TLS tests to serve: expired.pem
+# (127.0.0.1/localhost, expired; same CA), wronghost.pem (only for
+# wrong-host.invalid; same CA) with their keys (*.key), and other-ca.pem, a
+# CA that signed nothing of the harness's.
 # RGW_REGION is the zonegroup's name, `snapship` (RGW accepts any region in a
 # SigV4 scope, but a CreateBucket LocationConstraint must be `snapship`).
 # Virtual-hosted addressing works with Host: BUCKET.$RGW_DNS_NAME:PORT
@@ -47,6 +56,7 @@
 #
 # Environment (start):
 #   RGW_EAST_PORT=7480 RGW_WEST_PORT=7481 RGW_MON_PORT=6789   loopback ports
+#   RGW_EAST_TLS_PORT=7482 RGW_WEST_TLS_PORT=7483             their HTTPS ports
 #   RGW_BUCKET=snapship RGW_BUCKET_B=snapship-b                buckets to create
 #   RGW_MEMSTORE_BYTES=6G   the OSD's capacity, in RAM, used as data arrives.
 #                           Both zones' copies count (1 GB uploaded to east
@@ -65,7 +75,7 @@ set -euo pipefail
 
 PROG=rgw
 MARKER=.snapship-rgw
-PKGS=(ceph-mon ceph-osd radosgw ceph-common python3)
+PKGS=(ceph-mon ceph-osd radosgw ceph-common python3 openssl)
 REALM=snapship
 ZONEGROUP=snapship		# also the SigV4 region name (the zonegroup's api_name)
 DAEMONS=(client.rgw.west client.rgw.east osd.0 mon.a)	# stop order
@@ -541,13 +551,13 @@ rgw sync lease period = 10
 pid file = $DIR/run/\$name.pid
 admin socket = $ASOK_DIR/\$name.asok
 rgw zone = east
-rgw frontends = beast endpoint=127.0.0.1:$EAST_PORT
+rgw frontends = beast endpoint=127.0.0.1:$EAST_PORT ssl_endpoint=127.0.0.1:$EAST_TLS_PORT ssl_certificate=$DIR/tls/server.pem ssl_private_key=$DIR/tls/server.key
 
 [client.rgw.west]
 pid file = $DIR/run/\$name.pid
 admin socket = $ASOK_DIR/\$name.asok
 rgw zone = west
-rgw frontends = beast endpoint=127.0.0.1:$WEST_PORT
+rgw frontends = beast endpoint=127.0.0.1:$WEST_PORT ssl_endpoint=127.0.0.1:$WEST_TLS_PORT ssl_certificate=$DIR/tls/server.pem ssl_private_key=$DIR/tls/server.key
 EOF
 }
 
@@ -556,8 +566,9 @@ show_summary() {
 	(
 		. "$DIR/env"
 		cat <<EOF
-east (master):  $RGW_EAST_ENDPOINT
-west:           $RGW_WEST_ENDPOINT
+east (master):  $RGW_EAST_ENDPOINT $RGW_EAST_TLS_ENDPOINT
+west:           $RGW_WEST_ENDPOINT $RGW_WEST_TLS_ENDPOINT
+CA (https):     $RGW_CA_FILE
 region (SigV4): $RGW_REGION
 buckets:        $RGW_BUCKET $RGW_BUCKET_B
 access key:     $RGW_ACCESS_KEY_ID
@@ -592,6 +603,46 @@ start_rgw() {
 	run_step "$DIR/log/client.rgw.$1.log" "starting radosgw $1" radosgw -c "$CONF" -n "client.rgw.$1"
 }
 
+# https_answers URL: the gateway's HTTPS frontend completes a verified
+# handshake with the harness's CA and answers (any HTTP status).
+https_answers() {
+	python3 - "$1" "$DIR/tls/ca.pem" <<'PY'
+import ssl, sys, urllib.error, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=2, context=ctx)
+except urllib.error.HTTPError:
+    pass
+PY
+}
+
+# make_tls TLSDIR: the harness's CA and certificates (see the header).
+make_tls() {
+	local t=$1 log=$DIR/log/setup.log
+	mkdir -p "$t"
+	# cert NAME CA SAN DAYS: NAME.key and NAME.pem for SAN, signed by CA
+	cert() {
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout "$t/$1.key" -out "$t/$1.csr" -subj "/CN=snapship test $1" >>"$log" 2>&1 &&
+			printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$3" >"$t/$1.ext" &&
+			openssl x509 -req -in "$t/$1.csr" -CA "$t/$2.pem" -CAkey "$t/$2.key" -CAcreateserial \
+				-days "$4" -extfile "$t/$1.ext" -out "$t/$1.pem" >>"$log" 2>&1 &&
+			rm -f "$t/$1.csr" "$t/$1.ext"
+	}
+	local ca
+	for ca in ca other-ca; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout "$t/$ca.key" -out "$t/$ca.pem" -days 30 -subj "/CN=snapship test $ca" \
+			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+			>>"$log" 2>&1 || die "openssl: cannot make the test CA $ca (log: $log)"
+	done
+	cert server ca "IP:127.0.0.1,DNS:localhost" 30 &&
+		cert expired ca "IP:127.0.0.1,DNS:localhost" -1 &&
+		cert wronghost ca "DNS:wrong-host.invalid" 30 ||
+		die "openssl: cannot make the test certificates (log: $log)"
+	chmod 600 "$t"/*.key
+}
+
 osd_up() { "${CEPH[@]}" osd dump 2>/dev/null | grep -q '^osd\.0 up'; }
 
 bucket_on_west() {
@@ -606,6 +657,8 @@ cmd_start() {
 	EAST_PORT=${RGW_EAST_PORT:-7480}
 	WEST_PORT=${RGW_WEST_PORT:-7481}
 	MON_PORT=${RGW_MON_PORT:-6789}
+	EAST_TLS_PORT=${RGW_EAST_TLS_PORT:-7482}
+	WEST_TLS_PORT=${RGW_WEST_TLS_PORT:-7483}
 	BUCKET=${RGW_BUCKET:-snapship}
 	BUCKET_B=${RGW_BUCKET_B:-snapship-b}
 	START_TIMEOUT=${RGW_START_TIMEOUT:-120}
@@ -645,8 +698,10 @@ cmd_start() {
 	check_port RGW_MON_PORT "$MON_PORT"
 	check_port RGW_EAST_PORT "$EAST_PORT"
 	check_port RGW_WEST_PORT "$WEST_PORT"
-	[ "$MON_PORT" != "$EAST_PORT" ] && [ "$MON_PORT" != "$WEST_PORT" ] && [ "$EAST_PORT" != "$WEST_PORT" ] ||
-		die "RGW_MON_PORT, RGW_EAST_PORT and RGW_WEST_PORT must differ"
+	check_port RGW_EAST_TLS_PORT "$EAST_TLS_PORT"
+	check_port RGW_WEST_TLS_PORT "$WEST_TLS_PORT"
+	[ "$(printf '%s\n' "$MON_PORT" "$EAST_PORT" "$WEST_PORT" "$EAST_TLS_PORT" "$WEST_TLS_PORT" | sort -u | wc -l)" = 5 ] ||
+		die "RGW_MON_PORT, RGW_EAST_PORT, RGW_WEST_PORT, RGW_EAST_TLS_PORT and RGW_WEST_TLS_PORT must differ"
 
 	touch "$DIR/$MARKER"
 	mkdir -p "$DIR"/{run,log,mon,osd/ceph-0}
@@ -667,6 +722,7 @@ cmd_start() {
 	write_conf "$fsid"
 	local SETUP=$DIR/log/setup.log
 	: >"$SETUP"
+	make_tls "$DIR/tls"
 
 	# -- monitor (msgr v1 only: a v2 or unprefixed address makes clients hang)
 	log "starting mon on 127.0.0.1:$MON_PORT"
@@ -716,6 +772,8 @@ cmd_start() {
 	log "starting radosgw east on $EAST_URL"
 	start_rgw east
 	wait_for "radosgw east to answer on $EAST_URL" client.rgw.east python3 "$DIR/s3.py" wait "$EAST_URL" 1
+	wait_for "radosgw east to answer on https://127.0.0.1:$EAST_TLS_PORT" client.rgw.east \
+		https_answers "https://127.0.0.1:$EAST_TLS_PORT"
 	local b
 	for b in "$BUCKET" "$BUCKET_B"; do
 		run_step "$SETUP" "creating bucket $b" env RGW_ACCESS_KEY_ID="$USER_AK" \
@@ -727,6 +785,8 @@ cmd_start() {
 	log "starting radosgw west on $WEST_URL"
 	start_rgw west
 	wait_for "radosgw west to answer on $WEST_URL" client.rgw.west python3 "$DIR/s3.py" wait "$WEST_URL" 1
+	wait_for "radosgw west to answer on https://127.0.0.1:$WEST_TLS_PORT" client.rgw.west \
+		https_answers "https://127.0.0.1:$WEST_TLS_PORT"
 	wait_for "user and buckets to reach west (metadata sync)" client.rgw.west bucket_on_west
 
 	# -- env file
@@ -750,6 +810,12 @@ cmd_start() {
 			"RGW_EAST_PORT=$EAST_PORT" \
 			"RGW_WEST_PORT=$WEST_PORT" \
 			"RGW_MON_PORT=$MON_PORT" \
+			"RGW_EAST_TLS_ENDPOINT=https://127.0.0.1:$EAST_TLS_PORT" \
+			"RGW_WEST_TLS_ENDPOINT=https://127.0.0.1:$WEST_TLS_PORT" \
+			"RGW_EAST_TLS_PORT=$EAST_TLS_PORT" \
+			"RGW_WEST_TLS_PORT=$WEST_TLS_PORT" \
+			"RGW_CA_FILE=$DIR/tls/ca.pem" \
+			"RGW_TLS_DIR=$DIR/tls" \
 			"RGW_S3=$DIR/s3.py" \
 			"RGW_DNS_NAME=localhost" \
 			"CEPH_CONF=$CONF"; do
@@ -817,7 +883,7 @@ cmd_env() {
 # zone_port ZONE: the port ZONE's gateway listens on (from ceph.conf).
 zone_port() {
 	awk -v s="[client.rgw.$1]" '$0 == s { in_s = 1; next } /^\[/ { in_s = 0 }
-		in_s && /^rgw frontends/ { sub(/.*:/, ""); print; exit }' "$CONF"
+		in_s && /^rgw frontends/ { sub(/.* endpoint=[^ ]*:/, ""); sub(/ .*/, ""); print; exit }' "$CONF"
 }
 
 # zone_setup: check DIR holds a harness, lock it, set PORT and URL of $ZONE.

@@ -442,6 +442,9 @@ static void attempt_done(struct http_engine *e, struct http_req *r, int cc)
 		else
 			curl_easy_getinfo(r->eng.easy, CURLINFO_OS_ERRNO,
 					  &r->os_errno);
+		if (cc == CURLE_PEER_FAILED_VERIFICATION)
+			curl_easy_getinfo(r->eng.easy, CURLINFO_SSL_VERIFYRESULT,
+					  &r->ssl_verify);
 	}
 	easy_release(e, r);
 	if (cc != CURLE_OK && __atomic_load_n(&r->eng.cancel, __ATOMIC_ACQUIRE)) {
@@ -557,6 +560,7 @@ static void attempt_reset(struct http_req *r)
 	r->eng.body_off = 0;
 	r->errbuf[0] = '\0';
 	r->os_errno = 0;
+	r->ssl_verify = 0;
 	r->eng.stalled = false;
 	r->eng.moved_at = util_now_mono();
 	r->eng.moved_up = r->eng.moved_down = 0;

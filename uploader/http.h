@@ -98,6 +98,10 @@ struct http_req {
 	struct sbuf errbody;        /* the body of a non-2xx answer (owned) */
 	int cc;                     /* CURLcode of the last attempt */
 	long os_errno;              /* its socket errno, 0 if unknown */
+	long ssl_verify;            /* after CURLE_PEER_FAILED_VERIFICATION:
+				     * the TLS library's verify result
+				     * (OpenSSL X509_V_ERR_*; 0: the chain
+				     * was good, the host name was not) */
 	char errbuf[CURL_ERROR_SIZE];
 	char etag[128];             /* header values, "" when absent */
 	char date[64];

@@ -43,9 +43,14 @@ int s3_read_secret_file(const char *path, const char *config_key,
 int s3_parse_location(const char *location, char **bucket_ret,
 		      char **prefix_ret, struct err *err);
 
-/* "https://host:port/" → scheme "https", authority "host:port". */
+/* "https://host:port/" → scheme "https", authority "host:port"; an
+ * endpoint without a scheme ("host:port") is https. */
 int s3_parse_endpoint(const char *endpoint, char **scheme_ret,
 		      char **authority_ret, struct err *err);
+
+/* The host of an authority ("host[:port]", "[v6]:port") is this host's
+ * loopback: localhost, 127.0.0.0/8 or ::1 (plain HTTP never leaves it). */
+bool s3_host_is_loopback(const char *authority);
 
 /* Bucket names S3 accepts in a host name (virtual-hosted addressing). */
 bool s3_bucket_dns_ok(const char *bucket);
@@ -63,6 +68,8 @@ struct s3_names {
 	const char *fix_bucket;     /* "[region east] bucket" / "the bucket in --to" */
 	const char *fix_keys;       /* where the keys come from */
 	const char *fix_region;     /* where the SigV4 region comes from */
+	const char *fix_ca;         /* where the CA bundle is set ("ca_file in
+				     * [region east]"; NULL: a generic hint) */
 	const char *bucket;
 	const char *endpoint;       /* "http://127.0.0.1:7480" */
 };
@@ -80,11 +87,14 @@ int s3_http_error(const struct s3_names *n, const char *what, long status,
 
 /*
  * The error of a request that got no HTTP answer: curl_code is a CURLcode,
- * os_errno the socket errno (0 if unknown), detail curl's error text.
+ * os_errno the socket errno (0 if unknown), ssl_verify the TLS library's
+ * certificate verify result (http_req.ssl_verify), detail curl's error
+ * text.  A refused certificate says which check failed (not trusted,
+ * expired or not yet valid, another host's name) and what to do.
  */
 int s3_transport_error(const struct s3_names *n, const char *what,
-		       int curl_code, long os_errno, const char *detail,
-		       struct err *err);
+		       int curl_code, long os_errno, long ssl_verify,
+		       const char *detail, struct err *err);
 
 /* Base64 of len bytes into out (4 * ((len + 2) / 3) + 1 bytes). */
 void s3_base64(const unsigned char *in, size_t len, char *out);

@@ -102,9 +102,47 @@ int s3_http_error(const struct s3_names *n, const char *what, long status,
 	return err_set(err, -EIO, "%s: %s: %s", n->who, what, detail);
 }
 
-int s3_transport_error(const struct s3_names *n, const char *what,
-		       int curl_code, long os_errno, const char *detail,
+/* OpenSSL's X509_V_ERR_* verify results that are not about trust */
+enum {
+	TLS_V_CERT_NOT_YET_VALID = 9,
+	TLS_V_CERT_HAS_EXPIRED = 10,
+	TLS_V_HOSTNAME_MISMATCH = 62,
+	TLS_V_IP_ADDRESS_MISMATCH = 64,
+};
+
+/* A certificate curl refused (CURLE_PEER_FAILED_VERIFICATION): curl checks
+ * the host name itself after the TLS library accepted the chain, and then
+ * says so only in its text ("... target host name '...'"). */
+static int tls_refused(const struct s3_names *n, long verify, const char *why,
 		       struct err *err)
+{
+	if (strstr(why, "target host name"))
+		verify = TLS_V_HOSTNAME_MISMATCH;
+	switch (verify) {
+	case TLS_V_CERT_HAS_EXPIRED:
+		return err_set(err, -EPROTO,
+			       "%s: the TLS certificate of %s has expired (%s); have the server's certificate renewed (and check this host's clock: date)",
+			       n->who, n->endpoint, why);
+	case TLS_V_CERT_NOT_YET_VALID:
+		return err_set(err, -EPROTO,
+			       "%s: the TLS certificate of %s is not valid yet (%s); check this host's clock (timedatectl, NTP)",
+			       n->who, n->endpoint, why);
+	case TLS_V_HOSTNAME_MISMATCH:
+	case TLS_V_IP_ADDRESS_MISMATCH:
+		return err_set(err, -EPROTO,
+			       "%s: the TLS certificate of %s does not name that host (%s); use a host name the certificate names in the endpoint, or have it reissued for this one",
+			       n->who, n->endpoint, why);
+	default:
+		return err_set(err, -EPROTO,
+			       "%s: the TLS certificate of %s is not trusted (%s); point %s at the PEM of the CA that signed it",
+			       n->who, n->endpoint, why,
+			       n->fix_ca ? n->fix_ca : "ca_file (or AWS_CA_BUNDLE)");
+	}
+}
+
+int s3_transport_error(const struct s3_names *n, const char *what,
+		       int curl_code, long os_errno, long ssl_verify,
+		       const char *detail, struct err *err)
 {
 	const char *why = os_errno > 0 ? strerror((int)os_errno) :
 			  (detail && detail[0] ? detail :
@@ -124,7 +162,13 @@ int s3_transport_error(const struct s3_names *n, const char *what,
 			       "%s: %s: %s stalled (%s) and retries did not help: is the server overloaded or the network broken?",
 			       n->who, what, n->endpoint, detail && detail[0] ? detail : why);
 	case CURLE_PEER_FAILED_VERIFICATION:
+		return tls_refused(n, ssl_verify, detail && detail[0] ? detail : why,
+				   err);
 	case CURLE_SSL_CACERT_BADFILE:
+		return err_set(err, -EPROTO,
+			       "%s: the CA file given to verify %s cannot be used (%s); point %s at a PEM file of CA certificates",
+			       n->who, n->endpoint, detail && detail[0] ? detail : why,
+			       n->fix_ca ? n->fix_ca : "ca_file (or AWS_CA_BUNDLE)");
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_ISSUER_ERROR:
 		return err_set(err, -EPROTO,
@@ -189,5 +233,5 @@ int s3_hook_transport_error(void *ctx, const char *what,
 	const struct s3_store *s = ctx;
 
 	return s3_transport_error(&s->names, what, r->cc, r->os_errno,
-				  r->errbuf, err);
+				  r->ssl_verify, r->errbuf, err);
 }

@@ -17,8 +17,10 @@
 #include "uploader/sigv4.h"
 #include "uploader/store.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,18 +172,20 @@ int s3_parse_endpoint(const char *endpoint, char **scheme_ret,
 		slen = 5;
 	else if (!strncasecmp(endpoint, "http://", 7))
 		slen = 4;
+	else if (!strstr(endpoint, "://"))
+		slen = 0;       /* HOST[:PORT]: https */
 	else
 		return err_set(err, -EINVAL,
-			       "endpoint \"%s\": expected http://HOST[:PORT] or https://HOST[:PORT]",
+			       "endpoint \"%s\": expected https://HOST[:PORT] (or HOST[:PORT], which means https)",
 			       endpoint);
-	a = endpoint + slen + 3;
+	a = slen ? endpoint + slen + 3 : endpoint;
 	end = a + strcspn(a, "/?#");
 	if (end == a || memchr(a, ' ', (size_t)(end - a)) ||
 	    strspn(end, "/") != strlen(end))
 		return err_set(err, -EINVAL,
 			       "endpoint \"%s\": expected http://HOST[:PORT] or https://HOST[:PORT] without a path",
 			       endpoint);
-	*scheme_ret = strndup(endpoint, slen);
+	*scheme_ret = slen ? strndup(endpoint, slen) : strdup("https");
 	*authority_ret = strndup(a, (size_t)(end - a));
 	if (!*scheme_ret || !*authority_ret) {
 		free(*scheme_ret);
@@ -192,6 +196,38 @@ int s3_parse_endpoint(const char *endpoint, char **scheme_ret,
 	for (char *p = *scheme_ret; *p; p++)
 		*p = (char)(*p | 0x20);
 	return 0;
+}
+
+bool s3_host_is_loopback(const char *authority)
+{
+	char host[256];
+	const char *end;
+	struct in_addr a4;
+	struct in6_addr a6;
+	size_t n;
+
+	if (authority[0] == '[') {              /* [v6]:port */
+		end = strchr(authority, ']');
+		if (!end)
+			return false;
+		authority++;
+	} else {
+		end = strchr(authority, ':');
+		if (!end)
+			end = authority + strlen(authority);
+	}
+	n = (size_t)(end - authority);
+	if (!n || n >= sizeof(host))
+		return false;
+	memcpy(host, authority, n);
+	host[n] = '\0';
+	if (host[n - 1] == '.')                 /* "localhost." */
+		host[n - 1] = '\0';
+	if (!strcasecmp(host, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 bool s3_bucket_dns_ok(const char *b)
@@ -253,6 +289,7 @@ static void s3_free_store(struct s3_store *s)
 	free(s->fix_bucket);
 	free(s->fix_keys);
 	free(s->fix_region);
+	free(s->fix_ca);
 	free(s->bucket);
 	free(s->prefix);
 	free(s->endpoint);
@@ -355,6 +392,33 @@ static int open_numbers(struct s3_store *s, const struct store_opts *o,
 	return 0;
 }
 
+/*
+ * Plain http:// is for this host only (the traffic never leaves it): to any
+ * other host it needs allow_http (SNAPSHIP_S3_ALLOW_HTTP=1 for a store
+ * without a [region]), since anyone on the path could read and change the
+ * backups and the requests.
+ */
+static int open_plain_http(struct s3_store *s, const struct store_opts *o,
+			   const char *scheme, const char *auth, struct err *err)
+{
+	const char *v = o->name ? NULL : env("SNAPSHIP_S3_ALLOW_HTTP");
+
+	if (strcmp(scheme, "http") || s3_host_is_loopback(auth))
+		return 0;
+	if (o->allow_http || (v && (!strcmp(v, "1") || !strcmp(v, "yes")))) {
+		log_warn("%s: endpoint http://%s is plain HTTP (allow_http): anyone on the network path can read and alter backups",
+			 s->who, auth);
+		return 0;
+	}
+	if (o->name)
+		return err_set(err, -EINVAL,
+			       "%s: endpoint http://%s is plain HTTP to another host: anyone on the network path could read and alter backups; use https:// (with ca_file = the CA's PEM for a private CA), or set allow_http = yes in [region %s] if that network is trusted",
+			       s->who, auth, o->name);
+	return err_set(err, -EINVAL,
+		       "%s: endpoint http://%s is plain HTTP to another host: anyone on the network path could read and alter backups; use https:// (with AWS_CA_BUNDLE for a private CA), or set SNAPSHIP_S3_ALLOW_HTTP=1 if that network is trusted",
+		       s->who, auth);
+}
+
 static int open_endpoint(struct s3_store *s, const struct store_opts *o,
 			 struct err *err)
 {
@@ -378,6 +442,9 @@ static int open_endpoint(struct s3_store *s, const struct store_opts *o,
 	free(deflt);
 	if (ret)
 		return err_wrap(err, "%s", s->who);
+	ret = open_plain_http(s, o, scheme, auth, err);
+	if (ret)
+		goto out;
 	if (addr == STORE_ADDR_DEFAULT && (v = env("SNAPSHIP_S3_ADDRESSING"))) {
 		if (!strcmp(v, "path"))
 			addr = STORE_ADDR_PATH;
@@ -463,6 +530,8 @@ int s3_open(const char *location, const struct store_opts *o,
 			s->fix_bucket = NULL;
 		if (asprintf(&s->fix_region, "sigv4_region of [region %s]", o->name) < 0)
 			s->fix_region = NULL;
+		if (asprintf(&s->fix_ca, "ca_file in [region %s]", o->name) < 0)
+			s->fix_ca = NULL;
 	} else {
 		if (asprintf(&s->who, "store s3://%s/%s", s->bucket, s->prefix) < 0)
 			s->who = NULL;
@@ -473,12 +542,13 @@ int s3_open(const char *location, const struct store_opts *o,
 			     o->given_as ? " " : "") < 0)
 			s->fix_bucket = NULL;
 		s->fix_region = strdup("AWS_REGION");
+		s->fix_ca = strdup("AWS_CA_BUNDLE");
 	}
 	v = o->region ? o->region : env("AWS_REGION");
 	if (!v)
 		v = env("AWS_DEFAULT_REGION");
 	s->region = strdup(v ? v : "us-east-1");
-	if (!s->who || !s->fix_bucket || !s->fix_region || !s->region) {
+	if (!s->who || !s->fix_bucket || !s->fix_region || !s->fix_ca || !s->region) {
 		ret = s3_oom(s, err);
 		goto fail;
 	}
@@ -519,6 +589,7 @@ int s3_open(const char *location, const struct store_opts *o,
 	s->names.fix_bucket = s->fix_bucket;
 	s->names.fix_keys = s->fix_keys;
 	s->names.fix_region = s->fix_region;
+	s->names.fix_ca = s->fix_ca;
 	s->names.bucket = s->bucket;
 	s->names.endpoint = s->endpoint;
 

@@ -27,7 +27,7 @@ struct store_opts;
  * read-only after it, but for key. */
 struct s3_store {
 	struct s3_names names;      /* point into the fields below */
-	char *who, *fix_bucket, *fix_keys, *fix_region;
+	char *who, *fix_bucket, *fix_keys, *fix_region, *fix_ca;
 	char *bucket;
 	char *prefix;               /* "" or "a/b/" */
 	char *endpoint;             /* scheme://authority, for messages */

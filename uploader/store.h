@@ -67,6 +67,10 @@ enum store_addressing {
  *                SNAPSHIP_S3_CONNECT_TIMEOUT, SNAPSHIP_S3_STALL_TIMEOUT,
  *                SNAPSHIP_S3_MAX_ATTEMPTS; SNAPSHIP_S3_ADDRESSING=path|virtual;
  *                SNAPSHIP_S3_INSECURE_TLS=1
+ *   allow_http   SNAPSHIP_S3_ALLOW_HTTP=1 (not for a named region: its
+ *                config says)
+ * An endpoint without a scheme is https://; http:// to a host that is not
+ * loopback is refused unless allow_http.
  * Strings are borrowed for the duration of the open call only.
  */
 struct store_opts {
@@ -83,6 +87,8 @@ struct store_opts {
 	const char *secret_access_key_file;  /* refused unless mode & 077 == 0 */
 	const char *ca_file;           /* PEM bundle to verify the server */
 	bool insecure_tls;             /* no TLS verification (tests only) */
+	bool allow_http;               /* http:// to a host other than this
+					* one (loopback needs no permission) */
 	uint64_t part_size;            /* first part size; 0 = 8 MiB */
 	unsigned parts_in_flight;      /* 0 = 3 */
 	unsigned connect_timeout;      /* seconds; 0 = 10 */

@@ -14,12 +14,12 @@ need_cmd python3
 RGW=$SRC_DIR/tools/rgw.sh
 DIR=$TEST_TMP/rgw
 
-# Three free loopback ports (not the defaults: a developer's own harness may
+# Five free loopback ports (not the defaults: a developer's own harness may
 # be running on those).
-read -r RGW_MON_PORT RGW_EAST_PORT RGW_WEST_PORT < <(python3 - <<'PY'
+read -r RGW_MON_PORT RGW_EAST_PORT RGW_WEST_PORT RGW_EAST_TLS_PORT RGW_WEST_TLS_PORT < <(python3 - <<'PY'
 import socket
 socks, ports = [], []
-while len(ports) < 3:
+while len(ports) < 5:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     p = s.getsockname()[1]
@@ -30,7 +30,7 @@ while len(ports) < 3:
 print(*ports)
 PY
 )
-export RGW_MON_PORT RGW_EAST_PORT RGW_WEST_PORT
+export RGW_MON_PORT RGW_EAST_PORT RGW_WEST_PORT RGW_EAST_TLS_PORT RGW_WEST_TLS_PORT
 export RGW_MEMSTORE_BYTES=1G RGW_BUCKET=harness-a RGW_BUCKET_B=harness-b
 
 # Our daemons: ceph/radosgw processes whose command line names DIR.
@@ -120,6 +120,20 @@ for v in RGW_EAST_ENDPOINT RGW_WEST_ENDPOINT RGW_ACCESS_KEY_ID RGW_SECRET_ACCESS
 done
 [ "$RGW_EAST_ENDPOINT" = "http://127.0.0.1:$RGW_EAST_PORT" ] || fail "RGW_EAST_ENDPOINT=$RGW_EAST_ENDPOINT"
 [ "$RGW_WEST_ENDPOINT" = "http://127.0.0.1:$RGW_WEST_PORT" ] || fail "RGW_WEST_ENDPOINT=$RGW_WEST_ENDPOINT"
+[ "$RGW_EAST_TLS_ENDPOINT" = "https://127.0.0.1:$RGW_EAST_TLS_PORT" ] || fail "RGW_EAST_TLS_ENDPOINT=$RGW_EAST_TLS_ENDPOINT"
+[ "$RGW_WEST_TLS_ENDPOINT" = "https://127.0.0.1:$RGW_WEST_TLS_PORT" ] || fail "RGW_WEST_TLS_ENDPOINT=$RGW_WEST_TLS_ENDPOINT"
+# HTTPS: a chain to the harness's CA, for 127.0.0.1 and localhost; the
+# certificates meant to fail are there
+for ep in "$RGW_EAST_TLS_ENDPOINT" "$RGW_WEST_TLS_ENDPOINT" "https://localhost:$RGW_EAST_TLS_PORT"; do
+	st=$(curl -sS --cacert "$RGW_CA_FILE" -o /dev/null -w '%{http_code}' "$ep/") ||
+		fail "no verified HTTPS answer from $ep with RGW_CA_FILE"
+	[ "$st" = 200 ] || fail "$ep: HTTP $st"
+done
+! curl -sS -o /dev/null "$RGW_EAST_TLS_ENDPOINT/" 2>/dev/null ||
+	fail "$RGW_EAST_TLS_ENDPOINT is trusted without the harness's CA"
+for f in expired wronghost other-ca; do
+	[ -s "$RGW_TLS_DIR/$f.pem" ] || fail "no $RGW_TLS_DIR/$f.pem"
+done
 [ "$RGW_BUCKET" = harness-a ] && [ "$RGW_BUCKET_B" = harness-b ] || fail "buckets: $RGW_BUCKET $RGW_BUCKET_B"
 [ "$(stat -c %a "$DIR/env")" = 600 ] || fail "$DIR/env is not mode 0600"
 [ "$(cat "$RGW_SECRET_ACCESS_KEY_FILE")" = "$RGW_SECRET_ACCESS_KEY" ] || fail "secret key file differs"

@@ -152,13 +152,13 @@ static void test_errors(void **state)
 		     ":8:", "replication_deadline");
 	expect_error("[region a]\nstore = file\npath = /a\nprimary = yes\n"
 		     "[region b]\nstore = file\npath = /a\n", "same place", NULL);
-	expect_error("[region a]\nstore = s3\nbucket = x\nendpoint = http://h:1\nprimary = yes\n"
-		     "[region b]\nstore = s3\nbucket = x\nendpoint = http://h:1\n", "same place", NULL);
+	expect_error("[region a]\nstore = s3\nbucket = x\nendpoint = https://h:1\nprimary = yes\n"
+		     "[region b]\nstore = s3\nbucket = x\nendpoint = https://h:1\n", "same place", NULL);
 	expect_error("[agent]\nrequire_geo = yes\n[region a]\nstore = file\npath = /a\n",
 		     "require_geo", "secondary");
 	expect_error("[agent]\nrequire_geo = maybe\n", ":2:", "yes or no");
-	expect_error("[region a]\nstore = s3\nbucket = x\nendpoint = http://h:1\nprimary = yes\n"
-		     "[region b]\nstore = s3\nbucket = y\nendpoint = http://h:1\npart_size = 16M\n",
+	expect_error("[region a]\nstore = s3\nbucket = x\nendpoint = https://h:1\nprimary = yes\n"
+		     "[region b]\nstore = s3\nbucket = y\nendpoint = https://h:1\npart_size = 16M\n",
 		     "region b", "part_size");
 }
 
@@ -169,8 +169,8 @@ static void test_regions(void **state)
 
 	(void)state;
 	assert_int_equal(load("[agent]\nrequire_geo = yes\n"
-			      "[region east]\nstore = s3\nbucket = b\nendpoint = http://e:1\nprimary = yes\n"
-			      "[region west]\nstore = s3\nbucket = b\nendpoint = http://w:1\n"
+			      "[region east]\nstore = s3\nbucket = b\nendpoint = https://e:1\nprimary = yes\n"
+			      "[region west]\nstore = s3\nbucket = b\nendpoint = https://w:1\n"
 			      "[region local]\nstore = file\npath = /b\nreplication = agent\n"
 			      "replication_deadline = 30s\n",
 			      &cfg, &err), 0);

@@ -50,6 +50,7 @@ static const struct s3_names names = {
 	.fix_bucket = "[region east] bucket",
 	.fix_keys = "access_key_id and secret_access_key_file of [region east]",
 	.fix_region = "sigv4_region of [region east]",
+	.fix_ca = "ca_file in [region east]",
 	.bucket = "backups",
 	.endpoint = "http://127.0.0.1:7480",
 };
@@ -124,6 +125,11 @@ static void test_endpoint(void **state)
 	assert_string_equal(au, "s3.example.com");
 	free(sc);
 	free(au);
+	assert_int_equal(s3_parse_endpoint("s3.example.com:8443", &sc, &au, &err), 0);
+	assert_string_equal(sc, "https");      /* no scheme: https */
+	assert_string_equal(au, "s3.example.com:8443");
+	free(sc);
+	free(au);
 	assert_int_equal(s3_parse_endpoint("ftp://x", &sc, &au, &err), -EINVAL);
 	err_clear(&err);
 	assert_int_equal(s3_parse_endpoint("https://h/path", &sc, &au, &err), -EINVAL);
@@ -132,6 +138,19 @@ static void test_endpoint(void **state)
 	assert_null(strstr(err.msg, "pw"));       /* userinfo is a secret */
 	err_clear(&err);
 	assert_int_equal(s3_parse_endpoint("https://", &sc, &au, &err), -EINVAL);
+
+	assert_true(s3_host_is_loopback("127.0.0.1:7480"));
+	assert_true(s3_host_is_loopback("127.200.0.1"));
+	assert_true(s3_host_is_loopback("localhost"));
+	assert_true(s3_host_is_loopback("LocalHost.:80"));
+	assert_true(s3_host_is_loopback("[::1]:7480"));
+	assert_false(s3_host_is_loopback("128.0.0.1"));
+	assert_false(s3_host_is_loopback("10.1.2.3:80"));
+	assert_false(s3_host_is_loopback("localhost.example.com"));
+	assert_false(s3_host_is_loopback("127.0.0.1.example.com"));
+	assert_false(s3_host_is_loopback("[::2]:80"));
+	assert_false(s3_host_is_loopback("[::1"));
+	assert_false(s3_host_is_loopback(""));
 
 	assert_true(s3_bucket_dns_ok("backups"));
 	assert_true(s3_bucket_dns_ok("my-bucket.example"));
@@ -491,21 +510,39 @@ static void test_transport_errors(void **state)
 
 	(void)state;
 	assert_int_equal(s3_transport_error(&names, "GET \"k\"", CURLE_COULDNT_CONNECT,
-					    ECONNREFUSED, "Failed to connect", &err),
+					    ECONNREFUSED, 0, "Failed to connect", &err),
 			 -ECONNREFUSED);
 	assert_string_equal(err.msg,
 			    "region east: cannot connect to http://127.0.0.1:7480 (Connection refused): is the endpoint right and the server up?");
 	err_clear(&err);
 	assert_int_equal(s3_transport_error(&names, "GET \"k\"", CURLE_OPERATION_TIMEDOUT,
-					    0, "Operation too slow", &err), -ETIMEDOUT);
+					    0, 0, "Operation too slow", &err), -ETIMEDOUT);
 	assert_non_null(strstr(err.msg, "stalled"));
 	err_clear(&err);
 	assert_int_equal(s3_transport_error(&names, "GET \"k\"", CURLE_PEER_FAILED_VERIFICATION,
-					    0, "SSL certificate problem", &err), -EPROTO);
-	assert_non_null(strstr(err.msg, "ca_file"));
+					    0, 20, "SSL certificate problem: unable to get local issuer certificate",
+					    &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "not trusted"));
+	assert_non_null(strstr(err.msg, "http://127.0.0.1:7480"));
+	assert_non_null(strstr(err.msg, "point ca_file in [region east] at"));
+	err_clear(&err);
+	assert_int_equal(s3_transport_error(&names, "GET \"k\"", CURLE_PEER_FAILED_VERIFICATION,
+					    0, 10, "SSL certificate problem: certificate has expired",
+					    &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "has expired"));
+	assert_non_null(strstr(err.msg, "renewed"));
+	err_clear(&err);
+	assert_int_equal(s3_transport_error(&names, "GET \"k\"", CURLE_PEER_FAILED_VERIFICATION,
+					    0, 1, "SSL: no alternative certificate subject name matches target host name '127.0.0.1'",
+					    &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "does not name that host"));
+	err_clear(&err);
+	assert_int_equal(s3_transport_error(&names, "GET \"k\"", CURLE_SSL_CACERT_BADFILE,
+					    0, 0, "error setting certificate file", &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "CA file"));
 	err_clear(&err);
 	assert_int_equal(s3_transport_error(&names, "PUT \"k\" part 3", CURLE_RECV_ERROR,
-					    ECONNRESET, "", &err), -ECONNRESET);
+					    ECONNRESET, 0, "", &err), -ECONNRESET);
 	assert_non_null(strstr(err.msg, "Connection reset"));
 }
 
@@ -532,6 +569,36 @@ static void expect_conf_error(const char *text, const char *want1, const char *w
 	assert_int_not_equal(load_conf(text, &cfg, &err), 0);
 	if (!strstr(err.msg, want1) || (want2 && !strstr(err.msg, want2)))
 		fail_msg("\"%s\" lacks \"%s\" / \"%s\"", err.msg, want1, want2 ? want2 : "");
+}
+
+/* Endpoints: no scheme means https; http:// to loopback or with allow_http. */
+static void test_config_endpoints(void)
+{
+	static const struct {
+		const char *conf, *endpoint;
+		bool allow_http;
+	} ok[] = {
+		{ "endpoint = s3.example:8443\n", "https://s3.example:8443", false },
+		{ "endpoint = 127.0.0.1:7480\n", "https://127.0.0.1:7480", false },
+		{ "endpoint = http://127.0.0.1:7480\n", "http://127.0.0.1:7480", false },
+		{ "endpoint = http://127.9.8.7\n", "http://127.9.8.7", false },
+		{ "endpoint = http://localhost:7480\n", "http://localhost:7480", false },
+		{ "endpoint = http://[::1]:7480\n", "http://[::1]:7480", false },
+		{ "endpoint = http://s3.lan:7480\nallow_http = yes\n", "http://s3.lan:7480", true },
+	};
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config cfg;
+		struct err err = { 0 };
+
+		snprintf(text, sizeof(text), "[region r]\nstore = s3\nbucket = b\n%s", ok[i].conf);
+		if (load_conf(text, &cfg, &err))
+			fail_msg("%s: %s", ok[i].conf, err.msg);
+		assert_string_equal(cfg.regions[0].endpoint, ok[i].endpoint);
+		assert_int_equal(cfg.regions[0].allow_http, ok[i].allow_http);
+		config_free(&cfg);
+	}
 }
 
 static void test_config_s3(void **state)
@@ -573,7 +640,14 @@ static void test_config_s3(void **state)
 	expect_conf_error("[region r]\nstore = s3\n", ":2:", "no bucket");
 	expect_conf_error("[region r]\nstore = s3\nbucket = b\ncolour = red\n", ":4:", "colour");
 	expect_conf_error("[region r]\nstore = s3\nbucket = b\naddressing = dns\n", ":4:", "path or virtual");
-	expect_conf_error("[region r]\nstore = s3\nbucket = b\nendpoint = s3.example\n", ":4:", "https://");
+	expect_conf_error("[region r]\nstore = s3\nbucket = b\nendpoint = ftp://s3.example\n", ":4:", "https://");
+	/* plain HTTP to another host: refused, naming the way out */
+	expect_conf_error("[region r]\nstore = s3\nbucket = b\nendpoint = http://s3.example:80\n", ":4:",
+			  "allow_http = yes in [region r]");
+	expect_conf_error("[region r]\nstore = s3\nbucket = b\nendpoint = http://10.0.0.1\n", ":4:", "plain HTTP");
+	expect_conf_error("[region r]\nstore = s3\nbucket = b\nallow_http = sure\n", ":4:", "yes or no");
+	expect_conf_error("[region r]\nstore = file\npath = /x\nallow_http = yes\n", ":4:", "store = s3");
+	test_config_endpoints();
 	expect_conf_error("[region r]\nstore = s3\nbucket = b\nendpoint = https://u:SeCrEt@h\n", ":4:", "user information");
 	expect_conf_error("[region r]\nstore = s3\nbucket = b\nsecret_access_key_file = rel/key\n", ":4:", "absolute");
 	expect_conf_error("[region r]\nstore = s3\nbucket = b\naccess_key_id = AKID\n", "only one of", NULL);
@@ -631,6 +705,23 @@ static void test_open_errors(void **state)
 	o.endpoint = "ftp://x";
 	assert_int_equal(store_open_opts("s3://backups", &o, &st, &err), -EINVAL);
 	err_clear(&err);
+	/* plain HTTP to another host: refused before any connection */
+	o.endpoint = "http://s3.example.com:7480";
+	assert_int_equal(store_open_opts("s3://backups", &o, &st, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "region east: endpoint http://s3.example.com:7480 is plain HTTP"));
+	assert_non_null(strstr(err.msg, "allow_http = yes in [region east]"));
+	err_clear(&err);
+	o.allow_http = true;
+	assert_int_equal(store_open_opts("s3://backups", &o, &st, &err), 0);
+	store_free(st);
+	o.allow_http = false;
+	setenv("SNAPSHIP_S3_ALLOW_HTTP", "1", 1);   /* not for a named region */
+	assert_int_equal(store_open_opts("s3://backups", &o, &st, &err), -EINVAL);
+	err_clear(&err);
+	unsetenv("SNAPSHIP_S3_ALLOW_HTTP");
+	o.endpoint = "s3.example.com";              /* no scheme: https */
+	assert_int_equal(store_open_opts("s3://backups", &o, &st, &err), 0);
+	store_free(st);
 	o.endpoint = "http://127.0.0.1:9";
 	o.part_size = 1 << 20;
 	assert_int_equal(store_open_opts("s3://backups", &o, &st, &err), -EINVAL);
@@ -649,6 +740,16 @@ static void test_open_errors(void **state)
 	assert_int_equal(store_open("s3://b/x/", &st, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "SNAPSHIP_S3_PARTS_IN_FLIGHT"));
 	unsetenv("SNAPSHIP_S3_PARTS_IN_FLIGHT");
+	err_clear(&err);
+	setenv("SNAPSHIP_S3_ENDPOINT", "http://s3.example.com", 1);
+	assert_int_equal(store_open("s3://b/x/", &st, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "SNAPSHIP_S3_ALLOW_HTTP=1"));
+	err_clear(&err);
+	setenv("SNAPSHIP_S3_ALLOW_HTTP", "1", 1);
+	assert_int_equal(store_open("s3://b/x/", &st, &err), 0);
+	store_free(st);
+	unsetenv("SNAPSHIP_S3_ALLOW_HTTP");
+	unsetenv("SNAPSHIP_S3_ENDPOINT");
 }
 
 /* ------------------------------------------------------------------ */
