@@ -135,7 +135,7 @@ dels = sum(part["deleted"] if isinstance(part.get("deleted"), int) else
            for part in (p if isinstance(p, list) else [p]))
 print(json.dumps({"id": b["backup_id"], "time": b["time"], "full": b.get("parent") is None,
                   "why": b.get("full_reason"), "stored": b["stored_bytes"],
-                  "new_bytes": b.get("new_bytes"), "wall": float(w), "cpu": float(u) + float(s),
+                  "new_bytes": b.get("new_bytes"), "wall": float(w), "cpu": round(float(u) + float(s), 2),
                   "pruned": dels}))
 EOF
 	if ((k % 10 == 0)); then
@@ -168,8 +168,11 @@ inc = [b for b in bk if not b["full"]]
 print("first %s, last %s" % (bk[0]["id"], bk[-1]["id"]))
 print("clock check: backup ids advance %s-%s s per backup, snapshot times %s-%s s: %s" % (
     min(di, default=0), max(di, default=0), min(dt, default=0), max(dt, default=0),
-    "4 h steps as meant (faked clock works)" if ok(di) and ok(dt) else "NOT the step asked for: the faked clock did not take"))
+    "steps of %d s as meant (the faked clock works)" % step if ok(di) and ok(dt) else "NOT the step asked for (%d s): the faked clock did not take" % step))
 print("fulls made: %d (%s)" % (len(fulls), "; ".join("%s: %s" % (b["id"], b["why"]) for b in fulls)))
+nxt = min(-(-30 * 86400 // step), 181)
+print("  (the defaults full_every 30d, max_chain 180 restart the chain with a full at backup %d at this step%s)" % (
+    nxt + 1, "" if nxt < len(bk) else ": after the last one simulated"))
 print("kept: %d backups (%s ... %s)" % (len(kept), kept[0]["backup_id"] if kept else "-", kept[-1]["backup_id"] if kept else "-"))
 print("pruned by the prunes after each backup: %d" % sum(b["pruned"] for b in bk))
 if inc:
