@@ -28,6 +28,8 @@
 #   bash tools/bench_sim30.sh [BUILD_DIR]       (needs root)
 #   BACKUPS=180 STEP=14400 START='2026-01-01 00:00:00' (UTC) SEED=30
 #   SIM_ARGS='--json-bytes 128M --json-file-size 16M --small-files 2000' (gendata)
+#   CHURN_ARGS='' more options for tools/churn.py (e.g. '--append-pct 0.1': the
+#     default appends 0.3 % per backup, so the tree grows ~1.7x in 180 backups)
 #   QUICK=1: BACKUPS=24 and a 32 MiB dataset, to check that it works
 #   BENCH_DIR=/var/tmp: where the sparse loop image lives
 set -euo pipefail
@@ -52,6 +54,7 @@ SEED=${SEED:-30}
 [[ "$STEP" =~ ^[1-9][0-9]*$ ]] || die "STEP must be a positive number of seconds (got '$STEP')"
 T0=$(date -u -d "$START" +%s) || die "START: not a date ('$START')"
 read -ra GARGS <<<"$SIM_ARGS"
+read -ra CARGS <<<"${CHURN_ARGS:-}"
 
 bench_setup 16G
 need_pkg faketime faketime
@@ -120,7 +123,7 @@ t_start=$(date +%s)
 : >"$WORK/backups"
 for ((k = 0; k < BACKUPS; k++)); do
 	if ((k > 0)); then
-		python3 "$SRC_DIR/tools/churn.py" "$SRC" --seed $((SEED * 1000 + k)) >>"$WORK/churn.jsonl"
+		python3 "$SRC_DIR/tools/churn.py" "$SRC" --seed $((SEED * 1000 + k)) "${CARGS[@]}" >>"$WORK/churn.jsonl"
 	fi
 	at "$k" /usr/bin/time -f '%e %U %S %M' -o "$WORK/t" "${SNAP[@]}" --json backup std >"$WORK/b.json" ||
 		die "backup $k failed: $(cat "$WORK/b.json")"
@@ -192,7 +195,7 @@ first_full=$(awk '/^first_full_stored/ {print $2}' "$WORK/summary")
 echo "30 simulated days (issue 14): $(git -C "$SRC_DIR" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg), QUICK=$QUICK"
 echo "dataset: gendata ${GARGS[*]}; at the end $tree_bytes bytes in regular files"
 echo "$BACKUPS backups every $STEP s from $START UTC (libfaketime $(basename "$FTLIB") + the otime shim), each after"
-echo "tools/churn.py (seed $SEED x 1000 + k), then snapship prune std; directory store on the same btrfs"
+echo "tools/churn.py${CARGS[*]:+ ${CARGS[*]}} (seed $SEED x 1000 + k), then snapship prune std; directory store on the same btrfs"
 echo "retention: keep_last 2, max_age 90d (defaults) + keep_daily 30; full_every 30d, max_chain 180 (defaults)"
 echo "ran in $elapsed s ($(awk -v e="$elapsed" -v n="$BACKUPS" 'BEGIN {printf "%.1f", e / n}') s per backup+churn+prune, real time)"
 grep -v '^first_full_stored' "$WORK/summary"
