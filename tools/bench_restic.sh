@@ -99,7 +99,8 @@ col() { awk -v c="$2" '{print $c}' "$1"; }
 c2() { awk '{print $2 + $3}' "$1"; }
 
 echo "snapship against restic, an incremental (issue 14): $(git -C "$SRC_DIR" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg), QUICK=$QUICK"
-echo "$(restic version | head -n1): encrypts (AES-256 + Poly1305) and chunks by content (deduplication),"
+echo "$(restic version | head -n1): encrypts (AES-256 + Poly1305) and chunks by content (deduplication;"
+echo "its chunker polynomial is random per repository, so its bytes differ a little from run to run),"
 echo "compression auto (repository version 2); its cache in the work directory, kept between the backups;"
 echo "it backs up the live subvolume ($SRC: nothing changes it meanwhile), snapship a snapshot of it."
 echo "Both store into a local directory on the same loop btrfs (snapship store = file; restic local repository)."
