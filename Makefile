@@ -5,6 +5,9 @@
 #   make demo            install deps, build, run the demo (root: loop btrfs + local store)
 #   make bench           the benchmarks of doc/BENCHMARKS.md (root)
 #   make bench-dr        the DR figures (issue 13): restores from the secondary (root)
+#   make bench-incr      incremental backups (issue 14): 1 % churn, restore (root)
+#   make bench-sim30     30 simulated days at 4 h (issue 14; libfaketime) (root)
+#   make bench-restic    restic's second backup as the peer (issue 14) (root)
 #   make fuzz            build the libFuzzer targets (clang, ASan+UBSan) into
 #                        build-fuzz/ and run each FUZZ_SECONDS (60) seconds
 #   make fuzz-build      only build them (tests/fuzz/README.md)
@@ -119,6 +122,21 @@ bench-pg: deps
 	$(MAKE) all
 	bash tools/bench_pg.sh $(B)
 
+# the figures of issue 14 (incremental backups): a 1 % churn and restores
+# (tools/bench_incr.sh), 30 simulated days at 4 h with retention
+# (tools/bench_sim30.sh), restic's second backup (tools/bench_restic.sh)
+bench-incr: deps
+	$(MAKE) all
+	bash tools/bench_incr.sh $(B)
+
+bench-sim30: deps
+	$(MAKE) all
+	bash tools/bench_sim30.sh $(B)
+
+bench-restic: deps
+	$(MAKE) all
+	bash tools/bench_restic.sh $(B)
+
 # ---- fuzzing: libFuzzer targets for every parser of store data, built with
 # clang under ASan+UBSan into their own directory (tests/fuzz/README.md)
 FUZZ_CC ?= clang
@@ -184,7 +202,7 @@ uninstall:
 clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
-.PHONY: all unit lint deps check demo bench bench-dr bench-pg install uninstall clean fuzz fuzz-build
+.PHONY: all unit lint deps check demo bench bench-dr bench-pg bench-incr bench-sim30 bench-restic install uninstall clean fuzz fuzz-build
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,49 +1,48 @@
 #!/usr/bin/env bash
 # Incremental backups (issue 14, doc/BENCHMARKS.md "Incremental backups"):
-# on the standard dataset (gendata defaults: 1 GiB of JSON segments + 20,000
-# small files) in a loop btrfs, a full backup, then a churn of about 1 % by
-# bytes (segment files appended and rewritten, 200 small files new, 200
-# deleted, 200 renamed, 200 chmod'ed), then the incremental, each with a cold
-# page cache.  Prints (does not assert) per backup: wall, CPU (user+sys),
-# bytes read from the partition (the process's read_bytes), stored bytes,
-# and the incremental's figures over the full's, and over the changed bytes.
+# on the standard dataset (gendata defaults: 1 GiB of 64 MiB JSON segments +
+# 20,000 small files) in a loop btrfs:
+#
+#   1. a full backup (--full);
+#   2. a database-like churn of about 1 % of the bytes (tools/churn.py, fixed
+#      seed): random 8 KiB pages rewritten in place over a few segments
+#      (~0.5 %), appends to the 2-3 newest segments (~0.3 %), 200 small files
+#      new, 200 deleted, 200 renamed, 200 chmod'ed;
+#   3. the incremental backup;
+#   4. a --full backup of the same tree (nothing changed since 3);
+#   5. restores of the incremental (3) and of that full (4), RUNS rounds,
+#      order alternating: wall, CPU, median, ratio.
+#
+# Cold page cache before every measured command.  Prints (asserts nothing)
+# per backup: wall, CPU (user+sys), bytes read from the partition (the
+# process's read_bytes), stored bytes; the incremental over the full, over
+# the bytes the churn wrote and over the whole files it touched; the
+# restores; and the moonshot interval derived from the incremental's CPU.
 #
 #   bash tools/bench_incr.sh [BUILD_DIR]       (needs root)
-#   QUICK=1: a small dataset (64 MiB of segments, 1,000 small files)
+#   QUICK=1: a small dataset (64 MiB of 16 MiB segments, 1,000 small files)
+#   RUNS=3: restore rounds (each restores both backups)
+#   SEED=14: the churn's seed
 #   BENCH_DIR=/var/tmp: where the sparse loop image lives
 set -euo pipefail
 
 B=${1:-build}
 SRC_DIR=$(cd "$(dirname "$0")/.." && pwd)
+NAME=bench_incr
+# shellcheck source=tools/bench_lib.sh
+. "$SRC_DIR/tools/bench_lib.sh"
 QUICK=${QUICK:-0}
-BENCH_DIR=${BENCH_DIR:-/var/tmp}
+RUNS=${RUNS:-3}
+SEED=${SEED:-14}
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer (got '$RUNS')"
 if [ "$QUICK" = 1 ]; then
 	ARGS=(--json-bytes 64M --json-file-size 16M --small-files 1000)
 	IMG=4G
 else
 	ARGS=()
-	IMG=8G
+	IMG=12G
 fi
-log() { echo "bench_incr: $*" >&2; }
-die() { log "$*"; exit 1; }
-[ "$(id -u)" = 0 ] || die "needs root (loop btrfs, drop_caches)"
-if [ ! -x "$SRC_DIR/$B/snapship" ] || [ ! -x "$SRC_DIR/$B/gendata" ]; then die "run make first"; fi
-
-WORK=$(mktemp -d -p "$BENCH_DIR" snapship-bench-incr.XXXXXX)
-MNT=$WORK/mnt
-LOOP=
-cleanup() {
-	set +e
-	mountpoint -q "$MNT" && umount "$MNT"
-	[ -n "$LOOP" ] && losetup -d "$LOOP"
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-truncate -s "$IMG" "$WORK/img"
-mkfs.btrfs -q "$WORK/img" >/dev/null 2>&1 || die "mkfs.btrfs failed"
-LOOP=$(losetup --find --show "$WORK/img")
-mkdir -p "$MNT"
-mount "$LOOP" "$MNT"
+bench_setup "$IMG"
 SRC=$MNT/std
 STORE=$MNT/store
 mkdir -p "$STORE" "$MNT/state"
@@ -54,7 +53,6 @@ cat >"$WORK/conf" <<EOF
 [agent]
 host = bench
 state_dir = $MNT/state
-max_chain = 180
 [region a]
 store = file
 path = $STORE
@@ -62,72 +60,92 @@ primary = yes
 [partition std]
 path = $SRC
 EOF
+SNAP=("$SRC_DIR/$B/snapship" --config "$WORK/conf")
 
-# run NAME [ARGS]: one backup, cold cache; "wall cpu read stored" into $NAME
-run() {
-	local name=$1 t0 t1 cpu rd stored
+# backup NAME [ARGS]: one backup, cold cache; $WORK/NAME: wall user sys rss read
+backup() {
+	local name=$1
 	shift
-	rm -f "$WORK/pid"
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-	t0=$(date +%s.%N)
-	# shellcheck disable=SC2016 # expanded by the inner bash
-	/usr/bin/time -f '%U %S' -o "$WORK/time" \
-		bash -c 'echo $$ >"$1"; exec "$2" --config "$3" --json backup std "${@:5}" >"$4"' \
-		_ "$WORK/pid" "$SRC_DIR/$B/snapship" "$WORK/conf" "$WORK/$name.json" "$@" &
-	local bg=$! pid=""
-	# read_bytes of the snapship process, sampled until it ends
-	rd=0
-	while kill -0 "$bg" 2>/dev/null; do
-		[ -z "$pid" ] && [ -s "$WORK/pid" ] && pid=$(cat "$WORK/pid")
-		if [ -n "$pid" ] && [ -r "/proc/$pid/io" ]; then
-			rd=$(awk '/^read_bytes/ {print $2}' "/proc/$pid/io" 2>/dev/null || echo "$rd")
-		fi
-		sleep 0.05
-	done
-	wait "$bg"
-	t1=$(date +%s.%N)
-	cpu=$(awk '{print $1 + $2}' "$WORK/time")
-	stored=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["stored_bytes"])' "$WORK/$name.json")
-	echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}') $cpu $rd $stored" >"$WORK/$name"
-	log "$name: wall cpu read stored = $(cat "$WORK/$name")"
+	timed_io "$WORK/$name" "${SNAP[@]}" --json backup std "$@"
+	cp "$WORK/$name.out" "$WORK/$name.json"
+	log "$name: wall user sys rss read = $(cat "$WORK/$name"), $(jget "$WORK/$name.json" 'd[0]["backup_id"]')"
 }
 
-run full --full
-# the churn, about 1 % of the bytes
-seg=$(find "$SRC/segments" -type f | sort)
-nseg=$(echo "$seg" | wc -l)
-segsize=$(stat -c %s "$(echo "$seg" | head -n1)")
-changed=0
-a=$(echo "$seg" | sed -n 1p)
-head -c $((segsize / 16)) /dev/urandom | base64 -w 100 >>"$a"
-changed=$((changed + $(stat -c %s "$a")))
-if [ "$nseg" -gt 8 ]; then
-	r=$(echo "$seg" | sed -n 2p)
-	head -c $((segsize / 16)) /dev/urandom | base64 -w 100 |
-		dd of="$r" bs=1M seek=1 conv=notrunc status=none iflag=fullblock
-	changed=$((changed + $(stat -c %s "$r")))
-fi
-mapfile -t small < <(find "$SRC/small" -type f -name '*.json' | sort | head -n 600)
-for i in $(seq 0 199); do
-	head -c 8000 /dev/urandom | base64 >"$SRC/small/new-$i.json"
-	changed=$((changed + $(stat -c %s "$SRC/small/new-$i.json")))
-	rm "${small[$i]}"
-	mv "${small[$((200 + i))]}" "${small[$((200 + i))]}.renamed"
-	chmod 600 "${small[$((400 + i))]}"
-done
-run incr
-sc=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))[0]; print(d["new_bytes"], d["changed"], d["new"], d["deleted"], d["renamed"], d["meta_only"])' "$WORK/incr.json")
+# restore NAME ID: one restore of ID into a new subvolume, cold cache;
+# appends "wall user sys rss" to $WORK/NAME.runs
+restore() {
+	local name=$1 id=$2
+	timed "$WORK/r" "${SNAP[@]}" -q restore std --id "$id" --to "$MNT/restored"
+	cat "$WORK/r" >>"$WORK/$name.runs"
+	log "restore $name ($id): wall user sys rss = $(cat "$WORK/r")"
+	btrfs subvolume delete "$MNT/restored" >/dev/null
+}
 
-read -r fw fc fr fs <"$WORK/full"
-read -r iw ic ir is <"$WORK/incr"
-ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b*100:.1f} %' if b else '-')" "$1" "$2"; }
-echo "Incremental backups (issue 14): $(git -C "$SRC_DIR" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), nproc $(nproc), QUICK=$QUICK"
-echo "dataset: gendata ${ARGS[*]:-(defaults)}; churn: 1 segment appended (+1/16), $([ "$nseg" -gt 8 ] && echo "1 rewritten in part (1/16), ")200 small new, 200 deleted, 200 renamed, 200 chmod'ed"
-echo "changed content: $changed bytes (whole files changed or new)"
-echo "incremental: new_bytes changed new deleted renamed meta_only = $sc"
-printf '%-12s %10s %10s %14s %14s\n' "" "wall s" "cpu s" "read bytes" "stored bytes"
-printf '%-12s %10.2f %10.2f %14s %14s\n' full "$fw" "$fc" "$fr" "$fs"
-printf '%-12s %10.2f %10.2f %14s %14s\n' incremental "$iw" "$ic" "$ir" "$is"
-echo "incremental / full: wall $(ratio "$iw" "$fw"), cpu $(ratio "$ic" "$fc"), stored $(ratio "$is" "$fs")"
-echo "read / changed content: $(ratio "$ir" "$changed")"
+backup full --full
+log "churn (tools/churn.py --seed $SEED)"
+python3 "$SRC_DIR/tools/churn.py" "$SRC" --seed "$SEED" --zstd >"$WORK/churn.json"
+backup incr
+backup full2 --full
+IID=$(jget "$WORK/incr.json" 'd[0]["backup_id"]')
+FID=$(jget "$WORK/full2.json" 'd[0]["backup_id"]')
+for ((r = 1; r <= RUNS; r++)); do
+	if ((r % 2)); then
+		restore incr "$IID"; restore full "$FID"
+	else
+		restore full "$FID"; restore incr "$IID"
+	fi
+done
+
+C=$WORK/churn.json
+written=$(jget "$C" 'd["written_bytes"]')
+whole=$(jget "$C" 'd["touched_whole_bytes"]')
+wz=$(jget "$C" 'd.get("written_zstd3_bytes", 0)')
+read -r fw fu fs _ fr <"$WORK/full"
+read -r iw iu is _ ir <"$WORK/incr"
+read -r gw gu gs _ gr <"$WORK/full2"
+fc=$(awk -v u="$fu" -v s="$fs" 'BEGIN {print u + s}')
+ic=$(awk -v u="$iu" -v s="$is" 'BEGIN {print u + s}')
+gc=$(awk -v u="$gu" -v s="$gs" 'BEGIN {print u + s}')
+fst=$(jget "$WORK/full.json" 'd[0]["stored_bytes"]')
+ist=$(jget "$WORK/incr.json" 'd[0]["stored_bytes"]')
+gst=$(jget "$WORK/full2.json" 'd[0]["stored_bytes"]')
+rw_i=$(awk '{print $1}' "$WORK/incr.runs" | median)
+rw_f=$(awk '{print $1}' "$WORK/full.runs" | median)
+rc_i=$(awk '{print $2 + $3}' "$WORK/incr.runs" | median)
+rc_f=$(awk '{print $2 + $3}' "$WORK/full.runs" | median)
+
+echo "Incremental backups (issue 14): $(git -C "$SRC_DIR" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg), QUICK=$QUICK"
+echo "dataset: gendata ${ARGS[*]:-(defaults)}: $(jget "$C" 'd["tree_bytes"]') bytes in regular files"
+echo "churn (tools/churn.py --seed $SEED): $(jget "$C" '"%d pages of 8 KiB rewritten in place over %d segments (%d bytes), appends to %d segments (%d bytes), %d small files new (%d bytes), %d deleted, %d renamed, %d chmod'"'"'ed" % (d["rewrite_pages"], d["rewrite_segments"], d["rewrite_bytes"], d["append_segments"], d["append_bytes"], d["small_new"], d["small_new_bytes"], d["small_deleted"], d["small_renamed"], d["small_chmod"])')"
+echo "changed bytes (written by the churn): $written = $(ratio "$written" "$(jget "$C" 'd["tree_bytes"]')") of the tree; zstd -3 of them: $wz"
+echo "whole size of the $(jget "$C" 'd["touched_files"]') files whose content changed: $whole"
+echo "incremental says: $(jget "$WORK/incr.json" '"parent %s, %s changed, %s new, %s deleted, %s renamed, %s metadata-only, new_bytes %s, referenced_bytes %s" % (d[0].get("parent"), d[0].get("changed"), d[0].get("new"), d[0].get("deleted"), d[0].get("renamed"), d[0].get("meta_only"), d[0].get("new_bytes"), d[0].get("referenced_bytes"))')"
+echo
+printf '%-26s %10s %10s %14s %14s\n' "backup (cold cache)" "wall s" "cpu s" "read bytes" "stored bytes"
+printf '%-26s %10.2f %10.2f %14s %14s\n' "full (before the churn)" "$fw" "$fc" "$fr" "$fst"
+printf '%-26s %10.2f %10.2f %14s %14s\n' incremental "$iw" "$ic" "$ir" "$ist"
+printf '%-26s %10.2f %10.2f %14s %14s\n' "full (after the churn)" "$gw" "$gc" "$gr" "$gst"
+echo
+echo "incremental / full (before):  wall $(ratio "$iw" "$fw")   [issue: <= 10 %]"
+echo "                              cpu  $(ratio "$ic" "$fc")   [issue: <= 5 %]"
+echo "                              stored $(ratio "$ist" "$fst")"
+echo "read / changed bytes:         $(ratio "$ir" "$written")   [issue: <= 2 x]"
+echo "read / whole touched files:   $(ratio "$ir" "$whole")"
+echo "stored / changed bytes zstd -3: $(ratio "$ist" "$wz")   [issue: <= 1.2 x]"
+echo "stored / whole touched files: $(ratio "$ist" "$whole")"
+echo
+echo "restore (cold cache, into a new subvolume), median of $RUNS round(s), order alternating:"
+echo "the incremental $IID against a --full backup of the same tree, $FID"
+printf '%-26s %10s %10s\n' "restore" "wall s" "cpu s"
+printf '%-26s %10.2f %10.2f\n' "incremental" "$rw_i" "$rc_i"
+printf '%-26s %10.2f %10.2f\n' "full of the same tree" "$rw_f" "$rc_f"
+echo "incremental / full restore: wall $(ratio "$rw_i" "$rw_f")   [issue: <= 1.1 x], cpu $(ratio "$rc_i" "$rc_f")"
+echo "per round (wall user sys maxrss_KiB): incremental: $(paste -sd';' "$WORK/incr.runs"); full: $(paste -sd';' "$WORK/full.runs")"
+echo
+echo "moonshot (derived, not measured): at $ic CPU s per incremental of this churn, the agent"
+echo "uses <= 5 % of one core with an interval of at least $(awk -v c="$ic" 'BEGIN {printf "%.0f s (%.1f min)", c / 0.05, c / 0.05 / 60}')"
+echo "(interval = incremental CPU s / 0.05; assumes the same churn per interval and nothing else running)."
+if [ "$QUICK" = 1 ]; then
+	echo
+	echo "QUICK=1: a small dataset; these numbers say nothing about the targets."
+fi
