@@ -207,6 +207,9 @@ la_ssize_t restore_read_cb(struct archive *a, void *ctx, const void **buf)
 			*buf = NULL;
 			return 0;
 		}
+		if (r->capture)
+			blocks_capture(r, *buf, r->pos, dlen);
+		r->pos += dlen;
 		return (la_ssize_t)dlen;
 	}
 }
@@ -313,8 +316,22 @@ void restore_show_progress(struct rctx *r, bool done)
 		fprintf(stderr, "\r\033[K");
 }
 
-/* Zeros for a hole of n bytes, within the restore's budget of holes. */
-static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t n)
+/* A file in blocks whose whole entry is read: block k does not match. */
+static int block_mismatch(struct rctx *r, const char *path, const struct blk_hash *bh,
+			  bool written)
+{
+	return err_set(r->err, -EBADMSG,
+		       "backup %s: %s: block %llu does not match its checksum; read from backup %s (data object %s): the stored backup is corrupt%s",
+		       r->m->backup_id, path, (unsigned long long)bh->k,
+		       r->obj ? r->obj->id : r->m->backup_id,
+		       r->obj ? r->obj->key : r->m->data_key,
+		       written ? "; the file was written but must not be trusted" : "");
+}
+
+/* Zeros for a hole of n bytes, within the restore's budget of holes (and
+ * into the blocks' checksums, bh not NULL). */
+static int hash_hole(struct rctx *r, XXH3_state_t *h, struct blk_hash *bh,
+		     const char *path, uint64_t n)
 {
 	static const unsigned char zeros[65536];
 	uint64_t max;
@@ -331,6 +348,8 @@ static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t
 		size_t k = n > sizeof(zeros) ? sizeof(zeros) : (size_t)n;
 
 		XXH3_128bits_update(h, zeros, k);
+		if (bh && blk_hash_feed(bh, NULL, k))
+			return block_mismatch(r, path, bh, false);
 		n -= k;
 	}
 	return 0;
@@ -354,8 +373,25 @@ int restore_check_cancel(struct rctx *r, const char *path)
 		       path ? UTIL_ESC(path) : "");
 }
 
+static int file_data(struct rctx *r, struct archive *a, struct extractor *x,
+		     const char *path, const struct index_entry *ie, struct blk_hash *bh);
+
 int restore_file_data(struct rctx *r, struct archive *a, struct extractor *x,
 			const char *path, const struct index_entry *ie)
+{
+	struct blk_hash bh = { 0 };
+	int ret;
+
+	if (ie->blk && blk_hash_init(&bh, ie, 0))
+		return err_set(r->err, -ENOMEM, "out of memory");
+	ret = file_data(r, a, x, path, ie, ie->blk ? &bh : NULL);
+	blk_hash_free(&bh);
+	return ret;
+}
+
+/* restore_file_data, checking the blocks too with bh (not NULL). */
+static int file_data(struct rctx *r, struct archive *a, struct extractor *x,
+		     const char *path, const struct index_entry *ie, struct blk_hash *bh)
 {
 	XXH3_state_t h;
 	XXH128_canonical_t sum;
@@ -388,10 +424,12 @@ int restore_file_data(struct rctx *r, struct archive *a, struct extractor *x,
 				       "backup %s: %s has data at byte %lld (%zu bytes), out of order or past its size of %llu bytes; refusing it — the stored backup is corrupt or was tampered with",
 				       r->m->backup_id, path, (long long)off, len,
 				       (unsigned long long)size);
-		ret = hash_hole(r, &h, path, (uint64_t)off - at);
+		ret = hash_hole(r, &h, bh, path, (uint64_t)off - at);
 		if (ret)
 			return ret;
 		XXH3_128bits_update(&h, buf, len);
+		if (bh && blk_hash_feed(bh, buf, len))
+			return block_mismatch(r, path, bh, x != NULL);
 		at = (uint64_t)off + len;
 		r->res->bytes += len;
 		if (x && len) {
@@ -401,11 +439,13 @@ int restore_file_data(struct rctx *r, struct archive *a, struct extractor *x,
 		}
 		restore_show_progress(r, false);
 	}
-	ret = hash_hole(r, &h, path, size - at);
+	ret = hash_hole(r, &h, bh, path, size - at);
 	if (ret)
 		return ret;
-	/* snapship stores a checksum for every file: an entry without one
-	 * could never be verified */
+	/* snapship stores a checksum for every file (a file in blocks: of each
+	 * block, all checked above): one without could never be verified */
+	if (!ie->has_sum && bh)
+		return 0;
 	if (!ie->has_sum)
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: the index holds no checksum for %s (snapship writes one for every file); the stored backup is corrupt or was tampered with%s",
