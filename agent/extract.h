@@ -29,6 +29,14 @@ struct extract_stats {
 
 int extractor_new(int flags, unsigned workers, size_t mem_budget,
 		  const char *target, struct extractor **x_ret, struct err *err);
+/*
+ * Instead of a directory, one pax stream (restricted pax, SCHILY.xattr) on
+ * fd, which stays the caller's (snapship export): every entry written in
+ * the caller's thread in the order begun, a file's data in order (a gap,
+ * such as a hole of a sparse file, written as zeros up to its size),
+ * symlinks and hard links last, so that a hard link follows its target.
+ */
+int extractor_new_stream(int fd, struct extractor **x_ret, struct err *err);
 /* Start an entry (the extractor clones ae). path is its safe relative name. */
 int extractor_begin(struct extractor *x, struct archive_entry *ae,
 		    const char *path, struct err *err);

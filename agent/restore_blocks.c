@@ -34,6 +34,7 @@
 #include <xxhash.h>
 
 #include "agent/catalog.h"
+#include "agent/extract.h"
 #include "agent/index.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -176,6 +177,22 @@ uint64_t blocks_need(const struct rctx *r, const struct v2_want *w)
 
 /* ------------------------------------------------- files under the target */
 
+/* Where file entry is put together: its path under the target, or (export)
+ * a name of its own in the spool directory. */
+static const char *file_name(const struct rctx *r, size_t entry, char *buf, size_t n)
+{
+	if (!r->o->export)
+		return r->idx->e[entry].path;
+	snprintf(buf, n, "%zu", entry);
+	return buf;
+}
+
+/* The directory written into, for messages. */
+static const char *where(const struct rctx *r)
+{
+	return r->o->target ? r->o->target : r->spool ? r->spool : "the target";
+}
+
 /*
  * Open path (relative, checked safe) under the target, one component at a
  * time, never following a symlink; with mkparents, missing directories are
@@ -227,16 +244,18 @@ static int file_error(struct rctx *r, int ret, const char *what, const char *pat
 	if (ret == -ENOSPC || ret == -EDQUOT)
 		return err_set(r->err, ret,
 			       "restore into %s ran out of space while writing %s; the partial restore is kept in %s: free space (or choose another target) and restore again with --force",
-			       r->o->target, UTIL_ESC(path), r->o->target);
+			       where(r), UTIL_ESC(path), where(r));
 	return err_set(r->err, ret, "restore into %s: cannot %s %s: %s (a symlink or a file in the way of its path?)",
-		       r->o->target, what, UTIL_ESC(path), strerror(-ret));
+		       where(r), what, UTIL_ESC(path), strerror(-ret));
 }
 
 int blocks_make(struct rctx *r)
 {
 	for (size_t k = 0; k < r->nbfiles; k++) {
 		const struct index_entry *e = &r->idx->e[r->bfiles[k].entry];
-		int fd, ret = open_under(r, e->path, O_WRONLY | O_CREAT | O_EXCL, true, &fd);
+		char nb[32];
+		int fd, ret = open_under(r, file_name(r, r->bfiles[k].entry, nb, sizeof(nb)),
+					 O_WRONLY | O_CREAT | O_EXCL, true, &fd);
 
 		if (!ret && ftruncate(fd, (off_t)e->size))
 			ret = -errno;
@@ -558,12 +577,12 @@ static int apply_meta(struct rctx *r, const struct index_entry *e, int fd)
 	while (!ret && archive_entry_xattr_next(ae, &name, &val, &len) == ARCHIVE_OK)
 		if (fsetxattr(fd, name, val, len, 0))
 			log_warn("restore into %s: cannot set xattr %s of %s: %s",
-				 r->o->target, name, UTIL_ESC(e->path), strerror(errno));
+				 where(r), name, UTIL_ESC(e->path), strerror(errno));
 	for (size_t k = 0; !ret && k < e->nxattr; k++)
 		if (!strcmp(e->xattr[k].name, "system.posix_acl_access") &&
 		    fsetxattr(fd, e->xattr[k].name, e->xattr[k].value, e->xattr[k].len, 0))
 			log_warn("restore into %s: cannot set the ACL of %s: %s",
-				 r->o->target, UTIL_ESC(e->path), strerror(errno));
+				 where(r), UTIL_ESC(e->path), strerror(errno));
 	ts[1].tv_sec = (time_t)(e->mtime_ns / 1000000000);
 	ts[1].tv_nsec = (long)(e->mtime_ns % 1000000000);
 	if (ts[1].tv_nsec < 0) {
@@ -576,22 +595,52 @@ static int apply_meta(struct rctx *r, const struct index_entry *e, int fd)
 	return ret;
 }
 
+/* Export: the spool file fd of e into the stream, as the index describes
+ * it; then it goes. */
+static int export_file(struct rctx *r, const struct index_entry *e, int fd,
+		       const char *name)
+{
+	static unsigned char buf[256 << 10];
+	struct archive_entry *ae;
+	uint64_t at = 0;
+	int ret = restore_v2_synth(r, e, &ae);
+
+	if (!ret)
+		ret = extractor_begin(r->x, ae, e->path, r->err);
+	archive_entry_free(ae);
+	while (!ret && at < e->size) {
+		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)at);
+
+		if (n <= 0)
+			return file_error(r, n ? -errno : -EIO, "read back", e->path);
+		ret = extractor_data(r->x, buf, (size_t)n, (int64_t)at, r->err);
+		at += (uint64_t)n;
+	}
+	if (!ret)
+		ret = extractor_end(r->x, r->err);
+	if (!ret && unlinkat(r->tfd, name, 0))
+		log_warn("export: cannot remove %s/%s: %s", r->spool, name, strerror(errno));
+	return ret;
+}
+
 /* File entry's last run is written and checked: produced, checked whole,
- * its metadata set. */
+ * its metadata set (or into the exported stream). */
 static int file_done(struct rctx *r, size_t entry)
 {
 	const struct index_entry *e = &r->idx->e[entry];
+	char nb[32];
+	const char *name = file_name(r, entry, nb, sizeof(nb));
 	int fd = -1, ret = restore_v2_produced(r, entry);
 
 	if (!ret && r->x) {
-		ret = open_under(r, e->path, O_RDONLY, false, &fd);
+		ret = open_under(r, name, O_RDONLY, false, &fd);
 		if (ret)
 			ret = file_error(r, ret, "open", e->path);
 	}
 	if (!ret && r->x && e->has_sum)
 		ret = check_whole(r, e, fd);
 	if (!ret && r->x)
-		ret = apply_meta(r, e, fd);
+		ret = r->o->export ? export_file(r, e, fd, name) : apply_meta(r, e, fd);
 	if (fd >= 0)
 		close(fd);
 	if (!ret)
@@ -604,6 +653,7 @@ static int file_done(struct rctx *r, size_t entry)
 static int consumer_init(struct rctx *r, struct consumer *c, const struct v2_want *w,
 			 struct v2_obj *b, bool has, uint64_t start, uint64_t size)
 {
+	char nb[32];
 	int ret;
 
 	c->w = w;
@@ -616,7 +666,7 @@ static int consumer_init(struct rctx *r, struct consumer *c, const struct v2_wan
 		return err_set(r->err, -ENOMEM, "out of memory");
 	if (!r->x)
 		return 0;
-	ret = open_under(r, c->e->path, O_WRONLY, false, &c->fd);
+	ret = open_under(r, file_name(r, w->entry, nb, sizeof(nb)), O_WRONLY, false, &c->fd);
 	return ret ? file_error(r, ret, "open", c->e->path) : 0;
 }
 
@@ -670,6 +720,17 @@ out:
 	free(cs);
 	free(hdr);
 	return ret;
+}
+
+void blocks_spool_clean(struct rctx *r)
+{
+	for (size_t k = 0; r->tfd >= 0 && k < r->nbfiles; k++) {
+		char nb[32];
+
+		if (unlinkat(r->tfd, file_name(r, r->bfiles[k].entry, nb, sizeof(nb)), 0) &&
+		    errno != ENOENT)
+			log_warn("export: cannot remove %s/%s: %s", r->spool, nb, strerror(errno));
+	}
 }
 
 void restore_blocks_free(struct rctx *r)

@@ -110,7 +110,10 @@ struct rctx {
 	const unsigned char *cur;     /* the buffer handed last, at cur_off */
 	uint64_t cur_off;
 	size_t cur_len;
-	struct extractor *x;          /* writing into o->target; NULL: verify */
+	struct extractor *x;          /* writing into o->target (or the
+				       * exported stream); NULL: verify */
+	char *spool;                  /* export: where files in runs are put
+				       * together (tfd); owned */
 	int cwd, tfd;                 /* the working directory, the target */
 	bool target_made;             /* cow_make_target succeeded: made says */
 	enum cow_target made;         /* what it did */
@@ -192,6 +195,8 @@ int blocks_entry(struct rctx *r, struct archive *a, struct archive_entry *ae,
 		 struct v2_obj *b, const struct v2_want *w, size_t n,
 		 uint64_t hdr_off, uint64_t hdr_end);
 void blocks_capture(struct rctx *r, const void *buf, uint64_t off, size_t len);
+/* Export: remove what is left in r->spool (a failed export's files). */
+void blocks_spool_clean(struct rctx *r);
 void restore_blocks_free(struct rctx *r);
 
 #endif

@@ -836,7 +836,7 @@ int restore_v2(struct rctx *r)
 	r->sha = EVP_MD_CTX_new();
 	if (!r->sha)
 		return err_set(r->err, -ENOMEM, "cannot set up SHA-256");
-	if (r->o->target)
+	if (r->o->target || r->o->export)
 		ret = restore_open_target(r);
 	index_pass_begin(r->idx);
 	if (!ret)

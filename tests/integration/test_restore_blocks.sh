@@ -10,7 +10,8 @@
 #       share B1's and B2's entries with it.
 # Each restore equals the forged tree byte for byte and metadata for
 # metadata; --path of the big file alone; --at; verify --deep; ls; a drill;
-# v2check rebuilds every backup.  A corrupt block (valid frames, content not
+# v2check rebuilds every backup; `snapship export | tar -x` (GNU tar) too,
+# its spool directory removed after.  A corrupt block (valid frames, content not
 # the index's) fails restore and verify naming the file and the block;
 # hostile runs (an entry shorter than the run, a wrong skip, a SNAPSHIP.part
 # that does not match, a ref not in references, an offset outside the
@@ -20,7 +21,7 @@
 set -euo pipefail
 # shellcheck source=tests/lib.sh
 . "${SRC_DIR:?run me through tests/run.sh}/tests/lib.sh"
-need_cmd python3 zstd xxhsum setfattr getfattr
+need_cmd python3 zstd xxhsum setfattr getfattr tar
 
 FORGE=$SRC_DIR/tests/tools/forge.py
 V2CHECK=$SRC_DIR/tests/tools/v2check.py
@@ -148,6 +149,25 @@ for n in 1 2 3; do
 done
 echo "ok: verify --deep, ls, drill, v2check"
 
+# ---- export: one plain pax stream that GNU tar extracts --------------------------
+spool=$TEST_TMP/spool
+mkdir -p "$spool"
+for n in 1 3; do
+	id=B$n
+	mkdir -p "$TEST_TMP/x$n"
+	TMPDIR=$spool "${S[@]}" export p --from "$store" --id "${!id}" >"$TEST_TMP/b$n.tar" \
+		2>"$TEST_TMP/err" || { cat "$TEST_TMP/err"; fail "export of B$n"; }
+	tar --xattrs --xattrs-include='*' -x -C "$TEST_TMP/x$n" -f "$TEST_TMP/b$n.tar" ||
+		fail "tar -x of B$n's export"
+	assert_trees_equal "$TEST_TMP/t$n" "$TEST_TMP/x$n"
+done
+TMPDIR=$spool "${S[@]}" export p --from "$store" --at "2023-11-17T00:00:00Z" |
+	tar -t >"$TEST_TMP/list" || fail "export --at | tar -t"
+[ "$(grep -c . "$TEST_TMP/list")" = 3 ] && grep -qx big "$TEST_TMP/list" ||
+	{ cat "$TEST_TMP/list"; fail "export --at: not B2's entries"; }
+[ -z "$(ls -A "$spool")" ] || { ls -laR "$spool"; fail "export left its spool behind"; }
+echo "ok: export of B1 and B3 | tar -x equals their trees; --at; the spool removed"
+
 # ---- a corrupt block: valid frames, content not the index's ---------------------
 bad=$TEST_TMP/bad
 mkdir -p "$bad"
@@ -166,6 +186,11 @@ grep -q "file big: block 5 (bytes 5242880..6291455) does not match its checksum;
 run 1 "verify --deep with block 5 of B1 corrupt" verify p --from "$bad" --deep
 grep -q "big: block 5 .*does not match its checksum" "$TEST_TMP/out" "$TEST_TMP/err" ||
 	{ cat "$TEST_TMP/out" "$TEST_TMP/err"; fail "verify --deep: the corrupt block not named"; }
+rc=0
+TMPDIR=$spool "${S[@]}" export p --from "$bad" --id "$B2" >/dev/null 2>"$TEST_TMP/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "file big: block 5 .*does not match its checksum" "$TEST_TMP/err" ||
+	{ cat "$TEST_TMP/err"; fail "export of B2 with a corrupt block: exit $rc"; }
+[ -z "$(ls -A "$spool")" ] || { ls -laR "$spool"; fail "a failed export left its spool behind"; }
 echo "ok: a corrupt block fails restore and verify, naming the file and the block"
 
 # ---- hostile runs ----------------------------------------------------------------
