@@ -241,7 +241,8 @@ int extractor_new_stream(int fd, struct extractor **x_ret, struct err *err)
 	pthread_mutex_init(&x->mu, NULL);
 	pthread_cond_init(&x->cv, NULL);
 	x->w = archive_write_new();
-	if (!x->w || archive_write_set_format_pax_restricted(x->w) != ARCHIVE_OK ||
+	/* pax, not restricted: mtime's nanoseconds in every header with them */
+	if (!x->w || archive_write_set_format_pax(x->w) != ARCHIVE_OK ||
 	    archive_write_set_format_option(x->w, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
 	    archive_write_set_bytes_in_last_block(x->w, 1) != ARCHIVE_OK ||
 	    archive_write_open_fd(x->w, fd) != ARCHIVE_OK) {
@@ -284,6 +285,10 @@ static int stream_begin(struct extractor *x, struct archive_entry *ae,
 	if (!c)
 		return err_set(err, -ENOMEM, "out of memory");
 	archive_entry_sparse_clear(c);      /* holes go out as zeros */
+	archive_entry_set_fflags(c, 0, 0);  /* a version 1 header's; tar does not take them */
+	archive_entry_unset_atime(c);
+	archive_entry_unset_ctime(c);
+	archive_entry_unset_birthtime(c);
 	archive_entry_set_pathname(c, path);
 	ret = archive_write_header(x->w, c);
 	archive_entry_free(c);

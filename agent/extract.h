@@ -30,7 +30,7 @@ struct extract_stats {
 int extractor_new(int flags, unsigned workers, size_t mem_budget,
 		  const char *target, struct extractor **x_ret, struct err *err);
 /*
- * Instead of a directory, one pax stream (restricted pax, SCHILY.xattr) on
+ * Instead of a directory, one pax stream (SCHILY.xattr; mtime only) on
  * fd, which stays the caller's (snapship export): every entry written in
  * the caller's thread in the order begun, a file's data in order (a gap,
  * such as a hole of a sparse file, written as zeros up to its size),
