@@ -279,12 +279,17 @@ static int stream_begin(struct extractor *x, struct archive_entry *ae,
 	struct archive_entry *c;
 	int ret;
 
-	if (archive_entry_filetype(ae) == AE_IFLNK || archive_entry_hardlink(ae))
+	/* directories last too: content written into one after tar has set
+	 * its times would change them (its files may come later, from
+	 * another data object) */
+	if (archive_entry_filetype(ae) == AE_IFLNK || archive_entry_hardlink(ae) ||
+	    archive_entry_filetype(ae) == AE_IFDIR)
 		return defer(x, ae, err);
 	c = archive_entry_clone(ae);
 	if (!c)
 		return err_set(err, -ENOMEM, "out of memory");
-	archive_entry_sparse_clear(c);      /* holes go out as zeros */
+	/* a sparse map stays (pax GNU.sparse 1.0): the zeros written for its
+	 * holes are dropped by libarchive's writer; no map: holes as zeros */
 	archive_entry_set_fflags(c, 0, 0);  /* a version 1 header's; tar does not take them */
 	archive_entry_unset_atime(c);
 	archive_entry_unset_ctime(c);
@@ -635,9 +640,12 @@ int extractor_finish(struct extractor *x, struct extract_stats *st,
 	ret = check_error(x, err);
 	if (ret)
 		return ret;
-	for (size_t i = 0; i < x->ndeferred; i++) {
-		struct archive_entry *ae = x->deferred[i];
+	/* links, then (a stream's) directories */
+	for (size_t k = 0; k < 2 * x->ndeferred; k++) {
+		struct archive_entry *ae = x->deferred[k % x->ndeferred];
 
+		if ((archive_entry_filetype(ae) == AE_IFDIR) != (k >= x->ndeferred))
+			continue;
 		if (archive_write_header(x->w, ae) < ARCHIVE_WARN ||
 		    archive_write_finish_entry(x->w) < ARCHIVE_WARN)
 			return write_error(err, x->w, x->target, archive_entry_pathname(ae));

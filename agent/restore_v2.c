@@ -537,6 +537,18 @@ static int make_from_index(struct rctx *r)
 	return 0;
 }
 
+/* Export: the sparse map of the entry read (claims_file checked it
+ * against the index's size) on the entry written, so holes stay holes. */
+static void copy_sparse(struct archive_entry *out, struct archive_entry *ae)
+{
+	la_int64_t off, len;
+
+	if (archive_entry_sparse_reset(ae) <= 0)
+		return;
+	while (archive_entry_sparse_next(ae, &off, &len) == ARCHIVE_OK)
+		archive_entry_sparse_add_entry(out, off, len);
+}
+
 /*
  * The tar entry ae (read at the offset of index entry i) is file i's
  * content: written under the index's path and metadata, hashed.
@@ -559,6 +571,8 @@ static int produce_file(struct rctx *r, struct archive *a, struct archive_entry 
 				  b->id, r->err);
 	if (!ret && r->x)
 		ret = restore_v2_synth(r, e, &out);
+	if (!ret && r->o->export)
+		copy_sparse(out, ae);
 	if (!ret && r->x)
 		ret = extractor_begin(r->x, out, e->path, r->err);
 	archive_entry_free(out);
