@@ -44,6 +44,7 @@
 
 #define TAR_BLOCK 512u
 #define PART_KEY "SNAPSHIP.part"
+#define READ_BUF (256u << 10)     /* reading a file back */
 
 /* ------------------------------------------------------ block checksums */
 
@@ -526,17 +527,19 @@ static int read_runs(struct rctx *r, struct archive *a, struct v2_obj *b,
 /* The whole file's XXH3-128 (the index has one), read back from the target. */
 static int check_whole(struct rctx *r, const struct index_entry *e, int fd)
 {
-	static unsigned char buf[1 << 16];
+	unsigned char *buf = malloc(READ_BUF);
 	XXH3_state_t *h = XXH3_createState();
 	XXH128_canonical_t sum;
 	uint64_t at = 0;
 	int ret = 0;
 
-	if (!h)
-		return err_set(r->err, -ENOMEM, "out of memory");
+	if (!h || !buf) {
+		ret = err_set(r->err, -ENOMEM, "out of memory");
+		goto out;
+	}
 	XXH3_128bits_reset(h);
 	while (at < e->size) {
-		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)at);
+		ssize_t n = pread(fd, buf, READ_BUF, (off_t)at);
 
 		if (n <= 0) {
 			ret = file_error(r, n ? -errno : -EIO, "read back", e->path);
@@ -552,6 +555,7 @@ static int check_whole(struct rctx *r, const struct index_entry *e, int fd)
 			      r->m->backup_id, UTIL_ESC(e->path));
 out:
 	XXH3_freeState(h);
+	free(buf);
 	return ret;
 }
 
@@ -600,22 +604,24 @@ static int apply_meta(struct rctx *r, const struct index_entry *e, int fd)
 static int export_file(struct rctx *r, const struct index_entry *e, int fd,
 		       const char *name)
 {
-	static unsigned char buf[256 << 10];
-	struct archive_entry *ae;
+	unsigned char *buf = malloc(READ_BUF);
+	struct archive_entry *ae = NULL;
 	uint64_t at = 0;
-	int ret = restore_v2_synth(r, e, &ae);
+	int ret = buf ? restore_v2_synth(r, e, &ae) : err_set(r->err, -ENOMEM, "out of memory");
 
 	if (!ret)
 		ret = extractor_begin(r->x, ae, e->path, r->err);
 	archive_entry_free(ae);
 	while (!ret && at < e->size) {
-		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)at);
+		ssize_t n = pread(fd, buf, READ_BUF, (off_t)at);
 
 		if (n <= 0)
-			return file_error(r, n ? -errno : -EIO, "read back", e->path);
-		ret = extractor_data(r->x, buf, (size_t)n, (int64_t)at, r->err);
-		at += (uint64_t)n;
+			ret = file_error(r, n ? -errno : -EIO, "read back", e->path);
+		else
+			ret = extractor_data(r->x, buf, (size_t)n, (int64_t)at, r->err);
+		at += n > 0 ? (uint64_t)n : 0;
 	}
+	free(buf);
 	if (!ret)
 		ret = extractor_end(r->x, r->err);
 	if (!ret && unlinkat(r->tfd, name, 0))
