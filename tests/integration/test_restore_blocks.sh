@@ -124,6 +124,9 @@ cmp "$C/big3" "$TEST_TMP/rp/big.renamed" || fail "--path big.renamed: content di
 [ "$(find "$TEST_TMP/rp" -mindepth 1 | wc -l)" = 1 ] || { find "$TEST_TMP/rp"; fail "--path: other entries"; }
 [ "$(stat -c '%a %u:%g %Y' "$TEST_TMP/rp/big.renamed")" = "600 1000:1001 1700001111" ] ||
 	fail "--path big.renamed: metadata not the index's: $(stat -c '%a %u:%g %Y' "$TEST_TMP/rp/big.renamed")"
+read -r got total < <(sed -n 's/.*read \([0-9]*\) of \([0-9]*\) frames.*/\1 \2/p' "$TEST_TMP/out")
+echo "--path big.renamed read $got of $total frames"
+[ -n "$got" ] && [ "$got" -lt "$total" ] || fail "--path big.renamed read every frame: $(cat "$TEST_TMP/out")"
 
 run 0 "--at B2's time" restore p --from "$store" --at "2023-11-17T00:00:00Z" --to "$TEST_TMP/rat"
 assert_trees_equal "$t2" "$TEST_TMP/rat"
