@@ -128,10 +128,12 @@ int blocks_plan(struct rctx *r, size_t i)
 	struct v2_bfile *f;
 
 	/* entries come in index order: bfiles stays sorted */
-	f = realloc(r->bfiles, (r->nbfiles + 1) * sizeof(*f));
-	if (!f)
-		return err_set(r->err, -ENOMEM, "out of memory");
-	r->bfiles = f;
+	if (!(r->nbfiles & (r->nbfiles + 1))) {   /* 0, 1, 3, 7, ...: full */
+		f = realloc(r->bfiles, 2 * (r->nbfiles + 1) * sizeof(*f));
+		if (!f)
+			return err_set(r->err, -ENOMEM, "out of memory");
+		r->bfiles = f;
+	}
 	r->bfiles[r->nbfiles++] = (struct v2_bfile){ .entry = i, .left = blk->nrun };
 	for (size_t k = 0; k < blk->nrun; k++) {
 		const struct pack_run *run = &blk->run[k];

@@ -669,6 +669,9 @@ static int run_entries(struct rctx *r, struct archive *a, struct v2_obj *b,
 				g++;
 			ret = blocks_entry(r, a, ae, b, &b->want[*k], g - *k, pos,
 					   start + (uint64_t)archive_filter_bytes(a, 0));
+			if (ret && r->read_error && ret == r->read_error)
+				err_wrap(r->err, "file %s's blocks are in backup %s",
+					 UTIL_ESC(r->idx->e[b->want[*k].entry].path), b->id);
 			if (ret)
 				return ret;
 			*k = g;
