@@ -55,6 +55,8 @@ struct extractor {
 	size_t ndeferred, deferred_cap;
 	struct dirtime *dirs;              /* directory times, set last */
 	size_t ndirs, dirs_cap;
+	bool stream;                       /* extractor_new_stream: w a pax writer */
+	int64_t at;                        /* its current file's bytes written */
 };
 
 struct dirtime {
@@ -226,6 +228,110 @@ int extractor_new(int flags, unsigned workers, size_t mem_budget,
 	return 0;
 }
 
+static int defer(struct extractor *x, struct archive_entry *ae, struct err *err);
+
+int extractor_new_stream(int fd, struct extractor **x_ret, struct err *err)
+{
+	struct extractor *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return err_set(err, -ENOMEM, "out of memory");
+	x->stream = true;
+	x->target = "the exported stream";
+	pthread_mutex_init(&x->mu, NULL);
+	pthread_cond_init(&x->cv, NULL);
+	x->w = archive_write_new();
+	/* pax, not restricted: mtime's nanoseconds in every header with them */
+	if (!x->w || archive_write_set_format_pax(x->w) != ARCHIVE_OK ||
+	    archive_write_set_format_option(x->w, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(x->w, 1) != ARCHIVE_OK ||
+	    archive_write_open_fd(x->w, fd) != ARCHIVE_OK) {
+		int ret = err_set(err, -EIO, "cannot start the exported stream: %s",
+				  x->w ? archive_error_string(x->w) : "out of memory");
+
+		extractor_free(x);
+		return ret;
+	}
+	*x_ret = x;
+	return 0;
+}
+
+/* Zeros into the stream's current file, up to byte to. */
+static int stream_zeros(struct extractor *x, int64_t to, struct err *err)
+{
+	static const unsigned char zeros[65536];
+
+	while (x->at < to) {
+		size_t n = to - x->at > (int64_t)sizeof(zeros) ? sizeof(zeros) :
+			   (size_t)(to - x->at);
+
+		if (archive_write_data(x->w, zeros, n) != (la_ssize_t)n)
+			return write_error(err, x->w, x->target, "a file");
+		x->at += (int64_t)n;
+	}
+	return 0;
+}
+
+/* An entry into the stream now (links: at the end). */
+static int stream_begin(struct extractor *x, struct archive_entry *ae,
+			const char *path, struct err *err)
+{
+	struct archive_entry *c;
+	int ret;
+
+	/* directories last too: content written into one after tar has set
+	 * its times would change them (its files may come later, from
+	 * another data object) */
+	if (archive_entry_filetype(ae) == AE_IFLNK || archive_entry_hardlink(ae) ||
+	    archive_entry_filetype(ae) == AE_IFDIR)
+		return defer(x, ae, err);
+	c = archive_entry_clone(ae);
+	if (!c)
+		return err_set(err, -ENOMEM, "out of memory");
+	/* a sparse map stays (pax GNU.sparse 1.0): the zeros written for its
+	 * holes are dropped by libarchive's writer; no map: holes as zeros */
+	archive_entry_set_fflags(c, 0, 0);  /* a version 1 header's; tar does not take them */
+	archive_entry_unset_atime(c);
+	archive_entry_unset_ctime(c);
+	archive_entry_unset_birthtime(c);
+	archive_entry_set_pathname(c, path);
+	ret = archive_write_header(x->w, c);
+	archive_entry_free(c);
+	if (ret < ARCHIVE_WARN)
+		return write_error(err, x->w, x->target, path);
+	x->at = 0;
+	x->cur_size = archive_entry_filetype(ae) == AE_IFREG ? archive_entry_size(ae) : 0;
+	if (archive_entry_filetype(ae) == AE_IFREG)
+		x->files++;
+	return 0;
+}
+
+static int stream_data(struct extractor *x, const void *buf, size_t len, int64_t off,
+		       struct err *err)
+{
+	int ret = off < x->at ? err_set(err, -EINVAL, "export: data out of order") :
+		  stream_zeros(x, off, err);
+
+	if (ret)
+		return ret;
+	if (len > (uint64_t)(x->cur_size - x->at))
+		return err_set(err, -EINVAL, "export: data past the file's size");
+	if (len && archive_write_data(x->w, buf, len) != (la_ssize_t)len)
+		return write_error(err, x->w, x->target, "a file");
+	x->at += (int64_t)len;
+	return 0;
+}
+
+static int stream_end(struct extractor *x, struct err *err)
+{
+	int ret = stream_zeros(x, x->cur_size, err);
+
+	if (!ret && archive_write_finish_entry(x->w) < ARCHIVE_WARN)
+		ret = write_error(err, x->w, x->target, "an entry");
+	x->cur_size = 0;
+	return ret;
+}
+
 static int check_error(struct extractor *x, struct err *err)
 {
 	int ret;
@@ -340,6 +446,8 @@ int extractor_begin(struct extractor *x, struct archive_entry *ae,
 
 	if (ret)
 		return ret;
+	if (x->stream)
+		return stream_begin(x, ae, path, err);
 	if (type == AE_IFDIR) {
 		ret = remember_dir(x, ae, path, err);
 		if (ret)
@@ -426,6 +534,8 @@ int extractor_data(struct extractor *x, const void *buf, size_t len,
 	const unsigned char *p = buf;
 	int ret;
 
+	if (x->stream)
+		return stream_data(x, buf, len, off, err);
 	if (!x->cur) {   /* written by this thread */
 		if (archive_write_data_block(x->w, buf, len, off) != ARCHIVE_OK)
 			return write_error(err, x->w, x->target, "a file");
@@ -480,6 +590,8 @@ int extractor_end(struct extractor *x, struct err *err)
 {
 	int ret;
 
+	if (x->stream)
+		return stream_end(x, err);
 	if (!x->cur) {
 		if (archive_write_finish_entry(x->w) < ARCHIVE_WARN)
 			return write_error(err, x->w, x->target, "an entry");
@@ -528,9 +640,12 @@ int extractor_finish(struct extractor *x, struct extract_stats *st,
 	ret = check_error(x, err);
 	if (ret)
 		return ret;
-	for (size_t i = 0; i < x->ndeferred; i++) {
-		struct archive_entry *ae = x->deferred[i];
+	/* links, then (a stream's) directories */
+	for (size_t k = 0; k < 2 * x->ndeferred; k++) {
+		struct archive_entry *ae = x->deferred[k % x->ndeferred];
 
+		if ((archive_entry_filetype(ae) == AE_IFDIR) != (k >= x->ndeferred))
+			continue;
 		if (archive_write_header(x->w, ae) < ARCHIVE_WARN ||
 		    archive_write_finish_entry(x->w) < ARCHIVE_WARN)
 			return write_error(err, x->w, x->target, archive_entry_pathname(ae));

@@ -29,6 +29,16 @@ struct extract_stats {
 
 int extractor_new(int flags, unsigned workers, size_t mem_budget,
 		  const char *target, struct extractor **x_ret, struct err *err);
+/*
+ * Instead of a directory, one pax stream (SCHILY.xattr; mtime only) on
+ * fd, which stays the caller's (snapship export): every entry written in
+ * the caller's thread in the order begun, a file's data in order (a gap
+ * written as zeros up to its size; where ae has a sparse map, its holes
+ * are left out of the stream as pax GNU.sparse 1.0 says),
+ * symlinks and hard links last, so that a hard link follows its target,
+ * then the directories (tar sets their times once their content is in).
+ */
+int extractor_new_stream(int fd, struct extractor **x_ret, struct err *err);
 /* Start an entry (the extractor clones ae). path is its safe relative name. */
 int extractor_begin(struct extractor *x, struct archive_entry *ae,
 		    const char *path, struct err *err);

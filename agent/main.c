@@ -432,6 +432,70 @@ out_list:
 	return rc;
 }
 
+/*
+ * export PARTITION: one backup's tree as one plain pax stream on stdout
+ * (restore's read path, every file checked; `| tar -x` gives the tree).
+ * Nothing else goes to stdout; the summary is logged (-v).
+ */
+static int cmd_export(struct cli *c, int argc, char **argv)
+{
+	struct restore_opts ro = { .devices = true, .keep_privileges = true, .export = true,
+				   .export_fd = STDOUT_FILENO, .cancelled = signals_cancelled };
+	struct failover_sources src;
+	struct restore_result res;
+	struct catalog_list list;
+	const struct manifest *m;
+	struct catalog_at at;
+	struct when w;
+	struct regions rs;
+	struct err err = { 0 };
+	const char *host;
+	char hbuf[256];
+	size_t used = 0;
+	int rc, readfd;
+
+	if (argc != 1)
+		return cli_usage_error("usage: snapship export PARTITION [--from STORE] [--id ID | --at TIME] > FILE.tar (or | tar -x)");
+	if (!util_name_ok(argv[0]))
+		return cli_bad_partition(argv[0]);
+	if (isatty(STDOUT_FILENO))
+		return cli_usage_error("snapship export writes a tar stream to stdout: redirect it to a file or pipe it (| tar -x -C DIR)");
+	rc = parse_at(c, &w);
+	if (rc != CLI_GO_ON)
+		return rc;
+	cli_use_state_dir(c);
+	host = cli_host(c, hbuf, sizeof(hbuf));
+	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
+	if (rc != CLI_GO_ON)
+		return rc;
+	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, c->o.at ? &w : NULL,
+			 &at, &m);
+	if (rc != CLI_GO_ON)
+		goto out_list;
+	readfd = reading_lock(c, host, m);
+	rc = EXIT_FAIL;
+	if (failover_sources(&rs, host, argv[0], m, &src, &err))
+		goto out_sources;
+	ro.region = src.v[0].region;
+	ro.fallback = src.v + 1;
+	ro.nfallback = src.n - 1;
+	if (restore_backup(rs.v[src.used].store, &src.m, &ro, &res, &err))
+		goto out_sources;
+	log_info("exported %s %s: %llu entries, %llu bytes of files, every file checked",
+		 src.m.partition, src.m.backup_id, (unsigned long long)res.entries,
+		 (unsigned long long)res.bytes);
+	rc = EXIT_OK;
+out_sources:
+	if (rc)
+		rc = fail_or_interrupted(&err);
+	failover_sources_free(&src);
+	readlock_release(readfd, NULL, NULL, NULL, NULL, false);
+out_list:
+	catalog_list_free(&list);
+	geo_regions_free(&rs);
+	return rc;
+}
+
 /* ls PARTITION [PATH]: a directory of a backup, from its index */
 static int cmd_ls(struct cli *c, int argc, char **argv)
 {
@@ -795,6 +859,7 @@ static const struct command commands[] = {
 	{ "restore", cmd_restore, OPTS(OPT_FROM, OPT_REGION, OPT_TO_DIR, OPT_ID, OPT_AT, OPT_PATH,
 					OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_JSON, OPT_HELP) },
 	{ "ls", cmd_ls, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_AT, OPT_JSON, OPT_HELP) },
+	{ "export", cmd_export, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_AT, OPT_HELP) },
 	{ "verify", cmd_verify, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "repair", cmd_repair, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "status", cmd_status, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },

@@ -207,6 +207,9 @@ la_ssize_t restore_read_cb(struct archive *a, void *ctx, const void **buf)
 			*buf = NULL;
 			return 0;
 		}
+		if (r->capture)
+			blocks_capture(r, *buf, r->pos, dlen);
+		r->pos += dlen;
 		return (la_ssize_t)dlen;
 	}
 }
@@ -313,8 +316,22 @@ void restore_show_progress(struct rctx *r, bool done)
 		fprintf(stderr, "\r\033[K");
 }
 
-/* Zeros for a hole of n bytes, within the restore's budget of holes. */
-static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t n)
+/* A file in blocks whose whole entry is read: block k does not match. */
+static int block_mismatch(struct rctx *r, const char *path, const struct blk_hash *bh,
+			  bool written)
+{
+	return err_set(r->err, -EBADMSG,
+		       "backup %s: %s: block %llu does not match its checksum; read from backup %s (data object %s): the stored backup is corrupt%s",
+		       r->m->backup_id, path, (unsigned long long)bh->k,
+		       r->obj ? r->obj->id : r->m->backup_id,
+		       r->obj ? r->obj->key : r->m->data_key,
+		       written ? "; the file was written but must not be trusted" : "");
+}
+
+/* Zeros for a hole of n bytes, within the restore's budget of holes (and
+ * into the blocks' checksums, bh not NULL). */
+static int hash_hole(struct rctx *r, XXH3_state_t *h, struct blk_hash *bh,
+		     const char *path, uint64_t n)
 {
 	static const unsigned char zeros[65536];
 	uint64_t max;
@@ -331,6 +348,8 @@ static int hash_hole(struct rctx *r, XXH3_state_t *h, const char *path, uint64_t
 		size_t k = n > sizeof(zeros) ? sizeof(zeros) : (size_t)n;
 
 		XXH3_128bits_update(h, zeros, k);
+		if (bh && blk_hash_feed(bh, NULL, k))
+			return block_mismatch(r, path, bh, false);
 		n -= k;
 	}
 	return 0;
@@ -354,8 +373,25 @@ int restore_check_cancel(struct rctx *r, const char *path)
 		       path ? UTIL_ESC(path) : "");
 }
 
+static int file_data(struct rctx *r, struct archive *a, struct extractor *x,
+		     const char *path, const struct index_entry *ie, struct blk_hash *bh);
+
 int restore_file_data(struct rctx *r, struct archive *a, struct extractor *x,
 			const char *path, const struct index_entry *ie)
+{
+	struct blk_hash bh = { 0 };
+	int ret;
+
+	if (ie->blk && blk_hash_init(&bh, ie, 0))
+		return err_set(r->err, -ENOMEM, "out of memory");
+	ret = file_data(r, a, x, path, ie, ie->blk ? &bh : NULL);
+	blk_hash_free(&bh);
+	return ret;
+}
+
+/* restore_file_data, checking the blocks too with bh (not NULL). */
+static int file_data(struct rctx *r, struct archive *a, struct extractor *x,
+		     const char *path, const struct index_entry *ie, struct blk_hash *bh)
 {
 	XXH3_state_t h;
 	XXH128_canonical_t sum;
@@ -388,10 +424,12 @@ int restore_file_data(struct rctx *r, struct archive *a, struct extractor *x,
 				       "backup %s: %s has data at byte %lld (%zu bytes), out of order or past its size of %llu bytes; refusing it — the stored backup is corrupt or was tampered with",
 				       r->m->backup_id, path, (long long)off, len,
 				       (unsigned long long)size);
-		ret = hash_hole(r, &h, path, (uint64_t)off - at);
+		ret = hash_hole(r, &h, bh, path, (uint64_t)off - at);
 		if (ret)
 			return ret;
 		XXH3_128bits_update(&h, buf, len);
+		if (bh && blk_hash_feed(bh, buf, len))
+			return block_mismatch(r, path, bh, x != NULL);
 		at = (uint64_t)off + len;
 		r->res->bytes += len;
 		if (x && len) {
@@ -401,11 +439,13 @@ int restore_file_data(struct rctx *r, struct archive *a, struct extractor *x,
 		}
 		restore_show_progress(r, false);
 	}
-	ret = hash_hole(r, &h, path, size - at);
+	ret = hash_hole(r, &h, bh, path, size - at);
 	if (ret)
 		return ret;
-	/* snapship stores a checksum for every file: an entry without one
-	 * could never be verified */
+	/* snapship stores a checksum for every file (a file in blocks: of each
+	 * block, all checked above): one without could never be verified */
+	if (!ie->has_sum && bh)
+		return 0;
 	if (!ie->has_sum)
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: the index holds no checksum for %s (snapship writes one for every file); the stored backup is corrupt or was tampered with%s",
@@ -470,11 +510,40 @@ static int disk_flags(const struct restore_opts *o)
 	return flags;
 }
 
+/* Export: the stream's extractor, and the spool directory for files in
+ * runs. */
+static int open_export(struct rctx *r)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (asprintf(&r->spool, "%s/snapship-export.XXXXXX", tmp && *tmp ? tmp : "/var/tmp") < 0) {
+		r->spool = NULL;
+		return err_set(r->err, -ENOMEM, "out of memory");
+	}
+	if (!mkdtemp(r->spool)) {
+		int ret = -errno;
+
+		free(r->spool);
+		r->spool = NULL;
+		return err_set(r->err, ret, "export: cannot make a spool directory under %s: %s (set TMPDIR to a writable directory)",
+			       tmp && *tmp ? tmp : "/var/tmp", strerror(-ret));
+	}
+	r->tfd = open(r->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->tfd < 0)
+		return err_set(r->err, -errno, "export: cannot open %s: %s", r->spool,
+			       strerror(errno));
+	return extractor_new_stream(r->o->export_fd, &r->x, r->err);
+}
+
 /* Make the target, enter it, and start the extractor writing into it. */
 int restore_open_target(struct rctx *r)
 {
 	const struct restore_opts *o = r->o;
-	int ret = cow_make_target(o->target, o->force, &r->made, r->err);
+	int ret;
+
+	if (o->export)
+		return open_export(r);
+	ret = cow_make_target(o->target, o->force, &r->made, r->err);
 
 	if (ret)
 		return ret;
@@ -496,6 +565,13 @@ void restore_close_target(struct rctx *r)
 {
 	extractor_free(r->x);
 	r->x = NULL;
+	if (r->spool) {
+		blocks_spool_clean(r);
+		if (rmdir(r->spool))
+			log_warn("export: cannot remove %s: %s", r->spool, strerror(errno));
+		free(r->spool);
+		r->spool = NULL;
+	}
 	if (r->cwd >= 0) {
 		if (fchdir(r->cwd))
 			log_warn("cannot return to the working directory");

@@ -37,6 +37,12 @@ struct restore_opts {
 	 * holds (as for any failed restore) */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
+	/* snapship export (target NULL): the tree as one pax stream on
+	 * export_fd (the caller's; extractor_new_stream); files in blocks
+	 * whose content is in runs are put together first in a directory
+	 * made under $TMPDIR (else /var/tmp) and removed after */
+	bool export;
+	int export_fd;
 };
 
 struct restore_result {

@@ -44,6 +44,7 @@ struct v2_obj {
 	struct readahead *ra;         /* owned */
 	struct v2_want *want;         /* the offsets read in it, sorted; owned */
 	size_t nwant, capwant;
+	bool runs;                    /* some want is a run of a file in blocks */
 	bool whole;                   /* read every frame: its SHA-256 is checked */
 	bool started;                 /* its first run [sfirst, slast] is being
 				       * read ahead (while the object before it
@@ -51,11 +52,24 @@ struct v2_obj {
 	uint32_t sfirst, slast;
 };
 
-/* An offset of an object's tar stream and the index entry it is read for. */
+/* An offset of an object's tar stream and the index entry it is read for:
+ * the whole file (run 0), or run - 1 of its blocks (restore_blocks.c). */
 struct v2_want {
 	uint64_t off;
 	size_t entry;
+	uint32_t run;
 };
+
+/* A file in blocks being restored from runs: how many are still to read. */
+struct v2_bfile {
+	size_t entry;
+	size_t left;
+};
+
+/* The stream bytes a run's tar entry's headers are taken from (libarchive
+ * drops the pax record SNAPSHIP.part): the last HDR_RING bytes handed to
+ * libarchive before the current buffer, and that buffer. */
+#define HDR_RING (256u << 10)
 
 struct rctx {
 	struct store *store;
@@ -85,7 +99,21 @@ struct rctx {
 	struct v2_obj *objs;          /* version 2: [0] its own data object,
 				       * [1 + k] m->refs[k]; owned */
 	size_t nobjs;
-	struct extractor *x;          /* writing into o->target; NULL: verify */
+	struct v2_bfile *bfiles;      /* version 2: the files in runs, by entry;
+				       * owned */
+	size_t nbfiles;
+	uint64_t pos;                 /* stream offset of the next byte handed
+				       * to libarchive (version 2) */
+	bool capture;                 /* keep the ring (a range with runs) */
+	unsigned char *ring;          /* HDR_RING bytes; owned */
+	uint64_t ring_end;            /* stream offset after its last byte */
+	const unsigned char *cur;     /* the buffer handed last, at cur_off */
+	uint64_t cur_off;
+	size_t cur_len;
+	struct extractor *x;          /* writing into o->target (or the
+				       * exported stream); NULL: verify */
+	char *spool;                  /* export: where files in runs are put
+				       * together (tfd); owned */
 	int cwd, tfd;                 /* the working directory, the target */
 	bool target_made;             /* cow_make_target succeeded: made says */
 	enum cow_target made;         /* what it did */
@@ -124,5 +152,51 @@ int restore_v1(struct rctx *r);
 int restore_v2(struct rctx *r);
 /* Free what restore_v2 keeps in r beyond v1's fields. */
 void restore_v2_free(struct rctx *r);
+/* restore_v2.c, for restore_blocks.c: entry i produced (once only); the
+ * archive entry the index describes (archive_entry_free it); want_add. */
+int restore_v2_produced(struct rctx *r, size_t i);
+int restore_v2_synth(struct rctx *r, const struct index_entry *e,
+		     struct archive_entry **ae_ret);
+int restore_v2_want(struct rctx *r, struct v2_obj *b, uint64_t off, size_t entry,
+		    uint32_t run);
+struct v2_obj *restore_v2_obj(struct rctx *r, const char *id);
+
+/*
+ * restore_blocks.c: large files in blocks whose content is in runs
+ * (doc/incremental.md "Large files in blocks").
+ * blocks_plan: entry i's runs as wants of their objects (each ref in the
+ * references).  blocks_make: every such file wanted made in the target at
+ * its final size (after the directories).  blocks_need: the bytes of a
+ * run's tar entry's data it reads.  blocks_entry: the tar entry ae (headers
+ * [hdr_off, hdr_end) of the stream) read once for the n wants w of the
+ * same offset: every run's blocks checked and written at their place; a
+ * file whose last run this was is checked whole and gets its metadata.
+ * blocks_capture: the callback's buffer [off, off + len) handed to
+ * libarchive (kept for the headers).
+ */
+int blocks_plan(struct rctx *r, size_t i);
+
+/* Blocks of a file checked in order from block k (restore_blocks.c; also
+ * a whole entry of a file in blocks): blk_hash_feed takes the next len
+ * bytes (buf NULL: zeros) and returns -1 at a block whose XXH3-128 differs
+ * from the index's (k is that block). */
+struct blk_hash {
+	const struct pack_blocks *b;
+	uint64_t size;
+	uint64_t k, in;
+	void *h;                  /* an XXH3_state_t (inlined xxhash: opaque here) */
+};
+int blk_hash_init(struct blk_hash *c, const struct index_entry *e, uint64_t first);
+int blk_hash_feed(struct blk_hash *c, const void *buf, size_t len);
+void blk_hash_free(struct blk_hash *c);
+int blocks_make(struct rctx *r);
+uint64_t blocks_need(const struct rctx *r, const struct v2_want *w);
+int blocks_entry(struct rctx *r, struct archive *a, struct archive_entry *ae,
+		 struct v2_obj *b, const struct v2_want *w, size_t n,
+		 uint64_t hdr_off, uint64_t hdr_end);
+void blocks_capture(struct rctx *r, const void *buf, uint64_t off, size_t len);
+/* Export: remove what is left in r->spool (a failed export's files). */
+void blocks_spool_clean(struct rctx *r);
+void restore_blocks_free(struct rctx *r);
 
 #endif

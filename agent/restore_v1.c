@@ -416,7 +416,7 @@ int restore_v1(struct rctx *r)
 {
 	int ret = restore_prepare(r);
 
-	if (!ret && r->o->target)
+	if (!ret && (r->o->target || r->o->export))
 		ret = restore_open_target(r);
 	if (ret)
 		return ret;

@@ -112,13 +112,14 @@ void restore_v2_free(struct rctx *r)
 		free(b->want);
 	}
 	free(r->objs);
+	restore_blocks_free(r);
 	r->objs = NULL;
 	r->nobjs = 0;
 	r->obj = NULL;
 }
 
 /* The object of ref id ("" the own one), or NULL: not in references. */
-static struct v2_obj *obj_of(struct rctx *r, const char *id)
+struct v2_obj *restore_v2_obj(struct rctx *r, const char *id)
 {
 	size_t lo = 0, hi = r->m->nrefs;
 
@@ -138,7 +139,8 @@ static struct v2_obj *obj_of(struct rctx *r, const char *id)
 	return NULL;
 }
 
-static int want_add(struct rctx *r, struct v2_obj *b, uint64_t off, size_t entry)
+int restore_v2_want(struct rctx *r, struct v2_obj *b, uint64_t off, size_t entry,
+		    uint32_t run)
 {
 	if (b->nwant == b->capwant) {
 		size_t cap = b->capwant ? 2 * b->capwant : 64;
@@ -149,7 +151,8 @@ static int want_add(struct rctx *r, struct v2_obj *b, uint64_t off, size_t entry
 		b->want = w;
 		b->capwant = cap;
 	}
-	b->want[b->nwant++] = (struct v2_want){ .off = off, .entry = entry };
+	b->want[b->nwant++] = (struct v2_want){ .off = off, .entry = entry, .run = run };
+	b->runs |= run != 0;
 	return 0;
 }
 
@@ -157,7 +160,11 @@ static int want_cmp(const void *a, const void *b)
 {
 	const struct v2_want *x = a, *y = b;
 
-	return x->off < y->off ? -1 : x->off > y->off;
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	if (x->entry != y->entry)
+		return x->entry < y->entry ? -1 : 1;
+	return x->run < y->run ? -1 : x->run > y->run;
 }
 
 static uint32_t le(const unsigned char *p, size_t n)
@@ -253,6 +260,12 @@ static int plan(struct rctx *r)
 			return ret;
 		if (e->type != PACK_FILE)
 			continue;
+		if (e->blk && !e->has_offset) {
+			ret = blocks_plan(r, i);
+			if (ret)
+				return ret;
+			continue;
+		}
 		if (!e->has_offset) {
 			if (e->size)
 				return err_set(r->err, -EBADMSG,
@@ -261,12 +274,12 @@ static int plan(struct rctx *r)
 					       (unsigned long long)e->size);
 			continue;
 		}
-		b = obj_of(r, e->ref);
+		b = restore_v2_obj(r, e->ref);
 		if (!b)
 			return err_set(r->err, -EBADMSG,
 				       "backup %s: file %s's content is in backup %s, which the manifest's references do not name; the stored backup is corrupt or forged",
 				       r->m->backup_id, UTIL_ESC(e->path), e->ref);
-		ret = want_add(r, b, e->offset, i);
+		ret = restore_v2_want(r, b, e->offset, i, 0);
 		if (ret)
 			return ret;
 	}
@@ -389,12 +402,15 @@ static int load_obj(struct rctx *r, struct v2_obj *b)
 		const struct v2_want *w = &b->want[k];
 		const char *p = r->idx->e[w->entry].path;
 
-		if (w->off >= b->st->d_total || b->st->d_total - w->off < TAR_BLOCK)
+		if (w->off >= b->st->d_total || b->st->d_total - w->off < TAR_BLOCK ||
+		    (w->run && blocks_need(r, w) > b->st->d_total - w->off - TAR_BLOCK))
 			return err_set(r->err, -EBADMSG,
 				       "backup %s: file %s's content is at offset %llu of backup %s's data, which holds %llu bytes of tar stream; the stored backup is corrupt or forged",
 				       r->m->backup_id, UTIL_ESC(p), (unsigned long long)w->off,
 				       b->id, (unsigned long long)b->st->d_total);
-		if (k && w->off == w[-1].off)
+		/* runs may share a tar entry (a file's blocks split around a
+		 * change, a renamed or hard-linked file's); a whole file not */
+		if (k && w->off == w[-1].off && (!w->run || !w[-1].run))
 			return err_set(r->err, -EBADMSG,
 				       "backup %s: files %s and %s both claim the content at offset %llu of backup %s's data (a hard link is type h, naming the first path); the stored backup is corrupt or forged",
 				       r->m->backup_id, UTIL_ESC(r->idx->e[w[-1].entry].path),
@@ -422,8 +438,8 @@ static mode_t ae_type(char t)
  * size, link, device, xattr_map), privileges stripped unless asked to keep
  * them.  *ae_ret: archive_entry_free().
  */
-static int synth_entry(struct rctx *r, const struct index_entry *e,
-		       struct archive_entry **ae_ret)
+int restore_v2_synth(struct rctx *r, const struct index_entry *e,
+		     struct archive_entry **ae_ret)
 {
 	struct archive_entry *ae;
 	int64_t sec = e->mtime_ns / 1000000000, nsec = e->mtime_ns % 1000000000;
@@ -474,7 +490,7 @@ static int synth_entry(struct rctx *r, const struct index_entry *e,
 }
 
 /* Entry i produced: once only. */
-static int produced(struct rctx *r, size_t i)
+int restore_v2_produced(struct rctx *r, size_t i)
 {
 	if (index_mark(r->idx, i) <= 0)
 		return err_set(r->err, -EBADMSG,
@@ -492,11 +508,12 @@ static int make_from_index(struct rctx *r)
 		struct archive_entry *ae;
 		int ret;
 
-		if ((e->type == PACK_FILE && e->has_offset) || !restore_wanted(r, e->path))
+		if ((e->type == PACK_FILE && (e->has_offset || e->blk)) ||
+		    !restore_wanted(r, e->path))
 			continue;
 		ret = restore_check_cancel(r, e->path);
 		if (!ret)
-			ret = produced(r, i);
+			ret = restore_v2_produced(r, i);
 		if (ret)
 			return ret;
 		if ((e->type == PACK_CHAR || e->type == PACK_BLOCK) && !r->o->devices) {
@@ -507,7 +524,7 @@ static int make_from_index(struct rctx *r)
 			r->res->files++;
 		if (!r->x)
 			continue;
-		ret = synth_entry(r, e, &ae);
+		ret = restore_v2_synth(r, e, &ae);
 		if (ret)
 			return ret;
 		ret = extractor_begin(r->x, ae, e->path, r->err);
@@ -518,6 +535,18 @@ static int make_from_index(struct rctx *r)
 			return ret;
 	}
 	return 0;
+}
+
+/* Export: the sparse map of the entry read (claims_file checked it
+ * against the index's size) on the entry written, so holes stay holes. */
+static void copy_sparse(struct archive_entry *out, struct archive_entry *ae)
+{
+	la_int64_t off, len;
+
+	if (archive_entry_sparse_reset(ae) <= 0)
+		return;
+	while (archive_entry_sparse_next(ae, &off, &len) == ARCHIVE_OK)
+		archive_entry_sparse_add_entry(out, off, len);
 }
 
 /*
@@ -536,12 +565,14 @@ static int produce_file(struct rctx *r, struct archive *a, struct archive_entry 
 			       "backup %s: file %s's content is at offset %llu of backup %s's data, which holds no file's content there; the stored backup is corrupt or forged",
 			       r->m->backup_id, UTIL_ESC(e->path),
 			       (unsigned long long)e->offset, b->id);
-	ret = produced(r, i);
+	ret = restore_v2_produced(r, i);
 	if (!ret)
 		ret = claims_file(ae, e->path, e, b->st->d_total, r->res->hole_bytes,
 				  b->id, r->err);
 	if (!ret && r->x)
-		ret = synth_entry(r, e, &out);
+		ret = restore_v2_synth(r, e, &out);
+	if (!ret && r->o->export)
+		copy_sparse(out, ae);
 	if (!ret && r->x)
 		ret = extractor_begin(r->x, out, e->path, r->err);
 	archive_entry_free(out);
@@ -560,10 +591,11 @@ static uint32_t want_end_frame(const struct rctx *r, const struct v2_obj *b,
 {
 	const struct index_entry *e = &r->idx->e[w->entry];
 	uint64_t end = w->off + ENTRY_SLACK + strlen(e->path) * 2;
+	uint64_t size = w->run ? blocks_need(r, w) : e->size;
 
 	for (size_t k = 0; k < e->nxattr; k++)
 		end += 2 * (e->xattr[k].len + strlen(e->xattr[k].name)) + 64;
-	end = end + e->size < end ? UINT64_MAX : end + e->size;
+	end = end + size < end ? UINT64_MAX : end + size;
 	if (end >= b->st->d_total)
 		end = b->st->d_total - 1;
 	return seek_table_find(b->st, end);
@@ -630,7 +662,20 @@ static int run_entries(struct rctx *r, struct archive *a, struct v2_obj *b,
 		pos = start + (uint64_t)archive_read_header_position(a);
 		if (*k < to && b->want[*k].off < pos)
 			break;     /* went past a wanted offset: not an entry's start */
-		if (*k < to && b->want[*k].off == pos) {
+		if (*k < to && b->want[*k].off == pos && b->want[*k].run) {
+			size_t g = *k;
+
+			while (g < to && b->want[g].off == pos)
+				g++;
+			ret = blocks_entry(r, a, ae, b, &b->want[*k], g - *k, pos,
+					   start + (uint64_t)archive_filter_bytes(a, 0));
+			if (ret && r->read_error && ret == r->read_error)
+				err_wrap(r->err, "file %s's blocks are in backup %s",
+					 UTIL_ESC(r->idx->e[b->want[*k].entry].path), b->id);
+			if (ret)
+				return ret;
+			*k = g;
+		} else if (*k < to && b->want[*k].off == pos) {
 			ret = produce_file(r, a, ae, b, b->want[*k].entry);
 			if (ret) {
 				if (r->read_error && ret == r->read_error)
@@ -659,6 +704,10 @@ static int read_run(struct rctx *r, struct v2_obj *b, uint32_t first, uint32_t l
 	if (!a)
 		return err_set(r->err, -ENOMEM, "out of memory");
 	r->obj = b;
+	r->pos = start;
+	r->capture = b->runs;
+	r->ring_end = r->cur_off = start;
+	r->cur_len = 0;
 	r->skip = (size_t)(start - b->st->e[first].d_off);
 	r->left = b->st->d_total - start;
 	r->hashing = hash;
@@ -804,11 +853,13 @@ int restore_v2(struct rctx *r)
 	r->sha = EVP_MD_CTX_new();
 	if (!r->sha)
 		return err_set(r->err, -ENOMEM, "cannot set up SHA-256");
-	if (r->o->target)
+	if (r->o->target || r->o->export)
 		ret = restore_open_target(r);
 	index_pass_begin(r->idx);
 	if (!ret)
 		ret = make_from_index(r);
+	if (!ret && r->x)
+		ret = blocks_make(r);
 	for (size_t k = 0; !ret && k < r->nobjs; k++) {
 		struct v2_obj *nb = NULL;
 

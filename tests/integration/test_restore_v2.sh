@@ -13,7 +13,8 @@
 #   B4: nothing changed (an empty data object, every file in B1, B2, B3).
 # Each whole restore equals a tree built from the source with the same
 # changes (assert_trees_equal: content, mode, owner, mtime, xattrs, hard
-# links, sparseness); --at picks and restores B3; --path of a referenced
+# links, sparseness), and so does `snapship export` of B3 | tar -x; --at
+# picks and restores B3; --path of a referenced
 # file reads only its frames; verify
 # --deep and a drill pass.  Hostile: a ref to an id not in references, an
 # offset outside the referenced stream, two entries claiming one offset, a
@@ -205,6 +206,14 @@ print(datetime.datetime.fromtimestamp(ns // 10**9, datetime.timezone.utc).strfti
 run 0 "restore --at" restore p --at "$at" --to "$TEST_TMP/rat"
 grep -q "$B3" "$TEST_TMP/out" || { cat "$TEST_TMP/out"; fail "--at $at did not pick B3"; }
 assert_trees_equal "$exp3" "$TEST_TMP/rat"
+
+# export | GNU tar -x: the same tree (sparse file, xattr, hard and symbolic links)
+mkdir -p "$TEST_TMP/x3"
+"${S[@]}" export p --id "$B3" >"$TEST_TMP/b3.tar" 2>"$TEST_TMP/err" ||
+	{ cat "$TEST_TMP/err"; fail "export of B3"; }
+tar --xattrs --xattrs-include='*' --acls -x -C "$TEST_TMP/x3" -f "$TEST_TMP/b3.tar" || fail "tar -x of B3's export"
+assert_trees_equal "$exp3" "$TEST_TMP/x3"
+echo "export of B3 | tar -x equals the expected tree"
 
 # ---- --path of a referenced file: only its frames ----------------------------
 run 0 "restore --path big" restore p --id "$B3" --path big --to "$TEST_TMP/rp"

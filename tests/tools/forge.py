@@ -15,8 +15,11 @@ Import it (tests/tools on sys.path) or run it:
         --format 2: a version 2 (incremental) backup, see forge_backup_v2():
         a file of the spec may say {"ref": OLDER_ID, "offset": N} or
         {"ref_path": PATH} (looked up in the index of "ref", default the
-        parent) instead of "data"; --parent names the parent (default: the
-        newest backup referenced, none: a full).
+        parent) instead of "data"; or, with "data"/"data_file",
+        "blocks_from": {"ref": OLDER_ID, "ref_path": PATH}: in blocks, the
+        unchanged ones pointing at the older entry's, the others stored as
+        SNAPSHIP.part entries (tar_and_index_v2()); --parent names the
+        parent (default: the newest backup referenced, none: a full).
 
 Library:
     zstd_frame(data, level=3, checksum=True) -> bytes   one zstd frame
@@ -55,11 +58,63 @@ SEEKABLE_MAGIC = 0x8F92EAB1
 xxh64 = seektable_check.xxh64
 
 
+def _libxxhash():
+    """libxxhash's XXH3_128bits through ctypes (None: not installed)."""
+    import ctypes
+
+    class H128(ctypes.Structure):
+        _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
+    try:
+        lib = ctypes.CDLL("libxxhash.so.0")
+    except OSError:
+        return None
+    lib.XXH3_128bits.restype = H128
+    lib.XXH3_128bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    return lib.XXH3_128bits
+
+
+_XXH3 = _libxxhash()
+
+
 def xxh3_128(data):
     """XXH3-128 of data as the index stores it (canonical hex)."""
+    if _XXH3 is not None:
+        h = _XXH3(bytes(data), len(data))
+        return "%016x%016x" % (h.high64, h.low64)
     p = subprocess.run(["xxhsum", "-H2", "-"], input=data, stdout=subprocess.PIPE,
                        check=True)
     return p.stdout.split()[0].decode().split("_")[-1]
+
+
+# ---- large files in blocks (doc/incremental.md "Large files in blocks") ----
+
+BLOCKED_MIN = 4 << 20
+
+
+def block_size(size):
+    """pack_block_size(): 0 = not in blocks."""
+    b = 1 << 20
+    if size < BLOCKED_MIN:
+        return 0
+    while (size + b - 1) // b > 16384:
+        if b >= 1 << 30:
+            return 0
+        b <<= 1
+    return b
+
+
+def block_sums(data, bsize):
+    """bxxh3: every block's XXH3-128, concatenated."""
+    return "".join(xxh3_128(data[i:i + bsize]) for i in range(0, len(data), bsize))
+
+
+def content(e):
+    """A spec entry's content: "data" (str or bytes) or "data_file" (a path)."""
+    if "data_file" in e:
+        with open(e["data_file"], "rb") as f:
+            return f.read()
+    data = e.get("data", b"")
+    return data.encode() if isinstance(data, str) else data
 
 
 def zstd_frame(data, level=3, checksum=True):
@@ -104,9 +159,12 @@ def tar_and_index(spec, root=True):
     """A pax tar of spec's entries and the index entries that describe them.
 
     spec: list of dicts: name, type (file|dir|symlink|hardlink|char|block|
-    fifo), data (str or bytes, files; hard links may carry data too), target
-    (links), mode, uid, gid, mtime, pax (dict of extra pax headers),
-    index (dict merged into the index entry; None = leave the entry out).
+    fifo), data (str or bytes, files; hard links may carry data too) or
+    data_file (a path holding it), target (links), mode, uid, gid, mtime,
+    pax (dict of extra pax headers), blocks (false: a file of 4 MiB or more
+    is not described in blocks; by default it gets bsize and bxxh3, as
+    snapship writes them), index (dict merged into the index entry; None =
+    leave the entry out).
     root: put a "." directory first, as snapship does."""
     buf = io.BytesIO()
     t = tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)
@@ -124,9 +182,7 @@ def tar_and_index(spec, root=True):
             ti.devmajor, ti.devminor = 1, 3
         if e.get("pax"):
             ti.pax_headers = dict(e["pax"])
-        data = e.get("data", b"")
-        if isinstance(data, str):
-            data = data.encode()
+        data = content(e)
         off = buf.tell()
         if data or e["type"] == "file":
             ti.size = len(data)
@@ -141,6 +197,10 @@ def tar_and_index(spec, root=True):
             ent["link"] = e["target"]
         if e["type"] == "file":
             ent["xxh3"] = xxh3_128(data)
+            bs = block_size(len(data))
+            if bs and e.get("blocks", True) is not False and \
+                    not (e.get("index") or {}).get("sparse"):
+                ent["bsize"], ent["bxxh3"] = bs, block_sums(data, bs)
         if "index" in e:
             if e["index"] is None:
                 continue
@@ -200,7 +260,7 @@ def forge_backup(store, host, part, bid, spec, frame_size=65536, index=None):
     data, nframes = seekable_from(raw, frame_size)
     ib = index_bytes(ents)
     files = sum(1 for e in spec if e["type"] == "file")
-    logical = sum(len(e.get("data", b"")) for e in spec)
+    logical = sum(len(content(e)) for e in spec)
     man = manifest(host, part, bid, data, ib, nframes, frame_size, len(raw),
                    len(ents), files, logical)
     return write_backup(store, host, part, bid, data, ib, man), man, ents
@@ -223,10 +283,9 @@ def _index_path(ent):
     return ent["path"] if "path" in ent else os.fsdecode(bytes.fromhex(ent["path_hex"]))
 
 
-def _resolve_ref(store, host, part, e, parent, cache):
-    """(ref id, offset, older index entry or None) of a spec file that
-    points at older content; an older entry that itself points further is
-    followed to the backup holding the content."""
+def _old_entry(store, host, part, e, parent, cache):
+    """(backup id, entry) of the older entry a spec file points at: "ref"
+    (default: the parent) and "ref_path" or "offset"."""
     bid = e.get("ref", parent)
     if not bid:
         raise ValueError("%s: ref_path without ref or --parent" % e["name"])
@@ -237,11 +296,97 @@ def _resolve_ref(store, host, part, e, parent, cache):
         old = [x for x in ents if _index_path(x) == e["ref_path"]]
         if not old:
             raise ValueError("%s: %s is not in backup %s" % (e["name"], e["ref_path"], bid))
-        old = old[0]
-        return old.get("ref", bid), old["offset"], old
+        return bid, old[0]
     old = [x for x in ents if x.get("offset") == e["offset"] and x["type"] == "f"
            and not x.get("ref")]
-    return bid, e["offset"], old[0] if old else None
+    return bid, old[0] if old else None
+
+
+def _resolve_ref(store, host, part, e, parent, cache):
+    """(ref id, offset, older index entry or None) of a spec file that
+    points at older content; an older entry that itself points further is
+    followed to the backup holding the content (offset None: the older
+    entry is in runs)."""
+    bid, old = _old_entry(store, host, part, e, parent, cache)
+    if old is None:
+        return bid, e["offset"], None
+    return old.get("ref", bid), old.get("offset"), old
+
+
+def old_runs(bid, old):
+    """An older entry's runs, each naming the backup it reads (a whole
+    location is one run)."""
+    if "runs" in old:
+        return [dict(r, ref=r.get("ref", bid)) for r in old["runs"]]
+    n = -(-old["size"] // old["bsize"])
+    return [{"b": 0, "n": n, "offset": old["offset"], "skip": 0,
+             "ref": old.get("ref", bid)}]
+
+
+def plan_blocks(e, data, bid, old):
+    """A file in blocks against an older blocked entry (as the planner
+    does): the blocks whose XXH3-128 equals the old one's at the same index
+    (same length) keep the old location (its runs split: skip grows); runs
+    of the others become SNAPSHIP.part entries.  Returns (runs, parts):
+    runs with "ref" (older) or "part": k (the k-th part, offset filled
+    later); parts as spec entries of the data tar."""
+    bs = block_size(len(data))
+    if not old or old.get("bsize") != bs:
+        raise ValueError("%s: its blocks_from entry is not in blocks of %d bytes" % (e["name"], bs))
+    n, oldn = -(-len(data) // bs), -(-old["size"] // bs)
+    sums, osums = block_sums(data, bs), old["bxxh3"]
+    where = {}
+    for r in old_runs(bid, old):
+        for i in range(r["b"], r["b"] + r["n"]):
+            where[i] = (r["ref"], r["offset"], r["skip"] + i - r["b"])
+    runs, parts = [], []
+    for i in range(n):
+        same = (i < oldn and sums[32 * i:32 * i + 32] == osums[32 * i:32 * i + 32] and
+                min(bs, len(data) - i * bs) == min(bs, old["size"] - i * bs))
+        last = runs[-1] if runs else None
+        if same:
+            ref, off, skip = where[i]
+            if last and last.get("ref") == ref and last["offset"] == off and \
+                    last["skip"] + last["n"] == skip:
+                last["n"] += 1
+            else:
+                runs.append({"b": i, "n": 1, "offset": off, "skip": skip, "ref": ref})
+        elif last and "part" in last:
+            last["n"] += 1
+        else:
+            runs.append({"b": i, "n": 1, "offset": None, "skip": 0, "part": len(parts)})
+            parts.append(None)
+    for r in runs:
+        if "part" in r:
+            lo, hi = r["b"] * bs, min((r["b"] + r["n"]) * bs, len(data))
+            parts[r["part"]] = {"name": e["name"], "type": "file", "data": data[lo:hi],
+                                "blocks": False, "mode": e.get("mode", 0o644),
+                                "mtime": e.get("mtime", 1700000000),
+                                "pax": {"SNAPSHIP.part": "%d %d" % (lo, len(data))}}
+    return runs, parts
+
+
+def _blocked_entry(e, data, runs, part_offsets, refs):
+    """The index entry of a file in runs."""
+    plain = {k: v for k, v in e.items() if k not in ("blocks_from", "data", "data_file", "index")}
+    ent = tar_and_index([plain], root=False)[1][0]
+    ent.pop("offset")
+    bs = block_size(len(data))
+    ent.update(size=len(data), bsize=bs, bxxh3=block_sums(data, bs), runs=[])
+    for r in runs:
+        out = {"b": r["b"], "n": r["n"], "skip": r["skip"]}
+        if "part" in r:
+            out["offset"] = part_offsets[r["part"]]
+        else:
+            out["offset"] = r["offset"]
+            out["ref"] = r["ref"]
+            refs.add(r["ref"])
+        ent["runs"].append(out)
+    if any("ref" in r for r in ent["runs"]):
+        ent.pop("xxh3")      # content not read whole by this backup
+    else:
+        ent["xxh3"] = xxh3_128(data)
+    return ent
 
 
 def _v2_fields(ent, n):
@@ -252,36 +397,73 @@ def _v2_fields(ent, n):
     return ent
 
 
+def _ref_entry(e, bid, off, old, refs):
+    """The index entry of a spec file whose content is older (whole, or in
+    runs when the older entry is)."""
+    plain = {k: v for k, v in e.items() if k not in ("ref", "ref_path", "offset")}
+    ent = tar_and_index([plain], root=False)[1][0]
+    ent["offset"], ent["ref"] = off, bid
+    if old is not None:
+        ent["size"] = old["size"]
+        for k in ("xxh3", "sparse", "bsize", "bxxh3", "bext"):
+            ent.pop(k, None)
+            if k in old:
+                ent[k] = old[k]
+        if "runs" in old:
+            ent.pop("offset")
+            ent.pop("ref")
+            ent["runs"] = old_runs(bid, old)
+            for r in ent["runs"]:
+                refs.add(r["ref"])
+            return ent
+    refs.add(bid)
+    return ent
+
+
 def tar_and_index_v2(store, host, part, spec, parent=None):
     """The data (a pax tar of the files with content of their own: not
-    referenced, not empty) and the complete index of a version 2 backup,
-    plus the ids referenced and the bytes: (tar, index, refs, new_bytes,
-    referenced_bytes, unchanged)."""
+    referenced, not empty; and the SNAPSHIP.part entries of the files in
+    blocks) and the complete index of a version 2 backup, plus the ids
+    referenced and the bytes: (tar, index, refs, new_bytes,
+    referenced_bytes, unchanged).
+
+    A file may say "blocks_from": {"ref": ID (default the parent),
+    "ref_path": PATH}: it is in blocks, and the blocks equal to that older
+    entry's (same index, same length, same XXH3-128) point at where that
+    entry has them; the others are stored as SNAPSHIP.part entries."""
     cache = {}
-    own = [e for e in spec if e["type"] == "file" and not ("ref" in e or "ref_path" in e)
-           and e.get("data")]
+    own, plans = [], {}
+    for e in spec:
+        if e["type"] != "file" or "ref" in e or "ref_path" in e:
+            continue
+        if "blocks_from" in e:
+            data = content(e)
+            bid, old = _old_entry(store, host, part, e["blocks_from"], parent, cache)
+            runs, parts = plan_blocks(e, data, bid, old)
+            plans[e["name"]] = (data, runs, len(own), len(parts))
+            own.extend(parts)
+        elif content(e):
+            own.append(e)
     raw, own_ents = tar_and_index(own, root=False)
-    own_by_name = {e["name"]: x for e, x in zip(own, own_ents)}
+    own_by_name = {e["name"]: x for e, x in zip(own, own_ents) if "blocks_from" not in e
+                   and "SNAPSHIP.part" not in e.get("pax", {})}
     index, refs = [], set()
     new_bytes = ref_bytes = unchanged = 0
     root = tar_and_index([], root=True)[1][0]
     root.pop("offset")
     index.append(_v2_fields(root, 0))
     for n, e in enumerate(spec, 1):
-        if e["name"] in own_by_name:
+        if e["name"] in plans:
+            data, runs, first, nparts = plans[e["name"]]
+            offs = [x["offset"] for x in own_ents[first:first + nparts]]
+            ent = _blocked_entry(e, data, runs, offs, refs)
+            new_bytes += sum(len(p["data"]) for p in own[first:first + nparts])
+        elif e["name"] in own_by_name:
             ent = own_by_name[e["name"]]
             new_bytes += ent["size"]
         elif e["type"] == "file" and ("ref" in e or "ref_path" in e):
             bid, off, old = _resolve_ref(store, host, part, e, parent, cache)
-            plain = {k: v for k, v in e.items() if k not in ("ref", "ref_path", "offset")}
-            ent = tar_and_index([plain], root=False)[1][0]
-            ent["offset"], ent["ref"] = off, bid
-            if old is not None:
-                ent["size"] = old["size"]
-                ent["xxh3"] = old["xxh3"]
-                if old.get("sparse"):
-                    ent["sparse"] = True
-            refs.add(bid)
+            ent = _ref_entry(e, bid, off, old, refs)
             ref_bytes += ent["size"]
             unchanged += 1
         else:
@@ -336,7 +518,8 @@ def forge_backup_v2(store, host, part, bid, spec, parent=None, frame_size=65536,
         man["chain"], man["full_id"] = 0, bid
     man["counts"].update(new_bytes=new_bytes, referenced_bytes=ref_bytes,
                          unchanged=unchanged, changed=0,
-                         new=sum(1 for e in ents if e["type"] == "f" and "ref" not in e and e["size"]),
+                         new=sum(1 for e in ents if e["type"] == "f" and "ref" not in e
+                                 and "runs" not in e and e["size"]),
                          deleted=0, meta_only=0, renamed=0)
     return write_backup(store, host, part, bid, data, ib, man), man, ents
 

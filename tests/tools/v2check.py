@@ -8,9 +8,15 @@
         absent), decompressed with zstd -dc and read with Python's tarfile.
         Makes DEST the tree the index describes (content, modes, owners,
         times, xattrs from xattr_map, symlinks, hard links, devices, fifos,
-        holes where the index says sparse).  Checks that every ref is in the
-        manifest's references and that every referenced data object has the
-        size and SHA-256 its record says.  Exit 1 with a message otherwise.
+        holes where the index says sparse).  A large file in blocks
+        (doc/incremental.md "Large files in blocks") is put together from
+        its runs: blocks [b, b+n) from the data of the tar entry at the
+        run's offset, skip blocks in, whose pax record SNAPSHIP.part
+        ("START SIZE"; absent: a whole file) must put block b there; every
+        block's XXH3-128 is checked against bxxh3.  Checks that every ref is
+        in the manifest's references and that every referenced data object
+        has the size and SHA-256 its record says.  Exit 1 with a message
+        otherwise.
 
     v2check.py tarlist STORE HOST PARTITION ID
         The regular files the backup's own data object holds, one path a
@@ -28,6 +34,33 @@ import sys
 import tarfile
 
 BLOCK = 4096
+
+
+def _libxxhash():
+    import ctypes
+
+    class H128(ctypes.Structure):
+        _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
+    try:
+        lib = ctypes.CDLL("libxxhash.so.0")
+    except OSError:
+        return None
+    lib.XXH3_128bits.restype = H128
+    lib.XXH3_128bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    return lib.XXH3_128bits
+
+
+_XXH3 = _libxxhash()
+
+
+def xxh3_128(data):
+    """XXH3-128 as the index has it (libxxhash, or xxhsum -H2)."""
+    if _XXH3 is not None:
+        h = _XXH3(bytes(data), len(data))
+        return "%016x%016x" % (h.high64, h.low64)
+    p = subprocess.run(["xxhsum", "-H2", "-"], input=bytes(data), stdout=subprocess.PIPE,
+                       check=True)
+    return p.stdout.split()[0].decode().split("_")[-1]
 
 
 def die(msg):
@@ -83,6 +116,10 @@ class Objects:
         return self.tars[bid][1]
 
     def content(self, bid, off):
+        return self.entry(bid, off)[1]
+
+    def entry(self, bid, off):
+        """(tarinfo, data) of the file entry at off of bid's stream."""
         tf = self.tar(bid)
         self.tars[bid][0].seek(off)   # next() reads from here when offset == tell()
         tf.offset = off
@@ -91,7 +128,33 @@ class Objects:
         ti = tf.next()
         if ti is None or not ti.isfile():
             die(f"no file entry at offset {off} of {bid}'s data: {ti and (ti.name, ti.type, ti.offset)} tar_offset_after={tf.offset}")
-        return tf.extractfile(ti).read()
+        return ti, tf.extractfile(ti).read()
+
+
+def blocked(objs, bid, e, rel):
+    """A file in blocks, put together from its runs (or its one location),
+    every block checked."""
+    bs, size = e["bsize"], e["size"]
+    runs = e.get("runs") or [{"b": 0, "n": -(-size // bs), "offset": e["offset"],
+                              "skip": 0, "ref": e.get("ref", bid)}]
+    out = bytearray(size)
+    for r in runs:
+        ti, data = objs.entry(r.get("ref", bid), r["offset"])
+        part = ti.pax_headers.get("SNAPSHIP.part")
+        start = int(part.split()[0]) if part else 0
+        if start + r["skip"] * bs != r["b"] * bs:
+            die(f"{rel!r}: run {r} does not match its entry (SNAPSHIP.part {part!r})")
+        lo, hi = r["b"] * bs, min((r["b"] + r["n"]) * bs, size)
+        chunk = data[r["skip"] * bs:r["skip"] * bs + hi - lo]
+        if len(chunk) != hi - lo:
+            die(f"{rel!r}: run {r}: its entry holds {len(data)} bytes")
+        out[lo:hi] = chunk
+    for i in range(0, size, bs):
+        if xxh3_128(out[i:i + bs]) != e["bxxh3"][i // bs * 32:i // bs * 32 + 32]:
+            die(f"{rel!r}: block {i // bs} does not match its checksum")
+    if "xxh3" in e and xxh3_128(out) != e["xxh3"]:
+        die(f"{rel!r}: does not match its checksum")
+    return bytes(out)
 
 
 def write_file(path, data, sparse):
@@ -127,7 +190,9 @@ def rebuild(store, host, part, bid, dest):
             continue
         if t == "f":
             data = b""
-            if e.get("size", 0) > 0:
+            if "bsize" in e:
+                data = blocked(objs, bid, e, rel)
+            elif e.get("size", 0) > 0:
                 data = objs.content(e.get("ref", bid), e["offset"])
                 if len(data) != e["size"]:
                     die(f"{rel!r}: {len(data)} bytes at its location, index says {e['size']}")
