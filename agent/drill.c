@@ -208,7 +208,7 @@ static const char *restore_why(const struct drill_run *d, const struct err *e,
 }
 
 /* A failed restore: why, in drill_failure's terms. */
-static void classify(struct drill_run *d, int ret, const struct err *e)
+static void classify(struct drill_run *d, int ret, bool checksum, const struct err *e)
 {
 	char why[ERR_MSG_MAX];
 	const char *msg = restore_why(d, e, why, sizeof(why)), *part = d->p->name;
@@ -218,7 +218,7 @@ static void classify(struct drill_run *d, int ret, const struct err *e)
 		fail(d, DRILL_UNREACHABLE, failed_object(d, msg),
 		     "the region stopped answering while backup %s was read (%s); check that region's store and drill again",
 		     id, msg);
-	else if (strstr(msg, "does not match its checksum"))
+	else if (checksum)
 		fail(d, DRILL_CHECKSUM, d->m.data_key,
 		     "backup %s holds a file that does not match the checksum in its index (%s); run snapship verify %s --region %s --deep, then snapship repair %s --deep to copy a good backup from another region",
 		     id, msg, part, r, part);
@@ -239,7 +239,7 @@ static int drill_restore(struct drill_run *d, struct err *err)
 				   .region = d->rg->name, .paths = d->paths,
 				   .npaths = d->npaths, .cancelled = o->cancelled,
 				   .cancel_ctx = o->cancel_ctx };
-	struct restore_result rr;
+	struct restore_result rr = { 0 };
 	double t0 = util_now_mono();
 	int ret = restore_backup(d->rg->store, &d->m, &ro, &rr, err);
 	struct drill_result *res = d->res;
@@ -257,7 +257,7 @@ static int drill_restore(struct drill_run *d, struct err *err)
 		return ret;
 	}
 	if (ret) {
-		classify(d, ret, err);
+		classify(d, ret, rr.checksum_mismatch, err);
 		err_clear(err);
 	}
 	return 0;
@@ -349,7 +349,7 @@ static int drill_run(struct drill_run *d, const char *scratch, struct err *err)
 	if (d->o->sample) {
 		ret = pick_sample(d, err);
 		if (ret) {
-			classify(d, ret, err);
+			classify(d, ret, false, err);
 			err_clear(err);
 			res->scratch[0] = '\0';
 			return 0;

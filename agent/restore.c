@@ -452,11 +452,13 @@ static int file_data(struct rctx *r, struct archive *a, struct extractor *x,
 			       r->m->backup_id, UTIL_ESC(path),
 			       x ? "; the file was written but must not be trusted" : "");
 	XXH128_canonicalFromHash(&sum, XXH3_128bits_digest(&h));
-	if (memcmp(sum.digest, ie->xxh3, 16))
+	if (memcmp(sum.digest, ie->xxh3, 16)) {
+		__atomic_store_n(&r->res->checksum_mismatch, true, __ATOMIC_RELAXED);
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: %s does not match its checksum (the stored backup is corrupt)%s",
 			       r->m->backup_id, path,
 			       x ? "; the file was written but must not be trusted" : "");
+	}
 	return 0;
 }
 

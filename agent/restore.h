@@ -55,6 +55,10 @@ struct restore_result {
 	 * and index, of every copy read, retries included */
 	uint64_t bytes_read;
 	bool subvolume;               /* the target was made a new subvolume */
+	/* the restore failed because a file's (or a block's) content does
+	 * not match the index's checksum — not because data could not be
+	 * read or parsed */
+	bool checksum_mismatch;
 	double seconds;
 };
 

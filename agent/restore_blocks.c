@@ -443,6 +443,7 @@ static int block_error(struct rctx *r, const struct consumer *c, struct v2_obj *
 {
 	uint64_t k = c->h.k, bs = c->e->blk->bsize;
 
+	__atomic_store_n(&r->res->checksum_mismatch, true, __ATOMIC_RELAXED);
 	return err_set(r->err, -EBADMSG,
 		       "backup %s: file %s: block %llu (bytes %llu..%llu) does not match its checksum; read from backup %s (data object %s, the entry at offset %llu): the stored backup is corrupt%s",
 		       r->m->backup_id, UTIL_ESC(c->e->path), (unsigned long long)k,
@@ -551,10 +552,12 @@ static int check_whole(struct rctx *r, const struct index_entry *e, int fd)
 		at += (uint64_t)n;
 	}
 	XXH128_canonicalFromHash(&sum, XXH3_128bits_digest(h));
-	if (memcmp(sum.digest, e->xxh3, 16))
+	if (memcmp(sum.digest, e->xxh3, 16)) {
+		__atomic_store_n(&r->res->checksum_mismatch, true, __ATOMIC_RELAXED);
 		ret = err_set(r->err, -EBADMSG,
 			      "backup %s: %s does not match its checksum, though each of its blocks does (the stored backup is corrupt or forged); the file was written but must not be trusted",
 			      r->m->backup_id, UTIL_ESC(e->path));
+	}
 out:
 	XXH3_freeState(h);
 	free(buf);

@@ -192,6 +192,20 @@ cmp -s "$TEST_TMP/before" "$TEST_TMP/after" ||
 	fail "a drill changed the stores or the source: $(diff "$TEST_TMP/before" "$TEST_TMP/after" | head)"
 no_snapship_snapshots "$TEST_BTRFS"
 
+# ---- a file whose content does not match its index's checksum (every
+# frame and object whole): "checksum", not "corrupt" — the restore says so
+# with a flag, not through its message's words
+FORGE=$SRC_DIR/tests/tools/forge.py
+"$PY" "$FORGE" backup "$TEST_TMP/sum" sumhost sp 20261201T000000Z-0a0b0c '[
+	{"name": "good", "type": "file", "data": "fine"},
+	{"name": "bad", "type": "file", "data": "rotten", "index": {"xxh3": "00000000000000000000000000000000"}}]' \
+	>/dev/null || fail "forge the checksum case"
+drill 1 sum "$SNAPSHIP" --host sumhost --state-dir "$TEST_TMP/sumstate" drill --from "$TEST_TMP/sum" \
+	--scratch "$scratch" --report-json "$TEST_TMP/sum.json"
+f=$(field "$TEST_TMP/sum.json" 'd["partitions"][0]["failure"]')
+[ "$f" = checksum ] || fail "a file not matching its checksum: failure $f, expected checksum: $(cat "$TEST_TMP/sum.out")"
+grep -q "bad" "$TEST_TMP/sum.out" || fail "the checksum failure does not name the file: $(cat "$TEST_TMP/sum.out")"
+
 # ---- bytes flipped in the middle of b's data object: corrupt/checksum
 data=$(find "$TEST_TMP/b" -name data.tar.zst | head -1)
 "$PY" - "$data" <<'EOF'
