@@ -262,6 +262,23 @@ static void ustar(unsigned char h[TAR_BLOCK], const char *name, unsigned mode,
 	snprintf((char *)h + 148, 8, "%06o", sum);
 }
 
+/* Is s valid UTF-8 (what a pax path record should be)? */
+static bool is_utf8(const unsigned char *s)
+{
+	while (*s) {
+		unsigned n = *s < 0x80 ? 0 : (*s & 0xe0) == 0xc0 ? 1 :
+			     (*s & 0xf0) == 0xe0 ? 2 : (*s & 0xf8) == 0xf0 ? 3 : 4;
+
+		if (n == 4 || (n == 1 && *s < 0xc2))
+			return false;
+		for (unsigned i = 1; i <= n; i++)
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+		s += n + 1;
+	}
+	return true;
+}
+
 /* The headers of one part: bytes [start, start + len) of e. */
 static int part_header(struct packer *p, const struct pent *e, uint64_t start,
 		       uint64_t len)
@@ -276,7 +293,9 @@ static int part_header(struct packer *p, const struct pent *e, uint64_t start,
 		return pk_fail(p, -ENOMEM, "out of memory");
 	snprintf(v, sizeof(v), "%llu %llu", (unsigned long long)start,
 		 (unsigned long long)e->st.st_size);
-	if (!pax_rec(pax, cap, &used, "path", e->path) &&
+	if ((is_utf8((const unsigned char *)e->path) ||
+	     !pax_rec(pax, cap, &used, "hdrcharset", "BINARY")) &&
+	    !pax_rec(pax, cap, &used, "path", e->path) &&
 	    !pax_rec(pax, cap, &used, "SNAPSHIP.part", v))
 		ret = 0;
 	if (!ret && len > USTAR_SIZE_MAX) {

@@ -16,7 +16,9 @@
 #     its bxxh3; the bytes read from the partition stay far below the files'
 #     sizes (/proc/PID/io read_bytes, printed);
 #   - an incremental with no change references everything (no entry in its
-#     data object), and a chmod of the 64 MiB file reads nothing of it.
+#     data object), and a chmod of the 64 MiB file reads nothing of it;
+#   - a renamed blocked file keeps its runs; a truncated one stores only its
+#     new (shorter) last block.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -220,4 +222,17 @@ check "$B3" >/dev/null || fail "$B3: the blocks do not check"
 [ -z "$(tarlist "$B3")" ] || fail "$B3: a chmod stored $(tarlist "$B3")"
 [ "$rb" -lt $((2 * MIB)) ] || fail "$B3: a chmod read $rb bytes"
 [ "$(field "$B3" big2 mode)" = 384 ] || fail "$B3: big2's mode is $(field "$B3" big2 mode)"
+
+# ---- a rename (nothing stored) and a truncation (the new last block) ---------
+mv "$src/big2" "$src/big2.moved"
+truncate -s $((20 * MIB + 5)) "$src/big1"
+backup
+B4=$id
+check "$B4" >"$TEST_TMP/parts4" || fail "$B4: the blocks do not check"
+cat "$TEST_TMP/parts4"
+grep -qx 'big1 20+1' "$TEST_TMP/parts4" || fail "$B4: big1's only part should be its new last block 20"
+grep -qx 'big2.moved ' "$TEST_TMP/parts4" || fail "$B4: the renamed file should store nothing"
+[ "$(tarlist "$B4")" = "big1 $((20 * MIB)) $((20 * MIB + 5))" ] ||
+	fail "$B4: the data object holds $(tarlist "$B4"), expected big1's last block only"
+grep -q ', 1 renamed' "$TEST_TMP/b.txt" || fail "$B4: the rename was not found"
 echo "large files in blocks: ok"
