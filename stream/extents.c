@@ -24,6 +24,7 @@
 #include <xxhash.h>
 
 #include "common/err.h"
+#include "common/fault.h"
 
 #define SEARCH_BUF (64u << 10)
 
@@ -156,10 +157,16 @@ static int fp_page(int fd, struct btrfs_ioctl_search_args_v2 *sa, struct fp *f,
 	const unsigned char *p = (const unsigned char *)sa->buf;
 	uint64_t last = 0;
 	uint32_t n;
+	int fcode;
 
 	*more_ret = false;
 	sa->key.nr_items = UINT32_MAX;
 	sa->buf_size = SEARCH_BUF - sizeof(*sa);
+	if (fault_hit("extents.search", &fcode)) {
+		errno = -fcode;
+		return err_set(err, fcode, "cannot list the file's extents (btrfs tree search): %s",
+			       strerror(errno));
+	}
 	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH_V2, sa)) {
 		if (errno == ENOTTY || errno == EPERM || errno == EOPNOTSUPP)
 			return -EOPNOTSUPP;

@@ -15,6 +15,8 @@
 #     block's content, wherever its run points, equals the snapshot's and
 #     its bxxh3; the bytes read from the partition stay far below the files'
 #     sizes (/proc/PID/io read_bytes, printed);
+#   - a failing extent search (SNAPSHIP_FAULT=extents.search) fails the
+#     backup with an error naming the file;
 #   - an incremental with no change references everything (no entry in its
 #     data object), and a chmod of the 64 MiB file reads nothing of it;
 #   - a renamed blocked file keeps its runs; a truncated one stores only its
@@ -163,6 +165,11 @@ chattr +C "$src/nocow"
 head -c $((8 * MIB)) /dev/urandom >>"$src/nocow"
 head -c 2000 /dev/urandom >"$src/small1"
 echo hello >"$src/small2"
+# a tree search that fails (not refused) fails the backup, naming the file
+out=$(SNAPSHIP_FAULT=extents.search@1:5 "$SNAPSHIP" --host h --state-dir "$TEST_TMP/state" \
+	backup "$src" --name p --to "$store" 2>&1) && fail "a failed extent search should fail the backup: $out"
+grep -q "big1: cannot list the file's extents" <<<"$out" || fail "the failed extent search's error does not name big1: $out"
+echo "failed as it should: $(grep -m1 big1 <<<"$out")"
 backup --full
 F=$id
 [ "$(field "$F" big1 bsize)" = $MIB ] || fail "$F: big1 has bsize $(field "$F" big1 bsize), expected $MIB"
