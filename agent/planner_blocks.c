@@ -249,6 +249,8 @@ int planner_plan_blocks(struct planner *pl, const struct pack_plan_entry *pe,
 		have_ext = !ret;
 	}
 	ret = compare_blocks(pl, fd, pe->path, size, old, have_ext, nb, &nsame, err);
+	if (!have_ext)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);   /* as the packer does */
 	close(fd);
 	if (ret)
 		return ret;
