@@ -207,6 +207,11 @@ cat "$TEST_TMP/tl"
 [ "$(grep -c '^big1 ' "$TEST_TMP/tl")" = 2 ] && [ "$(grep -c '^big2 ' "$TEST_TMP/tl")" = 1 ] &&
 	[ "$(grep -c '^nocow ' "$TEST_TMP/tl")" = 1 ] && grep -qx 'donor whole' "$TEST_TMP/tl" &&
 	[ "$(wc -l <"$TEST_TMP/tl")" = 5 ] || fail "$B1: the data object should hold the 4 parts and donor"
+# GNU tar reads the parts as plain entries (the unknown pax record ignored)
+zstd -dc "$store/h/p/$B1/data.tar.zst" | tar -tf - >"$TEST_TMP/gnu" 2>"$TEST_TMP/gnu.err" ||
+	fail "GNU tar cannot list $B1's data object: $(cat "$TEST_TMP/gnu.err")"
+[ "$(sort "$TEST_TMP/gnu" | tr '\n' ' ')" = "big1 big1 big2 donor nocow " ] ||
+	fail "GNU tar lists $(cat "$TEST_TMP/gnu") in $B1's data object"
 [ "$(field "$B1" big1 xxh3)" = - ] || fail "$B1: a file with older runs has no whole xxh3"
 grep -q "incremental from $F" "$TEST_TMP/b.txt" || fail "$B1 is not an incremental of $F"
 # changed blocks ~6 MiB, the NOCOW file read whole by the planner (8 MiB), donor 2 MiB
