@@ -73,7 +73,7 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 			   struct sink *data, struct sink *index,
 			   struct manifest *m, const struct backup_opts *bo,
 			   const char *partition, struct planner *pl,
-			   double *slowed_s, struct err *err)
+			   bool on_btrfs, double *slowed_s, struct err *err)
 {
 	struct framer_opts fo = {
 		.level = cfg->compression_level,
@@ -88,6 +88,8 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 		.plan = pl ? planner_plan : NULL,
 		.plan_ctx = pl,
 		.content_only = pl != NULL,
+		.blocks = true,
+		.extents = on_btrfs,
 	};
 	struct lowimpact li;
 	struct progress_ctx pctx = { .partition = partition, .t0 = util_now_mono() };
@@ -530,7 +532,8 @@ static int phase_upload(struct backup_run *r, struct err *err)
 		goto out_abort_uploads;
 	log_debug("%s: frozen in %.3f s", r->part->name, util_now_mono() - r->t0);
 	ret = stream_snapshot(r->cfg, r->snap->path, &data, &index, m,
-			      r->bo, r->part->name, r->pl, &r->res->slowed_s, err);
+			      r->bo, r->part->name, r->pl,
+			      !strcmp(r->snap->ops->name, "btrfs"), &r->res->slowed_s, err);
 	if (ret)
 		goto out_abort_uploads;
 	log_debug("%s: streamed in %.3f s", r->part->name, util_now_mono() - r->t0);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "agent/planner.h"
+#include "agent/planner_priv.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -21,69 +22,6 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "uploader/store.h"
-
-/* The largest parent index read (compressed): 4 GiB. */
-#define PLANNER_INDEX_MAX ((size_t)4 << 30)
-
-/* A backup the new one may point at: the parent's references plus the
- * parent itself, oldest first (ids sort by time). */
-struct cand {
-	struct manifest_ref r;    /* key owned */
-	bool used;
-};
-
-/* A file of the parent whose path the new tree lacks (pass 1). */
-struct gone {
-	uint64_t ino, igen, size;
-	int64_t mtime_ns;
-	struct pack_ref loc;      /* id "" = the parent */
-	bool taken;
-};
-
-/* A new path whose content is a file of the parent under another path. */
-struct rename {
-	char *path;
-	uint64_t ino, igen, size;
-	int64_t mtime_ns;
-	const struct gone *g;     /* into planner.gone; NULL: no match */
-};
-
-struct planner {
-	char parent[BACKUP_ID_LEN + 1];
-	int parent_format;
-	uint64_t parent_chain;
-	char full_id[BACKUP_ID_LEN + 1];
-	struct cand *cand;
-	size_t ncand;
-
-	void *zbuf;               /* the parent's compressed index */
-	size_t zlen;
-	/* version 2 parent: the merge */
-	struct index_reader *rd;
-	struct index_entry cur;   /* the parent's entry not yet passed */
-	bool have_cur, rd_end;
-	char *last;               /* the previous parent path (order check) */
-	bool order_warned;
-	/* version 1 parent: by path */
-	struct index *idx;
-	size_t matched;
-
-	/* renames (pass 1): new paths with the parent's location, walk order */
-	struct rename *ren;
-	size_t nren, ren_cap, ren_next;
-	struct gone *gone;        /* pass 1: the parent's unmatched files */
-	size_t ngone, gone_cap;
-	struct index_reader *rd1; /* pass 1's merge (version 2 parent) */
-	bool *seen1;              /* pass 1, version 1 parent: paths found */
-	bool (*cancelled)(void *ctx);
-	void *cancel_ctx;
-	struct index_entry cur1;
-	bool have1, end1;
-
-	uint64_t n_unchanged, n_changed, n_new, n_deleted, n_meta_only, n_renamed;
-	uint64_t referenced_bytes;
-	unsigned char *hbuf;      /* for hashing metadata-only candidates */
-};
 
 /*
  * Walk order compares paths by components: "." first, then byte by byte
@@ -129,7 +67,10 @@ void planner_free(struct planner *pl)
 	for (size_t i = 0; i < pl->nren; i++)
 		free(pl->ren[i].path);
 	free(pl->ren);
+	for (size_t i = 0; i < pl->ngone; i++)
+		index_blocks_free(pl->gone[i].blk);
 	free(pl->gone);
+	planner_blocks_free(pl);
 	index_reader_free(pl->rd1);
 	index_entry_clear(&pl->cur1);
 	free(pl->seen1);
@@ -329,7 +270,7 @@ out:
 
 /* The candidate named id ("" = the parent), NULL if the parent's
  * references do not name it. */
-static struct cand *find_cand(struct planner *pl, const char *id)
+struct cand *planner_find_cand(struct planner *pl, const char *id)
 {
 	if (!id[0])
 		id = pl->parent;
@@ -451,48 +392,69 @@ static int64_t ts_ns(const struct timespec *t)
 	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
 }
 
-/* A content file found in the parent by path: 1 = referenced into *ref. */
+/* The parent's whole location of old (not blocked) into ref: 1, or 0
+ * when the parent's references do not name its backup. */
+static int ref_whole(struct planner *pl, const struct index_entry *old,
+		     struct pack_ref *ref)
+{
+	struct cand *c = planner_find_cand(pl, old->ref);
+
+	if (!c)
+		return 0;   /* a reference the parent does not list: store again */
+	c->used = true;
+	memcpy(ref->id, c->r.id, sizeof(ref->id));
+	ref->offset = old->offset;
+	ref->sparse = old->sparse;
+	ref->has_sum = true;
+	ref->blocks = NULL;
+	memcpy(ref->xxh3, old->xxh3, 16);
+	return 1;
+}
+
+/*
+ * A content file found in the parent by path: 1 = referenced into *ref,
+ * 2 = in part (a blocked file), 0 = packed.
+ */
 static int plan_content(struct planner *pl, const struct pack_plan_entry *pe,
-			const struct index_entry *pe_old, struct pack_ref *ref,
+			const struct index_entry *old, struct pack_ref *ref,
 			struct err *err)
 {
 	const struct stat *st = pe->st;
 	unsigned char sum[16];
-	struct cand *c;
-	bool meta = false;
+	bool quick;
 	int ret;
 
-	if (pe_old->type != PACK_FILE || !pe_old->has_sum || !pe_old->has_offset ||
-	    pe_old->size != (uint64_t)st->st_size || pe_old->mtime_ns != ts_ns(&st->st_mtim) ||
-	    (pe_old->ino && pe_old->ino != (uint64_t)st->st_ino))
+	if (old->type != PACK_FILE || !(old->blk || (old->has_sum && old->has_offset)))
 		return 0;
-	c = find_cand(pl, pe_old->ref);
-	if (!c)
-		return 0;   /* a reference the parent does not list: store again */
-	if (pe_old->ctime_ns != ts_ns(&st->st_ctim)) {
-		ret = hash_file(pl, pe, sum, err);
-		if (ret)
-			return ret;
-		if (memcmp(sum, pe_old->xxh3, 16))
-			return 0;
-		meta = true;
+	quick = old->size == (uint64_t)st->st_size && old->mtime_ns == ts_ns(&st->st_mtim) &&
+		(!old->ino || old->ino == (uint64_t)st->st_ino);
+	if (quick && old->ctime_ns == ts_ns(&st->st_ctim)) {
+		ret = old->blk ? planner_ref_blocks(pl, old->blk, old->has_sum, old->xxh3, ref, err) :
+		      ref_whole(pl, old, ref);
+		if (ret == 1) {
+			pl->referenced_bytes += old->size;
+			pl->n_unchanged++;
+		}
+		return ret;
 	}
-	c->used = true;
-	memcpy(ref->id, c->r.id, sizeof(ref->id));
-	ref->offset = pe_old->offset;
-	ref->sparse = pe_old->sparse;
-	memcpy(ref->xxh3, pe_old->xxh3, 16);
-	pl->referenced_bytes += pe_old->size;
-	if (meta)
-		pl->n_meta_only++;
-	else
-		pl->n_unchanged++;
+	if (planner_blocks_apply(old, pe))
+		return planner_plan_blocks(pl, pe, old, ref, err);
+	if (!quick || old->blk || !planner_find_cand(pl, old->ref))
+		return 0;
+	/* metadata only?  the content hashed */
+	ret = hash_file(pl, pe, sum, err);
+	if (ret)
+		return ret;
+	if (memcmp(sum, old->xxh3, 16) || ref_whole(pl, old, ref) != 1)
+		return 0;
+	pl->referenced_bytes += old->size;
+	pl->n_meta_only++;
 	return 1;
 }
 
 /* A new path that pass 1 joined with a parent's file: 1 = referenced. */
 static int plan_renamed(struct planner *pl, const struct pack_plan_entry *pe,
-			struct pack_ref *ref)
+			struct pack_ref *ref, struct err *err)
 {
 	const struct rename *rn;
 	struct cand *c;
@@ -505,11 +467,20 @@ static int plan_renamed(struct planner *pl, const struct pack_plan_entry *pe,
 	if (strcmp(rn->path, pe->path) || rn->ino != (uint64_t)pe->st->st_ino ||
 	    rn->size != (uint64_t)pe->st->st_size || rn->mtime_ns != ts_ns(&pe->st->st_mtim))
 		return 0;
-	c = find_cand(pl, rn->g->loc.id);
+	if (rn->g->blk) {
+		int ret = planner_ref_blocks(pl, rn->g->blk, rn->g->loc.has_sum, rn->g->loc.xxh3,
+					     ref, err);
+
+		if (ret == 1)
+			pl->referenced_bytes += rn->size;
+		return ret;
+	}
+	c = planner_find_cand(pl, rn->g->loc.id);
 	if (!c)
 		return 0;
 	c->used = true;
 	*ref = rn->g->loc;
+	ref->has_sum = true;
 	pl->referenced_bytes += rn->size;
 	return 1;
 }
@@ -525,7 +496,7 @@ int planner_plan(void *ctx, const struct pack_plan_entry *pe,
 	if (ret)
 		return ret;
 	if (!old) {
-		ret = pe->content ? plan_renamed(pl, pe, ref) : 0;
+		ret = pe->content ? plan_renamed(pl, pe, ref, err) : 0;
 		if (ret)
 			pl->n_renamed++;
 		else
@@ -534,7 +505,7 @@ int planner_plan(void *ctx, const struct pack_plan_entry *pe,
 	}
 	if (pe->content) {
 		ret = plan_content(pl, pe, old, ref, err);
-		if (ret == 0)
+		if (ret == 0 || ret == 2)
 			pl->n_changed++;
 		return ret;
 	}
@@ -613,10 +584,11 @@ static int gone_add(struct planner *pl, const struct index_entry *e, struct err 
 	const struct cand *c;
 	struct gone *g;
 
-	if (e->type != PACK_FILE || !e->has_sum || !e->has_offset || !e->size || !e->ino)
+	if (e->type != PACK_FILE || !(e->blk || (e->has_sum && e->has_offset)) || !e->size ||
+	    !e->ino)
 		return 0;
-	c = find_cand(pl, e->ref);
-	if (!c)
+	c = planner_find_cand(pl, e->ref);
+	if (!c && !e->blk)
 		return 0;
 	if (pl->ngone == pl->gone_cap) {
 		size_t cap = pl->gone_cap ? pl->gone_cap * 2 : 64;
@@ -633,10 +605,16 @@ static int gone_add(struct planner *pl, const struct index_entry *e, struct err 
 	g->igen = e->igen;
 	g->size = e->size;
 	g->mtime_ns = e->mtime_ns;
-	memcpy(g->loc.id, c->r.id, sizeof(g->loc.id));
+	if (c)
+		memcpy(g->loc.id, c->r.id, sizeof(g->loc.id));
 	g->loc.offset = e->offset;
 	g->loc.sparse = e->sparse;
+	g->loc.has_sum = e->has_sum;
 	memcpy(g->loc.xxh3, e->xxh3, 16);
+	if (e->blk && !(g->blk = index_blocks_dup(e->blk))) {
+		pl->ngone--;
+		return err_set(err, -ENOMEM, "out of memory");
+	}
 	return 0;
 }
 

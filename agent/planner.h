@@ -17,6 +17,12 @@
  * the parent's (metadata only), else packed (changed).  Renames:
  * planner_prepare.  Generations (btrfs transids) are not used.
  *
+ * Large files in blocks (planner_blocks.c): a changed file of a blocked
+ * parent entry with the same bsize is compared block by block (extent
+ * fingerprints, else each block read and hashed); planner_plan then
+ * returns 2 with the unchanged blocks' runs in ref->blocks (memory the
+ * planner owns, valid until its next call).
+ *
  * Memory: a version 2 parent's compressed index (read whole to check its
  * SHA-256) and one entry of it at a time (the merge by path); a version 1
  * parent's index is loaded whole, keyed by path (its order may be readdir

@@ -80,6 +80,7 @@ static void pent_free(struct pent *e)
 		close(e->fd);
 	free(e->path);
 	free(e->reg);
+	pk_blk_free(e->blk);
 	free(e);
 }
 
@@ -330,7 +331,19 @@ static int walk_plan(struct packer *p, struct pent *e)
 	ret = p->o.plan(p->o.plan_ctx, &pe, &e->ref, p->err);
 	if (ret < 0)
 		return p->error = ret;
-	e->is_ref = ret > 0 && pe.content;
+	if (!pe.content)
+		return 0;
+	if (ret > 0 && e->ref.blocks && !p->o.blocks)
+		ret = 0;   /* blocks not asked for: read whole */
+	/* the planner's blocks live until its next call: copied now */
+	if (ret > 0 && e->ref.blocks && p->o.blocks) {
+		int r = pk_blk_planned(p, e, e->ref.blocks, ret == 2);
+
+		if (r)
+			return r;
+	}
+	e->ref.blocks = NULL;
+	e->is_ref = ret == 1;
 	if (e->is_ref)
 		e->sparse = e->ref.sparse;
 	return 0;
@@ -491,7 +504,7 @@ static int feed_zeros(struct packer *p, XXH3_state_t *h, uint64_t n,
 	return 0;
 }
 
-static void progress(struct packer *p, bool force)
+void pk_progress(struct packer *p, bool force)
 {
 	double now;
 
@@ -507,63 +520,35 @@ static void progress(struct packer *p, bool force)
 static int pack_data(struct packer *p, struct pent *e, XXH3_state_t *h)
 {
 	uint64_t size = (uint64_t)e->st.st_size, at = 0;
+	struct chunk *c;
 	int ret;
 
 	/* an empty file has no chunks: the reader skips it and never marks it
 	 * assigned, so waiting for that would spin when nothing follows it */
 	if (!pk_needs_data(e))
 		return 0;
-	while (!e->assigned || p->ctail < p->chead) {
-		struct chunk *c;
+	while ((ret = pk_next_chunk(p, e, &c)) > 0) {
+		const unsigned char *data = p->arena + c->apos % p->o.window;
 
-		if (p->ctail == p->chead) {
-			/* nothing assigned yet for this file: make room */
-			ret = pk_reader_pump(p);
-			if (ret)
-				return ret;
-			if (e->assigned && p->ctail == p->chead)
-				break;
-			if (p->ctail == p->chead) {
-				if (e->fd < 0 && p->open_files >= MAX_OPEN)
-					return pk_fail(p, -EMFILE, "reader stalled");
-				continue;
-			}
-		}
-		c = &p->c[p->ctail % CCAP];
-		if (c->e != e)
-			break;
-		if (pk_cancelled(p))
-			return pk_fail(p, -ECANCELED, "reading %s: cancelled", e->path);
-		while (!c->complete) {
-			ret = pk_reader_submit(p);
-			if (!ret)
-				ret = pk_reader_reap(p, !c->complete && p->inflight > 0);
-			if (ret)
-				return ret;
-			if (!c->submitted && p->inflight == 0) {
-				ret = pk_reader_submit(p);
-				if (ret)
-					return ret;
-			}
-		}
 		if (c->off > at) {
 			ret = feed_zeros(p, h, c->off - at, e);
 			if (ret)
 				return ret;
 			at = c->off;
 		}
-		ret = feed(p, h, p->arena + c->apos % p->o.window, c->len, e);
+		ret = feed(p, h, data, c->len, e);
 		if (ret)
 			return ret;
+		if (e->blk)
+			pk_blk_hash(e->blk, size, c->off, data, c->len);
 		at += c->len;
-		p->stats.logical_bytes += c->len;
-		p->atail = c->aend;
-		p->ctail++;
-		ret = pk_reader_pump(p);
+		ret = pk_chunk_done(p, c);
 		if (ret)
 			return ret;
-		progress(p, false);
+		pk_progress(p, false);
 	}
+	if (ret)
+		return ret;
 	if (at < size) {
 		ret = feed_zeros(p, h, size - at, e);
 		if (ret)
@@ -790,11 +775,17 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 	archive_entry_set_uname(ae, NULL);
 	archive_entry_set_gname(ae, NULL);
 	if (in_tar(p, e)) {
-		ret = write_entry(p, e, ae, src, &info);
+		ret = e->blk && e->blk->part ? pk_blk_write_parts(p, e, &info) :
+		      write_entry(p, e, ae, src, &info);
 		if (ret)
 			return ret;
 	} else {
 		entry_no_tar(e, &info);
+	}
+	if (e->blk && !e->blk->part) {
+		ret = pk_blk_report(p, e, &info);
+		if (ret)
+			return ret;
 	}
 	if (e->is_ref) {
 		p->stats.referenced++;
@@ -822,6 +813,7 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		if (ret)
 			return p->error = ret;
 	}
+	pk_blk_done(p, e);
 	return 0;
 }
 
@@ -975,7 +967,7 @@ int pack_tree(const char *root, const struct pack_opts *opts,
 		      pk_fail(p, -EIO, "finishing tar stream: %s", archive_error_string(p->a));
 		goto out_destroy;
 	}
-	progress(p, true);
+	pk_progress(p, true);
 	p->stats.tar_bytes = p->pos;
 	if (stats_ret)
 		*stats_ret = p->stats;

@@ -144,6 +144,12 @@ struct pack_opts {
 	 * regular files' entries (no directories, links, empty or referenced
 	 * files); the other entries are reported without an offset. */
 	bool content_only;
+	/* Large files in blocks: every regular, not sparse file of
+	 * pack_block_size(size) != 0 is hashed block by block while read
+	 * (pack_entry_info.blocks) and the planner's 2 is honoured; extents:
+	 * also its extent fingerprint (stream/extents.h; none off btrfs). */
+	bool blocks;
+	bool extents;
 };
 
 enum pack_type {

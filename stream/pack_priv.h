@@ -13,6 +13,9 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "stream/pack.h"
 
 #define QCAP 1024u            /* entries walked ahead */
@@ -21,6 +24,23 @@
 
 struct region {
 	uint64_t off, len;
+};
+
+/*
+ * A blocked file being packed (pack_blocks.c): its blocks' checksums and
+ * fingerprints (b.xxh3, b.ext: nblocks each, owned) and the runs reported
+ * (b.run, owned).  old: the runs the planner said are stored already (its 1
+ * or 2, copied when the entry is planned: the planner's pointer is valid
+ * only until its next call); part: its 2 — only the blocks no old run
+ * covers are read, one tar entry per run of them.
+ */
+struct pblk {
+	struct pack_blocks b;
+	struct pack_run *old;
+	size_t nold;
+	bool part;
+	bool planned;             /* copied from the planner (counted in nblk) */
+	XXH3_state_t h;           /* the block being hashed */
 };
 
 struct pent {
@@ -37,6 +57,7 @@ struct pent {
 	uint64_t igen;            /* inode generation, 0 unknown */
 	bool is_ref;              /* the planner points it at older content */
 	struct pack_ref ref;
+	struct pblk *blk;         /* a blocked file; NULL: not (yet) */
 };
 
 struct chunk {
@@ -84,6 +105,7 @@ struct packer {
 	bool walk_done, root_done;
 	struct pent *q[QCAP];
 	uint64_t qpack, qread, qwalk;
+	unsigned nblk;            /* queued entries holding the planner's blocks */
 	struct linkent *links;
 	size_t nlinks, links_cap;
 
@@ -122,6 +144,12 @@ uint64_t pk_igen(int fd);
 /* The data regions of a regular file (SEEK_DATA/SEEK_HOLE) into e. */
 int pk_find_regions(struct packer *p, struct pent *e, int fd);
 
+/* The walk ahead stops while this many planned blocked files wait (their
+ * copies of the planner's blocks: up to 16384 x 24 bytes each). */
+#define NBLK_AHEAD 8u
+
+void pk_progress(struct packer *p, bool force);
+
 /* The reader (pack_read.c) */
 bool pk_needs_data(const struct pent *e);
 int pk_reader_open(struct packer *p, struct pent *e);
@@ -129,5 +157,29 @@ bool pk_cancelled(const struct packer *p);
 int pk_reader_submit(struct packer *p);
 int pk_reader_reap(struct packer *p, bool wait);
 int pk_reader_pump(struct packer *p);
+/* The next chunk of e, read: 1 = *c_ret, 0 = e has no more, <0 error. */
+int pk_next_chunk(struct packer *p, struct pent *e, struct chunk **c_ret);
+/* c consumed: its arena space free, the reader moved on. */
+int pk_chunk_done(struct packer *p, struct chunk *c);
+
+/* Large files in blocks (pack_blocks.c) */
+/* The planner's 1 or 2 with blocks pb: copied into e. */
+int pk_blk_planned(struct packer *p, struct pent *e, const struct pack_blocks *pb,
+		   bool part);
+/* e was opened (regions found): is it read in blocks?  Set up e->blk (and
+ * for a part read e->reg: the blocks to read), or drop a plan that cannot
+ * hold (sparse, another bsize: read whole). */
+int pk_blk_opened(struct packer *p, struct pent *e);
+/* len bytes of e's content at file offset off, in order, into the blocks. */
+void pk_blk_hash(struct pblk *bk, uint64_t size, uint64_t off, const void *buf,
+		 size_t len);
+/* A part read: e's tar entries (one per run of blocks read), its merged
+ * runs into info. */
+int pk_blk_write_parts(struct packer *p, struct pent *e, struct pack_entry_info *info);
+/* info's blocks for a whole read (one run at info->offset) or a plan 1. */
+int pk_blk_report(struct packer *p, struct pent *e, struct pack_entry_info *info);
+/* e is done: its blocks freed, the walk ahead may go on. */
+void pk_blk_done(struct packer *p, struct pent *e);
+void pk_blk_free(struct pblk *bk);
 
 #endif

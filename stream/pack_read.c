@@ -44,6 +44,9 @@ int pk_reader_open(struct packer *p, struct pent *e)
 	ret = pk_find_regions(p, e, fd);
 	if (ret)
 		return ret < 0 && !p->error ? pk_fail(p, ret, "out of memory") : ret;
+	ret = pk_blk_opened(p, e);
+	if (ret)
+		return ret;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return 0;
 }
@@ -73,7 +76,8 @@ static int reader_assign(struct packer *p)
 		if (p->qread == p->qwalk) {
 			int r;
 
-			if (p->walk_done || p->qwalk - p->qpack >= QCAP)
+			if (p->walk_done || p->qwalk - p->qpack >= QCAP ||
+			    p->nblk >= NBLK_AHEAD)
 				return 0;
 			r = pk_walk_one(p);
 			if (r <= 0)
@@ -270,4 +274,56 @@ int pk_reader_pump(struct packer *p)
 	if (!ret)
 		ret = pk_reader_reap(p, false);
 	return ret;
+}
+
+int pk_next_chunk(struct packer *p, struct pent *e, struct chunk **c_ret)
+{
+	int ret;
+
+	*c_ret = NULL;
+	while (!e->assigned || p->ctail < p->chead) {
+		struct chunk *c;
+
+		if (p->ctail == p->chead) {
+			/* nothing assigned yet for this file: make room */
+			ret = pk_reader_pump(p);
+			if (ret)
+				return ret;
+			if (e->assigned && p->ctail == p->chead)
+				break;
+			if (p->ctail == p->chead) {
+				if (e->fd < 0 && p->open_files >= MAX_OPEN)
+					return pk_fail(p, -EMFILE, "reader stalled");
+				continue;
+			}
+		}
+		c = &p->c[p->ctail % CCAP];
+		if (c->e != e)
+			break;
+		if (pk_cancelled(p))
+			return pk_fail(p, -ECANCELED, "reading %s: cancelled", e->path);
+		while (!c->complete) {
+			ret = pk_reader_submit(p);
+			if (!ret)
+				ret = pk_reader_reap(p, !c->complete && p->inflight > 0);
+			if (ret)
+				return ret;
+			if (!c->submitted && p->inflight == 0) {
+				ret = pk_reader_submit(p);
+				if (ret)
+					return ret;
+			}
+		}
+		*c_ret = c;
+		return 1;
+	}
+	return 0;
+}
+
+int pk_chunk_done(struct packer *p, struct chunk *c)
+{
+	p->stats.logical_bytes += c->len;
+	p->atail = c->aend;
+	p->ctail++;
+	return pk_reader_pump(p);
 }

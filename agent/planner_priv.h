@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SNAPSHIP_AGENT_PLANNER_PRIV_H
+#define SNAPSHIP_AGENT_PLANNER_PRIV_H
+
+/*
+ * Inside the planner (agent/planner.c: parent, merge, renames;
+ * agent/planner_blocks.c: large files in blocks).  Not for other files.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/catalog.h"
+#include "agent/index.h"
+#include "stream/pack.h"
+
+/* The largest parent index read (compressed): 4 GiB. */
+#define PLANNER_INDEX_MAX ((size_t)4 << 30)
+
+/* A backup the new one may point at: the parent's references plus the
+ * parent itself, oldest first (ids sort by time). */
+struct cand {
+	struct manifest_ref r;    /* key owned */
+	bool used;
+};
+
+/* A file of the parent whose path the new tree lacks (pass 1). */
+struct gone {
+	uint64_t ino, igen, size;
+	int64_t mtime_ns;
+	struct pack_ref loc;      /* id "" = the parent */
+	struct pack_blocks *blk;  /* a blocked file's (owned), NULL: none */
+	bool taken;
+};
+
+/* A new path whose content is a file of the parent under another path. */
+struct rename {
+	char *path;
+	uint64_t ino, igen, size;
+	int64_t mtime_ns;
+	const struct gone *g;     /* into planner.gone; NULL: no match */
+};
+
+struct planner {
+	char parent[BACKUP_ID_LEN + 1];
+	int parent_format;
+	uint64_t parent_chain;
+	char full_id[BACKUP_ID_LEN + 1];
+	struct cand *cand;
+	size_t ncand;
+
+	void *zbuf;               /* the parent's compressed index */
+	size_t zlen;
+	/* version 2 parent: the merge */
+	struct index_reader *rd;
+	struct index_entry cur;   /* the parent's entry not yet passed */
+	bool have_cur, rd_end;
+	char *last;               /* the previous parent path (order check) */
+	bool order_warned;
+	/* version 1 parent: by path */
+	struct index *idx;
+	size_t matched;
+
+	/* renames (pass 1): new paths with the parent's location, walk order */
+	struct rename *ren;
+	size_t nren, ren_cap, ren_next;
+	struct gone *gone;        /* pass 1: the parent's unmatched files */
+	size_t ngone, gone_cap;
+	struct index_reader *rd1; /* pass 1's merge (version 2 parent) */
+	bool *seen1;              /* pass 1, version 1 parent: paths found */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
+	struct index_entry cur1;
+	bool have1, end1;
+
+	uint64_t n_unchanged, n_changed, n_new, n_deleted, n_meta_only, n_renamed;
+	uint64_t referenced_bytes;
+	unsigned char *hbuf;      /* for hashing metadata-only candidates */
+
+	/* large files in blocks (planner_blocks.c): what planner_plan's ref
+	 * ->blocks points at (valid until its next call), capacities in blocks */
+	struct pack_blocks out;
+	unsigned char *same;      /* per block: unchanged */
+	uint64_t *ext_buf;        /* out.ext's memory (out.ext NULL: none) */
+	size_t out_cap;
+};
+
+/* The candidate named id ("" = the parent), NULL if the parent's
+ * references do not name it. */
+struct cand *planner_find_cand(struct planner *pl, const char *id);
+
+/*
+ * The parent's entry old has blocks ob (same path, or a rename source):
+ * its whole description with its runs pointing at backup ids into ref
+ * (ref->blocks = pl->out): 1, or 0 when a run's backup is not a candidate.
+ * has_sum/sum: the parent's whole checksum, when it has one.
+ */
+int planner_ref_blocks(struct planner *pl, const struct pack_blocks *ob, bool has_sum,
+		       const unsigned char sum[16], struct pack_ref *ref, struct err *err);
+
+/* May pe be compared with old block by block (old is blocked with the
+ * bsize of pe's size, pe not sparse)? */
+bool planner_blocks_apply(const struct index_entry *old, const struct pack_plan_entry *pe);
+
+/*
+ * pe's blocks against old's: 1 = all unchanged (referenced whole, as
+ * metadata only), 2 = in part (ref->blocks: the unchanged ones), 0 = none
+ * unchanged (packed whole), negative = error.
+ */
+int planner_plan_blocks(struct planner *pl, const struct pack_plan_entry *pe,
+			const struct index_entry *old, struct pack_ref *ref, struct err *err);
+
+void planner_blocks_free(struct planner *pl);
+
+#endif
