@@ -519,6 +519,13 @@ int planner_plan(void *ctx, const struct pack_plan_entry *pe,
 }
 
 /* m's references: the candidates an entry used, oldest first. */
+static int ref_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct manifest_ref *)a)->id, ((const struct manifest_ref *)b)->id);
+}
+
+/* The references used, sorted by id (as the manifest must list them: two
+ * backups of one second are ordered by their random tails, not by age). */
 static int put_refs(struct planner *pl, struct manifest *m, struct err *err)
 {
 	size_t n = 0;
@@ -536,6 +543,8 @@ static int put_refs(struct planner *pl, struct manifest *m, struct err *err)
 		if (!m->refs[m->nrefs++].key)
 			return err_set(err, -ENOMEM, "out of memory");
 	}
+	if (m->nrefs > 1)
+		qsort(m->refs, m->nrefs, sizeof(*m->refs), ref_cmp);
 	return 0;
 }
 
