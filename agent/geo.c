@@ -47,6 +47,9 @@ int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
 	o.addressing = r->virtual_hosted ? STORE_ADDR_VIRTUAL : STORE_ADDR_PATH;
 	o.access_key_id = r->access_key_id;
 	o.secret_access_key_file = r->secret_access_key_file;
+	o.prune_access_key_id = r->prune_access_key_id;
+	o.prune_secret_access_key_file = r->prune_secret_access_key_file;
+	o.object_lock = r->object_lock;
 	o.ca_file = r->ca_file;
 	o.insecure_tls = r->insecure_tls;
 	o.allow_http = r->allow_http;
