@@ -565,7 +565,8 @@ static int s3_delete(void *priv, const char *const *keys, size_t n,
 		     struct err *err)
 {
 	struct s3_store *s = priv;
-	bool fallback = false, busy = false;
+	bool fallback = false;
+	struct err busy = { 0 };     /* the first key still locked */
 	int ret = 0;
 
 	for (size_t i = 0; i < n && !ret;) {
@@ -577,7 +578,12 @@ static int s3_delete(void *priv, const char *const *keys, size_t n,
 		    !s3_xml_text_ok(s->prefix)) {
 			ret = s3_delete_one(s, keys[i], err);
 			if (ret == -EBUSY) {   /* locked: the others still go */
-				busy = true;
+				if (!busy.code && err)
+					busy = *err;
+				else
+					busy.code = ret;
+				if (err)
+					err_clear(err);
 				ret = 0;
 			}
 			i++;
@@ -590,7 +596,12 @@ static int s3_delete(void *priv, const char *const *keys, size_t n,
 		if (!ret && !fallback)
 			i += batch;
 	}
-	return ret ? ret : busy ? -EBUSY : 0;
+	if (!ret && busy.code) {
+		if (err)
+			*err = busy;
+		ret = -EBUSY;
+	}
+	return ret;
 }
 
 /* ------------------------------------------------------------------ */
