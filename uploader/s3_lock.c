@@ -226,7 +226,7 @@ int s3_delete_versions(struct s3_store *s, const char *key, struct err *err)
 {
 	char *full = NULL, *km = NULL, *im = NULL, date[40];
 	int64_t locked = 0;
-	int ret;
+	int ret = 0;
 
 	if (asprintf(&full, "%s%s", s->prefix, key) < 0)
 		return s3_oom(s, err);
