@@ -18,7 +18,7 @@ need_rgw
 ADM=(python3 "$SRC_DIR/tests/tools/s3admin.py")
 bucket="lock-$$"
 "${ADM[@]}" mkbucket-lock "$RGW_EAST_ENDPOINT" "$bucket" || fail "could not create a bucket with Object Lock"
-"${ADM[@]}" lock-config "$RGW_EAST_ENDPOINT" "$bucket" | grep -q "<ObjectLockEnabled>Enabled<" ||
+"${ADM[@]}" lock-config "$RGW_EAST_ENDPOINT" "$bucket" | grep "<ObjectLockEnabled>Enabled<" >/dev/null ||
 	fail "the bucket has no Object Lock (RGW too old?)"
 
 sv=$(mk_subvol lock-part)
@@ -122,9 +122,9 @@ assert not b["keep"] and b["regions"][0]["action"] == "locked", b
 assert "Object Lock until" in b["regions"][0]["detail"], b'
 python3 -c "$check" "${ids[0]}" <<<"$out" || fail "prune while locked: $out"
 grep -qi "error" "$TEST_TMP/err" && fail "prune of a locked backup logged an error: $(cat "$TEST_TMP/err")"
-"${S[@]}" list lock-part | grep -q "${ids[0]}" || fail "the locked backup left list"
+"${S[@]}" list lock-part | grep "${ids[0]}" >/dev/null || fail "the locked backup left list"
 for obj in manifest.json index.jsonl.zst data.tar.zst; do
-	"${ADM[@]}" head "$RGW_EAST_ENDPOINT" "$bucket" "$base/${ids[0]}/$obj" | grep -q "^200" ||
+	"${ADM[@]}" head "$RGW_EAST_ENDPOINT" "$bucket" "$base/${ids[0]}/$obj" | grep "^200" >/dev/null ||
 		fail "$obj of the locked backup went"
 done
 [ -z "$(ls -A "$TEST_TMP/state/prune/lockhost/lock-part" 2>/dev/null)" ] ||

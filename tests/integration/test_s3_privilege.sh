@@ -121,7 +121,7 @@ done
 key="privhost/priv-part/${ids[2]}/manifest.json"
 for _ in $(seq 60); do
 	RGW_ACCESS_KEY_ID=$bk_ak RGW_SECRET_ACCESS_KEY=$bk_sk \
-		"${ADM[@]}" head "$RGW_WEST_ENDPOINT" "$bucket" "$key" 2>/dev/null | grep -q '^200' && break
+		"${ADM[@]}" head "$RGW_WEST_ENDPOINT" "$bucket" "$key" 2>/dev/null | grep '^200' >/dev/null && break
 	sleep 1
 done
 RGW_ACCESS_KEY_ID=$bk_ak RGW_SECRET_ACCESS_KEY=$bk_sk \
