@@ -5,7 +5,8 @@
 # credentials, backup, list, restore and verify work; prune fails with one
 # clear message (the object, the keys to set) and deletes nothing (every
 # backup still lists and restores); with prune_access_key_id = the bucket's
-# owner, prune works.  Tested on zone east; the user and the bucket policy
+# owner, prune works; clean of a backup without a manifest likewise.
+# Tested on zone east; the user and the bucket policy
 # are metadata and reach west by metadata sync: checked there too (the
 # restricted user reads on west, its DELETE is refused).
 set -euo pipefail
@@ -96,6 +97,17 @@ done
 assert_trees_equal "$sv" "$TEST_BTRFS/r1"
 echo "-- prune with the backup credentials: refused clearly, nothing deleted"
 
+# ---- clean (objects of a backup without a manifest) with it: refused too ----
+orphan="privhost/priv-part/20200101T000000Z-0abcde/data.tar.zst"
+printf orphan >"$TEST_TMP/orphan"
+python3 "$RGW_S3" put "$RGW_EAST_ENDPOINT/$bucket/$orphan" "$TEST_TMP/orphan" || fail "could not plant $orphan"
+rc=0
+out=$("${S[@]}" clean 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "clean with the backup credentials: exit $rc: $out"
+grep "the backup credentials may not delete \"$orphan\" (AccessDenied); deletions need prune_access_key_id" \
+	<<<"$out" >/dev/null || fail "clean does not say what it may not delete: $out"
+echo "-- clean with the backup credentials: refused clearly"
+
 # ---- prune with the owner's keys as prune credentials ----
 conf "prune_access_key_id = $RGW_ACCESS_KEY_ID
 prune_secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE" >"$TEST_TMP/snapship.conf"
@@ -106,6 +118,10 @@ grep -q "${ids[0]}\|${ids[1]}" <<<"$listed" && fail "prune kept old backups: $li
 left=$(python3 "$RGW_S3" ls "$RGW_EAST_ENDPOINT/$bucket")
 grep -q "${ids[0]}\|${ids[1]}" <<<"$left" && fail "objects of pruned backups left: $left"
 echo "-- prune with prune_access_key_id: ok"
+out=$("${S[@]}" clean 2>&1) || fail "clean with prune_access_key_id: exit $?: $out"
+python3 "$RGW_S3" ls "$RGW_EAST_ENDPOINT/$bucket" | grep -F "$orphan" >/dev/null &&
+	fail "clean with prune_access_key_id left $orphan: $out"
+echo "-- clean with prune_access_key_id: ok"
 
 # ---- west: the user and the policy arrive by metadata sync ----
 ok=""
