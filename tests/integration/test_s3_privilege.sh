@@ -68,7 +68,8 @@ grep -qi "may not delete\|AccessDenied" "$TEST_TMP/backup.err" &&
 "${S[@]}" restore priv-part --id "${ids[0]}" --to "$TEST_BTRFS/r0" >/dev/null 2>"$TEST_TMP/err" ||
 	fail "restore with the restricted user: $(cat "$TEST_TMP/err")"
 assert_trees_equal "$sv" "$TEST_BTRFS/r0"
-echo "-- backup, restore with the restricted user: ok"
+"${S[@]}" verify >"$TEST_TMP/out" 2>&1 || fail "verify with the restricted user: $(cat "$TEST_TMP/out")"
+echo "-- backup, restore, verify with the restricted user: ok"
 
 # ---- a DELETE by hand with its keys is refused ----
 key="privhost/priv-part/${ids[0]}/manifest.json"
