@@ -694,6 +694,7 @@ const struct store_ops store_s3_ops = {
 	.put_begin_opts = s3_put_begin_opts,
 	.lock_config = s3_lock_config,
 	.retain = s3_retain,
+	.list_hidden = s3_list_hidden,
 	.write = s3_write,
 	.put_commit = s3_put_commit,
 	.put_abort = s3_put_abort,

@@ -266,3 +266,72 @@ int s3_delete_versions(struct s3_store *s, const char *key, struct err *err)
 	}
 	return ret;
 }
+
+/* The walk of s3_list_hidden: versions come newest first for each key. */
+struct hidden_walk {
+	char *key;                  /* the key being walked ("" none) */
+	char *marker;               /* its newest entry, when a delete marker */
+	bool reported;
+};
+
+/* One listed version; 1 when fn stopped the walk. */
+static int hidden_step(struct s3_store *s, struct hidden_walk *hw,
+		       const struct s3_xml_version *v, store_hidden_fn fn,
+		       void *ctx, struct err *err)
+{
+	size_t plen = strlen(s->prefix);
+
+	if (strncmp(v->key, s->prefix, plen))
+		return 0;
+	if (!hw->key || strcmp(hw->key, v->key)) {         /* a new key */
+		free(hw->key);
+		free(hw->marker);
+		hw->key = strdup(v->key);
+		hw->marker = v->delete_marker ? strdup(v->version_id) : NULL;
+		hw->reported = false;
+		if (!hw->key || (v->delete_marker && !hw->marker))
+			return s3_oom(s, err);
+		return 0;
+	}
+	if (hw->marker && !hw->reported && !v->delete_marker) {
+		hw->reported = true;
+		return fn(ctx, v->key + plen, hw->marker) ? 1 : 0;
+	}
+	return 0;
+}
+
+int s3_list_hidden(void *priv, const char *prefix, store_hidden_fn fn,
+		   void *ctx, struct err *err)
+{
+	struct s3_store *s = priv;
+	struct hidden_walk hw = { 0 };
+	char *full = NULL, *km = NULL, *im = NULL;
+	int ret = 0;
+
+	if (!s->object_lock)
+		return err_set(err, -EOPNOTSUPP, "%s: object_lock is not set", s->who);
+	if (asprintf(&full, "%s%s", s->prefix, prefix) < 0)
+		return s3_oom(s, err);
+	do {
+		struct s3_xml_versions vs;
+
+		ret = list_versions(s, full, km, im, &vs, err);
+		if (ret)
+			break;
+		free(km);
+		free(im);
+		km = vs.truncated ? vs.next_key_marker : NULL;
+		im = vs.truncated ? vs.next_version_id_marker : NULL;
+		if (vs.truncated)
+			vs.next_key_marker = vs.next_version_id_marker = NULL;
+		for (size_t i = 0; i < vs.n && !ret; i++)
+			ret = hidden_step(s, &hw, &vs.v[i], fn, ctx, err);
+		s3_xml_versions_free(&vs);
+	} while (!ret && km);
+	free(km);
+	free(im);
+	free(full);
+	free(hw.key);
+	free(hw.marker);
+	return ret > 0 ? 0 : ret;
+}

@@ -11,6 +11,7 @@
 #include "uploader/http.h"
 #include "uploader/s3.h"
 #include "uploader/sigv4.h"
+#include "uploader/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -125,6 +126,8 @@ int s3_put_begin_opts(void *priv, const char *key,
 int s3_lock_config(void *priv, struct store_lock_info *info_ret,
 		   struct err *err);
 int s3_retain(void *priv, const char *key, int64_t until, struct err *err);
+int s3_list_hidden(void *priv, const char *prefix, store_hidden_fn fn,
+		   void *ctx, struct err *err);
 /* Delete every version of key (a store with object_lock): -EBUSY with err
  * when a version is still locked (it stays; the others go). */
 int s3_delete_versions(struct s3_store *s, const char *key, struct err *err);

@@ -606,3 +606,19 @@ int store_retain(struct store *store, const char *key, int64_t until,
 			       store->desc);
 	return store->ops->retain(store->priv, key, until, err);
 }
+
+int store_list_hidden(struct store *store, const char *prefix,
+		      store_hidden_fn fn, void *ctx, struct err *err)
+{
+	int ret;
+
+	if (!store || !fn)
+		return err_set(err, -EINVAL, "store_list_hidden: missing argument");
+	ret = store_check_key(store, prefix, true, err);
+	if (ret)
+		return ret;
+	if (!store->ops->list_hidden)
+		return err_set(err, -EOPNOTSUPP, "store %s: no object versions",
+			       store->desc);
+	return store->ops->list_hidden(store->priv, prefix, fn, ctx, err);
+}

@@ -211,6 +211,17 @@ int store_list(struct store *store, const char *prefix, store_list_fn fn,
 int store_delete(struct store *store, const char *const *keys, size_t n,
 		 struct err *err);
 
+/* Called for each key under a prefix whose newest version is a delete
+ * marker while an older version is still there (a versioned bucket: the
+ * object is hidden, not gone); marker_id is the marker's version id.
+ * Nonzero stops. */
+typedef int (*store_hidden_fn)(void *ctx, const char *key, const char *marker_id);
+
+/* The hidden keys under prefix (S3 ListObjectVersions), in key order;
+ * -EOPNOTSUPP for a store without versions (file, or no object_lock). */
+int store_list_hidden(struct store *store, const char *prefix,
+		      store_hidden_fn fn, void *ctx, struct err *err);
+
 /* The bucket's Object Lock configuration (S3 GetObjectLockConfiguration). */
 struct store_lock_info {
 	bool enabled;                  /* ObjectLockEnabled = Enabled */

@@ -48,6 +48,8 @@ struct store_ops {
 			   struct err *err);
 	int (*retain)(void *priv, const char *key, int64_t until,
 		      struct err *err);
+	int (*list_hidden)(void *priv, const char *prefix, store_hidden_fn fn,
+			   void *ctx, struct err *err);
 	/* Optional: the first part size of multipart puts (0: none). */
 	uint64_t (*part_size)(void *priv);
 };

@@ -9,7 +9,9 @@
 #  - a DELETE of a locked version with the backup credentials is refused;
 #  - prune (max_age 5 s, lock_margin 25 s) keeps the expired backup quietly
 #    while it is locked (exit 0, "locked", still listed, nothing deleted)
-#    and deletes every version of its objects once the lock has ended.
+#    and deletes every version of its objects once the lock has ended;
+#  - a backup hidden behind a delete marker (a plain DELETE) fails verify,
+#    which names the marker; deleting the marker brings the backup back.
 set -euo pipefail
 . "$SRC_DIR/tests/lib.sh"
 need_btrfs
@@ -146,5 +148,23 @@ done
 	fail "restore of the newest backup: $(cat "$TEST_TMP/err")"
 assert_trees_equal "$sv" "$TEST_BTRFS/restored"
 echo "-- prune after the lock: every version deleted"
+
+# ---- a delete marker (a key allowed s3:DeleteObject) hides a backup ----
+key="$base/${ids[1]}/manifest.json"
+"${ADM[@]}" delete "$RGW_EAST_ENDPOINT" "$bucket" "$key" >"$TEST_TMP/del" || fail "plain DELETE: $(cat "$TEST_TMP/del")"
+"${S[@]}" list lock-part >"$TEST_TMP/list" 2>&1 || true
+grep -q "${ids[1]}" "$TEST_TMP/list" && fail "list still shows ${ids[1]} behind a delete marker (test broken)"
+rc=0
+"${S[@]}" verify >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "verify of a backup hidden behind a delete marker: exit $rc: $(cat "$TEST_TMP/out")"
+grep -q "$key is hidden behind a delete marker" "$TEST_TMP/out" ||
+	fail "verify does not name the hidden backup: $(cat "$TEST_TMP/out")"
+marker=$("${ADM[@]}" versions "$RGW_EAST_ENDPOINT" "$bucket" "$key" | awk -F'\t' '$3 == "marker" { print $2; exit }')
+[ -n "$marker" ] || fail "no delete marker on $key"
+grep -q "$marker" "$TEST_TMP/out" || fail "verify does not name the marker's version"
+"${ADM[@]}" delete "$RGW_EAST_ENDPOINT" "$bucket" "$key" "$marker" >/dev/null || fail "could not delete the marker"
+"${S[@]}" list lock-part | grep "${ids[1]}" >/dev/null || fail "${ids[1]} is not back after its marker went"
+"${S[@]}" verify >"$TEST_TMP/out" 2>&1 || fail "verify after the marker went: $(cat "$TEST_TMP/out")"
+echo "-- a backup hidden behind a delete marker: verify names it; back once the marker goes"
 no_snapship_snapshots "$TEST_BTRFS"
 echo ok
