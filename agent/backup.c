@@ -161,10 +161,41 @@ out_free:
 	return ret;
 }
 
-static int put_manifest(struct store *store, const char *key, const char *json,
-			struct err *err)
+/* The manifest of m to region g (locked as its objects are). */
+static int put_manifest(const struct region *g, const struct manifest *m,
+			const char *key, const char *json, struct err *err)
 {
-	return store_put_buf(store, key, json, strlen(json), err);
+	const struct store_put_opts po = { .retain_until = geo_lock_until(g, m) };
+
+	return store_put_buf_opts(g->store, key, json, strlen(json), &po, err);
+}
+
+/*
+ * Object Lock: the data objects m references (an incremental's) must stay
+ * locked as long as m is; each region's lock is extended to m's
+ * (PutObjectRetention, never shortened).  A failure is a warning: the
+ * backup is good, its references are only protected for less long.
+ */
+static void extend_ref_locks(const struct region *g, const struct manifest *m)
+{
+	int64_t until = geo_lock_until(g, m);
+
+	for (size_t k = 0; until && g->store && k < m->nrefs; k++) {
+		struct manifest rm;
+		struct err e = { 0 };
+		char *key;
+
+		geo_ref_manifest(m, k, &rm);
+		if (!strcmp(rm.backup_id, m->backup_id))
+			continue;
+		key = geo_region_key(g, &rm, "data.tar.zst");
+		if (!key || store_retain(g->store, key, until, &e))
+			log_warn("region %s: could not extend the Object Lock of %s's data, which %s references (%s); it is locked for less long than %s",
+				 g->name, rm.backup_id, m->backup_id,
+				 key ? err_strip_region(g->name, e.msg) : "out of memory",
+				 m->backup_id);
+		free(key);
+	}
 }
 
 /* Remove a failed backup's objects from region g (best effort): how many
@@ -521,8 +552,10 @@ static int phase_upload(struct backup_run *r, struct err *err)
 	for (size_t t = 0; t < r->nt; t++) {
 		const struct region *g = &r->rs->v[r->tgt[t]];
 
-		dt[t] = (struct sink_target){ g->store, r->tkeys[0][t], g->name };
-		it[t] = (struct sink_target){ g->store, r->tkeys[1][t], g->name };
+		int64_t until = geo_lock_until(g, m);
+
+		dt[t] = (struct sink_target){ g->store, r->tkeys[0][t], g->name, until };
+		it[t] = (struct sink_target){ g->store, r->tkeys[1][t], g->name, until };
 	}
 	ret = sink_open_multi(&data, dt, r->nt, r->cfg->require_geo, err);
 	if (ret)
@@ -628,7 +661,8 @@ static int replicate_manifest(struct backup_run *r, struct err *err)
 			continue;
 		k = geo_region_key(&rs->v[i], r->m, "manifest.json");
 		r->visible[i] |= OBJ_MANIFEST;
-		ret = k ? put_manifest(rs->v[i].store, k, r->json, &pe) : -ENOMEM;
+		extend_ref_locks(&rs->v[i], r->m);
+		ret = k ? put_manifest(&rs->v[i], r->m, k, r->json, &pe) : -ENOMEM;
 		free(k);
 		if (!ret)
 			continue;
@@ -666,8 +700,9 @@ static int phase_commit(struct backup_run *r, struct err *err)
 		return err_set(err, ret, "injected fault before the manifest");
 	/* a put that failed may still have happened (a lost answer): the
 	 * rollback deletes the manifest either way */
+	extend_ref_locks(&r->rs->v[0], r->m);
 	r->visible[0] |= OBJ_MANIFEST;
-	ret = put_manifest(r->rs->v[0].store, r->mkey, r->json, err);
+	ret = put_manifest(&r->rs->v[0], r->m, r->mkey, r->json, err);
 	if (ret)
 		return ret;
 	(void)fault_hit("backup.committed", NULL);   /* tests: a crash here (:kill) */

@@ -40,6 +40,14 @@ static void clean_one(struct region *g, const char *host, bool whole,
 	free(p);
 	if (!ret && whole)
 		ret = catalog_remove_orphans(g->store, g->prefix, host, &res->objects, &err);
+	if (ret == -EBUSY) {
+		/* Object Lock: those objects go once their lock ends (the
+		 * others went); not an error */
+		log_info("region %s: %s", g->name, err_strip_region(g->name, err.msg));
+		snprintf(res->why, sizeof(res->why), "%s", err_strip_region(g->name, err.msg));
+		err_clear(&err);
+		ret = 0;
+	}
 	if (!ret && whole)
 		ret = catalog_remove_empty_dirs(g->store, g->prefix, host, &res->dirs, &err);
 	if (ret) {

@@ -116,6 +116,9 @@ static int config_check(struct config *cfg, struct err *err)
 			if (!r->access_key_id != !r->secret_access_key_file)
 				return err_set(err, -EINVAL, "%s:%d: [region %s] sets only one of access_key_id and secret_access_key_file; set both, or neither to use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
 					       cfg->file, r->line, r->name);
+			if (!r->prune_access_key_id != !r->prune_secret_access_key_file)
+				return err_set(err, -EINVAL, "%s:%d: [region %s] sets only one of prune_access_key_id and prune_secret_access_key_file; set both (the credentials for deletions), or neither to delete with the region's own",
+					       cfg->file, r->line, r->name);
 			int ret = plain_http_refused(cfg, r, err);
 
 			if (ret)
@@ -136,6 +139,8 @@ static int config_check(struct config *cfg, struct err *err)
 			primary = r;
 		if (!r->replication_deadline)
 			r->replication_deadline = 15 * 60;
+		if (r->lock_margin < 0)
+			r->lock_margin = 24 * 3600;
 	}
 	if (cfg->nregions == 1 && !primary)
 		cfg->regions[0].primary = true;
@@ -334,6 +339,8 @@ void config_free(struct config *cfg)
 		free(cfg->regions[i].sigv4_region);
 		free(cfg->regions[i].access_key_id);
 		free(cfg->regions[i].secret_access_key_file);
+		free(cfg->regions[i].prune_access_key_id);
+		free(cfg->regions[i].prune_secret_access_key_file);
 		free(cfg->regions[i].ca_file);
 		free(cfg->regions[i].s3_key);
 		free(cfg->regions[i].location);

@@ -77,6 +77,11 @@ struct cfg_region {
 	bool virtual_hosted;      /* addressing = virtual (default path) */
 	char *access_key_id;      /* NULL: AWS_ACCESS_KEY_ID etc. from the env */
 	char *secret_access_key_file;
+	/* deletions' credentials (prune, clean, repair); NULL: the ones above */
+	char *prune_access_key_id;
+	char *prune_secret_access_key_file;
+	int object_lock;          /* enum store_lock: 0 off, governance, compliance */
+	int64_t lock_margin;      /* seconds added to the lock; default 1d */
 	char *ca_file;            /* NULL: the system's CA store */
 	bool insecure_tls;
 	bool allow_http;          /* http:// to a host that is not loopback */

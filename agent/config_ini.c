@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent/config_priv.h"
+#include "uploader/store.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -113,6 +114,7 @@ static struct cfg_region *get_region(struct parse_ctx *pc, const char *name)
 	memset(n, 0, sizeof(*n));
 	n->name = strdup(name);
 	n->line = pc->line;
+	n->lock_margin = -1;      /* unset: 1d (config.c) */
 	return n;
 }
 
@@ -479,14 +481,29 @@ static int region_s3_key(struct parse_ctx *pc, const char *s, struct cfg_region 
 		if (strcmp(v, "path") && strcmp(v, "virtual"))
 			return bad(pc, s, k, v, "expected path or virtual");
 		r->virtual_hosted = !strcmp(v, "virtual");
-	} else if (!strcmp(k, "access_key_id")) {
+	} else if (!strcmp(k, "access_key_id") || !strcmp(k, "prune_access_key_id")) {
 		if (!valid_token(v, "-_+/=."))
 			return bad(pc, s, k, v, "expected an access key id (letters and digits)");
-		return config_set_str(&r->access_key_id, v);
-	} else if (!strcmp(k, "secret_access_key_file") || !strcmp(k, "ca_file")) {
+		return config_set_str(k[0] == 'a' ? &r->access_key_id : &r->prune_access_key_id, v);
+	} else if (!strcmp(k, "secret_access_key_file") || !strcmp(k, "ca_file") ||
+		   !strcmp(k, "prune_secret_access_key_file")) {
 		if (v[0] != '/')
 			return bad(pc, s, k, v, "expected an absolute path");
-		return config_set_str(k[0] == 's' ? &r->secret_access_key_file : &r->ca_file, v);
+		return config_set_str(k[0] == 's' ? &r->secret_access_key_file :
+				      k[0] == 'c' ? &r->ca_file : &r->prune_secret_access_key_file, v);
+	} else if (!strcmp(k, "object_lock")) {
+		if (!strcmp(v, "governance"))
+			r->object_lock = STORE_LOCK_GOVERNANCE;
+		else if (!strcmp(v, "compliance"))
+			r->object_lock = STORE_LOCK_COMPLIANCE;
+		else if (!strcmp(v, "off") || !strcmp(v, "no"))
+			r->object_lock = STORE_LOCK_NONE;
+		else
+			return bad(pc, s, k, v, "expected governance, compliance or off");
+	} else if (!strcmp(k, "lock_margin")) {
+		if (util_parse_duration(v, &n) || n < 0)
+			return bad(pc, s, k, v, "expected a duration such as 1d or 12h");
+		r->lock_margin = n;
 	} else if (!strcmp(k, "insecure_tls") || !strcmp(k, "allow_http")) {
 		if (!parse_bool(v, &yes))
 			return bad(pc, s, k, v, "expected yes or no");
@@ -509,7 +526,8 @@ static int region_setting(struct parse_ctx *pc, const char *s, const char *name,
 	static const char *const s3_keys[] = {
 		"endpoint", "bucket", "sigv4_region", "addressing", "access_key_id",
 		"secret_access_key_file", "ca_file", "insecure_tls", "allow_http",
-		"part_size", "parts_in_flight", NULL,
+		"part_size", "parts_in_flight", "prune_access_key_id",
+		"prune_secret_access_key_file", "object_lock", "lock_margin", NULL,
 	};
 	struct cfg_region *r;
 	bool b;
@@ -559,7 +577,7 @@ static int region_setting(struct parse_ctx *pc, const char *s, const char *name,
 		r->repl_line = pc->line;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known: store, prefix, primary, replication, replication_deadline; for store = file: path; for store = s3: endpoint, bucket, sigv4_region, addressing, access_key_id, secret_access_key_file, ca_file, insecure_tls, allow_http, part_size, parts_in_flight)",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: store, prefix, primary, replication, replication_deadline; for store = file: path; for store = s3: endpoint, bucket, sigv4_region, addressing, access_key_id, secret_access_key_file, prune_access_key_id, prune_secret_access_key_file, object_lock, lock_margin, ca_file, insecure_tls, allow_http, part_size, parts_in_flight)",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;

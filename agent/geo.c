@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/config.h"
+#include "agent/retention.h"
 #include "agent/signals.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -47,6 +48,9 @@ int geo_region_store_open(const struct cfg_region *r, uint64_t part_size,
 	o.addressing = r->virtual_hosted ? STORE_ADDR_VIRTUAL : STORE_ADDR_PATH;
 	o.access_key_id = r->access_key_id;
 	o.secret_access_key_file = r->secret_access_key_file;
+	o.prune_access_key_id = r->prune_access_key_id;
+	o.prune_secret_access_key_file = r->prune_secret_access_key_file;
+	o.object_lock = r->object_lock;
 	o.ca_file = r->ca_file;
 	o.insecure_tls = r->insecure_tls;
 	o.allow_http = r->allow_http;
@@ -141,6 +145,8 @@ static int region_open(struct regions *rs, struct region *g,
 
 	g->primary = c->primary;
 	g->replication = c->primary ? REPL_NONE : c->replication;
+	g->object_lock = c->object_lock;
+	g->lock_margin = c->lock_margin;
 	g->deadline = c->replication_deadline;
 	ret = region_fill(g, c->name, c->prefix, err);
 	if (ret)
@@ -196,6 +202,7 @@ int geo_regions_open(const struct config *cfg, const char *from,
 
 		if (i > 0 && (c == primary || rs->forced))
 			continue;
+		rs->v[rs->n].cfg = cfg;
 		ret = region_open(rs, &rs->v[rs->n++], c, i > 0, err);
 		if (ret) {
 			geo_regions_free(rs);
@@ -767,6 +774,19 @@ size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
 	}
 }
 
+int64_t geo_lock_until(const struct region *g, const struct manifest *m)
+{
+	const struct cfg_partition *p;
+	struct ret_policy pol;
+
+	if (!g->object_lock || !g->cfg || !m->snap_time_ns)
+		return 0;
+	p = m->partition ? config_partition(g->cfg, m->partition) : NULL;
+	ret_policy_of(g->cfg, p, &pol);
+	return m->snap_time_ns / 1000000000 +
+	       ret_lock_span(&pol, config_interval(g->cfg, p)) + g->lock_margin;
+}
+
 /* ---- repair copies ---- */
 
 static int copy_object(struct region *src, struct region *dst, const char *name,
@@ -775,6 +795,7 @@ static int copy_object(struct region *src, struct region *dst, const char *name,
 {
 	char *skey = geo_region_key(src, m, name), *dkey = geo_region_key(dst, m, name);
 	struct store_writer *w = NULL;
+	struct store_put_opts po = { 0 };
 	EVP_MD_CTX *h = EVP_MD_CTX_new();
 	unsigned char md[32];
 	unsigned int mdlen = 0;
@@ -787,7 +808,8 @@ static int copy_object(struct region *src, struct region *dst, const char *name,
 		goto out;
 	}
 	EVP_DigestInit_ex(h, EVP_sha256(), NULL);
-	ret = store_put_begin(dst->store, dkey, &w, err);
+	po.retain_until = geo_lock_until(dst, m);
+	ret = store_put_begin_opts(dst->store, dkey, &po, &w, err);
 	if (ret)
 		goto out;
 	for (;;) {

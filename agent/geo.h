@@ -42,6 +42,12 @@ struct region {
 	bool primary;
 	int replication;            /* REPL_NONE (primary), _SERVER, _AGENT */
 	int64_t deadline;           /* replication_deadline, seconds */
+	/* Object Lock ([region] object_lock, lock_margin; 0 for --from/--to)
+	 * and the config it came from (borrowed from geo_regions_open: it
+	 * must outlive the regions), for geo_lock_until */
+	int object_lock;
+	int64_t lock_margin;
+	const struct config *cfg;
 	bool down;                  /* failed to answer in this run: skip it */
 	char down_why[512];         /* why (store NULL: it could not be opened) */
 };
@@ -81,7 +87,8 @@ int geo_region_probe(const struct cfg_region *r, struct store **store_ret,
  * errors' hints name from_flag, "--from" or "--to", as typed), or the
  * config's, primary first; only (--region NAME) keeps just that one.
  * reads: the command only reads and can fail over (fast_failover).  The
- * strings are only read (and not kept).  On success *rs_ret is the
+ * strings are only read (and not kept), but cfg is kept (region.cfg): it
+ * must outlive the regions.  On success *rs_ret is the
  * caller's, freed with geo_regions_free; on error it holds nothing.
  */
 int geo_regions_open(const struct config *cfg, const char *from,
@@ -90,6 +97,13 @@ int geo_regions_open(const struct config *cfg, const char *from,
 /* Close the stores and free the names of rs; rs is left empty (n = 0), so
  * a second call is a no-op. */
 void geo_regions_free(struct regions *rs);
+
+/*
+ * Until when region g locks the objects of backup m (unix seconds; 0: g has
+ * no object_lock): m's snapshot time + the longest time its partition's
+ * retention keeps it (ret_lock_span) + g's lock_margin.
+ */
+int64_t geo_lock_until(const struct region *g, const struct manifest *m);
 
 /* "<prefix><host>/<partition>/<id>/<name>" in region r: malloc'd, the
  * caller frees it; NULL when out of memory. */

@@ -806,6 +806,40 @@ static int cmd_agent(struct cli *c, int argc, char **argv)
 	return agent_run(&c->cfg, &ao);
 }
 
+/* config check of an S3 region's Object Lock: object_lock needs a bucket
+ * with Object Lock; a locked bucket without object_lock keeps every
+ * deleted version (a warning).  Read errors matter with object_lock only. */
+static void config_check_lock(struct report_config *rc, const struct cfg_region *reg,
+			      struct store *s)
+{
+	static const char *const mode[] = { "off", "governance", "compliance" };
+	struct store_lock_info li;
+	struct err err = { 0 };
+	char msg[1200];
+
+	if (!s || !reg->store || strcmp(reg->store, "s3"))
+		return;
+	if (store_lock_config(s, &li, &err)) {
+		if (!reg->object_lock)
+			return;
+		snprintf(msg, sizeof(msg),
+			 "[region %s] object_lock = %s: cannot read the Object Lock configuration of bucket %s (%s); the backup credentials need s3:GetBucketObjectLockConfiguration",
+			 reg->name, mode[reg->object_lock], reg->bucket,
+			 err_strip_region(reg->name, err.msg));
+		report_config_note(rc, true, msg);
+	} else if (reg->object_lock && !li.enabled) {
+		snprintf(msg, sizeof(msg),
+			 "[region %s] object_lock = %s, but bucket %s does not have Object Lock enabled: nothing could be locked; create a bucket with Object Lock enabled (CreateBucket with x-amz-bucket-object-lock-enabled: true) and set bucket = to it, or remove object_lock",
+			 reg->name, mode[reg->object_lock], reg->bucket);
+		report_config_note(rc, true, msg);
+	} else if (!reg->object_lock && li.enabled) {
+		snprintf(msg, sizeof(msg),
+			 "bucket %s of [region %s] has Object Lock (so versioning) but the region has no object_lock: backups are not locked, and a deleted backup's old versions stay and use space; set object_lock = governance or compliance",
+			 reg->bucket, reg->name);
+		report_config_note(rc, false, msg);
+	}
+}
+
 /* config check: argv as given (the command parses its own) */
 static int cmd_config(struct cli *c, int argc, char **argv)
 {
@@ -833,6 +867,8 @@ static int cmd_config(struct cli *c, int argc, char **argv)
 
 		ret = geo_region_probe(reg, &s, &err);
 		report_config_region(&rc, reg, s, ret ? &err : NULL);
+		if (!ret)
+			config_check_lock(&rc, reg, s);
 		store_free(s);
 	}
 	config_review(&c->cfg, report_config_note, &rc);

@@ -199,6 +199,7 @@ static void prune_one(struct regions *rs, const char *state_dir, const char *hos
 {
 	struct prune_record rec = { .decided = util_now_unix_ns() / 1000000000LL };
 	struct err e = { 0 };
+	size_t n0;
 	int lockfd;
 
 	lockfd = readlock_exclusive(state_dir, host, part, b->id, &e);
@@ -243,9 +244,13 @@ static void prune_one(struct regions *rs, const char *state_dir, const char *hos
 		}
 		geo_state_remove(state_dir, host, part, b->id);
 	}
+	n0 = rec.n;
 	if (prune_record_apply(rs, state_dir, host, part, &rec, dry, b, rep) && !dry)
 		rep->pending++;
-	rep->deleted++;
+	if (b->locked)
+		rep->locked++;
+	if (b->locked < n0)     /* some region deleted it (or will) */
+		rep->deleted++;
 	readlock_release(lockfd, state_dir, host, part, b->id, !dry);
 }
 
@@ -319,7 +324,10 @@ static bool data_one(struct regions *rs, const int *state, struct catalog_refs *
 	else if (catalog_refs_users(refs, part, id, NULL))
 		snprintf(detail, sizeof(detail), "data kept: referenced by %s",
 			 catalog_refs_by(refs, part, id, by, sizeof(by)));
-	else if (!dry && prune_delete_objects(&rs->v[i], host, part, id, 1, 2, &e)) {
+	else if (!dry && prune_delete_objects(&rs->v[i], host, part, id, 1, 2, &e) == -EBUSY)
+		snprintf(detail, sizeof(detail), "data kept: %.380s",   /* Object Lock */
+			 err_strip_region(rs->v[i].name, e.msg));
+	else if (e.code) {
 		prune_region_failed(&rs->v[i], &e);
 		snprintf(detail, sizeof(detail), "data: %.390s",
 			 err_strip_region(rs->v[i].name, e.msg));

@@ -57,7 +57,9 @@ struct prune_action {
 				      * "would delete", "would be pending",
 				      * "failed", "dropped" (region no longer
 				      * configured), "data kept" (an earlier
-				      * deletion's data, still referenced) */
+				      * deletion's data, still referenced),
+				      * "locked" (under Object Lock: nothing
+				      * deleted there, a later prune does it) */
 	char detail[400];            /* why, "" if nothing to say; "data kept:
 				      * referenced by B1, B2" */
 };
@@ -69,6 +71,7 @@ struct prune_backup {
 	const char *rule;            /* retention.h's, static; "pending" for
 				      * a record of an earlier run */
 	char note[300];              /* skipped: why */
+	unsigned locked;             /* regions where it is under Object Lock */
 	struct prune_action r[REGIONS_MAX];
 	size_t nr;
 };
@@ -85,6 +88,10 @@ struct prune_report {
 	/* kept includes skipped: backups to delete that stay for now (being
 	 * read; held only where the listing looks partial) */
 	size_t kept, deleted, pending, skipped;
+	/* backups to delete still under Object Lock in a region (kept there
+	 * quietly; a prune after the lock's end deletes them), also counted
+	 * in deleted when another region deleted them */
+	size_t locked;
 	size_t errors;               /* deletions that failed, failed listings */
 	bool cancelled;              /* a listing was cancelled (a stop) */
 	char partition[UTIL_NAME_MAX + 1];

@@ -289,6 +289,7 @@ size_t prune_record_apply(struct regions *rs, const char *state_dir, const char 
 	struct region *g[REGIONS_MAX];
 	struct err e = { 0 };
 	size_t left = 0;
+	int ret;
 
 	if (!rec->n)
 		return 0;      /* only data left: prune_data's */
@@ -311,7 +312,19 @@ size_t prune_record_apply(struct regions *rs, const char *state_dir, const char 
 			continue;
 		}
 		e = (struct err){ 0 };
-		if (prune_delete_objects(g[i], host, part, rec->id, 0, 1, &e)) {
+		ret = prune_delete_objects(g[i], host, part, rec->id, 0, 1, &e);
+		if (ret == -EBUSY) {
+			/* Object Lock: nothing went; the backup stays listed
+			 * and a prune after the lock's end deletes it */
+			log_info("region %s: %s/%s/%s stays: %s", g[i]->name, host, part,
+				 rec->id, err_strip_region(g[i]->name, e.msg));
+			prune_act(b, rec->region[i], "locked",
+				  err_strip_region(g[i]->name, e.msg));
+			b->locked++;
+			g[i] = NULL;   /* out of the record */
+			continue;
+		}
+		if (ret) {
 			prune_region_failed(g[i], &e);
 			prune_act(b, rec->region[i], "pending", err_strip_region(g[i]->name, e.msg));
 			rep->errors++;
@@ -328,11 +341,13 @@ size_t prune_record_apply(struct regions *rs, const char *state_dir, const char 
 		if (!manifest_gone[i])
 			continue;
 		e = (struct err){ 0 };
-		if (prune_delete_objects(g[i], host, part, rec->id, 2, 3, &e)) {
+		ret = prune_delete_objects(g[i], host, part, rec->id, 2, 3, &e);
+		if (ret) {
 			prune_region_failed(g[i], &e);
 			prune_act(b, rec->region[i], "pending",
 				  err_strip_region(g[i]->name, e.msg));
-			rep->errors++;
+			if (ret != -EBUSY)     /* locked: a later prune */
+				rep->errors++;
 			manifest_gone[i] = false;
 			continue;
 		}

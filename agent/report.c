@@ -823,12 +823,13 @@ static void prune_json(struct report *r, const char *host, const struct prune_re
 	for (size_t j = 0; j < rep->nfinished; j++)
 		json_array_append_new(fin, json_pack("{s:s, s:o}", "backup_id",
 				rep->finished[j].id, "regions", prune_actions_json(&rep->finished[j])));
-	append(r, json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o}",
+	append(r, json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}",
 			    "partition", rep->partition, "host", host, "status", prune_status(rep),
 			    "dry_run", rep->dry_run, "kept", (json_int_t)rep->kept,
 			    "deleted", (json_int_t)rep->deleted,
 			    "pending", (json_int_t)rep->pending,
-			    "skipped", (json_int_t)rep->skipped, "listings", regions,
+			    "skipped", (json_int_t)rep->skipped,
+			    "locked", (json_int_t)rep->locked, "listings", regions,
 			    "backups", backups, "earlier", fin));
 }
 
@@ -856,6 +857,8 @@ void report_prune(struct report *r, const char *host, const struct prune_report 
 		printf(", %zu of them skipped for now", rep->skipped);
 	if (rep->pending)
 		printf(", %zu with deletions pending", rep->pending);
+	if (rep->locked)
+		printf(", %zu under Object Lock for now", rep->locked);
 	putchar('\n');
 	for (size_t i = 0; i < rep->nregions; i++)
 		if (strcmp(rep->regions[i].status, "listed") || rep->regions[i].detail[0])

@@ -21,6 +21,23 @@ void ret_policy_of(const struct config *cfg, const struct cfg_partition *p,
 	};
 }
 
+int64_t ret_lock_span(const struct ret_policy *pol, int64_t interval)
+{
+	const int64_t span[] = {
+		pol->keep_within, pol->keep_hourly * 3600, pol->keep_daily * 86400,
+		pol->keep_weekly * 7 * 86400, pol->keep_monthly * 31 * 86400,
+		pol->keep_last * (interval > 0 ? interval : 0),
+	};
+	int64_t longest = 0;
+
+	if (pol->max_age > 0)
+		return pol->max_age;
+	for (size_t i = 0; i < sizeof(span) / sizeof(span[0]); i++)
+		if (span[i] > longest)
+			longest = span[i];
+	return longest;
+}
+
 /* floor(a / b) for b > 0 */
 static int64_t floor_div(int64_t a, int64_t b)
 {

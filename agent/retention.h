@@ -48,6 +48,16 @@ struct ret_item {
 void ret_policy_of(const struct config *cfg, const struct cfg_partition *p,
 		   struct ret_policy *pol_ret);
 
+/*
+ * How long after its snapshot the policy keeps a backup at the longest,
+ * for its Object Lock (seconds): max_age when set; else the longest of
+ * keep_within, keep_hourly hours, keep_daily days, keep_weekly weeks,
+ * keep_monthly x 31 days and keep_last x interval (the N newest span N
+ * intervals when backups run on schedule).  A backup kept longer than that
+ * (the newest, when backups stopped) stays, unlocked.
+ */
+int64_t ret_lock_span(const struct ret_policy *pol, int64_t interval);
+
 /* Decide keep/delete for items (any order; not reordered), as of now. */
 void ret_decide(const struct ret_policy *pol, struct ret_item *items, size_t n,
 		int64_t now);

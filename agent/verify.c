@@ -12,6 +12,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "uploader/store.h"
 
 /* Every backup of host in any reachable region, once (design §6: the
  * stores alone tell what exists where). */
@@ -344,6 +345,50 @@ static void bad_manifests(const struct regions *rs, const struct verify_union *u
 	res->bad += u->broken;
 }
 
+/* A backup hidden behind a delete marker (Object Lock regions). */
+struct hidden_ctx {
+	const struct region *g;
+	struct verify_result *res;
+};
+
+static int hidden_one(void *ctx, const char *key, const char *marker_id)
+{
+	struct hidden_ctx *hc = ctx;
+	size_t n = strlen(key);
+
+	if (n < 14 || strcmp(key + n - 14, "/manifest.json"))
+		return 0;
+	hc->res->bad++;
+	log_warn("region %s: %s is hidden behind a delete marker: its locked version is still there, but list, restore and prune do not see that backup; delete the marker (DELETE of version %s, with the prune credentials) to bring it back",
+		 hc->g->name, UTIL_ESC_CTL(key), UTIL_ESC_CTL(marker_id));
+	return 0;
+}
+
+/*
+ * Object Lock regions: a key allowed to delete can hide a locked backup
+ * behind a delete marker (the version stays, listings no longer show it):
+ * each such manifest is a warning and counts as bad.
+ */
+static void hidden_manifests(struct regions *rs, const struct verify_opts *o,
+			     struct verify_result *res)
+{
+	for (size_t i = 0; i < rs->n; i++) {
+		struct hidden_ctx hc = { &rs->v[i], res };
+		struct err e = { 0 };
+		char *p;
+
+		if (!rs->v[i].object_lock || !rs->v[i].store || rs->v[i].down)
+			continue;
+		if (asprintf(&p, "%s%s/%s%s", rs->v[i].prefix, o->host,
+			     o->partition ? o->partition : "", o->partition ? "/" : "") < 0)
+			continue;
+		if (store_list_hidden(rs->v[i].store, p, hidden_one, &hc, &e))
+			log_warn("region %s: could not look for backups hidden behind delete markers: %s",
+				 rs->v[i].name, err_strip_region(rs->v[i].name, e.msg));
+		free(p);
+	}
+}
+
 int verify_run(struct regions *rs, const struct verify_opts *o,
 	       const struct verify_sink *sink, struct verify_result *res_ret,
 	       struct err *err)
@@ -384,6 +429,7 @@ int verify_run(struct regions *rs, const struct verify_opts *o,
 		sink->backup(sink->ctx, vb);
 	}
 	bad_manifests(rs, res_ret->u, res_ret);
+	hidden_manifests(rs, o, res_ret);
 out_unlock:
 	hostlock_release(lockfd);
 out_free:

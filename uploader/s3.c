@@ -100,6 +100,7 @@ void s3_req_init(struct s3_store *s, struct s3_req *r, const char *method)
 	if (!strcmp(method, "POST"))
 		r->http.content_type = "application/xml";
 	strcpy(r->payload, SIGV4_EMPTY_SHA256);
+	r->del = false;
 }
 
 void s3_req_release(struct s3_req *r)
@@ -225,9 +226,12 @@ static int s3_sign(void *ctx, const struct http_req *hr, struct http_attempt *a)
 {
 	struct s3_store *s = ctx;
 	const struct s3_req *r = S3_REQ_OF(hr);
+	bool del = r->del && s->del_own;
+	struct sigv4_key *key = del ? &s->del_key : &s->key;
 	struct sigv4_header h[HTTP_HDR_MAX];
 	struct sigv4_params p = {
-		.creds = &s->creds, .region = s->region, .service = "s3",
+		.creds = del ? &s->del_creds : &s->creds,
+		.region = s->region, .service = "s3",
 		.time = (int64_t)time(NULL),
 		.flags = SIGV4_S3 | SIGV4_CONTENT_SHA256,
 	};
@@ -247,11 +251,12 @@ static int s3_sign(void *ctx, const struct http_req *hr, struct http_attempt *a)
 	}
 	sigv4_amz_date(p.time, day);
 	day[8] = '\0';
-	if (strcmp(s->key.date, day) || strcmp(s->key.region, s->region)) {
-		if (sigv4_derive_key(s->secret, day, s->region, "s3", &s->key, &err))
+	if (strcmp(key->date, day) || strcmp(key->region, s->region)) {
+		if (sigv4_derive_key(del ? s->del_secret : s->secret, day, s->region,
+				     "s3", key, &err))
 			return err.code;
 	}
-	p.key = &s->key;
+	p.key = key;
 	ret = sigv4_sign(&p, &req, &sig, &err);
 	if (ret)
 		return ret;
@@ -414,13 +419,46 @@ static int s3_list(void *priv, const char *prefix, store_list_fn fn, void *ctx,
 /* ------------------------------------------------------------------ */
 /* delete                                                              */
 
+void s3_iso_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, len, "@%lld", (long long)t);
+}
+
+int s3_delete_denied(struct s3_store *s, const char *key, struct err *err)
+{
+	if (s->del_own)
+		return err_set(err, -EACCES,
+			       "%s: the prune credentials (prune_access_key_id %s) may not delete \"%.300s\" (AccessDenied); give them s3:DeleteObject (and s3:DeleteObjectVersion on a versioned bucket) in the bucket policy",
+			       s->who, s->del_access_key_id, key);
+	return err_set(err, -EACCES,
+		       "%s: the backup credentials may not delete \"%.300s\" (AccessDenied); deletions need %s",
+		       s->who, key, s->fix_del);
+}
+
+/* Was r refused with 403 AccessDenied (a policy, not the keys)? */
+static bool s3_denied(const struct s3_req *r)
+{
+	struct s3_xml_error e;
+
+	return r->http.result == 0 && r->http.status == 403 &&
+	       s3_xml_error(r->http.errbody.s, r->http.errbody.len, &e) == 1 &&
+	       !strcmp(e.code, "AccessDenied");
+}
+
 int s3_delete_one(struct s3_store *s, const char *key, struct err *err)
 {
 	struct s3_req r;
 	char what[400];
 	int ret;
 
+	if (s->object_lock)
+		return s3_delete_versions(s, key, err);
 	s3_req_init(s, &r, "DELETE");
+	r.del = true;
 	s3_what(what, sizeof(what), "DELETE", key);
 	snprintf(r.http.label, sizeof(r.http.label), "%s", what);
 	ret = s3_req_target(s, &r, key, err);
@@ -435,6 +473,8 @@ int s3_delete_one(struct s3_store *s, const char *key, struct err *err)
 		    !(s3_xml_error(r.http.errbody.s, r.http.errbody.len, &e) == 1 &&
 		      !strcmp(e.code, "NoSuchBucket")))
 			ret = 0;            /* already gone */
+		else if (s3_denied(&r))
+			ret = s3_delete_denied(s, key, err);
 		else
 			ret = http_check(s->http, &r.http, what, err);
 	}
@@ -464,6 +504,7 @@ static int delete_batch(struct s3_store *s, const char *const *keys, size_t n,
 	if (!sbuf_ok(&x))
 		return s3_oom(s, err);
 	s3_req_init(s, &r, "POST");
+	r.del = true;
 	r.http.out_max = S3_XMLBODY_MAX;
 	s3_query_add(&q, "delete", NULL);
 	ret = s3_req_target(s, &r, NULL, err);
@@ -485,6 +526,10 @@ static int delete_batch(struct s3_store *s, const char *const *keys, size_t n,
 		*fallback_ret = true;
 		goto out;
 	}
+	if (s3_denied(&r)) {
+		ret = s3_delete_denied(s, keys[0], err);
+		goto out;
+	}
 	ret = http_check(s->http, &r.http, "DeleteObjects", err);
 	if (ret)
 		goto out;
@@ -496,6 +541,14 @@ static int delete_batch(struct s3_store *s, const char *const *keys, size_t n,
 	for (size_t i = 0; i < d.n && !ret; i++) {
 		if (!strcmp(d.errs[i].code, "NoSuchKey"))
 			continue;
+		if (!strcmp(d.errs[i].code, "AccessDenied")) {
+			const char *k = d.errs[i].key ? d.errs[i].key : "?";
+
+			if (!strncmp(k, s->prefix, strlen(s->prefix)))
+				k += strlen(s->prefix);
+			ret = s3_delete_denied(s, k, err);
+			break;
+		}
 		ret = err_set(err, !strcmp(d.errs[i].code, "AccessDenied") ? -EACCES : -EIO,
 			      "%s: DELETE \"%.300s\": %s: %.200s", s->who,
 			      d.errs[i].key ? d.errs[i].key : "?", d.errs[i].code,
@@ -513,14 +566,26 @@ static int s3_delete(void *priv, const char *const *keys, size_t n,
 {
 	struct s3_store *s = priv;
 	bool fallback = false;
+	struct err busy = { 0 };     /* the first key still locked */
 	int ret = 0;
 
 	for (size_t i = 0; i < n && !ret;) {
 		size_t batch = 0;
 
-		/* keys XML cannot carry go one by one */
-		if (fallback || !s3_xml_text_ok(keys[i]) || !s3_xml_text_ok(s->prefix)) {
+		/* keys XML cannot carry go one by one; so do a locked bucket's
+		 * (each version by its id) */
+		if (fallback || s->object_lock || !s3_xml_text_ok(keys[i]) ||
+		    !s3_xml_text_ok(s->prefix)) {
 			ret = s3_delete_one(s, keys[i], err);
+			if (ret == -EBUSY) {   /* locked: the others still go */
+				if (!busy.code && err)
+					busy = *err;
+				else
+					busy.code = ret;
+				if (err)
+					err_clear(err);
+				ret = 0;
+			}
 			i++;
 			continue;
 		}
@@ -530,6 +595,11 @@ static int s3_delete(void *priv, const char *const *keys, size_t n,
 		ret = delete_batch(s, keys + i, batch, &fallback, err);
 		if (!ret && !fallback)
 			i += batch;
+	}
+	if (!ret && busy.code) {
+		if (err)
+			*err = busy;
+		ret = -EBUSY;
 	}
 	return ret;
 }
@@ -621,6 +691,10 @@ const struct store_ops store_s3_ops = {
 	.open_opts = s3_open,
 	.free = s3_free,
 	.put_begin = s3_put_begin,
+	.put_begin_opts = s3_put_begin_opts,
+	.lock_config = s3_lock_config,
+	.retain = s3_retain,
+	.list_hidden = s3_list_hidden,
 	.write = s3_write,
 	.put_commit = s3_put_commit,
 	.put_abort = s3_put_abort,

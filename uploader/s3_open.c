@@ -283,8 +283,15 @@ static void s3_free_store(struct s3_store *s)
 		sigv4_wipe(s->token, strlen(s->token));
 		free(s->token);
 	}
+	if (s->del_secret) {
+		sigv4_wipe(s->del_secret, strlen(s->del_secret));
+		free(s->del_secret);
+	}
 	sigv4_wipe(&s->key, sizeof(s->key));
+	sigv4_wipe(&s->del_key, sizeof(s->del_key));
 	free(s->access_key_id);
+	free(s->del_access_key_id);
+	free(s->fix_del);
 	free(s->who);
 	free(s->fix_bucket);
 	free(s->fix_keys);
@@ -355,6 +362,47 @@ static int open_credentials(struct s3_store *s, const struct store_opts *o,
 	return 0;
 }
 
+/* Deletions' credentials: prune_access_key_id and its secret file, else
+ * the store's one credential. */
+static int open_prune_credentials(struct s3_store *s, const struct store_opts *o,
+				  struct err *err)
+{
+	const char *id = o->prune_access_key_id;
+	int ret;
+
+	if (o->name)
+		ret = asprintf(&s->fix_del,
+			       "prune_access_key_id and prune_secret_access_key_file in [region %s]",
+			       o->name);
+	else
+		ret = asprintf(&s->fix_del, "%s",
+			       "a config whose [region] sets prune_access_key_id and prune_secret_access_key_file");
+	if (ret < 0) {
+		s->fix_del = NULL;
+		return s3_oom(s, err);
+	}
+	s->del_creds = s->creds;
+	if (!id && !o->prune_secret_access_key_file)
+		return 0;
+	if (!id || !o->prune_secret_access_key_file)
+		return err_set(err, -EINVAL,
+			       "%s: set both prune_access_key_id and prune_secret_access_key_file%s%s%s",
+			       s->who, o->name ? " in [region " : "",
+			       o->name ? o->name : "", o->name ? "]" : "");
+	ret = s3_read_secret_file(o->prune_secret_access_key_file,
+				  "prune_secret_access_key_file", &s->del_secret, err);
+	if (ret)
+		return err_wrap(err, "%s", s->who);
+	s->del_access_key_id = strdup(id);
+	if (!s->del_access_key_id)
+		return s3_oom(s, err);
+	s->del_creds.access_key_id = s->del_access_key_id;
+	s->del_creds.secret_access_key = s->del_secret;
+	s->del_creds.session_token = NULL;
+	s->del_own = true;
+	return 0;
+}
+
 static int open_numbers(struct s3_store *s, const struct store_opts *o,
 			struct err *err)
 {
@@ -385,7 +433,9 @@ static int open_numbers(struct s3_store *s, const struct store_opts *o,
 	s->connect_timeout = connect ? (long)connect : 10;
 	s->stall_timeout = stall ? (long)stall : 60;
 	s->max_attempts = attempts ? attempts : 8;
-	s->content_md5 = o->content_md5;
+	/* AWS wants Content-MD5 (or a checksum) on every put with a lock */
+	s->content_md5 = o->content_md5 || o->object_lock;
+	s->object_lock = o->object_lock;
 	s->cancelled = o->cancelled;
 	s->reads_cancelled = o->reads_cancelled;
 	s->cancel_ctx = o->cancel_ctx;
@@ -560,6 +610,8 @@ int s3_open(const char *location, const struct store_opts *o,
 	ret = open_endpoint(s, o, err);
 	if (!ret)
 		ret = open_credentials(s, o, err);
+	if (!ret)
+		ret = open_prune_credentials(s, o, err);
 	if (!ret)
 		ret = open_numbers(s, o, err);
 	if (ret)

@@ -11,6 +11,7 @@
 #include "uploader/http.h"
 #include "uploader/s3.h"
 #include "uploader/sigv4.h"
+#include "uploader/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,6 +21,8 @@ struct err;
 struct sbuf;
 struct store_obj_info;
 struct store_opts;
+struct store_put_opts;
+struct store_lock_info;
 
 #define S3_XMLBODY_MAX (32u << 20)       /* list pages and other XML answers */
 
@@ -37,6 +40,13 @@ struct s3_store {
 	char *region;
 	char *access_key_id, *secret, *token;   /* secret, token: wiped on free */
 	struct sigv4_credentials creds;
+	/* Deletions' credentials (prune_access_key_id): del_own when given,
+	 * else del_creds is creds.  del_secret is wiped on free. */
+	char *del_access_key_id, *del_secret;
+	struct sigv4_credentials del_creds;
+	bool del_own;
+	char *fix_del;              /* "prune_access_key_id and ... in [region R]" */
+	int object_lock;            /* enum store_lock */
 	char *ca_file;
 	bool insecure;
 	uint64_t part_size;
@@ -50,12 +60,14 @@ struct s3_store {
 
 	struct http_engine *http;   /* runs every request of the store */
 	struct sigv4_key key;       /* signing key cache: the sign hook's only */
+	struct sigv4_key del_key;   /* the same, of del_creds */
 };
 
 /* A request of the store: the HTTP request and its payload hash. */
 struct s3_req {
 	struct http_req http;
 	char payload[65];           /* hex SHA-256 of the body */
+	bool del;                   /* a deletion: signed with del_creds */
 };
 
 #define S3_REQ_OF(hr) \
@@ -90,6 +102,11 @@ int s3_oom(const struct s3_store *s, struct err *err);
 int s3_head(void *priv, const char *key, struct store_obj_info *info_ret,
 	    struct err *err);
 int s3_delete_one(struct s3_store *s, const char *key, struct err *err);
+/* The error of a deletion refused with AccessDenied (-EACCES): names the
+ * credentials used and, for the backup's, the keys that give others. */
+int s3_delete_denied(struct s3_store *s, const char *key, struct err *err);
+/* " until 2026-12-03T12:00:00Z"-style ISO 8601 UTC of a unix time. */
+void s3_iso_time(int64_t t, char *buf, size_t len);
 int s3_abort_upload(struct s3_store *s, const char *key,
 		    const char *upload_id, struct err *err);
 
@@ -101,6 +118,19 @@ void s3_free(void *priv);
 /* s3_put.c: the streamed writer. */
 int s3_put_begin(void *priv, const char *key, void **wpriv_ret,
 		 struct err *err);
+int s3_put_begin_opts(void *priv, const char *key,
+		      const struct store_put_opts *po, void **wpriv_ret,
+		      struct err *err);
+
+/* s3_lock.c: Object Lock and versioned deletes. */
+int s3_lock_config(void *priv, struct store_lock_info *info_ret,
+		   struct err *err);
+int s3_retain(void *priv, const char *key, int64_t until, struct err *err);
+int s3_list_hidden(void *priv, const char *prefix, store_hidden_fn fn,
+		   void *ctx, struct err *err);
+/* Delete every version of key (a store with object_lock): -EBUSY with err
+ * when a version is still locked (it stays; the others go). */
+int s3_delete_versions(struct s3_store *s, const char *key, struct err *err);
 int s3_write(void *wpriv, const void *buf, size_t len, struct err *err);
 int s3_put_commit(void *wpriv, struct store_obj_info *info_ret,
 		  struct err *err);

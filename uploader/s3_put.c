@@ -89,6 +89,7 @@ struct s3_writer {
 	unsigned netags;
 	unsigned in_flight;         /* under w->lock */
 	uint64_t bytes;             /* written so far */
+	int64_t retain_until;       /* Object Lock until (unix s), 0 none */
 	pthread_mutex_t lock;       /* with part_done on the engine thread */
 	pthread_cond_t cond;        /* a part ended */
 };
@@ -114,6 +115,13 @@ static void writer_free(struct s3_writer *w)
 int s3_put_begin(void *priv, const char *key, void **wpriv_ret,
 		 struct err *err)
 {
+	return s3_put_begin_opts(priv, key, NULL, wpriv_ret, err);
+}
+
+int s3_put_begin_opts(void *priv, const char *key,
+		      const struct store_put_opts *po, void **wpriv_ret,
+		      struct err *err)
+{
 	struct s3_store *s = priv;
 	struct s3_writer *w = calloc(1, sizeof(*w));
 
@@ -123,6 +131,8 @@ int s3_put_begin(void *priv, const char *key, void **wpriv_ret,
 	pthread_cond_init(&w->cond, NULL);
 	w->s = s;
 	w->key = strdup(key);
+	if (po && s->object_lock)
+		w->retain_until = po->retain_until;
 	w->nparts = s->inflight + 1;
 	w->parts = calloc(w->nparts, sizeof(*w->parts));
 	w->next_number = 1;
@@ -225,6 +235,19 @@ static void part_done(struct http_req *r, void *arg)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* The Object Lock headers of the put that creates the object (signed). */
+static void lock_headers(struct s3_writer *w, struct s3_req *r)
+{
+	char until[40];
+
+	if (!w->retain_until)
+		return;
+	s3_iso_time(w->retain_until, until, sizeof(until));
+	http_req_header(&r->http, "x-amz-object-lock-mode", "%s",
+			w->s->object_lock == STORE_LOCK_COMPLIANCE ? "COMPLIANCE" : "GOVERNANCE");
+	http_req_header(&r->http, "x-amz-object-lock-retain-until-date", "%s", until);
+}
+
 static int create_upload(struct s3_writer *w, struct err *err)
 {
 	struct s3_store *s = w->s;
@@ -236,6 +259,7 @@ static int create_upload(struct s3_writer *w, struct err *err)
 	s3_req_init(s, &r, "POST");
 	r.http.out_max = 1u << 20;
 	s3_query_add(&q, "uploads", NULL);
+	lock_headers(w, &r);
 	ret = s3_req_target(s, &r, w->key, err);
 	if (!ret)
 		ret = s3_req_query(s, &r, &q, err);
@@ -461,6 +485,7 @@ static int put_single(struct s3_writer *w, struct store_obj_info *info_ret,
 		r.http.body_len = p->len;
 	}
 	http_req_header(&r.http, "x-amz-meta-snapship-sha256", "%s", r.payload);
+	lock_headers(w, &r);
 	if (s->content_md5 && s3_req_md5(&r, r.http.body, r.http.body_len)) {
 		s3_req_release(&r);
 		return err_set(err, -EIO, "%s: MD5 failed (OpenSSL)", s->who);

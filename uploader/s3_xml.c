@@ -413,6 +413,126 @@ int s3_xml_complete(const char *body, size_t len, struct s3_xml_error *e,
 	return 0;
 }
 
+/* ---- ListObjectVersions ---- */
+
+static void versions_start(struct xp *x)
+{
+	struct s3_xml_versions *vs = x->ctx;
+
+	if (strcmp(x->path, "/ListVersionsResult/Version") &&
+	    strcmp(x->path, "/ListVersionsResult/DeleteMarker"))
+		return;
+	if (vs->n == vs->cap) {
+		size_t cap = vs->cap ? vs->cap * 2 : 16;
+		struct s3_xml_version *n = realloc(vs->v, cap * sizeof(*n));
+
+		if (!n) {
+			xp_fail(x, -ENOMEM, "out of memory");
+			return;
+		}
+		vs->v = n;
+		vs->cap = cap;
+	}
+	memset(&vs->v[vs->n], 0, sizeof(vs->v[0]));
+	vs->v[vs->n++].delete_marker = x->path[20] == 'D';
+}
+
+static void versions_end(struct xp *x, const char *text)
+{
+	struct s3_xml_versions *vs = x->ctx;
+	struct s3_xml_version *v = vs->n ? &vs->v[vs->n - 1] : NULL;
+	const char *p = x->path;
+
+	if (!strcmp(p, "/ListVersionsResult/IsTruncated"))
+		vs->truncated = !strcmp(text, "true");
+	else if (!strcmp(p, "/ListVersionsResult/NextKeyMarker"))
+		set_str(x, &vs->next_key_marker, text);
+	else if (!strcmp(p, "/ListVersionsResult/NextVersionIdMarker"))
+		set_str(x, &vs->next_version_id_marker, text);
+	else if (v && (!strcmp(p, "/ListVersionsResult/Version/Key") ||
+		       !strcmp(p, "/ListVersionsResult/DeleteMarker/Key")))
+		set_str(x, &v->key, text);
+	else if (v && (!strcmp(p, "/ListVersionsResult/Version/VersionId") ||
+		       !strcmp(p, "/ListVersionsResult/DeleteMarker/VersionId")))
+		set_str(x, &v->version_id, text);
+	else if (v && (!strcmp(p, "/ListVersionsResult/Version") ||
+		       !strcmp(p, "/ListVersionsResult/DeleteMarker")) &&
+		 (!v->key || !v->version_id))
+		xp_fail(x, -EBADMSG, "a version without Key or VersionId");
+}
+
+int s3_xml_versions(const char *body, size_t len, struct s3_xml_versions *vs,
+		    struct err *err)
+{
+	struct xp x = { .start = versions_start, .end = versions_end, .ctx = vs };
+	int ret;
+
+	memset(vs, 0, sizeof(*vs));
+	ret = xp_run(&x, body, len, "ListObjectVersions", err);
+	if (!ret && strcmp(x.root, "ListVersionsResult"))
+		ret = err_set(err, -EBADMSG,
+			      "ListObjectVersions: the server answered <%s>, not <ListVersionsResult>",
+			      x.root[0] ? x.root : "nothing");
+	if (!ret && vs->truncated && (!vs->next_key_marker || !vs->next_key_marker[0]))
+		ret = err_set(err, -EBADMSG,
+			      "ListObjectVersions: a truncated page without NextKeyMarker");
+	if (ret)
+		s3_xml_versions_free(vs);
+	return ret;
+}
+
+void s3_xml_versions_free(struct s3_xml_versions *vs)
+{
+	for (size_t i = 0; i < vs->n; i++) {
+		free(vs->v[i].key);
+		free(vs->v[i].version_id);
+	}
+	free(vs->v);
+	free(vs->next_key_marker);
+	free(vs->next_version_id_marker);
+	memset(vs, 0, sizeof(*vs));
+}
+
+/* ---- GetObjectLockConfiguration ---- */
+
+static void lock_end(struct xp *x, const char *text)
+{
+	struct s3_xml_lock *lk = x->ctx;
+	const char *p = x->path;
+	char *end;
+	long long n;
+
+	if (!strcmp(p, "/ObjectLockConfiguration/ObjectLockEnabled")) {
+		lk->enabled = !strcmp(text, "Enabled");
+	} else if (!strcmp(p, "/ObjectLockConfiguration/Rule/DefaultRetention/Mode")) {
+		copy_text(lk->mode, sizeof(lk->mode), text);
+	} else if (!strcmp(p, "/ObjectLockConfiguration/Rule/DefaultRetention/Days") ||
+		   !strcmp(p, "/ObjectLockConfiguration/Rule/DefaultRetention/Years")) {
+		errno = 0;
+		n = strtoll(text, &end, 10);
+		if (errno || end == text || *end || n < 0 || n > 100000)
+			xp_fail(x, -EBADMSG, "a bad DefaultRetention period");
+		else
+			lk->days = p[strlen(p) - 1] == 's' && p[strlen(p) - 2] == 'r' ?
+				   n * 365 : n;
+	}
+}
+
+int s3_xml_lock(const char *body, size_t len, struct s3_xml_lock *lk,
+		struct err *err)
+{
+	struct xp x = { .end = lock_end, .ctx = lk };
+	int ret;
+
+	memset(lk, 0, sizeof(*lk));
+	ret = xp_run(&x, body, len, "GetObjectLockConfiguration", err);
+	if (!ret && strcmp(x.root, "ObjectLockConfiguration"))
+		ret = err_set(err, -EBADMSG,
+			      "GetObjectLockConfiguration: the server answered <%s>, not <ObjectLockConfiguration>",
+			      x.root[0] ? x.root : "nothing");
+	return ret;
+}
+
 /* ---- DeleteObjects ---- */
 
 static void delete_start(struct xp *x)

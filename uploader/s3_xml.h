@@ -96,6 +96,35 @@ int s3_xml_delete_result(const char *body, size_t len,
 			 struct s3_xml_deleted *d, struct err *err);
 void s3_xml_deleted_free(struct s3_xml_deleted *d);
 
+/* ListObjectVersions: versions and delete markers, in the server's order. */
+struct s3_xml_version {
+	char *key;
+	char *version_id;
+	bool delete_marker;
+};
+
+struct s3_xml_versions {
+	struct s3_xml_version *v;
+	size_t n, cap;
+	bool truncated;
+	char *next_key_marker;
+	char *next_version_id_marker;
+};
+
+int s3_xml_versions(const char *body, size_t len, struct s3_xml_versions *vs,
+		    struct err *err);
+void s3_xml_versions_free(struct s3_xml_versions *vs);
+
+/* ObjectLockConfiguration (GetObjectLockConfiguration). */
+struct s3_xml_lock {
+	bool enabled;              /* ObjectLockEnabled = Enabled */
+	char mode[16];             /* Rule/DefaultRetention/Mode, "" none */
+	int64_t days;              /* its Days (Years x 365), 0 none */
+};
+
+int s3_xml_lock(const char *body, size_t len, struct s3_xml_lock *lk,
+		struct err *err);
+
 /* Append s to b with &, <, >, " and ' escaped. */
 void s3_xml_escape(struct sbuf *b, const char *s);
 /* false when s holds characters XML 1.0 cannot carry (controls, bad UTF-8) */

@@ -54,9 +54,11 @@ int sink_open_multi(struct sink *s, const struct sink_target *t, size_t n,
 		return err_set(err, -ENOMEM, "cannot set up SHA-256 (OpenSSL)");
 	}
 	for (size_t i = 0; i < n; i++) {
+		struct store_put_opts po = { .retain_until = t[i].retain_until };
+
 		s->region[i] = t[i].region;
-		ret = store_put_begin(t[i].store, t[i].key, &s->w[i],
-				      i == 0 || strict ? err : &s->errs[i]);
+		ret = store_put_begin_opts(t[i].store, t[i].key, &po, &s->w[i],
+					   i == 0 || strict ? err : &s->errs[i]);
 		if (!ret)
 			continue;
 		if (i == 0 || strict) {

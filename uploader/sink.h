@@ -28,6 +28,7 @@ struct sink_target {
 	struct store *store;
 	const char *key;
 	const char *region;          /* for messages; may be NULL */
+	int64_t retain_until;        /* Object Lock until (store_put_opts); 0 none */
 };
 
 struct sink {

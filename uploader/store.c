@@ -274,6 +274,13 @@ uint64_t store_part_size(const struct store *store)
 int store_put_begin(struct store *store, const char *key,
 		    struct store_writer **w_ret, struct err *err)
 {
+	return store_put_begin_opts(store, key, NULL, w_ret, err);
+}
+
+int store_put_begin_opts(struct store *store, const char *key,
+			 const struct store_put_opts *po,
+			 struct store_writer **w_ret, struct err *err)
+{
 	struct store_writer *w;
 	int ret;
 
@@ -292,7 +299,10 @@ int store_put_begin(struct store *store, const char *key,
 			       store->desc, key);
 	w->store = store;
 	strcpy(w->key, key);
-	ret = store->ops->put_begin(store->priv, key, &w->wpriv, err);
+	if (po && store->ops->put_begin_opts)
+		ret = store->ops->put_begin_opts(store->priv, key, po, &w->wpriv, err);
+	else
+		ret = store->ops->put_begin(store->priv, key, &w->wpriv, err);
 	if (ret) {
 		free(w);
 		return ret;
@@ -365,12 +375,19 @@ void store_put_abort(struct store_writer *w)
 int store_put_buf(struct store *store, const char *key, const void *buf,
 		  size_t len, struct err *err)
 {
+	return store_put_buf_opts(store, key, buf, len, NULL, err);
+}
+
+int store_put_buf_opts(struct store *store, const char *key, const void *buf,
+		       size_t len, const struct store_put_opts *po,
+		       struct err *err)
+{
 	struct store_writer *w;
 	int ret;
 
 	if (!buf && len)
 		return err_set(err, -EINVAL, "store_put_buf: missing buffer");
-	ret = store_put_begin(store, key, &w, err);
+	ret = store_put_begin_opts(store, key, po, &w, err);
 	if (ret)
 		return ret;
 	ret = store_write(w, buf, len, err);
@@ -560,4 +577,48 @@ int store_remove_empty_dirs(struct store *store, const char *prefix,
 		return ret;
 	return store->ops->remove_empty_dirs(store->priv, prefix, dir_ok, ctx,
 					     count_ret, err);
+}
+
+int store_lock_config(struct store *store, struct store_lock_info *info_ret,
+		      struct err *err)
+{
+	if (!store || !info_ret)
+		return err_set(err, -EINVAL, "store_lock_config: missing argument");
+	memset(info_ret, 0, sizeof(*info_ret));
+	if (!store->ops->lock_config)
+		return err_set(err, -EOPNOTSUPP, "store %s: no Object Lock (an S3 feature)",
+			       store->desc);
+	return store->ops->lock_config(store->priv, info_ret, err);
+}
+
+int store_retain(struct store *store, const char *key, int64_t until,
+		 struct err *err)
+{
+	int ret;
+
+	if (!store)
+		return err_set(err, -EINVAL, "store_retain: missing store");
+	ret = store_check_key(store, key, false, err);
+	if (ret)
+		return ret;
+	if (!store->ops->retain)
+		return err_set(err, -EOPNOTSUPP, "store %s: no Object Lock (an S3 feature)",
+			       store->desc);
+	return store->ops->retain(store->priv, key, until, err);
+}
+
+int store_list_hidden(struct store *store, const char *prefix,
+		      store_hidden_fn fn, void *ctx, struct err *err)
+{
+	int ret;
+
+	if (!store || !fn)
+		return err_set(err, -EINVAL, "store_list_hidden: missing argument");
+	ret = store_check_key(store, prefix, true, err);
+	if (ret)
+		return ret;
+	if (!store->ops->list_hidden)
+		return err_set(err, -EOPNOTSUPP, "store %s: no object versions",
+			       store->desc);
+	return store->ops->list_hidden(store->priv, prefix, fn, ctx, err);
 }

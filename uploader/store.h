@@ -47,6 +47,14 @@ enum {
 	STORE_FEAT_ATOMIC_PUT = 1u << 1,
 };
 
+/* S3 Object Lock modes (store_opts.object_lock). */
+enum store_lock {
+	STORE_LOCK_NONE = 0,
+	STORE_LOCK_GOVERNANCE,         /* users with s3:BypassGovernanceRetention
+					* may still delete */
+	STORE_LOCK_COMPLIANCE,         /* nobody may, not even the root user */
+};
+
 enum store_addressing {
 	STORE_ADDR_DEFAULT = 0,        /* path, unless the environment says */
 	STORE_ADDR_PATH,               /* https://endpoint/bucket/key */
@@ -85,6 +93,16 @@ struct store_opts {
 	enum store_addressing addressing;
 	const char *access_key_id;     /* with secret_access_key_file */
 	const char *secret_access_key_file;  /* refused unless mode & 077 == 0 */
+	/* Deletions' credentials (least privilege): with both set, DELETE and
+	 * DeleteObjects are signed with these, everything else with the
+	 * ones above (which then need no s3:DeleteObject); NULL: the ones
+	 * above do everything.  Same file checks as the secret above. */
+	const char *prune_access_key_id;
+	const char *prune_secret_access_key_file;
+	/* enum store_lock: puts given a retain_until (store_put_begin_opts)
+	 * carry that Object Lock, deletes remove every version of a key (a
+	 * locked bucket is versioned) */
+	int object_lock;
 	const char *ca_file;           /* PEM bundle to verify the server */
 	bool insecure_tls;             /* no TLS verification (tests only) */
 	bool allow_http;               /* http:// to a host other than this
@@ -137,6 +155,17 @@ uint64_t store_part_size(const struct store *store);
 /* Streamed put.  *w_ret must end in exactly one of commit or abort. */
 int store_put_begin(struct store *store, const char *key,
 		    struct store_writer **w_ret, struct err *err);
+
+/* What a put may ask besides the bytes (zeroed: nothing). */
+struct store_put_opts {
+	/* unix seconds: on a store opened with object_lock, the object is
+	 * locked (its mode) until then; 0 or another store: no lock */
+	int64_t retain_until;
+};
+
+int store_put_begin_opts(struct store *store, const char *key,
+			 const struct store_put_opts *po,
+			 struct store_writer **w_ret, struct err *err);
 int store_write(struct store_writer *w, const void *buf, size_t len,
 		struct err *err);
 int store_put_commit(struct store_writer *w, struct err *err); /* frees w */
@@ -148,6 +177,9 @@ void store_put_abort(struct store_writer *w);        /* frees w; NULL ok */
 /* Put a whole buffer (small objects: manifests). */
 int store_put_buf(struct store *store, const char *key, const void *buf,
 		  size_t len, struct err *err);
+int store_put_buf_opts(struct store *store, const char *key, const void *buf,
+		       size_t len, const struct store_put_opts *po,
+		       struct err *err);
 
 /*
  * Read up to len bytes at off into buf; *got_ret < len only at the end of
@@ -167,8 +199,44 @@ int store_head(struct store *store, const char *key,
 int store_list(struct store *store, const char *prefix, store_list_fn fn,
 	       void *ctx, struct err *err);
 
-/* Delete keys; a key that does not exist is not an error. */
+/*
+ * Delete keys; a key that does not exist is not an error.  On a store
+ * opened with object_lock (a versioned bucket) every version of each key
+ * goes (DELETE ?versionId=, delete markers too): a plain DELETE would only
+ * hide it behind a delete marker.  A version still under its lock stays;
+ * the others go, and the call ends in -EBUSY with err saying until when.
+ * A deletion the credentials may not do is -EACCES, and the message names
+ * the keys to set (prune_access_key_id).
+ */
 int store_delete(struct store *store, const char *const *keys, size_t n,
+		 struct err *err);
+
+/* Called for each key under a prefix whose newest version is a delete
+ * marker while an older version is still there (a versioned bucket: the
+ * object is hidden, not gone); marker_id is the marker's version id.
+ * Nonzero stops. */
+typedef int (*store_hidden_fn)(void *ctx, const char *key, const char *marker_id);
+
+/* The hidden keys under prefix (S3 ListObjectVersions), in key order;
+ * -EOPNOTSUPP for a store without versions (file, or no object_lock). */
+int store_list_hidden(struct store *store, const char *prefix,
+		      store_hidden_fn fn, void *ctx, struct err *err);
+
+/* The bucket's Object Lock configuration (S3 GetObjectLockConfiguration). */
+struct store_lock_info {
+	bool enabled;                  /* ObjectLockEnabled = Enabled */
+	char default_mode[16];         /* "GOVERNANCE"/"COMPLIANCE"/"" */
+	int64_t default_days;          /* the default retention's, 0 none */
+};
+
+/* -EOPNOTSUPP for a store without Object Lock (file). */
+int store_lock_config(struct store *store, struct store_lock_info *info_ret,
+		      struct err *err);
+
+/* Extend key's lock (the current version's) to until (unix s), in the
+ * store's object_lock mode: S3 PutObjectRetention.  A lock that already
+ * lasts longer is left alone.  -EOPNOTSUPP without object_lock. */
+int store_retain(struct store *store, const char *key, int64_t until,
 		 struct err *err);
 
 /* Asked of each empty directory (its key, without a trailing '/'). */

@@ -39,6 +39,17 @@ struct store_ops {
 	int (*remove_empty_dirs)(void *priv, const char *prefix,
 				 store_dir_fn dir_ok, void *ctx,
 				 unsigned *count_ret, struct err *err);
+	/* Optional: put_begin with options (preferred when set). */
+	int (*put_begin_opts)(void *priv, const char *key,
+			      const struct store_put_opts *po, void **wpriv_ret,
+			      struct err *err);
+	/* Optional (-EOPNOTSUPP without): Object Lock. */
+	int (*lock_config)(void *priv, struct store_lock_info *info_ret,
+			   struct err *err);
+	int (*retain)(void *priv, const char *key, int64_t until,
+		      struct err *err);
+	int (*list_hidden)(void *priv, const char *prefix, store_hidden_fn fn,
+			   void *ctx, struct err *err);
 	/* Optional: the first part size of multipart puts (0: none). */
 	uint64_t (*part_size)(void *priv);
 };

@@ -30,6 +30,8 @@ static void parsers(const char *body, size_t len)
 	struct s3_xml_list page;
 	struct s3_xml_uploads ups;
 	struct s3_xml_deleted del;
+	struct s3_xml_versions vs;
+	struct s3_xml_lock lk;
 	struct err err = { 0 };
 	char *upload_id = NULL;
 
@@ -60,6 +62,18 @@ static void parsers(const char *body, size_t len)
 	err_clear(&err);
 	if (!s3_xml_delete_result(body, len, &del, &err))
 		s3_xml_deleted_free(&del);
+	err_clear(&err);
+	if (!s3_xml_versions(body, len, &vs, &err)) {
+		for (size_t i = 0; i < vs.n; i++)
+			if (!vs.v[i].key || !vs.v[i].version_id)
+				bug("a version without a key or id", "");
+		if (vs.truncated && (!vs.next_key_marker || !vs.next_key_marker[0]))
+			bug("a truncated version page without a marker", vs.next_key_marker);
+		s3_xml_versions_free(&vs);
+	}
+	err_clear(&err);
+	if (!s3_xml_lock(body, len, &lk, &err) && lk.days < 0)
+		bug("a negative default retention", lk.mode);
 }
 
 /* What snapship escapes into a request body reads back unchanged. */

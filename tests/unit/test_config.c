@@ -185,6 +185,38 @@ static void test_regions(void **state)
 	config_free(&cfg);
 }
 
+/* Issue 15: prune credentials and Object Lock keys. */
+static void test_protection_keys(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(load("[region east]\nstore = s3\nbucket = b\nendpoint = https://e:1\n"
+			      "prune_access_key_id = PRUNEKEY\nprune_secret_access_key_file = /etc/p.key\n"
+			      "object_lock = compliance\nlock_margin = 12h\nprimary = yes\n"
+			      "[region west]\nstore = s3\nbucket = b\nendpoint = https://w:1\n",
+			      &cfg, &err), 0);
+	assert_string_equal(cfg.regions[0].prune_access_key_id, "PRUNEKEY");
+	assert_string_equal(cfg.regions[0].prune_secret_access_key_file, "/etc/p.key");
+	assert_int_equal(cfg.regions[0].object_lock, 2);      /* STORE_LOCK_COMPLIANCE */
+	assert_int_equal(cfg.regions[0].lock_margin, 12 * 3600);
+	assert_int_equal(cfg.regions[1].object_lock, 0);
+	assert_int_equal(cfg.regions[1].lock_margin, 86400);  /* the default */
+	assert_null(cfg.regions[1].prune_access_key_id);
+	config_free(&cfg);
+	expect_error("[region a]\nstore = s3\nbucket = x\nendpoint = https://h:1\n"
+		     "prune_access_key_id = K\n", "region a", "prune_secret_access_key_file");
+	expect_error("[region a]\nstore = s3\nbucket = x\nobject_lock = always\n",
+		     ":4:", "governance");
+	expect_error("[region a]\nstore = s3\nbucket = x\nlock_margin = later\n",
+		     ":4:", "lock_margin");
+	expect_error("[region a]\nstore = file\npath = /a\nobject_lock = governance\n",
+		     "object_lock", "store = s3");
+	expect_error("[region a]\nstore = s3\nbucket = x\nprune_secret_access_key_file = rel\n",
+		     ":4:", "absolute");
+}
+
 static void test_missing_file(void **state)
 {
 	struct config cfg;
@@ -425,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_regions),
+		cmocka_unit_test(test_protection_keys),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_rpo_max),

@@ -116,8 +116,8 @@ static void test_sink_drops_failed_secondary(void **state)
 	(void)state;
 	mkregion(&a, "sa", true);
 	mkregion(&b, "sb", false);
-	t[0] = (struct sink_target){ a.store, "k", "sa" };
-	t[1] = (struct sink_target){ b.store, "k", "sb" };
+	t[0] = (struct sink_target){ .store = a.store, .key = "k", .region = "sa" };
+	t[1] = (struct sink_target){ .store = b.store, .key = "k", .region = "sb" };
 	assert_int_equal(sink_open_multi(&s, t, 2, false, &err), 0);
 	assert_int_equal(sink_write(&s, "hello ", 6, &err), 0);   /* b fails: dropped */
 	assert_int_not_equal(s.failed[1], 0);

@@ -53,6 +53,22 @@ static void expect(const struct tl *t, size_t k, bool keep, const char *rule)
 			 t->it[k].rule, keep ? "kept" : "deleted", rule);
 }
 
+/* The lock span: max_age when set, else the longest keep_* span. */
+static void test_lock_span(void **state)
+{
+	struct ret_policy p = { .keep_last = 3, .keep_daily = 7, .keep_hourly = 48 };
+
+	(void)state;
+	assert_int_equal(ret_lock_span(&p, 3600), 7 * 86400);
+	assert_int_equal(ret_lock_span(&p, 86400 * 10), 30 * 86400);   /* 3 x 10 d */
+	p.keep_monthly = 2;
+	assert_int_equal(ret_lock_span(&p, 3600), 62 * 86400);
+	p.max_age = 5;
+	assert_int_equal(ret_lock_span(&p, 3600), 5);
+	p = (struct ret_policy){ 0 };
+	assert_int_equal(ret_lock_span(&p, 3600), 0);
+}
+
 static void test_empty(void **state)
 {
 	struct ret_policy pol = { .keep_last = 2 };
@@ -305,6 +321,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_lock_span),
 		cmocka_unit_test(test_keep_last),
 		cmocka_unit_test(test_newest_always),
 		cmocka_unit_test(test_keep_within),

@@ -438,6 +438,49 @@ static void test_xml_initiate_uploads_delete(void **state)
 	s3_xml_deleted_free(&d);
 }
 
+/* ListObjectVersions (versions and delete markers) and
+ * GetObjectLockConfiguration, as RGW answers them. */
+static void test_xml_versions_lock(void **state)
+{
+	static const char vers[] =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+		"<Name>b</Name><Prefix>k2</Prefix><IsTruncated>true</IsTruncated>"
+		"<NextKeyMarker>k2</NextKeyMarker><NextVersionIdMarker>v1</NextVersionIdMarker>"
+		"<DeleteMarker><Key>k2</Key><VersionId>m1</VersionId><IsLatest>true</IsLatest></DeleteMarker>"
+		"<Version><Key>k2</Key><VersionId>v1</VersionId><Size>5</Size></Version>"
+		"</ListVersionsResult>";
+	static const char lock[] =
+		"<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>"
+		"<Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Years>2</Years></DefaultRetention></Rule>"
+		"</ObjectLockConfiguration>";
+	struct s3_xml_versions vs;
+	struct s3_xml_lock lk;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(s3_xml_versions(vers, strlen(vers), &vs, &err), 0);
+	assert_int_equal(vs.n, 2);
+	assert_true(vs.truncated);
+	assert_true(vs.v[0].delete_marker);
+	assert_string_equal(vs.v[0].version_id, "m1");
+	assert_false(vs.v[1].delete_marker);
+	assert_string_equal(vs.v[1].key, "k2");
+	assert_string_equal(vs.v[1].version_id, "v1");
+	assert_string_equal(vs.next_version_id_marker, "v1");
+	s3_xml_versions_free(&vs);
+	assert_int_equal(s3_xml_versions("<ListVersionsResult><Version><Key>a</Key></Version></ListVersionsResult>",
+					 72, &vs, &err), -EBADMSG);
+	err_clear(&err);
+
+	assert_int_equal(s3_xml_lock(lock, strlen(lock), &lk, &err), 0);
+	assert_true(lk.enabled);
+	assert_string_equal(lk.mode, "GOVERNANCE");
+	assert_int_equal(lk.days, 730);
+	assert_int_equal(s3_xml_lock("<ObjectLockConfiguration/>", 26, &lk, &err), 0);
+	assert_false(lk.enabled);
+	assert_int_equal(s3_xml_lock("<Error/>", 8, &lk, &err), -EBADMSG);
+}
+
 static void test_xml_escape(void **state)
 {
 	struct sbuf b = { 0 };
@@ -1952,6 +1995,7 @@ int main(void)
 		cmocka_unit_test(test_xml_complete),
 		cmocka_unit_test(test_xml_initiate_uploads_delete),
 		cmocka_unit_test(test_xml_escape),
+		cmocka_unit_test(test_xml_versions_lock),
 		cmocka_unit_test(test_http_errors),
 		cmocka_unit_test(test_transport_errors),
 		cmocka_unit_test(test_open_errors),
