@@ -12,7 +12,7 @@
  * file's extent count, not its size); memory: one 64 KiB search buffer.
  *
  * Per overlapping item, the canonical little-endian record hashed is
- * 42 bytes: clipped file start (u64), clipped length (u64), type (u8),
+ * 50 bytes: clipped file start (u64), clipped length (u64), type (u8),
  * compression (u8), disk_bytenr (u64), disk_num_bytes (u64), extent offset
  * moved by the clip (u64), generation (u64); an inline item: clipped start,
  * length, type, compression, 0, 0, 0, generation, then its data bytes.

@@ -15,7 +15,7 @@ set -euo pipefail
 need_btrfs
 
 sv=$(mk_subvol ch-part)
-"$GENDATA" "$sv" --small-files 50 >/dev/null
+"$GENDATA" "$sv" --json-bytes 2M --json-file-size 1M --small-files 50 --dirs 4 >/dev/null
 mkdir -p "$TEST_TMP/a" "$TEST_TMP/b" "$TEST_TMP/c"
 cat >"$TEST_TMP/snapship.conf" <<EOF
 [agent]

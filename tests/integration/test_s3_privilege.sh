@@ -30,7 +30,7 @@ ADM=(python3 "$SRC_DIR/tests/tools/s3admin.py")
 "${ADM[@]}" policy "$RGW_EAST_ENDPOINT" "$bucket" "$uid" || fail "could not set the bucket policy"
 
 sv=$(mk_subvol priv-part)
-"$GENDATA" "$sv" --small-files 30 >/dev/null
+"$GENDATA" "$sv" --json-bytes 2M --json-file-size 1M --small-files 30 --dirs 4 >/dev/null
 conf() {	# conf [PRUNE_KEY_LINES]
 	cat <<EOF
 [agent]

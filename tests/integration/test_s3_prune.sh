@@ -10,7 +10,7 @@ need_btrfs
 need_rgw
 
 sv=$(mk_subvol s3p-part)
-"$GENDATA" "$sv" --small-files 20 >/dev/null
+"$GENDATA" "$sv" --json-bytes 2M --json-file-size 1M --small-files 20 --dirs 2 >/dev/null
 prefix="prune-$$/"
 cat >"$TEST_TMP/snapship.conf" <<EOF
 [agent]
