@@ -784,7 +784,7 @@ static void prefetch(struct rctx *r, struct v2_obj *nb)
 	struct err e = { 0 };
 	size_t to;
 
-	if (!nb || nb->started)
+	if (!nb || nb->started || (!nb->nwant && !nb->whole))
 		return;
 	next_run(r, nb, 0, &to, &nb->sfirst, &nb->slast);
 	nb->started = !readahead_start(nb->ra, nb->sfirst, nb->slast, &e);
@@ -846,7 +846,7 @@ int restore_v2(struct rctx *r)
 	if (!ret && !r->o->npaths)
 		r->objs[0].whole = true;
 	for (size_t k = 0; !ret && k < r->nobjs; k++)
-		if (r->objs[k].nwant || r->objs[k].whole)
+		if (r->objs[k].nwant || r->objs[k].whole || r->objs[k].direct)
 			ret = load_obj(r, &r->objs[k]);
 	if (ret)
 		return ret;
@@ -858,16 +858,18 @@ int restore_v2(struct rctx *r)
 	index_pass_begin(r->idx);
 	if (!ret)
 		ret = make_from_index(r);
-	if (!ret && r->x)
+	if (!ret && r->x && !r->o->export)
 		ret = blocks_make(r);
 	for (size_t k = 0; !ret && k < r->nobjs; k++) {
 		struct v2_obj *nb = NULL;
 
 		for (size_t j = k + 1; !nb && j < r->nobjs; j++)
-			nb = r->objs[j].st ? &r->objs[j] : NULL;
+			nb = r->objs[j].nwant || r->objs[j].whole ? &r->objs[j] : NULL;
 		if (r->objs[k].st)
 			ret = read_obj(r, &r->objs[k], nb);
 	}
+	if (!ret && r->o->export)
+		ret = blocks_export(r);
 	if (!ret)
 		ret = check_all_produced(r);
 	return ret;
