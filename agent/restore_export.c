@@ -16,7 +16,9 @@
  * short inside that file, so tar fails on it too.
  *
  * Memory: the unframer's frames in flight and the read-ahead's two blocks,
- * as any restore, and HDR_RING bytes of headers; never a file's size.
+ * as any restore, HDR_RING bytes of headers and, per object read, a copy
+ * of the last frame of its last range (the next run often starts in it);
+ * never a file's size.
  */
 #include "agent/restore_priv.h"
 
@@ -36,17 +38,65 @@
 #include "stream/pack.h"
 #include "stream/readahead.h"
 
+/* Per object: the last frame read of a range (the next run often starts
+ * in it: a file's blocks split around a change) and the headers of the
+ * last entry walked (a file's runs often share an entry). */
+struct xcache {
+	unsigned char *frame;
+	size_t cap, len;
+	uint32_t no;
+	bool has_frame;
+	uint64_t hdr_off;
+	bool has_hdr;
+	struct blocks_tar_head th;
+};
+
+void blocks_export_free(struct v2_obj *b)
+{
+	if (b->xc)
+		free(b->xc->frame);
+	free(b->xc);
+	b->xc = NULL;
+}
+
 /* What a range's bytes are given to, in order: [at, at + len) of the
  * stream.  Nonzero stops the read (err set). */
 typedef int (*range_fn)(struct rctx *r, void *ctx, const unsigned char *buf,
 			uint64_t at, size_t len);
 
-/* Stream bytes [from, to) of b (to <= its d_total, from < to) to fn, from
- * the frames holding them only. */
-static int read_range(struct rctx *r, struct v2_obj *b, uint64_t from, uint64_t to,
-		      const char *path, range_fn fn, void *ctx)
+/* Frame no's content [from, to) to fn (the part of it in the range). */
+static int give(struct rctx *r, struct v2_obj *b, uint32_t no, const unsigned char *d,
+		size_t len, uint64_t from, uint64_t to, range_fn fn, void *ctx)
 {
-	uint32_t first = seek_table_find(b->st, from), last = seek_table_find(b->st, to - 1);
+	uint64_t d_off = b->st->e[no].d_off;
+	uint64_t lo = from > d_off ? from : d_off, hi = to < d_off + len ? to : d_off + len;
+
+	return lo < hi ? fn(r, ctx, d + (lo - d_off), lo, (size_t)(hi - lo)) : 0;
+}
+
+/* Keep frame no (the range's last) for the next range of b. */
+static void keep(struct xcache *xc, uint32_t no, const void *d, size_t len)
+{
+	xc->has_frame = false;
+	if (len > xc->cap) {
+		unsigned char *p = realloc(xc->frame, len);
+
+		if (!p)
+			return;           /* no cache: read again */
+		xc->frame = p;
+		xc->cap = len;
+	}
+	memcpy(xc->frame, d, len);
+	xc->len = len;
+	xc->no = no;
+	xc->has_frame = true;
+}
+
+/* Frames [first, last] of b through the read-ahead, in order, to fn; the
+ * last one kept. */
+static int read_frames(struct rctx *r, struct v2_obj *b, uint32_t first, uint32_t last,
+		       uint64_t from, uint64_t to, const char *path, range_fn fn, void *ctx)
+{
 	struct unframer *u = NULL;
 	uint32_t f = first;
 	int ret = readahead_start(b->ra, first, last, r->err);
@@ -57,7 +107,6 @@ static int read_range(struct rctx *r, struct v2_obj *b, uint64_t from, uint64_t 
 	while (!ret) {
 		const void *d;
 		size_t len;
-		uint64_t d_off, lo, hi;
 
 		ret = restore_check_cancel(r, path);
 		if (ret)
@@ -71,18 +120,38 @@ static int read_range(struct rctx *r, struct v2_obj *b, uint64_t from, uint64_t 
 		if (!len)
 			break;
 		r->res->frames_read++;
-		d_off = b->st->e[f++].d_off;
-		lo = from > d_off ? from : d_off;
-		hi = to < d_off + len ? to : d_off + len;
-		if (lo < hi)
-			ret = fn(r, ctx, (const unsigned char *)d + (lo - d_off), lo,
-				 (size_t)(hi - lo));
+		if (f == last)
+			keep(b->xc, f, d, len);
+		ret = give(r, b, f++, d, len, from, to, fn, ctx);
 		restore_show_progress(r, false);
 	}
 	readahead_cancel(b->ra);
 	unframer_free(u);
 	readahead_stop(b->ra);
 	return ret;
+}
+
+/* Stream bytes [from, to) of b (to <= its d_total, from < to) to fn, from
+ * the frames holding them only (the first from the cache when it is the
+ * frame kept). */
+static int read_range(struct rctx *r, struct v2_obj *b, uint64_t from, uint64_t to,
+		      const char *path, range_fn fn, void *ctx)
+{
+	uint32_t first = seek_table_find(b->st, from), last = seek_table_find(b->st, to - 1);
+	int ret;
+
+	if (!b->xc) {
+		b->xc = calloc(1, sizeof(*b->xc));
+		if (!b->xc)
+			return err_set(r->err, -ENOMEM, "out of memory");
+	}
+	if (b->xc->has_frame && b->xc->no == first) {
+		ret = give(r, b, first, b->xc->frame, b->xc->len, from, to, fn, ctx);
+		if (ret || first == last)
+			return ret;
+		first++;
+	}
+	return read_frames(r, b, first, last, from, to, path, fn, ctx);
 }
 
 /* ------------------------------------------------------------ headers */
@@ -135,11 +204,19 @@ static int run_headers(struct rctx *r, struct xfile *xf, unsigned char *hdr)
 			       (unsigned long long)run->offset, xf->b->id,
 			       (unsigned long long)total);
 	n = total - run->offset < HDR_RING ? (size_t)(total - run->offset) : HDR_RING;
-	ret = read_range(r, xf->b, run->offset, run->offset + n, e->path, copy_hdr, &h);
-	if (ret)
-		return ret;
-	if (blocks_tar_head(hdr, n, &th) || (th.type != '0' && th.type != '\0') ||
-	    th.sparse)
+	if (xf->b->xc && xf->b->xc->has_hdr && xf->b->xc->hdr_off == run->offset) {
+		th = xf->b->xc->th;           /* checked when walked */
+	} else {
+		ret = read_range(r, xf->b, run->offset, run->offset + n, e->path, copy_hdr, &h);
+		if (ret)
+			return ret;
+		if (blocks_tar_head(hdr, n, &th))
+			th.type = 'x';        /* refused below */
+		xf->b->xc->hdr_off = run->offset;
+		xf->b->xc->th = th;
+		xf->b->xc->has_hdr = true;
+	}
+	if ((th.type != '0' && th.type != '\0') || th.sparse)
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: file %s's blocks are in the entry at offset %llu of backup %s's data, which is not a file's content (or its headers are over %u KiB); the stored backup is corrupt or forged",
 			       r->m->backup_id, UTIL_ESC(e->path),

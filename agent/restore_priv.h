@@ -28,6 +28,7 @@ struct readahead;
 struct seek_table;
 struct unframer;
 struct v2_obj;
+struct xcache;
 
 /* One data object a version 2 restore reads (its own or a referenced one). */
 struct v2_obj {
@@ -54,6 +55,8 @@ struct v2_obj {
 	bool direct;                  /* export: runs of files in blocks are
 				       * read from it one by one
 				       * (restore_export.c) */
+	struct xcache *xc;            /* export: the last frame and headers
+				       * read from it; owned (blocks_export_free) */
 };
 
 /* An offset of an object's tar stream and the index entry it is read for:
@@ -233,6 +236,7 @@ int blocks_tar_head(const unsigned char *h, size_t len, struct blocks_tar_head *
  * in flight and the read-ahead's blocks, as any restore; nothing on disk.
  */
 int blocks_export(struct rctx *r);
+void blocks_export_free(struct v2_obj *b);
 void restore_blocks_free(struct rctx *r);
 
 #endif

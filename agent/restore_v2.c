@@ -110,6 +110,7 @@ void restore_v2_free(struct rctx *r)
 		seek_table_free(b->st);
 		free(b->tail);
 		free(b->want);
+		blocks_export_free(b);
 	}
 	free(r->objs);
 	restore_blocks_free(r);
