@@ -512,39 +512,14 @@ static int disk_flags(const struct restore_opts *o)
 	return flags;
 }
 
-/* Export: the stream's extractor, and the spool directory for files in
- * runs. */
-static int open_export(struct rctx *r)
-{
-	const char *tmp = getenv("TMPDIR");
-
-	if (asprintf(&r->spool, "%s/snapship-export.XXXXXX", tmp && *tmp ? tmp : "/var/tmp") < 0) {
-		r->spool = NULL;
-		return err_set(r->err, -ENOMEM, "out of memory");
-	}
-	if (!mkdtemp(r->spool)) {
-		int ret = -errno;
-
-		free(r->spool);
-		r->spool = NULL;
-		return err_set(r->err, ret, "export: cannot make a spool directory under %s: %s (set TMPDIR to a writable directory)",
-			       tmp && *tmp ? tmp : "/var/tmp", strerror(-ret));
-	}
-	r->tfd = open(r->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (r->tfd < 0)
-		return err_set(r->err, -errno, "export: cannot open %s: %s", r->spool,
-			       strerror(errno));
-	return extractor_new_stream(r->o->export_fd, &r->x, r->err);
-}
-
 /* Make the target, enter it, and start the extractor writing into it. */
 int restore_open_target(struct rctx *r)
 {
 	const struct restore_opts *o = r->o;
 	int ret;
 
-	if (o->export)
-		return open_export(r);
+	if (o->export)   /* nothing on disk: files in runs too (restore_export.c) */
+		return extractor_new_stream(o->export_fd, &r->x, r->err);
 	ret = cow_make_target(o->target, o->force, &r->made, r->err);
 
 	if (ret)
@@ -567,13 +542,6 @@ void restore_close_target(struct rctx *r)
 {
 	extractor_free(r->x);
 	r->x = NULL;
-	if (r->spool) {
-		blocks_spool_clean(r);
-		if (rmdir(r->spool))
-			log_warn("export: cannot remove %s: %s", r->spool, strerror(errno));
-		free(r->spool);
-		r->spool = NULL;
-	}
 	if (r->cwd >= 0) {
 		if (fchdir(r->cwd))
 			log_warn("cannot return to the working directory");

@@ -38,9 +38,9 @@ struct restore_opts {
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
 	/* snapship export (target NULL): the tree as one pax stream on
-	 * export_fd (the caller's; extractor_new_stream); files in blocks
-	 * whose content is in runs are put together first in a directory
-	 * made under $TMPDIR (else /var/tmp) and removed after */
+	 * export_fd (the caller's; extractor_new_stream); nothing is written
+	 * to local disk (files in blocks whose content is in runs go out in
+	 * block order, each run read on its own: restore_export.c) */
 	bool export;
 	int export_fd;
 };

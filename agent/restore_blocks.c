@@ -146,6 +146,11 @@ int blocks_plan(struct rctx *r, size_t i)
 				       r->m->backup_id, UTIL_ESC(e->path),
 				       (unsigned long long)run->first,
 				       (unsigned long long)(run->first + run->n - 1), run->ref);
+		/* export reads each run itself, in block order (restore_export.c) */
+		if (r->o->export) {
+			b->direct = true;
+			continue;
+		}
 		ret = restore_v2_want(r, b, run->offset, i, (uint32_t)k + 1);
 		if (ret)
 			return ret;
@@ -180,20 +185,10 @@ uint64_t blocks_need(const struct rctx *r, const struct v2_want *w)
 
 /* ------------------------------------------------- files under the target */
 
-/* Where file entry is put together: its path under the target, or (export)
- * a name of its own in the spool directory. */
-static const char *file_name(const struct rctx *r, size_t entry, char *buf, size_t n)
-{
-	if (!r->o->export)
-		return r->idx->e[entry].path;
-	snprintf(buf, n, "%zu", entry);
-	return buf;
-}
-
 /* The directory written into, for messages. */
 static const char *where(const struct rctx *r)
 {
-	return r->o->target ? r->o->target : r->spool ? r->spool : "the target";
+	return r->o->target ? r->o->target : "the target";
 }
 
 /*
@@ -256,9 +251,7 @@ int blocks_make(struct rctx *r)
 {
 	for (size_t k = 0; k < r->nbfiles; k++) {
 		const struct index_entry *e = &r->idx->e[r->bfiles[k].entry];
-		char nb[32];
-		int fd, ret = open_under(r, file_name(r, r->bfiles[k].entry, nb, sizeof(nb)),
-					 O_WRONLY | O_CREAT | O_EXCL, true, &fd);
+		int fd, ret = open_under(r, e->path, O_WRONLY | O_CREAT | O_EXCL, true, &fd);
 
 		if (!ret && ftruncate(fd, (off_t)e->size))
 			ret = -errno;
@@ -346,16 +339,29 @@ static int part_value(const char *v, size_t n, uint64_t *start, uint64_t *size)
 	return *end || errno ? -1 : 0;
 }
 
-/* The pax records of one extended header ("LEN KEY=VALUE\n" each): the
- * SNAPSHIP.part one, if any; -1: malformed. */
-static int pax_records(const unsigned char *d, size_t n, bool *has, uint64_t *start,
-		       uint64_t *size)
+/* A decimal pax value of n bytes; -1: not one. */
+static int pax_decimal(const char *v, size_t n, uint64_t *out)
+{
+	char buf[32], *end;
+
+	if (!n || n >= sizeof(buf) || v[0] < '0' || v[0] > '9')
+		return -1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	errno = 0;
+	*out = strtoull(buf, &end, 10);
+	return *end || errno ? -1 : 0;
+}
+
+/* The pax records of one extended header ("LEN KEY=VALUE\n" each) into th:
+ * SNAPSHIP.part, size, GNU.sparse.*; -1: malformed. */
+static int pax_records(const unsigned char *d, size_t n, struct blocks_tar_head *th)
 {
 	size_t kl = strlen(PART_KEY);
 
 	while (n) {
 		uint64_t len = 0;
-		size_t i = 0;
+		size_t i = 0, rl;
 		const unsigned char *rec;
 
 		while (i < n && d[i] >= '0' && d[i] <= '9' && len < n)
@@ -363,11 +369,18 @@ static int pax_records(const unsigned char *d, size_t n, bool *has, uint64_t *st
 		if (!i || i >= n || d[i] != ' ' || len > n || len < i + 3 || d[len - 1] != '\n')
 			return -1;
 		rec = d + i + 1;
-		if ((size_t)len - i - 2 > kl && !memcmp(rec, PART_KEY, kl) && rec[kl] == '=') {
-			if (part_value((const char *)rec + kl + 1, (size_t)len - i - 3 - kl,
-				       start, size))
+		rl = (size_t)len - i - 2;          /* KEY=VALUE */
+		if (rl > kl && !memcmp(rec, PART_KEY, kl) && rec[kl] == '=') {
+			if (part_value((const char *)rec + kl + 1, rl - kl - 1,
+				       &th->start, &th->size))
 				return -1;
-			*has = true;
+			th->has = true;
+		} else if (rl > 5 && !memcmp(rec, "size=", 5)) {
+			if (pax_decimal((const char *)rec + 5, rl - 5, &th->dsize))
+				return -1;
+			th->has_dsize = true;
+		} else if (rl > 11 && !memcmp(rec, "GNU.sparse.", 11)) {
+			th->sparse = true;
 		}
 		d += len;
 		n -= (size_t)len;
@@ -375,31 +388,62 @@ static int pax_records(const unsigned char *d, size_t n, bool *has, uint64_t *st
 	return 0;
 }
 
-/*
- * The headers of a tar entry (a run of 512-byte headers: pax 'x' and 'g',
- * GNU 'L' and 'K' with their data, then the file's): its SNAPSHIP.part.
- * libarchive has read the same bytes already and dropped the record (it
- * keeps no unknown pax keyword), hence this small walk.
- */
-static int part_of(const unsigned char *h, size_t len, bool *has, uint64_t *start,
-		   uint64_t *size)
+/* A tar header's checksum field against its bytes (the field as spaces). */
+static bool header_sum_ok(const unsigned char *h)
+{
+	uint64_t want, sum = 0;
+
+	if (octal(h + 148, 8, &want))
+		return false;
+	for (size_t i = 0; i < TAR_BLOCK; i++)
+		sum += i >= 148 && i < 156 ? ' ' : h[i];
+	return sum == want;
+}
+
+int blocks_tar_head(const unsigned char *h, size_t len, struct blocks_tar_head *th)
 {
 	size_t o = 0;
 
-	*has = false;
+	memset(th, 0, sizeof(*th));
 	while (len - o >= TAR_BLOCK) {
 		char t = (char)h[o + 156];
 		uint64_t n;
 
-		if (t != 'x' && t != 'g' && t != 'L' && t != 'K')
-			return len - o == TAR_BLOCK ? 0 : -1;
+		if (!header_sum_ok(h + o))
+			return -1;
+		if (t != 'x' && t != 'g' && t != 'L' && t != 'K') {
+			th->type = t;
+			th->hlen = o + TAR_BLOCK;
+			if (!th->has_dsize && octal(h + o + 124, 12, &th->dsize))
+				return -1;
+			return 0;
+		}
 		if (octal(h + o + 124, 12, &n) || n > len - o - TAR_BLOCK)
 			return -1;
-		if (t == 'x' && pax_records(h + o + TAR_BLOCK, (size_t)n, has, start, size))
+		if (t == 'x' && pax_records(h + o + TAR_BLOCK, (size_t)n, th))
 			return -1;
 		o += TAR_BLOCK + (size_t)((n + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK);
 	}
 	return -1;
+}
+
+/*
+ * The headers of a tar entry (a run of 512-byte headers: pax 'x' and 'g',
+ * GNU 'L' and 'K' with their data, then the file's) and nothing after:
+ * its SNAPSHIP.part.  libarchive has read the same bytes already and
+ * dropped the record (it keeps no unknown pax keyword), hence this walk.
+ */
+static int part_of(const unsigned char *h, size_t len, bool *has, uint64_t *start,
+		   uint64_t *size)
+{
+	struct blocks_tar_head th;
+
+	if (blocks_tar_head(h, len, &th) || th.hlen != len)
+		return -1;
+	*has = th.has;
+	*start = th.start;
+	*size = th.size;
+	return 0;
 }
 
 /* ------------------------------------------------------- reading a run */
@@ -418,39 +462,53 @@ struct consumer {
 /* The run's place against the entry's SNAPSHIP.part (absent: a whole
  * file, START 0): block b at START + skip × bsize, in a file whose size
  * then gave the same bsize. */
-static int check_part(struct rctx *r, const struct consumer *c, struct v2_obj *b,
-		      bool has, uint64_t start, uint64_t size)
+int blocks_check_part(struct rctx *r, const struct index_entry *e,
+		      const struct pack_run *run, uint64_t off, uint64_t hi,
+		      struct v2_obj *b, bool has, uint64_t start, uint64_t size)
 {
-	uint64_t bs = c->e->blk->bsize;
+	uint64_t bs = e->blk->bsize;
 	bool ok = !has || (pack_block_size(size) == bs && start < size &&
-			   start % bs == 0 && c->hi <= size - start);
+			   start % bs == 0 && hi <= size - start);
 
 	if (!has)
 		start = 0;
-	if (ok && start / bs + c->run->skip == c->run->first)
+	if (ok && start / bs + run->skip == run->first)
 		return 0;
 	return err_set(r->err, -EBADMSG,
 		       "backup %s: file %s: blocks %llu..%llu are to be read %llu blocks into the entry at offset %llu of backup %s's data, which holds %s; the stored backup is corrupt or forged",
-		       r->m->backup_id, UTIL_ESC(c->e->path),
-		       (unsigned long long)c->run->first,
-		       (unsigned long long)(c->run->first + c->run->n - 1),
-		       (unsigned long long)c->run->skip, (unsigned long long)c->w->off, b->id,
+		       r->m->backup_id, UTIL_ESC(e->path),
+		       (unsigned long long)run->first,
+		       (unsigned long long)(run->first + run->n - 1),
+		       (unsigned long long)run->skip, (unsigned long long)off, b->id,
 		       has ? "another part of a file (its SNAPSHIP.part does not match the run)" :
 		       "a whole file, whose blocks do not start there");
 }
 
-static int block_error(struct rctx *r, const struct consumer *c, struct v2_obj *b)
+static int check_part(struct rctx *r, const struct consumer *c, struct v2_obj *b,
+		      bool has, uint64_t start, uint64_t size)
 {
-	uint64_t k = c->h.k, bs = c->e->blk->bsize;
+	return blocks_check_part(r, c->e, c->run, c->w->off, c->hi, b, has, start, size);
+}
+
+int blocks_block_error(struct rctx *r, const struct index_entry *e,
+		       const struct blk_hash *h, uint64_t off, struct v2_obj *b)
+{
+	uint64_t k = h->k, bs = e->blk->bsize;
 
 	__atomic_store_n(&r->res->checksum_mismatch, true, __ATOMIC_RELAXED);
 	return err_set(r->err, -EBADMSG,
 		       "backup %s: file %s: block %llu (bytes %llu..%llu) does not match its checksum; read from backup %s (data object %s, the entry at offset %llu): the stored backup is corrupt%s",
-		       r->m->backup_id, UTIL_ESC(c->e->path), (unsigned long long)k,
+		       r->m->backup_id, UTIL_ESC(e->path), (unsigned long long)k,
 		       (unsigned long long)(k * bs),
-		       (unsigned long long)(k * bs + block_len(&c->h, k) - 1),
-		       b->id, b->key, (unsigned long long)c->w->off,
+		       (unsigned long long)(k * bs + block_len(h, k) - 1),
+		       b->id, b->key, (unsigned long long)off,
+		       r->o->export ? "; the exported stream ends in that file" :
 		       r->x ? "; the file was written but must not be trusted" : "");
+}
+
+static int block_error(struct rctx *r, const struct consumer *c, struct v2_obj *b)
+{
+	return blocks_block_error(r, c->e, &c->h, c->w->off, b);
 }
 
 /* The entry's data [at, at + len) into every consumer wanting part of it. */
@@ -604,54 +662,22 @@ static int apply_meta(struct rctx *r, const struct index_entry *e, int fd)
 	return ret;
 }
 
-/* Export: the spool file fd of e into the stream, as the index describes
- * it; then it goes. */
-static int export_file(struct rctx *r, const struct index_entry *e, int fd,
-		       const char *name)
-{
-	unsigned char *buf = malloc(READ_BUF);
-	struct archive_entry *ae = NULL;
-	uint64_t at = 0;
-	int ret = buf ? restore_v2_synth(r, e, &ae) : err_set(r->err, -ENOMEM, "out of memory");
-
-	if (!ret)
-		ret = extractor_begin(r->x, ae, e->path, r->err);
-	archive_entry_free(ae);
-	while (!ret && at < e->size) {
-		ssize_t n = pread(fd, buf, READ_BUF, (off_t)at);
-
-		if (n <= 0)
-			ret = file_error(r, n ? -errno : -EIO, "read back", e->path);
-		else
-			ret = extractor_data(r->x, buf, (size_t)n, (int64_t)at, r->err);
-		at += n > 0 ? (uint64_t)n : 0;
-	}
-	free(buf);
-	if (!ret)
-		ret = extractor_end(r->x, r->err);
-	if (!ret && unlinkat(r->tfd, name, 0))
-		log_warn("export: cannot remove %s/%s: %s", r->spool, name, strerror(errno));
-	return ret;
-}
-
 /* File entry's last run is written and checked: produced, checked whole,
- * its metadata set (or into the exported stream). */
+ * its metadata set. */
 static int file_done(struct rctx *r, size_t entry)
 {
 	const struct index_entry *e = &r->idx->e[entry];
-	char nb[32];
-	const char *name = file_name(r, entry, nb, sizeof(nb));
 	int fd = -1, ret = restore_v2_produced(r, entry);
 
 	if (!ret && r->x) {
-		ret = open_under(r, name, O_RDONLY, false, &fd);
+		ret = open_under(r, e->path, O_RDONLY, false, &fd);
 		if (ret)
 			ret = file_error(r, ret, "open", e->path);
 	}
 	if (!ret && r->x && e->has_sum)
 		ret = check_whole(r, e, fd);
 	if (!ret && r->x)
-		ret = r->o->export ? export_file(r, e, fd, name) : apply_meta(r, e, fd);
+		ret = apply_meta(r, e, fd);
 	if (fd >= 0)
 		close(fd);
 	if (!ret)
@@ -664,7 +690,6 @@ static int file_done(struct rctx *r, size_t entry)
 static int consumer_init(struct rctx *r, struct consumer *c, const struct v2_want *w,
 			 struct v2_obj *b, bool has, uint64_t start, uint64_t size)
 {
-	char nb[32];
 	int ret;
 
 	c->w = w;
@@ -677,7 +702,7 @@ static int consumer_init(struct rctx *r, struct consumer *c, const struct v2_wan
 		return err_set(r->err, -ENOMEM, "out of memory");
 	if (!r->x)
 		return 0;
-	ret = open_under(r, file_name(r, w->entry, nb, sizeof(nb)), O_WRONLY, false, &c->fd);
+	ret = open_under(r, c->e->path, O_WRONLY, false, &c->fd);
 	return ret ? file_error(r, ret, "open", c->e->path) : 0;
 }
 
@@ -731,17 +756,6 @@ out:
 	free(cs);
 	free(hdr);
 	return ret;
-}
-
-void blocks_spool_clean(struct rctx *r)
-{
-	for (size_t k = 0; r->tfd >= 0 && k < r->nbfiles; k++) {
-		char nb[32];
-
-		if (unlinkat(r->tfd, file_name(r, r->bfiles[k].entry, nb, sizeof(nb)), 0) &&
-		    errno != ENOENT)
-			log_warn("export: cannot remove %s/%s: %s", r->spool, nb, strerror(errno));
-	}
 }
 
 void restore_blocks_free(struct rctx *r)

@@ -23,10 +23,12 @@
 struct extractor;
 struct index;
 struct index_entry;
+struct pack_run;
 struct readahead;
 struct seek_table;
 struct unframer;
 struct v2_obj;
+struct xcache;
 
 /* One data object a version 2 restore reads (its own or a referenced one). */
 struct v2_obj {
@@ -50,6 +52,11 @@ struct v2_obj {
 				       * read ahead (while the object before it
 				       * is read) */
 	uint32_t sfirst, slast;
+	bool direct;                  /* export: runs of files in blocks are
+				       * read from it one by one
+				       * (restore_export.c) */
+	struct xcache *xc;            /* export: the last frame and headers
+				       * read from it; owned (blocks_export_free) */
 };
 
 /* An offset of an object's tar stream and the index entry it is read for:
@@ -112,8 +119,6 @@ struct rctx {
 	size_t cur_len;
 	struct extractor *x;          /* writing into o->target (or the
 				       * exported stream); NULL: verify */
-	char *spool;                  /* export: where files in runs are put
-				       * together (tfd); owned */
 	int cwd, tfd;                 /* the working directory, the target */
 	bool target_made;             /* cow_make_target succeeded: made says */
 	enum cow_target made;         /* what it did */
@@ -195,8 +200,43 @@ int blocks_entry(struct rctx *r, struct archive *a, struct archive_entry *ae,
 		 struct v2_obj *b, const struct v2_want *w, size_t n,
 		 uint64_t hdr_off, uint64_t hdr_end);
 void blocks_capture(struct rctx *r, const void *buf, uint64_t off, size_t len);
-/* Export: remove what is left in r->spool (a failed export's files). */
-void blocks_spool_clean(struct rctx *r);
+/* Blocks [run->first, ..) of e read from the entry at off of b, up to byte
+ * hi of its data: checked against the entry's SNAPSHIP.part (has, start,
+ * size); the error names the file, the blocks and the backup. */
+int blocks_check_part(struct rctx *r, const struct index_entry *e,
+		      const struct pack_run *run, uint64_t off, uint64_t hi,
+		      struct v2_obj *b, bool has, uint64_t start, uint64_t size);
+/* Block h->k of e (read from the entry at off of b) does not match. */
+int blocks_block_error(struct rctx *r, const struct index_entry *e,
+		       const struct blk_hash *h, uint64_t off, struct v2_obj *b);
+
+/* A tar entry's headers (pax 'x' and 'g', GNU 'L' and 'K', then the
+ * file's), each one's checksum checked: the file header's type, where its
+ * data starts (hlen bytes after the first header), its size (pax size, else
+ * the header's), its SNAPSHIP.part and whether a pax record makes it
+ * sparse.  -1: not such headers within len bytes. */
+struct blocks_tar_head {
+	char type;
+	size_t hlen;
+	uint64_t dsize;
+	bool has_dsize;
+	bool has;                 /* SNAPSHIP.part="start size" */
+	uint64_t start, size;
+	bool sparse;              /* a GNU.sparse.* record */
+};
+int blocks_tar_head(const unsigned char *h, size_t len, struct blocks_tar_head *th);
+
+/*
+ * restore_export.c: snapship export of the files in blocks whose content
+ * is in runs (their objects marked direct by blocks_plan): each file into
+ * the stream in block order, each run a ranged read of the frames holding
+ * its bytes of its tar entry (after the entry's headers are read and
+ * checked), each block checked against bxxh3 before it goes out, the file
+ * against its xxh3 when the index has one.  Memory: the unframer's frames
+ * in flight and the read-ahead's blocks, as any restore; nothing on disk.
+ */
+int blocks_export(struct rctx *r);
+void blocks_export_free(struct v2_obj *b);
 void restore_blocks_free(struct rctx *r);
 
 #endif

@@ -15,6 +15,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 /* a run of wanted offsets goes on in the same range while the next one is
  * within this many bytes past the frame the last one's entry ends in */
 #define ENTRY_SLACK (1u << 20)
+#define LOAD_THREADS 8          /* seek tables fetched at once */
 
 /* The key of backup id's data object next to key (the same prefix, host and
  * partition: "<...>/<own id>/data.tar.zst"), malloc'd; NULL if key is not
@@ -110,6 +112,7 @@ void restore_v2_free(struct rctx *r)
 		seek_table_free(b->st);
 		free(b->tail);
 		free(b->want);
+		blocks_export_free(b);
 	}
 	free(r->objs);
 	restore_blocks_free(r);
@@ -303,7 +306,8 @@ static int load_tail(struct rctx *r, struct v2_obj *b, size_t src, size_t *want_
 			return err_set(err, -ENOMEM, "out of memory");
 		got = 0;
 		ret = store_get_range(store, key, b->size - want, want, b->tail, &got, err);
-		r->res->bytes_read += got;
+		/* tables of several objects load at once (load_tables) */
+		__atomic_fetch_add(&r->res->bytes_read, (uint64_t)got, __ATOMIC_RELAXED);
 		if (ret)
 			return ret;
 		if (got != want)
@@ -353,38 +357,52 @@ static const char *region_name(const struct rctx *r, size_t src)
 	return n ? n : "?";
 }
 
+/* One object's seek table being fetched (by a thread of load_tables):
+ * from the first copy src that has it whole; e0 the first copy's error. */
+struct tload {
+	struct rctx *r;
+	struct v2_obj *b;
+	size_t src;
+	int ret;
+	struct err e0, e;
+};
+
+static void *tload_main(void *arg)
+{
+	struct tload *t = arg;
+
+	t->ret = -ENOENT;
+	for (t->src = 0; t->src <= t->r->o->nfallback; t->src++) {
+		err_clear(&t->e);
+		t->ret = load_copy(t->r, t->b, t->src, t->src ? &t->e : &t->e0);
+		if (!t->ret || t->ret == -ENOMEM || t->ret == -ECANCELED)
+			break;
+	}
+	return NULL;
+}
+
 /*
- * b's seek table, from the first copy that has it whole; then every wanted
+ * b's seek table as t fetched it (or its error); then every wanted
  * offset checked against it: inside its stream, one entry per offset.
  */
-static int load_obj(struct rctx *r, struct v2_obj *b)
+static int load_obj(struct rctx *r, struct v2_obj *b, struct tload *t)
 {
 	const char *first = b->nwant ? r->idx->e[b->want[0].entry].path : NULL;
-	struct err e0 = { 0 };
-	int ret = -ENOENT;
+	int ret = t->ret;
 
-	for (size_t src = 0; src <= r->o->nfallback; src++) {
-		struct err e = { 0 };
-
-		ret = load_copy(r, b, src, src ? &e : &e0);
-		if (!ret) {
-			if (src)
-				log_warn("region %s: backup %s's data object %s: %s; reading it from region %s",
-					 region_name(r, 0), b->id, b->key,
-					 err_strip_region(region_name(r, 0), e0.msg),
-					 region_name(r, src));
-			break;
-		}
-		if (ret == -ENOMEM || ret == -ECANCELED)
-			return *r->err = src ? e : e0, ret;
-	}
+	if (!ret && t->src)
+		log_warn("region %s: backup %s's data object %s: %s; reading it from region %s",
+			 region_name(r, 0), b->id, b->key,
+			 err_strip_region(region_name(r, 0), t->e0.msg), region_name(r, t->src));
+	if (ret == -ENOMEM || ret == -ECANCELED)
+		return *r->err = t->src ? t->e : t->e0, ret;
 	if (ret)
 		return err_set(r->err, ret == -ENOENT ? -ENOENT : -EBADMSG,
 			       "%s%s%scontent is in backup %s (data object %s), which region %s cannot read%s: %s",
 			       first ? "file " : "", first ? UTIL_ESC(first) : "",
 			       first ? "'s " : "", b->id, b->key, region_name(r, 0),
 			       r->o->nfallback ? ", nor any other region" : "",
-			       err_strip_region(region_name(r, 0), e0.msg));
+			       err_strip_region(region_name(r, 0), t->e0.msg));
 	if (!b->st->nframes)      /* even an empty tar is one frame */
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: data object %s holds no frame: the stored backup is corrupt",
@@ -784,7 +802,7 @@ static void prefetch(struct rctx *r, struct v2_obj *nb)
 	struct err e = { 0 };
 	size_t to;
 
-	if (!nb || nb->started)
+	if (!nb || nb->started || (!nb->nwant && !nb->whole))
 		return;
 	next_run(r, nb, 0, &to, &nb->sfirst, &nb->slast);
 	nb->started = !readahead_start(nb->ra, nb->sfirst, nb->slast, &e);
@@ -831,6 +849,51 @@ static int check_all_produced(struct rctx *r)
 	return 0;
 }
 
+/*
+ * Step 2a: the seek tables of every object read, fetched at once (up to
+ * LOAD_THREADS at a time: each is a HEAD and a ranged GET, a round trip
+ * each, which one after another added up along a chain), then checked in
+ * object order.
+ */
+static int load_tables(struct rctx *r)
+{
+	struct tload *t = calloc(r->nobjs, sizeof(*t));
+	pthread_t *th = calloc(r->nobjs, sizeof(*th));
+	bool *started = calloc(r->nobjs, sizeof(*started));
+	int ret = 0;
+
+	if (!t || !th || !started) {
+		ret = err_set(r->err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t lo = 0; lo < r->nobjs; lo += LOAD_THREADS) {
+		size_t hi = lo + LOAD_THREADS < r->nobjs ? lo + LOAD_THREADS : r->nobjs;
+
+		for (size_t k = lo; k < hi; k++) {
+			struct v2_obj *b = &r->objs[k];
+
+			if (!b->nwant && !b->whole && !b->direct)
+				continue;
+			t[k] = (struct tload){ .r = r, .b = b };
+			/* no thread: fetched here, in turn */
+			started[k] = !pthread_create(&th[k], NULL, tload_main, &t[k]);
+			if (!started[k])
+				tload_main(&t[k]);
+		}
+		for (size_t k = lo; k < hi; k++)
+			if (started[k])
+				pthread_join(th[k], NULL);
+	}
+	for (size_t k = 0; !ret && k < r->nobjs; k++)
+		if (t[k].b)
+			ret = load_obj(r, t[k].b, &t[k]);
+out:
+	free(t);
+	free(th);
+	free(started);
+	return ret;
+}
+
 int restore_v2(struct rctx *r)
 {
 	int ret = restore_index_counted(r->store, r->m, r->o, &r->idx,
@@ -845,9 +908,8 @@ int restore_v2(struct rctx *r)
 	/* a whole restore reads its own object whole: its hash is checked */
 	if (!ret && !r->o->npaths)
 		r->objs[0].whole = true;
-	for (size_t k = 0; !ret && k < r->nobjs; k++)
-		if (r->objs[k].nwant || r->objs[k].whole)
-			ret = load_obj(r, &r->objs[k]);
+	if (!ret)
+		ret = load_tables(r);
 	if (ret)
 		return ret;
 	r->sha = EVP_MD_CTX_new();
@@ -858,16 +920,18 @@ int restore_v2(struct rctx *r)
 	index_pass_begin(r->idx);
 	if (!ret)
 		ret = make_from_index(r);
-	if (!ret && r->x)
+	if (!ret && r->x && !r->o->export)
 		ret = blocks_make(r);
 	for (size_t k = 0; !ret && k < r->nobjs; k++) {
 		struct v2_obj *nb = NULL;
 
 		for (size_t j = k + 1; !nb && j < r->nobjs; j++)
-			nb = r->objs[j].st ? &r->objs[j] : NULL;
+			nb = r->objs[j].nwant || r->objs[j].whole ? &r->objs[j] : NULL;
 		if (r->objs[k].st)
 			ret = read_obj(r, &r->objs[k], nb);
 	}
+	if (!ret && r->o->export)
+		ret = blocks_export(r);
 	if (!ret)
 		ret = check_all_produced(r);
 	return ret;

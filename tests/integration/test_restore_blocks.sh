@@ -11,11 +11,11 @@
 # Each restore equals the forged tree byte for byte and metadata for
 # metadata; --path of the big file alone; --at; verify --deep; ls; a drill;
 # v2check rebuilds every backup; `snapship export | tar -x` (GNU tar) too,
-# its spool directory removed after.  A corrupt block (valid frames, content not
+# with $TMPDIR on a 1 MiB tmpfs (nothing staged on local disk).  A corrupt block (valid frames, content not
 # the index's) fails restore and verify naming the file and the block;
 # hostile runs (an entry shorter than the run, a wrong skip, a SNAPSHIP.part
 # that does not match, a ref not in references, an offset outside the
-# object) are each refused with a clear message, and a symlink planted in
+# object) are each refused with a clear message (by restore and export), and a symlink planted in
 # the target (--force) leads nothing outside it.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
@@ -153,8 +153,13 @@ done
 echo "ok: verify --deep, ls, drill, v2check"
 
 # ---- export: one plain pax stream that GNU tar extracts --------------------------
+# nothing is staged on local disk: $TMPDIR is a 1 MiB tmpfs (the 14 MiB
+# files in runs must still export) and stays empty
 spool=$TEST_TMP/spool
 mkdir -p "$spool"
+mount -t tmpfs -o size=1m,mode=0755 tmpfs "$spool" ||
+	echo "SKIP: cannot mount a tmpfs: \$TMPDIR is a plain directory (only checked to stay empty)"
+trap 'umount "$spool" 2>/dev/null || true' EXIT
 for n in 1 3; do
 	id=B$n
 	mkdir -p "$TEST_TMP/x$n"
@@ -168,8 +173,8 @@ TMPDIR=$spool "${S[@]}" export p --from "$store" --at "2023-11-17T00:00:00Z" |
 	tar -t >"$TEST_TMP/list" || fail "export --at | tar -t"
 [ "$(grep -c . "$TEST_TMP/list")" = 3 ] && grep -qx big "$TEST_TMP/list" ||
 	{ cat "$TEST_TMP/list"; fail "export --at: not B2's entries"; }
-[ -z "$(ls -A "$spool")" ] || { ls -laR "$spool"; fail "export left its spool behind"; }
-echo "ok: export of B1 and B3 | tar -x equals their trees; --at; the spool removed"
+[ -z "$(ls -A "$spool")" ] || { ls -laR "$spool"; fail "export wrote into \$TMPDIR"; }
+echo "ok: export of B1 and B3 | tar -x equals their trees (\$TMPDIR a 1 MiB tmpfs, left empty); --at"
 
 # ---- a corrupt block: valid frames, content not the index's ---------------------
 bad=$TEST_TMP/bad
@@ -193,7 +198,7 @@ rc=0
 TMPDIR=$spool "${S[@]}" export p --from "$bad" --id "$B2" >/dev/null 2>"$TEST_TMP/err" || rc=$?
 [ "$rc" = 1 ] && grep -q "file big: block 5 .*does not match its checksum" "$TEST_TMP/err" ||
 	{ cat "$TEST_TMP/err"; fail "export of B2 with a corrupt block: exit $rc"; }
-[ -z "$(ls -A "$spool")" ] || { ls -laR "$spool"; fail "a failed export left its spool behind"; }
+[ -z "$(ls -A "$spool")" ] || { ls -laR "$spool"; fail "a failed export wrote into \$TMPDIR"; }
 echo "ok: a corrupt block fails restore and verify, naming the file and the block"
 
 # ---- hostile runs ----------------------------------------------------------------
@@ -221,6 +226,11 @@ print("\n".join(out))' "$code" >"$TEST_TMP/$name.jsonl"
 	grep -q "$msg" "$TEST_TMP/err" || { cat "$TEST_TMP/err"; fail "hostile $name: not refused with \"$msg\""; }
 	[ -z "$(ls -A "$TEST_TMP/outside")" ] || fail "hostile $name: wrote outside the target"
 	echo "ok: hostile $name refused: $(head -c 300 "$TEST_TMP/err")"
+	# export reads each run on its own (its own header walk): the same refusal
+	local rc=0
+	TMPDIR=$spool "${S[@]}" export p --from "$hs" --id "$B2" >/dev/null 2>"$TEST_TMP/err" || rc=$?
+	[ "$rc" = 1 ] && grep -q "$msg" "$TEST_TMP/err" ||
+		{ cat "$TEST_TMP/err"; fail "hostile $name: export not refused with \"$msg\" (exit $rc)"; }
 }
 # block 7's part holds one block; a run of two from it (the rest adjusted)
 hostile short 'runs[3]["n"] = 2; runs[4]["b"] = 9; runs[4]["n"] = 3; runs[4]["skip"] = 9' \

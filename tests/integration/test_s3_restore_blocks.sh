@@ -6,7 +6,7 @@
 # to two regions (two buckets of the harness's RGW); B1's data object is
 # corrupted in the primary (frames flipped, same size): the restore of B2
 # takes those frames from region b, says so, and the file is whole; with
-# B1 corrupt in both regions it fails naming B1.
+# B1 corrupt in both regions it fails naming B1.  Export likewise.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -96,9 +96,25 @@ grep -q "region a: .*$B1/data.tar.zst: the frame at byte [0-9]* is corrupt; taki
 	fail "restore of B2 does not say it took B1's frames from region b"
 echo "ok: big's runs in B1, corrupt in region a, read from region b"
 
+# export reads each run on its own, through the same read-ahead and failover
+mkdir -p "$TEST_TMP/x"
+rc=0
+"${S[@]}" export p --id "$B2" >"$TEST_TMP/b2.tar" 2>"$TEST_TMP/err" || rc=$?
+[ "$rc" = 0 ] || { cat "$TEST_TMP/err"; fail "export of B2 with B1 corrupt in region a: exit $rc"; }
+tar -x -C "$TEST_TMP/x" -f "$TEST_TMP/b2.tar" || fail "tar -x of B2's export"
+cmp "$C/big2" "$TEST_TMP/x/big" || fail "export of B2: big differs"
+grep -q "region a: .*$B1/data.tar.zst: the frame at byte [0-9]* is corrupt; taking it from region b" "$TEST_TMP/err" ||
+	{ cat "$TEST_TMP/err"; fail "export of B2 does not say it took B1's frames from region b"; }
+echo "ok: export of B2 takes B1's frames from region b too"
+
 python3 "$RGW_S3" put "$(url "$RGW_BUCKET_B" "$B1" data.tar.zst)" "$TEST_TMP/evil" >/dev/null ||
 	fail "put the corrupt copy into region b"
 rc=0
 "${S[@]}" restore p --id "$B2" --to "$TEST_TMP/r2" >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
 [ "$rc" = 1 ] && grep -q "$B1" "$TEST_TMP/err" || { cat "$TEST_TMP/err"; fail "B1 corrupt everywhere: exit $rc, or B1 not named"; }
 echo "ok: B1 corrupt in both regions fails naming it: $(head -c 300 "$TEST_TMP/err")"
+rc=0
+"${S[@]}" export p --id "$B2" >/dev/null 2>"$TEST_TMP/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "$B1" "$TEST_TMP/err" ||
+	{ cat "$TEST_TMP/err"; fail "export, B1 corrupt everywhere: exit $rc, or B1 not named"; }
+echo "ok: so does its export: $(head -c 300 "$TEST_TMP/err")"
