@@ -385,7 +385,7 @@ static int pass2_failed(struct planner *pl, struct err *err)
 {
 	if (err->code == -ECANCELED || err->code == -ENOMEM)
 		return err_wrap(err, "reading the index of the parent backup %s", pl->parent);
-	return err_wrap(err, "the index object %s of the parent backup %s was read and checked before this backup's walk, but not again during it (replaced or damaged in between?); nothing was committed: run the backup again",
+	return err_wrap(err, "the index object %s of the parent backup %s changed during this backup (nothing committed: run the backup again)",
 			pl->ikey, pl->parent);
 }
 
@@ -676,7 +676,7 @@ int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
 		pl->rd_end = true;
 		ret = pidx_check(pl, &pl->src2, err);
 		if (ret)
-			return err_wrap(err, "the parent's index changed since this backup read it before its walk; nothing was committed: run the backup again");
+			return err_wrap(err, "the parent backup's index changed during this backup (nothing committed: run the backup again)");
 	} else {
 		pl->n_deleted = pl->idx->n - pl->matched;
 	}

@@ -2,7 +2,7 @@
 # The planner reads a version 2 parent's index in constant memory (issue 14,
 # item 1; doc/incremental.md "Change detection"): each pass streams the
 # index object from the store and checks its size and SHA-256 at the end.
-#   - an incremental of a parent of ~150,000 entries (a version 2 parent)
+#   - an incremental of a parent of ~120,000 entries (a version 2 parent)
 #     peaks (GNU time's maximum RSS) below the peak of the same incremental
 #     of a tiny tree plus half the parent's compressed index — what holding
 #     the index alone would add (the parsed index is several times more);
@@ -11,8 +11,14 @@
 #     a full, the line saying why;
 #   - replaced by one of the same size and another SHA-256 (the same
 #     entries recompressed, padded with a zstd skippable frame: it reads
-#     fine): pass 1 finds it at its end, a full, the reason logged.
-# MEM_FILES overrides the file count (default 150000).
+#     fine): pass 1 finds it at its end, a full, the reason logged;
+#   - the parent's index object changed while pass 2 reads it (appended
+#     to while the walk is held back by max_read_rate on a large changed
+#     file, pass 2 having read only the first 256 KiB range): the backup
+#     fails naming the object and saying to run it again, no manifest is
+#     added, and the next backup (a full: the index is of another size)
+#     succeeds.
+# MEM_FILES overrides the file count (default 120000).
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -24,19 +30,28 @@ need_cmd python3 zstd
 [ -x "${SNAPSHIP:-}" ] || fail "SNAPSHIP='${SNAPSHIP:-}' is not an executable (run make)"
 [ -x "${GENDATA:-}" ] || fail "GENDATA='${GENDATA:-}' is not an executable (run make)"
 
-N=${MEM_FILES:-150000}
+N=${MEM_FILES:-120000}
 big=$(mk_subvol mem_big)
 tiny=$(mk_subvol mem_tiny)
+race=$(mk_subvol mem_race)
 store=$TEST_TMP/store
 mkdir -p "$store"
-cleanup() { btrfs subvolume delete "$big" "$tiny" >/dev/null 2>&1 || true; }
+cleanup() { btrfs subvolume delete "$big" "$tiny" "$race" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
-{
-	printf '[agent]\nhost = h\nstate_dir = %s\nmax_chain = 180\n' "$TEST_TMP/state"
-	printf '[region a]\nstore = file\npath = %s\nprimary = yes\n' "$store"
-	printf '[partition big]\npath = %s\n' "$big"
-	printf '[partition tiny]\npath = %s\n' "$tiny"
-} >"$TEST_TMP/snapship.conf"
+conf() {	# conf FILE [AGENT LINE]...
+	local f=$1
+	shift
+	{
+		printf '[agent]\nhost = h\nstate_dir = %s\nmax_chain = 180\n' "$TEST_TMP/state"
+		printf '%s\n' "$@"
+		printf '[region a]\nstore = file\npath = %s\nprimary = yes\n' "$store"
+		printf '[partition big]\npath = %s\n' "$big"
+		printf '[partition tiny]\npath = %s\n' "$tiny"
+		printf '[partition race]\npath = %s\n' "$race"
+	} >"$f"
+}
+conf "$TEST_TMP/snapship.conf"
+conf "$TEST_TMP/slow.conf" "max_read_rate = 2M"
 S=("$SNAPSHIP" --config "$TEST_TMP/snapship.conf")
 
 t0=$SECONDS
@@ -153,4 +168,47 @@ full2=$id
 backup tiny
 expect_incr tiny "$id" "$full2"
 echo "parent index of another SHA-256 (pass 1): ok"
+
+# ---- pass 2: the parent's index object changes during the walk ---------------
+# 0big.bin first in walk order, then 6000 files whose index entries (random
+# xattrs) fill more than the reader's first 256 KiB range; the walk runs at
+# most 1024 entries ahead of the reads
+python3 - "$race" <<'EOF' || fail "cannot make the race tree"
+import os, sys
+root = sys.argv[1]
+with open(os.path.join(root, '0big.bin'), 'wb') as f:
+    f.write(os.urandom(12 << 20))
+os.mkdir(os.path.join(root, 'd'))
+for i in range(6000):
+    p = os.path.join(root, 'd', 'f%05d' % i)
+    with open(p, 'wb') as f:
+        f.write(os.urandom(32))
+    os.setxattr(p, 'user.r', os.urandom(64))
+EOF
+backup race
+rfull=$id
+backup race
+expect_incr race "$id" "$rfull"
+rpar=$id
+ridx=$store/h/race/$rpar/index.jsonl.zst
+[ "$(stat -c %s "$ridx")" -gt $((512 << 10)) ] || fail "the race tree's index is under 512 KiB"
+head -c $((12 << 20)) /dev/urandom >"$race/0big.bin"
+nman=$(find "$store" -name manifest.json | wc -l)
+"$SNAPSHIP" --config "$TEST_TMP/slow.conf" backup race >"$TEST_TMP/r.txt" 2>"$TEST_TMP/r.err" &
+rpid=$!
+sleep 3
+kill -0 "$rpid" 2>/dev/null || { cat "$TEST_TMP/r.txt" "$TEST_TMP/r.err"; fail "the throttled backup ended within 3 s"; }
+printf 'x' >>"$ridx"
+rc=0
+wait "$rpid" || rc=$?
+cat "$TEST_TMP/r.txt" "$TEST_TMP/r.err"
+[ "$rc" -ne 0 ] || fail "a backup whose parent's index changed during its walk succeeded"
+grep -q "index.jsonl.zst of the parent backup $rpar" "$TEST_TMP/r.err" &&
+	grep -q "run the backup again" "$TEST_TMP/r.err" ||
+	fail "the error does not name the parent's index object and say to run the backup again"
+[ "$(find "$store" -name manifest.json | wc -l)" = "$nman" ] ||
+	fail "the failed backup left a manifest"
+backup race
+[ "$(mfield race "$id" format_version)" = 1 ] || fail "$id: not a full after its parent's index grew"
+echo "parent index changed during pass 2: ok"
 no_snapship_snapshots "$TEST_BTRFS"
