@@ -115,12 +115,6 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 	ret = index_writer_new(index, cfg->compression_level, &iw, err);
 	if (ret)
 		goto out_free;
-	if (pl) {
-		ret = planner_prepare(pl, root, bo->cancelled ? pack_cancelled : NULL,
-				      (void *)bo, err);
-		if (ret)
-			goto out_free;
-	}
 	ret = pack_tree(root, &po, tar_out, &tc, index_writer_add, iw, &ps, err);
 	if (progress)
 		fprintf(stderr, "\r\033[K");
@@ -539,6 +533,24 @@ static unsigned sinks_committed(const struct sink *data, const struct sink *inde
 	return n;
 }
 
+/* An incremental's pass 1 over the frozen tree (planner_prepare): a
+ * parent's index that does not check there makes the backup a full. */
+static int plan_renames(struct backup_run *r, struct err *err)
+{
+	int ret;
+
+	if (!r->pl)
+		return 0;
+	ret = planner_prepare(r->pl, r->snap->path, r->bo->cancelled ? pack_cancelled : NULL,
+			      (void *)r->bo, r->res->why_full, sizeof(r->res->why_full), err);
+	if (ret != 1)
+		return ret;
+	log_info("%s: full backup (%s)", r->part->name, r->res->why_full);
+	planner_free(r->pl);
+	r->pl = NULL;
+	return 0;
+}
+
 /* Phase upload: the snapshot streamed once into data and index sinks that
  * tee to every target, then the objects committed. */
 static int phase_upload(struct backup_run *r, struct err *err)
@@ -549,6 +561,9 @@ static int phase_upload(struct backup_run *r, struct err *err)
 	unsigned open = 0;
 	int ret;
 
+	ret = plan_renames(r, err);
+	if (ret)
+		return ret;
 	for (size_t t = 0; t < r->nt; t++) {
 		const struct region *g = &r->rs->v[r->tgt[t]];
 

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -53,6 +55,68 @@ static void cand_free(struct planner *pl)
 	pl->ncand = 0;
 }
 
+/* ------------------------------------- a version 2 parent's index, streamed */
+
+static void pidx_close(struct pidx_src *s)
+{
+	EVP_MD_CTX_free(s->sha);
+	memset(s, 0, sizeof(*s));
+}
+
+/* index_read_fn: the next range of the parent's index object, hashed. */
+static int pidx_read(void *ctx, void *buf, size_t len, size_t *got_ret, struct err *err)
+{
+	struct pidx_src *s = ctx;
+	int ret;
+
+	*got_ret = 0;
+	if (s->off > s->size)
+		return err_set(err, -EBADMSG, "the index object %s is larger than its manifest records (%llu bytes)",
+			       s->key, (unsigned long long)s->size);
+	ret = store_get_range(s->store, s->key, s->off, len, buf, got_ret, err);
+	if (ret)
+		return ret;
+	if (*got_ret && !EVP_DigestUpdate(s->sha, buf, *got_ret))
+		return err_set(err, -EIO, "SHA-256 of the index object %s failed", s->key);
+	s->off += *got_ret;
+	return 0;
+}
+
+/* A reader of the parent's index object over s, hashed from its start. */
+static int pidx_open(struct planner *pl, struct pidx_src *s, struct index_reader **rd_ret,
+		     struct err *err)
+{
+	pidx_close(s);
+	s->store = pl->store;
+	s->key = pl->ikey;
+	s->size = pl->isize;
+	s->sha = EVP_MD_CTX_new();
+	if (!s->sha || !EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL))
+		return err_set(err, -ENOMEM, "out of memory");
+	return index_reader_open_fn(pidx_read, s, rd_ret, err);
+}
+
+/* After its reader's end: were the bytes read the manifest's (size,
+ * SHA-256)?  0, or -EBADMSG saying what differs. */
+static int pidx_check(const struct planner *pl, const struct pidx_src *s, struct err *err)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[65];
+
+	if (!EVP_DigestFinal_ex(s->sha, md, &mdlen) || mdlen != 32)
+		return err_set(err, -EIO, "SHA-256 of the index object %s failed", s->key);
+	util_hex(md, 32, hex);
+	if (s->off != s->size)
+		return err_set(err, -EBADMSG, "the index object %s of the parent backup %s holds %llu bytes, its manifest records %llu",
+			       s->key, pl->parent, (unsigned long long)s->off,
+			       (unsigned long long)s->size);
+	if (strcmp(hex, pl->isha))
+		return err_set(err, -EBADMSG, "the index object %s of the parent backup %s does not have the SHA-256 its manifest records",
+			       s->key, pl->parent);
+	return 0;
+}
+
 void planner_free(struct planner *pl)
 {
 	if (!pl)
@@ -61,7 +125,7 @@ void planner_free(struct planner *pl)
 	index_reader_free(pl->rd);
 	index_entry_clear(&pl->cur);
 	index_free(pl->idx);
-	free(pl->zbuf);
+	free(pl->ikey);
 	free(pl->last);
 	free(pl->hbuf);
 	for (size_t i = 0; i < pl->nren; i++)
@@ -74,6 +138,8 @@ void planner_free(struct planner *pl)
 	index_reader_free(pl->rd1);
 	index_entry_clear(&pl->cur1);
 	free(pl->seen1);
+	pidx_close(&pl->src1);
+	pidx_close(&pl->src2);
 	free(pl);
 }
 
@@ -166,15 +232,52 @@ static int check_objects(struct planner *pl, struct region *g, char *why,
 	return 0;
 }
 
-/* The parent's index, read whole and checked against its manifest. */
+/*
+ * A version 2 parent: its index object is there with the manifest's size;
+ * its SHA-256 is checked as each pass streams it.
+ */
+static int index_head(struct planner *pl, struct region *g, const struct manifest *p,
+		      char *why, size_t why_len, struct err *err)
+{
+	struct store_obj_info info = { 0 };
+	int ret = store_head(g->store, p->index_key, &info, err);
+
+	if (ret == -ENOENT) {
+		snprintf(why, why_len, "the parent %s's index %s is missing", p->backup_id,
+			 p->index_key);
+		return 1;
+	}
+	if (ret)
+		return err_wrap(err, "checking the index of the parent backup %s", p->backup_id);
+	if (info.size != p->index_size) {
+		snprintf(why, why_len, "the parent %s's index does not match its manifest (size %llu, recorded %llu)",
+			 p->backup_id, (unsigned long long)info.size,
+			 (unsigned long long)p->index_size);
+		return 1;
+	}
+	pl->store = g->store;
+	pl->isize = p->index_size;
+	memcpy(pl->isha, p->index_sha256, sizeof(pl->isha));
+	pl->ikey = strdup(p->index_key);
+	return pl->ikey ? 0 : err_set(err, -ENOMEM, "out of memory");
+}
+
+/*
+ * The parent's index: a version 2 one is streamed by each pass
+ * (index_head); a version 1 one (readdir order) is read whole, checked
+ * against its manifest and loaded, keyed by path.
+ */
 static int load_index(struct planner *pl, struct region *g, const struct manifest *p,
 		      char *why, size_t why_len, struct err *err)
 {
+	void *zbuf = NULL;
+	size_t zlen = 0;
 	char hex[65];
 	int ret;
 
-	ret = store_get_all(g->store, p->index_key, PLANNER_INDEX_MAX, &pl->zbuf,
-			    &pl->zlen, err);
+	if (p->format_version >= 2)
+		return index_head(pl, g, p, why, why_len, err);
+	ret = store_get_all(g->store, p->index_key, PLANNER_INDEX_MAX, &zbuf, &zlen, err);
 	if (ret == -ENOENT || ret == -EBADMSG) {
 		snprintf(why, why_len, "the parent %s's index cannot be read: %.600s",
 			 p->backup_id, err->msg);
@@ -182,19 +285,15 @@ static int load_index(struct planner *pl, struct region *g, const struct manifes
 	}
 	if (ret)
 		return err_wrap(err, "reading the index of the parent backup %s", p->backup_id);
-	util_sha256_hex(pl->zbuf, pl->zlen, hex);
-	if (pl->zlen != p->index_size || strcmp(hex, p->index_sha256)) {
+	util_sha256_hex(zbuf, zlen, hex);
+	if (zlen != p->index_size || strcmp(hex, p->index_sha256)) {
 		snprintf(why, why_len, "the parent %s's index does not match its manifest (size or SHA-256)",
 			 p->backup_id);
+		free(zbuf);
 		return 1;
 	}
-	if (p->format_version >= 2) {
-		ret = index_reader_open_buf(pl->zbuf, pl->zlen, &pl->rd, err);
-	} else {
-		ret = index_load(pl->zbuf, pl->zlen, &pl->idx, err);
-		free(pl->zbuf);
-		pl->zbuf = NULL;
-	}
+	ret = index_load(zbuf, zlen, &pl->idx, err);
+	free(zbuf);
 	if (ret == -EBADMSG) {
 		snprintf(why, why_len, "the parent %s's index is corrupt: %.600s", p->backup_id,
 			 err->msg);
@@ -280,6 +379,16 @@ struct cand *planner_find_cand(struct planner *pl, const char *id)
 	return NULL;
 }
 
+/* Pass 2 could not read the parent's index that pass 1 read whole and
+ * checked: it changed in between (or the store failed); the backup fails. */
+static int pass2_failed(struct planner *pl, struct err *err)
+{
+	if (err->code == -ECANCELED || err->code == -ENOMEM)
+		return err_wrap(err, "reading the index of the parent backup %s", pl->parent);
+	return err_wrap(err, "the index object %s of the parent backup %s changed during this backup (nothing committed: run the backup again)",
+			pl->ikey, pl->parent);
+}
+
 /* Advance the v2 merge to path: the parent's entry of that path, or NULL. */
 static const struct index_entry *merge_to(struct planner *pl, const char *path,
 					  struct err *err, int *ret)
@@ -294,8 +403,7 @@ static const struct index_entry *merge_to(struct planner *pl, const char *path,
 			index_entry_clear(&pl->cur);
 			*ret = index_reader_next(pl->rd, &pl->cur, err);
 			if (*ret < 0) {
-				*ret = err_wrap(err, "reading the index of the parent backup %s",
-						pl->parent);
+				*ret = pass2_failed(pl, err);
 				return NULL;
 			}
 			if (*ret == 0) {
@@ -564,7 +672,11 @@ int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
 		}
 		index_entry_clear(&e);
 		if (!pl->rd_end && ret < 0)
-			return err_wrap(err, "reading the index of the parent backup %s", pl->parent);
+			return pass2_failed(pl, err);
+		pl->rd_end = true;
+		ret = pidx_check(pl, &pl->src2, err);
+		if (ret)
+			return err_wrap(err, "the parent backup's index changed during this backup (nothing committed: run the backup again)");
 	} else {
 		pl->n_deleted = pl->idx->n - pl->matched;
 	}
@@ -657,9 +769,10 @@ static int p1_merge(struct planner *pl, const char *path, struct err *err)
 				return 0;
 			index_entry_clear(&pl->cur1);
 			ret = index_reader_next(pl->rd1, &pl->cur1, err);
-			if (ret < 0)
-				return err_wrap(err, "reading the index of the parent backup %s",
-						pl->parent);
+			if (ret < 0) {
+				pl->rd1_failed = true;
+				return ret;
+			}
 			if (ret == 0) {
 				pl->end1 = true;
 				return 0;
@@ -816,26 +929,12 @@ static void join_renames(struct planner *pl)
 	pl->nren = k;
 }
 
-int planner_prepare(struct planner *pl, const char *root,
-		    bool (*cancelled)(void *ctx), void *cancel_ctx, struct err *err)
+/* Pass 1's walk of root merged with the parent's index (to its end). */
+static int p1_walk(struct planner *pl, const char *root, struct err *err)
 {
 	struct stat st;
 	int fd, ret;
 
-	pl->cancelled = cancelled;
-	pl->cancel_ctx = cancel_ctx;
-	if (pl->idx) {
-		/* a version 1 parent: by path, in memory already; entries
-		 * without ino (older releases) are never rename sources */
-		pl->seen1 = calloc(pl->idx->n ? pl->idx->n : 1, sizeof(*pl->seen1));
-		if (!pl->seen1)
-			return err_set(err, -ENOMEM, "out of memory");
-	} else {
-		ret = index_reader_open_buf(pl->zbuf, pl->zlen, &pl->rd1, err);
-		if (ret)
-			return err_wrap(err, "reading the index of the parent backup %s",
-					pl->parent);
-	}
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(err, -errno, "cannot open %s: %s", root, strerror(errno));
@@ -848,14 +947,57 @@ int planner_prepare(struct planner *pl, const char *root,
 	if (!ret)
 		ret = p1_merge(pl, NULL, err);
 	close(fd);
+	if (!ret && pl->rd1) {
+		ret = pidx_check(pl, &pl->src1, err);
+		pl->rd1_failed = ret != 0;
+	}
+	return ret;
+}
+
+int planner_prepare(struct planner *pl, const char *root,
+		    bool (*cancelled)(void *ctx), void *cancel_ctx,
+		    char *why_full, size_t why_len, struct err *err)
+{
+	int ret;
+
+	pl->cancelled = cancelled;
+	pl->cancel_ctx = cancel_ctx;
+	if (pl->idx) {
+		/* a version 1 parent: by path, in memory already; entries
+		 * without ino (older releases) are never rename sources */
+		pl->seen1 = calloc(pl->idx->n ? pl->idx->n : 1, sizeof(*pl->seen1));
+		if (!pl->seen1)
+			return err_set(err, -ENOMEM, "out of memory");
+	} else {
+		ret = pidx_open(pl, &pl->src1, &pl->rd1, err);
+		if (ret)
+			return err_wrap(err, "reading the index of the parent backup %s",
+					pl->parent);
+	}
+	ret = p1_walk(pl, root, err);
 	index_reader_free(pl->rd1);
 	pl->rd1 = NULL;
 	index_entry_clear(&pl->cur1);
+	pidx_close(&pl->src1);
 	free(pl->seen1);
 	pl->seen1 = NULL;
+	if (ret && pl->rd1_failed && ret != -ECANCELED && ret != -ENOMEM) {
+		char why[1024];
+
+		snprintf(why, sizeof(why), "the parent %s's index cannot be read or does not match its manifest: %.900s",
+			 pl->parent, err->msg);
+		log_warn("making a full backup: %s", why);
+		snprintf(why_full, why_len, "%s", why);
+		err_clear(err);
+		return 1;
+	}
 	if (ret)
 		return ret;
 	join_renames(pl);
 	log_debug("%s: %zu renamed files found", pl->parent, pl->nren);
-	return 0;
+	if (pl->idx)
+		return 0;
+	/* pass 2, during the pack walk: the index object streamed again */
+	ret = pidx_open(pl, &pl->src2, &pl->rd, err);
+	return ret ? err_wrap(err, "reading the index of the parent backup %s", pl->parent) : 0;
 }

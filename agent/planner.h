@@ -23,10 +23,15 @@
  * returns 2 with the unchanged blocks' runs in ref->blocks (memory the
  * planner owns, valid until its next call).
  *
- * Memory: a version 2 parent's compressed index (read whole to check its
- * SHA-256) and one entry of it at a time (the merge by path); a version 1
- * parent's index is loaded whole, keyed by path (its order may be readdir
- * order).  The planner owns both; planner_free releases them.
+ * Memory, constant in the parent's size for a version 2 parent: its
+ * index object is streamed from the store twice (pass 1, pass 2), in the
+ * index reader's 256 KiB ranges, each pass hashing what it reads; one
+ * entry of it at a time is held (the merge by path).  What grows is what
+ * changed: pass 1's new paths with content and the parent's files whose
+ * paths are gone (rename candidates), and the candidates (the parent's
+ * references).  A version 1 parent's index (its order may be readdir
+ * order) is loaded whole, keyed by path: once, the first incremental
+ * after an upgrade.  The planner owns all of it; planner_free releases it.
  */
 
 #include <stdbool.h>
@@ -50,7 +55,9 @@ struct planner_opts {
  * set) in region g.  *pl_ret = NULL when a full is to be made (why logged,
  * and copied into why_full when not NULL); else the planner, holding the
  * parent's manifest and index.  Errors: the store's (listing, reading).
- * A parent whose index is missing or does not check gives a full, logged.
+ * A parent whose index is missing or does not check gives a full, logged
+ * (a version 2 parent's: missing or of another size here; its SHA-256 is
+ * checked by planner_prepare).  g must outlive the planner.
  */
 int planner_open(struct region *g, const struct manifest *m,
 		 const struct planner_opts *o, struct planner **pl_ret,
@@ -64,11 +71,18 @@ int planner_open(struct region *g, const struct manifest *m,
  * then references.  Memory: what did not match, and one directory's names.
  * cancelled (may be NULL) is asked between entries: true ends it with
  * -ECANCELED.
+ * A version 2 parent's index is read from the store as it is merged; at
+ * its end its size and SHA-256 must be the manifest's.  When they are not,
+ * or it cannot be read or parsed, 1: a full is to be made (why logged and
+ * copied into why_full; the caller frees the planner).  Then pass 2 (the
+ * merge of planner_plan) reads it again; planner_finish checks it again
+ * and fails the backup when it changed in between.
  * A version 1 parent: its index, in memory, by path (an index of a release
  * before ino was written has no rename sources).
  */
 int planner_prepare(struct planner *pl, const char *root,
-		    bool (*cancelled)(void *ctx), void *cancel_ctx, struct err *err);
+		    bool (*cancelled)(void *ctx), void *cancel_ctx,
+		    char *why_full, size_t why_len, struct err *err);
 
 /* pack_plan_fn: ctx is the planner. */
 int planner_plan(void *ctx, const struct pack_plan_entry *pe,
@@ -77,7 +91,9 @@ int planner_plan(void *ctx, const struct pack_plan_entry *pe,
 /*
  * After the walk: m's version 2 fields (format_version, parent,
  * references used, chain, full_id, change counts, referenced_bytes;
- * new_bytes from new_bytes).
+ * new_bytes from new_bytes).  A version 2 parent's index is read to its
+ * end and checked: -EBADMSG (the message naming the object and saying to
+ * run the backup again) when it is not what pass 1 checked.
  */
 int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
 		   struct err *err);

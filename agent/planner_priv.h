@@ -13,8 +13,23 @@
 #include "agent/index.h"
 #include "stream/pack.h"
 
-/* The largest parent index read (compressed): 4 GiB. */
+/* The largest version 1 parent index read whole (compressed): 4 GiB. */
 #define PLANNER_INDEX_MAX ((size_t)4 << 30)
+
+struct store;
+
+/*
+ * A version 2 parent's index object read from the store in ranges (the
+ * index reader's 256 KiB), its bytes hashed as they pass: one per pass.
+ * At the reader's end, size and SHA-256 must be the manifest's.
+ */
+struct pidx_src {
+	struct store *store;      /* the region's */
+	const char *key;          /* planner.ikey */
+	uint64_t off;             /* bytes read (and hashed) so far */
+	uint64_t size;            /* the manifest's index_size */
+	void *sha;                /* EVP_MD_CTX (owned) */
+};
 
 /* A backup the new one may point at: the parent's references plus the
  * parent itself, oldest first (ids sort by time). */
@@ -48,9 +63,13 @@ struct planner {
 	struct cand *cand;
 	size_t ncand;
 
-	void *zbuf;               /* the parent's compressed index */
-	size_t zlen;
-	/* version 2 parent: the merge */
+	/* version 2 parent: its index object, streamed once per pass */
+	struct store *store;      /* the region's (planner_open's g) */
+	char *ikey;               /* the parent's index key (owned) */
+	uint64_t isize;           /* its size and SHA-256, as the manifest says */
+	char isha[65];
+	struct pidx_src src1, src2; /* pass 1's and pass 2's */
+	/* version 2 parent: the merge (pass 2) */
 	struct index_reader *rd;
 	struct index_entry cur;   /* the parent's entry not yet passed */
 	bool have_cur, rd_end;
@@ -66,6 +85,7 @@ struct planner {
 	struct gone *gone;        /* pass 1: the parent's unmatched files */
 	size_t ngone, gone_cap;
 	struct index_reader *rd1; /* pass 1's merge (version 2 parent) */
+	bool rd1_failed;          /* rd1 failed: the parent's index is unreadable */
 	bool *seen1;              /* pass 1, version 1 parent: paths found */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
