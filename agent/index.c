@@ -523,9 +523,11 @@ static int parse_runs(json_t *runs, struct index_entry *e, struct pack_blocks *b
 }
 
 /*
- * A large file's blocks: only on a regular, not sparse file whose size
- * pack_block_size gives bsize; bxxh3 of 32 and bext of 16 hex digits per
- * block.
+ * A large file's blocks: only on a regular, not sparse file of at least
+ * PACK_BLOCKED_MIN bytes, bsize a power of two in [PACK_BSIZE_MIN,
+ * PACK_BSIZE_MAX] giving at most PACK_BLOCKS_MAX blocks (not necessarily
+ * what pack_block_size gives today); bxxh3 of 32 and bext of 16 hex digits
+ * per block.
  */
 static int parse_blocks(json_t *o, struct index_entry *e, const char **why)
 {
@@ -539,10 +541,14 @@ static int parse_blocks(json_t *o, struct index_entry *e, const char **why)
 	if (!jb && !runs && !json_object_get(o, "bxxh3") && !json_object_get(o, "bext"))
 		return 0;
 	*why = "bad blocks";
-	want = pack_block_size(e->size);
-	if (!json_is_integer(jb) || json_integer_value(jb) != want || !want ||
-	    e->type != PACK_FILE || e->sparse || !sum ||
+	if (!json_is_integer(jb) || json_integer_value(jb) < PACK_BSIZE_MIN ||
+	    json_integer_value(jb) > PACK_BSIZE_MAX ||
+	    (json_integer_value(jb) & (json_integer_value(jb) - 1)) ||
+	    e->type != PACK_FILE || e->sparse || !sum || e->size < PACK_BLOCKED_MIN ||
 	    (json_object_get(o, "bext") && !ext))
+		return -EBADMSG;
+	want = (uint32_t)json_integer_value(jb);
+	if ((e->size + want - 1) / want > PACK_BLOCKS_MAX)
 		return -EBADMSG;
 	b = calloc(1, sizeof(*b));
 	if (!b)

@@ -461,14 +461,14 @@ struct consumer {
 
 /* The run's place against the entry's SNAPSHIP.part (absent: a whole
  * file, START 0): block b at START + skip × bsize, in a file whose size
- * then gave the same bsize. */
+ * then could be in blocks of bsize. */
 int blocks_check_part(struct rctx *r, const struct index_entry *e,
 		      const struct pack_run *run, uint64_t off, uint64_t hi,
 		      struct v2_obj *b, bool has, uint64_t start, uint64_t size)
 {
 	uint64_t bs = e->blk->bsize;
-	bool ok = !has || (pack_block_size(size) == bs && start < size &&
-			   start % bs == 0 && hi <= size - start);
+	bool ok = !has || (size >= PACK_BLOCKED_MIN && (size - 1) / bs < PACK_BLOCKS_MAX &&
+			   start < size && start % bs == 0 && hi <= size - start);
 
 	if (!has)
 		start = 0;

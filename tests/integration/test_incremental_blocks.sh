@@ -4,7 +4,7 @@
 # data object read with zstd and Python's tarfile, block checksums with
 # xxh128sum), not by restoring (the restore of blocked incrementals lands
 # with the read side):
-#   - a full describes each file of >= 4 MiB in blocks: bsize 1 MiB, one
+#   - a full describes each file of >= 4 MiB in blocks: bsize 64 KiB, one
 #     XXH3-128 per block, the extent fingerprint (bext) on btrfs, none for a
 #     NOCOW file;
 #   - after an 8 KiB in-place write, a 3 MiB append (the old last block was
@@ -42,6 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 MIB=1048576
+BS=65536   # pack_block_size of these files (4 MiB .. 1 GiB)
 
 # backup [ARGS...]: one backup of src, run under a watcher that samples
 # /proc/PID/io until it exits; its id in $id, its read_bytes in $rb; then a
@@ -172,10 +173,11 @@ grep -q "big1: cannot list the file's extents" <<<"$out" || fail "the failed ext
 echo "failed as it should: $(grep -m1 big1 <<<"$out")"
 backup --full
 F=$id
-[ "$(field "$F" big1 bsize)" = $MIB ] || fail "$F: big1 has bsize $(field "$F" big1 bsize), expected $MIB"
-[ "$(field "$F" big1 bxxh3)" = $((65 * 32)) ] || fail "$F: big1 should have 65 block checksums"
-[ "$(field "$F" big1 bext)" = $((65 * 16)) ] || fail "$F: big1 should have 65 extent fingerprints"
-[ "$(field "$F" nocow bext)" = - ] && [ "$(field "$F" nocow bsize)" = $MIB ] ||
+[ "$(field "$F" big1 bsize)" = $BS ] || fail "$F: big1 has bsize $(field "$F" big1 bsize), expected $BS"
+nb=$(((64 * MIB + 300 * 1024 + BS - 1) / BS))
+[ "$(field "$F" big1 bxxh3)" = $((nb * 32)) ] || fail "$F: big1 should have $nb block checksums"
+[ "$(field "$F" big1 bext)" = $((nb * 16)) ] || fail "$F: big1 should have $nb extent fingerprints"
+[ "$(field "$F" nocow bext)" = - ] && [ "$(field "$F" nocow bsize)" = $BS ] ||
 	fail "$F: the NOCOW file should be in blocks without a fingerprint"
 [ "$(field "$F" small1 bsize)" = - ] || fail "$F: a small file is not in blocks"
 [ "$(field "$F" big1 runs)" = - ] && [ "$(field "$F" big1 xxh3)" != - ] ||
@@ -199,9 +201,14 @@ backup
 B1=$id
 echo "parts of $B1:"
 check "$B1" | tee "$TEST_TMP/parts" || fail "$B1: the blocks do not check"
-grep -qx 'big1 10+1 64+4' "$TEST_TMP/parts" || fail "$B1: big1's parts should be blocks 10 and 64..67"
-grep -qx 'big2 40+1' "$TEST_TMP/parts" || fail "$B1: big2's parts should be block 40"
-grep -qx 'nocow 5+1' "$TEST_TMP/parts" || fail "$B1: nocow's part should be block 5"
+# the blocks of the 8 KiB write, of the old partial last block through the
+# new end, of the 1 MiB reflink, of the 4 KiB NOCOW write
+w=$(((10 * MIB + 12288) / BS)) a0=$(((64 * MIB + 300 * 1024) / BS)) a1=$(((67 * MIB + 300 * 1024 - 1) / BS))
+want1="big1 $w+1 $a0+$((a1 - a0 + 1))" want2="big2 $((40 * MIB / BS))+$((MIB / BS))"
+want3="nocow $(((5 * MIB + 28672) / BS))+1"
+grep -qx "$want1" "$TEST_TMP/parts" || fail "$B1: big1's parts should be '$want1'"
+grep -qx "$want2" "$TEST_TMP/parts" || fail "$B1: big2's parts should be '$want2'"
+grep -qx "$want3" "$TEST_TMP/parts" || fail "$B1: nocow's parts should be '$want3'"
 tarlist "$B1" >"$TEST_TMP/tl"
 cat "$TEST_TMP/tl"
 [ "$(grep -c '^big1 ' "$TEST_TMP/tl")" = 2 ] && [ "$(grep -c '^big2 ' "$TEST_TMP/tl")" = 1 ] &&
@@ -242,7 +249,8 @@ backup
 B4=$id
 check "$B4" >"$TEST_TMP/parts4" || fail "$B4: the blocks do not check"
 cat "$TEST_TMP/parts4"
-grep -qx 'big1 20+1' "$TEST_TMP/parts4" || fail "$B4: big1's only part should be its new last block 20"
+grep -qx "big1 $((20 * MIB / BS))+1" "$TEST_TMP/parts4" ||
+	fail "$B4: big1's only part should be its new last block $((20 * MIB / BS))"
 grep -qx 'big2.moved ' "$TEST_TMP/parts4" || fail "$B4: the renamed file should store nothing"
 [ "$(tarlist "$B4")" = "big1 $((20 * MIB)) $((20 * MIB + 5))" ] ||
 	fail "$B4: the data object holds $(tarlist "$B4"), expected big1's last block only"

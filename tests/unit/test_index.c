@@ -687,6 +687,10 @@ static void test_blocks(void **state)
 	memcpy(strstr(t, "1048576"), "2097152", 7);
 	assert_int_equal(load(t, &idx, &err), -EBADMSG);
 	free(t);
+	t = blocked_line("", true, 5, 0);   /* not a power of two */
+	memcpy(strstr(t, "1048576"), "1048575", 7);
+	assert_int_equal(load(t, &idx, &err), -EBADMSG);
+	free(t);
 	/* blocks on a file too small for them */
 	t = blocked_line("", true, 5, 0);
 	memcpy(strstr(t, "5242880"), "3145728", 7);

@@ -30,9 +30,9 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define MIB (1u << 20)
-#define FSIZE (6 * MIB + 100)   /* 7 blocks, the last one of 100 bytes */
-#define NB 7u
+#define BS (64u << 10)      /* pack_block_size of a 4 MiB file */
+#define FSIZE (64 * BS + 100)   /* 65 blocks, the last one of 100 bytes */
+#define NB 65u
 #define OLD_ID "20261203T000000Z-aaaaaa"
 
 struct fx {
@@ -155,7 +155,7 @@ static int plan(void *ctx, const struct pack_plan_entry *pe, struct pack_ref *re
 
 static void block_sum(const struct fx *f, uint32_t i, unsigned char sum[16])
 {
-	size_t off = (size_t)i * MIB, len = FSIZE - off < MIB ? FSIZE - off : MIB;
+	size_t off = (size_t)i * BS, len = FSIZE - off < BS ? FSIZE - off : BS;
 
 	XXH128_canonicalFromHash((XXH128_canonical_t *)sum, XXH3_128bits(f->data + off, len));
 }
@@ -173,13 +173,13 @@ static void run_pack(struct fx *f, bool planned)
 	assert_true(f->seen);
 }
 
-/* The plan: blocks 0-1 and 3-6 stored in OLD_ID (second run 3 blocks into
+/* The plan: blocks 0-1 and 3 to the last stored in OLD_ID (second run 3 blocks into
  * its entry); when all, one run of every block at skip 1 instead. */
 static void make_plan(struct fx *f, int ret, bool all)
 {
 	free(f->plan.xxh3);
 	free(f->plan.run);
-	f->plan = (struct pack_blocks){ .bsize = MIB, .nblocks = NB };
+	f->plan = (struct pack_blocks){ .bsize = BS, .nblocks = NB };
 	f->plan.xxh3 = calloc(NB, 16);
 	f->plan.run = calloc(2, sizeof(*f->plan.run));
 	assert_non_null(f->plan.xxh3);
@@ -193,7 +193,7 @@ static void make_plan(struct fx *f, int ret, bool all)
 	} else {
 		f->plan.run[0] = (struct pack_run){ .first = 0, .n = 2, .offset = 1024,
 						    .ref = OLD_ID };
-		f->plan.run[1] = (struct pack_run){ .first = 3, .n = 4, .offset = 4096, .skip = 3,
+		f->plan.run[1] = (struct pack_run){ .first = 3, .n = NB - 3, .offset = 4096, .skip = 3,
 						    .ref = OLD_ID };
 		f->plan.nrun = 2;
 	}
@@ -206,7 +206,7 @@ static void test_whole(void **state)
 	unsigned char sum[16];
 
 	run_pack(f, false);
-	assert_int_equal(f->b.bsize, MIB);
+	assert_int_equal(f->b.bsize, BS);
 	assert_int_equal(f->b.nblocks, NB);
 	assert_false(f->no_offset);
 	assert_true(f->has_sum);
@@ -245,7 +245,7 @@ static void test_part(void **state)
 		assert_memory_equal(f->b.xxh3[i], sum, 16);
 	}
 	/* the part's pax record, at the run's offset */
-	snprintf(part, sizeof(part), "SNAPSHIP.part=%u %u\n", 2 * MIB, FSIZE);
+	snprintf(part, sizeof(part), "SNAPSHIP.part=%u %u\n", 2 * BS, FSIZE);
 	assert_true(f->b.run[1].offset < f->len);
 	assert_non_null(memmem(f->tar + f->b.run[1].offset, 1024, part, strlen(part)));
 	/* libarchive reads it as an entry of f holding block 2 (then small) */
@@ -255,11 +255,11 @@ static void test_part(void **state)
 	assert_int_equal(archive_read_open_memory(a, f->tar, f->len), ARCHIVE_OK);
 	assert_int_equal(archive_read_next_header(a, &ae), ARCHIVE_OK);
 	assert_string_equal(archive_entry_pathname(ae), "f");
-	assert_int_equal(archive_entry_size(ae), MIB);
-	buf = malloc(MIB);
+	assert_int_equal(archive_entry_size(ae), BS);
+	buf = malloc(BS);
 	assert_non_null(buf);
-	assert_int_equal(archive_read_data(a, buf, MIB), MIB);
-	assert_memory_equal(buf, f->data + 2 * MIB, MIB);
+	assert_int_equal(archive_read_data(a, buf, BS), BS);
+	assert_memory_equal(buf, f->data + 2 * BS, BS);
 	free(buf);
 	assert_int_equal(archive_read_next_header(a, &ae), ARCHIVE_OK);
 	assert_string_equal(archive_entry_pathname(ae), "small");
