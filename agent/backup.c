@@ -541,6 +541,7 @@ static int plan_renames(struct backup_run *r, struct err *err)
 
 	if (!r->pl)
 		return 0;
+	planner_set_source(r->pl, r->snap->source_uuid);
 	ret = planner_prepare(r->pl, r->snap->path, r->bo->cancelled ? pack_cancelled : NULL,
 			      (void *)r->bo, r->res->why_full, sizeof(r->res->why_full), err);
 	if (ret != 1)

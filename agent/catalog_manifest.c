@@ -99,6 +99,15 @@ int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 		json_decref(root);
 		return err_set(err, -ENOMEM, "out of memory");
 	}
+	/* a version 1 full records its source subvolume too (readers of
+	 * version 1 ignore it): the next incremental's planner compares
+	 * extent fingerprints only within one subvolume */
+	if (m->format_version < 2 && m->source_uuid[0] &&
+	    json_object_set_new(json_object_get(root, "snapshot"), "source_uuid",
+				json_string(m->source_uuid))) {
+		json_decref(root);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
 	s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);
 	if (!s)
@@ -468,6 +477,18 @@ static int refs_from_json(struct manifest *m, json_t *refs, struct err *err)
 	return 0;
 }
 
+/* A version 1 manifest's snapshot.source_uuid, optional (written since
+ * version 2 became known; the planner compares extent fingerprints only
+ * within one subvolume): left "" when absent or not a UUID. */
+static void v1_source_uuid(json_t *root, struct manifest *m)
+{
+	const char *u = json_string_value(json_object_get(json_object_get(root, "snapshot"),
+							  "source_uuid"));
+
+	if (u && strlen(u) <= 36 && strspn(u, "0123456789abcdefABCDEF-") == strlen(u))
+		strcpy(m->source_uuid, u);
+}
+
 /*
  * Version 2's fields, all required: parent, references, chain, full_id,
  * counts.{new_bytes, referenced_bytes, unchanged, changed, new, deleted,
@@ -567,6 +588,8 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 		ret = manifest_validate(m, err);
 	if (!ret && m->format_version >= 2)
 		ret = manifest_v2_from_json(root, m, err);
+	if (!ret && m->format_version < 2)
+		v1_source_uuid(root, m);
 	if (ret)
 		manifest_clear(m);
 out_root:

@@ -146,6 +146,7 @@ void planner_free(struct planner *pl)
 /* The candidates: p's references, then p's own data object. */
 static int take_parent(struct planner *pl, const struct manifest *p, struct err *err)
 {
+	memcpy(pl->parent_source, p->source_uuid, sizeof(pl->parent_source));
 	pl->cand = calloc(p->nrefs + 1, sizeof(*pl->cand));
 	if (!pl->cand)
 		return err_set(err, -ENOMEM, "out of memory");

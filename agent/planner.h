@@ -84,6 +84,14 @@ int planner_prepare(struct planner *pl, const char *root,
 		    bool (*cancelled)(void *ctx), void *cancel_ctx,
 		    char *why_full, size_t why_len, struct err *err);
 
+/*
+ * The new snapshot's source subvolume UUID (before planner_plan): extent
+ * fingerprints are compared only when it is the parent's (a tree restored
+ * onto another filesystem can repeat a layout); otherwise changed blocks
+ * are found by reading and hashing.
+ */
+void planner_set_source(struct planner *pl, const char *source_uuid);
+
 /* pack_plan_fn: ctx is the planner. */
 int planner_plan(void *ctx, const struct pack_plan_entry *pe,
 		 struct pack_ref *ref, struct err *err);

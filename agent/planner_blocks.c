@@ -9,6 +9,7 @@
  * falls inside).  What planner_plan hands the packer lives in pl->out.
  */
 #include "agent/planner_priv.h"
+#include "agent/planner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <xxhash.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "stream/extents.h"
 
 #define HASH_BUF (1u << 20)
@@ -143,6 +145,15 @@ int planner_ref_blocks(struct planner *pl, const struct pack_blocks *ob, bool ha
 	return 1;
 }
 
+void planner_set_source(struct planner *pl, const char *source_uuid)
+{
+	pl->same_source = source_uuid[0] && !strcmp(source_uuid, pl->parent_source);
+	if (!pl->same_source)
+		log_info("the snapshot's source subvolume (%s) is not the parent backup's (%s): changed blocks are found by reading",
+			 source_uuid[0] ? source_uuid : "unknown",
+			 pl->parent_source[0] ? pl->parent_source : "unknown");
+}
+
 bool planner_blocks_apply(const struct index_entry *old, const struct pack_plan_entry *pe)
 {
 	uint64_t size = (uint64_t)pe->st->st_size;
@@ -240,7 +251,7 @@ int planner_plan_blocks(struct planner *pl, const struct pack_plan_entry *pe,
 	if (fd < 0)
 		return err_set(err, -errno, "cannot open %s to compare it with the parent backup: %s",
 			       pe->path, strerror(errno));
-	if (ob->ext) {
+	if (ob->ext && pl->same_source) {
 		ret = extents_fingerprint(fd, size, ob->bsize, nb, pl->out.ext, err);
 		if (ret && ret != -EOPNOTSUPP) {
 			close(fd);

@@ -60,6 +60,11 @@ struct planner {
 	int parent_format;
 	uint64_t parent_chain;
 	char full_id[BACKUP_ID_LEN + 1];
+	char parent_source[37];   /* the parent's snapshot.source_uuid */
+	/* the new snapshot is of the parent's subvolume (planner_prepare): only
+	 * then are extent fingerprints comparable (same filesystem, same
+	 * subvolume's history) */
+	bool same_source;
 	struct cand *cand;
 	size_t ncand;
 

@@ -172,6 +172,10 @@ la_ssize_t restore_read_cb(struct archive *a, void *ctx, const void **buf)
 		return 0;
 	}
 	for (;;) {
+		/* the buffer handed out last is gone once the unframer moves on:
+		 * keep its tail for the headers of a file in blocks first */
+		if (r->capture)
+			blocks_capture_flush(r);
 		ret = unframer_next(r->u, &d, &dlen, &c, &clen, &r->read_err);
 		if (ret) {
 			/* say which backup: "frame 3 is corrupt" alone is not enough */

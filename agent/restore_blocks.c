@@ -80,14 +80,16 @@ int blk_hash_feed(struct blk_hash *c, const void *buf, size_t len)
 	static const unsigned char zeros[65536];
 
 	while (len) {
-		uint64_t want = block_len(c, c->k) - c->in;
-		size_t n = len < want ? len : (size_t)want;
+		uint64_t want;
+		size_t n;
 		XXH128_canonical_t sum;
 
-		if (!buf && n > sizeof(zeros))
-			n = sizeof(zeros);
 		if (c->k >= c->b->nblocks)
 			return -1;        /* past the file: the caller bounds it */
+		want = block_len(c, c->k) - c->in;
+		n = len < want ? len : (size_t)want;
+		if (!buf && n > sizeof(zeros))
+			n = sizeof(zeros);
 		XXH3_128bits_update(c->h, buf ? buf : zeros, n);
 		c->in += n;
 		len -= n;
@@ -134,6 +136,11 @@ int blocks_plan(struct rctx *r, size_t i)
 			return err_set(r->err, -ENOMEM, "out of memory");
 		r->bfiles = f;
 	}
+	/* the file is made before any metadata pass checks its path */
+	if (!extract_path_safe(e->path))
+		return err_set(r->err, -EPERM,
+			       "backup %s: index entry %s is unsafe (an absolute path or with ..); refusing it — the stored backup was tampered with",
+			       r->m->backup_id, UTIL_ESC(e->path));
 	r->bfiles[r->nbfiles++] = (struct v2_bfile){ .entry = i, .left = blk->nrun };
 	for (size_t k = 0; k < blk->nrun; k++) {
 		const struct pack_run *run = &blk->run[k];
@@ -212,6 +219,10 @@ static int open_under(struct rctx *r, const char *path, int flags, bool mkparent
 		*next = '\0';
 		if (!*s)
 			continue;
+		if (!strcmp(s, "..")) {   /* never above the target, whatever called */
+			ret = -EPERM;
+			goto out;
+		}
 		nfd = openat(dfd, s, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (nfd < 0 && errno == ENOENT && mkparents &&
 		    (!mkdirat(dfd, s, 0755) || errno == EEXIST))
@@ -265,12 +276,12 @@ int blocks_make(struct rctx *r)
 
 /* ------------------------------------------------------- header capture */
 
-void blocks_capture(struct rctx *r, const void *buf, uint64_t off, size_t len)
+/* The current buffer into the ring: called before the unframer is asked
+ * for the next one (which may reuse or free this one's memory). */
+void blocks_capture_flush(struct rctx *r)
 {
 	if (!r->ring)
 		r->ring = malloc(HDR_RING);   /* none: headers not kept, refused */
-	/* the buffer before this one goes into the ring (it stays valid
-	 * until this call: the unframer's buffers live until the next) */
 	if (r->cur_len && r->ring) {
 		size_t n = r->cur_len > HDR_RING ? HDR_RING : r->cur_len;
 		uint64_t at = r->cur_off + r->cur_len - n;
@@ -284,6 +295,14 @@ void blocks_capture(struct rctx *r, const void *buf, uint64_t off, size_t len)
 		}
 		r->ring_end = r->cur_off + r->cur_len;
 	}
+	r->cur_off += r->cur_len;
+	r->cur_len = 0;
+	r->cur = NULL;
+}
+
+void blocks_capture(struct rctx *r, const void *buf, uint64_t off, size_t len)
+{
+	blocks_capture_flush(r);
 	r->cur = buf;
 	r->cur_off = off;
 	r->cur_len = len;
@@ -418,7 +437,11 @@ int blocks_tar_head(const unsigned char *h, size_t len, struct blocks_tar_head *
 				return -1;
 			return 0;
 		}
-		if (octal(h + o + 124, 12, &n) || n > len - o - TAR_BLOCK)
+		/* the record's data, padded to whole blocks, must be present:
+		 * len need not be a multiple of 512 (an export's range ends
+		 * where the stream does) */
+		if (octal(h + o + 124, 12, &n) || n > len - o - TAR_BLOCK ||
+		    (n + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK > len - o - TAR_BLOCK)
 			return -1;
 		if (t == 'x' && pax_records(h + o + TAR_BLOCK, (size_t)n, th))
 			return -1;

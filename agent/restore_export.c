@@ -268,6 +268,13 @@ static int export_run(struct rctx *r, struct xfile *xf, size_t k, unsigned char 
 	if (!ret && end > xf->run->first * bs)
 		ret = read_range(r, xf->b, xf->data, xf->data + (end - xf->run->first * bs),
 				 e->path, put_data, xf);
+	/* every block of the run went out, checked: never a short file */
+	if (!ret && xf->bh.k != xf->run->first + xf->run->n)
+		ret = err_set(r->err, -EBADMSG,
+			      "backup %s: file %s: blocks %llu..%llu of backup %s's data ended at block %llu; the stored backup is corrupt or forged",
+			      r->m->backup_id, UTIL_ESC(e->path), (unsigned long long)xf->run->first,
+			      (unsigned long long)(xf->run->first + xf->run->n - 1), xf->b->id,
+			      (unsigned long long)xf->bh.k);
 	blk_hash_free(&xf->bh);
 	return ret;
 }

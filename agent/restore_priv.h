@@ -200,6 +200,7 @@ int blocks_entry(struct rctx *r, struct archive *a, struct archive_entry *ae,
 		 struct v2_obj *b, const struct v2_want *w, size_t n,
 		 uint64_t hdr_off, uint64_t hdr_end);
 void blocks_capture(struct rctx *r, const void *buf, uint64_t off, size_t len);
+void blocks_capture_flush(struct rctx *r);
 /* Blocks [run->first, ..) of e read from the entry at off of b, up to byte
  * hi of its data: checked against the entry's SNAPSHIP.part (has, start,
  * size); the error names the file, the blocks and the backup. */

@@ -34,6 +34,7 @@ void pk_blk_free(struct pblk *bk)
 	free(bk->b.ext);
 	free(bk->b.run);
 	free(bk->old);
+	XXH3_freeState(bk->h);
 	free(bk);
 }
 
@@ -47,8 +48,9 @@ static struct pblk *blk_new(uint32_t bsize, uint32_t nblocks)
 	bk->b.bsize = bsize;
 	bk->b.nblocks = nblocks;
 	bk->b.xxh3 = calloc(nblocks ? nblocks : 1, 16);
-	if (!bk->b.xxh3) {
-		free(bk);
+	bk->h = XXH3_createState();
+	if (!bk->b.xxh3 || !bk->h) {
+		pk_blk_free(bk);
 		return NULL;
 	}
 	return bk;
@@ -182,14 +184,14 @@ void pk_blk_hash(struct pblk *bk, uint64_t size, uint64_t off, const void *buf,
 			return;
 		n = bend - off < len ? (size_t)(bend - off) : len;
 		if (off % bk->b.bsize == 0)
-			XXH3_128bits_reset(&bk->h);
-		XXH3_128bits_update(&bk->h, d, n);
+			XXH3_128bits_reset(bk->h);
+		XXH3_128bits_update(bk->h, d, n);
 		off += n;
 		d += n;
 		len -= n;
 		if (off == bend)
 			XXH128_canonicalFromHash((XXH128_canonical_t *)bk->b.xxh3[b],
-						 XXH3_128bits_digest(&bk->h));
+						 XXH3_128bits_digest(bk->h));
 	}
 }
 

@@ -40,7 +40,8 @@ struct pblk {
 	size_t nold;
 	bool part;
 	bool planned;             /* copied from the planner (counted in nblk) */
-	XXH3_state_t h;           /* the block being hashed */
+	XXH3_state_t *h;          /* the block being hashed (XXH3_createState:
+				   * the state wants 64-byte alignment) */
 };
 
 struct pent {

@@ -20,7 +20,10 @@
 #   - an incremental with no change references everything (no entry in its
 #     data object), and a chmod of the 64 MiB file reads nothing of it;
 #   - a renamed blocked file keeps its runs; a truncated one stores only its
-#     new (shorter) last block.
+#     new (shorter) last block;
+#   - another subvolume backed up under the same name: fingerprints are not
+#     compared across subvolumes — its large files are read and hashed, and
+#     only the changed block stored.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -255,4 +258,22 @@ grep -qx 'big2.moved ' "$TEST_TMP/parts4" || fail "$B4: the renamed file should 
 [ "$(tarlist "$B4")" = "big1 $((20 * MIB)) $((20 * MIB + 5))" ] ||
 	fail "$B4: the data object holds $(tarlist "$B4"), expected big1's last block only"
 grep -q ', 1 renamed' "$TEST_TMP/b.txt" || fail "$B4: the rename was not found"
+
+# ---- another subvolume under the same name: extent fingerprints are not
+# compared across subvolumes (a tree restored elsewhere can repeat a
+# layout); the blocks are read and hashed, and only the changed one stored
+other=$snaps/other-subvol
+btrfs subvolume snapshot "$src" "$other" >/dev/null
+head -c 4096 /dev/urandom | dd of="$other/big2.moved" bs=4096 seek=$((3 * 16 + 1)) conv=notrunc status=none
+sync
+src_saved=$src
+src=$other
+backup
+B5=$id
+src=$src_saved
+check "$B5" >"$TEST_TMP/parts5" || fail "$B5: the blocks do not check"
+grep -qx "big2.moved $(((3 * 16 + 1) * 4096 / BS))+1" "$TEST_TMP/parts5" ||
+	fail "$B5: big2.moved's only part should be block $(((3 * 16 + 1) * 4096 / BS)): $(cat "$TEST_TMP/parts5")"
+[ "$rb" -ge $((64 * MIB)) ] ||
+	fail "$B5: another subvolume's files were not read to compare them (read_bytes $rb): fingerprints compared across subvolumes?"
 echo "large files in blocks: ok"
