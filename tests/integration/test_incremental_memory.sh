@@ -26,6 +26,11 @@ set -euo pipefail
 
 need_btrfs
 need_cmd python3 zstd
+# peak RSS is the program's only without a sanitizer (ASan's quarantine
+# keeps freed memory mapped)
+if ldd "${SNAPSHIP:?}" 2>/dev/null | grep -q 'libasan\|libubsan'; then
+	skip "a sanitizer build: its peak RSS is the sanitizer's, not snapship's"
+fi
 [ -x /usr/bin/time ] || skip "needs GNU time (/usr/bin/time) for the peak RSS"
 [ -x "${SNAPSHIP:-}" ] || fail "SNAPSHIP='${SNAPSHIP:-}' is not an executable (run make)"
 [ -x "${GENDATA:-}" ] || fail "GENDATA='${GENDATA:-}' is not an executable (run make)"
