@@ -3,7 +3,6 @@
 #include "agent/planner_priv.h"
 
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -29,7 +28,7 @@
  * Walk order compares paths by components: "." first, then byte by byte
  * with '/' below every other byte and the end of a path below '/'.
  */
-static int path_cmp(const char *a, const char *b)
+int planner_path_cmp(const char *a, const char *b)
 {
 	bool ra = !strcmp(a, "."), rb = !strcmp(b, ".");
 
@@ -57,7 +56,7 @@ static void cand_free(struct planner *pl)
 
 /* ------------------------------------- a version 2 parent's index, streamed */
 
-static void pidx_close(struct pidx_src *s)
+void planner_pidx_close(struct pidx_src *s)
 {
 	EVP_MD_CTX_free(s->sha);
 	memset(s, 0, sizeof(*s));
@@ -83,10 +82,10 @@ static int pidx_read(void *ctx, void *buf, size_t len, size_t *got_ret, struct e
 }
 
 /* A reader of the parent's index object over s, hashed from its start. */
-static int pidx_open(struct planner *pl, struct pidx_src *s, struct index_reader **rd_ret,
+int planner_pidx_open(struct planner *pl, struct pidx_src *s, struct index_reader **rd_ret,
 		     struct err *err)
 {
-	pidx_close(s);
+	planner_pidx_close(s);
 	s->store = pl->store;
 	s->key = pl->ikey;
 	s->size = pl->isize;
@@ -98,7 +97,7 @@ static int pidx_open(struct planner *pl, struct pidx_src *s, struct index_reader
 
 /* After its reader's end: were the bytes read the manifest's (size,
  * SHA-256)?  0, or -EBADMSG saying what differs. */
-static int pidx_check(const struct planner *pl, const struct pidx_src *s, struct err *err)
+int planner_pidx_check(const struct planner *pl, const struct pidx_src *s, struct err *err)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -138,8 +137,8 @@ void planner_free(struct planner *pl)
 	index_reader_free(pl->rd1);
 	index_entry_clear(&pl->cur1);
 	free(pl->seen1);
-	pidx_close(&pl->src1);
-	pidx_close(&pl->src2);
+	planner_pidx_close(&pl->src1);
+	planner_pidx_close(&pl->src2);
 	free(pl);
 }
 
@@ -412,7 +411,7 @@ static const struct index_entry *merge_to(struct planner *pl, const char *path,
 				return NULL;
 			}
 			*ret = 0;
-			if (pl->last && path_cmp(pl->last, pl->cur.path) >= 0 &&
+			if (pl->last && planner_path_cmp(pl->last, pl->cur.path) >= 0 &&
 			    !pl->order_warned) {
 				log_warn("the index of the parent backup %s is not in walk order: files after %s may be stored again",
 					 pl->parent, pl->last);
@@ -422,7 +421,7 @@ static const struct index_entry *merge_to(struct planner *pl, const char *path,
 			pl->last = strdup(pl->cur.path);
 			pl->have_cur = true;
 		}
-		c = path_cmp(pl->cur.path, path);
+		c = planner_path_cmp(pl->cur.path, path);
 		if (c > 0)
 			return NULL;
 		pl->have_cur = false;
@@ -496,7 +495,7 @@ static char entry_type(const struct stat *st)
 	}
 }
 
-static int64_t ts_ns(const struct timespec *t)
+int64_t planner_ts_ns(const struct timespec *t)
 {
 	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
 }
@@ -535,9 +534,9 @@ static int plan_content(struct planner *pl, const struct pack_plan_entry *pe,
 
 	if (old->type != PACK_FILE || !(old->blk || (old->has_sum && old->has_offset)))
 		return 0;
-	quick = old->size == (uint64_t)st->st_size && old->mtime_ns == ts_ns(&st->st_mtim) &&
+	quick = old->size == (uint64_t)st->st_size && old->mtime_ns == planner_ts_ns(&st->st_mtim) &&
 		(!old->ino || old->ino == (uint64_t)st->st_ino);
-	if (quick && old->ctime_ns == ts_ns(&st->st_ctim)) {
+	if (quick && old->ctime_ns == planner_ts_ns(&st->st_ctim)) {
 		ret = old->blk ? planner_ref_blocks(pl, old->blk, old->has_sum, old->xxh3, ref, err) :
 		      ref_whole(pl, old, ref);
 		if (ret == 1) {
@@ -568,13 +567,13 @@ static int plan_renamed(struct planner *pl, const struct pack_plan_entry *pe,
 	const struct rename *rn;
 	struct cand *c;
 
-	while (pl->ren_next < pl->nren && path_cmp(pl->ren[pl->ren_next].path, pe->path) < 0)
+	while (pl->ren_next < pl->nren && planner_path_cmp(pl->ren[pl->ren_next].path, pe->path) < 0)
 		pl->ren_next++;
 	if (pl->ren_next == pl->nren)
 		return 0;
 	rn = &pl->ren[pl->ren_next];
 	if (strcmp(rn->path, pe->path) || rn->ino != (uint64_t)pe->st->st_ino ||
-	    rn->size != (uint64_t)pe->st->st_size || rn->mtime_ns != ts_ns(&pe->st->st_mtim))
+	    rn->size != (uint64_t)pe->st->st_size || rn->mtime_ns != planner_ts_ns(&pe->st->st_mtim))
 		return 0;
 	if (rn->g->blk) {
 		int ret = planner_ref_blocks(pl, rn->g->blk, rn->g->loc.has_sum, rn->g->loc.xxh3,
@@ -620,7 +619,7 @@ int planner_plan(void *ctx, const struct pack_plan_entry *pe,
 	}
 	if (old->type != entry_type(pe->st) && old->type != PACK_HARDLINK)
 		pl->n_changed++;
-	else if (old->ctime_ns != ts_ns(&pe->st->st_ctim))
+	else if (old->ctime_ns != planner_ts_ns(&pe->st->st_ctim))
 		pl->n_meta_only++;
 	else
 		pl->n_unchanged++;
@@ -675,7 +674,7 @@ int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
 		if (!pl->rd_end && ret < 0)
 			return pass2_failed(pl, err);
 		pl->rd_end = true;
-		ret = pidx_check(pl, &pl->src2, err);
+		ret = planner_pidx_check(pl, &pl->src2, err);
 		if (ret)
 			return err_wrap(err, "the parent backup's index changed during this backup (nothing committed: run the backup again)");
 	} else {
@@ -695,310 +694,4 @@ int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
 	m->n_meta_only = pl->n_meta_only;
 	m->n_renamed = pl->n_renamed;
 	return put_refs(pl, m, err);
-}
-
-/* ------------------------------------------------------ pass 1: renames */
-
-/* A parent's file whose path the new tree lacks, kept when it has content
- * and an identity. */
-static int gone_add(struct planner *pl, const struct index_entry *e, struct err *err)
-{
-	const struct cand *c;
-	struct gone *g;
-
-	if (e->type != PACK_FILE || !(e->blk || (e->has_sum && e->has_offset)) || !e->size ||
-	    !e->ino)
-		return 0;
-	c = planner_find_cand(pl, e->ref);
-	if (!c && !e->blk)
-		return 0;
-	if (pl->ngone == pl->gone_cap) {
-		size_t cap = pl->gone_cap ? pl->gone_cap * 2 : 64;
-		struct gone *n = realloc(pl->gone, cap * sizeof(*n));
-
-		if (!n)
-			return err_set(err, -ENOMEM, "out of memory");
-		pl->gone = n;
-		pl->gone_cap = cap;
-	}
-	g = &pl->gone[pl->ngone++];
-	memset(g, 0, sizeof(*g));
-	g->ino = e->ino;
-	g->igen = e->igen;
-	g->size = e->size;
-	g->mtime_ns = e->mtime_ns;
-	if (c)
-		memcpy(g->loc.id, c->r.id, sizeof(g->loc.id));
-	g->loc.offset = e->offset;
-	g->loc.sparse = e->sparse;
-	g->loc.has_sum = e->has_sum;
-	memcpy(g->loc.xxh3, e->xxh3, 16);
-	if (e->blk && !(g->blk = index_blocks_dup(e->blk))) {
-		pl->ngone--;
-		return err_set(err, -ENOMEM, "out of memory");
-	}
-	return 0;
-}
-
-/* Pass 1's merge up to path (NULL: the end): the parent's entries before
- * it go to gone.  1 = the parent has path, 0 = not, negative = error. */
-static int p1_merge(struct planner *pl, const char *path, struct err *err)
-{
-	if (pl->idx) {   /* version 1: by path; the rest at the end */
-		size_t i;
-
-		if (path) {
-			i = index_find(pl->idx, path);
-			if (i == (size_t)-1)
-				return 0;
-			pl->seen1[i] = true;
-			return 1;
-		}
-		for (i = 0; i < pl->idx->n; i++) {
-			int ret = pl->seen1[i] ? 0 : gone_add(pl, &pl->idx->e[i], err);
-
-			if (ret)
-				return ret;
-		}
-		return 0;
-	}
-	for (;;) {
-		int ret, c;
-
-		if (!pl->have1) {
-			if (pl->end1)
-				return 0;
-			index_entry_clear(&pl->cur1);
-			ret = index_reader_next(pl->rd1, &pl->cur1, err);
-			if (ret < 0) {
-				pl->rd1_failed = true;
-				return ret;
-			}
-			if (ret == 0) {
-				pl->end1 = true;
-				return 0;
-			}
-			pl->have1 = true;
-		}
-		c = path ? path_cmp(pl->cur1.path, path) : -1;
-		if (c > 0)
-			return 0;
-		pl->have1 = false;
-		if (c == 0)
-			return 1;
-		ret = gone_add(pl, &pl->cur1, err);
-		if (ret)
-			return ret;
-	}
-}
-
-/* A new path with content and one link: a rename candidate. */
-static int ren_add(struct planner *pl, int dirfd, const char *name, const char *path,
-		   const struct stat *st, struct err *err)
-{
-	struct rename *rn;
-	unsigned int gen = 0;
-	int fd;
-
-	if (pl->nren == pl->ren_cap) {
-		size_t cap = pl->ren_cap ? pl->ren_cap * 2 : 64;
-		struct rename *n = realloc(pl->ren, cap * sizeof(*n));
-
-		if (!n)
-			return err_set(err, -ENOMEM, "out of memory");
-		pl->ren = n;
-		pl->ren_cap = cap;
-	}
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0) {
-		if (ioctl(fd, FS_IOC_GETVERSION, &gen))
-			gen = 0;
-		close(fd);
-	}
-	rn = &pl->ren[pl->nren];
-	memset(rn, 0, sizeof(*rn));
-	rn->path = strdup(path);
-	if (!rn->path)
-		return err_set(err, -ENOMEM, "out of memory");
-	pl->nren++;
-	rn->ino = (uint64_t)st->st_ino;
-	rn->igen = gen;
-	rn->size = (uint64_t)st->st_size;
-	rn->mtime_ns = ts_ns(&st->st_mtim);
-	return 0;
-}
-
-static int name_cmp(const struct dirent **a, const struct dirent **b)
-{
-	return strcmp((*a)->d_name, (*b)->d_name);
-}
-
-static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err);
-
-/* One entry of pass 1 (st: its lstat); directories are walked into. */
-static int p1_entry(struct planner *pl, int dirfd, const char *name,
-		    const char *path, const struct stat *st, struct err *err)
-{
-	int ret = p1_merge(pl, path, err), sub;
-
-	if (ret < 0)
-		return ret;
-	if (!ret && S_ISREG(st->st_mode) && st->st_nlink == 1 && st->st_size > 0) {
-		ret = ren_add(pl, dirfd, name, path, st, err);
-		if (ret)
-			return ret;
-	}
-	if (!S_ISDIR(st->st_mode))
-		return 0;
-	sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sub < 0)
-		return err_set(err, -errno, "cannot open directory %s: %s", path, strerror(errno));
-	ret = p1_dir(pl, sub, path, err);
-	close(sub);
-	return ret;
-}
-
-/* The entries of a directory in walk order (strcmp of names). */
-static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err)
-{
-	struct dirent **names = NULL;
-	int n = scandirat(fd, ".", &names, NULL, name_cmp), ret = 0;
-
-	if (n < 0)
-		return err_set(err, -errno, "cannot read directory %s: %s", dpath, strerror(errno));
-	for (int i = 0; i < n && !ret; i++) {
-		const char *nm = names[i]->d_name;
-		struct stat st;
-		char *path;
-
-		if (!strcmp(nm, ".") || !strcmp(nm, ".."))
-			continue;
-		if (pl->cancelled && pl->cancelled(pl->cancel_ctx)) {
-			ret = err_set(err, -ECANCELED, "cancelled while comparing with the parent backup");
-			break;
-		}
-		if (strcmp(dpath, ".") ? asprintf(&path, "%s/%s", dpath, nm) < 0 :
-					 !(path = strdup(nm))) {
-			ret = err_set(err, -ENOMEM, "out of memory");
-			break;
-		}
-		if (fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW))
-			ret = err_set(err, -errno, "cannot stat %s: %s", path, strerror(errno));
-		else if (!S_ISSOCK(st.st_mode))
-			ret = p1_entry(pl, fd, nm, path, &st, err);
-		free(path);
-	}
-	for (int i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	return ret;
-}
-
-static int gone_cmp(const void *a, const void *b)
-{
-	const struct gone *x = a, *y = b;
-
-	if (x->ino != y->ino)
-		return x->ino < y->ino ? -1 : 1;
-	if (x->size != y->size)
-		return x->size < y->size ? -1 : 1;
-	if (x->mtime_ns != y->mtime_ns)
-		return x->mtime_ns < y->mtime_ns ? -1 : 1;
-	return 0;
-}
-
-/* Join the new paths with the parent's lost files by identity; keep the
- * joined ones (walk order). */
-static void join_renames(struct planner *pl)
-{
-	size_t k = 0;
-
-	qsort(pl->gone, pl->ngone, sizeof(*pl->gone), gone_cmp);
-	for (size_t i = 0; i < pl->nren; i++) {
-		struct rename *rn = &pl->ren[i];
-		struct gone key = { .ino = rn->ino, .size = rn->size, .mtime_ns = rn->mtime_ns };
-		const struct gone *g = pl->ngone ?
-			bsearch(&key, pl->gone, pl->ngone, sizeof(*pl->gone), gone_cmp) : NULL;
-
-		if (g && (!g->igen || !rn->igen || g->igen == rn->igen)) {
-			rn->g = g;
-			pl->ren[k++] = *rn;
-		} else {
-			free(rn->path);
-		}
-	}
-	pl->nren = k;
-}
-
-/* Pass 1's walk of root merged with the parent's index (to its end). */
-static int p1_walk(struct planner *pl, const char *root, struct err *err)
-{
-	struct stat st;
-	int fd, ret;
-
-	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(err, -errno, "cannot open %s: %s", root, strerror(errno));
-	if (fstat(fd, &st))
-		ret = err_set(err, -errno, "cannot stat %s: %s", root, strerror(errno));
-	else
-		ret = p1_merge(pl, ".", err);
-	if (ret >= 0)
-		ret = p1_dir(pl, fd, ".", err);
-	if (!ret)
-		ret = p1_merge(pl, NULL, err);
-	close(fd);
-	if (!ret && pl->rd1) {
-		ret = pidx_check(pl, &pl->src1, err);
-		pl->rd1_failed = ret != 0;
-	}
-	return ret;
-}
-
-int planner_prepare(struct planner *pl, const char *root,
-		    bool (*cancelled)(void *ctx), void *cancel_ctx,
-		    char *why_full, size_t why_len, struct err *err)
-{
-	int ret;
-
-	pl->cancelled = cancelled;
-	pl->cancel_ctx = cancel_ctx;
-	if (pl->idx) {
-		/* a version 1 parent: by path, in memory already; entries
-		 * without ino (older releases) are never rename sources */
-		pl->seen1 = calloc(pl->idx->n ? pl->idx->n : 1, sizeof(*pl->seen1));
-		if (!pl->seen1)
-			return err_set(err, -ENOMEM, "out of memory");
-	} else {
-		ret = pidx_open(pl, &pl->src1, &pl->rd1, err);
-		if (ret)
-			return err_wrap(err, "reading the index of the parent backup %s",
-					pl->parent);
-	}
-	ret = p1_walk(pl, root, err);
-	index_reader_free(pl->rd1);
-	pl->rd1 = NULL;
-	index_entry_clear(&pl->cur1);
-	pidx_close(&pl->src1);
-	free(pl->seen1);
-	pl->seen1 = NULL;
-	if (ret && pl->rd1_failed && ret != -ECANCELED && ret != -ENOMEM) {
-		char why[1024];
-
-		snprintf(why, sizeof(why), "the parent %s's index cannot be read or does not match its manifest: %.900s",
-			 pl->parent, err->msg);
-		log_warn("making a full backup: %s", why);
-		snprintf(why_full, why_len, "%s", why);
-		err_clear(err);
-		return 1;
-	}
-	if (ret)
-		return ret;
-	join_renames(pl);
-	log_debug("%s: %zu renamed files found", pl->parent, pl->nren);
-	if (pl->idx)
-		return 0;
-	/* pass 2, during the pack walk: the index object streamed again */
-	ret = pidx_open(pl, &pl->src2, &pl->rd, err);
-	return ret ? err_wrap(err, "reading the index of the parent backup %s", pl->parent) : 0;
 }

@@ -113,6 +113,16 @@ struct planner {
  * references do not name it. */
 struct cand *planner_find_cand(struct planner *pl, const char *id);
 
+/* Shared by the passes (planner.c; pass 1 is planner_renames.c): walk
+ * order's path comparison, a timespec in ns, and the parent's index object
+ * streamed with its size and SHA-256 checked at the end. */
+int planner_path_cmp(const char *a, const char *b);
+int64_t planner_ts_ns(const struct timespec *t);
+int planner_pidx_open(struct planner *pl, struct pidx_src *s, struct index_reader **rd_ret,
+		      struct err *err);
+int planner_pidx_check(const struct planner *pl, const struct pidx_src *s, struct err *err);
+void planner_pidx_close(struct pidx_src *s);
+
 /*
  * The parent's entry old has blocks ob (same path, or a rename source):
  * its whole description with its runs pointing at backup ids into ref
