@@ -222,14 +222,19 @@ out:
 	return ret;
 }
 
-int s3_delete_versions(struct s3_store *s, const char *key, struct err *err)
+/*
+ * Every version (and delete marker) under prefix full, page by page
+ * (ListObjectVersions), each handed to step in order; a non-zero return of
+ * step ends the walk and is returned.
+ */
+static int versions_each(struct s3_store *s, const char *full,
+			 int (*step)(struct s3_store *s, const struct s3_xml_version *v,
+				     void *ctx, struct err *err),
+			 void *ctx, struct err *err)
 {
-	char *full = NULL, *km = NULL, *im = NULL, date[40];
-	int64_t locked = 0;
+	char *km = NULL, *im = NULL;
 	int ret = 0;
 
-	if (asprintf(&full, "%s%s", s->prefix, key) < 0)
-		return s3_oom(s, err);
 	do {
 		struct s3_xml_versions vs;
 
@@ -242,25 +247,53 @@ int s3_delete_versions(struct s3_store *s, const char *key, struct err *err)
 		im = vs.truncated ? vs.next_version_id_marker : NULL;
 		if (vs.truncated)
 			vs.next_key_marker = vs.next_version_id_marker = NULL;
-		for (size_t i = 0; i < vs.n && !ret; i++) {
-			int64_t until = 0;
-
-			if (strcmp(vs.v[i].key, full))    /* another key, same prefix */
-				continue;
-			ret = delete_version(s, key, vs.v[i].version_id, &until, err);
-			if (ret == -EBUSY) {
-				if (until > locked)
-					locked = until;
-				ret = 0;
-			}
-		}
+		for (size_t i = 0; i < vs.n && !ret; i++)
+			ret = step(s, &vs.v[i], ctx, err);
 		s3_xml_versions_free(&vs);
 	} while (!ret && km);
 	free(km);
 	free(im);
+	return ret;
+}
+
+/* s3_delete_versions' walk: every version of exactly one key deleted; the
+ * latest retain-until date of those still locked. */
+struct del_walk {
+	const char *key, *full;
+	int64_t locked;
+};
+
+static int del_step(struct s3_store *s, const struct s3_xml_version *v, void *ctx,
+		    struct err *err)
+{
+	struct del_walk *dw = ctx;
+	int64_t until = 0;
+	int ret;
+
+	if (strcmp(v->key, dw->full))    /* another key, same prefix */
+		return 0;
+	ret = delete_version(s, dw->key, v->version_id, &until, err);
+	if (ret == -EBUSY) {
+		if (until > dw->locked)
+			dw->locked = until;
+		ret = 0;
+	}
+	return ret;
+}
+
+int s3_delete_versions(struct s3_store *s, const char *key, struct err *err)
+{
+	struct del_walk dw = { .key = key };
+	char *full = NULL, date[40];
+	int ret;
+
+	if (asprintf(&full, "%s%s", s->prefix, key) < 0)
+		return s3_oom(s, err);
+	dw.full = full;
+	ret = versions_each(s, full, del_step, &dw, err);
 	free(full);
-	if (!ret && locked) {
-		s3_iso_time(locked, date, sizeof(date));
+	if (!ret && dw.locked) {
+		s3_iso_time(dw.locked, date, sizeof(date));
 		ret = err_set(err, -EBUSY, "%s: \"%.300s\" is under Object Lock until %s",
 			      s->who, key, date);
 	}
@@ -272,13 +305,15 @@ struct hidden_walk {
 	char *key;                  /* the key being walked ("" none) */
 	char *marker;               /* its newest entry, when a delete marker */
 	bool reported;
+	store_hidden_fn fn;
+	void *ctx;
 };
 
 /* One listed version; 1 when fn stopped the walk. */
-static int hidden_step(struct s3_store *s, struct hidden_walk *hw,
-		       const struct s3_xml_version *v, store_hidden_fn fn,
-		       void *ctx, struct err *err)
+static int hidden_step(struct s3_store *s, const struct s3_xml_version *v, void *ctx,
+		       struct err *err)
 {
+	struct hidden_walk *hw = ctx;
 	size_t plen = strlen(s->prefix);
 
 	if (strncmp(v->key, s->prefix, plen))
@@ -295,7 +330,7 @@ static int hidden_step(struct s3_store *s, struct hidden_walk *hw,
 	}
 	if (hw->marker && !hw->reported && !v->delete_marker) {
 		hw->reported = true;
-		return fn(ctx, v->key + plen, hw->marker) ? 1 : 0;
+		return hw->fn(hw->ctx, v->key + plen, hw->marker) ? 1 : 0;
 	}
 	return 0;
 }
@@ -304,32 +339,15 @@ int s3_list_hidden(void *priv, const char *prefix, store_hidden_fn fn,
 		   void *ctx, struct err *err)
 {
 	struct s3_store *s = priv;
-	struct hidden_walk hw = { 0 };
-	char *full = NULL, *km = NULL, *im = NULL;
-	int ret = 0;
+	struct hidden_walk hw = { .fn = fn, .ctx = ctx };
+	char *full = NULL;
+	int ret;
 
 	if (!s->object_lock)
 		return err_set(err, -EOPNOTSUPP, "%s: object_lock is not set", s->who);
 	if (asprintf(&full, "%s%s", s->prefix, prefix) < 0)
 		return s3_oom(s, err);
-	do {
-		struct s3_xml_versions vs;
-
-		ret = list_versions(s, full, km, im, &vs, err);
-		if (ret)
-			break;
-		free(km);
-		free(im);
-		km = vs.truncated ? vs.next_key_marker : NULL;
-		im = vs.truncated ? vs.next_version_id_marker : NULL;
-		if (vs.truncated)
-			vs.next_key_marker = vs.next_version_id_marker = NULL;
-		for (size_t i = 0; i < vs.n && !ret; i++)
-			ret = hidden_step(s, &hw, &vs.v[i], fn, ctx, err);
-		s3_xml_versions_free(&vs);
-	} while (!ret && km);
-	free(km);
-	free(im);
+	ret = versions_each(s, full, hidden_step, &hw, err);
 	free(full);
 	free(hw.key);
 	free(hw.marker);
