@@ -446,11 +446,13 @@ static const struct index_entry *parent_entry(struct planner *pl, const char *pa
 	return &pl->idx->e[i];
 }
 
-/* XXH3-128 of the file at path (holes read as zeros, as the packer does). */
+/* XXH3-128 of the file at path (holes read as zeros, as the packer does),
+ * read as the packer reads (its rate limit and I/O priority: pack_pread). */
 static int hash_file(struct planner *pl, const struct pack_plan_entry *pe,
 		     unsigned char sum[16], struct err *err)
 {
 	XXH3_state_t h;
+	uint64_t off = 0;
 	int fd, ret = 0;
 
 	if (!pl->hbuf && !(pl->hbuf = malloc(1u << 20)))
@@ -461,7 +463,7 @@ static int hash_file(struct planner *pl, const struct pack_plan_entry *pe,
 			       pe->path, strerror(errno));
 	XXH3_128bits_reset(&h);
 	for (;;) {
-		ssize_t n = read(fd, pl->hbuf, 1u << 20);
+		ssize_t n = pack_pread(pe->packer, fd, pl->hbuf, 1u << 20, off);
 
 		if (n < 0) {
 			ret = err_set(err, -errno, "cannot read %s to compare it with the parent backup: %s",
@@ -471,6 +473,7 @@ static int hash_file(struct planner *pl, const struct pack_plan_entry *pe,
 		if (n == 0)
 			break;
 		XXH3_128bits_update(&h, pl->hbuf, (size_t)n);
+		off += (uint64_t)n;
 		if (pl->cancelled && pl->cancelled(pl->cancel_ctx)) {
 			ret = err_set(err, -ECANCELED, "cancelled while comparing %s with the parent backup",
 				      pe->path);

@@ -162,9 +162,10 @@ bool planner_blocks_apply(const struct index_entry *old, const struct pack_plan_
 	       (uint64_t)pe->st->st_blocks * 512 >= size;
 }
 
-/* The XXH3-128 of bytes [off, off + len) of fd. */
-static int hash_block(struct planner *pl, int fd, const char *path, uint64_t off,
-		      uint64_t len, unsigned char sum[16], struct err *err)
+/* The XXH3-128 of bytes [off, off + len) of fd, read as the packer reads
+ * (its rate limit and I/O priority: pack_pread). */
+static int hash_block(struct planner *pl, struct packer *pk, int fd, const char *path,
+		      uint64_t off, uint64_t len, unsigned char sum[16], struct err *err)
 {
 	XXH3_state_t h;
 
@@ -172,7 +173,7 @@ static int hash_block(struct planner *pl, int fd, const char *path, uint64_t off
 		return err_set(err, -ENOMEM, "out of memory");
 	XXH3_128bits_reset(&h);
 	while (len) {
-		ssize_t n = pread(fd, pl->hbuf, len < HASH_BUF ? (size_t)len : HASH_BUF, (off_t)off);
+		ssize_t n = pack_pread(pk, fd, pl->hbuf, len < HASH_BUF ? (size_t)len : HASH_BUF, off);
 
 		if (n <= 0)
 			return err_set(err, n ? -errno : -EIO,
@@ -197,9 +198,9 @@ static uint64_t blen(uint64_t size, uint32_t bsize, uint64_t i)
 }
 
 /* same[i] for every block of the new file (nb of them, fd open): *nsame_ret. */
-static int compare_blocks(struct planner *pl, int fd, const char *path, uint64_t size,
-			  const struct index_entry *old, bool by_ext, uint32_t nb,
-			  uint32_t *nsame_ret, struct err *err)
+static int compare_blocks(struct planner *pl, struct packer *pk, int fd, const char *path,
+			  uint64_t size, const struct index_entry *old, bool by_ext,
+			  uint32_t nb, uint32_t *nsame_ret, struct err *err)
 {
 	const struct pack_blocks *ob = old->blk;
 	size_t k = 0;
@@ -219,7 +220,7 @@ static int compare_blocks(struct planner *pl, int fd, const char *path, uint64_t
 		if (by_ext) {
 			pl->same[i] = pl->out.ext[i] == ob->ext[i];
 		} else {
-			ret = hash_block(pl, fd, path, (uint64_t)i * ob->bsize,
+			ret = hash_block(pl, pk, fd, path, (uint64_t)i * ob->bsize,
 					 blen(size, ob->bsize, i), sum, err);
 			if (ret)
 				return ret;
@@ -259,7 +260,7 @@ int planner_plan_blocks(struct planner *pl, const struct pack_plan_entry *pe,
 		}
 		have_ext = !ret;
 	}
-	ret = compare_blocks(pl, fd, pe->path, size, old, have_ext, nb, &nsame, err);
+	ret = compare_blocks(pl, pe->packer, fd, pe->path, size, old, have_ext, nb, &nsame, err);
 	if (!have_ext)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);   /* as the packer does */
 	close(fd);

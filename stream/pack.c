@@ -321,7 +321,7 @@ static void walk_pop(struct packer *p)
 static int walk_plan(struct packer *p, struct pent *e)
 {
 	struct pack_plan_entry pe = {
-		.path = e->path, .st = &e->st, .rootfd = p->rootfd,
+		.path = e->path, .st = &e->st, .rootfd = p->rootfd, .packer = p,
 		.content = S_ISREG(e->st.st_mode) && !e->hardlink && e->st.st_size > 0,
 	};
 	int ret;

@@ -43,6 +43,7 @@ struct pack_plan_entry {
 	const struct stat *st;    /* lstat of the entry */
 	bool content;             /* its content would be packed */
 	int rootfd;               /* the walked root, to read path (openat) */
+	struct packer *packer;    /* for pack_pread: the planner's own reads */
 };
 
 #define PACK_REF_ID_LEN 23    /* a backup id, BACKUP_ID_LEN */
@@ -121,6 +122,15 @@ struct pack_blocks {
  * packed), negative = abort the walk (err set). */
 typedef int (*pack_plan_fn)(void *ctx, const struct pack_plan_entry *pe,
 			    struct pack_ref *ref, struct err *err);
+
+/*
+ * A read the planner makes itself (a file compared block by block by
+ * reading it): pread of fd under the same rules as the packer's reads —
+ * the rate limit (max_read_rate and the adaptive throttle, waited for)
+ * and the I/O priority class (the calling thread's, for the read only).
+ * p may be NULL: a plain pread.
+ */
+ssize_t pack_pread(struct packer *p, int fd, void *buf, size_t len, uint64_t off);
 
 struct pack_opts {
 	unsigned queue_depth;     /* io_uring reads in flight; 0 = 64 */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -183,6 +184,30 @@ static bool rate_admit(struct packer *p, uint64_t len, bool wait)
 		if (by_throttle)
 			p->stats.throttled_s += pk_now() - now;
 	}
+}
+
+#define IOPRIO_WHO_THREAD 1   /* IOPRIO_WHO_PROCESS: with 0, the calling thread */
+
+ssize_t pack_pread(struct packer *p, int fd, void *buf, size_t len, uint64_t off)
+{
+	long old = -1;
+	ssize_t n;
+	int e;
+
+	if (!p)
+		return pread(fd, buf, len, (off_t)off);
+	rate_admit(p, len, true);
+	if (p->o.ioprio_class) {
+		old = syscall(SYS_ioprio_get, IOPRIO_WHO_THREAD, 0);
+		if (old >= 0)
+			syscall(SYS_ioprio_set, IOPRIO_WHO_THREAD, 0, p->o.ioprio_class << 13);
+	}
+	n = pread(fd, buf, len, (off_t)off);
+	e = errno;
+	if (old >= 0)
+		syscall(SYS_ioprio_set, IOPRIO_WHO_THREAD, 0, (int)old);
+	errno = e;
+	return n;
 }
 
 int pk_reader_submit(struct packer *p)

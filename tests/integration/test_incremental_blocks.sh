@@ -23,14 +23,17 @@
 #     new (shorter) last block;
 #   - another subvolume backed up under the same name: fingerprints are not
 #     compared across subvolumes — its large files are read and hashed, and
-#     only the changed block stored.
+#     only the changed block stored;
+#   - the planner's own reads (a NOCOW file compared by reading it) obey
+#     max_read_rate: 8 MiB at 2 MiB/s cannot take less than ~3.7 s (a
+#     lower bound a rate limit guarantees, not a speed).
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
 # shellcheck source=tests/lib.sh
 . "${SRC_DIR:?run me through tests/run.sh}/tests/lib.sh"
 
 need_btrfs
-need_cmd python3 zstd xxh128sum chattr
+need_cmd python3 zstd xxh128sum chattr bc
 [ -x "${SNAPSHIP:-}" ] || fail "SNAPSHIP='${SNAPSHIP:-}' is not an executable (run make)"
 
 src=$(mk_subvol blk_src)
@@ -276,4 +279,22 @@ grep -qx "big2.moved $(((3 * 16 + 1) * 4096 / BS))+1" "$TEST_TMP/parts5" ||
 	fail "$B5: big2.moved's only part should be block $(((3 * 16 + 1) * 4096 / BS)): $(cat "$TEST_TMP/parts5")"
 [ "$rb" -ge $((64 * MIB)) ] ||
 	fail "$B5: another subvolume's files were not read to compare them (read_bytes $rb): fingerprints compared across subvolumes?"
+
+# ---- the planner's reads obey the rate limit -----------------------------------
+backup   # back on src (its parent, B5, is another subvolume's: read whole)
+head -c 4096 /dev/urandom | dd of="$src/nocow" bs=4096 seek=9 conv=notrunc status=none
+sync
+{
+	printf '[agent]\nhost = h\nstate_dir = %s\nmax_read_rate = 2M\n' "$TEST_TMP/state"
+	printf '[region a]\nstore = file\npath = %s\nprimary = yes\n' "$store"
+	printf '[partition p]\npath = %s\n' "$src"
+} >"$TEST_TMP/rate.conf"
+t0=$(date +%s.%N)
+"$SNAPSHIP" --config "$TEST_TMP/rate.conf" backup p >"$TEST_TMP/rate.out" 2>&1 ||
+	fail "the rate-limited backup failed: $(cat "$TEST_TMP/rate.out")"
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+grep -q "incremental from" "$TEST_TMP/rate.out" || fail "the rate-limited backup is not an incremental: $(cat "$TEST_TMP/rate.out")"
+echo "an incremental comparing the 8 MiB NOCOW file by reading it, max_read_rate = 2M: ${took}s"
+[ "$(echo "$took >= 3" | bc)" = 1 ] ||
+	fail "the planner read the 8 MiB NOCOW file in ${took}s: its reads ignore max_read_rate (2 MiB/s)"
 echo "large files in blocks: ok"
