@@ -129,6 +129,23 @@ int s3_req_query(struct s3_store *s, struct s3_req *r, struct sbuf *q,
 	return 0;
 }
 
+int s3_bucket_get(struct s3_store *s, struct s3_req *r, struct sbuf *q,
+		  const char *what, struct err *err)
+{
+	int ret;
+
+	s3_req_init(s, r, "GET");
+	r->http.out_max = S3_XMLBODY_MAX;
+	r->http.is_read = true;   /* what a listing leads to may not be */
+	ret = s3_req_target(s, r, NULL, err);
+	if (!ret)
+		ret = s3_req_query(s, r, q, err);
+	if (!ret)
+		ret = http_run(s->http, &r->http, what, err);
+	sbuf_free(q);   /* not taken when the target failed */
+	return ret;
+}
+
 void s3_query_add(struct sbuf *q, const char *name, const char *value)
 {
 	char *enc;
@@ -370,19 +387,12 @@ static int s3_list(void *priv, const char *prefix, store_list_fn fn, void *ctx,
 		struct sbuf q = { 0 };
 		struct s3_req r;
 
-		s3_req_init(s, &r, "GET");
-		r.http.out_max = S3_XMLBODY_MAX;
-		r.http.is_read = true;
 		s3_query_add(&q, "list-type", "2");
 		s3_query_add(&q, "max-keys", "1000");
 		s3_query_add(&q, "prefix", full);
 		if (token)
 			s3_query_add(&q, "continuation-token", token);
-		ret = s3_req_target(s, &r, NULL, err);
-		if (!ret)
-			ret = s3_req_query(s, &r, &q, err);
-		if (!ret)
-			ret = http_run(s->http, &r.http, what, err);
+		ret = s3_bucket_get(s, &r, &q, what, err);
 		if (!ret)
 			ret = s3_xml_list_v2(r.http.out.s, r.http.out.len, &page, err);
 		s3_req_release(&r);
@@ -623,20 +633,13 @@ static int s3_abort_incomplete(void *priv, const char *prefix,
 		struct sbuf q = { 0 };
 		struct s3_req r;
 
-		s3_req_init(s, &r, "GET");
-		r.http.out_max = S3_XMLBODY_MAX;
-		r.http.is_read = true;   /* the aborts it leads to are not */
 		s3_query_add(&q, "uploads", NULL);
 		s3_query_add(&q, "prefix", full);
 		if (key_marker)
 			s3_query_add(&q, "key-marker", key_marker);
 		if (id_marker)
 			s3_query_add(&q, "upload-id-marker", id_marker);
-		ret = s3_req_target(s, &r, NULL, err);
-		if (!ret)
-			ret = s3_req_query(s, &r, &q, err);
-		if (!ret)
-			ret = http_run(s->http, &r.http, "ListMultipartUploads", err);
+		ret = s3_bucket_get(s, &r, &q, "ListMultipartUploads", err);
 		if (!ret)
 			ret = s3_xml_uploads(r.http.out.s, r.http.out.len, &ups, err);
 		s3_req_release(&r);

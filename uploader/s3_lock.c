@@ -149,20 +149,13 @@ static int list_versions(struct s3_store *s, const char *full, const char *key_m
 	struct s3_req r;
 	int ret;
 
-	s3_req_init(s, &r, "GET");
-	r.http.out_max = S3_XMLBODY_MAX;
-	r.http.is_read = true;
 	s3_query_add(&q, "versions", NULL);
 	s3_query_add(&q, "prefix", full);
 	if (key_marker)
 		s3_query_add(&q, "key-marker", key_marker);
 	if (id_marker)
 		s3_query_add(&q, "version-id-marker", id_marker);
-	ret = s3_req_target(s, &r, NULL, err);
-	if (!ret)
-		ret = s3_req_query(s, &r, &q, err);
-	if (!ret)
-		ret = http_run(s->http, &r.http, "ListObjectVersions", err);
+	ret = s3_bucket_get(s, &r, &q, "ListObjectVersions", err);
 	if (!ret)
 		ret = s3_xml_versions(r.http.out.s, r.http.out.len, vs, err);
 	if (ret == -EBADMSG)
