@@ -271,3 +271,40 @@ no_snapship_snapshots() {
 	found=$(printf '%s\n' "$found" | sed '/^$/d' | sort -u)
 	[ -z "$found" ] || fail "leftover snapship snapshots under $dir: $(echo "$found" | tr '\n' ' ')"
 }
+
+# ---- S3 regions and stored objects ------------------------------------------
+
+# rgw_region NAME [KEY=VALUE...]: a [region NAME] section on the harness's
+# RGW (need_rgw first): store, endpoint (east), bucket ($RGW_BUCKET),
+# sigv4_region and the S3 user's credentials, each replaced by a KEY=VALUE
+# of the same key; other KEY=VALUEs follow (prefix=..., primary=yes, ...).
+rgw_region() {
+	local name=${1:?usage: rgw_region NAME [KEY=VALUE...]} kv k
+	shift
+	local -A v=([store]=s3 [endpoint]=${RGW_EAST_ENDPOINT:?need_rgw first} [bucket]=$RGW_BUCKET
+		[sigv4_region]=$RGW_REGION [access_key_id]=$RGW_ACCESS_KEY_ID
+		[secret_access_key_file]=$RGW_SECRET_ACCESS_KEY_FILE)
+	local order=(store endpoint bucket sigv4_region access_key_id secret_access_key_file)
+	for kv in "$@"; do
+		k=${kv%%=*}
+		[ -n "${v[$k]+set}" ] || order+=("$k")
+		v[$k]=${kv#*=}
+	done
+	printf '[region %s]\n' "$name"
+	for k in "${order[@]}"; do
+		printf '%s = %s\n' "$k" "${v[$k]}"
+	done
+}
+
+# corrupt_frames FILE [OUT]: flip one byte every 4 KiB of the first half of
+# a stored data object (its frames, not the seek table at the end), size
+# kept; into OUT, else in place.
+corrupt_frames() {
+	python3 - "${1:?usage: corrupt_frames FILE [OUT]}" "${2:-$1}" <<-'PY'
+		import sys
+		b = bytearray(open(sys.argv[1], "rb").read())
+		for off in range(1000, len(b) // 2, 4096):
+		    b[off] ^= 0xff
+		open(sys.argv[2], "wb").write(bytes(b))
+	PY
+}

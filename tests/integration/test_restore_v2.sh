@@ -338,14 +338,7 @@ echo "privileges stripped, device skipped, an ACL from xattr_map restored"
 
 # ---- failover: B1's data corrupt, then missing, in region a ----------------------
 cp "$A/h/p/$B1/data.tar.zst" "$TEST_TMP/b1.data"
-python3 - "$A/h/p/$B1/data.tar.zst" <<-'EOF'
-	import sys
-	p = sys.argv[1]
-	b = bytearray(open(p, "rb").read())
-	for off in range(1000, len(b) // 2, 4096):   # frames in the first half, not the seek table
-	    b[off] ^= 0xff
-	open(p, "wb").write(bytes(b))
-EOF
+corrupt_frames "$A/h/p/$B1/data.tar.zst"
 run 0 "restore with B1 corrupt in region a" restore p --id "$B3" --to "$TEST_TMP/rf1"
 assert_trees_equal "$exp3" "$TEST_TMP/rf1"
 grep -q "region a: .*$B1/data.tar.zst: the frame at byte [0-9]* is corrupt; taking it from region b" "$TEST_TMP/err" ||

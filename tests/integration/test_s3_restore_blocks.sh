@@ -45,26 +45,12 @@ rpo_max = 36500d
 [partition p]
 path = $TEST_TMP/src
 
-[region a]
-store = s3
-endpoint = $RGW_EAST_ENDPOINT
-bucket = $RGW_BUCKET
-prefix = $prefix
-sigv4_region = $RGW_REGION
-access_key_id = $RGW_ACCESS_KEY_ID
-secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE
-primary = yes
-
-[region b]
-store = s3
-endpoint = $RGW_EAST_ENDPOINT
-bucket = $RGW_BUCKET_B
-prefix = $prefix
-sigv4_region = $RGW_REGION
-access_key_id = $RGW_ACCESS_KEY_ID
-secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE
-replication = agent
 EOF
+{
+	rgw_region a prefix="$prefix" primary=yes
+	echo
+	rgw_region b bucket="$RGW_BUCKET_B" prefix="$prefix" replication=agent
+} >>"$TEST_TMP/snapship.conf"
 S=("$SNAPSHIP" --config "$TEST_TMP/snapship.conf")
 url() { echo "$RGW_EAST_ENDPOINT/$1/${prefix}h/p/$2/$3"; }
 for bucket in "$RGW_BUCKET" "$RGW_BUCKET_B"; do
@@ -77,13 +63,7 @@ for bucket in "$RGW_BUCKET" "$RGW_BUCKET_B"; do
 done
 
 # B1's data corrupted: frames flipped, the size kept
-python3 - "$L/h/p/$B1/data.tar.zst" "$TEST_TMP/evil" <<-'EOF'
-	import sys
-	b = bytearray(open(sys.argv[1], "rb").read())
-	for off in range(1000, len(b) // 2, 4096):
-	    b[off] ^= 0xff
-	open(sys.argv[2], "wb").write(bytes(b))
-EOF
+corrupt_frames "$L/h/p/$B1/data.tar.zst" "$TEST_TMP/evil"
 python3 "$RGW_S3" put "$(url "$RGW_BUCKET" "$B1" data.tar.zst)" "$TEST_TMP/evil" >/dev/null ||
 	fail "put the corrupt copy"
 

@@ -30,26 +30,12 @@ frame_size = 64K
 [partition p]
 path = $src
 
-[region a]
-store = s3
-endpoint = $RGW_EAST_ENDPOINT
-bucket = $RGW_BUCKET
-prefix = $prefix
-sigv4_region = $RGW_REGION
-access_key_id = $RGW_ACCESS_KEY_ID
-secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE
-primary = yes
-
-[region b]
-store = s3
-endpoint = $RGW_EAST_ENDPOINT
-bucket = $RGW_BUCKET_B
-prefix = $prefix
-sigv4_region = $RGW_REGION
-access_key_id = $RGW_ACCESS_KEY_ID
-secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE
-replication = agent
 EOF
+{
+	rgw_region a prefix="$prefix" primary=yes
+	echo
+	rgw_region b bucket="$RGW_BUCKET_B" prefix="$prefix" replication=agent
+} >>"$TEST_TMP/snapship.conf"
 S=("$SNAPSHIP" --config "$TEST_TMP/snapship.conf")
 out=$("${S[@]}" backup p --json) || fail "backup B1: $out"
 B1=$(python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])' <<<"$out")
@@ -80,13 +66,7 @@ for bucket in "$RGW_BUCKET" "$RGW_BUCKET_B"; do
 done
 
 # B1's data corrupted in region a: frames flipped, the size kept
-python3 - "$L/h/p/$B1/data.tar.zst" "$TEST_TMP/evil" <<-'EOF'
-	import sys
-	b = bytearray(open(sys.argv[1], "rb").read())
-	for off in range(1000, len(b) // 2, 4096):
-	    b[off] ^= 0xff
-	open(sys.argv[2], "wb").write(bytes(b))
-EOF
+corrupt_frames "$L/h/p/$B1/data.tar.zst" "$TEST_TMP/evil"
 python3 "$RGW_S3" put "$(url "$RGW_BUCKET" "$B1" data.tar.zst)" "$TEST_TMP/evil" >/dev/null ||
 	fail "put the corrupt copy"
 
