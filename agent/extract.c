@@ -56,6 +56,7 @@ struct extractor {
 	struct dirtime *dirs;              /* directory times, set last */
 	size_t ndirs, dirs_cap;
 	bool stream;                       /* extractor_new_stream: w a pax writer */
+	bool finished;                     /* extractor_finish closed w */
 	int64_t at;                        /* its current file's bytes written */
 };
 
@@ -652,6 +653,7 @@ int extractor_finish(struct extractor *x, struct extract_stats *st,
 	}
 	if (archive_write_close(x->w) != ARCHIVE_OK)
 		return write_error(err, x->w, x->target, "directory metadata");
+	x->finished = true;
 	set_dir_times(x);
 	if (st)
 		st->files = x->files;
@@ -675,6 +677,11 @@ void extractor_free(struct extractor *x)
 	for (size_t i = 0; i < x->ndirs; i++)
 		free(x->dirs[i].path);
 	free(x->dirs);
+	/* not finished: a failure.  archive_write_free would close w — pad
+	 * the entry cut short to its size and end a stream as a valid
+	 * archive, so that `export | tar -x` passed on a broken export */
+	if (x->w && !x->finished)
+		archive_write_fail(x->w);
 	if (x->w)
 		archive_write_free(x->w);
 	pthread_mutex_destroy(&x->mu);

@@ -640,10 +640,12 @@ int restore_backup(struct store *store, const struct manifest *m,
 			return err_set(err, -EINVAL, "--path %s: give a path relative to the partition, without ..",
 				       o->paths[i]);
 	ret = m->format_version == 2 ? restore_v2(&r) : restore_v1(&r);
-	if (!ret && r.x)
-		ret = extractor_finish(r.x, NULL, err);
+	/* the object's hash before the stream is closed: a failed check must
+	 * leave an export cut short, not a valid archive */
 	if (!ret)
 		ret = check_data_hash(&r);
+	if (!ret && r.x)
+		ret = extractor_finish(r.x, NULL, err);
 	if (!ret)
 		res->seconds = util_now_mono() - r.t0;
 	restore_show_progress(&r, true);

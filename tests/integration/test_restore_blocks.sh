@@ -195,9 +195,13 @@ run 1 "verify --deep with block 5 of B1 corrupt" verify p --from "$bad" --deep
 grep -q "big: block 5 .*does not match its checksum" "$TEST_TMP/out" "$TEST_TMP/err" ||
 	{ cat "$TEST_TMP/out" "$TEST_TMP/err"; fail "verify --deep: the corrupt block not named"; }
 rc=0
-TMPDIR=$spool "${S[@]}" export p --from "$bad" --id "$B2" >/dev/null 2>"$TEST_TMP/err" || rc=$?
+TMPDIR=$spool "${S[@]}" export p --from "$bad" --id "$B2" >"$TEST_TMP/bad.tar" 2>"$TEST_TMP/err" || rc=$?
 [ "$rc" = 1 ] && grep -q "file big: block 5 .*does not match its checksum" "$TEST_TMP/err" ||
 	{ cat "$TEST_TMP/err"; fail "export of B2 with a corrupt block: exit $rc"; }
+# the stream is cut short, not closed as a valid archive: tar fails on it too
+# (a pipe `export | tar -x` without pipefail must not pass)
+tar -tf "$TEST_TMP/bad.tar" >/dev/null 2>&1 &&
+	fail "a failed export ended in a valid tar stream (tar -t passes on it)"
 [ -z "$(ls -A "$spool")" ] || { ls -laR "$spool"; fail "a failed export wrote into \$TMPDIR"; }
 echo "ok: a corrupt block fails restore and verify, naming the file and the block"
 
