@@ -32,6 +32,7 @@ struct http_engine {
 	char *base_url;
 	char *ca_file;
 	bool insecure;
+	bool no_proxy;
 	long connect_timeout, stall_timeout;
 	unsigned max_attempts;
 	const struct http_hooks *hooks;
@@ -524,6 +525,8 @@ static bool attempt_options(struct http_engine *e, struct http_req *r, CURL *h)
 	bad |= SETOPT(h, CURLOPT_BUFFERSIZE, 256L << 10);
 	if (e->ca_file)
 		bad |= SETOPT(h, CURLOPT_CAINFO, e->ca_file);
+	if (e->no_proxy)
+		bad |= SETOPT(h, CURLOPT_NOPROXY, "*");
 	if (e->insecure) {
 		bad |= SETOPT(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		bad |= SETOPT(h, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -848,6 +851,7 @@ int http_engine_new(const struct http_engine_opts *o,
 	e->base_url = strdup(o->base_url);
 	e->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
 	e->insecure = o->insecure_tls;
+	e->no_proxy = o->no_proxy;
 	e->connect_timeout = o->connect_timeout;
 	e->stall_timeout = o->stall_timeout;
 	e->max_attempts = o->max_attempts;

@@ -159,6 +159,8 @@ struct http_engine_opts {
 	const char *base_url;       /* "https://host:port": each URL's start */
 	const char *ca_file;        /* PEM bundle, NULL: the system's */
 	bool insecure_tls;          /* no TLS verification (tests only) */
+	bool no_proxy;              /* never through a proxy of the environment
+				     * (http_proxy, ...): for this host's own */
 	long connect_timeout;       /* seconds */
 	long stall_timeout;         /* seconds without a byte moving */
 	unsigned max_attempts;      /* per request; 1 = no retry */

@@ -51,6 +51,8 @@ int s3_parse_endpoint(const char *endpoint, char **scheme_ret,
 /* The host of an authority ("host[:port]", "[v6]:port") is this host's
  * loopback: localhost, 127.0.0.0/8 or ::1 (plain HTTP never leaves it). */
 bool s3_host_is_loopback(const char *authority);
+/* The host of an authority is an IPv4 or IPv6 address, not a name. */
+bool s3_host_is_ip(const char *authority);
 
 /* Bucket names S3 accepts in a host name (virtual-hosted addressing). */
 bool s3_bucket_dns_ok(const char *bucket);

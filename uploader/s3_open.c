@@ -198,12 +198,11 @@ int s3_parse_endpoint(const char *endpoint, char **scheme_ret,
 	return 0;
 }
 
-bool s3_host_is_loopback(const char *authority)
+/* The host of authority ("host:port", "[v6]:port") into host (256 bytes),
+ * a trailing dot dropped; false when there is none or it is too long. */
+static bool authority_host(const char *authority, char host[256])
 {
-	char host[256];
 	const char *end;
-	struct in_addr a4;
-	struct in6_addr a6;
 	size_t n;
 
 	if (authority[0] == '[') {              /* [v6]:port */
@@ -217,12 +216,33 @@ bool s3_host_is_loopback(const char *authority)
 			end = authority + strlen(authority);
 	}
 	n = (size_t)(end - authority);
-	if (!n || n >= sizeof(host))
+	if (!n || n >= 256)
 		return false;
 	memcpy(host, authority, n);
 	host[n] = '\0';
 	if (host[n - 1] == '.')                 /* "localhost." */
 		host[n - 1] = '\0';
+	return true;
+}
+
+bool s3_host_is_ip(const char *authority)
+{
+	char host[256];
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	return authority_host(authority, host) &&
+	       (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1);
+}
+
+bool s3_host_is_loopback(const char *authority)
+{
+	char host[256];
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!authority_host(authority, host))
+		return false;
 	if (!strcasecmp(host, "localhost"))
 		return true;
 	if (inet_pton(AF_INET, host, &a4) == 1)
@@ -508,6 +528,12 @@ static int open_endpoint(struct s3_store *s, const struct store_opts *o,
 		ret = err_set(err, -EINVAL,
 			      "%s: bucket \"%s\" cannot be a host name (virtual-hosted addressing); use addressing = path",
 			      s->who, s->bucket);
+	/* BUCKET.1.2.3.4 is a name for a resolver to place anywhere (and not
+	 * the loopback plain http was allowed for) */
+	if (!ret && addr == STORE_ADDR_VIRTUAL && s3_host_is_ip(auth))
+		ret = err_set(err, -EINVAL,
+			      "%s: endpoint %s is an IP address: virtual-hosted addressing needs a host name (BUCKET.HOST); use addressing = path",
+			      s->who, auth);
 	if (ret)
 		goto out;
 	if (asprintf(&s->endpoint, "%s://%s", scheme, auth) < 0)
@@ -543,6 +569,9 @@ static int open_engine(struct s3_store *s, struct err *err)
 		.base_url = s->url_base,
 		.ca_file = s->ca_file,
 		.insecure_tls = s->insecure,
+		/* plain http is accepted for loopback: a proxy would carry it
+		 * off the host */
+		.no_proxy = s3_host_is_loopback(strstr(s->endpoint, "://") + 3),
 		.connect_timeout = s->connect_timeout,
 		.stall_timeout = s->stall_timeout,
 		.max_attempts = s->max_attempts,

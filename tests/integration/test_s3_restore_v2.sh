@@ -37,7 +37,10 @@ EOF
 	rgw_region b bucket="$RGW_BUCKET_B" prefix="$prefix" replication=agent
 } >>"$TEST_TMP/snapship.conf"
 S=("$SNAPSHIP" --config "$TEST_TMP/snapship.conf")
-out=$("${S[@]}" backup p --json) || fail "backup B1: $out"
+# a proxy in the environment is not used for this host's own endpoint (plain
+# http would leave the host through it): one that refuses every connection
+out=$(http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 \
+	"${S[@]}" backup p --json) || fail "backup B1 with http_proxy set (used for a loopback endpoint?): $out"
 B1=$(python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])' <<<"$out")
 B2=$(python3 -c '
 import datetime, sys

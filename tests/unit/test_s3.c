@@ -151,6 +151,12 @@ static void test_endpoint(void **state)
 	assert_false(s3_host_is_loopback("[::2]:80"));
 	assert_false(s3_host_is_loopback("[::1"));
 	assert_false(s3_host_is_loopback(""));
+	assert_true(s3_host_is_ip("127.0.0.1:7480"));
+	assert_true(s3_host_is_ip("10.1.2.3"));
+	assert_true(s3_host_is_ip("[2001:db8::1]:443"));
+	assert_false(s3_host_is_ip("s3.example.com:443"));
+	assert_false(s3_host_is_ip("localhost"));
+	assert_false(s3_host_is_ip(""));
 
 	assert_true(s3_bucket_dns_ok("backups"));
 	assert_true(s3_bucket_dns_ok("my-bucket.example"));
@@ -743,6 +749,10 @@ static void test_open_errors(void **state)
 	o.addressing = STORE_ADDR_VIRTUAL;
 	assert_int_equal(store_open_opts("s3://Bad_Bucket", &o, &st, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "addressing = path"));
+	err_clear(&err);
+	/* and a host name: BUCKET.127.0.0.1 is a name a resolver places */
+	assert_int_equal(store_open_opts("s3://backups", &o, &st, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "is an IP address"));
 	err_clear(&err);
 	o.addressing = STORE_ADDR_PATH;
 	o.endpoint = "ftp://x";
