@@ -376,27 +376,35 @@ base_initramfs() {
 		die "cpio of the initramfs failed"
 	rm -rf "$root"
 	mv "$BASE.tmp" "$BASE"
-	find "$CACHE" -maxdepth 1 -name 'initramfs-*.cpio.gz' ! -name "$(basename "$BASE")" -delete
+	# keep the three newest (a debug build and a release build may alternate)
+	find "$CACHE" -maxdepth 1 -name 'initramfs-*.cpio.gz' -printf '%T@ %p\n' |
+		sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -f
 	say "made $BASE ($(du -m "$BASE" | cut -f1) MB) in $(elapsed "$t0" "$(now)") s"
 }
 
-# prepare BUILD: the cache, under a lock (runs may go on in parallel).
+# prepare BUILD [COPY]: the cache, under a lock (runs may go on in
+# parallel); COPY: where to copy the base initramfs while still locked.
 prepare() {
-	local build=$1
+	local build=$1 copy=${2:-}
 	host_packages
 	mkdir -p "$CACHE" || skip "cannot create the cache directory $CACHE"
 	exec 9>"$CACHE/lock"
 	flock 9
+	touch "$CACHE/lock"
 	kernel
 	base_initramfs "$build"
+	touch "$BASE"
+	[ -z "$copy" ] || cp "$BASE" "$copy"
 	flock -u 9
+	exec 9>&-
 }
 
 # ---- run ------------------------------------------------------------------
 
 RUN_DIR=""
 QPID=""
-TPID=""
+TPID=""	# the console streamer: tail, and sed (SPID) behind a fifo
+SPID=""
 
 stop_qemu() {
 	if [ -n "$QPID" ]; then
@@ -404,11 +412,14 @@ stop_qemu() {
 		wait "$QPID" 2>/dev/null || true
 		QPID=""
 	fi
-	if [ -n "$TPID" ]; then
-		kill "$TPID" 2>/dev/null || true
-		wait "$TPID" 2>/dev/null || true
-		TPID=""
-	fi
+	# the streamer: tail ends by itself (--pid) once qemu is gone, after
+	# the last of its output; then sed sees the end of the fifo
+	local p
+	for p in $TPID $SPID; do
+		wait "$p" 2>/dev/null || true
+	done
+	TPID=""
+	SPID=""
 }
 
 cleanup() {
@@ -452,9 +463,13 @@ run_archive() {
 	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) >"$out"
 }
 
+# clean_console: the serial console without its CRs and the firmware's
+# terminal escapes.
+clean_console() { sed -u 's/\r$//; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g'; }
+
 # marker NAME: the value of the guest's last "NAME value" line, if any.
 marker() {
-	tr -d '\r' <"$RUN_DIR/console" | awk -v n="$1" '$1 == n && NF == 2 { v = $2 } END { print v }'
+	clean_console <"$RUN_DIR/console" | awk -v n="$1" '$1 == n && NF == 2 { v = $2 } END { print v }'
 }
 
 cmd_run() {
@@ -489,14 +504,14 @@ cmd_run() {
 	done
 	[ ${#DISKS[@]} -le 16 ] || die "at most 16 disks"
 
-	prepare "$build"
-
 	trap cleanup EXIT
 	trap 'cleanup; exit 130' INT
 	trap 'cleanup; exit 143' TERM
 	RUN_DIR=$(mktemp -d /var/tmp/snapship-vm.XXXXXX)
+	prepare "$build" "$RUN_DIR/initrd"
+	# the kernel unpacks both archives, one after the other: later files win
 	run_archive "$script" "$build" "$RUN_DIR/run.cpio.gz"
-	cat "$BASE" "$RUN_DIR/run.cpio.gz" >"$RUN_DIR/initrd"
+	cat "$RUN_DIR/run.cpio.gz" >>"$RUN_DIR/initrd"
 	local qemu=(qemu-system-x86_64 -accel tcg -M pc -cpu max -smp "$smp" -m "$mem"
 		-nographic -nodefaults -no-user-config -serial stdio -no-reboot
 		-kernel "$KDIR/vmlinuz" -initrd "$RUN_DIR/initrd"
@@ -513,7 +528,10 @@ cmd_run() {
 	"${qemu[@]}" </dev/null >"$RUN_DIR/console" 2>&1 &
 	QPID=$!
 	if [ $quiet = 0 ]; then
-		tail -n +1 -f --pid="$QPID" "$RUN_DIR/console" | sed -u 's/\r$//' &
+		mkfifo "$RUN_DIR/fifo"
+		clean_console <"$RUN_DIR/fifo" &
+		SPID=$!
+		tail -n +1 -s 0.2 -f --pid="$QPID" "$RUN_DIR/console" >"$RUN_DIR/fifo" &
 		TPID=$!
 	fi
 	while kill -0 "$QPID" 2>/dev/null; do
@@ -525,7 +543,7 @@ cmd_run() {
 		if (($(date +%s) - ${t0%.*} >= timeout)); then
 			break
 		fi
-		sleep 0.2
+		sleep 0.5
 	done
 	local tend
 	tend=$(now)
@@ -537,13 +555,12 @@ cmd_run() {
 		done
 	fi
 	[ -n "$rc" ] || rc=$(marker VM-EXIT)
-	[ -n "$TPID" ] && sleep 0.3
 	stop_qemu
-	[ -n "$log" ] && tr -d '\r' <"$RUN_DIR/console" >"$log"
+	[ -n "$log" ] && clean_console <"$RUN_DIR/console" >"$log"
 	ready=$(marker VM-READY)
 	[ -n "$tready" ] && boot=$(elapsed "$t0" "$tready") || boot="?"
 	if [ -z "$rc" ]; then
-		[ $quiet = 1 ] && tr -d '\r' <"$RUN_DIR/console" | tail -n 60 >&2
+		[ $quiet = 1 ] && clean_console <"$RUN_DIR/console" | tail -n 60 >&2
 		if (($(date +%s) - ${t0%.*} >= timeout)); then
 			say "timed out after $timeout s (the guest's script did not finish)"
 			rc=124
@@ -552,7 +569,7 @@ cmd_run() {
 			rc=1
 		fi
 	elif [ "$rc" != 0 ] && [ $quiet = 1 ]; then
-		tr -d '\r' <"$RUN_DIR/console" | tail -n 60 >&2
+		clean_console <"$RUN_DIR/console" | tail -n 60 >&2
 	fi
 	say "boot ${boot} s (guest clock at /init's end: ${ready:-?} s), wall $(elapsed "$t0" "$tend") s, exit $rc"
 	cleanup
