@@ -146,9 +146,10 @@ fetch() {
 	fi
 	mkdir -p "$CACHE/debs"
 	if [ -z "$nv" ]; then
-		[ "$pkg" = linux-image-amd64 ] && pkg='linux-image-[0-9]'
-		deb=$(find "$CACHE/debs" -name "${pkg}*_amd64.deb" | sort -V | tail -n 1)
-		[ -n "$deb" ] || skip "apt knows no package $pkg and none is cached in $CACHE/debs"
+		name=$pkg
+		[ "$pkg" = linux-image-amd64 ] && name='linux-image-[0-9]'
+		deb=$(find "$CACHE/debs" -name "${name}*_amd64.deb" | sort -V | tail -n 1)
+		[ -n "$deb" ] || skip "apt knows no package $pkg (apt-get update did not help) and none is cached in $CACHE/debs"
 		echo "$deb"
 		return 0
 	fi
@@ -247,6 +248,7 @@ echo "VM-BOOT $(cut -d" " -f1 /proc/uptime)"
 while read -r m; do
 	insmod "/lib/modules/vm/$m" || echo "VM: insmod $m failed"
 done </lib/modules/vm/load.order
+echo "VM-MODULES $(cut -d" " -f1 /proc/uptime)"
 . /etc/vm/env
 n=0
 while [ "$(ls /sys/block | grep -c "^vd")" -lt "$VM_NDISKS" ] && [ $n -lt 100 ]; do
@@ -408,7 +410,8 @@ base_initramfs() {
 prepare() {
 	local build=$1 copy=${2:-}
 	host_packages
-	mkdir -p "$CACHE" || skip "cannot create the cache directory $CACHE"
+	{ mkdir -p "$CACHE" 2>/dev/null && [ -w "$CACHE" ]; } ||
+		skip "cannot write the cache directory $CACHE (SNAPSHIP_VM_CACHE names another)"
 	exec 9>"$CACHE/lock"
 	flock 9
 	touch "$CACHE/lock"

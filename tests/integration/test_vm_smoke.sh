@@ -13,6 +13,8 @@
 #     restored and compared with the source;
 #   - the guest's script status comes back: the script ends with exit 42
 #     when all passed (one boot is costly: no second run for a failure).
+# With no kernel package to be had (apt with no sources, an empty cache),
+# tools/vm.sh exits 77 with its reason on stderr.
 # Prints the boot time and the whole test's wall. Skips (77) when tools/vm.sh
 # does (no qemu, no kernel package reachable).
 set -euo pipefail
@@ -125,5 +127,22 @@ for w in "ok: ext4 on a thin LV" "ok: xfs on a thin LV" "ok: ext4 on a thick LV"
 	"ok: snapship backup of btrfs"; do
 	grep -q "^$w" console.log || fail "the console lacks '$w'"
 done
+
+# ---- no kernel to be had: a skip with the reason ------------------------------
+# apt with no sources and an empty cache (no network needed, nothing booted;
+# after the run above, which installed the host packages)
+mkdir -p nolists/partial nocache
+printf '%s\n' "Dir::State::lists \"$PWD/nolists/\";" 'Dir::Etc::sourcelist "/dev/null";' \
+	"Dir::Etc::sourceparts \"$PWD/nolists/\";" 'Dir::Cache::pkgcache "";' \
+	'Dir::Cache::srcpkgcache "";' >apt.conf
+printf 'exit 0\n' >zero.sh
+rc=0
+APT_CONFIG=$PWD/apt.conf SNAPSHIP_VM_CACHE=$PWD/nocache \
+	bash "$SRC_DIR/tools/vm.sh" run zero.sh --build "$BUILD_DIR" 2>skip.err || rc=$?
+[ $rc -eq 77 ] || fail "with no kernel package to be had, tools/vm.sh exited $rc, not 77: $(cat skip.err)"
+grep -q '^SKIP: vm.sh: apt knows no package linux-image-amd64' skip.err ||
+	fail "no skip reason on stderr: $(cat skip.err)"
+echo "ok: no kernel package: exit 77, $(cat skip.err)"
+
 boot=$(grep -o '^VM-READY [0-9.]*' console.log | cut -d' ' -f2)
 echo "guest boot (guest clock at the script's start): ${boot:-?} s; whole test: $((SECONDS - t0)) s"
