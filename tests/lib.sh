@@ -271,3 +271,15 @@ no_snapship_snapshots() {
 	found=$(printf '%s\n' "$found" | sed '/^$/d' | sort -u)
 	[ -z "$found" ] || fail "leftover snapship snapshots under $dir: $(echo "$found" | tr '\n' ' ')"
 }
+
+# vm_run SCRIPT [OPTION...]: SCRIPT run by bash as root in the qemu guest
+# with device-mapper (tools/vm.sh run: --disk MB, --timeout S, --log FILE,
+# --env NAME=VALUE, --file SRC[:DEST], ...; the build directory is
+# $BUILD_DIR). Returns the script's exit status; a test that cannot have the
+# guest here exits 77 (tools/vm.sh printed the reason, "SKIP: vm.sh: ...").
+vm_run() {
+	local rc=0
+	bash "$SRC_DIR/tools/vm.sh" run "$@" --build "${BUILD_DIR:-$SRC_DIR/build}" || rc=$?
+	[ "$rc" -ne 77 ] || exit 77
+	return "$rc"
+}

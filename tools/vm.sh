@@ -12,12 +12,13 @@
 # `run` boots Debian's kernel under `qemu-system-x86_64 -accel tcg` (software
 # emulation: no KVM needed) with an initramfs made here, one virtio disk per
 # --disk (sparse raw files in a temporary directory, /dev/vda, /dev/vdb, ...
-# in the guest), and runs SCRIPT as root with bash inside, as the last step of
-# /init. The serial console streams to stdout (--quiet: only on failure);
-# --log FILE keeps it (--keep: the whole run directory). Exit status: the script's (from the guest's final
-# "VM-EXIT <rc>" line); 124 when --timeout (default 300 s) passes first; 1
-# when the guest stopped without that line; 77 (with "SKIP: reason" on
-# stderr) when qemu, the kernel or busybox cannot be had here.
+# in the guest), and runs SCRIPT as root with bash inside, as the last step
+# of /init. The serial console streams to stdout (--quiet: only on
+# failure); --log FILE keeps it (--keep: the whole run directory). Exit
+# status: the script's (from the guest's final "VM-EXIT <rc>" line); 124
+# when --timeout (default 300 s from qemu's start) passes first; 1 when the
+# guest stopped without that line; 77 (with "SKIP: reason" on stderr) when
+# qemu, the kernel or busybox cannot be had here.
 #
 # In the guest: busybox (its applets), bash, lvm2 (udev-less lvm.conf),
 # thin-provisioning-tools, e2fsprogs, xfsprogs, btrfs-progs, the modules for
@@ -244,6 +245,7 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /run/lvm /run/lock/lvm /var/tmp
+echo
 echo "VM-BOOT $(cut -d" " -f1 /proc/uptime)"
 while read -r m; do
 	insmod "/lib/modules/vm/$m" || echo "VM: insmod $m failed"
@@ -497,7 +499,7 @@ clean_console() { sed -u 's/\r$//; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g'; }
 
 # marker NAME: the value of the guest's last "NAME value" line, if any.
 marker() {
-	clean_console <"$RUN_DIR/console" | awk -v n="$1" '$1 == n && NF == 2 { v = $2 } END { print v }'
+	{ grep -a "^$1 " "$RUN_DIR/console" || true; } | tail -n 1 | tr -d '\r' | awk 'NF == 2 { print $2 }'
 }
 
 # parse_opts ARGS...: the options of run and shell into globals; the one

@@ -118,9 +118,7 @@ EOF
 
 # ---- the run ------------------------------------------------------------------
 rc=0
-bash "$SRC_DIR/tools/vm.sh" run guest.sh --build "$BUILD_DIR" --disk 400 --disk 400 \
-	--timeout 240 --log console.log || rc=$?
-[ $rc -eq 77 ] && exit 77	# tools/vm.sh printed the reason (SKIP: ...)
+vm_run guest.sh --disk 400 --disk 400 --timeout 240 --log console.log || rc=$?
 [ $rc -ne 0 ] || fail "tools/vm.sh exited 0, not with the guest script's status 42"
 [ $rc -eq 42 ] || fail "the guest's script failed (exit $rc); its console is above"
 for w in "ok: ext4 on a thin LV" "ok: xfs on a thin LV" "ok: ext4 on a thick LV" \
