@@ -242,7 +242,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /tmp
+chmod 1777 /tmp	# on the rootfs (a tmpfs), so that --file can put files there
 mount -t tmpfs tmpfs /run
 mkdir -p /run/lvm /run/lock/lvm /var/tmp
 echo
