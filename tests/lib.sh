@@ -308,3 +308,15 @@ corrupt_frames() {
 		open(sys.argv[2], "wb").write(bytes(b))
 	PY
 }
+
+# vm_run SCRIPT [OPTION...]: SCRIPT run by bash as root in the qemu guest
+# with device-mapper (tools/vm.sh run: --disk MB, --timeout S, --log FILE,
+# --env NAME=VALUE, --file SRC[:DEST], ...; the build directory is
+# $BUILD_DIR). Returns the script's exit status; a test that cannot have the
+# guest here exits 77 (tools/vm.sh printed the reason, "SKIP: vm.sh: ...").
+vm_run() {
+	local rc=0
+	bash "$SRC_DIR/tools/vm.sh" run "$@" --build "${BUILD_DIR:-$SRC_DIR/build}" || rc=$?
+	[ "$rc" -ne 77 ] || exit 77
+	return "$rc"
+}
