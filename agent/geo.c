@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/config.h"
@@ -783,8 +784,9 @@ int64_t geo_lock_until(const struct region *g, const struct manifest *m)
 		return 0;
 	p = m->partition ? config_partition(g->cfg, m->partition) : NULL;
 	ret_policy_of(g->cfg, p, &pol);
-	return m->snap_time_ns / 1000000000 +
-	       ret_lock_span(&pol, config_interval(g->cfg, p)) + g->lock_margin;
+	return ret_lock_until(m->snap_time_ns / 1000000000,
+			      ret_lock_span(&pol, config_interval(g->cfg, p)),
+			      g->lock_margin, (int64_t)time(NULL));
 }
 
 /* ---- repair copies ---- */

@@ -100,8 +100,9 @@ void geo_regions_free(struct regions *rs);
 
 /*
  * Until when region g locks the objects of backup m (unix seconds; 0: g has
- * no object_lock): m's snapshot time + the longest time its partition's
- * retention keeps it (ret_lock_span) + g's lock_margin.
+ * no object_lock, or m has no snapshot time): m's snapshot time + the
+ * longest time its partition's retention keeps it (ret_lock_span) + g's
+ * lock_margin, never before now + lock_margin (ret_lock_until).
  */
 int64_t geo_lock_until(const struct region *g, const struct manifest *m);
 
