@@ -231,8 +231,12 @@ size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
  * manifest's SHA-256 (the manifest against its own bytes) before it is
  * committed; the manifest goes last.  With OBJ_REFS, before them, each
  * data object m references that dst lacks or holds bad (geo_check_refs).
+ * Object Lock (dst's object_lock): every copy is locked until m's date
+ * (geo_lock_until) or lock_floor when later — the date of the newest
+ * backup that reads m's data (0: none); a referenced object copied here
+ * gets m's date, not its own backup's.
  */
 int geo_copy(struct region *src, struct region *dst, const struct manifest *m,
-	     int mask, struct err *err);
+	     int mask, int64_t lock_floor, struct err *err);
 
 #endif

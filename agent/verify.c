@@ -222,13 +222,40 @@ static void save_state(const struct verify_opts *o, const struct manifest *m,
 		log_warn("cannot save the replication state: %s", e.msg);
 }
 
+/* Object Lock: the latest lock date in region g of the backups in u that
+ * read m's data (incrementals referencing it); 0 when none. */
+static int64_t readers_lock(const struct region *g, const struct verify_union *u,
+			    const struct manifest *m)
+{
+	int64_t latest = 0;
+
+	for (size_t b = 0; g->object_lock && b < u->n; b++) {
+		const struct manifest *r = u->v[b];
+
+		for (size_t k = 0; k < r->nrefs; k++) {
+			int64_t t;
+
+			if (strcmp(r->refs[k].id, m->backup_id))
+				continue;
+			t = geo_lock_until(g, r);
+			if (t > latest)
+				latest = t;
+			break;
+		}
+	}
+	return latest;
+}
+
 /* Copy region i's missing or bad copy of m from any region with a whole
  * one (chk: every region's check); the copy checks every byte against the
- * manifest.  The verdict goes to vc; true if repaired. */
-static bool repair_copy(struct regions *rs, struct geo_check *chk, size_t i,
-			const struct manifest *m, struct verify_copy *vc)
+ * manifest, and is locked as long as the newest backup reading it.  The
+ * verdict goes to vc; true if repaired. */
+static bool repair_copy(struct regions *rs, const struct verify_union *u,
+			struct geo_check *chk, size_t i, const struct manifest *m,
+			struct verify_copy *vc)
 {
 	struct geo_check *ci = &chk[i];
+	int64_t floor = readers_lock(&rs->v[i], u, m);
 	struct err e = { 0 };
 	int ret = -ENOENT;
 
@@ -236,7 +263,7 @@ static bool repair_copy(struct regions *rs, struct geo_check *chk, size_t i,
 		if (j == i || chk[j].copy != COPY_OK)
 			continue;
 		err_clear(&e);
-		ret = geo_copy(&rs->v[j], &rs->v[i], m, ci->bad_mask, &e);
+		ret = geo_copy(&rs->v[j], &rs->v[i], m, ci->bad_mask, floor, &e);
 		if (!ret) {
 			geo_check_copy(&rs->v[i], m, OBJ_ALL, ci);
 			if (ci->copy != COPY_UNREACHABLE)
@@ -258,7 +285,8 @@ static bool repair_copy(struct regions *rs, struct geo_check *chk, size_t i,
 
 /* Region i's verdict on m (chk[i] checked; conflict: the region whose
  * manifest differs, or NULL), repairing it when asked. */
-static void verdict(struct regions *rs, struct geo_check *chk, size_t i,
+static void verdict(struct regions *rs, const struct verify_union *u,
+		    struct geo_check *chk, size_t i,
 		    const struct manifest *m, const char *conflict, bool repair,
 		    struct verify_copy *vc, size_t *fixed)
 {
@@ -275,7 +303,7 @@ static void verdict(struct regions *rs, struct geo_check *chk, size_t i,
 			 "the manifests in regions %s and %s differ; compare them (and verify --deep) before repairing by hand",
 			 rs->v[0].name, conflict);
 	} else if (repair && (ci->copy == COPY_MISSING || ci->copy == COPY_BAD)) {
-		*fixed += repair_copy(rs, chk, i, m, vc);
+		*fixed += repair_copy(rs, u, chk, i, m, vc);
 	}
 	vc->copy = ci->copy;
 }
@@ -308,7 +336,7 @@ static bool verify_backup(struct regions *rs, const struct verify_union *u,
 	for (size_t i = 0; i < rs->n; i++) {
 		struct verify_copy *vc = &vb->r[i];
 
-		verdict(rs, chk, i, m, conflict, o->repair, vc, &res->fixed);
+		verdict(rs, u, chk, i, m, conflict, o->repair, vc, &res->fixed);
 		if (vc->copy != COPY_OK) {
 			res->bad++;
 			if (!vb->first_bad[0])
