@@ -379,23 +379,34 @@ struct hidden_ctx {
 	struct verify_result *res;
 };
 
-static int hidden_one(void *ctx, const char *key, const char *marker_id)
+static int hidden_one(void *ctx, const char *key, enum store_hidden_kind kind,
+		      const char *ids)
 {
 	struct hidden_ctx *hc = ctx;
 	size_t n = strlen(key);
+	bool many = strchr(ids, ' ') != NULL;
 
 	if (n < 14 || strcmp(key + n - 14, "/manifest.json"))
-		return 0;
+		return 0;       /* data, index: their bytes are checked by the manifest */
 	hc->res->bad++;
-	log_warn("region %s: %s is hidden behind a delete marker: its locked version is still there, but list, restore and prune do not see that backup; delete the marker (DELETE of version %s, with the prune credentials) to bring it back",
-		 hc->g->name, UTIL_ESC_CTL(key), UTIL_ESC_CTL(marker_id));
+	if (kind == STORE_HIDDEN_VERSIONS) {
+		log_warn("region %s: %s has more than one version (newest first: %s): a PUT over it added the newest, which list, restore and prune read instead of the locked one; unless snapship rewrote it (a repair, a retried upload), the backup key was used to replace the backup: compare the versions and delete the newer ones (DELETE of each version, with the prune credentials)",
+			 hc->g->name, UTIL_ESC_CTL(key), UTIL_ESC_CTL(ids));
+		return 0;
+	}
+	log_warn("region %s: %s is hidden behind %s: its locked version is still there, but list, restore and prune do not see that backup; delete %s (DELETE of version %s, with the prune credentials) to bring it back",
+		 hc->g->name, UTIL_ESC_CTL(key),
+		 many ? "delete markers" : "a delete marker",
+		 many ? "every marker" : "the marker", UTIL_ESC_CTL(ids));
 	return 0;
 }
 
 /*
  * Object Lock regions: a key allowed to delete can hide a locked backup
- * behind a delete marker (the version stays, listings no longer show it):
- * each such manifest is a warning and counts as bad.
+ * behind a delete marker (the version stays, listings no longer show it),
+ * a key allowed to put can put a newer version over it: each such manifest
+ * is a warning and counts as bad; so is a region that could not be checked
+ * (ListObjectVersions refused or failed).
  */
 static void hidden_manifests(struct regions *rs, const struct verify_opts *o,
 			     struct verify_result *res)
@@ -410,9 +421,11 @@ static void hidden_manifests(struct regions *rs, const struct verify_opts *o,
 		if (asprintf(&p, "%s%s/%s%s", rs->v[i].prefix, o->host,
 			     o->partition ? o->partition : "", o->partition ? "/" : "") < 0)
 			continue;
-		if (store_list_hidden(rs->v[i].store, p, hidden_one, &hc, &e))
-			log_warn("region %s: could not look for backups hidden behind delete markers: %s",
+		if (store_list_hidden(rs->v[i].store, p, hidden_one, &hc, &e)) {
+			res->bad++;     /* unchecked is not good */
+			log_warn("region %s: could not check for backups hidden behind delete markers: %s",
 				 rs->v[i].name, err_strip_region(rs->v[i].name, e.msg));
+		}
 		free(p);
 	}
 }

@@ -129,12 +129,13 @@ int s3_req_query(struct s3_store *s, struct s3_req *r, struct sbuf *q,
 	return 0;
 }
 
-int s3_bucket_get(struct s3_store *s, struct s3_req *r, struct sbuf *q,
+int s3_bucket_get(struct s3_store *s, struct s3_req *r, struct sbuf *q, bool del,
 		  const char *what, struct err *err)
 {
 	int ret;
 
 	s3_req_init(s, r, "GET");
+	r->del = del;
 	r->http.out_max = S3_XMLBODY_MAX;
 	r->http.is_read = true;   /* what a listing leads to may not be */
 	ret = s3_req_target(s, r, NULL, err);
@@ -392,7 +393,7 @@ static int s3_list(void *priv, const char *prefix, store_list_fn fn, void *ctx,
 		s3_query_add(&q, "prefix", full);
 		if (token)
 			s3_query_add(&q, "continuation-token", token);
-		ret = s3_bucket_get(s, &r, &q, what, err);
+		ret = s3_bucket_get(s, &r, &q, false, what, err);
 		if (!ret)
 			ret = s3_xml_list_v2(r.http.out.s, r.http.out.len, &page, err);
 		s3_req_release(&r);
@@ -639,7 +640,7 @@ static int s3_abort_incomplete(void *priv, const char *prefix,
 			s3_query_add(&q, "key-marker", key_marker);
 		if (id_marker)
 			s3_query_add(&q, "upload-id-marker", id_marker);
-		ret = s3_bucket_get(s, &r, &q, "ListMultipartUploads", err);
+		ret = s3_bucket_get(s, &r, &q, false, "ListMultipartUploads", err);
 		if (!ret)
 			ret = s3_xml_uploads(r.http.out.s, r.http.out.len, &ups, err);
 		s3_req_release(&r);
