@@ -147,6 +147,18 @@ int s3_bucket_get(struct s3_store *s, struct s3_req *r, struct sbuf *q, bool del
 	return ret;
 }
 
+int s3_page_stuck(struct s3_store *s, const char *what, const char *key0,
+		  const char *id0, const char *key1, const char *id1, struct err *err)
+{
+	if (!key0 || !key1 || strcmp(key0, key1))
+		return 0;
+	if (id1 && (!id0 || strcmp(id0, id1)))
+		return 0;
+	return err_set(err, -EBADMSG,
+		       "%s: %s: the server answered a truncated page whose next marker (\"%.200s\"%s%.100s) does not move past the page asked for; stopped rather than list the same page forever (a server fault: report it to the store's operator)",
+		       s->who, what, key1, id1 ? ", version " : "", id1 ? id1 : "");
+}
+
 void s3_query_add(struct sbuf *q, const char *name, const char *value)
 {
 	char *enc;
@@ -402,6 +414,12 @@ static int s3_list(void *priv, const char *prefix, store_list_fn fn, void *ctx,
 				err_wrap(err, "%s", s->who);
 			break;
 		}
+		if (page.truncated)
+			ret = s3_page_stuck(s, what, token, NULL, page.next_token, NULL, err);
+		if (ret) {
+			s3_xml_list_free(&page);
+			break;
+		}
 		free(token);
 		token = page.truncated ? page.next_token : NULL;
 		if (!page.truncated)
@@ -647,6 +665,13 @@ static int s3_abort_incomplete(void *priv, const char *prefix,
 		if (ret) {
 			if (ret == -EBADMSG)
 				err_wrap(err, "%s", s->who);
+			break;
+		}
+		if (ups.truncated)
+			ret = s3_page_stuck(s, "ListMultipartUploads", key_marker, id_marker,
+					    ups.next_key_marker, ups.next_upload_id_marker, err);
+		if (ret) {
+			s3_xml_uploads_free(&ups);
 			break;
 		}
 		free(key_marker);

@@ -248,6 +248,13 @@ static int versions_each(struct s3_store *s, const char *full, bool del,
 		ret = list_versions(s, full, km, im, del, &vs, err);
 		if (ret)
 			break;
+		if (vs.truncated)
+			ret = s3_page_stuck(s, "ListObjectVersions", km, im,
+					    vs.next_key_marker, vs.next_version_id_marker, err);
+		if (ret) {
+			s3_xml_versions_free(&vs);
+			break;
+		}
 		free(km);
 		free(im);
 		km = vs.truncated ? vs.next_key_marker : NULL;
