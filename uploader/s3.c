@@ -155,8 +155,8 @@ int s3_page_stuck(struct s3_store *s, const char *what, const char *key0,
 	if (id1 && (!id0 || strcmp(id0, id1)))
 		return 0;
 	return err_set(err, -EBADMSG,
-		       "%s: %s: the server answered a truncated page whose next marker (\"%.200s\"%s%.100s) does not move past the page asked for; stopped rather than list the same page forever (a server fault: report it to the store's operator)",
-		       s->who, what, key1, id1 ? ", version " : "", id1 ? id1 : "");
+		       "%s: %s: the server answered a truncated page whose next marker (\"%.200s\"%s%.100s%s) does not move past the page asked for; stopped rather than list the same page forever (a server fault: report it to the store's operator)",
+		       s->who, what, key1, id1 ? " / \"" : "", id1 ? id1 : "", id1 ? "\"" : "");
 }
 
 void s3_query_add(struct sbuf *q, const char *name, const char *value)

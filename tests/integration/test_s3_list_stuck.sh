@@ -47,6 +47,7 @@ run_stuck() {
 	timeout 60 "$@" >"$TEST_TMP/out" 2>&1 || rc=$?
 	t=$(($(date +%s) - t0))
 	echo "-- $what: exit $rc after $t s"
+	sed 's/^/   /' "$TEST_TMP/out"
 	[ "$rc" = 1 ] || fail "$what with a listing that does not advance: exit $rc: $(cat "$TEST_TMP/out")"
 	[ "$t" -le 30 ] || fail "$what took $t s"
 	grep -q "does not move past the page asked for" "$TEST_TMP/out" ||
