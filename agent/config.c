@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent/config_priv.h"
+#include "agent/retention.h"
 #include "common/err.h"
 #include "common/util.h"
 #include "uploader/s3.h"
@@ -436,6 +437,34 @@ static void review(void (*say)(void *ctx, bool error, const char *msg), void *ct
 	say(ctx, error, msg);
 }
 
+/* Object Lock spans past ~10 years (keep_monthly = 1000 is 85 years: each
+ * backup then stays, undeletable, as long) are probably not meant. */
+static void review_lock_span(const struct config *cfg,
+			     void (*say)(void *ctx, bool error, const char *msg), void *ctx)
+{
+	const int64_t ten_years = INT64_C(3653) * 86400;
+
+	for (size_t r = 0; r < cfg->nregions; r++) {
+		const struct cfg_region *reg = &cfg->regions[r];
+
+		for (size_t i = 0; reg->object_lock && i <= cfg->nparts; i++) {
+			const struct cfg_partition *p = i < cfg->nparts ? &cfg->parts[i] : NULL;
+			struct ret_policy pol;
+			int64_t span;
+
+			if (!p && cfg->nparts)
+				break;          /* the global policy: only without partitions */
+			ret_policy_of(cfg, p, &pol);
+			span = ret_lock_span(&pol, config_interval(cfg, p));
+			span = span > INT64_MAX - reg->lock_margin ? INT64_MAX : span + reg->lock_margin;
+			if (span > ten_years)
+				review(say, ctx, false, "[region %s] object_lock: %s%s%slocks each backup for %lld days (its retention's longest span + lock_margin), more than 10 years: nobody can delete them before; check the keep_* values",
+				       reg->name, p ? "[partition " : "", p ? p->name : "",
+				       p ? "] " : "", (long long)(span / 86400));
+		}
+	}
+}
+
 unsigned config_review(const struct config *cfg,
 		       void (*say)(void *ctx, bool error, const char *msg), void *ctx)
 {
@@ -458,6 +487,7 @@ unsigned config_review(const struct config *cfg,
 			review(say, ctx, false, "[partition %s]: rpo_max (%llds) is not longer than its interval (%llds): status calls it stale before each run",
 			       p->name, (long long)rpo, (long long)config_interval(cfg, p));
 	}
+	review_lock_span(cfg, say, ctx);
 	return errors;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/config.h"
@@ -783,15 +784,17 @@ int64_t geo_lock_until(const struct region *g, const struct manifest *m)
 		return 0;
 	p = m->partition ? config_partition(g->cfg, m->partition) : NULL;
 	ret_policy_of(g->cfg, p, &pol);
-	return m->snap_time_ns / 1000000000 +
-	       ret_lock_span(&pol, config_interval(g->cfg, p)) + g->lock_margin;
+	return ret_lock_until(m->snap_time_ns / 1000000000,
+			      ret_lock_span(&pol, config_interval(g->cfg, p)),
+			      g->lock_margin, (int64_t)time(NULL));
 }
 
 /* ---- repair copies ---- */
 
+/* name of m from src to dst, locked (Object Lock) until until (0: not). */
 static int copy_object(struct region *src, struct region *dst, const char *name,
 		       const struct manifest *m, uint64_t size, const char *sha,
-		       unsigned char *buf, struct err *err)
+		       int64_t until, unsigned char *buf, struct err *err)
 {
 	char *skey = geo_region_key(src, m, name), *dkey = geo_region_key(dst, m, name);
 	struct store_writer *w = NULL;
@@ -808,7 +811,7 @@ static int copy_object(struct region *src, struct region *dst, const char *name,
 		goto out;
 	}
 	EVP_DigestInit_ex(h, EVP_sha256(), NULL);
-	po.retain_until = geo_lock_until(dst, m);
+	po.retain_until = until;
 	ret = store_put_begin_opts(dst->store, dkey, &po, &w, err);
 	if (ret)
 		goto out;
@@ -860,15 +863,19 @@ out:
 }
 
 int geo_copy(struct region *src, struct region *dst, const struct manifest *m,
-	     int mask, struct err *err)
+	     int mask, int64_t lock_floor, struct err *err)
 {
 	const uint64_t size[3] = { m->data_size, m->index_size, m->self_size };
 	const char *const sha[3] = { m->data_sha256, m->index_sha256, m->self_sha256 };
+	const int64_t own = geo_lock_until(dst, m);
+	const int64_t until = own && lock_floor > own ? lock_floor : own;
 	unsigned char *buf = malloc(COPY_CHUNK);
 	int ret = 0;
 
 	if (!buf)
 		return err_set(err, -ENOMEM, "out of memory");
+	/* a referenced object is locked as long as m, which reads it (a ref's
+	 * manifest has no snapshot time of its own) */
 	for (size_t k = 0; (mask & OBJ_REFS) && k < m->nrefs && !ret; k++) {
 		struct manifest rm;
 		struct geo_check rc;
@@ -877,13 +884,13 @@ int geo_copy(struct region *src, struct region *dst, const struct manifest *m,
 		geo_check_copy(dst, &rm, OBJ_DATA, &rc);
 		if (rc.copy == COPY_MISSING || rc.copy == COPY_BAD)
 			ret = copy_object(src, dst, obj_names[0], &rm, rm.data_size,
-					  rm.data_sha256, buf, err);
+					  rm.data_sha256, until, buf, err);
 	}
 	/* data and index first: a manifest never names what is not there */
 	for (int i = 0; i < 3 && !ret; i++)
 		if (mask & (1 << i))
 			ret = copy_object(src, dst, obj_names[i], m, size[i], sha[i],
-					  buf, err);
+					  until, buf, err);
 	free(buf);
 	return ret;
 }

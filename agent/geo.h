@@ -100,8 +100,9 @@ void geo_regions_free(struct regions *rs);
 
 /*
  * Until when region g locks the objects of backup m (unix seconds; 0: g has
- * no object_lock): m's snapshot time + the longest time its partition's
- * retention keeps it (ret_lock_span) + g's lock_margin.
+ * no object_lock, or m has no snapshot time): m's snapshot time + the
+ * longest time its partition's retention keeps it (ret_lock_span) + g's
+ * lock_margin, never before now + lock_margin (ret_lock_until).
  */
 int64_t geo_lock_until(const struct region *g, const struct manifest *m);
 
@@ -230,8 +231,12 @@ size_t geo_wait(struct regions *rs, const struct manifest *m, int mask,
  * manifest's SHA-256 (the manifest against its own bytes) before it is
  * committed; the manifest goes last.  With OBJ_REFS, before them, each
  * data object m references that dst lacks or holds bad (geo_check_refs).
+ * Object Lock (dst's object_lock): every copy is locked until m's date
+ * (geo_lock_until) or lock_floor when later — the date of the newest
+ * backup that reads m's data (0: none); a referenced object copied here
+ * gets m's date, not its own backup's.
  */
 int geo_copy(struct region *src, struct region *dst, const struct manifest *m,
-	     int mask, struct err *err);
+	     int mask, int64_t lock_floor, struct err *err);
 
 #endif

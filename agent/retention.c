@@ -38,6 +38,26 @@ int64_t ret_lock_span(const struct ret_policy *pol, int64_t interval)
 	return longest;
 }
 
+/* a + b, at most RET_LOCK_MAX (a, b >= 0 once clamped) */
+static int64_t lock_add(int64_t a, int64_t b)
+{
+	if (a < 0)
+		a = 0;
+	if (b < 0)
+		b = 0;
+	if (a > RET_LOCK_MAX || b > RET_LOCK_MAX - a)
+		return RET_LOCK_MAX;
+	return a + b;
+}
+
+int64_t ret_lock_until(int64_t snap_s, int64_t span, int64_t margin, int64_t now)
+{
+	int64_t until = lock_add(lock_add(snap_s, span), margin);
+	int64_t floor = lock_add(now, margin);
+
+	return until > floor ? until : floor;
+}
+
 /* floor(a / b) for b > 0 */
 static int64_t floor_div(int64_t a, int64_t b)
 {

@@ -58,6 +58,18 @@ void ret_policy_of(const struct config *cfg, const struct cfg_partition *p,
  */
 int64_t ret_lock_span(const struct ret_policy *pol, int64_t interval);
 
+/* The latest retain-until date an S3 server takes: 9999-12-31T23:59:59Z. */
+#define RET_LOCK_MAX INT64_C(253402300799)
+
+/*
+ * The Object Lock retain-until date (unix s) of a backup snapshotted at
+ * snap_s: snap_s + span (ret_lock_span) + margin, but never before
+ * now + margin (a server refuses a date in the past: the repair copy of an
+ * old backup, a slow upload with a small margin), and never past
+ * RET_LOCK_MAX (no int64 overflow either).
+ */
+int64_t ret_lock_until(int64_t snap_s, int64_t span, int64_t margin, int64_t now);
+
 /* Decide keep/delete for items (any order; not reordered), as of now. */
 void ret_decide(const struct ret_policy *pol, struct ret_item *items, size_t n,
 		int64_t now);

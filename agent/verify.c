@@ -222,13 +222,40 @@ static void save_state(const struct verify_opts *o, const struct manifest *m,
 		log_warn("cannot save the replication state: %s", e.msg);
 }
 
+/* Object Lock: the latest lock date in region g of the backups in u that
+ * read m's data (incrementals referencing it); 0 when none. */
+static int64_t readers_lock(const struct region *g, const struct verify_union *u,
+			    const struct manifest *m)
+{
+	int64_t latest = 0;
+
+	for (size_t b = 0; g->object_lock && b < u->n; b++) {
+		const struct manifest *r = u->v[b];
+
+		for (size_t k = 0; k < r->nrefs; k++) {
+			int64_t t;
+
+			if (strcmp(r->refs[k].id, m->backup_id))
+				continue;
+			t = geo_lock_until(g, r);
+			if (t > latest)
+				latest = t;
+			break;
+		}
+	}
+	return latest;
+}
+
 /* Copy region i's missing or bad copy of m from any region with a whole
  * one (chk: every region's check); the copy checks every byte against the
- * manifest.  The verdict goes to vc; true if repaired. */
-static bool repair_copy(struct regions *rs, struct geo_check *chk, size_t i,
-			const struct manifest *m, struct verify_copy *vc)
+ * manifest, and is locked as long as the newest backup reading it.  The
+ * verdict goes to vc; true if repaired. */
+static bool repair_copy(struct regions *rs, const struct verify_union *u,
+			struct geo_check *chk, size_t i, const struct manifest *m,
+			struct verify_copy *vc)
 {
 	struct geo_check *ci = &chk[i];
+	int64_t floor = readers_lock(&rs->v[i], u, m);
 	struct err e = { 0 };
 	int ret = -ENOENT;
 
@@ -236,7 +263,7 @@ static bool repair_copy(struct regions *rs, struct geo_check *chk, size_t i,
 		if (j == i || chk[j].copy != COPY_OK)
 			continue;
 		err_clear(&e);
-		ret = geo_copy(&rs->v[j], &rs->v[i], m, ci->bad_mask, &e);
+		ret = geo_copy(&rs->v[j], &rs->v[i], m, ci->bad_mask, floor, &e);
 		if (!ret) {
 			geo_check_copy(&rs->v[i], m, OBJ_ALL, ci);
 			if (ci->copy != COPY_UNREACHABLE)
@@ -258,7 +285,8 @@ static bool repair_copy(struct regions *rs, struct geo_check *chk, size_t i,
 
 /* Region i's verdict on m (chk[i] checked; conflict: the region whose
  * manifest differs, or NULL), repairing it when asked. */
-static void verdict(struct regions *rs, struct geo_check *chk, size_t i,
+static void verdict(struct regions *rs, const struct verify_union *u,
+		    struct geo_check *chk, size_t i,
 		    const struct manifest *m, const char *conflict, bool repair,
 		    struct verify_copy *vc, size_t *fixed)
 {
@@ -275,7 +303,7 @@ static void verdict(struct regions *rs, struct geo_check *chk, size_t i,
 			 "the manifests in regions %s and %s differ; compare them (and verify --deep) before repairing by hand",
 			 rs->v[0].name, conflict);
 	} else if (repair && (ci->copy == COPY_MISSING || ci->copy == COPY_BAD)) {
-		*fixed += repair_copy(rs, chk, i, m, vc);
+		*fixed += repair_copy(rs, u, chk, i, m, vc);
 	}
 	vc->copy = ci->copy;
 }
@@ -308,7 +336,7 @@ static bool verify_backup(struct regions *rs, const struct verify_union *u,
 	for (size_t i = 0; i < rs->n; i++) {
 		struct verify_copy *vc = &vb->r[i];
 
-		verdict(rs, chk, i, m, conflict, o->repair, vc, &res->fixed);
+		verdict(rs, u, chk, i, m, conflict, o->repair, vc, &res->fixed);
 		if (vc->copy != COPY_OK) {
 			res->bad++;
 			if (!vb->first_bad[0])
@@ -351,23 +379,34 @@ struct hidden_ctx {
 	struct verify_result *res;
 };
 
-static int hidden_one(void *ctx, const char *key, const char *marker_id)
+static int hidden_one(void *ctx, const char *key, enum store_hidden_kind kind,
+		      const char *ids)
 {
 	struct hidden_ctx *hc = ctx;
 	size_t n = strlen(key);
+	bool many = strchr(ids, ' ') != NULL;
 
 	if (n < 14 || strcmp(key + n - 14, "/manifest.json"))
-		return 0;
+		return 0;       /* data, index: their bytes are checked by the manifest */
 	hc->res->bad++;
-	log_warn("region %s: %s is hidden behind a delete marker: its locked version is still there, but list, restore and prune do not see that backup; delete the marker (DELETE of version %s, with the prune credentials) to bring it back",
-		 hc->g->name, UTIL_ESC_CTL(key), UTIL_ESC_CTL(marker_id));
+	if (kind == STORE_HIDDEN_VERSIONS) {
+		log_warn("region %s: %s has more than one version (newest first: %s): a PUT over it added the newest, which list, restore and prune read instead of the locked one; unless snapship rewrote it (a repair, a retried upload), the backup key was used to replace the backup: compare the versions and delete the newer ones (DELETE of each version, with the prune credentials)",
+			 hc->g->name, UTIL_ESC_CTL(key), UTIL_ESC_CTL(ids));
+		return 0;
+	}
+	log_warn("region %s: %s is hidden behind %s: its locked version is still there, but list, restore and prune do not see that backup; delete %s (DELETE of version %s, with the prune credentials) to bring it back",
+		 hc->g->name, UTIL_ESC_CTL(key),
+		 many ? "delete markers" : "a delete marker",
+		 many ? "every marker" : "the marker", UTIL_ESC_CTL(ids));
 	return 0;
 }
 
 /*
  * Object Lock regions: a key allowed to delete can hide a locked backup
- * behind a delete marker (the version stays, listings no longer show it):
- * each such manifest is a warning and counts as bad.
+ * behind a delete marker (the version stays, listings no longer show it),
+ * a key allowed to put can put a newer version over it: each such manifest
+ * is a warning and counts as bad; so is a region that could not be checked
+ * (ListObjectVersions refused or failed).
  */
 static void hidden_manifests(struct regions *rs, const struct verify_opts *o,
 			     struct verify_result *res)
@@ -382,9 +421,11 @@ static void hidden_manifests(struct regions *rs, const struct verify_opts *o,
 		if (asprintf(&p, "%s%s/%s%s", rs->v[i].prefix, o->host,
 			     o->partition ? o->partition : "", o->partition ? "/" : "") < 0)
 			continue;
-		if (store_list_hidden(rs->v[i].store, p, hidden_one, &hc, &e))
-			log_warn("region %s: could not look for backups hidden behind delete markers: %s",
+		if (store_list_hidden(rs->v[i].store, p, hidden_one, &hc, &e)) {
+			res->bad++;     /* unchecked is not good */
+			log_warn("region %s: could not check for backups hidden behind delete markers: %s",
 				 rs->v[i].name, err_strip_region(rs->v[i].name, e.msg));
+		}
 		free(p);
 	}
 }

@@ -129,12 +129,13 @@ int s3_req_query(struct s3_store *s, struct s3_req *r, struct sbuf *q,
 	return 0;
 }
 
-int s3_bucket_get(struct s3_store *s, struct s3_req *r, struct sbuf *q,
+int s3_bucket_get(struct s3_store *s, struct s3_req *r, struct sbuf *q, bool del,
 		  const char *what, struct err *err)
 {
 	int ret;
 
 	s3_req_init(s, r, "GET");
+	r->del = del;
 	r->http.out_max = S3_XMLBODY_MAX;
 	r->http.is_read = true;   /* what a listing leads to may not be */
 	ret = s3_req_target(s, r, NULL, err);
@@ -144,6 +145,18 @@ int s3_bucket_get(struct s3_store *s, struct s3_req *r, struct sbuf *q,
 		ret = http_run(s->http, &r->http, what, err);
 	sbuf_free(q);   /* not taken when the target failed */
 	return ret;
+}
+
+int s3_page_stuck(struct s3_store *s, const char *what, const char *key0,
+		  const char *id0, const char *key1, const char *id1, struct err *err)
+{
+	if (!key0 || !key1 || strcmp(key0, key1))
+		return 0;
+	if (id1 && (!id0 || strcmp(id0, id1)))
+		return 0;
+	return err_set(err, -EBADMSG,
+		       "%s: %s: the server answered a truncated page whose next marker (\"%.200s\"%s%.100s%s) does not move past the page asked for; stopped rather than list the same page forever (a server fault: report it to the store's operator)",
+		       s->who, what, key1, id1 ? " / \"" : "", id1 ? id1 : "", id1 ? "\"" : "");
 }
 
 void s3_query_add(struct sbuf *q, const char *name, const char *value)
@@ -392,13 +405,19 @@ static int s3_list(void *priv, const char *prefix, store_list_fn fn, void *ctx,
 		s3_query_add(&q, "prefix", full);
 		if (token)
 			s3_query_add(&q, "continuation-token", token);
-		ret = s3_bucket_get(s, &r, &q, what, err);
+		ret = s3_bucket_get(s, &r, &q, false, what, err);
 		if (!ret)
 			ret = s3_xml_list_v2(r.http.out.s, r.http.out.len, &page, err);
 		s3_req_release(&r);
 		if (ret) {
 			if (ret == -EBADMSG)
 				err_wrap(err, "%s", s->who);
+			break;
+		}
+		if (page.truncated)
+			ret = s3_page_stuck(s, what, token, NULL, page.next_token, NULL, err);
+		if (ret) {
+			s3_xml_list_free(&page);
 			break;
 		}
 		free(token);
@@ -639,13 +658,20 @@ static int s3_abort_incomplete(void *priv, const char *prefix,
 			s3_query_add(&q, "key-marker", key_marker);
 		if (id_marker)
 			s3_query_add(&q, "upload-id-marker", id_marker);
-		ret = s3_bucket_get(s, &r, &q, "ListMultipartUploads", err);
+		ret = s3_bucket_get(s, &r, &q, false, "ListMultipartUploads", err);
 		if (!ret)
 			ret = s3_xml_uploads(r.http.out.s, r.http.out.len, &ups, err);
 		s3_req_release(&r);
 		if (ret) {
 			if (ret == -EBADMSG)
 				err_wrap(err, "%s", s->who);
+			break;
+		}
+		if (ups.truncated)
+			ret = s3_page_stuck(s, "ListMultipartUploads", key_marker, id_marker,
+					    ups.next_key_marker, ups.next_upload_id_marker, err);
+		if (ret) {
+			s3_xml_uploads_free(&ups);
 			break;
 		}
 		free(key_marker);

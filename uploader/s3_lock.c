@@ -71,9 +71,10 @@ out:
 }
 
 /* The lock of key's version_id (NULL: the current one): *until_ret unix s,
- * 0 when it has none. */
+ * 0 when it has none.  del: asked for a deletion (signed with the prune
+ * credentials: a HEAD ?versionId= needs s3:GetObjectVersion). */
 static int lock_until(struct s3_store *s, const char *key, const char *version_id,
-		      int64_t *until_ret, struct err *err)
+		      bool del, int64_t *until_ret, struct err *err)
 {
 	struct sbuf q = { 0 };
 	struct s3_req r;
@@ -83,6 +84,7 @@ static int lock_until(struct s3_store *s, const char *key, const char *version_i
 
 	*until_ret = 0;
 	s3_req_init(s, &r, "HEAD");
+	r.del = del;
 	r.http.is_read = true;
 	r.http.capture = "x-amz-object-lock-retain-until-date";
 	s3_what(what, sizeof(what), "HEAD", key);
@@ -111,7 +113,7 @@ int s3_retain(void *priv, const char *key, int64_t until, struct err *err)
 
 	if (!s->object_lock)
 		return err_set(err, -EOPNOTSUPP, "%s: object_lock is not set", s->who);
-	ret = lock_until(s, key, NULL, &cur, err);
+	ret = lock_until(s, key, NULL, false, &cur, err);
 	if (ret || cur >= until)
 		return ret;     /* already long enough: never shortened */
 	s3_iso_time(until, date, sizeof(date));
@@ -140,9 +142,10 @@ int s3_retain(void *priv, const char *key, int64_t until, struct err *err)
 	return ret;
 }
 
-/* One page of key's versions (and delete markers) after the markers. */
+/* One page of key's versions (and delete markers) after the markers; del:
+ * listed for a deletion (signed with the prune credentials). */
 static int list_versions(struct s3_store *s, const char *full, const char *key_marker,
-			 const char *id_marker, struct s3_xml_versions *vs,
+			 const char *id_marker, bool del, struct s3_xml_versions *vs,
 			 struct err *err)
 {
 	struct sbuf q = { 0 };
@@ -155,7 +158,7 @@ static int list_versions(struct s3_store *s, const char *full, const char *key_m
 		s3_query_add(&q, "key-marker", key_marker);
 	if (id_marker)
 		s3_query_add(&q, "version-id-marker", id_marker);
-	ret = s3_bucket_get(s, &r, &q, "ListObjectVersions", err);
+	ret = s3_bucket_get(s, &r, &q, del, "ListObjectVersions", err);
 	if (!ret)
 		ret = s3_xml_versions(r.http.out.s, r.http.out.len, vs, err);
 	if (ret == -EBADMSG)
@@ -168,7 +171,8 @@ static int list_versions(struct s3_store *s, const char *full, const char *key_m
 /*
  * DELETE key?versionId=id.  A refusal (403 AccessDenied) is a lock when the
  * version's retain-until date is still ahead (-EBUSY, *until_ret says
- * when), else the credentials' (s3_delete_denied).
+ * when), else the credentials' (s3_delete_denied; when the lock could not
+ * be read, what that HEAD said is added).
  */
 static int delete_version(struct s3_store *s, const char *key, const char *id,
 			  int64_t *until_ret, struct err *err)
@@ -200,11 +204,21 @@ static int delete_version(struct s3_store *s, const char *key, const char *id,
 	if (r.http.result == 0 && r.http.status == 403 &&
 	    s3_xml_error(r.http.errbody.s, r.http.errbody.len, &e) == 1 &&
 	    !strcmp(e.code, "AccessDenied")) {
-		if (!lock_until(s, key, id, &until, &he) && until > (int64_t)time(NULL)) {
+		int hr = lock_until(s, key, id, true, &until, &he);
+
+		if (!hr && until > (int64_t)time(NULL)) {
 			*until_ret = until;
 			ret = -EBUSY;
 		} else {
 			ret = s3_delete_denied(s, key, err);
+			if (hr && err) {
+				size_t n = strlen(err->msg);
+
+				snprintf(err->msg + n, sizeof(err->msg) - n,
+					 "; whether version %.100s is under Object Lock could not be read either (%s)%s",
+					 id, he.msg,
+					 s->del_own ? "; the prune credentials need s3:GetObjectVersion" : "");
+			}
 		}
 		goto out;
 	}
@@ -220,7 +234,7 @@ out:
  * (ListObjectVersions), each handed to step in order; a non-zero return of
  * step ends the walk and is returned.
  */
-static int versions_each(struct s3_store *s, const char *full,
+static int versions_each(struct s3_store *s, const char *full, bool del,
 			 int (*step)(struct s3_store *s, const struct s3_xml_version *v,
 				     void *ctx, struct err *err),
 			 void *ctx, struct err *err)
@@ -231,9 +245,16 @@ static int versions_each(struct s3_store *s, const char *full,
 	do {
 		struct s3_xml_versions vs;
 
-		ret = list_versions(s, full, km, im, &vs, err);
+		ret = list_versions(s, full, km, im, del, &vs, err);
 		if (ret)
 			break;
+		if (vs.truncated)
+			ret = s3_page_stuck(s, "ListObjectVersions", km, im,
+					    vs.next_key_marker, vs.next_version_id_marker, err);
+		if (ret) {
+			s3_xml_versions_free(&vs);
+			break;
+		}
 		free(km);
 		free(im);
 		km = vs.truncated ? vs.next_key_marker : NULL;
@@ -283,7 +304,7 @@ int s3_delete_versions(struct s3_store *s, const char *key, struct err *err)
 	if (asprintf(&full, "%s%s", s->prefix, key) < 0)
 		return s3_oom(s, err);
 	dw.full = full;
-	ret = versions_each(s, full, del_step, &dw, err);
+	ret = versions_each(s, full, true, del_step, &dw, err);
 	free(full);
 	if (!ret && dw.locked) {
 		s3_iso_time(dw.locked, date, sizeof(date));
@@ -295,37 +316,78 @@ int s3_delete_versions(struct s3_store *s, const char *key, struct err *err)
 
 /* The walk of s3_list_hidden: versions come newest first for each key. */
 struct hidden_walk {
-	char *key;                  /* the key being walked ("" none) */
-	char *marker;               /* its newest entry, when a delete marker */
-	bool reported;
+	char *key;                  /* the key being walked (NULL none) */
+	struct sbuf markers;        /* the delete markers on top of it, newest
+				     * first, space-separated */
+	struct sbuf reals;          /* its versions (not markers), likewise */
+	size_t nreal;
+	char *etag;                 /* the newest version's ETag */
+	bool differ;                /* another version's ETag is not it */
 	store_hidden_fn fn;
 	void *ctx;
 };
 
-/* One listed version; 1 when fn stopped the walk. */
+static int hidden_add(struct s3_store *s, struct sbuf *b, const char *id, struct err *err)
+{
+	if (b->len)
+		sbuf_addc(b, ' ');
+	sbuf_add(b, id);
+	return sbuf_ok(b) ? 0 : s3_oom(s, err);
+}
+
+/* The walked key done: overwritten when it has two versions or more
+ * (reported when report is set); its state freed. */
+static int hidden_flush(struct s3_store *s, struct hidden_walk *hw, bool report)
+{
+	int ret = 0;
+
+	if (report && hw->key && hw->nreal > 1 && hw->differ)
+		ret = hw->fn(hw->ctx, hw->key + strlen(s->prefix), STORE_HIDDEN_VERSIONS,
+			     hw->reals.s) ? 1 : 0;
+	free(hw->key);
+	hw->key = NULL;
+	sbuf_free(&hw->markers);
+	sbuf_free(&hw->reals);
+	hw->nreal = 0;
+	free(hw->etag);
+	hw->etag = NULL;
+	hw->differ = false;
+	return ret;
+}
+
+/* One listed version; 1 when fn stopped the walk.  Every marker stacked
+ * over the newest real version is named: deleting only the newest would
+ * leave the backup hidden behind the next.  Versions of other bytes (their
+ * ETags differ) are an overwrite, reported when the key is done. */
 static int hidden_step(struct s3_store *s, const struct s3_xml_version *v, void *ctx,
 		       struct err *err)
 {
 	struct hidden_walk *hw = ctx;
 	size_t plen = strlen(s->prefix);
+	int ret;
 
 	if (strncmp(v->key, s->prefix, plen))
 		return 0;
 	if (!hw->key || strcmp(hw->key, v->key)) {         /* a new key */
-		free(hw->key);
-		free(hw->marker);
+		ret = hidden_flush(s, hw, true);
+		if (ret)
+			return ret;
 		hw->key = strdup(v->key);
-		hw->marker = v->delete_marker ? strdup(v->version_id) : NULL;
-		hw->reported = false;
-		if (!hw->key || (v->delete_marker && !hw->marker))
+		if (!hw->key)
 			return s3_oom(s, err);
+	}
+	if (v->delete_marker)   /* those under a real version do not hide it */
+		return hw->nreal ? 0 : hidden_add(s, &hw->markers, v->version_id, err);
+	ret = hidden_add(s, &hw->reals, v->version_id, err);
+	if (ret)
+		return ret;
+	if (hw->nreal && (!hw->etag || !v->etag || strcmp(hw->etag, v->etag)))
+		hw->differ = true;      /* a retried PUT of the same bytes is not */
+	if (!hw->nreal && v->etag && !(hw->etag = strdup(v->etag)))
+		return s3_oom(s, err);
+	if (hw->nreal++ || !hw->markers.len)
 		return 0;
-	}
-	if (hw->marker && !hw->reported && !v->delete_marker) {
-		hw->reported = true;
-		return hw->fn(hw->ctx, v->key + plen, hw->marker) ? 1 : 0;
-	}
-	return 0;
+	return hw->fn(hw->ctx, v->key + plen, STORE_HIDDEN_MARKERS, hw->markers.s) ? 1 : 0;
 }
 
 int s3_list_hidden(void *priv, const char *prefix, store_hidden_fn fn,
@@ -340,9 +402,11 @@ int s3_list_hidden(void *priv, const char *prefix, store_hidden_fn fn,
 		return err_set(err, -EOPNOTSUPP, "%s: object_lock is not set", s->who);
 	if (asprintf(&full, "%s%s", s->prefix, prefix) < 0)
 		return s3_oom(s, err);
-	ret = versions_each(s, full, hidden_step, &hw, err);
+	ret = versions_each(s, full, false, hidden_step, &hw, err);
 	free(full);
-	free(hw.key);
-	free(hw.marker);
+	if (!ret)
+		ret = hidden_flush(s, &hw, true);
+	else
+		hidden_flush(s, &hw, false);
 	return ret > 0 ? 0 : ret;
 }

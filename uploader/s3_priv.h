@@ -87,9 +87,15 @@ int s3_req_query(struct s3_store *s, struct s3_req *r, struct sbuf *q,
 		 struct err *err);
 /* A GET of the bucket with the query built in q (q is emptied): a listing.
  * On 0 its XML reply (at most S3_XMLBODY_MAX bytes) is in r->http.out for
- * the caller to parse; the caller releases r, also on failure. */
-int s3_bucket_get(struct s3_store *s, struct s3_req *r, struct sbuf *q,
+ * the caller to parse; the caller releases r, also on failure.  del: made
+ * for a deletion (signed with the prune credentials, as the DELETE). */
+int s3_bucket_get(struct s3_store *s, struct s3_req *r, struct sbuf *q, bool del,
 		  const char *what, struct err *err);
+/* A truncated listing page whose next markers (key1, id1) are the ones it
+ * was asked with (key0, id0) — or go back to the start of that key — would
+ * be listed forever: -EBADMSG saying so; else 0.  NULL: none. */
+int s3_page_stuck(struct s3_store *s, const char *what, const char *key0,
+		  const char *id0, const char *key1, const char *id1, struct err *err);
 /* Body (borrowed until the request ends) and its payload hash. */
 int s3_req_body(struct s3_store *s, struct s3_req *r, const void *body,
 		size_t len, struct err *err);

@@ -455,6 +455,8 @@ static void versions_end(struct xp *x, const char *text)
 	else if (v && (!strcmp(p, "/ListVersionsResult/Version/VersionId") ||
 		       !strcmp(p, "/ListVersionsResult/DeleteMarker/VersionId")))
 		set_str(x, &v->version_id, text);
+	else if (v && !strcmp(p, "/ListVersionsResult/Version/ETag"))
+		set_str(x, &v->etag, text);
 	else if (v && (!strcmp(p, "/ListVersionsResult/Version") ||
 		       !strcmp(p, "/ListVersionsResult/DeleteMarker")) &&
 		 (!v->key || !v->version_id))
@@ -486,6 +488,7 @@ void s3_xml_versions_free(struct s3_xml_versions *vs)
 	for (size_t i = 0; i < vs->n; i++) {
 		free(vs->v[i].key);
 		free(vs->v[i].version_id);
+		free(vs->v[i].etag);
 	}
 	free(vs->v);
 	free(vs->next_key_marker);

@@ -100,6 +100,7 @@ void s3_xml_deleted_free(struct s3_xml_deleted *d);
 struct s3_xml_version {
 	char *key;
 	char *version_id;
+	char *etag;                 /* as sent (quotes and all); NULL: none */
 	bool delete_marker;
 };
 

@@ -211,14 +211,27 @@ int store_list(struct store *store, const char *prefix, store_list_fn fn,
 int store_delete(struct store *store, const char *const *keys, size_t n,
 		 struct err *err);
 
-/* Called for each key under a prefix whose newest version is a delete
- * marker while an older version is still there (a versioned bucket: the
- * object is hidden, not gone); marker_id is the marker's version id.
- * Nonzero stops. */
-typedef int (*store_hidden_fn)(void *ctx, const char *key, const char *marker_id);
+/* What store_list_hidden found on a key of a versioned bucket. */
+enum store_hidden_kind {
+	/* its newest version is a delete marker while an older version is
+	 * still there (the object is hidden, not gone); ids: the version ids
+	 * of every marker stacked over the newest version, newest first (all
+	 * must go to bring the object back) */
+	STORE_HIDDEN_MARKERS,
+	/* it has more than one version (delete markers aside), of different
+	 * bytes (ETags): a PUT over it added a newer one that every reader
+	 * gets; ids: every version, newest first (the oldest is the one first
+	 * written) */
+	STORE_HIDDEN_VERSIONS,
+};
 
-/* The hidden keys under prefix (S3 ListObjectVersions), in key order;
- * -EOPNOTSUPP for a store without versions (file, or no object_lock). */
+/* Called for each such key; ids are space-separated.  Nonzero stops. */
+typedef int (*store_hidden_fn)(void *ctx, const char *key, enum store_hidden_kind kind,
+			       const char *ids);
+
+/* The keys under prefix hidden or overwritten (S3 ListObjectVersions), in
+ * key order; -EOPNOTSUPP for a store without versions (file, or no
+ * object_lock). */
 int store_list_hidden(struct store *store, const char *prefix,
 		      store_hidden_fn fn, void *ctx, struct err *err);
 

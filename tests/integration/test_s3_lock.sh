@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Issue 15, item 2 (immutability) on Ceph RGW, zone east: a bucket created
-# with Object Lock enabled and [region] object_lock = governance.
+# with Object Lock enabled and [region] object_lock = governance, used as
+# doc/protection.md says: a restricted backup user (the documented backup
+# policy) and prune_access_key_id = the bucket's owner.
 #  - config check refuses object_lock on a bucket without Object Lock, and
 #    warns about a locked bucket without object_lock;
 #  - every object of a backup carries the lock (HEAD: mode GOVERNANCE,
@@ -10,8 +12,17 @@
 #  - prune (max_age 5 s, lock_margin 40 s) keeps the expired backup quietly
 #    while it is locked (exit 0, "locked", still listed, nothing deleted)
 #    and deletes every version of its objects once the lock has ended;
-#  - a backup hidden behind a delete marker (a plain DELETE) fails verify,
-#    which names the marker; deleting the marker brings the backup back.
+#    (the version listing and the lock's HEAD ?versionId= of a deletion are
+#    signed with the prune key: the backup policy grants no
+#    s3:GetObjectVersion);
+#  - a backup hidden behind delete markers (two plain DELETEs with the
+#    owner's key) fails verify, which names both markers; deleting them
+#    brings the backup back;
+#  - a new version PUT over a locked manifest with the backup key fails
+#    verify, which names the versions; deleting the newer one fixes it;
+#  - repair of a base's data missing in the locked region (a second,
+#    directory region holds it) locks the copy as long as the incremental
+#    that reads it.
 set -euo pipefail
 . "$SRC_DIR/tests/lib.sh"
 need_btrfs
@@ -22,6 +33,20 @@ bucket="lock-$$"
 "${ADM[@]}" mkbucket-lock "$RGW_EAST_ENDPOINT" "$bucket" || fail "could not create a bucket with Object Lock"
 "${ADM[@]}" lock-config "$RGW_EAST_ENDPOINT" "$bucket" | grep "<ObjectLockEnabled>Enabled<" >/dev/null ||
 	fail "the bucket has no Object Lock (RGW too old?)"
+
+# the restricted backup user: doc/protection.md's backup policy on $bucket;
+# the owner (the harness's user "snapship", the prune key) gets the prune
+# policy: the objects belong to the user who wrote them, so without it the
+# owner could delete them but not read them (nor their versions' locks)
+uid="snapship-lk-$$"
+bk_ak=$(python3 -c 'import secrets,string; print("LK" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16)))')
+bk_sk=$(python3 -c 'import secrets,string; print("".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40)))')
+radosgw-admin -c "$CEPH_CONF" -n client.admin user create --rgw-zone=east --uid="$uid" \
+	--display-name="$uid" --access-key="$bk_ak" --secret="$bk_sk" >/dev/null 2>"$TEST_TMP/admin.err" ||
+	fail "radosgw-admin user create: $(cat "$TEST_TMP/admin.err")"
+(umask 077 && printf '%s\n' "$bk_sk" >"$TEST_TMP/bk.secret")
+"${ADM[@]}" policy "$RGW_EAST_ENDPOINT" "$bucket" "$uid" prune-user=snapship || fail "could not set the bucket policy"
+AK=$RGW_ACCESS_KEY_ID SKF=$RGW_SECRET_ACCESS_KEY_FILE     # config check: the owner first
 
 sv=$(mk_subvol lock-part)
 "$GENDATA" "$sv" --json-bytes 2M --json-file-size 1M --small-files 20 --dirs 2 >/dev/null
@@ -39,10 +64,13 @@ store = s3
 endpoint = $RGW_EAST_ENDPOINT
 bucket = $1
 sigv4_region = $RGW_REGION
-access_key_id = $RGW_ACCESS_KEY_ID
-secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE
+access_key_id = $AK
+secret_access_key_file = $SKF
+prune_access_key_id = $RGW_ACCESS_KEY_ID
+prune_secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE
 lock_margin = 40s
 $2
+${3:-}
 EOF
 }
 S=("$SNAPSHIP" --config "$TEST_TMP/snapship.conf")
@@ -58,6 +86,7 @@ conf "$bucket" "" >"$TEST_TMP/snapship.conf"
 out=$("${S[@]}" config check 2>&1) || fail "config check of a locked bucket without object_lock: exit $?: $out"
 grep -q "warning: bucket $bucket of \[region east\] has Object Lock" <<<"$out" ||
 	fail "no warning for a locked bucket without object_lock: $out"
+AK=$bk_ak SKF=$TEST_TMP/bk.secret       # from here on: the restricted user
 conf "$bucket" "object_lock = governance" >"$TEST_TMP/snapship.conf"
 out=$("${S[@]}" config check 2>&1) || fail "config check with object_lock on a locked bucket: exit $?: $out"
 echo "-- config check: ok"
@@ -151,22 +180,119 @@ done
 assert_trees_equal "$sv" "$TEST_BTRFS/restored"
 echo "-- prune after the lock: every version deleted"
 
-# ---- a delete marker (a key allowed s3:DeleteObject) hides a backup ----
+# ---- delete markers (a key allowed s3:DeleteObject: the owner's) hide a backup ----
 key="$base/${ids[1]}/manifest.json"
-"${ADM[@]}" delete "$RGW_EAST_ENDPOINT" "$bucket" "$key" >"$TEST_TMP/del" || fail "plain DELETE: $(cat "$TEST_TMP/del")"
+for _ in 1 2; do	# two DELETEs: where RGW stacks two markers, both must be named
+	"${ADM[@]}" delete "$RGW_EAST_ENDPOINT" "$bucket" "$key" >"$TEST_TMP/del" ||
+		fail "plain DELETE: $(cat "$TEST_TMP/del")"
+done
 "${S[@]}" list lock-part >"$TEST_TMP/list" 2>&1 || true
 grep -q "${ids[1]}" "$TEST_TMP/list" && fail "list still shows ${ids[1]} behind a delete marker (test broken)"
 rc=0
 "${S[@]}" verify >"$TEST_TMP/out" 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "verify of a backup hidden behind a delete marker: exit $rc: $(cat "$TEST_TMP/out")"
-grep -q "$key is hidden behind a delete marker" "$TEST_TMP/out" ||
+grep -q "$key is hidden behind" "$TEST_TMP/out" ||
 	fail "verify does not name the hidden backup: $(cat "$TEST_TMP/out")"
-marker=$("${ADM[@]}" versions "$RGW_EAST_ENDPOINT" "$bucket" "$key" | awk -F'\t' '$3 == "marker" { print $2; exit }')
-[ -n "$marker" ] || fail "no delete marker on $key"
-grep -q "$marker" "$TEST_TMP/out" || fail "verify does not name the marker's version"
-"${ADM[@]}" delete "$RGW_EAST_ENDPOINT" "$bucket" "$key" "$marker" >/dev/null || fail "could not delete the marker"
-"${S[@]}" list lock-part | grep "${ids[1]}" >/dev/null || fail "${ids[1]} is not back after its marker went"
-"${S[@]}" verify >"$TEST_TMP/out" 2>&1 || fail "verify after the marker went: $(cat "$TEST_TMP/out")"
-echo "-- a backup hidden behind a delete marker: verify names it; back once the marker goes"
+grep -q "could not check" "$TEST_TMP/out" && fail "verify could not list the versions: $(cat "$TEST_TMP/out")"
+mapfile -t markers < <("${ADM[@]}" versions "$RGW_EAST_ENDPOINT" "$bucket" "$key" | awk -F'\t' '$3 == "marker" { print $2 }')
+[ "${#markers[@]}" -ge 1 ] || fail "no delete marker on $key"
+echo "-- ${#markers[@]} delete marker(s) on $key"
+for m in "${markers[@]}"; do
+	grep -q "$m" "$TEST_TMP/out" || fail "verify does not name the marker $m: $(cat "$TEST_TMP/out")"
+	"${ADM[@]}" delete "$RGW_EAST_ENDPOINT" "$bucket" "$key" "$m" >/dev/null || fail "could not delete the marker $m"
+done
+"${S[@]}" list lock-part | grep "${ids[1]}" >/dev/null || fail "${ids[1]} is not back after its markers went"
+"${S[@]}" verify >"$TEST_TMP/out" 2>&1 || fail "verify after the markers went: $(cat "$TEST_TMP/out")"
+echo "-- a backup hidden behind delete markers: verify names them all; back once they go"
+
+# ---- verify whose version listing is refused: a problem, not a pass ----
+"${ADM[@]}" policy "$RGW_EAST_ENDPOINT" "$bucket" "$uid" nolist prune-user=snapship || fail "could not set the bucket policy"
+rc=0
+"${S[@]}" verify >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "verify that could not list versions: exit $rc: $(cat "$TEST_TMP/out")"
+grep -q "could not check for backups hidden behind delete markers" "$TEST_TMP/out" ||
+	fail "verify does not say it could not check: $(cat "$TEST_TMP/out")"
+"${ADM[@]}" policy "$RGW_EAST_ENDPOINT" "$bucket" "$uid" prune-user=snapship || fail "could not set the bucket policy"
+echo "-- verify without s3:ListBucketVersions: could not check (exit 1)"
+
+# ---- a stolen backup key PUTs a new version over a locked manifest ----
+key="$base/${ids[1]}/manifest.json"
+python3 "$RGW_S3" get "$RGW_EAST_ENDPOINT/$bucket/$key" >"$TEST_TMP/forged"
+printf ' ' >>"$TEST_TMP/forged"        # other bytes, still the same JSON
+RGW_ACCESS_KEY_ID=$bk_ak RGW_SECRET_ACCESS_KEY=$bk_sk \
+	python3 "$RGW_S3" put "$RGW_EAST_ENDPOINT/$bucket/$key" "$TEST_TMP/forged" ||
+	fail "the backup user could not put over $key"
+mapfile -t vers < <("${ADM[@]}" versions "$RGW_EAST_ENDPOINT" "$bucket" "$key" | awk -F'\t' '$3 == "version" { print $2 }')
+[ "${#vers[@]}" = 2 ] || fail "not two versions of $key: ${vers[*]}"
+rc=0
+"${S[@]}" verify >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "verify of an overwritten manifest: exit $rc: $(cat "$TEST_TMP/out")"
+grep -q "$key has more than one version" "$TEST_TMP/out" ||
+	fail "verify does not name the overwritten manifest: $(cat "$TEST_TMP/out")"
+for v in "${vers[@]}"; do
+	grep -q -- "$v" "$TEST_TMP/out" || fail "verify does not name version $v: $(cat "$TEST_TMP/out")"
+done
+newest=$("${ADM[@]}" versions "$RGW_EAST_ENDPOINT" "$bucket" "$key" | awk -F'\t' '$3 == "version" { print $2; exit }')
+"${ADM[@]}" delete "$RGW_EAST_ENDPOINT" "$bucket" "$key" "$newest" >"$TEST_TMP/del" ||
+	fail "could not delete the newer version: $(cat "$TEST_TMP/del")"
+"${S[@]}" verify >"$TEST_TMP/out" 2>&1 || fail "verify after the newer version went: $(cat "$TEST_TMP/out")"
+echo "-- a manifest overwritten with the backup key: verify names its versions; fine once the newer goes"
+# ---- repair: a base's data copied back into the locked region is locked
+# as long as the incremental that reads it ----
+mkdir -p "$TEST_TMP/local"
+cat >"$TEST_TMP/rep.conf" <<EOF
+[agent]
+state_dir = $TEST_TMP/state2
+host = lockrep
+[retention]
+max_age = 1h
+[partition lock-part]
+path = $sv
+[region local]
+store = file
+path = $TEST_TMP/local
+primary = yes
+[region east]
+store = s3
+endpoint = $RGW_EAST_ENDPOINT
+bucket = $bucket
+sigv4_region = $RGW_REGION
+access_key_id = $bk_ak
+secret_access_key_file = $TEST_TMP/bk.secret
+prune_access_key_id = $RGW_ACCESS_KEY_ID
+prune_secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE
+object_lock = governance
+lock_margin = 40s
+replication = agent
+EOF
+R=("$SNAPSHIP" --config "$TEST_TMP/rep.conf")
+rids=()
+for _ in 1 2; do
+	out=$("${R[@]}" --json backup) || fail "backup to the local and the locked region: $out"
+	rids+=("$(python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])' <<<"$out")")
+	sleep 2
+done
+rbase="lockrep/lock-part"
+python3 "$RGW_S3" get "$RGW_EAST_ENDPOINT/$bucket/$rbase/${rids[1]}/manifest.json" >"$TEST_TMP/inc.json" ||
+	fail "no manifest of ${rids[1]} in east"
+grep -q "${rids[0]}" "$TEST_TMP/inc.json" ||
+	fail "${rids[1]} does not reference ${rids[0]}'s data (test broken): $(cat "$TEST_TMP/inc.json")"
+dkey="$rbase/${rids[0]}/data.tar.zst"
+for v in $("${ADM[@]}" versions "$RGW_EAST_ENDPOINT" "$bucket" "$dkey" | awk -F'\t' '{ print $2 }'); do
+	"${ADM[@]}" delete "$RGW_EAST_ENDPOINT" "$bucket" "$dkey" "$v" bypass >"$TEST_TMP/del" ||
+		fail "could not remove $dkey (owner, bypassing governance): $(cat "$TEST_TMP/del")"
+done
+"${ADM[@]}" head "$RGW_EAST_ENDPOINT" "$bucket" "$dkey" >"$TEST_TMP/head" 2>/dev/null || true
+grep -q '^404' "$TEST_TMP/head" || fail "$dkey is still there: $(cat "$TEST_TMP/head")"
+rc=0
+"${R[@]}" verify >"$TEST_TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "verify with ${rids[0]}'s data missing in east: exit $rc: $(cat "$TEST_TMP/out")"
+"${R[@]}" repair >"$TEST_TMP/out" 2>&1 || fail "repair: $(cat "$TEST_TMP/out")"
+u_inc=$(until_of "$rbase/${rids[1]}/manifest.json")
+u_rep=$(until_of "$dkey")
+[ "$u_rep" -ge "$u_inc" ] ||
+	fail "the repaired $dkey is locked until $u_rep, before ${rids[1]} (which reads it): $u_inc"
+"${R[@]}" verify >"$TEST_TMP/out" 2>&1 || fail "verify after the repair: $(cat "$TEST_TMP/out")"
+echo "-- repair: the base's data locked until $u_rep (the incremental: $u_inc)"
 no_snapship_snapshots "$TEST_BTRFS"
 echo ok

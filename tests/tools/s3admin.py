@@ -4,15 +4,21 @@
 environment (RGW_ACCESS_KEY_ID / RGW_SECRET_ACCESS_KEY):
 
   s3admin.py mkbucket-lock ENDPOINT BUCKET   a bucket with Object Lock enabled
-  s3admin.py policy ENDPOINT BUCKET USER [prune]
+  s3admin.py policy ENDPOINT BUCKET USER [prune|nolist] [prune-user=UID]
         the bucket policy doc/protection.md gives: USER (an RGW user id) may
-        put, get, list and abort (backup); with "prune" also delete
+        put, get, list (versions too) and abort (backup); with "prune" also
+        delete (versions too) and read a version's lock; "nolist": the
+        backup policy without s3:ListBucketVersions; prune-user=UID: a
+        second statement giving UID the prune policy (the bucket's owner
+        too: an object belongs to the user who wrote it, and the owner
+        reads another user's objects only by the policy)
   s3admin.py lock-config ENDPOINT BUCKET     GetObjectLockConfiguration (body)
   s3admin.py versions ENDPOINT BUCKET PREFIX one "key<TAB>version-id<TAB>kind"
         per version (kind: version or marker)
   s3admin.py head ENDPOINT BUCKET KEY        status and the lock headers
-  s3admin.py delete ENDPOINT BUCKET KEY [VERSION-ID]
-        DELETE (of one version); prints the status and S3 error code
+  s3admin.py delete ENDPOINT BUCKET KEY [VERSION-ID [bypass]]
+        DELETE (of one version; "bypass": past its governance lock, as the
+        bucket's owner may); prints the status and S3 error code
 
 Exit 0 on 2xx, 1 otherwise (delete, head: the status is printed either way).
 """
@@ -52,17 +58,28 @@ def code_of(body):
         return ""
 
 
-def backup_policy(bucket, user, prune):
+def actions_of(prune, nolist):
     actions = ["s3:PutObject", "s3:GetObject", "s3:ListBucket",
                "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
                "s3:ListBucketMultipartUploads", "s3:GetBucketObjectLockConfiguration",
-               "s3:GetObjectRetention", "s3:PutObjectRetention"]
+               "s3:GetObjectRetention", "s3:PutObjectRetention", "s3:ListBucketVersions"]
     if prune:
-        actions += ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucketVersions"]
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": [f"arn:aws:iam:::user/{user}"]},
-        "Action": actions,
-        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}
+        actions += ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObjectVersion"]
+    if nolist:
+        actions.remove("s3:ListBucketVersions")
+    return actions
+
+
+def backup_policy(bucket, user, opts):
+    def stmt(uid, actions):
+        return {"Effect": "Allow", "Principal": {"AWS": [f"arn:aws:iam:::user/{uid}"]},
+                "Action": actions,
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}
+    sts = [stmt(user, actions_of("prune" in opts, "nolist" in opts))]
+    for o in opts:
+        if o.startswith("prune-user="):
+            sts.append(stmt(o.split("=", 1)[1], actions_of(True, False)))
+    return {"Version": "2012-10-17", "Statement": sts}
 
 
 def main(argv):
@@ -74,7 +91,7 @@ def main(argv):
         r, b = request("PUT", base, headers={"x-amz-bucket-object-lock-enabled": "true"})
         ok = r.status // 100 == 2 or (r.status == 409 and b"BucketAlreadyOwnedByYou" in b)
     elif cmd == "policy":
-        pol = backup_policy(bucket, argv[4], len(argv) > 5 and argv[5] == "prune")
+        pol = backup_policy(bucket, argv[4], argv[5:])
         r, b = request("PUT", base + "?policy", json.dumps(pol).encode())
         ok = r.status // 100 == 2
     elif cmd == "lock-config":
@@ -99,9 +116,12 @@ def main(argv):
         ok = r.status // 100 == 2
     elif cmd == "delete":
         url = base + "/" + urllib.parse.quote(argv[4])
+        hdrs = {}
         if len(argv) > 5:
             url += "?versionId=" + urllib.parse.quote(argv[5], safe="")
-        r, b = request("DELETE", url)
+        if len(argv) > 6 and argv[6] == "bypass":
+            hdrs["x-amz-bypass-governance-retention"] = "true"
+        r, b = request("DELETE", url, headers=hdrs)
         print(r.status, code_of(b))
         ok = r.status // 100 == 2
     else:

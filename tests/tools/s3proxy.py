@@ -26,7 +26,8 @@ actions: "status" (answer with an S3 XML error, body Code), "reset" (read
 half the request body, then reset the connection), "stall" (read the request,
 answer nothing for "seconds"), "corrupt" (forward, then flip 64 bytes at
 fraction "at" (default 0.25) of the answer's body: bit rot that keeps the
-length).  Every request is logged as one JSON line
+length), "body" (answer "status" (default 200) with the rule's "body", an
+XML document: a canned listing page, as a faulty server would send).  Every request is logged as one JSON line
 (method, path, status or action, its Range header if any, and for a
 forwarded answer the body bytes sent) so tests can count retries, reads
 and bytes downloaded.  Rules are
@@ -140,6 +141,15 @@ def make_handler(state):
             self.end_headers()
             self.wfile.write(body)
 
+        def _canned(self, rule):
+            body = rule.get("body", "").encode()
+            self.send_response(int(rule.get("status", 200)))
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
         def _reset(self):
             n = int(self.headers.get("Content-Length") or 0)
             self._body(limit=n // 2)
@@ -195,6 +205,11 @@ def make_handler(state):
                           status=int(rule.get("status", 500)),
                           range=self.headers.get("Range"))
                 self._error(rule)
+                return
+            if action == "body":
+                state.log(method=self.command, path=self.path, action="body",
+                          status=int(rule.get("status", 200)))
+                self._canned(rule)
                 return
             try:
                 at = float(rule.get("at", 0.25)) if action == "corrupt" else None

@@ -285,6 +285,26 @@ static void test_rpo_max(void **state)
 	expect_error("[partition a]\npath = /a\nrpo_max = 0\n", ":3:", "rpo_max");
 }
 
+/* config check warns about an Object Lock span over 10 years */
+static void test_lock_span_review(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+	char said[2048] = "";
+	const char *reg = "[region r]\nstore = s3\nendpoint = http://127.0.0.1:1\nbucket = b\n"
+			  "object_lock = governance\n";
+	char text[1024];
+
+	(void)state;
+	snprintf(text, sizeof(text), "[retention]\nkeep_monthly = 24\n[partition a]\npath = /a\n"
+		 "[partition b]\npath = /b\nkeep_monthly = 1000\nmax_age = 0\n%s", reg);
+	assert_int_equal(load(text, &cfg, &err), 0);
+	assert_int_equal(config_review(&cfg, collect, said), 0);
+	assert_non_null(strstr(said, "W: [region r] object_lock: [partition b] locks each backup for 31001 days"));
+	assert_null(strstr(said, "[partition a]"));
+	config_free(&cfg);
+}
+
 /* rto_max: [agent]'s, a [partition]'s over it (0 there lifts it);
  * drill_interval: default 0 (no drills by the agent), a [partition]'s over
  * [agent]'s (0 there: that partition is not drilled). */
@@ -461,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_parsers),
 		cmocka_unit_test(test_rpo_max),
+		cmocka_unit_test(test_lock_span_review),
 		cmocka_unit_test(test_drill_keys),
 		cmocka_unit_test(test_chain_keys),
 		cmocka_unit_test(test_backup_ids),

@@ -172,7 +172,7 @@ static void test_check_and_copy(void **state)
 	assert_non_null(strstr(c.detail, "data.tar.zst missing"));
 
 	/* a repair copy: everything, then the region is whole */
-	assert_int_equal(geo_copy(&a, &b, &m, c.bad_mask, &err), 0);
+	assert_int_equal(geo_copy(&a, &b, &m, c.bad_mask, 0, &err), 0);
 	assert_int_equal(geo_check_copy(&b, &m, OBJ_ALL, &c), 0);
 	assert_int_equal(c.copy, COPY_OK);
 
@@ -193,7 +193,7 @@ static void test_check_and_copy(void **state)
 		snprintf(other, sizeof(other), "%s", data);
 		other[0] ^= 1;
 		assert_int_equal(store_put_buf(a.store, ka, other, strlen(other), &err), 0);
-		assert_int_equal(geo_copy(&a, &b, &m, OBJ_DATA, &err), -EBADMSG);
+		assert_int_equal(geo_copy(&a, &b, &m, OBJ_DATA, 0, &err), -EBADMSG);
 		assert_non_null(strstr(err.msg, "not copying"));
 		assert_int_equal(store_get_all(b.store, k, 1024, &buf, &len, &err), 0);
 		assert_int_equal(len, 5);
@@ -201,7 +201,7 @@ static void test_check_and_copy(void **state)
 		/* restore a, then the repair goes through */
 		err_clear(&err);
 		assert_int_equal(store_put_buf(a.store, ka, data, strlen(data), &err), 0);
-		assert_int_equal(geo_copy(&a, &b, &m, OBJ_DATA, &err), 0);
+		assert_int_equal(geo_copy(&a, &b, &m, OBJ_DATA, 0, &err), 0);
 		assert_int_equal(store_get_all(b.store, k, 1024, &buf, &len, &err), 0);
 		assert_int_equal(len, strlen(data));
 		assert_memory_equal(buf, data, len);

@@ -69,6 +69,23 @@ static void test_lock_span(void **state)
 	assert_int_equal(ret_lock_span(&p, 3600), 0);
 }
 
+/* The retain-until date: snapshot + span + margin, never before now +
+ * margin, never past 9999-12-31 (nor an int64 overflow). */
+static void test_lock_until(void **state)
+{
+	(void)state;
+	assert_int_equal(ret_lock_until(NOW - 100, 3600, 60, NOW), NOW - 100 + 3600 + 60);
+	/* an old backup (a repair copy) or a slow upload: now + margin */
+	assert_int_equal(ret_lock_until(NOW - 86400, 3600, 60, NOW), NOW + 60);
+	assert_int_equal(ret_lock_until(NOW - 3600, 3600, 60, NOW), NOW + 60);
+	/* keep_monthly = 100000: 8493 years, clamped */
+	assert_int_equal(ret_lock_until(NOW, INT64_C(100000) * 31 * 86400, 86400, NOW),
+			 RET_LOCK_MAX);
+	assert_int_equal(ret_lock_until(NOW, INT64_MAX, INT64_MAX, NOW), RET_LOCK_MAX);
+	assert_int_equal(ret_lock_until(INT64_MAX, 1, 1, INT64_MAX), RET_LOCK_MAX);
+	assert_int_equal(ret_lock_until(RET_LOCK_MAX - 10, 5, 4, 0), RET_LOCK_MAX - 1);
+}
+
 static void test_empty(void **state)
 {
 	struct ret_policy pol = { .keep_last = 2 };
@@ -331,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_weekly_iso),
 		cmocka_unit_test(test_monthly),
 		cmocka_unit_test(test_union),
+		cmocka_unit_test(test_lock_until),
 		cmocka_unit_test(test_max_age),
 		cmocka_unit_test(test_max_age_newest),
 		cmocka_unit_test(test_policy_of_config),
