@@ -638,18 +638,19 @@ static int collect_xattrs(struct packer *p, struct archive_entry *ae,
 	return 0;
 }
 
-/* A regular file with no data to read (empty, or a later hard link): opened
- * only for its generation; 0 when that fails. */
-static uint64_t file_igen(struct packer *p, const struct pent *e)
+/*
+ * A descriptor of e for its metadata when the reader has none (a regular
+ * file not read — referenced, empty, a later hard link — or a directory):
+ * libarchive reads the flags, ACLs and xattrs through it and the file's
+ * generation comes from it, one open instead of libarchive's (by the whole
+ * path) plus one more for the generation.  -1 when it cannot be opened:
+ * libarchive then opens by path as before, and the generation is 0.
+ */
+static int meta_fd(struct packer *p, const struct pent *e)
 {
-	int fd = openat(p->rootfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	uint64_t gen;
-
-	if (fd < 0)
-		return 0;
-	gen = pk_igen(fd);
-	close(fd);
-	return gen;
+	if (e->fd >= 0 || !(S_ISREG(e->st.st_mode) || S_ISDIR(e->st.st_mode)))
+		return -1;
+	return openat(p->rootfd, e->path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
 }
 
 /* What on_entry is told of e, packed (offset and checksum already in). */
@@ -748,7 +749,7 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 {
 	struct pack_entry_info info = { 0 };
 	char src[PATH_MAX];
-	int ret;
+	int ret, mfd;
 
 	archive_entry_clear(ae);
 	if (snprintf(src, sizeof(src), "%s/%s", p->root, e->path) >= (int)sizeof(src))
@@ -760,14 +761,17 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		if (ret)
 			return ret;
 	}
-	ret = archive_read_disk_entry_from_file(p->disk, ae, e->fd, &e->st);
+	mfd = meta_fd(p, e);
+	ret = archive_read_disk_entry_from_file(p->disk, ae, e->fd >= 0 ? e->fd : mfd, &e->st);
+	if (S_ISREG(e->st.st_mode) && e->fd < 0 && !e->igen && mfd >= 0)
+		e->igen = pk_igen(mfd);
+	if (mfd >= 0)
+		close(mfd);
 	if (ret < ARCHIVE_WARN)
 		return pk_fail(p, -EIO, "reading metadata of %s: %s", src,
 			       archive_error_string(p->disk));
 	if (ret == ARCHIVE_WARN)
 		log_warn("%s: %s", src, archive_error_string(p->disk));
-	if (S_ISREG(e->st.st_mode) && e->fd < 0 && !e->igen)
-		e->igen = file_igen(p, e);
 	ret = collect_xattrs(p, ae, src);
 	if (ret)
 		return ret;
