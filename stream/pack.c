@@ -762,6 +762,10 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 			return ret;
 	}
 	mfd = meta_fd(p, e);
+	/* the file flags only go into the tar (no index field): not read
+	 * for an entry that is not in it */
+	archive_read_disk_set_behavior(p->disk, ARCHIVE_READDISK_NO_SPARSE |
+				       (in_tar(p, e) ? 0 : ARCHIVE_READDISK_NO_FFLAGS));
 	ret = archive_read_disk_entry_from_file(p->disk, ae, e->fd >= 0 ? e->fd : mfd, &e->st);
 	if (S_ISREG(e->st.st_mode) && e->fd < 0 && !e->igen && mfd >= 0)
 		e->igen = pk_igen(mfd);
