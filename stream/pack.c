@@ -80,6 +80,8 @@ static void pent_free(struct pent *e)
 		close(e->fd);
 	free(e->path);
 	free(e->reg);
+	free(e->meta_link);
+	free(e->meta_xa);
 	pk_blk_free(e->blk);
 	free(e);
 }
@@ -318,11 +320,46 @@ static void walk_pop(struct packer *p)
 
 /* Produce the next entry into the ring.  1 = produced, 0 = done, <0 error. */
 /* Ask the planner about e (walk order); it may point e at older content. */
+/* The planner's metadata of e kept in e (its memory lasts one call). */
+static int meta_copy(struct packer *p, struct pent *e, const struct pack_meta *m)
+{
+	size_t sz = m->nxattr * sizeof(*e->meta_xa);
+	char *q;
+
+	if (m->link && !(e->meta_link = strdup(m->link)))
+		return pk_fail(p, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < m->nxattr; i++)
+		sz += strlen(m->xattr[i].name) + 1 + m->xattr[i].len;
+	if (m->nxattr) {
+		e->meta_xa = malloc(sz);
+		if (!e->meta_xa)
+			return pk_fail(p, -ENOMEM, "out of memory");
+		q = (char *)(e->meta_xa + m->nxattr);
+		for (size_t i = 0; i < m->nxattr; i++) {
+			size_t nl = strlen(m->xattr[i].name) + 1;
+
+			e->meta_xa[i].name = memcpy(q, m->xattr[i].name, nl);
+			q += nl;
+			e->meta_xa[i].value = m->xattr[i].len ? memcpy(q, m->xattr[i].value,
+								       m->xattr[i].len) : q;
+			e->meta_xa[i].len = m->xattr[i].len;
+			q += m->xattr[i].len;
+		}
+	}
+	e->meta_nxa = m->nxattr;
+	e->meta_xattrs = m->xattrs;
+	e->meta_igen = m->igen;
+	e->meta_known = true;
+	return 0;
+}
+
 static int walk_plan(struct packer *p, struct pent *e)
 {
+	struct pack_meta meta = { 0 };
 	struct pack_plan_entry pe = {
 		.path = e->path, .st = &e->st, .rootfd = p->rootfd,
 		.content = S_ISREG(e->st.st_mode) && !e->hardlink && e->st.st_size > 0,
+		.meta = &meta,
 	};
 	int ret;
 
@@ -331,6 +368,12 @@ static int walk_plan(struct packer *p, struct pent *e)
 	ret = p->o.plan(p->o.plan_ctx, &pe, &e->ref, p->err);
 	if (ret < 0)
 		return p->error = ret;
+	if (meta.known && !e->hardlink) {
+		int r = meta_copy(p, e, &meta);
+
+		if (r)
+			return r;
+	}
 	if (!pe.content)
 		return 0;
 	if (ret > 0 && e->ref.blocks && !p->o.blocks)
@@ -653,6 +696,20 @@ static int meta_fd(struct packer *p, const struct pent *e)
 	return openat(p->rootfd, e->path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
 }
 
+/* Is e written to the tar?  Always, but in content_only mode only the
+ * regular files whose content is packed (not referenced, not empty). */
+static bool in_tar(const struct packer *p, const struct pent *e)
+{
+	return !p->o.content_only || pk_needs_data(e);
+}
+
+/* Are e's link, xattrs and generation the planner's (pack_meta)?  Only
+ * for an entry not in the tar: the tar's headers are read from the file. */
+static bool from_plan(const struct packer *p, const struct pent *e)
+{
+	return e->meta_known && !in_tar(p, e);
+}
+
 /* What on_entry is told of e, packed (offset and checksum already in). */
 static void fill_info(const struct packer *p, const struct pent *e,
 		      struct archive_entry *ae, struct pack_entry_info *info)
@@ -664,17 +721,24 @@ static void fill_info(const struct packer *p, const struct pent *e,
 	info->gid = e->st.st_gid;
 	info->size = S_ISREG(e->st.st_mode) ? (uint64_t)e->st.st_size : 0;
 	info->mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
-	info->link = e->hardlink ? e->hardlink : archive_entry_symlink(ae);
 	info->rdev = e->st.st_rdev;
-	info->xattrs = archive_entry_xattr_count(ae) > 0 ||
-		       archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
-						   ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
+	if (from_plan(p, e)) {
+		info->link = e->meta_link;
+		info->xattrs = e->meta_xattrs;
+		info->xattr = e->meta_xa;
+		info->nxattr = e->meta_nxa;
+	} else {
+		info->link = e->hardlink ? e->hardlink : archive_entry_symlink(ae);
+		info->xattrs = archive_entry_xattr_count(ae) > 0 ||
+			       archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
+							   ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
+		info->xattr = p->xa;
+		info->nxattr = p->nxa;
+	}
 	info->sparse = e->sparse;
 	info->ino = (uint64_t)e->st.st_ino;
 	info->igen = e->igen;
 	info->ctime_ns = (int64_t)e->st.st_ctim.tv_sec * 1000000000LL + e->st.st_ctim.tv_nsec;
-	info->xattr = p->xa;
-	info->nxattr = p->nxa;
 }
 
 /* The tar entry of e (header, content, checksum into info). */
@@ -719,13 +783,6 @@ static int write_entry(struct packer *p, struct pent *e, struct archive_entry *a
 	return 0;
 }
 
-/* Is e written to the tar?  Always, but in content_only mode only the
- * regular files whose content is packed (not referenced, not empty). */
-static bool in_tar(const struct packer *p, const struct pent *e)
-{
-	return !p->o.content_only || pk_needs_data(e);
-}
-
 /* e's location and checksum when it is not in the tar. */
 static void entry_no_tar(const struct pent *e, struct pack_entry_info *info)
 {
@@ -744,24 +801,13 @@ static void entry_no_tar(const struct pent *e, struct pack_entry_info *info)
 	}
 }
 
-static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
-		    pack_entry_fn on_entry, void *ectx)
+/* e's metadata beyond its lstat, read from the file: link, flags, ACLs and
+ * xattrs into ae and p->xa, its generation into e. */
+static int read_meta(struct packer *p, struct pent *e, struct archive_entry *ae,
+		     const char *src)
 {
-	struct pack_entry_info info = { 0 };
-	char src[PATH_MAX];
-	int ret, mfd;
+	int ret, mfd = meta_fd(p, e);
 
-	archive_entry_clear(ae);
-	if (snprintf(src, sizeof(src), "%s/%s", p->root, e->path) >= (int)sizeof(src))
-		return pk_fail(p, -ENAMETOOLONG, "path too long: %s/%s", p->root, e->path);
-	archive_entry_copy_pathname(ae, e->path);
-	archive_entry_copy_sourcepath(ae, src);
-	if (S_ISREG(e->st.st_mode) && pk_needs_data(e) && e->fd < 0) {
-		ret = pk_reader_open(p, e);
-		if (ret)
-			return ret;
-	}
-	mfd = meta_fd(p, e);
 	/* the file flags only go into the tar (no index field): not read
 	 * for an entry that is not in it */
 	archive_read_disk_set_behavior(p->disk, ARCHIVE_READDISK_NO_SPARSE |
@@ -776,9 +822,34 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 			       archive_error_string(p->disk));
 	if (ret == ARCHIVE_WARN)
 		log_warn("%s: %s", src, archive_error_string(p->disk));
-	ret = collect_xattrs(p, ae, src);
-	if (ret)
-		return ret;
+	return collect_xattrs(p, ae, src);
+}
+
+static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
+		    pack_entry_fn on_entry, void *ectx)
+{
+	struct pack_entry_info info = { 0 };
+	char src[PATH_MAX];
+	int ret;
+
+	archive_entry_clear(ae);
+	if (snprintf(src, sizeof(src), "%s/%s", p->root, e->path) >= (int)sizeof(src))
+		return pk_fail(p, -ENAMETOOLONG, "path too long: %s/%s", p->root, e->path);
+	archive_entry_copy_pathname(ae, e->path);
+	archive_entry_copy_sourcepath(ae, src);
+	if (S_ISREG(e->st.st_mode) && pk_needs_data(e) && e->fd < 0) {
+		ret = pk_reader_open(p, e);
+		if (ret)
+			return ret;
+	}
+	if (from_plan(p, e)) {
+		if (S_ISREG(e->st.st_mode) && !e->igen)
+			e->igen = e->meta_igen;
+	} else {
+		ret = read_meta(p, e, ae, src);
+		if (ret)
+			return ret;
+	}
 	archive_entry_copy_sourcepath(ae, NULL);
 	archive_entry_set_uname(ae, NULL);
 	archive_entry_set_gname(ae, NULL);
