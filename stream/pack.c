@@ -318,8 +318,6 @@ static void walk_pop(struct packer *p)
 	dirframe_clear(&p->stack[p->depth]);
 }
 
-/* Produce the next entry into the ring.  1 = produced, 0 = done, <0 error. */
-/* Ask the planner about e (walk order); it may point e at older content. */
 /* The planner's metadata of e kept in e (its memory lasts one call). */
 static int meta_copy(struct packer *p, struct pent *e, const struct pack_meta *m)
 {
@@ -353,6 +351,8 @@ static int meta_copy(struct packer *p, struct pent *e, const struct pack_meta *m
 	return 0;
 }
 
+/* Produce the next entry into the ring.  1 = produced, 0 = done, <0 error. */
+/* Ask the planner about e (walk order); it may point e at older content. */
 static int walk_plan(struct packer *p, struct pent *e)
 {
 	struct pack_meta meta = { 0 };
