@@ -433,18 +433,20 @@ static int parse_line(const char *line, size_t len, size_t lineno,
 	const char *link = NULL, *lhex = NULL, *ref = NULL, *why = "malformed";
 	json_int_t mode = 0, uid = 0, gid = 0, size = 0, mtime = 0, off = -1, rdev = -1;
 	json_int_t ino = 0, igen = 0, ctime = 0;
+	json_t *xattrs = NULL;   /* not checked: readers never needed it */
 	int sparse = 0, ret = -EBADMSG;
 
 	memset(e, 0, sizeof(*e));
 	if (!o || json_unpack_ex(o, &je, 0,
 				 "{s?s, s?s, s:s, s:I, s:I, s:I, s:I, s:I, s?I, s?s, s?s, s?I, s?s, s?b,"
-				 " s?I, s?I, s?I, s?s, s?o}",
+				 " s?I, s?I, s?I, s?s, s?o, s?o}",
 				 "path", &path, "path_hex", &phex, "type", &type,
 				 "mode", &mode, "uid", &uid, "gid", &gid, "size", &size,
 				 "mtime_ns", &mtime, "offset", &off, "link", &link,
 				 "link_hex", &lhex, "rdev", &rdev, "xxh3", &sum,
 				 "sparse", &sparse, "ino", &ino, "igen", &igen,
-				 "ctime_ns", &ctime, "ref", &ref, "xattr_map", &map) ||
+				 "ctime_ns", &ctime, "ref", &ref, "xattr_map", &map,
+				 "xattrs", &xattrs) ||
 	    (!path && !phex) || !type_known(type) || mode < 0 || mode > 07777 ||
 	    uid < 0 || gid < 0 || size < 0 ||
 	    (json_object_get(o, "offset") && off < 0) ||
@@ -459,6 +461,7 @@ static int parse_line(const char *line, size_t len, size_t lineno,
 	e->has_offset = off >= 0;
 	e->offset = off >= 0 ? (uint64_t)off : 0;
 	e->sparse = sparse;
+	e->xattrs = json_is_true(xattrs);
 	e->ino = (uint64_t)ino;   /* written as the signed cast of st_ino */
 	e->igen = (uint64_t)igen;
 	e->ctime_ns = ctime;

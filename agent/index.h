@@ -60,6 +60,7 @@ struct index_entry {
 	char type;                /* enum pack_type */
 	bool has_sum, has_rdev;
 	bool sparse;              /* size counts holes the data does not hold */
+	bool xattrs;              /* "xattrs": extended attributes or ACLs */
 	unsigned char xxh3[16];
 	uint32_t mode;            /* permission bits, as backed up */
 	int64_t uid, gid;

@@ -127,6 +127,7 @@ void planner_free(struct planner *pl)
 	free(pl->ikey);
 	free(pl->last);
 	free(pl->hbuf);
+	free(pl->mxa);
 	for (size_t i = 0; i < pl->nren; i++)
 		free(pl->ren[i].path);
 	free(pl->ren);
@@ -596,6 +597,53 @@ static int plan_renamed(struct planner *pl, const struct pack_plan_entry *pe,
 	return 1;
 }
 
+/*
+ * pe->meta from old when nothing of the entry's metadata can have changed:
+ * the same inode with the same ctime (a chmod, chown, xattr or ACL change,
+ * a new link or a new symlink target moves it), the same type, mode, owner
+ * and mtime.  Files with one link, directories and symlinks; an index
+ * written before ino and ctime_ns were recorded gives none.
+ */
+static int plan_meta(struct planner *pl, const struct pack_plan_entry *pe,
+		     const struct index_entry *old, struct err *err)
+{
+	const struct stat *st = pe->st;
+	struct pack_meta *m = pe->meta;
+	char t = entry_type(st);
+
+	if (!m)
+		return 0;
+	memset(m, 0, sizeof(*m));
+	if (!old->ino || !old->ctime_ns || old->ino != (uint64_t)st->st_ino ||
+	    old->ctime_ns != planner_ts_ns(&st->st_ctim) || old->type != t ||
+	    (t != PACK_FILE && t != PACK_DIR && t != PACK_SYMLINK) ||
+	    (t == PACK_FILE && (st->st_nlink != 1 || old->size != (uint64_t)st->st_size)) ||
+	    (t == PACK_SYMLINK) != (old->link != NULL) || old->link_legacy ||
+	    old->mode != (st->st_mode & 07777) || old->uid != (int64_t)st->st_uid ||
+	    old->gid != (int64_t)st->st_gid || old->mtime_ns != planner_ts_ns(&st->st_mtim))
+		return 0;
+	if (old->nxattr > pl->mxa_cap) {
+		struct pack_xattr *n = realloc(pl->mxa, old->nxattr * sizeof(*n));
+
+		if (!n)
+			return err_set(err, -ENOMEM, "out of memory");
+		pl->mxa = n;
+		pl->mxa_cap = old->nxattr;
+	}
+	for (size_t i = 0; i < old->nxattr; i++) {
+		pl->mxa[i].name = old->xattr[i].name;
+		pl->mxa[i].value = old->xattr[i].value;
+		pl->mxa[i].len = old->xattr[i].len;
+	}
+	m->known = true;
+	m->xattrs = old->xattrs;
+	m->link = old->link;
+	m->igen = old->igen;
+	m->xattr = pl->mxa;
+	m->nxattr = old->nxattr;
+	return 0;
+}
+
 int planner_plan(void *ctx, const struct pack_plan_entry *pe,
 		 struct pack_ref *ref, struct err *err)
 {
@@ -614,6 +662,9 @@ int planner_plan(void *ctx, const struct pack_plan_entry *pe,
 			pl->n_new++;
 		return ret;
 	}
+	ret = plan_meta(pl, pe, old, err);
+	if (ret)
+		return ret;
 	if (pe->content) {
 		ret = plan_content(pl, pe, old, ref, err);
 		if (ret == 0 || ret == 2)

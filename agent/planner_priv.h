@@ -100,6 +100,8 @@ struct planner {
 	uint64_t n_unchanged, n_changed, n_new, n_deleted, n_meta_only, n_renamed;
 	uint64_t referenced_bytes;
 	unsigned char *hbuf;      /* for hashing metadata-only candidates */
+	struct pack_xattr *mxa;   /* pack_meta.xattr of the last entry planned */
+	size_t mxa_cap;
 
 	/* large files in blocks (planner_blocks.c): what planner_plan's ref
 	 * ->blocks points at (valid until its next call), capacities in blocks */

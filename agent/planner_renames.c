@@ -161,20 +161,33 @@ static int name_cmp(const struct dirent **a, const struct dirent **b)
 
 static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err);
 
-/* One entry of pass 1 (st: its lstat); directories are walked into. */
+/*
+ * One entry of pass 1, dtype its directory entry's type: a path the parent
+ * has needs no stat (nothing of it is kept), only a walk into it when it is
+ * a directory; a new path is stat'ed (a rename candidate, or a directory).
+ * DT_UNKNOWN (a file system without d_type) is stat'ed always.
+ */
 static int p1_entry(struct planner *pl, int dirfd, const char *name,
-		    const char *path, const struct stat *st, struct err *err)
+		    const char *path, unsigned char dtype, struct err *err)
 {
-	int ret = p1_merge(pl, path, err), sub;
+	struct stat st;
+	int ret, sub;
+	bool dir = dtype == DT_DIR;
 
+	ret = p1_merge(pl, path, err);
 	if (ret < 0)
 		return ret;
-	if (!ret && S_ISREG(st->st_mode) && st->st_nlink == 1 && st->st_size > 0) {
-		ret = ren_add(pl, dirfd, name, path, st, err);
+	if (!ret || dtype == DT_UNKNOWN) {
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
+			return err_set(err, -errno, "cannot stat %s: %s", path, strerror(errno));
+		dir = S_ISDIR(st.st_mode);
+	}
+	if (!ret && S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_size > 0) {
+		ret = ren_add(pl, dirfd, name, path, &st, err);
 		if (ret)
 			return ret;
 	}
-	if (!S_ISDIR(st->st_mode))
+	if (!dir)
 		return 0;
 	sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sub < 0)
@@ -184,7 +197,8 @@ static int p1_entry(struct planner *pl, int dirfd, const char *name,
 	return ret;
 }
 
-/* The entries of a directory in walk order (strcmp of names). */
+/* The entries of a directory in walk order (strcmp of names); sockets are
+ * skipped as the pack walk skips them. */
 static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err)
 {
 	struct dirent **names = NULL;
@@ -194,6 +208,7 @@ static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err
 		return err_set(err, -errno, "cannot read directory %s: %s", dpath, strerror(errno));
 	for (int i = 0; i < n && !ret; i++) {
 		const char *nm = names[i]->d_name;
+		unsigned char dtype = names[i]->d_type;
 		struct stat st;
 		char *path;
 
@@ -208,10 +223,14 @@ static int p1_dir(struct planner *pl, int fd, const char *dpath, struct err *err
 			ret = err_set(err, -ENOMEM, "out of memory");
 			break;
 		}
-		if (fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW))
-			ret = err_set(err, -errno, "cannot stat %s: %s", path, strerror(errno));
-		else if (!S_ISSOCK(st.st_mode))
-			ret = p1_entry(pl, fd, nm, path, &st, err);
+		if (dtype == DT_UNKNOWN) {
+			if (fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW))
+				ret = err_set(err, -errno, "cannot stat %s: %s", path, strerror(errno));
+			else if (S_ISSOCK(st.st_mode))
+				dtype = DT_SOCK;
+		}
+		if (!ret && dtype != DT_SOCK)
+			ret = p1_entry(pl, fd, nm, path, dtype, err);
 		free(path);
 	}
 	for (int i = 0; i < n; i++)

@@ -80,6 +80,8 @@ static void pent_free(struct pent *e)
 		close(e->fd);
 	free(e->path);
 	free(e->reg);
+	free(e->meta_link);
+	free(e->meta_xa);
 	pk_blk_free(e->blk);
 	free(e);
 }
@@ -316,13 +318,48 @@ static void walk_pop(struct packer *p)
 	dirframe_clear(&p->stack[p->depth]);
 }
 
+/* The planner's metadata of e kept in e (its memory lasts one call). */
+static int meta_copy(struct packer *p, struct pent *e, const struct pack_meta *m)
+{
+	size_t sz = m->nxattr * sizeof(*e->meta_xa);
+	char *q;
+
+	if (m->link && !(e->meta_link = strdup(m->link)))
+		return pk_fail(p, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < m->nxattr; i++)
+		sz += strlen(m->xattr[i].name) + 1 + m->xattr[i].len;
+	if (m->nxattr) {
+		e->meta_xa = malloc(sz);
+		if (!e->meta_xa)
+			return pk_fail(p, -ENOMEM, "out of memory");
+		q = (char *)(e->meta_xa + m->nxattr);
+		for (size_t i = 0; i < m->nxattr; i++) {
+			size_t nl = strlen(m->xattr[i].name) + 1;
+
+			e->meta_xa[i].name = memcpy(q, m->xattr[i].name, nl);
+			q += nl;
+			e->meta_xa[i].value = m->xattr[i].len ? memcpy(q, m->xattr[i].value,
+								       m->xattr[i].len) : q;
+			e->meta_xa[i].len = m->xattr[i].len;
+			q += m->xattr[i].len;
+		}
+	}
+	e->meta_nxa = m->nxattr;
+	e->meta_xattrs = m->xattrs;
+	e->meta_igen = m->igen;
+	e->meta_known = true;
+	return 0;
+}
+
 /* Produce the next entry into the ring.  1 = produced, 0 = done, <0 error. */
 /* Ask the planner about e (walk order); it may point e at older content. */
 static int walk_plan(struct packer *p, struct pent *e)
 {
+	struct pack_meta meta = { 0 };
 	struct pack_plan_entry pe = {
 		.path = e->path, .st = &e->st, .rootfd = p->rootfd, .packer = p,
 		.content = S_ISREG(e->st.st_mode) && !e->hardlink && e->st.st_size > 0,
+		.meta = &meta,
 	};
 	int ret;
 
@@ -331,6 +368,12 @@ static int walk_plan(struct packer *p, struct pent *e)
 	ret = p->o.plan(p->o.plan_ctx, &pe, &e->ref, p->err);
 	if (ret < 0)
 		return p->error = ret;
+	if (meta.known && !e->hardlink) {
+		int r = meta_copy(p, e, &meta);
+
+		if (r)
+			return r;
+	}
 	if (!pe.content)
 		return 0;
 	if (ret > 0 && e->ref.blocks && !p->o.blocks)
@@ -638,18 +681,33 @@ static int collect_xattrs(struct packer *p, struct archive_entry *ae,
 	return 0;
 }
 
-/* A regular file with no data to read (empty, or a later hard link): opened
- * only for its generation; 0 when that fails. */
-static uint64_t file_igen(struct packer *p, const struct pent *e)
+/*
+ * A descriptor of e for its metadata when the reader has none (a regular
+ * file not read — referenced, empty, a later hard link — or a directory):
+ * libarchive reads the flags, ACLs and xattrs through it and the file's
+ * generation comes from it, one open instead of libarchive's (by the whole
+ * path) plus one more for the generation.  -1 when it cannot be opened:
+ * libarchive then opens by path as before, and the generation is 0.
+ */
+static int meta_fd(struct packer *p, const struct pent *e)
 {
-	int fd = openat(p->rootfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	uint64_t gen;
+	if (e->fd >= 0 || !(S_ISREG(e->st.st_mode) || S_ISDIR(e->st.st_mode)))
+		return -1;
+	return openat(p->rootfd, e->path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+}
 
-	if (fd < 0)
-		return 0;
-	gen = pk_igen(fd);
-	close(fd);
-	return gen;
+/* Is e written to the tar?  Always, but in content_only mode only the
+ * regular files whose content is packed (not referenced, not empty). */
+static bool in_tar(const struct packer *p, const struct pent *e)
+{
+	return !p->o.content_only || pk_needs_data(e);
+}
+
+/* Are e's link, xattrs and generation the planner's (pack_meta)?  Only
+ * for an entry not in the tar: the tar's headers are read from the file. */
+static bool from_plan(const struct packer *p, const struct pent *e)
+{
+	return e->meta_known && !in_tar(p, e);
 }
 
 /* What on_entry is told of e, packed (offset and checksum already in). */
@@ -663,17 +721,24 @@ static void fill_info(const struct packer *p, const struct pent *e,
 	info->gid = e->st.st_gid;
 	info->size = S_ISREG(e->st.st_mode) ? (uint64_t)e->st.st_size : 0;
 	info->mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
-	info->link = e->hardlink ? e->hardlink : archive_entry_symlink(ae);
 	info->rdev = e->st.st_rdev;
-	info->xattrs = archive_entry_xattr_count(ae) > 0 ||
-		       archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
-						   ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
+	if (from_plan(p, e)) {
+		info->link = e->meta_link;
+		info->xattrs = e->meta_xattrs;
+		info->xattr = e->meta_xa;
+		info->nxattr = e->meta_nxa;
+	} else {
+		info->link = e->hardlink ? e->hardlink : archive_entry_symlink(ae);
+		info->xattrs = archive_entry_xattr_count(ae) > 0 ||
+			       archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
+							   ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
+		info->xattr = p->xa;
+		info->nxattr = p->nxa;
+	}
 	info->sparse = e->sparse;
 	info->ino = (uint64_t)e->st.st_ino;
 	info->igen = e->igen;
 	info->ctime_ns = (int64_t)e->st.st_ctim.tv_sec * 1000000000LL + e->st.st_ctim.tv_nsec;
-	info->xattr = p->xa;
-	info->nxattr = p->nxa;
 }
 
 /* The tar entry of e (header, content, checksum into info). */
@@ -718,13 +783,6 @@ static int write_entry(struct packer *p, struct pent *e, struct archive_entry *a
 	return 0;
 }
 
-/* Is e written to the tar?  Always, but in content_only mode only the
- * regular files whose content is packed (not referenced, not empty). */
-static bool in_tar(const struct packer *p, const struct pent *e)
-{
-	return !p->o.content_only || pk_needs_data(e);
-}
-
 /* e's location and checksum when it is not in the tar. */
 static void entry_no_tar(const struct pent *e, struct pack_entry_info *info)
 {
@@ -741,6 +799,30 @@ static void entry_no_tar(const struct pent *e, struct pack_entry_info *info)
 		XXH128_canonicalFromHash((XXH128_canonical_t *)info->xxh3,
 					 XXH3_128bits(NULL, 0));
 	}
+}
+
+/* e's metadata beyond its lstat, read from the file: link, flags, ACLs and
+ * xattrs into ae and p->xa, its generation into e. */
+static int read_meta(struct packer *p, struct pent *e, struct archive_entry *ae,
+		     const char *src)
+{
+	int ret, mfd = meta_fd(p, e);
+
+	/* the file flags only go into the tar (no index field): not read
+	 * for an entry that is not in it */
+	archive_read_disk_set_behavior(p->disk, ARCHIVE_READDISK_NO_SPARSE |
+				       (in_tar(p, e) ? 0 : ARCHIVE_READDISK_NO_FFLAGS));
+	ret = archive_read_disk_entry_from_file(p->disk, ae, e->fd >= 0 ? e->fd : mfd, &e->st);
+	if (S_ISREG(e->st.st_mode) && e->fd < 0 && !e->igen && mfd >= 0)
+		e->igen = pk_igen(mfd);
+	if (mfd >= 0)
+		close(mfd);
+	if (ret < ARCHIVE_WARN)
+		return pk_fail(p, -EIO, "reading metadata of %s: %s", src,
+			       archive_error_string(p->disk));
+	if (ret == ARCHIVE_WARN)
+		log_warn("%s: %s", src, archive_error_string(p->disk));
+	return collect_xattrs(p, ae, src);
 }
 
 static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
@@ -760,17 +842,14 @@ static int pack_one(struct packer *p, struct pent *e, struct archive_entry *ae,
 		if (ret)
 			return ret;
 	}
-	ret = archive_read_disk_entry_from_file(p->disk, ae, e->fd, &e->st);
-	if (ret < ARCHIVE_WARN)
-		return pk_fail(p, -EIO, "reading metadata of %s: %s", src,
-			       archive_error_string(p->disk));
-	if (ret == ARCHIVE_WARN)
-		log_warn("%s: %s", src, archive_error_string(p->disk));
-	if (S_ISREG(e->st.st_mode) && e->fd < 0 && !e->igen)
-		e->igen = file_igen(p, e);
-	ret = collect_xattrs(p, ae, src);
-	if (ret)
-		return ret;
+	if (from_plan(p, e)) {
+		if (S_ISREG(e->st.st_mode) && !e->igen)
+			e->igen = e->meta_igen;
+	} else {
+		ret = read_meta(p, e, ae, src);
+		if (ret)
+			return ret;
+	}
 	archive_entry_copy_sourcepath(ae, NULL);
 	archive_entry_set_uname(ae, NULL);
 	archive_entry_set_gname(ae, NULL);

@@ -44,6 +44,25 @@ struct pack_plan_entry {
 	bool content;             /* its content would be packed */
 	int rootfd;               /* the walked root, to read path (openat) */
 	struct packer *packer;    /* for pack_pread: the planner's own reads */
+	struct pack_meta *meta;   /* the planner may fill it (below) */
+};
+
+/*
+ * What the planner knows of an entry's metadata beyond its lstat: its
+ * parent backup's record of the same inode with the same ctime (nothing
+ * of it changed since).  known: the packer takes link, xattrs and igen
+ * from here instead of reading them, for an entry it does not put in the
+ * tar.  Valid until the planner's next call (the packer copies it).
+ */
+struct pack_xattr;
+
+struct pack_meta {
+	bool known;
+	bool xattrs;              /* as pack_entry_info.xattrs */
+	const char *link;         /* a symlink's target; NULL: none */
+	uint64_t igen;
+	const struct pack_xattr *xattr;
+	size_t nxattr;
 };
 
 #define PACK_REF_ID_LEN 23    /* a backup id, BACKUP_ID_LEN */

@@ -58,6 +58,12 @@ struct pent {
 	uint64_t igen;            /* inode generation, 0 unknown */
 	bool is_ref;              /* the planner points it at older content */
 	struct pack_ref ref;
+	/* the planner's pack_meta, copied (owned): used when not in the tar */
+	bool meta_known, meta_xattrs;
+	uint64_t meta_igen;
+	char *meta_link;
+	struct pack_xattr *meta_xa;   /* one allocation: array, names, values */
+	size_t meta_nxa;
 	struct pblk *blk;         /* a blocked file; NULL: not (yet) */
 };
 
