@@ -149,7 +149,7 @@ static int parse_runs(json_t *runs, struct index_entry *e, struct pack_blocks *b
 
 /*
  * A large file's blocks: only on a regular, not sparse file of at least
- * PACK_BLOCKED_MIN bytes, bsize a power of two in [PACK_BSIZE_MIN,
+ * PACK_BLOCKED_MIN bytes, bsize a power of two in [PACK_BSIZE_READ_MIN,
  * PACK_BSIZE_MAX] giving at most PACK_BLOCKS_MAX blocks (not necessarily
  * what pack_block_size gives today); bxxh3 of 32 and bext of 16 hex digits
  * per block.
@@ -166,7 +166,7 @@ int index_parse_blocks(json_t *o, struct index_entry *e, const char **why)
 	if (!jb && !runs && !json_object_get(o, "bxxh3") && !json_object_get(o, "bext"))
 		return 0;
 	*why = "bad blocks";
-	if (!json_is_integer(jb) || json_integer_value(jb) < PACK_BSIZE_MIN ||
+	if (!json_is_integer(jb) || json_integer_value(jb) < PACK_BSIZE_READ_MIN ||
 	    json_integer_value(jb) > PACK_BSIZE_MAX ||
 	    (json_integer_value(jb) & (json_integer_value(jb) - 1)) ||
 	    e->type != PACK_FILE || e->sparse || !sum || e->size < PACK_BLOCKED_MIN ||

@@ -90,18 +90,22 @@ struct pack_ref {
  * blocks that changed.
  */
 #define PACK_BLOCKED_MIN ((uint64_t)4 << 20)
-#define PACK_BSIZE_MIN ((uint32_t)64 << 10)
+#define PACK_BSIZE_MIN ((uint32_t)16 << 10)       /* what a backup writes */
+#define PACK_BSIZE_READ_MIN ((uint32_t)4 << 10)   /* what a reader accepts */
 #define PACK_BSIZE_MAX ((uint32_t)1 << 30)
 #define PACK_BLOCKS_MAX 16384u
 
 /* The block size a backup uses for a file of size bytes, 0: not described
  * in blocks (too small, or too large even for PACK_BSIZE_MAX): the smallest
- * power of two from 64 KiB up giving at most PACK_BLOCKS_MAX blocks — 64 KiB
- * up to 1 GiB (a PostgreSQL segment), 1 MiB at 16 GiB.  Small blocks, as a
- * database rewrites random 8 KiB pages: each touched block is stored again.
- * Readers accept any power of two in [PACK_BSIZE_MIN, PACK_BSIZE_MAX] with
- * at most PACK_BLOCKS_MAX blocks (the rule may change; a file whose block
- * size changes is read whole once). */
+ * power of two from 16 KiB up giving at most PACK_BLOCKS_MAX blocks — 16 KiB
+ * up to 256 MiB, 64 KiB at 1 GiB (a PostgreSQL segment), 1 MiB at 16 GiB.
+ * Small blocks, as a database rewrites random 8 KiB pages: each touched
+ * block is stored again (64 KiB stored 1.9x what 16 KiB does of a random
+ * page churn; each block costs 48 hex digits in every backup's index:
+ * doc/BENCHMARKS.md "Block size").  Readers accept any power of two in
+ * [PACK_BSIZE_READ_MIN, PACK_BSIZE_MAX] with at most PACK_BLOCKS_MAX blocks
+ * (the rule may change; a file whose block size changes is read whole
+ * once). */
 static inline uint32_t pack_block_size(uint64_t size)
 {
 	uint64_t b = PACK_BSIZE_MIN;

@@ -92,7 +92,9 @@ BLOCKED_MIN = 4 << 20
 
 
 def block_size(size):
-    """pack_block_size(): 0 = not in blocks."""
+    """A block size readers accept (the first design's rule, 1 MiB up;
+    snapship writes 16 KiB up: forged backups keep a size of their own):
+    0 = not in blocks."""
     b = 1 << 20
     if size < BLOCKED_MIN:
         return 0

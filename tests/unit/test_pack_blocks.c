@@ -30,9 +30,9 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define BS (64u << 10)      /* pack_block_size of a 4 MiB file */
-#define FSIZE (64 * BS + 100)   /* 65 blocks, the last one of 100 bytes */
-#define NB 65u
+#define BS (16u << 10)      /* pack_block_size of a 4 MiB file */
+#define FSIZE (256 * BS + 100)  /* 257 blocks, the last one of 100 bytes */
+#define NB 257u
 #define OLD_ID "20261203T000000Z-aaaaaa"
 
 struct fx {
