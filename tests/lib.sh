@@ -271,3 +271,22 @@ no_snapship_snapshots() {
 	found=$(printf '%s\n' "$found" | sed '/^$/d' | sort -u)
 	[ -z "$found" ] || fail "leftover snapship snapshots under $dir: $(echo "$found" | tr '\n' ' ')"
 }
+
+# ---- the qemu guest (tools/vm.sh) -----------------------------------------
+
+# vm_lvm_run BODY [vm.sh run options...]: run the guest script BODY (a file)
+# in the qemu guest after "set -euo pipefail" and the guest helpers
+# (tests/tools/lvm_guest.sh), with this build's executables; the guest's
+# exit status (77: the harness cannot run here).
+vm_lvm_run() {
+	local body=${1:?usage: vm_lvm_run BODY [OPTIONS...]} script
+	shift
+	script=$(_lib_tmpdir)/guest-$(basename "$body")
+	{
+		echo 'set -euo pipefail'
+		echo '. /src/lvm_guest.sh'
+		cat "$body"
+	} >"$script"
+	bash "$SRC_DIR/tools/vm.sh" run "$script" --build "$(dirname "$SNAPSHIP")" \
+		--file "$SRC_DIR/tests/tools/lvm_guest.sh:/src/lvm_guest.sh" "$@"
+}
