@@ -553,18 +553,32 @@ static int plan_renames(struct backup_run *r, struct err *err)
 	return 0;
 }
 
+/* A thick LVM snapshot that overflowed reads as EIO (or worse): its
+ * overflow is then the error to report, whatever ret says, and nothing
+ * may be committed.  ret, or the overflow's error. */
+static int check_intact(struct backup_run *r, int ret, struct err *err)
+{
+	struct err ie = { 0 };
+
+	if (!cow_intact(r->snap, &ie))
+		return ret;
+	if (ret)
+		log_error("%s", err->msg);
+	err_clear(err);
+	return err_set(err, ie.code, "%s", ie.msg);
+}
+
 /* Phase upload: the snapshot streamed once into data and index sinks that
  * tee to every target, then the objects committed. */
 static int phase_upload(struct backup_run *r, struct err *err)
 {
 	struct sink data, index = { 0 };
 	struct sink_target dt[REGIONS_MAX], it[REGIONS_MAX];
-	struct err ie = { 0 };
 	struct manifest *m = r->m;
 	unsigned open = 0;
 	int ret;
 
-	ret = plan_renames(r, err);
+	ret = check_intact(r, plan_renames(r, err), err);
 	if (ret)
 		return ret;
 	for (size_t t = 0; t < r->nt; t++) {
@@ -585,14 +599,7 @@ static int phase_upload(struct backup_run *r, struct err *err)
 	ret = stream_snapshot(r->cfg, r->snap->path, &data, &index, m,
 			      r->bo, r->part->name, r->pl,
 			      !strcmp(r->snap->ops->name, "btrfs"), &r->res->slowed_s, err);
-	/* a thick LVM snapshot that overflowed read garbage or EIO: that is
-	 * the error to report, and nothing may be committed */
-	if (cow_intact(r->snap, &ie)) {
-		if (ret)
-			log_error("%s", err->msg);
-		err_clear(err);
-		ret = err_set(err, ie.code, "%s", ie.msg);
-	}
+	ret = check_intact(r, ret, err);
 	if (ret)
 		goto out_abort_uploads;
 	log_debug("%s: streamed in %.3f s", r->part->name, util_now_mono() - r->t0);
