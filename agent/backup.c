@@ -450,6 +450,7 @@ static int take_snapshot(struct backup_run *r, struct err *err)
 	strcpy(r->m->source_uuid, r->snap->source_uuid);
 	r->m->snap_generation = r->snap->generation;
 	r->m->snap_time_ns = r->snap->time_ns;
+	snprintf(r->m->fstype, sizeof(r->m->fstype), "%s", r->snap->fstype);
 	(void)fault_hit("backup.snapshot", NULL);   /* tests: a crash here (:kill) */
 	return 0;
 }

@@ -119,6 +119,20 @@ int cow_freeze_opts(const char *source, const char *snap_dir,
 		    const struct cow_opts *opts, struct cow_snapshot **snap_ret,
 		    struct err *err);
 
+/*
+ * restore --to-lv: make the new logical volume vg_lv ("VG/NAME", which
+ * must not exist) of size (e.g. "20G") with a new fstype filesystem
+ * ("ext4", "xfs" or "btrfs") and mount it read-write at
+ * <state_dir>/lvm/restore-VG-NAME; *mount_ret (caller frees) is where to
+ * restore.  On failure the new volume is removed again.
+ */
+int cow_lv_target_open(const char *vg_lv, const char *size,
+		       const char *fstype, const char *state_dir,
+		       char **mount_ret, struct err *err);
+/* Unmount what cow_lv_target_open mounted and remove the mount point
+ * (the volume stays: it is the restore). */
+int cow_lv_target_close(const char *mount, struct err *err);
+
 /* Is spec a valid lvm_snapshot_size ("20%", "512M", "2G")? */
 bool cow_lvm_size_ok(const char *spec);
 

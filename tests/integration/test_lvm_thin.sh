@@ -7,6 +7,9 @@
 #     identical; no snapshot LV, mount or journal entry is left;
 #   - kill -9 right after the snapshot: the LV and its mount stay, and the
 #     next run removes them (and no other LV);
+#   - restore --to-lv VG/NAME --size S makes a new LV with a filesystem of
+#     the backup's type (xfs, ext4; recorded in the manifest) holding the
+#     restore; an existing LV is refused;
 #   - refusals with a clear message: a full thin pool, a plain partition.
 set -euo pipefail
 # shellcheck source=tests/lib.sh
@@ -30,6 +33,28 @@ backup_restore_check orders /srv/db/orders
 # xfs on thin
 conf main /srv/dbx/data/main
 backup_restore_check main /srv/dbx/data/main
+
+# restore --to-lv: a new LV with a new filesystem of the backup's type
+grep -rq '"fstype": "xfs"' "$G_STORE"/g/main/*/manifest.json || gfail "the manifest does not record xfs"
+"$SNAPSHIP" -q --config "$G_CONF" restore main --to-lv vg0/restx --size 320M || gfail "restore --to-lv of main failed"
+[ "$(blkid -o value -s TYPE /dev/mapper/vg0-restx)" = xfs ] || gfail "vg0/restx is not xfs"
+conf orders /srv/db/orders
+"$SNAPSHIP" -q --config "$G_CONF" restore orders --to-lv vg0/rest4 --size 48M || gfail "restore --to-lv of orders failed"
+[ "$(blkid -o value -s TYPE /dev/mapper/vg0-rest4)" = ext4 ] || gfail "vg0/rest4 is not ext4"
+grep -q " $G_STATE/lvm/restore-" /proc/self/mountinfo && gfail "a restore volume is still mounted"
+for lv in restx rest4; do
+	mkdir -p "/mnt/$lv" && mount -o ro "/dev/mapper/vg0-$lv" "/mnt/$lv"
+done
+check_records /mnt/restx/log
+check_records /mnt/rest4/log
+cmp /srv/dbx/data/main/f3 /mnt/restx/f3 && cmp /srv/db/orders/small/s7 /mnt/rest4/small/s7 ||
+	gfail "a file restored into a new LV differs"
+umount /mnt/restx /mnt/rest4
+rc=0
+"$SNAPSHIP" --config "$G_CONF" restore orders --to-lv vg0/rest4 --size 48M >/tmp/exists.log 2>&1 || rc=$?
+cat /tmp/exists.log
+[ "$rc" -ne 0 ] && grep -q "logical volume vg0/rest4 exists" /tmp/exists.log || gfail "--to-lv over an existing LV was not refused"
+echo "restore --to-lv: ext4 and xfs volumes made and filled"
 
 # kill -9 after the snapshot: the next run removes the LV and its mount
 conf orders /srv/db/orders
@@ -88,4 +113,4 @@ cat /tmp/plain2.log
 echo "refusals: clear"
 GUEST
 
-vm_lvm_run "$body" --disk 512 --disk 64 --mem 1024 --timeout 560
+vm_lvm_run "$body" --disk 1024 --disk 64 --mem 1024 --timeout 560

@@ -416,6 +416,14 @@ static void test_manifest_roundtrip(void **state)
 	assert_int_equal(back.logical_bytes, 1ull << 40);
 	assert_string_equal(back.data_key, m.data_key);
 	assert_string_equal(back.encryption, "none");
+	assert_string_equal(back.fstype, "");      /* none recorded: none read */
+	manifest_clear(&back);
+	free(json);
+	strcpy(m.fstype, "xfs");                   /* restore --to-lv's mkfs */
+	assert_int_equal(manifest_to_json(&m, &json, &err), 0);
+	assert_non_null(strstr(json, "\"fstype\": \"xfs\""));
+	assert_int_equal(manifest_from_json(json, strlen(json), &back, &err), 0);
+	assert_string_equal(back.fstype, "xfs");
 	manifest_clear(&back);
 	/* a future format is refused with advice */
 	json[strstr(json, "\"format_version\": 1") - json + 18] = '9';
