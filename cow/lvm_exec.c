@@ -57,12 +57,43 @@ static int exec_drain(int fd, struct exec_buf *b)
 	return 0;
 }
 
-/* The child: stdout and stderr to the pipes, stdin from /dev/null. */
-static void exec_child(const char *const argv[], int out_fd, int err_fd)
+/* What the child needs, made before fork: after it, in a process that
+ * may have threads, only async-signal-safe calls are allowed. */
+struct exec_prep {
+	char **envp;               /* environ + LVM_SUPPRESS_FD_WARNINGS=1 */
+	char paths[2][256];        /* /sbin/PROG, /usr/sbin/PROG */
+	char notfound[300];        /* the message when none runs */
+};
+
+static int exec_prepare(const char *prog, struct exec_prep *p)
 {
-	static const char *const dirs[] = { "/sbin/", "/usr/sbin/" };
-	char path[256];
+	static char quiet[] = "LVM_SUPPRESS_FD_WARNINGS=1";
+	size_t n = 0;
+
+	while (environ[n])
+		n++;
+	p->envp = calloc(n + 2, sizeof(char *));
+	if (!p->envp)
+		return -ENOMEM;
+	for (size_t i = 0, j = 0; i < n; i++)   /* lvm2 warns about every */
+		if (strncmp(environ[i], "LVM_SUPPRESS_FD_WARNINGS=", 25))
+			p->envp[j++] = environ[i];      /* inherited descriptor */
+	for (n = 0; p->envp[n]; n++)
+		;
+	p->envp[n] = quiet;
+	snprintf(p->paths[0], sizeof(p->paths[0]), "/sbin/%s", prog);
+	snprintf(p->paths[1], sizeof(p->paths[1]), "/usr/sbin/%s", prog);
+	snprintf(p->notfound, sizeof(p->notfound),
+		 "%s: not found in PATH, /sbin or /usr/sbin", prog);
+	return 0;
+}
+
+/* The child: stdout and stderr to the pipes, stdin from /dev/null. */
+static void exec_child(const char *const argv[], const struct exec_prep *p,
+		       int out_fd, int err_fd)
+{
 	int null_fd = open("/dev/null", O_RDONLY);
+	ssize_t unused;
 
 	setpgid(0, 0);
 	signal(SIGPIPE, SIG_DFL);
@@ -70,14 +101,11 @@ static void exec_child(const char *const argv[], int out_fd, int err_fd)
 		dup2(null_fd, 0);
 	dup2(out_fd, 1);
 	dup2(err_fd, 2);
-	/* lvm2 warns about every inherited descriptor */
-	setenv("LVM_SUPPRESS_FD_WARNINGS", "1", 1);
-	execvp(argv[0], (char *const *)argv);
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, sizeof(path), "%s%s", dirs[i], argv[0]);
-		execv(path, (char *const *)argv);
-	}
-	fprintf(stderr, "%s: not found in PATH, /sbin or /usr/sbin", argv[0]);
+	execvpe(argv[0], (char *const *)argv, p->envp);
+	execve(p->paths[0], (char *const *)argv, p->envp);
+	execve(p->paths[1], (char *const *)argv, p->envp);
+	unused = write(2, p->notfound, strlen(p->notfound));
+	(void)unused;
 	_exit(127);
 }
 
@@ -145,6 +173,7 @@ int lvm_exec(const char *const argv[], int timeout_s, char **out_ret,
 	     struct err *err)
 {
 	struct exec_buf out = { .max = EXEC_OUT_MAX }, eb = { .max = EXEC_ERR_MAX };
+	struct exec_prep prep = { 0 };
 	char cmd[512];
 	int out_pipe[2], err_pipe[2], status = 0, ret;
 	pid_t pid;
@@ -152,9 +181,14 @@ int lvm_exec(const char *const argv[], int timeout_s, char **out_ret,
 	if (out_ret)
 		*out_ret = NULL;
 	exec_cmdline(argv, cmd, sizeof(cmd));
-	if (pipe2(out_pipe, O_CLOEXEC))
-		return err_set(err, -errno, "%s: cannot make a pipe: %s", cmd,
-			       err_str(-errno));
+	if (exec_prepare(argv[0], &prep))
+		return err_set(err, -ENOMEM, "out of memory");
+	if (pipe2(out_pipe, O_CLOEXEC)) {
+		ret = err_set(err, -errno, "%s: cannot make a pipe: %s", cmd,
+			      err_str(-errno));
+		free(prep.envp);
+		return ret;
+	}
 	if (pipe2(err_pipe, O_CLOEXEC)) {
 		ret = err_set(err, -errno, "%s: cannot make a pipe: %s", cmd,
 			      err_str(-errno));
@@ -167,7 +201,7 @@ int lvm_exec(const char *const argv[], int timeout_s, char **out_ret,
 		goto out_close_err;
 	}
 	if (pid == 0)
-		exec_child(argv, out_pipe[1], err_pipe[1]);
+		exec_child(argv, &prep, out_pipe[1], err_pipe[1]);
 	close(out_pipe[1]);
 	close(err_pipe[1]);
 	out_pipe[1] = err_pipe[1] = -1;
@@ -210,5 +244,6 @@ out_close_out:
 		close(out_pipe[1]);
 	free(out.p);
 	free(eb.p);
+	free(prep.envp);
 	return ret;
 }
