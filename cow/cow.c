@@ -111,11 +111,12 @@ static int cow_refuse(const char *source, unsigned long type,
 {
 	if (mode == COW_MODE_BTRFS)
 		return err_set(err, -EOPNOTSUPP,
-			       "\"%s\" is on %s, not btrfs, but its [partition] "
-			       "has snapshot = btrfs: put the partition on a "
+			       "\"%s\" is on %s, not btrfs, and only btrfs "
+			       "is taken here ([partition] snapshot = btrfs, "
+			       "or a discover glob): put the partition on a "
 			       "btrfs subvolume (btrfs subvolume create ...) "
-			       "or set snapshot = auto", source,
-			       cow_fs_name(type));
+			       "or, in a [partition], set snapshot = auto",
+			       source, cow_fs_name(type));
 	if (mode == COW_MODE_LVM)
 		return err_set(err, -EOPNOTSUPP, "%s, but its [partition] has "
 			       "snapshot = lvm: put the partition on an ext4 or "

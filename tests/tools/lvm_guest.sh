@@ -17,8 +17,8 @@ gfail() {
 # A VG vg0 on the first disk.
 mk_vg() {
 	local disk=${VM_DISKS%% *}
-	pvcreate -q "$disk" >/dev/null && vgcreate -q vg0 "$disk" >/dev/null ||
-		gfail "cannot make vg0 on $disk"
+	pvcreate -q "$disk" >/dev/null || gfail "cannot pvcreate $disk"
+	vgcreate -q vg0 "$disk" >/dev/null || gfail "cannot make vg0 on $disk"
 }
 
 # mk_lv thin|thick NAME SIZE_MB FS: an LV with a filesystem mounted at
