@@ -272,14 +272,23 @@ no_snapship_snapshots() {
 	[ -z "$found" ] || fail "leftover snapship snapshots under $dir: $(echo "$found" | tr '\n' ' ')"
 }
 
-# ---- the qemu guest (tools/vm.sh) -----------------------------------------
+# vm_run SCRIPT [OPTION...]: SCRIPT run by bash as root in the qemu guest
+# with device-mapper (tools/vm.sh run: --disk MB, --timeout S, --log FILE,
+# --env NAME=VALUE, --file SRC[:DEST], ...; the build directory is
+# $BUILD_DIR). Returns the script's exit status; a test that cannot have the
+# guest here exits 77 (tools/vm.sh printed the reason, "SKIP: vm.sh: ...").
+vm_run() {
+	local rc=0
+	bash "$SRC_DIR/tools/vm.sh" run "$@" --build "${BUILD_DIR:-$SRC_DIR/build}" || rc=$?
+	[ "$rc" -ne 77 ] || exit 77
+	return "$rc"
+}
 
-# vm_lvm_run BODY [vm.sh run options...]: run the guest script BODY (a file)
-# in the qemu guest after "set -euo pipefail" and the guest helpers
-# (tests/tools/lvm_guest.sh), with this build's executables; the guest's
-# exit status (77: the harness cannot run here).
+# vm_lvm_run BODY [OPTION...]: vm_run of the guest script BODY (a file)
+# after "set -euo pipefail" and the LVM tests' guest helpers
+# (tests/tools/lvm_guest.sh, sourced from /src/lvm_guest.sh).
 vm_lvm_run() {
-	local body=${1:?usage: vm_lvm_run BODY [OPTIONS...]} script
+	local body=${1:?usage: vm_lvm_run BODY [OPTION...]} script
 	shift
 	script=$(_lib_tmpdir)/guest-$(basename "$body")
 	{
@@ -287,6 +296,5 @@ vm_lvm_run() {
 		echo '. /src/lvm_guest.sh'
 		cat "$body"
 	} >"$script"
-	bash "$SRC_DIR/tools/vm.sh" run "$script" --build "$(dirname "$SNAPSHIP")" \
-		--file "$SRC_DIR/tests/tools/lvm_guest.sh:/src/lvm_guest.sh" "$@"
+	vm_run "$script" --file "$SRC_DIR/tests/tools/lvm_guest.sh:/src/lvm_guest.sh" "$@"
 }
