@@ -290,6 +290,7 @@ struct backup_run {
 	/* freeze */
 	const char *hooks[3];        /* the hooks that ran, for the manifest */
 	struct cow_snapshot *snap;   /* held from freeze to release */
+	struct cow_opts copts;       /* the partition's snapshot choices */
 	/* upload, commit */
 	int visible[REGIONS_MAX];    /* OBJ_* that may exist, per region */
 	char *json;                  /* the manifest, byte for byte */
@@ -403,7 +404,7 @@ static int phase_plan(struct backup_run *r, struct err *err)
 	struct regions *rs = r->rs;
 	int ret;
 
-	ret = cow_check_source(r->part->path, err);
+	ret = cow_check_source_opts(r->part->path, &r->copts, err);
 	if (ret)
 		return ret;
 	ret = probe_secondaries(r, err);
@@ -441,14 +442,15 @@ static int take_snapshot(struct backup_run *r, struct err *err)
 	int ret;
 
 	snprintf(tag, sizeof(tag), "%s-%s", part->name, r->m->backup_id);
-	ret = cow_freeze(part->path, part->snapshot_dir, r->cfg->state_dir, tag,
-			 &r->snap, err);
+	ret = cow_freeze_opts(part->path, part->snapshot_dir, r->cfg->state_dir,
+			      tag, &r->copts, &r->snap, err);
 	if (ret)
 		return ret;
 	strcpy(r->m->snap_uuid, r->snap->uuid);
 	strcpy(r->m->source_uuid, r->snap->source_uuid);
 	r->m->snap_generation = r->snap->generation;
 	r->m->snap_time_ns = r->snap->time_ns;
+	snprintf(r->m->fstype, sizeof(r->m->fstype), "%s", r->snap->fstype);
 	(void)fault_hit("backup.snapshot", NULL);   /* tests: a crash here (:kill) */
 	return 0;
 }
@@ -552,6 +554,21 @@ static int plan_renames(struct backup_run *r, struct err *err)
 	return 0;
 }
 
+/* A thick LVM snapshot that overflowed reads as EIO (or worse): its
+ * overflow is then the error to report, whatever ret says, and nothing
+ * may be committed.  ret, or the overflow's error. */
+static int check_intact(struct backup_run *r, int ret, struct err *err)
+{
+	struct err ie = { 0 };
+
+	if (!cow_intact(r->snap, &ie))
+		return ret;
+	if (ret)
+		log_error("%s", err->msg);
+	err_clear(err);
+	return err_set(err, ie.code, "%s", ie.msg);
+}
+
 /* Phase upload: the snapshot streamed once into data and index sinks that
  * tee to every target, then the objects committed. */
 static int phase_upload(struct backup_run *r, struct err *err)
@@ -562,7 +579,7 @@ static int phase_upload(struct backup_run *r, struct err *err)
 	unsigned open = 0;
 	int ret;
 
-	ret = plan_renames(r, err);
+	ret = check_intact(r, plan_renames(r, err), err);
 	if (ret)
 		return ret;
 	for (size_t t = 0; t < r->nt; t++) {
@@ -583,6 +600,7 @@ static int phase_upload(struct backup_run *r, struct err *err)
 	ret = stream_snapshot(r->cfg, r->snap->path, &data, &index, m,
 			      r->bo, r->part->name, r->pl,
 			      !strcmp(r->snap->ops->name, "btrfs"), &r->res->slowed_s, err);
+	ret = check_intact(r, ret, err);
 	if (ret)
 		goto out_abort_uploads;
 	log_debug("%s: streamed in %.3f s", r->part->name, util_now_mono() - r->t0);
@@ -832,6 +850,8 @@ int backup_partition(const struct config *cfg, const struct cfg_partition *part,
 		.cfg = cfg, .part = part, .rs = rs, .host = host, .bo = bo,
 		.res = res_ret, .m = &res_ret->m, .gs = &res_ret->gs,
 		.t0 = util_now_mono(),
+		.copts = { .mode = (enum cow_mode)part->snapshot_mode,
+			   .lvm_snapshot_size = part->lvm_snapshot_size },
 	};
 	int ret;
 

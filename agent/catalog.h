@@ -72,6 +72,9 @@ struct manifest {
 	char *encryption;               /* "none" */
 	/* the subvolume snapshotted ("" unknown): written in version 2 only */
 	char source_uuid[37];
+	/* snapshot.fstype, optional in every version: the filesystem frozen
+	 * ("btrfs", "ext4", "xfs"; "" unknown), for restore --to-lv */
+	char fstype[8];
 	/* version 2 only (zero in version 1) */
 	char parent[BACKUP_ID_LEN + 1]; /* "" = none: a full */
 	struct manifest_ref *refs;      /* sorted by id, unique; owned */

@@ -102,9 +102,12 @@ int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 	/* a version 1 full records its source subvolume too (readers of
 	 * version 1 ignore it): the next incremental's planner compares
 	 * extent fingerprints only within one subvolume */
-	if (m->format_version < 2 && m->source_uuid[0] &&
-	    json_object_set_new(json_object_get(root, "snapshot"), "source_uuid",
-				json_string(m->source_uuid))) {
+	if ((m->format_version < 2 && m->source_uuid[0] &&
+	     json_object_set_new(json_object_get(root, "snapshot"), "source_uuid",
+				 json_string(m->source_uuid))) ||
+	    (m->fstype[0] &&
+	     json_object_set_new(json_object_get(root, "snapshot"), "fstype",
+				 json_string(m->fstype)))) {
 		json_decref(root);
 		return err_set(err, -ENOMEM, "out of memory");
 	}
@@ -477,6 +480,18 @@ static int refs_from_json(struct manifest *m, json_t *refs, struct err *err)
 	return 0;
 }
 
+/* snapshot.fstype, optional in every version: left "" when absent or not
+ * a short lower-case name. */
+static void manifest_fstype(json_t *root, struct manifest *m)
+{
+	const char *t = json_string_value(json_object_get(json_object_get(root, "snapshot"),
+							  "fstype"));
+
+	if (t && *t && strlen(t) < sizeof(m->fstype) &&
+	    strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen(t))
+		strcpy(m->fstype, t);
+}
+
 /* A version 1 manifest's snapshot.source_uuid, optional (written since
  * version 2 became known; the planner compares extent fingerprints only
  * within one subvolume): left "" when absent or not a UUID. */
@@ -590,6 +605,8 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 		ret = manifest_v2_from_json(root, m, err);
 	if (!ret && m->format_version < 2)
 		v1_source_uuid(root, m);
+	if (!ret)
+		manifest_fstype(root, m);
 	if (ret)
 		manifest_clear(m);
 out_root:

@@ -49,6 +49,8 @@ const char cli_usage_text[] =
 "  snapship status [--json]            per partition: latest backup, age, geo state, and\n"
 "                                      ok, at risk, stale or never (exit 0, 3, 4, 5)\n"
 "  snapship restore PARTITION --to DIR [--id ID | --at TIME] [--path P]...\n"
+"  snapship restore PARTITION --to-lv VG/NAME --size S [--id ID | --at TIME]  into a new\n"
+"                                      LVM volume with a new filesystem of the backup's type\n"
 "  snapship ls PARTITION [--id ID | --at TIME] [PATH]  a directory of a backup, from\n"
 "                                      its index\n"
 "  snapship export PARTITION [--id ID | --at TIME]  the tree as one pax stream on stdout\n"
@@ -246,6 +248,8 @@ static const struct opt_def opt_defs[OPT_END] = {
 	[OPT_FROM] = { "from", required_argument, 0, KIND_CALL, 0, set_from },
 	[OPT_TO_STORE] = { "to", required_argument, 0, KIND_CALL, 0, set_to_store },
 	[OPT_TO_DIR] = STRING("to", target),
+	[OPT_TO_LV] = STRING("to-lv", to_lv),
+	[OPT_SIZE] = STRING("size", lv_size),
 	[OPT_REGION] = STRING("region", region),
 	[OPT_NAME] = STRING("name", name),
 	[OPT_SNAPSHOT_DIR] = STRING("snapshot-dir", snapshot_dir),

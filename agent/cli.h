@@ -35,6 +35,8 @@ struct cli_opts {
 	const char *from_flag;  /* which of them was typed: "--from", "--to" */
 	const char *region;     /* --region NAME: only that one, no failover */
 	const char *target;     /* restore --to DIR */
+	const char *to_lv;      /* restore --to-lv VG/NAME */
+	const char *lv_size;    /* restore --size S (with --to-lv) */
 	const char *name;       /* backup --name */
 	const char *snapshot_dir;
 	const char *id;
@@ -67,7 +69,7 @@ enum cli_opt {
 	OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_DEEP, OPT_DRY_RUN, OPT_LOG_FORMAT,
 	OPT_WAIT, OPT_ONCE, OPT_PARTITION, OPT_SCRATCH, OPT_REPORT_JSON,
 	OPT_REPORT_JUNIT, OPT_KEEP, OPT_SAMPLE, OPT_AT, OPT_FULL,
-	OPT_WORKER, OPT_WORKER_RESUME, OPT_WORKER_RELOAD,
+	OPT_WORKER, OPT_WORKER_RESUME, OPT_WORKER_RELOAD, OPT_TO_LV, OPT_SIZE,
 	OPT_END,
 };
 

@@ -326,6 +326,7 @@ void config_free(struct config *cfg)
 		free(cfg->parts[i].name);
 		free(cfg->parts[i].path);
 		free(cfg->parts[i].snapshot_dir);
+		free(cfg->parts[i].lvm_snapshot_size);
 		free(cfg->parts[i].pre_snapshot);
 		free(cfg->parts[i].post_snapshot);
 	}

@@ -36,6 +36,8 @@ struct cfg_partition {
 	char *name;
 	char *path;               /* the btrfs subvolume to back up */
 	char *snapshot_dir;       /* NULL = default next to the subvolume */
+	int snapshot_mode;        /* enum cow_mode: snapshot = auto|btrfs|lvm */
+	char *lvm_snapshot_size;  /* thick LVM snapshot size; NULL = 20% */
 	char *pre_snapshot;       /* shell command or NULL */
 	char *post_snapshot;
 	int64_t hook_timeout;     /* seconds */

@@ -21,6 +21,7 @@
 #include "uploader/store.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "cow/cow.h"
 
 int config_set_str(char **dst, const char *v)
 {
@@ -367,6 +368,16 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 		if (v[0] != '/')
 			return bad(pc, s, k, v, "expected an absolute path");
 		return config_set_str(k[0] == 'p' ? &p->path : &p->snapshot_dir, v);
+	} else if (!strcmp(k, "snapshot")) {
+		if (!strcmp(v, "auto") || !strcmp(v, "btrfs") || !strcmp(v, "lvm"))
+			p->snapshot_mode = v[0] == 'a' ? COW_MODE_AUTO
+				: v[0] == 'b' ? COW_MODE_BTRFS : COW_MODE_LVM;
+		else
+			return bad(pc, s, k, v, "expected auto, btrfs or lvm");
+	} else if (!strcmp(k, "lvm_snapshot_size")) {
+		if (!cow_lvm_size_ok(v))
+			return bad(pc, s, k, v, "expected a size (512M, 2G) or a percentage of the volume (1% to 100%)");
+		return config_set_str(&p->lvm_snapshot_size, v);
 	} else if (!strcmp(k, "pre_snapshot")) {
 		return config_set_str(&p->pre_snapshot, v);
 	} else if (!strcmp(k, "post_snapshot")) {
@@ -414,7 +425,7 @@ static int partition_key(struct parse_ctx *pc, const char *s, const char *name,
 		p->has_window = true;
 	} else if (!retention_setting(pc, s, k, v, &p->ret)) {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, pre_snapshot, post_snapshot, hook_timeout, rpo_max, rto_max, drill_interval, full_every, max_chain, interval, jitter, window; and the [retention] keys " RET_KEYS_KNOWN ")",
+				    "%s:%d: unknown key \"%s\" in [%s] (known: path, snapshot_dir, snapshot, lvm_snapshot_size, pre_snapshot, post_snapshot, hook_timeout, rpo_max, rto_max, drill_interval, full_every, max_chain, interval, jitter, window; and the [retention] keys " RET_KEYS_KNOWN ")",
 				    pc->file, pc->line, k, s);
 	}
 	return 0;

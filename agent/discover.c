@@ -91,7 +91,10 @@ static bool usable(struct discover *d, const struct config *cfg,
 				 UTIL_ESC(path), name, p->path, UTIL_ESC(path));
 		return false;
 	}
-	if (cow_check_source(path, &err)) {
+	/* btrfs subvolumes only: every directory of an LVM volume would
+	 * pass, each a snapshot of the whole volume */
+	if (cow_check_source_opts(path, &(struct cow_opts){ .mode = COW_MODE_BTRFS },
+				  &err)) {
 		if (first_time(d, key))
 			log_warn("discover: %s is skipped: %s", UTIL_ESC(path), err.msg);
 		return false;

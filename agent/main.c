@@ -365,6 +365,17 @@ static int reading_lock(struct cli *c, const char *host, const struct manifest *
 	return fd;
 }
 
+/* A restore --to-lv that failed: unmount, and say what the volume holds. */
+static void lv_target_failed(const char *to_lv, const char *mount)
+{
+	struct err e = { 0 };
+
+	if (cow_lv_target_close(mount, &e))
+		log_error("%s", e.msg);
+	log_error("the new logical volume %s holds a partial restore: do not use it; remove it (lvremove %s) and restore again",
+		  to_lv, to_lv);
+}
+
 static int cmd_restore(struct cli *c, int argc, char **argv)
 {
 	struct restore_opts ro = { .progress = isatty(2) && log_get_level() >= LOG_WARN,
@@ -382,12 +393,14 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	struct report r;
 	struct err err = { 0 };
 	const char *host;
-	char hbuf[256];
+	char hbuf[256], *lv_mount = NULL;
 	size_t used = 0;
 	int rc, readfd;
 
-	if (argc != 1 || !ro.target)
-		return cli_usage_error("usage: snapship restore PARTITION --to DIR [--from STORE] [--id ID | --at TIME] [--path P]...");
+	if (argc != 1 || !ro.target == !c->o.to_lv)
+		return cli_usage_error("usage: snapship restore PARTITION --to DIR | --to-lv VG/NAME --size S [--from STORE] [--id ID | --at TIME] [--path P]...");
+	if (!c->o.to_lv != !c->o.lv_size)
+		return cli_usage_error("restore: --to-lv VG/NAME and --size S go together");
 	if (!util_name_ok(argv[0]))
 		return cli_bad_partition(argv[0]);
 	rc = parse_at(c, &w);
@@ -410,18 +423,33 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	rc = EXIT_FAIL;
 	if (failover_sources(&rs, host, argv[0], m, &src, &err))
 		goto out_sources;
+	if (c->o.to_lv) {
+		/* a new volume with a new filesystem of the backup's type */
+		if (cow_lv_target_open(c->o.to_lv, c->o.lv_size,
+				       m->fstype[0] ? m->fstype : "ext4",
+				       c->cfg.state_dir, &lv_mount, &err))
+			goto out_sources;
+		ro.target = lv_mount;
+		ro.force = true;   /* a new filesystem: lost+found is not data */
+	}
 	ro.region = src.v[0].region;
 	ro.fallback = src.v + 1;
 	ro.nfallback = src.n - 1;
 	if (restore_backup(rs.v[src.used].store, &src.m, &ro, &res, &err))
 		goto out_sources;
+	if (lv_mount && cow_lv_target_close(lv_mount, &err))
+		goto out_sources;
 	report_init(&r, c->o.json);
-	report_restore(&r, &src.m, ro.region, ro.target, &res, c->o.from);
+	report_restore(&r, &src.m, ro.region, c->o.to_lv ? c->o.to_lv : ro.target,
+		       &res, c->o.from);
 	if (c->o.at)
 		report_at_fields(&r, &at, &w);
 	report_end(&r);
 	rc = EXIT_OK;
 out_sources:
+	if (rc && lv_mount)
+		lv_target_failed(c->o.to_lv, lv_mount);
+	free(lv_mount);
 	if (rc)
 		rc = fail_or_interrupted(&err);
 	failover_sources_free(&src);
@@ -892,7 +920,8 @@ static const struct command commands[] = {
 	{ "backup", cmd_backup, OPTS(OPT_TO_STORE, OPT_NAME, OPT_SNAPSHOT_DIR, OPT_LEVEL, OPT_FULL,
 				      OPT_NO_WAIT, OPT_WAIT, OPT_JSON, OPT_HELP) },
 	{ "list", cmd_list, OPTS(OPT_FROM, OPT_REGION, OPT_AT, OPT_JSON, OPT_HELP) },
-	{ "restore", cmd_restore, OPTS(OPT_FROM, OPT_REGION, OPT_TO_DIR, OPT_ID, OPT_AT, OPT_PATH,
+	{ "restore", cmd_restore, OPTS(OPT_FROM, OPT_REGION, OPT_TO_DIR, OPT_TO_LV, OPT_SIZE, OPT_ID,
+					OPT_AT, OPT_PATH,
 					OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_JSON, OPT_HELP) },
 	{ "ls", cmd_ls, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_AT, OPT_JSON, OPT_HELP) },
 	{ "export", cmd_export, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_AT, OPT_HELP) },

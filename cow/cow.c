@@ -13,6 +13,12 @@
  *	time_ns=1795518000000000000
  *
  * Only "snapshot" is needed by recovery; the rest is for the operator.
+ * An LVM snapshot's entry has backend=lvm, its snapshot= is the mount
+ * point, and two more lines recovery uses (cow/lvm.h):
+ *
+ *	lv=vg0/snapship-orders-20261124T110000Z-a1b2c3
+ *	mount=/var/lib/snapship/lvm/snapship-orders-20261124T110000Z-a1b2c3
+ *
  * An entry is written to ".<name>.<pid>.tmp", fsynced, linked to its final
  * name (which fails if it exists) and the directory fsynced, all before the
  * snapshot is created; it is unlinked (and the directory fsynced) only after
@@ -24,6 +30,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "cow/lvm.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -97,10 +104,41 @@ static int cow_statfs_type(const char *path, unsigned long *type_ret,
 	return 0;
 }
 
-/* Check source and pick its backend. */
-static int cow_select(const char *source, const struct cow_ops **ops_ret,
+/* The refusal of a directory no backend of mode can freeze. */
+static int cow_refuse(const char *source, unsigned long type,
+		      enum cow_mode mode, const struct err *lvm_err,
 		      struct err *err)
 {
+	if (mode == COW_MODE_BTRFS)
+		return err_set(err, -EOPNOTSUPP,
+			       "\"%s\" is on %s, not btrfs, and only btrfs "
+			       "is taken here ([partition] snapshot = btrfs, "
+			       "or a discover glob): put the partition on a "
+			       "btrfs subvolume (btrfs subvolume create ...) "
+			       "or, in a [partition], set snapshot = auto",
+			       source, cow_fs_name(type));
+	if (mode == COW_MODE_LVM)
+		return err_set(err, -EOPNOTSUPP, "%s, but its [partition] has "
+			       "snapshot = lvm: put the partition on an ext4 or "
+			       "xfs LVM logical volume or set snapshot = auto",
+			       lvm_err->msg);
+	if (lvm_err->code != -ENODEV)
+		return err_set(err, lvm_err->code, "%s", lvm_err->msg);
+	return err_set(err, -EOPNOTSUPP,
+		       "\"%s\" is on %s, not btrfs, and not on an LVM "
+		       "logical volume: snapship freezes partitions with "
+		       "btrfs or LVM snapshots; put the partition on a btrfs "
+		       "subvolume (btrfs subvolume create ...) or on an ext4 "
+		       "or xfs LVM logical volume",
+		       source, cow_fs_name(type));
+}
+
+/* Check source and pick its backend (opts NULL: auto). */
+static int cow_select(const char *source, const struct cow_opts *opts,
+		      const struct cow_ops **ops_ret, struct err *err)
+{
+	enum cow_mode mode = opts ? opts->mode : COW_MODE_AUTO;
+	struct err lvm_err = { 0 };
 	const struct cow_ops *ops;
 	unsigned long type;
 	struct stat st;
@@ -121,18 +159,19 @@ static int cow_select(const char *source, const struct cow_ops **ops_ret,
 		return err_set(err, -ENOTDIR,
 			       "partition \"%s\" is not a directory: set path "
 			       "in its [partition] section to the data "
-			       "directory (a btrfs subvolume)", source);
+			       "directory (a btrfs subvolume or a directory on "
+			       "an LVM volume)", source);
 	ret = cow_statfs_type(source, &type, err);
 	if (ret)
 		return ret;
-	ops = cow_backend_for(type);
+	ops = mode == COW_MODE_LVM ? NULL : cow_backend_for(type);
+	if (!ops && mode != COW_MODE_BTRFS) {
+		ret = cow_lvm_ops.check(source, &lvm_err);
+		if (!ret)
+			ops = &cow_lvm_ops;
+	}
 	if (!ops)
-		return err_set(err, -EOPNOTSUPP,
-			       "\"%s\" is on %s, not btrfs: snapship freezes "
-			       "partitions with btrfs snapshots; put the "
-			       "partition on a btrfs subvolume "
-			       "(btrfs subvolume create ...)",
-			       source, cow_fs_name(type));
+		return cow_refuse(source, type, mode, &lvm_err, err);
 	ret = ops->check(source, err);
 	if (ret)
 		return ret;
@@ -142,9 +181,15 @@ static int cow_select(const char *source, const struct cow_ops **ops_ret,
 
 int cow_check_source(const char *source, struct err *err)
 {
+	return cow_check_source_opts(source, NULL, err);
+}
+
+int cow_check_source_opts(const char *source, const struct cow_opts *opts,
+			  struct err *err)
+{
 	const struct cow_ops *ops;
 
-	return cow_select(source, &ops, err);
+	return cow_select(source, opts, &ops, err);
 }
 
 /* Tags become file names: keep them plain. */
@@ -299,8 +344,8 @@ static int cow_journal_dir(const char *state_dir, char *dir, struct err *err)
 
 static int cow_journal_write(const char *state_dir, const char *name,
 			     const char *snapshot, const char *source,
-			     const char *backend, char **journal_ret,
-			     struct err *err)
+			     const char *backend, const char *extra,
+			     char **journal_ret, struct err *err)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX], text[COW_JOURNAL_MAX];
 	char when[32] = "";
@@ -324,9 +369,9 @@ static int cow_journal_write(const char *state_dir, const char *name,
 		       "# snapship snapshot journal: the snapshot below is "
 		       "deleted by recovery if it still exists\n"
 		       "snapshot=%s\nsource=%s\nbackend=%s\npid=%ld\n"
-		       "time=%s\ntime_ns=%lld\n",
+		       "time=%s\ntime_ns=%lld\n%s",
 		       snapshot, source, backend, (long)getpid(), when,
-		       (long long)now);
+		       (long long)now, extra ? extra : "");
 	if (len < 0 || len >= (int)sizeof(text))
 		return err_set(err, -ENAMETOOLONG, "journal entry for \"%s\" "
 			       "is too long", snapshot);
@@ -402,6 +447,7 @@ static void cow_snapshot_free(struct cow_snapshot *snap)
 	free(snap->path);
 	free(snap->source);
 	free(snap->journal);
+	lvm_plan_free(snap->lvm);
 	free(snap);
 }
 
@@ -410,8 +456,75 @@ static bool cow_has_newline(const char *s)
 	return strchr(s, '\n') != NULL;
 }
 
+/* The LVM part of cow_freeze_opts: plan, journal, lvcreate and mount. */
+static int cow_freeze_lvm(const char *source, const char *src_real,
+			  const char *state_dir, const char *tag,
+			  const struct cow_opts *opts,
+			  struct cow_snapshot **snap_ret, struct err *err)
+{
+	char extra[PATH_MAX + 2 * LVM_NAME_MAX + 32];
+	struct err create_err = { 0 };
+	struct cow_snapshot *snap;
+	struct lvm_plan *p;
+	int ret;
+
+	snap = calloc(1, sizeof(*snap));
+	if (!snap)
+		return err_set(err, -ENOMEM, "out of memory");
+	snap->ops = &cow_lvm_ops;
+	ret = lvm_plan_new(src_real, state_dir, tag,
+			   opts ? opts->lvm_snapshot_size : NULL, &snap->lvm,
+			   err);
+	if (ret)
+		goto out_free_snap;
+	p = snap->lvm;
+	snap->source = strdup(source);
+	snap->path = strdup(p->mount);
+	if (!snap->source || !snap->path) {
+		ret = err_set(err, -ENOMEM, "out of memory");
+		goto out_free_snap;
+	}
+	if (cow_has_newline(src_real) || cow_has_newline(p->mount)) {
+		ret = err_set(err, -EINVAL, "partition \"%s\" or the state "
+			      "directory has a newline in its path; rename it",
+			      source);
+		goto out_free_snap;
+	}
+	snprintf(snap->fstype, sizeof(snap->fstype), "%s", p->fstype);
+	snprintf(extra, sizeof(extra), "lv=%s/%s\nmount=%s\n", p->origin.vg,
+		 p->snap_name, p->mount);
+	ret = cow_journal_write(state_dir, p->snap_name, p->mount, src_real,
+				"lvm", extra, &snap->journal, err);
+	if (ret)
+		goto out_free_snap;
+	snap->time_ns = util_now_unix_ns();
+	ret = lvm_create(p, snap, &create_err);
+	if (ret) {
+		err_set(err, ret, "%s", create_err.msg);
+		if (!p->leftover)
+			cow_journal_remove(snap->journal, NULL);
+		goto out_free_snap;
+	}
+	log_debug("froze \"%s\" as LVM snapshot %s/%s mounted at \"%s\"",
+		  source, p->origin.vg, p->snap_name, p->mount);
+	*snap_ret = snap;
+	return 0;
+out_free_snap:
+	cow_snapshot_free(snap);
+	return ret;
+}
+
 int cow_freeze(const char *source, const char *snap_dir, const char *state_dir,
 	       const char *tag, struct cow_snapshot **snap_ret, struct err *err)
+{
+	return cow_freeze_opts(source, snap_dir, state_dir, tag, NULL, snap_ret,
+			       err);
+}
+
+int cow_freeze_opts(const char *source, const char *snap_dir,
+		    const char *state_dir, const char *tag,
+		    const struct cow_opts *opts, struct cow_snapshot **snap_ret,
+		    struct err *err)
 {
 	char src_real[PATH_MAX], dir[PATH_MAX], dir_real[PATH_MAX];
 	char name[PATH_MAX], dest[PATH_MAX];
@@ -437,12 +550,15 @@ int cow_freeze(const char *source, const char *snap_dir, const char *state_dir,
 		return err_set(err, code, "cannot freeze \"%s\": injected fault "
 			       "cow.freeze (SNAPSHIP_FAULT): %s", source,
 			       err_str(code));
-	ret = cow_select(source, &ops, err);
+	ret = cow_select(source, opts, &ops, err);
 	if (ret)
 		return ret;
 	if (!realpath(source, src_real))
 		return err_set(err, -errno, "partition \"%s\": %s", source,
 			       err_str(-errno));
+	if (ops == &cow_lvm_ops)
+		return cow_freeze_lvm(source, src_real, state_dir, tag, opts,
+				      snap_ret, err);
 	if (snap_dir && !*snap_dir)
 		snap_dir = NULL;
 	if (snap_dir) {
@@ -494,12 +610,13 @@ int cow_freeze(const char *source, const char *snap_dir, const char *state_dir,
 	snap->path = strdup(dest);
 	snap->source = strdup(source);
 	snap->ops = ops;
+	snprintf(snap->fstype, sizeof(snap->fstype), "btrfs");
 	if (!snap->path || !snap->source) {
 		ret = err_set(err, -ENOMEM, "out of memory");
 		goto out_free_snap;
 	}
 	ret = cow_journal_write(state_dir, name, dest, src_real, ops->name,
-				&snap->journal, err);
+				NULL, &snap->journal, err);
 	if (ret)
 		goto out_free_snap;
 	snap->time_ns = util_now_unix_ns();
@@ -540,13 +657,16 @@ int cow_release(struct cow_snapshot *snap, struct err *err)
 			      snap->path, err_str(code));
 		goto out_free;
 	}
-	if (!cow_name_is_ours(snap->path)) {
+	if (!cow_name_is_ours(snap->lvm ? snap->lvm->mount : snap->path)) {
 		ret = err_set(err, -EINVAL, "refusing to delete \"%s\": its "
 			      "name does not start with \"" COW_PREFIX "\"",
 			      snap->path);
 		goto out_free;
 	}
-	ret = snap->ops->remove(snap->path, &remove_err);
+	if (snap->lvm)
+		ret = lvm_release(snap->lvm, &remove_err);
+	else
+		ret = snap->ops->remove(snap->path, &remove_err);
 	if (ret == -ENOENT) {
 		log_warn("snapshot \"%s\" was already gone", snap->path);
 		ret = 0;
@@ -562,13 +682,46 @@ out_free:
 	return ret;
 }
 
-/* The "snapshot=" value of a journal entry, into snapshot (PATH_MAX). */
-static int cow_journal_parse(int dir_fd, const char *name, char *snapshot)
+int cow_intact(const struct cow_snapshot *snap, struct err *err)
+{
+	int code = -ENOSPC;
+
+	if (!snap)
+		return 0;
+	if (fault_hit("cow.intact", &code))
+		return err_set(err, code, "snapshot \"%s\" is not whole: "
+			       "injected fault cow.intact (SNAPSHIP_FAULT): %s",
+			       snap->path, err_str(code));
+	return snap->lvm ? lvm_intact(snap->lvm, err) : 0;
+}
+
+/* What recovery reads of a journal entry. */
+struct cow_entry {
+	char snapshot[PATH_MAX];   /* "snapshot=", absolute */
+	char backend[16];          /* "backend=", "" if absent */
+	char lv[2 * LVM_NAME_MAX + 2]; /* "lv=" (LVM), "" if absent */
+};
+
+/* Copy a "key=" line's value into buf (len) when line has that key. */
+static void cow_entry_field(const char *line, const char *key, char *buf,
+			    size_t len)
+{
+	size_t klen = strlen(key);
+
+	if (!strncmp(line, key, klen) && line[klen] == '=' &&
+	    strlen(line + klen + 1) < len)
+		strcpy(buf, line + klen + 1);
+}
+
+/* Parse a journal entry; -EINVAL without an absolute snapshot= line. */
+static int cow_journal_parse(int dir_fd, const char *name,
+			     struct cow_entry *e)
 {
 	char text[COW_JOURNAL_MAX + 1];
 	ssize_t len;
 	int fd;
 
+	memset(e, 0, sizeof(*e));
 	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -583,14 +736,12 @@ static int cow_journal_parse(int dir_fd, const char *name, char *snapshot)
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
-		if (strncmp(line, "snapshot=", 9))
-			continue;
-		if (line[9] != '/' || strlen(line + 9) >= PATH_MAX)
-			return -EINVAL;
-		strcpy(snapshot, line + 9);
-		return 0;
+		cow_entry_field(line, "snapshot", e->snapshot,
+				sizeof(e->snapshot));
+		cow_entry_field(line, "backend", e->backend, sizeof(e->backend));
+		cow_entry_field(line, "lv", e->lv, sizeof(e->lv));
 	}
-	return -EINVAL;
+	return e->snapshot[0] == '/' ? 0 : -EINVAL;
 }
 
 static int cow_journal_drop(int dir_fd, const char *name, const char *dir,
@@ -602,24 +753,54 @@ static int cow_journal_drop(int dir_fd, const char *name, const char *dir,
 	return 0;
 }
 
+/* Recover an LVM entry: its mount and snapshot LV go, nothing else. */
+static int cow_recover_lvm(int dir_fd, const char *dir, const char *name,
+			   const struct cow_entry *e, bool *removed_ret,
+			   struct err *err)
+{
+	struct err remove_err = { 0 };
+	int ret;
+
+	ret = lvm_recover(e->lv, e->snapshot, removed_ret, &remove_err);
+	if (ret == 0 || ret == -ENOENT) {
+		if (ret == 0)
+			log_info("removed leftover LVM snapshot %s (mounted at "
+				 "\"%s\")", e->lv, e->snapshot);
+		else
+			log_info("LVM snapshot %s is already gone; dropping its "
+				 "journal entry", e->lv);
+		return cow_journal_drop(dir_fd, name, dir, err);
+	}
+	if (ret == -EINVAL) {
+		log_warn("%s; journal entry \"%s/%s\" left in place: inspect "
+			 "it and delete the entry by hand", remove_err.msg, dir,
+			 name);
+		return 0;
+	}
+	return err_set(err, ret, "%s", remove_err.msg);
+}
+
 /* Recover one journal entry; *removed_ret is set when a snapshot was deleted. */
 static int cow_recover_entry(int dir_fd, const char *dir, const char *name,
 			     bool *removed_ret, struct err *err)
 {
-	char snapshot[PATH_MAX];
+	struct cow_entry e;
+	const char *snapshot = e.snapshot;
 	struct err remove_err = { 0 };
 	const struct cow_ops *ops;
 	unsigned long type;
 	struct stat st;
 	int ret;
 
-	ret = cow_journal_parse(dir_fd, name, snapshot);
+	ret = cow_journal_parse(dir_fd, name, &e);
 	if (ret) {
 		log_warn("journal entry \"%s/%s\" is unreadable or has no "
 			 "absolute snapshot= line (%s); left in place: inspect "
 			 "it and delete it by hand", dir, name, err_str(ret));
 		return 0;
 	}
+	if (!strcmp(e.backend, "lvm"))
+		return cow_recover_lvm(dir_fd, dir, name, &e, removed_ret, err);
 	if (lstat(snapshot, &st)) {
 		if (errno != ENOENT && errno != ENOTDIR)
 			return err_set(err, -errno, "cannot check snapshot "

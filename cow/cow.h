@@ -20,8 +20,23 @@
 #include <stdint.h>
 
 struct err;
+struct lvm_plan;
 
 #define COW_PREFIX "snapship-"
+
+/* [partition] snapshot: which backend freezes the partition. */
+enum cow_mode {
+	COW_MODE_AUTO,    /* btrfs on btrfs, LVM on an LVM volume */
+	COW_MODE_BTRFS,
+	COW_MODE_LVM,
+};
+
+/* The partition's choices for cow_check_source_opts and cow_freeze_opts
+ * (NULL: all defaults).  Strings are borrowed. */
+struct cow_opts {
+	enum cow_mode mode;
+	const char *lvm_snapshot_size;  /* thick LVM: "20%", "2G"; NULL default */
+};
 
 struct cow_snapshot {
 	char *path;          /* readable directory of the frozen tree; owned */
@@ -32,6 +47,9 @@ struct cow_snapshot {
 	int64_t time_ns;     /* wall time the snapshot was taken (unix ns) */
 	char *journal;       /* journal entry path; owned (internal) */
 	const struct cow_ops *ops;
+	char fstype[8];      /* filesystem frozen, "btrfs", "ext4" or "xfs" */
+	struct lvm_plan *lvm; /* an LVM snapshot's volume and mount; owned
+			       * (internal), NULL on btrfs */
 };
 
 struct cow_ops {
@@ -61,6 +79,9 @@ struct cow_ops {
 };
 
 extern const struct cow_ops cow_btrfs_ops;
+/* LVM has only check: cow.c runs the rest through cow/lvm.h itself, as a
+ * snapshot there is a volume and a mount, not a path. */
+extern const struct cow_ops cow_lvm_ops;
 
 /*
  * The backend for a filesystem of statfs type magic, or NULL when none
@@ -73,6 +94,9 @@ const struct cow_ops *cow_backend_for(unsigned long magic);
  * filesystem, is a btrfs subvolume.  On failure err says what to do.
  */
 int cow_check_source(const char *source, struct err *err);
+/* The same with the partition's choices (opts NULL: defaults). */
+int cow_check_source_opts(const char *source, const struct cow_opts *opts,
+			  struct err *err);
 
 /*
  * Freeze source.  snap_dir is where the snapshot goes (must be on the same
@@ -84,6 +108,40 @@ int cow_check_source(const char *source, struct err *err);
  */
 int cow_freeze(const char *source, const char *snap_dir, const char *state_dir,
 	       const char *tag, struct cow_snapshot **snap_ret, struct err *err);
+/*
+ * The same with the partition's choices (opts NULL: defaults).  On an LVM
+ * volume snap_dir is not used: the snapshot LV "snapship-<tag>" is mounted
+ * read-only at <state_dir>/lvm/snapship-<tag>, and snap->path is the
+ * partition's directory inside that mount.
+ */
+int cow_freeze_opts(const char *source, const char *snap_dir,
+		    const char *state_dir, const char *tag,
+		    const struct cow_opts *opts, struct cow_snapshot **snap_ret,
+		    struct err *err);
+
+/*
+ * restore --to-lv: make the new logical volume vg_lv ("VG/NAME", which
+ * must not exist) of size (e.g. "20G") with a new fstype filesystem
+ * ("ext4", "xfs" or "btrfs") and mount it read-write at
+ * <state_dir>/lvm/restore-VG-NAME; *mount_ret (caller frees) is where to
+ * restore.  On failure the new volume is removed again.
+ */
+int cow_lv_target_open(const char *vg_lv, const char *size,
+		       const char *fstype, const char *state_dir,
+		       char **mount_ret, struct err *err);
+/* Unmount what cow_lv_target_open mounted and remove the mount point
+ * (the volume stays: it is the restore). */
+int cow_lv_target_close(const char *mount, struct err *err);
+
+/* Is spec a valid lvm_snapshot_size ("20%", "512M", "2G")? */
+bool cow_lvm_size_ok(const char *spec);
+
+/*
+ * Is the snapshot still whole?  A thick LVM snapshot whose copy-on-write
+ * space filled during the backup is not (-ENOSPC, err says so); the backup
+ * must then fail before it commits anything.  Always 0 on btrfs.
+ */
+int cow_intact(const struct cow_snapshot *snap, struct err *err);
 
 /*
  * Delete the snapshot and its journal entry and free snap (always freed,

@@ -320,3 +320,18 @@ vm_run() {
 	[ "$rc" -ne 77 ] || exit 77
 	return "$rc"
 }
+
+# vm_lvm_run BODY [OPTION...]: vm_run of the guest script BODY (a file)
+# after "set -euo pipefail" and the LVM tests' guest helpers
+# (tests/tools/lvm_guest.sh, sourced from /src/lvm_guest.sh).
+vm_lvm_run() {
+	local body=${1:?usage: vm_lvm_run BODY [OPTION...]} script
+	shift
+	script=$(_lib_tmpdir)/guest-$(basename "$body")
+	{
+		echo 'set -euo pipefail'
+		echo '. /src/lvm_guest.sh'
+		cat "$body"
+	} >"$script"
+	vm_run "$script" --file "$SRC_DIR/tests/tools/lvm_guest.sh:/src/lvm_guest.sh" "$@"
+}

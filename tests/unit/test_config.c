@@ -16,6 +16,7 @@
 #include "agent/config.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "cow/cow.h"
 
 static char path[64];
 
@@ -367,6 +368,30 @@ static void test_chain_keys(void **state)
 	expect_error("[partition a]\npath = /a\nmax_chain = lots\n", ":3:", "max_chain");
 }
 
+/* [partition] snapshot and lvm_snapshot_size (issue 16). */
+static void test_snapshot_keys(void **state)
+{
+	struct config cfg;
+	struct err err = { 0 };
+
+	(void)state;
+	assert_int_equal(load("[partition a]\npath = /a\n"
+			      "[partition b]\npath = /b\nsnapshot = lvm\nlvm_snapshot_size = 30%\n"
+			      "[partition c]\npath = /c\nsnapshot = btrfs\nlvm_snapshot_size = 2G\n",
+			      &cfg, &err), 0);
+	assert_int_equal(config_partition(&cfg, "a")->snapshot_mode, COW_MODE_AUTO);
+	assert_null(config_partition(&cfg, "a")->lvm_snapshot_size);
+	assert_int_equal(config_partition(&cfg, "b")->snapshot_mode, COW_MODE_LVM);
+	assert_string_equal(config_partition(&cfg, "b")->lvm_snapshot_size, "30%");
+	assert_int_equal(config_partition(&cfg, "c")->snapshot_mode, COW_MODE_BTRFS);
+	assert_string_equal(config_partition(&cfg, "c")->lvm_snapshot_size, "2G");
+	config_free(&cfg);
+	expect_error("[partition a]\npath = /a\nsnapshot = zfs\n", ":3:", "auto, btrfs or lvm");
+	expect_error("[partition a]\npath = /a\nlvm_snapshot_size = 0%\n", ":3:", "lvm_snapshot_size");
+	expect_error("[partition a]\npath = /a\nlvm_snapshot_size = 101%\n", ":3:", "percentage");
+	expect_error("[partition a]\npath = /a\nlvm_snapshot_size = lots\n", ":3:", "lvm_snapshot_size");
+}
+
 static void test_backup_ids(void **state)
 {
 	char id[BACKUP_ID_LEN + 1], id2[BACKUP_ID_LEN + 1];
@@ -411,6 +436,14 @@ static void test_manifest_roundtrip(void **state)
 	assert_int_equal(back.logical_bytes, 1ull << 40);
 	assert_string_equal(back.data_key, m.data_key);
 	assert_string_equal(back.encryption, "none");
+	assert_string_equal(back.fstype, "");      /* none recorded: none read */
+	manifest_clear(&back);
+	free(json);
+	strcpy(m.fstype, "xfs");                   /* restore --to-lv's mkfs */
+	assert_int_equal(manifest_to_json(&m, &json, &err), 0);
+	assert_non_null(strstr(json, "\"fstype\": \"xfs\""));
+	assert_int_equal(manifest_from_json(json, strlen(json), &back, &err), 0);
+	assert_string_equal(back.fstype, "xfs");
 	manifest_clear(&back);
 	/* a future format is refused with advice */
 	json[strstr(json, "\"format_version\": 1") - json + 18] = '9';
@@ -484,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_lock_span_review),
 		cmocka_unit_test(test_drill_keys),
 		cmocka_unit_test(test_chain_keys),
+		cmocka_unit_test(test_snapshot_keys),
 		cmocka_unit_test(test_backup_ids),
 		cmocka_unit_test(test_manifest_roundtrip),
 		cmocka_unit_test(test_schedule_keys),
