@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent/failover.h"
+#include "agent/keyring.h"
 #include "agent/report.h"
 #include "agent/signals.h"
 #include "common/err.h"
@@ -325,6 +326,16 @@ int cli_fail(const struct err *err)
 {
 	log_error("%s", err->msg[0] ? err->msg : "failed");
 	return err->code == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
+}
+
+int cli_keys(struct cli *c, const struct keyring **kr_ret)
+{
+	struct err err = { 0 };
+
+	if (!c->keys && keyring_load(&c->cfg, &c->keys, &err))
+		return cli_fail(&err);
+	*kr_ret = c->keys;
+	return 0;
 }
 
 int cli_bad_partition(const char *part)

@@ -33,6 +33,7 @@
 #include "agent/drill_cmd.h"
 #include "agent/failover.h"
 #include "agent/geo.h"
+#include "agent/keyring.h"
 #include "agent/lock.h"
 #include "agent/ls.h"
 #include "agent/metrics.h"
@@ -393,6 +394,9 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	rc = parse_at(c, &w);
 	if (rc != CLI_GO_ON)
 		return rc;
+	rc = cli_keys(c, &ro.keys);
+	if (rc)
+		return rc;
 	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
@@ -463,6 +467,9 @@ static int cmd_export(struct cli *c, int argc, char **argv)
 	rc = parse_at(c, &w);
 	if (rc != CLI_GO_ON)
 		return rc;
+	rc = cli_keys(c, &ro.keys);
+	if (rc)
+		return rc;
 	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
@@ -520,6 +527,9 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 		return cli_bad_partition(argv[0]);
 	rc = parse_at(c, &w);
 	if (rc != CLI_GO_ON)
+		return rc;
+	rc = cli_keys(c, &ro.keys);
+	if (rc)
 		return rc;
 	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
@@ -583,6 +593,8 @@ static int verify_repair(struct cli *c, int argc, char **argv, bool repair)
 		return cli_usage_error("repair works across regions; --region does not apply");
 	vo.host = cli_host(c, hbuf, sizeof(hbuf));
 	vo.state_dir = c->cfg.state_dir;
+	if (c->o.deep && (ret = cli_keys(c, &vo.keys)))
+		return ret;
 	if (cli_open_regions(c, false, &rs, &err))
 		return cli_fail(&err);
 	if (repair && rs.n < 2) {
@@ -878,6 +890,29 @@ static int cmd_config(struct cli *c, int argc, char **argv)
 	return ret;
 }
 
+/* key generate FILE: a new raw key (32 random bytes, mode 0600), its
+ * fingerprint said (never the key). */
+static int cmd_key(struct cli *c, int argc, char **argv)
+{
+	struct seal_secret *s = NULL;
+	struct seal_master *m = NULL;
+	struct err err = { 0 };
+
+	(void)c;
+	if (argc != 3 || strcmp(argv[1], "generate") || argv[2][0] == '-')
+		return cli_usage_error("usage: snapship key generate FILE");
+	if (keyring_generate(argv[2], &err) ||
+	    seal_secret_read(argv[2], "key", &s, &err) || seal_master_new(s, NULL, &m, &err)) {
+		seal_secret_free(s);
+		return cli_fail(&err);
+	}
+	printf("%s: a new key, fingerprint %s; keep a copy off this host: without it the backups made with it cannot be restored\n",
+	       argv[2], m->fp);
+	seal_master_free(m);
+	seal_secret_free(s);
+	return 0;
+}
+
 /* ------------------------------------------------------- the table */
 
 struct command {
@@ -908,6 +943,7 @@ static const struct command commands[] = {
 	{ "agent", cmd_agent, OPTS(OPT_ONCE, OPT_WORKER, OPT_WORKER_RESUME, OPT_WORKER_RELOAD,
 				   OPT_HELP) },
 	{ "config", cmd_config, NULL },
+	{ "key", cmd_key, NULL },
 	{ 0 },
 };
 
@@ -985,6 +1021,7 @@ int main(int argc, char **argv)
 	} else if (signals_stop()) {
 		rc = 128 + signals_stop();
 	}
+	keyring_free(c.keys);
 	config_free(&c.cfg);
 	free(c.o.paths);
 	free(c.o.partitions);

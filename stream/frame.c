@@ -635,10 +635,9 @@ struct unframer {
  * cut at a frame boundary, or frames were appended; another number near
  * k: frames swapped or moved), else altered or not this backup's.
  */
-static int unseal_bad(const struct unframer *u, uint32_t k, const unsigned char *in,
+static int unseal_bad(const struct seek_table *st, uint32_t k, const unsigned char *in,
 		      size_t len, unsigned char *scratch, struct err *e)
 {
-	const struct seek_table *st = u->st;
 	bool last = k + 1 == st->nframes;
 	uint64_t at = st->e[k].c_off;
 	struct err x = { 0 };
@@ -675,7 +674,28 @@ static int unseal_one(struct unframer *u, struct uslot *s, struct err *e)
 
 	ret = seal_unpiece(u->st->seal, s->frame, last, s->cbuf, se->c_size, s->pbuf, e);
 	if (ret == -EBADMSG)
-		ret = unseal_bad(u, s->frame, s->cbuf, se->c_size, s->pbuf, e);
+		ret = unseal_bad(u->st, s->frame, s->cbuf, se->c_size, s->pbuf, e);
+	return ret;
+}
+
+int seek_table_open_last(const struct seek_table *st, const void *buf, size_t len,
+			 struct err *err)
+{
+	uint32_t k = st->nframes - 1;
+	unsigned char *scratch;
+	int ret;
+
+	if (!st->seal || !st->nframes)
+		return 0;
+	if (len != st->e[k].c_size || len < SEAL_TAG_LEN)
+		return err_set(err, -EINVAL, "seek_table_open_last: %zu bytes, not frame %u's", len, k);
+	scratch = malloc(len);
+	if (!scratch)
+		return err_set(err, -ENOMEM, "out of memory");
+	ret = seal_unpiece(st->seal, k, true, buf, len, scratch, err);
+	if (ret == -EBADMSG)
+		ret = unseal_bad(st, k, buf, len, scratch, err);
+	free(scratch);
 	return ret;
 }
 

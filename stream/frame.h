@@ -119,6 +119,15 @@ int seek_table_parse(const unsigned char *tail, size_t len, uint64_t obj_size,
 		     uint32_t frame_size, struct seek_table **st_ret,
 		     struct err *err);
 void seek_table_free(struct seek_table *st);
+/*
+ * A sealed object (st->seal): does its last frame (its c_size bytes in
+ * buf) open as the last frame its backup wrote?  0, or -EBADMSG naming
+ * why (the object cut at a frame boundary, ...).  Lets a reader that
+ * needs only some frames (a restore with --path) still refuse a truncated
+ * object up front.  0 for a plain table.
+ */
+int seek_table_open_last(const struct seek_table *st, const void *buf, size_t len,
+			 struct err *err);
 /* Index of the frame holding stream offset d_off, or nframes (d_off at or
  * past d_total): check before using it as an index. */
 uint32_t seek_table_find(const struct seek_table *st, uint64_t d_off);
