@@ -678,24 +678,42 @@ static int unseal_one(struct unframer *u, struct uslot *s, struct err *e)
 	return ret;
 }
 
+int seek_table_open_frame(const struct seek_table *st, uint32_t k, const void *buf,
+			  size_t len, void *out, struct err *err)
+{
+	unsigned char *scratch;
+	int ret;
+
+	if (!st->seal)
+		return 0;
+	if (k >= st->nframes || len != st->e[k].c_size || len < SEAL_TAG_LEN)
+		return err_set(err, -EINVAL, "seek_table_open_frame: %zu bytes, not frame %u's", len, k);
+	ret = seal_unpiece(st->seal, k, k + 1 == st->nframes, buf, len, out, err);
+	if (ret != -EBADMSG)
+		return ret;
+	/* out may be buf: the diagnosis reads the sealed bytes again */
+	scratch = malloc(2 * len);
+	if (!scratch)
+		return err_set(err, -ENOMEM, "out of memory");
+	memcpy(scratch, buf, len);
+	ret = unseal_bad(st, k, scratch, len, scratch + len, err);
+	free(scratch);
+	return ret;
+}
+
 int seek_table_open_last(const struct seek_table *st, const void *buf, size_t len,
 			 struct err *err)
 {
-	uint32_t k = st->nframes - 1;
-	unsigned char *scratch;
+	unsigned char *plain;
 	int ret;
 
 	if (!st->seal || !st->nframes)
 		return 0;
-	if (len != st->e[k].c_size || len < SEAL_TAG_LEN)
-		return err_set(err, -EINVAL, "seek_table_open_last: %zu bytes, not frame %u's", len, k);
-	scratch = malloc(len);
-	if (!scratch)
+	plain = malloc(len ? len : 1);
+	if (!plain)
 		return err_set(err, -ENOMEM, "out of memory");
-	ret = seal_unpiece(st->seal, k, true, buf, len, scratch, err);
-	if (ret == -EBADMSG)
-		ret = unseal_bad(st, k, buf, len, scratch, err);
-	free(scratch);
+	ret = seek_table_open_frame(st, st->nframes - 1, buf, len, plain, err);
+	free(plain);
 	return ret;
 }
 

@@ -128,6 +128,13 @@ void seek_table_free(struct seek_table *st);
  */
 int seek_table_open_last(const struct seek_table *st, const void *buf, size_t len,
 			 struct err *err);
+/*
+ * A sealed object: open frame k (its c_size bytes in buf) into out
+ * (c_size - 16 bytes of zstd frame; out may be buf).  -EBADMSG naming why
+ * as the unframer does.  0 and nothing done for a plain table.
+ */
+int seek_table_open_frame(const struct seek_table *st, uint32_t k, const void *buf,
+			  size_t len, void *out, struct err *err);
 /* Index of the frame holding stream offset d_off, or nframes (d_off at or
  * past d_total): check before using it as an index. */
 uint32_t seek_table_find(const struct seek_table *st, uint64_t d_off);

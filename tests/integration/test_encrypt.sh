@@ -7,6 +7,7 @@
 #    fingerprint, holds neither the source path nor the hooks; no file name
 #    and no content of the source appears in any stored object;
 #  - restore (whole and --path), verify --deep and drill read it back equal;
+#    snapship cat | zstd -d | tar -x gives the tree with stock tools;
 #  - the wrong key fails before anything is written, naming the
 #    fingerprint the backup wants and the one given;
 #  - rotation: a backup made with a new key_file, the old key in
@@ -21,7 +22,7 @@ set -euo pipefail
 . "${SRC_DIR:?run me through tests/run.sh}/tests/lib.sh"
 
 need_btrfs
-need_cmd python3 xxd
+need_cmd python3 xxd zstd tar
 TAMPER=$SRC_DIR/tests/tools/enc_tamper.py
 
 sv=$(mk_subvol enc-part)
@@ -117,6 +118,13 @@ cmp "$sv/sub/secret-name-q7x.txt" "$TEST_BTRFS/enc-r2/sub/secret-name-q7x.txt" |
 "${S1[@]}" drill --scratch "$TEST_BTRFS/enc-rdrill" >"$TEST_TMP/out/d1" 2>&1 ||
 	fail "drill: $(cat "$TEST_TMP/out/d1")"
 
+# snapship cat: the opened stream, for stock zstd and tar
+"${S1[@]}" cat enc-part >"$TEST_TMP/cat.zst" 2>"$TEST_TMP/out/cat" || fail "cat: $(cat "$TEST_TMP/out/cat")"
+mkdir -p "$TEST_TMP/untar"
+zstd -q -d -c "$TEST_TMP/cat.zst" | tar -x -C "$TEST_TMP/untar" || fail "cat | zstd -d | tar -x failed"
+diff -r "$sv" "$TEST_TMP/untar" >"$TEST_TMP/out/catdiff" 2>&1 || fail "cat | zstd -d | tar -x differs: $(head "$TEST_TMP/out/catdiff")"
+rm -rf "$TEST_TMP/untar" "$TEST_TMP/cat.zst"
+
 # ---- the wrong key: one clear error, nothing written ------------------------
 conf "$TEST_TMP/c2only.conf" "$keys/k2"
 rc=0
@@ -126,6 +134,10 @@ rc=0
 grep -q "encrypted with key $fp1" "$TEST_TMP/out/wrong" && grep -q "$fp2" "$TEST_TMP/out/wrong" ||
 	fail "the wrong key's error names neither fingerprint: $(cat "$TEST_TMP/out/wrong")"
 [ ! -e "$TEST_BTRFS/enc-r3" ] || fail "the wrong key created the target $(ls -la "$TEST_BTRFS/enc-r3")"
+rc=0
+"$SNAPSHIP" --config "$TEST_TMP/c2only.conf" cat enc-part >"$TEST_TMP/cat-wrong" 2>"$TEST_TMP/out/cat-wrong" || rc=$?
+[ "$rc" = 1 ] && [ ! -s "$TEST_TMP/cat-wrong" ] && grep -q "encrypted with key $fp1" "$TEST_TMP/out/cat-wrong" ||
+	fail "cat with the wrong key: rc $rc, $(stat -c %s "$TEST_TMP/cat-wrong") bytes out: $(cat "$TEST_TMP/out/cat-wrong")"
 
 # ---- rotation: new key_file, the old one in old_key_files -------------------
 conf "$TEST_TMP/c2.conf" "$keys/k2" "$keys/k1"
