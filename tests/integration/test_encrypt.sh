@@ -17,6 +17,7 @@
 #    at a frame boundary, the manifest's fingerprint changed;
 #  - the key's bytes (raw and hex) appear in no output and no file snapship
 #    wrote.
+# shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
 set -euo pipefail
 # shellcheck source=tests/lib.sh
 . "${SRC_DIR:?run me through tests/run.sh}/tests/lib.sh"
