@@ -717,15 +717,42 @@ int seek_table_open_last(const struct seek_table *st, const void *buf, size_t le
 	return ret;
 }
 
+/* Decompress frame s->frame's zstd bytes z (zlen) into s->dbuf, checking
+ * them against the seek table: 0, or -EBADMSG naming what is wrong. */
+static int unframe_decode(const struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
+			  const unsigned char *z, size_t zlen, struct err *e)
+{
+	const struct seek_entry *se = &u->st->e[s->frame];
+	/* the header's content size (when given) is the table's; the output
+	 * buffer is exactly d_size: a frame holding more fails */
+	unsigned long long fcs = ZSTD_getFrameContentSize(z, zlen);
+	size_t r;
+
+	if (fcs == ZSTD_CONTENTSIZE_ERROR)
+		return err_set(e, -EBADMSG,
+			       "frame %u (at byte %llu) is corrupt: not a zstd frame",
+			       s->frame, (unsigned long long)se->c_off);
+	if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != se->d_size)
+		return err_set(e, -EBADMSG,
+			       "frame %u (at byte %llu) is corrupt: its header claims %llu bytes, the seek table %u",
+			       s->frame, (unsigned long long)se->c_off, fcs, se->d_size);
+	r = ZSTD_decompressDCtx(dctx, s->dbuf, se->d_size, z, zlen);
+	if (ZSTD_isError(r))
+		return err_set(e, -EBADMSG, "frame %u (at byte %llu) is corrupt: %s", s->frame,
+			       (unsigned long long)se->c_off, ZSTD_getErrorName(r));
+	if (r != se->d_size)
+		return err_set(e, -EBADMSG, "frame %u is corrupt: %zu bytes instead of %u",
+			       s->frame, r, se->d_size);
+	if (u->st->has_checksums && (uint32_t)XXH64(s->dbuf, r, 0) != se->checksum)
+		return err_set(e, -EBADMSG, "frame %u is corrupt: checksum mismatch", s->frame);
+	return 0;
+}
+
 static int unframe_one(struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
 		       struct err *e)
 {
 	const struct seek_entry *se = &u->st->e[s->frame];
 	const bool sealed = u->st->seal != NULL;
-	const unsigned char *z;
-	size_t zlen;
-	unsigned long long fcs;
-	size_t r;
 	int ret;
 
 	if (sealed && se->c_size < SEAL_TAG_LEN + SEEK_FRAME_MIN)
@@ -746,8 +773,6 @@ static int unframe_one(struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
 	}
 	if (!s->cbuf || !s->dbuf || (sealed && !s->pbuf))
 		return err_set(e, -ENOMEM, "out of memory for frame buffers");
-	z = sealed ? s->pbuf : s->cbuf;
-	zlen = sealed ? se->c_size - SEAL_TAG_LEN : se->c_size;
 	for (unsigned attempt = 0;; attempt++) {
 		struct err fe = { 0 };
 
@@ -758,37 +783,11 @@ static int unframe_one(struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
 		if (ret)
 			return attempt ? (*e = fe, ret) : ret;
 		err_clear(e);
-		/* the header's content size (when given) is the table's; the
-		 * output buffer is exactly d_size: a frame holding more fails */
-		if (sealed && (ret = unseal_one(u, s, e)))
-			fcs = 0;
-		else
-			fcs = ZSTD_getFrameContentSize(z, zlen);
-		if (ret) {
-			/* e says why */
-		} else if (fcs == ZSTD_CONTENTSIZE_ERROR) {
-			ret = err_set(e, -EBADMSG,
-				      "frame %u (at byte %llu) is corrupt: not a zstd frame",
-				      s->frame, (unsigned long long)se->c_off);
-		} else if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != se->d_size) {
-			ret = err_set(e, -EBADMSG,
-				      "frame %u (at byte %llu) is corrupt: its header claims %llu bytes, the seek table %u",
-				      s->frame, (unsigned long long)se->c_off, fcs, se->d_size);
-		} else {
-			r = ZSTD_decompressDCtx(dctx, s->dbuf, se->d_size, z, zlen);
-			if (ZSTD_isError(r))
-				ret = err_set(e, -EBADMSG,
-					      "frame %u (at byte %llu) is corrupt: %s", s->frame,
-					      (unsigned long long)se->c_off, ZSTD_getErrorName(r));
-			else if (r != se->d_size)
-				ret = err_set(e, -EBADMSG,
-					      "frame %u is corrupt: %zu bytes instead of %u",
-					      s->frame, r, se->d_size);
-			else if (u->st->has_checksums &&
-				 (uint32_t)XXH64(s->dbuf, r, 0) != se->checksum)
-				ret = err_set(e, -EBADMSG,
-					      "frame %u is corrupt: checksum mismatch", s->frame);
-		}
+		/* sealed: opened (authenticated) into pbuf first */
+		ret = sealed ? unseal_one(u, s, e) : 0;
+		if (!ret)
+			ret = sealed ? unframe_decode(u, s, dctx, s->pbuf, se->c_size - SEAL_TAG_LEN, e) :
+				       unframe_decode(u, s, dctx, s->cbuf, se->c_size, e);
 		if (!ret)
 			return 0;
 		if (attempt >= 8)

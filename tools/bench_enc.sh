@@ -70,4 +70,8 @@ echo "|---|---|---|---|---|"
 echo "| backup CPU (user + sys, s) | $bp | $be | $(ratio "$be" "$bp") | <= 1.05 x |"
 echo "| backup wall (s) | $bwp | $bwe | $(ratio "$bwe" "$bwp") | - |"
 echo "| restore wall (s) | $rp | $re | $(ratio "$re" "$rp") | <= 1.05 x |"
+for i in $(seq 1 "$RUNS"); do
+	echo "round $i: backup CPU plain $(cpu "$WORK/out/backup-plain-$i") enc $(cpu "$WORK/out/backup-enc-$i"); restore wall plain $(wall "$WORK/out/restore-plain-$i") enc $(wall "$WORK/out/restore-enc-$i")"
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "stored: plain $(du_bytes "$MNT/store-plain"), encrypted $(du_bytes "$MNT/store-enc") bytes"
