@@ -53,6 +53,8 @@ for i in $(seq 1 "$RUNS"); do
 			--to "$MNT/restore-$mode-$i"
 		btrfs subvolume delete "$MNT/restore-$mode-$i" >/dev/null
 	done
+	# the next round's backups are fulls too: keep one per store
+	[ "$i" = "$RUNS" ] || rm -rf "${MNT:?}/store-plain/bench" "${MNT:?}/store-enc/bench"
 done
 
 med() {	# med KIND MODE FIELD(cpu|wall)
