@@ -136,8 +136,15 @@ static int try_secret(const struct seal_secret *s, const struct manifest *m,
 {
 	struct seal_master *k = NULL;
 	size_t used = strlen(have);
-	int ret = seal_master_new(s, salt, &k, err);
+	int ret;
 
+	if (seal_secret_is_passphrase(s) && !salt) {
+		/* the backup was made with a raw key: no salt to stretch with */
+		snprintf(have + used, hlen - used, "%s%s %s is a passphrase (the backup was made with a raw key)",
+			 used ? "; " : "", name, seal_secret_path(s));
+		return 0;
+	}
+	ret = seal_master_new(s, salt, &k, err);
 	if (ret)
 		return ret;
 	if (!strcmp(k->fp, m->enc_fp)) {

@@ -11,7 +11,8 @@
 #  - the wrong key fails before anything is written, naming the
 #    fingerprint the backup wants and the one given;
 #  - rotation: a backup made with a new key_file, the old key in
-#    old_key_files: both backups restore;
+#    old_key_files: both backups restore; a passphrase key file (its salt
+#    in the manifest) restores its backup;
 #  - tampering, each detected and named: a bit flipped in a frame, two
 #    frames swapped, a frame of another backup spliced in, the object cut
 #    at a frame boundary, the manifest's fingerprint changed;
@@ -156,6 +157,26 @@ grep -q "\"fingerprint\": \"$fp2\"" "$man2" || fail "the second backup is not un
 	fail "restore of the k2 backup: $(cat "$TEST_TMP/out/r5")"
 assert_trees_equal "$sv" "$TEST_BTRFS/enc-r5"
 
+# a passphrase: stretched with a salt the manifest keeps; a raw key_file
+# is told apart from it when the wrong one is given
+printf 'correct horse battery staple\n' >"$keys/pass"
+chmod 600 "$keys/pass"
+conf "$TEST_TMP/c3.conf" "$keys/pass"
+sleep 1
+"$SNAPSHIP" --config "$TEST_TMP/c3.conf" backup enc-part >"$TEST_TMP/out/b3" 2>&1 ||
+	fail "backup with a passphrase: $(cat "$TEST_TMP/out/b3")"
+man3=$(find "$store" -name manifest.json -newer "$man2")
+id3=$(basename "$(dirname "$man3")")
+grep -q '"salt": "[0-9a-f]\{32\}"' "$man3" || fail "a passphrase backup records no salt: $(cat "$man3")"
+"$SNAPSHIP" --config "$TEST_TMP/c3.conf" restore enc-part --id "$id3" --to "$TEST_BTRFS/enc-r6" \
+	>"$TEST_TMP/out/r6" 2>&1 || fail "restore with a passphrase: $(cat "$TEST_TMP/out/r6")"
+assert_trees_equal "$sv" "$TEST_BTRFS/enc-r6"
+rc=0
+"$SNAPSHIP" --config "$TEST_TMP/c3.conf" restore enc-part --id "$id1" --to "$TEST_BTRFS/enc-r7" \
+	>"$TEST_TMP/out/r7" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "is a passphrase (the backup was made with a raw key)" "$TEST_TMP/out/r7" ||
+	fail "a passphrase for a raw-key backup: rc $rc: $(cat "$TEST_TMP/out/r7")"
+
 # ---- tampering ------------------------------------------------------------
 # tampered CASE WANT ARGS...: a copy of backup 1 altered by enc_tamper.py,
 # restored from a store of its own: fails, the message holding WANT
@@ -165,9 +186,9 @@ tampered() {
 	rm -rf "$t"
 	mkdir -p "$t"
 	cp -a "$store/." "$t/"
-	rm -rf "${t:?}/enchost/enc-part/$id2"
+	rm -rf "${t:?}/enchost/enc-part/$id2" "${t:?}/enchost/enc-part/$id3"
 	python3 "$TAMPER" "$t/enchost/enc-part/$id1" "$@" || fail "enc_tamper $*"
-	"${S2[@]}" restore enc-part --from "$t" --to "$TEST_BTRFS/enc-rt-$name" \
+	"${S2[@]}" restore enc-part --from "$t" --id "$id1" --to "$TEST_BTRFS/enc-rt-$name" \
 		>"$TEST_TMP/out/t-$name" 2>&1 || rc=$?
 	[ "$rc" = 1 ] || fail "tampered ($name): rc $rc: $(cat "$TEST_TMP/out/t-$name")"
 	grep -q -- "$want" "$TEST_TMP/out/t-$name" ||
