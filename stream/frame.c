@@ -873,7 +873,7 @@ int unframer_new(const struct seek_table *st, uint32_t first, uint32_t last,
 			if (st->e[i].d_size > d_max)
 				d_max = st->e[i].d_size;
 		}
-		cost = c_max + d_max;
+		cost = (st->seal ? 2 : 1) * c_max + d_max;   /* sealed: pbuf too */
 		if (cost && (uint64_t)u->nslots * cost > UNFRAME_MEM)
 			u->nslots = UNFRAME_MEM / cost ? (unsigned)(UNFRAME_MEM / cost) : 1;
 	}
