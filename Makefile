@@ -9,6 +9,7 @@
 #   make bench-sim30     30 simulated days at 4 h (issue 14; libfaketime) (root)
 #   make bench-restic    restic's second backup as the peer (issue 14) (root)
 #   make bench-lvm       LVM snapshot figures in the qemu guest (issue 16) (root)
+#   make bench-enc       encrypted vs plain backup and restore (issue 15) (root)
 #   make fuzz            build the libFuzzer targets (clang, ASan+UBSan) into
 #                        build-fuzz/ and run each FUZZ_SECONDS (60) seconds
 #   make fuzz-build      only build them (tests/fuzz/README.md)
@@ -143,6 +144,12 @@ bench-lvm: deps
 	$(MAKE) all
 	bash tools/bench_lvm.sh $(B)
 
+# the cost of client-side encryption (issue 15): encrypted vs plain backup
+# CPU and restore wall (tools/bench_enc.sh)
+bench-enc: deps
+	$(MAKE) all
+	bash tools/bench_enc.sh $(B)
+
 # ---- fuzzing: libFuzzer targets for every parser of store data, built with
 # clang under ASan+UBSan into their own directory (tests/fuzz/README.md)
 FUZZ_CC ?= clang
@@ -208,7 +215,7 @@ uninstall:
 clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
-.PHONY: all unit lint deps check demo bench bench-dr bench-pg bench-incr bench-sim30 bench-restic bench-lvm install uninstall clean fuzz fuzz-build
+.PHONY: all unit lint deps check demo bench bench-dr bench-pg bench-incr bench-sim30 bench-restic bench-lvm bench-enc install uninstall clean fuzz fuzz-build
 .SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

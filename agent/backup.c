@@ -10,6 +10,7 @@
 #include "agent/geo.h"
 #include "agent/hooks.h"
 #include "agent/index.h"
+#include "agent/keyring.h"
 #include "agent/lowimpact.h"
 #include "agent/planner.h"
 #include "common/err.h"
@@ -19,6 +20,7 @@
 #include "cow/cow.h"
 #include "stream/frame.h"
 #include "stream/pack.h"
+#include "stream/seal.h"
 #include "uploader/sink.h"
 #include "uploader/store.h"
 
@@ -73,12 +75,14 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 			   struct sink *data, struct sink *index,
 			   struct manifest *m, const struct backup_opts *bo,
 			   const char *partition, struct planner *pl,
+			   const struct backup_keys *keys,
 			   bool on_btrfs, double *slowed_s, struct err *err)
 {
 	struct framer_opts fo = {
 		.level = cfg->compression_level,
 		.frame_size = (size_t)cfg->frame_size,
 		.cpu_priority = cfg->cpu_priority,
+		.seal = keys->data,
 	};
 	struct pack_opts po = {
 		.max_read_rate = cfg->max_read_rate,
@@ -94,6 +98,7 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 	struct lowimpact li;
 	struct progress_ctx pctx = { .partition = partition, .t0 = util_now_mono() };
 	struct index_writer *iw = NULL;
+	struct seal_writer *sw = NULL;   /* an encrypted index: sealed segments */
 	struct tar_ctx tc = { .bo = bo };
 	bool progress = bo->progress;
 	struct framer_stats fs;
@@ -112,7 +117,11 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 	ret = framer_new(&fo, sink_write, data, &tc.framer, err);
 	if (ret)
 		return ret;
-	ret = index_writer_new(index, cfg->compression_level, &iw, err);
+	if (keys->index)
+		ret = seal_writer_new(keys->index, sink_write, index, &sw, err);
+	if (!ret)
+		ret = sw ? index_writer_new_fn(seal_writer_write, sw, cfg->compression_level, &iw, err) :
+			   index_writer_new(index, cfg->compression_level, &iw, err);
 	if (ret)
 		goto out_free;
 	ret = pack_tree(root, &po, tar_out, &tc, index_writer_add, iw, &ps, err);
@@ -133,6 +142,8 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 	if (ret)
 		goto out_free;
 	ret = index_writer_finish(iw, err);
+	if (!ret && sw)
+		ret = seal_writer_finish(sw, err);
 	if (ret)
 		goto out_free;
 	if (pl) {
@@ -151,6 +162,7 @@ static int stream_snapshot(const struct config *cfg, const char *root,
 	m->level = fo.level;
 out_free:
 	index_writer_free(iw);
+	seal_writer_free(sw);
 	framer_free(tc.framer);
 	return ret;
 }
@@ -301,7 +313,24 @@ struct backup_run {
 	unsigned aborted;            /* unfinished uploads aborted */
 	unsigned removed;            /* visible objects removed */
 	bool released;               /* the snapshot is released */
+	struct backup_keys keys;     /* encrypted: this backup's keys */
 };
+
+/* Encrypted ([agent] encryption): this backup's keys, the key files read
+ * once and dropped. */
+static int run_keys(struct backup_run *r, struct err *err)
+{
+	struct keyring *kr = NULL;
+	int ret;
+
+	if (!r->cfg->encrypt)
+		return 0;
+	ret = keyring_load(r->cfg, &kr, err);
+	if (!ret)
+		ret = keyring_for_new(kr, r->m->backup_id, &r->keys, err);
+	keyring_free(kr);
+	return ret;
+}
 
 /* Set up the run and the manifest's fixed fields. */
 static int run_start(struct backup_run *r, struct err *err)
@@ -329,7 +358,7 @@ static int run_start(struct backup_run *r, struct err *err)
 	    !m->compression || !m->encryption || !m->data_key || !m->index_key || !r->mkey)
 		return err_set(err, -ENOMEM, "out of memory");
 	strcpy(r->gs->backup_id, m->backup_id);
-	return 0;
+	return run_keys(r, err);
 }
 
 /* Free what the run holds; the manifest (the caller's result) stays. */
@@ -341,6 +370,7 @@ static void run_free(struct backup_run *r)
 	}
 	free(r->json);
 	free(r->mkey);
+	backup_keys_clear(&r->keys);
 	planner_free(r->pl);
 	r->pl = NULL;
 }
@@ -389,13 +419,19 @@ static int probe_secondaries(struct backup_run *r, struct err *err)
 static int choose_parent(struct backup_run *r, struct err *err)
 {
 	struct planner_opts po = {
-		.force_full = r->bo->full,
+		/* incrementals of encrypted backups are not built yet */
+		.force_full = r->bo->full || r->keys.data,
 		.full_every = config_full_every(r->cfg, r->part),
 		.max_chain = config_max_chain(r->cfg, r->part),
 	};
 
-	return planner_open(&r->rs->v[0], r->m, &po, &r->pl, r->res->why_full,
-			    sizeof(r->res->why_full), err);
+	int ret = planner_open(&r->rs->v[0], r->m, &po, &r->pl, r->res->why_full,
+			       sizeof(r->res->why_full), err);
+
+	if (!ret && r->keys.data && !r->bo->full)
+		snprintf(r->res->why_full, sizeof(r->res->why_full),
+			 "encrypted backups are fulls: incrementals of encrypted backups are not built yet");
+	return ret;
 }
 
 /* Phase plan: the source, the secondaries, the upload targets, the parent. */
@@ -598,7 +634,7 @@ static int phase_upload(struct backup_run *r, struct err *err)
 		goto out_abort_uploads;
 	log_debug("%s: frozen in %.3f s", r->part->name, util_now_mono() - r->t0);
 	ret = stream_snapshot(r->cfg, r->snap->path, &data, &index, m,
-			      r->bo, r->part->name, r->pl,
+			      r->bo, r->part->name, r->pl, &r->keys,
 			      !strcmp(r->snap->ops->name, "btrfs"), &r->res->slowed_s, err);
 	ret = check_intact(r, ret, err);
 	if (ret)
@@ -652,6 +688,11 @@ static int seal_manifest(struct backup_run *r, struct err *err)
 		m->hooks = calloc(3, sizeof(char *));
 		for (int i = 0; m->hooks && r->hooks[i]; i++)
 			m->hooks[i] = strdup(r->hooks[i]);
+	}
+	if (r->keys.manifest) {
+		ret = keyring_seal_manifest(&r->keys, m, err);
+		if (ret)
+			return ret;
 	}
 	ret = manifest_to_json(m, &r->json, err);
 	if (ret)

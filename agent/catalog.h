@@ -69,7 +69,14 @@ struct manifest {
 	uint64_t self_size;
 	char self_sha256[65];
 	char **hooks;                   /* commands run, NULL-terminated; may be NULL */
-	char *encryption;               /* "none" */
+	char *encryption;               /* "none" or SEAL_ALG */
+	/* encrypted (doc/protection.md): the master key's fingerprint (16
+	 * hex digits), the passphrase's scrypt salt (32 hex digits; "" for a
+	 * raw key) and the sealed sensitive fields (base64; owned) — source,
+	 * source_uuid and hooks are empty in the manifest's clear text */
+	char enc_fp[17];
+	char enc_salt[33];
+	char *enc_sealed;
 	/* the subvolume snapshotted ("" unknown): written in version 2 only */
 	char source_uuid[37];
 	/* snapshot.fstype, optional in every version: the filesystem frozen

@@ -18,6 +18,7 @@
 
 #include "common/err.h"
 #include "common/util.h"
+#include "stream/seal.h"
 
 /* Version 2's fields into root (built by manifest_to_json): -1 when out of
  * memory. */
@@ -42,7 +43,7 @@ static int manifest_v2_to_json(json_t *root, const struct manifest *m)
 	bad |= json_object_set_new(root, "parent", m->parent[0] ? json_string(m->parent) : json_null());
 	bad |= json_object_set_new(root, "chain", json_integer((json_int_t)m->chain));
 	bad |= json_object_set_new(root, "full_id", json_string(m->full_id));
-	bad |= json_object_set_new(snap, "source_uuid", json_string(m->source_uuid));
+	bad |= json_object_set_new(snap, "source_uuid", json_string(m->enc_fp[0] ? "" : m->source_uuid));
 	bad |= json_object_set_new(counts, "new_bytes", json_integer((json_int_t)m->new_bytes));
 	bad |= json_object_set_new(counts, "referenced_bytes", json_integer((json_int_t)m->referenced_bytes));
 	bad |= json_object_set_new(counts, "unchanged", json_integer((json_int_t)m->n_unchanged));
@@ -54,12 +55,59 @@ static int manifest_v2_to_json(json_t *root, const struct manifest *m)
 	return bad ? -1 : 0;
 }
 
+/* An encrypted backup's encryption{fingerprint, salt, sealed}. */
+static int enc_to_json(json_t *root, const struct manifest *m)
+{
+	json_t *e = json_object_get(root, "encryption");
+	int bad = !e;
+
+	bad |= json_object_set_new(e, "fingerprint", json_string(m->enc_fp));
+	if (m->enc_salt[0])
+		bad |= json_object_set_new(e, "salt", json_string(m->enc_salt));
+	bad |= json_object_set_new(e, "sealed", json_string(m->enc_sealed ? m->enc_sealed : ""));
+	return bad ? -1 : 0;
+}
+
+static bool hex_len(const char *s, size_t n)
+{
+	return s && strlen(s) == n && strspn(s, "0123456789abcdef") == n;
+}
+
+/* encryption{mode, fingerprint, salt, sealed}: "none", or SEAL_ALG with a
+ * fingerprint, a salt or none, and the sealed fields (base64, < 1 MiB). */
+static int enc_from_json(json_t *root, struct manifest *m, struct err *err)
+{
+	json_t *e = json_object_get(root, "encryption");
+	const char *fp, *salt, *sealed;
+
+	if (!strcmp(m->encryption, "none"))
+		return 0;
+	if (strcmp(m->encryption, SEAL_ALG))
+		return err_set(err, -EPROTONOSUPPORT,
+			       "manifest says encryption \"%s\"; this snapship knows none and " SEAL_ALG ": upgrade snapship",
+			       UTIL_ESC(m->encryption));
+	fp = json_string_value(json_object_get(e, "fingerprint"));
+	salt = json_string_value(json_object_get(e, "salt"));
+	sealed = json_string_value(json_object_get(e, "sealed"));
+	if (!hex_len(fp, SEAL_FP_HEX) || (json_object_get(e, "salt") && !hex_len(salt, 32)))
+		return err_set(err, -EBADMSG, "manifest field encryption has a malformed fingerprint or salt");
+	if (!sealed || strlen(sealed) > (1u << 20) ||
+	    strspn(sealed, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") !=
+	    strlen(sealed))
+		return err_set(err, -EBADMSG, "manifest field encryption.sealed is missing or not base64");
+	strcpy(m->enc_fp, fp);
+	strcpy(m->enc_salt, salt ? salt : "");
+	m->enc_sealed = strdup(sealed);
+	return m->enc_sealed ? 0 : err_set(err, -ENOMEM, "out of memory");
+}
+
 int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 {
 	json_t *root, *hooks = json_array();
 	char *s;
 
-	for (size_t i = 0; m->hooks && m->hooks[i]; i++)
+	/* encrypted: the sealed fields are in encryption.sealed only */
+	for (size_t i = 0; !m->enc_fp[0] && m->hooks && m->hooks[i]; i++)
 		json_array_append_new(hooks, json_string(m->hooks[i]));
 	root = json_pack(
 		"{s:i, s:s*, s:s, s:s?, s:s?, s:s*,"
@@ -74,7 +122,7 @@ int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 		"backup_id", m->backup_id,
 		"host", m->host,
 		"partition", m->partition,
-		"source", m->source,
+		"source", m->enc_fp[0] ? NULL : m->source,
 		"snapshot", "uuid", m->snap_uuid, "generation",
 		(json_int_t)m->snap_generation, "time_ns", (json_int_t)m->snap_time_ns,
 		"started_ns", (json_int_t)m->started_ns,
@@ -95,6 +143,10 @@ int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 		"encryption", "mode", m->encryption ? m->encryption : "none");
 	if (!root)
 		return err_set(err, -EINVAL, "cannot build manifest JSON (a name is not valid UTF-8?)");
+	if (m->enc_fp[0] && enc_to_json(root, m)) {
+		json_decref(root);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
 	if (m->format_version >= 2 && manifest_v2_to_json(root, m)) {
 		json_decref(root);
 		return err_set(err, -ENOMEM, "out of memory");
@@ -102,7 +154,7 @@ int manifest_to_json(const struct manifest *m, char **json_ret, struct err *err)
 	/* a version 1 full records its source subvolume too (readers of
 	 * version 1 ignore it): the next incremental's planner compares
 	 * extent fingerprints only within one subvolume */
-	if ((m->format_version < 2 && m->source_uuid[0] &&
+	if ((m->format_version < 2 && m->source_uuid[0] && !m->enc_fp[0] &&
 	     json_object_set_new(json_object_get(root, "snapshot"), "source_uuid",
 				 json_string(m->source_uuid))) ||
 	    (m->fstype[0] &&
@@ -601,6 +653,8 @@ int manifest_from_json(const char *json, size_t len, struct manifest *m,
 			      UTIL_ESC(m->compression));
 	if (!ret)
 		ret = manifest_validate(m, err);
+	if (!ret)
+		ret = enc_from_json(root, m, err);
 	if (!ret && m->format_version >= 2)
 		ret = manifest_v2_from_json(root, m, err);
 	if (!ret && m->format_version < 2)
@@ -626,6 +680,7 @@ void manifest_clear(struct manifest *m)
 	free(m->data_key);
 	free(m->index_key);
 	free(m->encryption);
+	free(m->enc_sealed);
 	for (size_t i = 0; m->hooks && m->hooks[i]; i++)
 		free(m->hooks[i]);
 	free(m->hooks);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent/failover.h"
+#include "agent/keyring.h"
 #include "agent/report.h"
 #include "agent/signals.h"
 #include "common/err.h"
@@ -54,6 +55,8 @@ const char cli_usage_text[] =
 "  snapship ls PARTITION [--id ID | --at TIME] [PATH]  a directory of a backup, from\n"
 "                                      its index\n"
 "  snapship export PARTITION [--id ID | --at TIME]  the tree as one pax stream on stdout\n"
+"  snapship cat PARTITION [--id ID | --at TIME] | zstd -d | tar -x  the data stream\n"
+"                                      (an encrypted backup's decrypted) on stdout\n"
 "  snapship verify [PARTITION] [--deep]  every backup in every region\n"
 "  snapship repair [PARTITION] [--deep]  copy what a region lacks from a healthy one\n"
 "  snapship prune [PARTITION] [--dry-run] [--json]  apply [retention] in every region:\n"
@@ -67,6 +70,7 @@ const char cli_usage_text[] =
 "                                      from one region (default: the first secondary),\n"
 "                                      check RPO/RTO (exit 0 only when all pass)\n"
 "  snapship config check               parse and check the config\n"
+"  snapship key generate FILE          a new encryption key ([agent] key_file)\n"
 "\n"
 "STORE is a directory (local or NFS) or s3://BUCKET/PREFIX (endpoint from\n"
 "SNAPSHIP_S3_ENDPOINT or AWS_ENDPOINT_URL, region from AWS_REGION, keys from\n"
@@ -329,6 +333,16 @@ int cli_fail(const struct err *err)
 {
 	log_error("%s", err->msg[0] ? err->msg : "failed");
 	return err->code == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
+}
+
+int cli_keys(struct cli *c, const struct keyring **kr_ret)
+{
+	struct err err = { 0 };
+
+	if (!c->keys && keyring_load(&c->cfg, &c->keys, &err))
+		return cli_fail(&err);
+	*kr_ret = c->keys;
+	return 0;
 }
 
 int cli_bad_partition(const char *part)

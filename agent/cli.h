@@ -94,7 +94,13 @@ struct cli {
 	struct cli_opts o;
 	struct config cfg;
 	bool have_config;
+	struct keyring *keys;        /* cli_keys(); freed with the config */
 };
+
+/* The config's key files (read once): 0 with *kr_ret (may hold no key),
+ * or an exit status (said). */
+struct keyring;
+int cli_keys(struct cli *c, const struct keyring **kr_ret);
 
 /* Say err (log_error); EXIT_USAGE for -EINVAL, else EXIT_FAIL. */
 int cli_fail(const struct err *err);

@@ -352,6 +352,8 @@ void config_free(struct config *cfg)
 	free(cfg->state_dir);
 	free(cfg->host);
 	free(cfg->metrics_file);
+	free(cfg->key_file);
+	free(cfg->old_key_files);
 	free(cfg->pressure_cgroup);
 	for (size_t i = 0; i < cfg->ndiscover; i++)
 		free(cfg->discover[i]);

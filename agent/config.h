@@ -109,6 +109,11 @@ struct config {
 	char *pressure_cgroup;    /* watch this cgroup's PSI; NULL: the host's */
 	int cpu_priority;         /* compression threads: FRAMER_CPU_* */
 	char *metrics_file;
+	/* client-side encryption (agent/keyring.h): new backups are
+	 * encrypted with key_file; restores also try old_key_files (a
+	 * comma-separated list of paths, as written) */
+	bool encrypt;
+	char *key_file, *old_key_files;
 	bool require_geo;         /* a backup fails unless every secondary has it */
 	int64_t rpo_max;          /* seconds; 0: 2 x interval (config_rpo_max) */
 	int64_t rto_max;          /* seconds a drill's restore may take; 0: no limit */

@@ -261,6 +261,14 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 			return bad(pc, s, k, v, "expected idle or best-effort");
 	} else if (!strcmp(k, "metrics_file")) {
 		return config_set_str(&c->metrics_file, v);
+	} else if (!strcmp(k, "encryption")) {
+		if (strcmp(v, "none") && strcmp(v, "aes-256-gcm"))
+			return bad(pc, s, k, v, "expected none or aes-256-gcm");
+		c->encrypt = !strcmp(v, "aes-256-gcm");
+	} else if (!strcmp(k, "key_file")) {
+		return config_set_str(&c->key_file, v);
+	} else if (!strcmp(k, "old_key_files")) {
+		return config_set_str(&c->old_key_files, v);
 	} else if ((n = lowimpact_key(pc, s, k, v)) <= 0) {
 		return (int)n;   /* one of them: set, refused (pc->error) or -ENOMEM */
 	} else if (!strcmp(k, "require_geo")) {
@@ -279,7 +287,7 @@ static int agent_key(struct parse_ctx *pc, const char *s, const char *k,
 		c->max_chain = (uint64_t)n;
 	} else {
 		pc->error = err_set(pc->err, -EINVAL,
-				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, window, max_concurrent, discover, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, low_impact, pressure_cgroup, cpu_priority, metrics_file, require_geo, rpo_max, rto_max, drill_interval, full_every, max_chain)",
+				    "%s:%d: unknown key \"%s\" in [agent] (known: interval, jitter, window, max_concurrent, discover, state_dir, host, compression_level, frame_size, max_read_rate, max_upload_rate, io_priority, low_impact, pressure_cgroup, cpu_priority, metrics_file, require_geo, rpo_max, rto_max, drill_interval, full_every, max_chain, encryption, key_file, old_key_files)",
 				    pc->file, pc->line, k);
 	}
 	return 0;

@@ -23,6 +23,7 @@
 #include "agent/failover.h"
 #include "agent/geo.h"
 #include "agent/index.h"
+#include "agent/keyring.h"
 #include "agent/lock.h"
 #include "agent/restore.h"
 #include "common/err.h"
@@ -66,6 +67,7 @@ struct drill_run {
 	struct index *idx;              /* --sample: the files to pick from */
 	const char **paths;             /* --sample: borrowed from idx */
 	size_t npaths;
+	struct keyring *kr;             /* the config's key files */
 };
 
 /* The verdict: failure f on object (NULL none), the message
@@ -148,7 +150,7 @@ static int region_keys(struct drill_run *d, struct err *err)
  * them, and a whole restore, when it holds no more than N). */
 static int pick_sample(struct drill_run *d, struct err *err)
 {
-	struct restore_opts ro = { .region = d->rg->name };
+	struct restore_opts ro = { .region = d->rg->name, .keys = d->kr };
 	size_t nfiles = 0, k = 0;
 	uint64_t n = d->o->sample;
 	int ret;
@@ -238,7 +240,7 @@ static int drill_restore(struct drill_run *d, struct err *err)
 	struct restore_opts ro = { .target = d->res->scratch, .progress = o->progress,
 				   .region = d->rg->name, .paths = d->paths,
 				   .npaths = d->npaths, .cancelled = o->cancelled,
-				   .cancel_ctx = o->cancel_ctx };
+				   .cancel_ctx = o->cancel_ctx, .keys = d->kr };
 	struct restore_result rr = { 0 };
 	double t0 = util_now_mono();
 	int ret = restore_backup(d->rg->store, &d->m, &ro, &rr, err);
@@ -393,6 +395,8 @@ int drill_partition(struct regions *rs, size_t ri, const struct config *cfg,
 	if (!ret)
 		ret = drill_remove_leftovers(scratch, &removed, err);
 	if (!ret)
+		ret = keyring_load(cfg, &d.kr, err);
+	if (!ret)
 		ret = drill_run(&d, scratch, err);
 	if (ret == -ECANCELED && res->failure == DRILL_OK)
 		res->failure = DRILL_CANCELLED;   /* stopped before the restore: no verdict */
@@ -403,6 +407,7 @@ int drill_partition(struct regions *rs, size_t ri, const struct config *cfg,
 	index_free(d.idx);
 	free(d.keys[0]);
 	free(d.keys[1]);
+	keyring_free(d.kr);
 	catalog_list_free(&d.list);
 	return ret;
 }

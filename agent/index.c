@@ -25,7 +25,8 @@
 #define INDEX_READ_BUF (256u << 10)
 
 struct index_writer {
-	struct sink *sink;
+	index_out_fn out_fn;
+	void *out_ctx;
 	ZSTD_CCtx *cctx;
 	unsigned char *out;
 };
@@ -33,11 +34,18 @@ struct index_writer {
 int index_writer_new(struct sink *sink, int level, struct index_writer **w_ret,
 		     struct err *err)
 {
+	return index_writer_new_fn(sink_write, sink, level, w_ret, err);
+}
+
+int index_writer_new_fn(index_out_fn out, void *ctx, int level,
+			struct index_writer **w_ret, struct err *err)
+{
 	struct index_writer *w = calloc(1, sizeof(*w));
 
 	if (!w)
 		return err_set(err, -ENOMEM, "out of memory");
-	w->sink = sink;
+	w->out_fn = out;
+	w->out_ctx = ctx;
 	w->cctx = ZSTD_createCCtx();
 	w->out = malloc(INDEX_BUF);
 	if (!w->cctx || !w->out) {
@@ -67,7 +75,7 @@ static int index_push(struct index_writer *w, const void *buf, size_t len,
 			return err_set(err, -EIO, "compressing the index: %s",
 				       ZSTD_getErrorName(r));
 		if (out.pos) {
-			ret = sink_write(w->sink, w->out, out.pos, err);
+			ret = w->out_fn(w->out_ctx, w->out, out.pos, err);
 			if (ret)
 				return ret;
 		}

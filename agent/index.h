@@ -46,6 +46,11 @@ struct index_writer;
 
 int index_writer_new(struct sink *sink, int level, struct index_writer **w_ret,
 		     struct err *err);
+/* The same writing through out(ctx, ...) (an encrypted index: the
+ * sealing writer, stream/seal.h) instead of a sink. */
+typedef int (*index_out_fn)(void *ctx, const void *buf, size_t len, struct err *err);
+int index_writer_new_fn(index_out_fn out, void *ctx, int level,
+			struct index_writer **w_ret, struct err *err);
 /* pack_entry_fn-compatible: ctx is the index_writer. */
 int index_writer_add(void *ctx, const struct pack_entry_info *e,
 		     struct err *err);

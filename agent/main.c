@@ -26,6 +26,7 @@
 
 #include "agent/agentd.h"
 #include "agent/backup.h"
+#include "agent/cat.h"
 #include "agent/catalog.h"
 #include "agent/cli.h"
 #include "agent/clean.h"
@@ -33,6 +34,7 @@
 #include "agent/drill_cmd.h"
 #include "agent/failover.h"
 #include "agent/geo.h"
+#include "agent/keyring.h"
 #include "agent/lock.h"
 #include "agent/ls.h"
 #include "agent/metrics.h"
@@ -406,6 +408,9 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	rc = parse_at(c, &w);
 	if (rc != CLI_GO_ON)
 		return rc;
+	rc = cli_keys(c, &ro.keys);
+	if (rc)
+		return rc;
 	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
@@ -491,6 +496,9 @@ static int cmd_export(struct cli *c, int argc, char **argv)
 	rc = parse_at(c, &w);
 	if (rc != CLI_GO_ON)
 		return rc;
+	rc = cli_keys(c, &ro.keys);
+	if (rc)
+		return rc;
 	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
 	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
@@ -524,6 +532,66 @@ out_list:
 	return rc;
 }
 
+/*
+ * cat PARTITION: one backup's data stream, opened when encrypted, as stock
+ * zstd reads it, on stdout (agent/cat.h); the same backup choice as
+ * restore and export.
+ */
+static int cmd_cat(struct cli *c, int argc, char **argv)
+{
+	const struct keyring *kr = NULL;
+	struct failover_sources src = { 0 };
+	struct catalog_list list;
+	const struct manifest *m;
+	struct catalog_at at;
+	struct when w;
+	struct regions rs;
+	struct err err = { 0 };
+	const char *host;
+	char hbuf[256];
+	size_t used = 0;
+	uint64_t out = 0;
+	int rc, readfd;
+
+	if (argc != 1)
+		return cli_usage_error("usage: snapship cat PARTITION [--from STORE] [--id ID | --at TIME] | zstd -d | tar -x");
+	if (!util_name_ok(argv[0]))
+		return cli_bad_partition(argv[0]);
+	if (isatty(STDOUT_FILENO))
+		return cli_usage_error("snapship cat writes a zstd stream to stdout: redirect it to a file or pipe it (| zstd -d | tar -x -C DIR)");
+	rc = parse_at(c, &w);
+	if (rc == CLI_GO_ON)
+		rc = cli_keys(c, &kr);
+	if (rc)
+		return rc;
+	cli_use_state_dir(c);
+	host = cli_host(c, hbuf, sizeof(hbuf));
+	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
+	if (rc != CLI_GO_ON)
+		return rc;
+	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, c->o.at ? &w : NULL,
+			 &at, &m);
+	if (rc != CLI_GO_ON)
+		goto out_list;
+	readfd = reading_lock(c, host, m);
+	rc = EXIT_FAIL;
+	/* the copy to read (failing over as restore does) */
+	if (failover_sources(&rs, host, argv[0], m, &src, &err) ||
+	    cat_backup(rs.v[src.used].store, &src.m, kr, STDOUT_FILENO, &out, &err))
+		rc = fail_or_interrupted(&err);
+	else
+		rc = EXIT_OK;
+	if (!rc)
+		log_info("wrote %s %s: %llu bytes of zstd stream", m->partition, m->backup_id,
+			 (unsigned long long)out);
+	failover_sources_free(&src);
+	readlock_release(readfd, NULL, NULL, NULL, NULL, false);
+out_list:
+	catalog_list_free(&list);
+	geo_regions_free(&rs);
+	return rc;
+}
+
 /* ls PARTITION [PATH]: a directory of a backup, from its index */
 static int cmd_ls(struct cli *c, int argc, char **argv)
 {
@@ -548,6 +616,9 @@ static int cmd_ls(struct cli *c, int argc, char **argv)
 		return cli_bad_partition(argv[0]);
 	rc = parse_at(c, &w);
 	if (rc != CLI_GO_ON)
+		return rc;
+	rc = cli_keys(c, &ro.keys);
+	if (rc)
 		return rc;
 	cli_use_state_dir(c);
 	host = cli_host(c, hbuf, sizeof(hbuf));
@@ -611,6 +682,8 @@ static int verify_repair(struct cli *c, int argc, char **argv, bool repair)
 		return cli_usage_error("repair works across regions; --region does not apply");
 	vo.host = cli_host(c, hbuf, sizeof(hbuf));
 	vo.state_dir = c->cfg.state_dir;
+	if (c->o.deep && (ret = cli_keys(c, &vo.keys)))
+		return ret;
 	if (cli_open_regions(c, false, &rs, &err))
 		return cli_fail(&err);
 	if (repair && rs.n < 2) {
@@ -906,6 +979,29 @@ static int cmd_config(struct cli *c, int argc, char **argv)
 	return ret;
 }
 
+/* key generate FILE: a new raw key (32 random bytes, mode 0600), its
+ * fingerprint said (never the key). */
+static int cmd_key(struct cli *c, int argc, char **argv)
+{
+	struct seal_secret *s = NULL;
+	struct seal_master *m = NULL;
+	struct err err = { 0 };
+
+	(void)c;
+	if (argc != 3 || strcmp(argv[1], "generate") || argv[2][0] == '-')
+		return cli_usage_error("usage: snapship key generate FILE");
+	if (keyring_generate(argv[2], &err) ||
+	    seal_secret_read(argv[2], "key", &s, &err) || seal_master_new(s, NULL, &m, &err)) {
+		seal_secret_free(s);
+		return cli_fail(&err);
+	}
+	printf("%s: a new key, fingerprint %s; keep a copy off this host: without it the backups made with it cannot be restored\n",
+	       argv[2], m->fp);
+	seal_master_free(m);
+	seal_secret_free(s);
+	return 0;
+}
+
 /* ------------------------------------------------------- the table */
 
 struct command {
@@ -925,6 +1021,7 @@ static const struct command commands[] = {
 					OPT_FORCE, OPT_DEVICES, OPT_KEEP_PRIVILEGES, OPT_JSON, OPT_HELP) },
 	{ "ls", cmd_ls, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_AT, OPT_JSON, OPT_HELP) },
 	{ "export", cmd_export, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_AT, OPT_HELP) },
+	{ "cat", cmd_cat, OPTS(OPT_FROM, OPT_REGION, OPT_ID, OPT_AT, OPT_HELP) },
 	{ "verify", cmd_verify, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "repair", cmd_repair, OPTS(OPT_FROM, OPT_REGION, OPT_DEEP, OPT_JSON, OPT_HELP) },
 	{ "status", cmd_status, OPTS(OPT_FROM, OPT_REGION, OPT_JSON, OPT_HELP) },
@@ -937,6 +1034,7 @@ static const struct command commands[] = {
 	{ "agent", cmd_agent, OPTS(OPT_ONCE, OPT_WORKER, OPT_WORKER_RESUME, OPT_WORKER_RELOAD,
 				   OPT_HELP) },
 	{ "config", cmd_config, NULL },
+	{ "key", cmd_key, NULL },
 	{ 0 },
 };
 
@@ -1014,6 +1112,7 @@ int main(int argc, char **argv)
 	} else if (signals_stop()) {
 		rc = 128 + signals_stop();
 	}
+	keyring_free(c.keys);
 	config_free(&c.cfg);
 	free(c.o.paths);
 	free(c.o.partitions);

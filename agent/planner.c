@@ -276,6 +276,11 @@ static int load_index(struct planner *pl, struct region *g, const struct manifes
 	char hex[65];
 	int ret;
 
+	if (p->enc_fp[0]) {
+		snprintf(why, why_len, "the parent %s is encrypted: incrementals of encrypted backups are not built yet",
+			 p->backup_id);
+		return 1;
+	}
 	if (p->format_version >= 2)
 		return index_head(pl, g, p, why, why_len, err);
 	ret = store_get_all(g->store, p->index_key, PLANNER_INDEX_MAX, &zbuf, &zlen, err);

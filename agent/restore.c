@@ -245,8 +245,9 @@ static int fetch_index(struct store *store, const char *key, const struct manife
 
 /* restore_index, adding the bytes fetched to *bytes_read (NULL: not counted) */
 int restore_index_counted(struct store *store, const struct manifest *m,
-			 const struct restore_opts *o, struct index **idx_ret,
-			 uint64_t *bytes_read, struct err *err)
+			  const struct restore_opts *o, const struct seal_key *ikey,
+			  struct index **idx_ret, uint64_t *bytes_read,
+			  struct err *err)
 {
 	void *buf = NULL;
 	size_t len = 0;
@@ -270,6 +271,19 @@ int restore_index_counted(struct store *store, const struct manifest *m,
 	}
 	if (ret)
 		return ret;
+	if (ikey) {
+		void *plain = NULL;
+		size_t plen = 0;
+		char what[256];
+
+		snprintf(what, sizeof(what), "backup %s: index %s", m->backup_id, m->index_key);
+		ret = seal_unstream_buf(ikey, what, buf, len, &plain, &plen, err);
+		free(buf);
+		if (ret)
+			return ret;
+		buf = plain;
+		len = plen;
+	}
 	ret = index_load(buf, len, idx_ret, err);
 	free(buf);
 	if (ret)
@@ -281,7 +295,13 @@ int restore_index(struct store *store, const struct manifest *m,
 		  const struct restore_opts *o, struct index **idx_ret,
 		  struct err *err)
 {
-	return restore_index_counted(store, m, o, idx_ret, NULL, err);
+	struct backup_keys bk;
+	int ret = keyring_for_backup(o->keys, m, &bk, err);
+
+	if (!ret)
+		ret = restore_index_counted(store, m, o, bk.index, idx_ret, NULL, err);
+	backup_keys_clear(&bk);
+	return ret;
 }
 
 bool restore_under(const char *path, const char *prefix)
@@ -639,7 +659,10 @@ int restore_backup(struct store *store, const struct manifest *m,
 		if (!extract_path_safe(o->paths[i]))
 			return err_set(err, -EINVAL, "--path %s: give a path relative to the partition, without ..",
 				       o->paths[i]);
-	ret = m->format_version == 2 ? restore_v2(&r) : restore_v1(&r);
+	/* an encrypted backup: its key first, before anything is written */
+	ret = keyring_for_backup(o->keys, m, &r.keys, err);
+	if (!ret)
+		ret = m->format_version == 2 ? restore_v2(&r) : restore_v1(&r);
 	/* the object's hash before the stream is closed: a failed check must
 	 * leave an export cut short, not a valid archive */
 	if (!ret)
@@ -658,6 +681,7 @@ int restore_backup(struct store *store, const struct manifest *m,
 	if (ret)
 		restore_leftovers(&r);
 	EVP_MD_CTX_free(r.sha);
+	backup_keys_clear(&r.keys);
 	restore_v2_free(&r);
 	readahead_free(r.ra);
 	index_free(r.idx);

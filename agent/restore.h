@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct keyring;
+
 struct err;
 struct index;
 struct store;
@@ -43,6 +45,10 @@ struct restore_opts {
 	 * block order, each run read on its own: restore_export.c) */
 	bool export;
 	int export_fd;
+	/* the key files (agent/keyring.h) an encrypted backup is opened
+	 * with; NULL: none configured (an encrypted backup then fails with
+	 * the fingerprint it wants, before anything is written) */
+	const struct keyring *keys;
 };
 
 struct restore_result {

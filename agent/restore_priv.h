@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/keyring.h"
 #include "agent/restore.h"
 #include "common/err.h"
 #include "cow/cow.h"
@@ -84,6 +85,7 @@ struct rctx {
 	const struct restore_opts *o;
 	struct restore_result *res;
 	struct err *err;
+	struct backup_keys keys;      /* an encrypted backup's (else NULLs) */
 
 	struct index *idx;
 	struct seek_table *st;
@@ -132,9 +134,11 @@ extern const struct readahead_ops restore_source_ops, restore_obj_ops;
 
 /* libarchive's read callback over r->u, r->skip, r->left (ctx = r). */
 la_ssize_t restore_read_cb(struct archive *a, void *ctx, const void **buf);
+/* ikey: the index's key when the backup is encrypted (else NULL) */
 int restore_index_counted(struct store *store, const struct manifest *m,
-			  const struct restore_opts *o, struct index **idx_ret,
-			  uint64_t *bytes_read, struct err *err);
+			  const struct restore_opts *o, const struct seal_key *ikey,
+			  struct index **idx_ret, uint64_t *bytes_read,
+			  struct err *err);
 /* path is prefix or below it ("." holds every path) */
 bool restore_under(const char *path, const char *prefix);
 bool restore_wanted(const struct rctx *r, const char *path);

@@ -67,6 +67,34 @@ static int read_seek_tail(struct rctx *r, uint64_t size, size_t *want_ret)
 	*want_ret = want;
 	return 0;
 }
+/* An encrypted backup: its last frame must open as the last one written,
+ * so a data object cut at a frame boundary is refused before anything is
+ * restored, also by a --path restore that reads only some frames. */
+static int check_last_frame(struct rctx *r)
+{
+	const struct seek_entry *e;
+	unsigned char *buf;
+	size_t got = 0;
+	int ret;
+
+	if (!r->st->seal || !r->st->nframes)
+		return 0;
+	e = &r->st->e[r->st->nframes - 1];
+	buf = malloc(e->c_size);
+	if (!buf)
+		return err_set(r->err, -ENOMEM, "out of memory");
+	ret = store_get_range(r->store, r->m->data_key, e->c_off, e->c_size, buf, &got, r->err);
+	r->res->bytes_read += got;
+	if (!ret && got != e->c_size)
+		ret = err_set(r->err, -EBADMSG, "%s: short read of its last frame", r->m->data_key);
+	if (!ret)
+		ret = seek_table_open_last(r->st, buf, e->c_size, r->err);
+	free(buf);
+	if (ret)
+		return err_wrap(r->err, "backup %s: %s", r->m->backup_id, r->m->data_key);
+	return 0;
+}
+
 
 static int load_seek_table(struct rctx *r)
 {
@@ -99,12 +127,16 @@ static int load_seek_table(struct rctx *r)
 	ret = seek_table_parse(r->tail, want, info.size, m->frame_size, &r->st, r->err);
 	if (ret)
 		return err_wrap(r->err, "backup %s: %s", m->backup_id, m->data_key);
+	r->st->seal = r->keys.data;
 	if (r->st->d_total != m->tar_bytes)
 		return err_set(r->err, -EBADMSG,
 			       "backup %s: %s holds %llu bytes of tar stream, its manifest says %llu: the stored backup is corrupt",
 			       m->backup_id, m->data_key,
 			       (unsigned long long)r->st->d_total,
 			       (unsigned long long)m->tar_bytes);
+	ret = check_last_frame(r);
+	if (ret)
+		return ret;
 	/* keep just the seek table bytes for hashing */
 	r->tail_len = (size_t)(info.size - r->st->c_total);
 	memmove(r->tail, r->tail + want - r->tail_len, r->tail_len);
@@ -366,7 +398,8 @@ static int restore_prepare(struct rctx *r)
 	const struct restore_opts *o = r->o;
 	int ret;
 
-	ret = restore_index_counted(r->store, r->m, o, &r->idx, &r->res->bytes_read, r->err);
+	ret = restore_index_counted(r->store, r->m, o, r->keys.index, &r->idx,
+				    &r->res->bytes_read, r->err);
 	if (!ret)
 		ret = load_seek_table(r);
 	if (!ret)

@@ -345,6 +345,10 @@ static int load_copy(struct rctx *r, struct v2_obj *b, size_t src, struct err *e
 		ret = seek_table_parse(b->tail, want, b->size, b->frame_size, &b->st, err);
 	if (ret)
 		return err_wrap(err, "%s", key);
+	/* encrypted: this backup's own frames (references to other
+	 * encrypted backups are not written: encrypted backups are fulls) */
+	if (!strcmp(b->id, r->m->backup_id))
+		b->st->seal = r->keys.data;
 	b->tail_len = (size_t)(b->size - b->st->c_total);
 	memmove(b->tail, b->tail + want - b->tail_len, b->tail_len);
 	return 0;
@@ -896,7 +900,7 @@ out:
 
 int restore_v2(struct rctx *r)
 {
-	int ret = restore_index_counted(r->store, r->m, r->o, &r->idx,
+	int ret = restore_index_counted(r->store, r->m, r->o, r->keys.index, &r->idx,
 					&r->res->bytes_read, r->err);
 
 	if (!ret)

@@ -143,7 +143,8 @@ static void union_free(struct verify_union *u)
 static void check_deep(struct region *g, const struct manifest *m,
 		       const struct verify_opts *o, struct geo_check *c)
 {
-	struct restore_opts ro = { .cancelled = o->cancelled, .cancel_ctx = o->cancel_ctx };
+	struct restore_opts ro = { .cancelled = o->cancelled, .cancel_ctx = o->cancel_ctx,
+				   .keys = o->keys };
 	struct restore_result res;
 	struct manifest mr = *m;
 	struct err e = { 0 };

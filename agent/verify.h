@@ -24,6 +24,8 @@
 struct err;
 struct verify_union;
 
+struct keyring;
+
 struct verify_opts {
 	const char *state_dir;        /* the replication state and host lock */
 	const char *host;
@@ -35,6 +37,8 @@ struct verify_opts {
 	 * and those not reached get no verdict (nor their state touched) */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
+	/* --deep: the key files for encrypted backups (NULL: none) */
+	const struct keyring *keys;
 };
 
 /* One region's copy of one backup, after any repair. */

@@ -4,6 +4,7 @@
 #include <openssl/sha.h>
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +15,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "common/err.h"
 
 double util_now_mono(void)
 {
@@ -177,6 +180,42 @@ int util_random(void *buf, size_t n)
 		n -= (size_t)got;
 	}
 	return 0;
+}
+
+int util_open_secret(const char *path, const char *config_key, int *fd_ret,
+		     struct err *err)
+{
+	struct stat st;
+	int fd, ret;
+
+	*fd_ret = -1;
+	/* O_NONBLOCK: a FIFO in its place must not hang us (refused below) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return err_set(err, -errno, "%s %s: cannot open: %s", config_key,
+			       path, err_str(-errno));
+	if (fstat(fd, &st)) {
+		ret = err_set(err, -errno, "%s %s: %s", config_key, path,
+			      err_str(-errno));
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = err_set(err, -EINVAL, "%s %s: not a regular file",
+			      config_key, path);
+		goto out_close;
+	}
+	if (st.st_mode & 077) {
+		ret = err_set(err, -EPERM,
+			      "%s %s is accessible to group or others (mode %04o); it holds a secret: chmod 600 %s",
+			      config_key, path, (unsigned)(st.st_mode & 07777), path);
+		goto out_close;
+	}
+	*fd_ret = fd;
+	return 0;
+
+out_close:
+	close(fd);
+	return ret;
 }
 
 bool util_dir_is_empty(const char *path)

@@ -38,6 +38,16 @@ int util_write_all(int fd, const void *buf, size_t len);
 /* Fill buf with n random bytes from getrandom(2); 0 or -errno. */
 int util_random(void *buf, size_t n);
 
+/*
+ * Open a file that holds a secret (an S3 secret key, an encryption key) for
+ * reading: it must be a regular file that neither group nor others can
+ * access (refused with -EPERM: "chmod 600").  config_key names the setting
+ * in messages.  *fd_ret: the caller closes it.
+ */
+struct err;
+int util_open_secret(const char *path, const char *config_key, int *fd_ret,
+		     struct err *err);
+
 /* true when path is an existing directory with no entries besides . and .. */
 bool util_dir_is_empty(const char *path);
 

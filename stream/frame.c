@@ -20,6 +20,7 @@
 
 #include "common/err.h"
 #include "common/fault.h"
+#include "stream/seal.h"
 
 #define MAX_WORKERS 64
 
@@ -189,6 +190,10 @@ static int table_add(struct framer *f, const struct fslot *s)
 	p = f->table + f->table_len;
 	put_le32(p, (uint32_t)s->out_len);
 	put_le32(p + 4, (uint32_t)s->in_len);
+	if (f->opts.seal) {       /* sealed: no checksums (frame.h) */
+		f->table_len += 8;
+		return 0;
+	}
 	/* the frame's own content checksum is XXH64's low 32 bits, as here */
 	memcpy(p + 8, s->out + s->out_len - 4, 4);
 	f->table_len += 12;
@@ -205,16 +210,30 @@ static void *framer_writer(void *arg)
 		struct err e = { 0 };
 		int ret;
 
+		bool last;
+
+		/* sealed: a frame goes out once it is known whether it is the
+		 * last (another was queued after it, or the stream finished) */
 		while (!f->stopping && !f->error &&
-		       !(s->state == SLOT_DONE && s->seq == f->out_seq) &&
+		       !(s->state == SLOT_DONE && s->seq == f->out_seq &&
+			 (!f->opts.seal || f->finishing || f->fill_seq > f->out_seq + 1)) &&
 		       !(f->finishing && f->out_seq == f->fill_seq))
 			pthread_cond_wait(&f->cv_done, &f->mu);
 		if (f->stopping || f->error ||
 		    (f->finishing && f->out_seq == f->fill_seq))
 			break;
+		last = f->finishing && f->out_seq + 1 == f->fill_seq;
 		pthread_mutex_unlock(&f->mu);
 
-		ret = f->out(f->ctx, s->out, s->out_len, &e);
+		ret = 0;
+		if (f->opts.seal) {
+			ret = seal_piece(f->opts.seal, s->seq, last, s->out, s->out_len,
+					 s->out, &e);
+			if (!ret)
+				s->out_len += SEAL_TAG_LEN;
+		}
+		if (!ret)
+			ret = f->out(f->ctx, s->out, s->out_len, &e);
 		if (!ret)
 			ret = table_add(f, s);
 
@@ -275,7 +294,7 @@ int framer_new(const struct framer_opts *opts, framer_out_fn out, void *ctx,
 	for (unsigned i = 0; i < f->nslots; i++) {
 		/* large mallocs are mmap'd: untouched pages cost no memory */
 		f->slots[i].in = malloc(f->opts.frame_size);
-		f->slots[i].out = malloc(f->out_cap);
+		f->slots[i].out = malloc(f->out_cap + SEAL_TAG_LEN);
 		if (!f->slots[i].in || !f->slots[i].out) {
 			ret = err_set(err, -ENOMEM, "out of memory for frame buffers");
 			goto out_free;
@@ -309,6 +328,8 @@ static void framer_queue(struct framer *f)
 	f->fill_seq++;
 	f->stats.bytes_in += s->in_len;
 	pthread_cond_signal(&f->cv_work);
+	if (f->opts.seal)       /* the previous frame is now known not last */
+		pthread_cond_signal(&f->cv_done);
 }
 
 int framer_write(struct framer *f, const void *buf, size_t len, struct err *err)
@@ -387,7 +408,7 @@ int framer_finish(struct framer *f, struct framer_stats *stats_ret,
 	put_le32(hdr, SEEK_SKIPPABLE_MAGIC);
 	put_le32(hdr + 4, (uint32_t)(f->table_len + SEEK_FOOTER_SIZE));
 	put_le32(foot, f->stats.frames);
-	foot[4] = 0x80;   /* Checksum_Flag */
+	foot[4] = f->opts.seal ? 0 : 0x80;   /* Checksum_Flag */
 	put_le32(foot + 5, SEEK_MAGIC);
 	ret = f->out(f->ctx, hdr, sizeof(hdr), &e);
 	if (!ret && f->table_len)
@@ -495,6 +516,8 @@ int seek_table_parse(const unsigned char *tail, size_t len, uint64_t obj_size,
 	st->nframes = get_le32(tail + len - SEEK_FOOTER_SIZE);
 	st->has_checksums = !!(tail[len - 5] & 0x80);
 	esz = st->has_checksums ? 12 : 8;
+	if (!st->has_checksums)     /* sealed frames (no checksums) carry a tag */
+		c_max += SEAL_TAG_LEN;
 	st->e = calloc(st->nframes ? st->nframes : 1, sizeof(*st->e));
 	if (!st->e) {
 		free(st);
@@ -575,6 +598,7 @@ uint32_t seek_table_find_c(const struct seek_table *st, uint64_t c_off)
 
 struct uslot {
 	unsigned char *cbuf, *dbuf;
+	unsigned char *pbuf;    /* sealed frames: the opened (compressed) bytes */
 	size_t ccap, dcap;
 	uint32_t frame;
 	enum slot_state state;
@@ -600,25 +624,154 @@ struct unframer {
 	unsigned nthreads;
 };
 
+/* How far from frame k unseal_bad looks for the frame it holds: each try
+ * reads the whole frame (GHASH), so a corrupt frame costs at most this
+ * many reads of it. */
+#define UNSEAL_SEARCH 32u
+
+/*
+ * Frame k (sealed bytes in, len) does not open as frame k of this object:
+ * say why when a try tells (the last flag the other way: the object was
+ * cut at a frame boundary, or frames were appended; another number near
+ * k: frames swapped or moved), else altered or not this backup's.
+ */
+static int unseal_bad(const struct seek_table *st, uint32_t k, const unsigned char *in,
+		      size_t len, unsigned char *scratch, struct err *e)
+{
+	bool last = k + 1 == st->nframes;
+	uint64_t at = st->e[k].c_off;
+	struct err x = { 0 };
+
+	if (!seal_unpiece(st->seal, k, !last, in, len, scratch, &x))
+		return err_set(e, -EBADMSG, last ?
+			       "frame %u (at byte %llu) is not the last frame its backup wrote: the object was cut at a frame boundary (truncated)" :
+			       "frame %u (at byte %llu) is the last frame its backup wrote, yet more follow (frames appended)",
+			       k, (unsigned long long)at);
+	for (uint32_t d = 1; d <= UNSEAL_SEARCH; d++) {
+		uint32_t j[2] = { k - d, k + d };
+
+		for (int i = 0; i < 2; i++) {
+			if ((i == 0 && d > k) || j[i] >= st->nframes + UNSEAL_SEARCH)
+				continue;
+			if (!seal_unpiece(st->seal, j[i], false, in, len, scratch, &x) ||
+			    !seal_unpiece(st->seal, j[i], true, in, len, scratch, &x))
+				return err_set(e, -EBADMSG,
+					       "frame %u (at byte %llu) holds frame %u of the same backup: frames swapped or moved",
+					       k, (unsigned long long)at, j[i]);
+		}
+	}
+	return err_set(e, -EBADMSG,
+		       "frame %u (at byte %llu) does not authenticate: altered, or spliced in from another backup or object",
+		       k, (unsigned long long)at);
+}
+
+/* Open sealed frame s->frame into s->pbuf: 0, or -EBADMSG saying why. */
+static int unseal_one(struct unframer *u, struct uslot *s, struct err *e)
+{
+	const struct seek_entry *se = &u->st->e[s->frame];
+	bool last = s->frame + 1 == u->st->nframes;
+	int ret;
+
+	ret = seal_unpiece(u->st->seal, s->frame, last, s->cbuf, se->c_size, s->pbuf, e);
+	if (ret == -EBADMSG)
+		ret = unseal_bad(u->st, s->frame, s->cbuf, se->c_size, s->pbuf, e);
+	return ret;
+}
+
+int seek_table_open_frame(const struct seek_table *st, uint32_t k, const void *buf,
+			  size_t len, void *out, struct err *err)
+{
+	unsigned char *scratch;
+	int ret;
+
+	if (!st->seal)
+		return 0;
+	if (k >= st->nframes || len != st->e[k].c_size || len < SEAL_TAG_LEN)
+		return err_set(err, -EINVAL, "seek_table_open_frame: %zu bytes, not frame %u's", len, k);
+	ret = seal_unpiece(st->seal, k, k + 1 == st->nframes, buf, len, out, err);
+	if (ret != -EBADMSG)
+		return ret;
+	/* out may be buf: the diagnosis reads the sealed bytes again */
+	scratch = malloc(2 * len);
+	if (!scratch)
+		return err_set(err, -ENOMEM, "out of memory");
+	memcpy(scratch, buf, len);
+	ret = unseal_bad(st, k, scratch, len, scratch + len, err);
+	free(scratch);
+	return ret;
+}
+
+int seek_table_open_last(const struct seek_table *st, const void *buf, size_t len,
+			 struct err *err)
+{
+	unsigned char *plain;
+	int ret;
+
+	if (!st->seal || !st->nframes)
+		return 0;
+	plain = malloc(len ? len : 1);
+	if (!plain)
+		return err_set(err, -ENOMEM, "out of memory");
+	ret = seek_table_open_frame(st, st->nframes - 1, buf, len, plain, err);
+	free(plain);
+	return ret;
+}
+
+/* Decompress frame s->frame's zstd bytes z (zlen) into s->dbuf, checking
+ * them against the seek table: 0, or -EBADMSG naming what is wrong. */
+static int unframe_decode(const struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
+			  const unsigned char *z, size_t zlen, struct err *e)
+{
+	const struct seek_entry *se = &u->st->e[s->frame];
+	/* the header's content size (when given) is the table's; the output
+	 * buffer is exactly d_size: a frame holding more fails */
+	unsigned long long fcs = ZSTD_getFrameContentSize(z, zlen);
+	size_t r;
+
+	if (fcs == ZSTD_CONTENTSIZE_ERROR)
+		return err_set(e, -EBADMSG,
+			       "frame %u (at byte %llu) is corrupt: not a zstd frame",
+			       s->frame, (unsigned long long)se->c_off);
+	if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != se->d_size)
+		return err_set(e, -EBADMSG,
+			       "frame %u (at byte %llu) is corrupt: its header claims %llu bytes, the seek table %u",
+			       s->frame, (unsigned long long)se->c_off, fcs, se->d_size);
+	r = ZSTD_decompressDCtx(dctx, s->dbuf, se->d_size, z, zlen);
+	if (ZSTD_isError(r))
+		return err_set(e, -EBADMSG, "frame %u (at byte %llu) is corrupt: %s", s->frame,
+			       (unsigned long long)se->c_off, ZSTD_getErrorName(r));
+	if (r != se->d_size)
+		return err_set(e, -EBADMSG, "frame %u is corrupt: %zu bytes instead of %u",
+			       s->frame, r, se->d_size);
+	if (u->st->has_checksums && (uint32_t)XXH64(s->dbuf, r, 0) != se->checksum)
+		return err_set(e, -EBADMSG, "frame %u is corrupt: checksum mismatch", s->frame);
+	return 0;
+}
+
 static int unframe_one(struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
 		       struct err *e)
 {
 	const struct seek_entry *se = &u->st->e[s->frame];
-	unsigned long long fcs;
-	size_t r;
+	const bool sealed = u->st->seal != NULL;
 	int ret;
 
+	if (sealed && se->c_size < SEAL_TAG_LEN + SEEK_FRAME_MIN)
+		return err_set(e, -EBADMSG,
+			       "frame %u (at byte %llu) is %u bytes, too short for a sealed frame (corrupt seek table)",
+			       s->frame, (unsigned long long)se->c_off, se->c_size);
 	if (se->c_size > s->ccap) {
 		free(s->cbuf);
+		free(s->pbuf);
 		s->cbuf = malloc(se->c_size);
-		s->ccap = s->cbuf ? se->c_size : 0;
+		s->pbuf = sealed ? malloc(se->c_size) : NULL;
+		s->ccap = s->cbuf && (s->pbuf || !sealed) ? se->c_size : 0;
 	}
 	if (se->d_size > s->dcap) {
 		free(s->dbuf);
 		s->dbuf = malloc(se->d_size ? se->d_size : 1);
 		s->dcap = s->dbuf ? se->d_size : 0;
 	}
-	if (!s->cbuf || !s->dbuf)
+	if (!s->cbuf || !s->dbuf || (sealed && !s->pbuf))
 		return err_set(e, -ENOMEM, "out of memory for frame buffers");
 	for (unsigned attempt = 0;; attempt++) {
 		struct err fe = { 0 };
@@ -630,33 +783,11 @@ static int unframe_one(struct unframer *u, struct uslot *s, ZSTD_DCtx *dctx,
 		if (ret)
 			return attempt ? (*e = fe, ret) : ret;
 		err_clear(e);
-		/* the header's content size (when given) is the table's; the
-		 * output buffer is exactly d_size: a frame holding more fails */
-		fcs = ZSTD_getFrameContentSize(s->cbuf, se->c_size);
-		if (fcs == ZSTD_CONTENTSIZE_ERROR) {
-			ret = err_set(e, -EBADMSG,
-				      "frame %u (at byte %llu) is corrupt: not a zstd frame",
-				      s->frame, (unsigned long long)se->c_off);
-		} else if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != se->d_size) {
-			ret = err_set(e, -EBADMSG,
-				      "frame %u (at byte %llu) is corrupt: its header claims %llu bytes, the seek table %u",
-				      s->frame, (unsigned long long)se->c_off, fcs, se->d_size);
-		} else {
-			r = ZSTD_decompressDCtx(dctx, s->dbuf, se->d_size, s->cbuf,
-						se->c_size);
-			if (ZSTD_isError(r))
-				ret = err_set(e, -EBADMSG,
-					      "frame %u (at byte %llu) is corrupt: %s", s->frame,
-					      (unsigned long long)se->c_off, ZSTD_getErrorName(r));
-			else if (r != se->d_size)
-				ret = err_set(e, -EBADMSG,
-					      "frame %u is corrupt: %zu bytes instead of %u",
-					      s->frame, r, se->d_size);
-			else if (u->st->has_checksums &&
-				 (uint32_t)XXH64(s->dbuf, r, 0) != se->checksum)
-				ret = err_set(e, -EBADMSG,
-					      "frame %u is corrupt: checksum mismatch", s->frame);
-		}
+		/* sealed: opened (authenticated) into pbuf first */
+		ret = sealed ? unseal_one(u, s, e) : 0;
+		if (!ret)
+			ret = sealed ? unframe_decode(u, s, dctx, s->pbuf, se->c_size - SEAL_TAG_LEN, e) :
+				       unframe_decode(u, s, dctx, s->cbuf, se->c_size, e);
 		if (!ret)
 			return 0;
 		if (attempt >= 8)
@@ -742,7 +873,7 @@ int unframer_new(const struct seek_table *st, uint32_t first, uint32_t last,
 			if (st->e[i].d_size > d_max)
 				d_max = st->e[i].d_size;
 		}
-		cost = c_max + d_max;
+		cost = (st->seal ? 2 : 1) * c_max + d_max;   /* sealed: pbuf too */
 		if (cost && (uint64_t)u->nslots * cost > UNFRAME_MEM)
 			u->nslots = UNFRAME_MEM / cost ? (unsigned)(UNFRAME_MEM / cost) : 1;
 	}
@@ -833,6 +964,7 @@ void unframer_free(struct unframer *u)
 	if (u->slots) {
 		for (unsigned i = 0; i < u->nslots; i++) {
 			free(u->slots[i].cbuf);
+			free(u->slots[i].pbuf);
 			free(u->slots[i].dbuf);
 		}
 		free(u->slots);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 struct err;
+struct seal_key;
 
 #define FRAME_SIZE_DEFAULT (4u << 20)
 #define FRAME_SIZE_MAX (64u << 20)   /* the largest frame_size a backup uses */
@@ -38,6 +39,14 @@ struct framer_opts {
 	size_t frame_size;    /* uncompressed bytes per frame; 0 = default */
 	unsigned workers;     /* compression threads; 0 = online CPUs */
 	int cpu_priority;     /* of the compression threads: FRAMER_CPU_* */
+	/*
+	 * Client-side encryption (stream/seal.h): each frame is sealed as
+	 * piece n (its number) with the last-frame flag on the last one;
+	 * the seek table records the sealed sizes and no checksums (the
+	 * tags authenticate; a checksum of the content would say something
+	 * about it).  Borrowed; NULL: plain frames.
+	 */
+	const struct seal_key *seal;
 };
 
 enum {
@@ -80,6 +89,10 @@ struct seek_table {
 	uint64_t c_total;     /* sum of c_size (object size minus seek table) */
 	uint64_t d_total;
 	struct seek_entry *e; /* nframes entries; owned */
+	/* The caller sets it after seek_table_parse when the object's frames
+	 * are sealed (framer_opts.seal): the unframer then opens each frame
+	 * as piece k, the last flag on frame nframes - 1 only.  Borrowed. */
+	const struct seal_key *seal;
 };
 
 /*
@@ -97,7 +110,8 @@ int seek_table_size(const unsigned char *footer, size_t len, uint64_t obj_size,
  * obj_size (len >= the size seek_table_size() returned).  Checks every
  * field: sizes must add up to obj_size; every frame holds 1..frame_size
  * bytes (frame_size: the backup's, 1..1 GiB) and SEEK_FRAME_MIN to
- * ZSTD_compressBound(frame_size) compressed bytes.  So every frame the
+ * ZSTD_compressBound(frame_size) compressed bytes (+ a 16-byte tag when
+ * sealed).  So every frame the
  * unframer decompresses needs at most frame_size + its bound of memory.
  * *st_ret: seek_table_free().
  */
@@ -105,6 +119,22 @@ int seek_table_parse(const unsigned char *tail, size_t len, uint64_t obj_size,
 		     uint32_t frame_size, struct seek_table **st_ret,
 		     struct err *err);
 void seek_table_free(struct seek_table *st);
+/*
+ * A sealed object (st->seal): does its last frame (its c_size bytes in
+ * buf) open as the last frame its backup wrote?  0, or -EBADMSG naming
+ * why (the object cut at a frame boundary, ...).  Lets a reader that
+ * needs only some frames (a restore with --path) still refuse a truncated
+ * object up front.  0 for a plain table.
+ */
+int seek_table_open_last(const struct seek_table *st, const void *buf, size_t len,
+			 struct err *err);
+/*
+ * A sealed object: open frame k (its c_size bytes in buf) into out
+ * (c_size - 16 bytes of zstd frame; out may be buf).  -EBADMSG naming why
+ * as the unframer does.  0 and nothing done for a plain table.
+ */
+int seek_table_open_frame(const struct seek_table *st, uint32_t k, const void *buf,
+			  size_t len, void *out, struct err *err);
 /* Index of the frame holding stream offset d_off, or nframes (d_off at or
  * past d_total): check before using it as an index. */
 uint32_t seek_table_find(const struct seek_table *st, uint64_t d_off);
@@ -131,7 +161,10 @@ struct unframer;
  * of the range's largest frames would take more than UNFRAME_MEM; at least
  * one).  Each frame's header, size and checksum is verified; a frame is
  * decompressed into a buffer of exactly its seek table size, so no frame
- * takes more memory than the table says.
+ * takes more memory than the table says.  When st->seal is set, a frame
+ * that does not authenticate fails with -EBADMSG naming why when it can
+ * tell (another frame of this object in its place, the object cut at a
+ * frame boundary) and otherwise as altered or from another backup.
  */
 int unframer_new(const struct seek_table *st, uint32_t first, uint32_t last,
 		 unsigned workers, unsigned inflight, unframer_fetch_fn fetch,

@@ -38,32 +38,13 @@ int s3_read_secret_file(const char *path, const char *config_key,
 {
 	char *buf = NULL;
 	size_t len = 0;
-	struct stat st;
 	ssize_t n;
 	int fd, ret;
 
 	*secret_ret = NULL;
-	/* O_NONBLOCK: a FIFO in its place must not hang us (refused below) */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return err_set(err, -errno, "%s %s: cannot open: %s", config_key,
-			       path, err_str(-errno));
-	if (fstat(fd, &st)) {
-		ret = err_set(err, -errno, "%s %s: %s", config_key, path,
-			      err_str(-errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = err_set(err, -EINVAL, "%s %s: not a regular file",
-			      config_key, path);
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		ret = err_set(err, -EPERM,
-			      "%s %s is accessible to group or others (mode %04o); it holds a secret: chmod 600 %s",
-			      config_key, path, (unsigned)(st.st_mode & 07777), path);
-		goto out;
-	}
+	ret = util_open_secret(path, config_key, &fd, err);
+	if (ret)
+		return ret;
 	buf = malloc(S3_SECRET_MAX + 1);
 	if (!buf) {
 		ret = err_set(err, -ENOMEM, "out of memory");

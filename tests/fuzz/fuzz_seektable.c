@@ -12,7 +12,12 @@
  *   3. when the object's content is small (≤ 8 MiB in ≤ 256 frames; more
  *      is the business of the memory bounds of restore, not of a parser),
  *      every frame is decompressed through an unframer fetching from the
- *      input, so the zstd frames and their checksums are fuzzed too.
+ *      input, so the zstd frames and their checksums are fuzzed too;
+ *   4. a table without checksums (an encrypted backup's) is unframed again
+ *      with a fixed key (st->seal): opening each frame, and naming why one
+ *      does not open (the search for the frame it holds) on hostile
+ *      sizes; and the whole input is opened as a sealed stream (the
+ *      encrypted index's segments).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -22,6 +27,7 @@
 
 #include "common/err.h"
 #include "stream/frame.h"
+#include "stream/seal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -114,8 +120,45 @@ static void unframe_all(const struct seek_table *st, const uint8_t *data, size_t
 	unframer_free(u);
 }
 
+/* A fixed key (the fuzzer cannot forge a tag: it exercises the failure
+ * paths, and what comes before them). */
+static void keys(struct seal_key **data_ret, struct seal_key **index_ret)
+{
+	static struct seal_key *kd, *ki;
+	struct err err = { 0 };
+
+	if (!kd) {
+		struct seal_master *m = seal_alloc(sizeof(*m));
+
+		if (!m)
+			bug("out of memory");
+		memset(m->key, 0x5a, sizeof(m->key));
+		if (seal_key_new(m, "20261203T080000Z-aaaaaa", SEAL_KIND_DATA, &kd, &err) ||
+		    seal_key_new(m, "20261203T080000Z-aaaaaa", SEAL_KIND_INDEX, &ki, &err))
+			bug("seal_key_new failed");
+		seal_master_free(m);
+	}
+	*data_ret = kd;
+	*index_ret = ki;
+}
+
+static void unseal_stream(const struct seal_key *k, const uint8_t *data, size_t size)
+{
+	struct err err = { 0 };
+	void *out = NULL;
+	size_t len = 0;
+
+	if (size > UNFRAME_MAX_BYTES)
+		return;
+	if (!seal_unstream_buf(k, "fuzz", data, size, &out, &len, &err) && len > size)
+		bug("a sealed stream opened into more bytes than it holds");
+	free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct seal_key *kd, *ki;
+
 	struct seek_table *st = NULL, *st2 = NULL;
 	struct err err = { 0 };
 	size_t need = 0;
@@ -123,6 +166,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* restore parses with the manifest's frame size: small and largest */
 	uint32_t frame_size = size && (data[0] & 1) ? FRAME_SIZE_MAX : 65536;
 
+	keys(&kd, &ki);
+	unseal_stream(ki, data, size);
 	if (seek_table_size(data, size, size, &need, &nframes, &err))
 		return 0;
 	if (need <= size &&
@@ -138,6 +183,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bug("a table longer than the object parsed");
 	check_table(st, need, size);
 	unframe_all(st, data, size);
+	if (!st->has_checksums) {
+		st->seal = kd;
+		unframe_all(st, data, size);
+		st->seal = NULL;
+	}
 	seek_table_free(st);
 	return 0;
 }

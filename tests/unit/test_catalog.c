@@ -21,9 +21,11 @@
 #include <cmocka.h>
 
 #include "agent/catalog.h"
+#include "agent/keyring.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "stream/seal.h"
 #include "uploader/store.h"
 
 #define ID "20261124T110000Z-abcdef"
@@ -255,6 +257,83 @@ static void test_manifest_good(void **state)
 				    json_integer(INT64_MAX)), &m, &err), 0);
 	assert_int_equal(m.files, (uint64_t)INT64_MAX);
 	manifest_clear(&m);
+}
+
+/* An encrypted backup's manifest: the sealed fields out of the clear text,
+ * back with the key, refused when altered; hostile encryption objects. */
+static void test_manifest_encrypted(void **state)
+{
+	struct seal_master *mk = seal_alloc(sizeof(*mk));
+	struct backup_keys bk = { 0 };
+	struct manifest m, m2;
+	struct err err = { 0 };
+	json_t *j = good_manifest(""), *hooks = json_array();
+	char *s = NULL;
+	size_t n;
+
+	(void)state;
+	assert_non_null(mk);
+	memset(mk->key, 0x42, sizeof(mk->key));
+	assert_int_equal(seal_fingerprint(mk->key, mk->fp), 0);
+	assert_int_equal(seal_key_new(mk, ID, SEAL_KIND_DATA, &bk.data, &err), 0);
+	assert_int_equal(seal_key_new(mk, ID, SEAL_KIND_INDEX, &bk.index, &err), 0);
+	assert_int_equal(seal_key_new(mk, ID, SEAL_KIND_MANIFEST, &bk.manifest, &err), 0);
+	memcpy(bk.fp, mk->fp, sizeof(bk.fp));
+	json_array_append_new(hooks, json_string("pre_snapshot"));
+	assert_int_equal(parse(with(j, "hooks", hooks), &m, &err), 0);
+	strcpy(m.source_uuid, "99999999-2222-3333-4444-555555555555");
+	assert_int_equal(keyring_seal_manifest(&bk, &m, &err), 0);
+	assert_int_equal(manifest_to_json(&m, &s, &err), 0);
+	assert_null(strstr(s, "/srv/part"));
+	assert_null(strstr(s, "pre_snapshot"));
+	assert_null(strstr(s, "99999999"));
+	assert_non_null(strstr(s, mk->fp));
+	assert_int_equal(manifest_from_json(s, strlen(s), &m2, &err), 0);
+	assert_string_equal(m2.encryption, SEAL_ALG);
+	assert_string_equal(m2.enc_fp, mk->fp);
+	assert_string_equal(m2.enc_salt, "");
+	assert_null(m2.source);
+	assert_true(!m2.hooks || !m2.hooks[0]);
+	assert_int_equal(keyring_unseal_manifest(&bk, &m2, &err), 0);
+	assert_string_equal(m2.source, "/srv/part");
+	assert_string_equal(m2.hooks[0], "pre_snapshot");
+	assert_string_equal(m2.source_uuid, "99999999-2222-3333-4444-555555555555");
+	manifest_clear(&m2);
+	/* the sealed fields altered: refused when opened */
+	n = strlen(m.enc_sealed);
+	m.enc_sealed[n / 2] = m.enc_sealed[n / 2] == 'A' ? 'B' : 'A';
+	free(s);
+	assert_int_equal(manifest_to_json(&m, &s, &err), 0);
+	assert_int_equal(manifest_from_json(s, strlen(s), &m2, &err), 0);
+	err_clear(&err);
+	assert_int_equal(keyring_unseal_manifest(&bk, &m2, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "does not authenticate"));
+	manifest_clear(&m2);
+	manifest_clear(&m);
+	free(s);
+
+	/* hostile: an unknown mode, a bad fingerprint or salt, no sealed */
+	j = good_manifest("");
+	json_object_set_new(json_object_get(j, "encryption"), "mode", json_string("rot13"));
+	err_clear(&err);
+	assert_int_equal(parse(j, &m, &err), -EPROTONOSUPPORT);
+	assert_non_null(strstr(err.msg, "upgrade snapship"));
+	j = good_manifest("");
+	json_object_set_new(j, "encryption", json_pack("{s:s, s:s, s:s}", "mode", SEAL_ALG,
+						       "fingerprint", "XYZ", "sealed", "AAAA"));
+	refused(j, "fingerprint");
+	j = good_manifest("");
+	json_object_set_new(j, "encryption", json_pack("{s:s, s:s, s:s, s:s}", "mode", SEAL_ALG,
+						       "fingerprint", "0123456789abcdef",
+						       "salt", "00", "sealed", "AAAA"));
+	refused(j, "salt");
+	j = good_manifest("");
+	json_object_set_new(j, "encryption", json_pack("{s:s, s:s, s:s}", "mode", SEAL_ALG,
+						       "fingerprint", "0123456789abcdef",
+						       "sealed", "not base64!"));
+	refused(j, "sealed");
+	backup_keys_clear(&bk);
+	seal_master_free(mk);
 }
 
 static void test_manifest_hostile_names(void **state)
@@ -850,6 +929,7 @@ int main(void)
 		cmocka_unit_test(test_log_escapes),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_manifest_good),
+		cmocka_unit_test(test_manifest_encrypted),
 		cmocka_unit_test(test_manifest_hostile_names),
 		cmocka_unit_test(test_manifest_hostile_keys),
 		cmocka_unit_test(test_manifest_hostile_numbers),

@@ -12,6 +12,7 @@
 
 #include "common/err.h"
 #include "stream/frame.h"
+#include "stream/seal.h"
 
 struct buf {
 	unsigned char *p;
@@ -426,7 +427,9 @@ static void test_frame_count_vs_object(void **state)
  * bytes than compressing frame_size bytes can give, or nothing. */
 static void test_frame_sizes_vs_frame_size(void **state)
 {
-	size_t n = 200000, bound = ZSTD_compressBound(4096);
+	/* forged tables have no checksums, as a sealed object's: a frame may
+	 * hold its 16-byte tag besides */
+	size_t n = 200000, bound = ZSTD_compressBound(4096) + SEAL_TAG_LEN;
 	unsigned char *in = make_input(n);
 	struct framer_stats st;
 	struct buf b = frame_it(in, n, 65536, 2, n, &st);
@@ -591,6 +594,166 @@ static void test_bad_level(void **state)
 	framer_free(NULL);
 }
 
+/* ------------------------------------------------------- sealed frames */
+
+static struct buf frame_sealed(const unsigned char *in, size_t n, size_t fs,
+			       const struct seal_key *k)
+{
+	struct framer_opts o = { .level = 3, .frame_size = fs, .workers = 2, .seal = k };
+	struct buf b = { 0 };
+	struct framer *f;
+	struct err err = { 0 };
+
+	assert_int_equal(framer_new(&o, buf_out, &b, &f, &err), 0);
+	for (size_t off = 0; off < n; off += 777)
+		assert_int_equal(framer_write(f, in + off, n - off < 777 ? n - off : 777, &err), 0);
+	assert_int_equal(framer_finish(f, NULL, &err), 0);
+	framer_free(f);
+	return b;
+}
+
+/* An object of the frames pick[] (each from table t of object src[i]),
+ * with a seek table of their sizes, as an attacker would write it. */
+static struct buf rebuild(const struct buf **src, const struct seek_table **t,
+			  const uint32_t *pick, size_t n)
+{
+	struct buf b = { 0 };
+	struct err err = { 0 };
+	unsigned char h[8], e[8], foot[9];
+
+	for (size_t i = 0; i < n; i++)
+		buf_out(&b, src[i]->p + t[i]->e[pick[i]].c_off, t[i]->e[pick[i]].c_size, &err);
+	put32(h, SEEK_SKIPPABLE_MAGIC);
+	put32(h + 4, (uint32_t)(n * 8 + 9));
+	buf_out(&b, h, 8, &err);
+	for (size_t i = 0; i < n; i++) {
+		put32(e, t[i]->e[pick[i]].c_size);
+		put32(e + 4, t[i]->e[pick[i]].d_size);
+		buf_out(&b, e, 8, &err);
+	}
+	put32(foot, (uint32_t)n);
+	foot[4] = 0;
+	put32(foot + 5, SEEK_MAGIC);
+	buf_out(&b, foot, 9, &err);
+	return b;
+}
+
+/* Read all of obj with key k: 0, or the error with its message. */
+static int read_sealed(const struct buf *obj, const struct seal_key *k, size_t fs,
+		       const unsigned char *want, size_t n, struct err *err)
+{
+	struct seek_table *t = NULL;
+	struct unframer *u = NULL;
+	struct obj o = { obj->p, obj->len, 0 };
+	size_t got = 0;
+	int ret;
+
+	assert_int_equal(seek_table_parse(obj->p, obj->len, obj->len, (uint32_t)fs, &t, err), 0);
+	t->seal = k;
+	assert_int_equal(unframer_new(t, 0, t->nframes - 1, 2, 0, obj_fetch, &o, &u, err), 0);
+	for (;;) {
+		const void *d;
+		size_t dl;
+
+		ret = unframer_next(u, &d, &dl, NULL, NULL, err);
+		if (ret || !dl)
+			break;
+		if (want) {
+			assert_true(got + dl <= n);
+			assert_memory_equal(d, want + got, dl);
+		}
+		got += dl;
+	}
+	if (!ret && want)
+		assert_int_equal(got, n);
+	unframer_free(u);
+	seek_table_free(t);
+	return ret;
+}
+
+static void expect_bad(const struct buf *obj, const struct seal_key *k, size_t fs,
+		       const char *why)
+{
+	struct err err = { 0 };
+
+	assert_int_equal(read_sealed(obj, k, fs, NULL, 0, &err), -EBADMSG);
+	if (!strstr(err.msg, why))
+		fail_msg("wanted \"%s\", got: %s", why, err.msg);
+}
+
+static void test_sealed(void **state)
+{
+	const size_t n = 300000, fs = 32768;
+	unsigned char *in = make_input(n), *in2 = make_input(n);
+	struct seal_master *m = seal_alloc(sizeof(*m));
+	struct seal_key *k = NULL, *k2 = NULL;
+	struct seek_table *t = NULL, *t2 = NULL;
+	struct err err = { 0 };
+	struct buf a, a2, x;
+
+	(void)state;
+	assert_non_null(m);
+	memset(m->key, 7, sizeof(m->key));
+	assert_int_equal(seal_key_new(m, "20261203T080000Z-aaaaaa", SEAL_KIND_DATA, &k, &err), 0);
+	assert_int_equal(seal_key_new(m, "20261203T090000Z-bbbbbb", SEAL_KIND_DATA, &k2, &err), 0);
+	a = frame_sealed(in, n, fs, k);
+	a2 = frame_sealed(in2, n, fs, k2);
+	/* no plain zstd frame in the object: stock zstd cannot read it */
+	assert_true(ZSTD_isError(ZSTD_getFrameContentSize(a.p, a.len)) ||
+		    ZSTD_getFrameContentSize(a.p, a.len) == ZSTD_CONTENTSIZE_ERROR);
+	assert_int_equal(read_sealed(&a, k, fs, in, n, &err), 0);
+	/* the wrong key, and a plain reader */
+	expect_bad(&a, k2, fs, "does not authenticate");
+
+	assert_int_equal(seek_table_parse(a.p, a.len, a.len, (uint32_t)fs, &t, &err), 0);
+	assert_int_equal(seek_table_parse(a2.p, a2.len, a2.len, (uint32_t)fs, &t2, &err), 0);
+	assert_false(t->has_checksums);
+	assert_int_equal(t->nframes, (n + fs - 1) / fs);
+	{
+		const struct buf *s[10] = { &a, &a, &a, &a, &a, &a, &a, &a, &a, &a };
+		const struct seek_table *ts[10] = { t, t, t, t, t, t, t, t, t, t };
+		uint32_t same[10] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+		uint32_t swap[10] = { 0, 1, 3, 2, 4, 5, 6, 7, 8, 9 };
+
+		assert_int_equal(t->nframes, 10);
+		/* the rebuild itself is faithful */
+		x = rebuild(s, ts, same, 10);
+		assert_int_equal(x.len, a.len);
+		assert_memory_equal(x.p, a.p, a.len);
+		free(x.p);
+		/* a flipped bit in frame 4 */
+		a.p[t->e[4].c_off + 20] ^= 0x10;
+		expect_bad(&a, k, fs, "frame 4 (at byte");
+		expect_bad(&a, k, fs, "does not authenticate");
+		a.p[t->e[4].c_off + 20] ^= 0x10;
+		/* frames 2 and 3 swapped */
+		x = rebuild(s, ts, swap, 10);
+		expect_bad(&x, k, fs, "frame 2 (at byte");
+		expect_bad(&x, k, fs, "holds frame 3");
+		free(x.p);
+		/* cut at a frame boundary, with a seek table to match */
+		x = rebuild(s, ts, same, 6);
+		expect_bad(&x, k, fs, "truncated");
+		free(x.p);
+		/* frame 5 of another backup spliced in */
+		s[5] = &a2;
+		ts[5] = t2;
+		x = rebuild(s, ts, same, 10);
+		expect_bad(&x, k, fs, "frame 5 (at byte");
+		expect_bad(&x, k, fs, "from another backup");
+		free(x.p);
+	}
+	seek_table_free(t);
+	seek_table_free(t2);
+	seal_key_free(k);
+	seal_key_free(k2);
+	seal_master_free(m);
+	free(a.p);
+	free(a2.p);
+	free(in);
+	free(in2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +768,7 @@ int main(void)
 		cmocka_unit_test(test_frame_larger_than_claimed),
 		cmocka_unit_test(test_output_failure_propagates),
 		cmocka_unit_test(test_bad_level),
+		cmocka_unit_test(test_sealed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
