@@ -58,7 +58,9 @@ backup
 backup
 
 index_has() {	# index_has ID WORD: the backup's index holds WORD
-	zstd -dcq "$store/h/p/$1/index.jsonl.zst" | grep -q "\"$2\""
+	# (grep reads it all: grep -q would quit early, and pipefail count
+	# zstd's SIGPIPE as a miss)
+	zstd -dcq "$store/h/p/$1/index.jsonl.zst" | grep "\"$2\"" >/dev/null
 }
 if index_has "${ids[0]}" bsize; then
 	index_has "${ids[1]}" runs && index_has "${ids[2]}" runs ||
