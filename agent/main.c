@@ -367,6 +367,85 @@ static int reading_lock(struct cli *c, const char *host, const struct manifest *
 	return fd;
 }
 
+/* One backup a reading command reads (restore, export, cat, ls), held by a
+ * reading lock while it is read, with the whole copies to read it from. */
+struct pick {
+	struct catalog_list list;
+	struct regions rs;
+	size_t used;
+	struct catalog_at at;
+	struct when w;
+	const struct manifest *m;     /* the catalog's record */
+	struct failover_sources src;  /* src.m: the copy read; the rest take over */
+	const char *host;
+	char hbuf[256];
+	int readfd;
+	bool listed, locked, sourced;
+};
+
+/*
+ * The backup of part that --id, --at (its line said with at_verb, unless
+ * NULL) or else the latest names; listing as cli_open_list's.  CLI_GO_ON,
+ * else the exit status (said).  pick_release(p) either way.
+ */
+static int pick_backup(struct cli *c, const char *part, bool listing, const char *at_verb,
+		       struct pick *p)
+{
+	struct err err = { 0 };
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	rc = parse_at(c, &p->w);
+	if (rc != CLI_GO_ON)
+		return rc;
+	cli_use_state_dir(c);
+	p->host = cli_host(c, p->hbuf, sizeof(p->hbuf));
+	rc = cli_open_list(c, p->host, part, listing, &p->rs, &p->list, &p->used);
+	if (rc != CLI_GO_ON)
+		return rc;
+	p->listed = true;
+	rc = find_backup(&p->list, &p->rs, p->used, p->host, part, c->o.id,
+			 c->o.at ? &p->w : NULL, &p->at, &p->m);
+	if (rc != CLI_GO_ON)
+		return rc;
+	if (c->o.at && at_verb)
+		report_at_line(c->o.json, at_verb, &p->at, &p->w);
+	p->readfd = reading_lock(c, p->host, p->m);
+	p->locked = true;
+	/* read from the first region whose copy is whole (primary first);
+	 * the other whole copies take over if reading fails midway */
+	p->sourced = true;
+	if (failover_sources(&p->rs, p->host, part, p->m, &p->src, &err))
+		return fail_or_interrupted(&err);
+	return CLI_GO_ON;
+}
+
+/* The store holding the copy to read. */
+static struct store *pick_store(const struct pick *p)
+{
+	return p->rs.v[p->src.used].store;
+}
+
+/* ro reads p's copy, the other whole copies taking over. */
+static void pick_sources(const struct pick *p, struct restore_opts *ro)
+{
+	ro->region = p->src.v[0].region;
+	ro->fallback = p->src.v + 1;
+	ro->nfallback = p->src.n - 1;
+}
+
+static void pick_release(struct pick *p)
+{
+	if (p->sourced)
+		failover_sources_free(&p->src);
+	if (p->locked)
+		readlock_release(p->readfd, NULL, NULL, NULL, NULL, false);
+	if (p->listed) {
+		catalog_list_free(&p->list);
+		geo_regions_free(&p->rs);
+	}
+}
+
 /* A restore --to-lv that failed: unmount, and say what the volume holds. */
 static void lv_target_failed(const char *to_lv, const char *mount)
 {
@@ -385,19 +464,12 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 				   .devices = c->o.devices,
 				   .keep_privileges = c->o.keep_privileges, .paths = c->o.paths,
 				   .npaths = c->o.npaths, .cancelled = signals_cancelled };
-	struct failover_sources src;
 	struct restore_result res;
-	struct catalog_list list;
-	const struct manifest *m;
-	struct catalog_at at;
-	struct when w;
-	struct regions rs;
 	struct report r;
+	struct pick p;
 	struct err err = { 0 };
-	const char *host;
-	char hbuf[256], *lv_mount = NULL;
-	size_t used = 0;
-	int rc, readfd;
+	char *lv_mount = NULL;
+	int rc;
 
 	if (argc != 1 || !ro.target == !c->o.to_lv)
 		return cli_usage_error("usage: snapship restore PARTITION --to DIR | --to-lv VG/NAME --size S [--from STORE] [--id ID | --at TIME] [--path P]...");
@@ -405,63 +477,42 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 		return cli_usage_error("restore: --to-lv VG/NAME and --size S go together");
 	if (!util_name_ok(argv[0]))
 		return cli_bad_partition(argv[0]);
-	rc = parse_at(c, &w);
-	if (rc != CLI_GO_ON)
-		return rc;
 	rc = cli_keys(c, &ro.keys);
 	if (rc)
 		return rc;
-	cli_use_state_dir(c);
-	host = cli_host(c, hbuf, sizeof(hbuf));
-	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
+	rc = pick_backup(c, argv[0], false, "restoring", &p);
 	if (rc != CLI_GO_ON)
-		return rc;
-	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, c->o.at ? &w : NULL,
-			 &at, &m);
-	if (rc != CLI_GO_ON)
-		goto out_list;
-	if (c->o.at)
-		report_at_line(c->o.json, "restoring", &at, &w);
-	readfd = reading_lock(c, host, m);
-	/* read from the first region whose copy is whole (primary first);
-	 * the other whole copies take over if reading fails midway */
+		goto out;
 	rc = EXIT_FAIL;
-	if (failover_sources(&rs, host, argv[0], m, &src, &err))
-		goto out_sources;
 	if (c->o.to_lv) {
 		/* a new volume with a new filesystem of the backup's type */
 		if (cow_lv_target_open(c->o.to_lv, c->o.lv_size,
-				       m->fstype[0] ? m->fstype : "ext4",
+				       p.m->fstype[0] ? p.m->fstype : "ext4",
 				       c->cfg.state_dir, &lv_mount, &err))
-			goto out_sources;
+			goto out_fail;
 		ro.target = lv_mount;
 		ro.force = true;   /* a new filesystem: lost+found is not data */
 	}
-	ro.region = src.v[0].region;
-	ro.fallback = src.v + 1;
-	ro.nfallback = src.n - 1;
-	if (restore_backup(rs.v[src.used].store, &src.m, &ro, &res, &err))
-		goto out_sources;
+	pick_sources(&p, &ro);
+	if (restore_backup(pick_store(&p), &p.src.m, &ro, &res, &err))
+		goto out_fail;
 	if (lv_mount && cow_lv_target_close(lv_mount, &err))
-		goto out_sources;
+		goto out_fail;
 	report_init(&r, c->o.json);
-	report_restore(&r, &src.m, ro.region, c->o.to_lv ? c->o.to_lv : ro.target,
+	report_restore(&r, &p.src.m, ro.region, c->o.to_lv ? c->o.to_lv : ro.target,
 		       &res, c->o.from);
 	if (c->o.at)
-		report_at_fields(&r, &at, &w);
+		report_at_fields(&r, &p.at, &p.w);
 	report_end(&r);
 	rc = EXIT_OK;
-out_sources:
+out_fail:
 	if (rc && lv_mount)
 		lv_target_failed(c->o.to_lv, lv_mount);
 	free(lv_mount);
 	if (rc)
 		rc = fail_or_interrupted(&err);
-	failover_sources_free(&src);
-	readlock_release(readfd, NULL, NULL, NULL, NULL, false);
-out_list:
-	catalog_list_free(&list);
-	geo_regions_free(&rs);
+out:
+	pick_release(&p);
 	return rc;
 }
 
@@ -474,18 +525,10 @@ static int cmd_export(struct cli *c, int argc, char **argv)
 {
 	struct restore_opts ro = { .devices = true, .keep_privileges = true, .export = true,
 				   .export_fd = STDOUT_FILENO, .cancelled = signals_cancelled };
-	struct failover_sources src;
 	struct restore_result res;
-	struct catalog_list list;
-	const struct manifest *m;
-	struct catalog_at at;
-	struct when w;
-	struct regions rs;
+	struct pick p;
 	struct err err = { 0 };
-	const char *host;
-	char hbuf[256];
-	size_t used = 0;
-	int rc, readfd;
+	int rc;
 
 	if (argc != 1)
 		return cli_usage_error("usage: snapship export PARTITION [--from STORE] [--id ID | --at TIME] > FILE.tar (or | tar -x)");
@@ -493,42 +536,23 @@ static int cmd_export(struct cli *c, int argc, char **argv)
 		return cli_bad_partition(argv[0]);
 	if (isatty(STDOUT_FILENO))
 		return cli_usage_error("snapship export writes a tar stream to stdout: redirect it to a file or pipe it (| tar -x -C DIR)");
-	rc = parse_at(c, &w);
-	if (rc != CLI_GO_ON)
-		return rc;
 	rc = cli_keys(c, &ro.keys);
 	if (rc)
 		return rc;
-	cli_use_state_dir(c);
-	host = cli_host(c, hbuf, sizeof(hbuf));
-	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
+	rc = pick_backup(c, argv[0], false, NULL, &p);
 	if (rc != CLI_GO_ON)
-		return rc;
-	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, c->o.at ? &w : NULL,
-			 &at, &m);
-	if (rc != CLI_GO_ON)
-		goto out_list;
-	readfd = reading_lock(c, host, m);
-	rc = EXIT_FAIL;
-	if (failover_sources(&rs, host, argv[0], m, &src, &err))
-		goto out_sources;
-	ro.region = src.v[0].region;
-	ro.fallback = src.v + 1;
-	ro.nfallback = src.n - 1;
-	if (restore_backup(rs.v[src.used].store, &src.m, &ro, &res, &err))
-		goto out_sources;
+		goto out;
+	pick_sources(&p, &ro);
+	if (restore_backup(pick_store(&p), &p.src.m, &ro, &res, &err)) {
+		rc = fail_or_interrupted(&err);
+		goto out;
+	}
 	log_info("exported %s %s: %llu entries, %llu bytes of files, every file checked",
-		 src.m.partition, src.m.backup_id, (unsigned long long)res.entries,
+		 p.src.m.partition, p.src.m.backup_id, (unsigned long long)res.entries,
 		 (unsigned long long)res.bytes);
 	rc = EXIT_OK;
-out_sources:
-	if (rc)
-		rc = fail_or_interrupted(&err);
-	failover_sources_free(&src);
-	readlock_release(readfd, NULL, NULL, NULL, NULL, false);
-out_list:
-	catalog_list_free(&list);
-	geo_regions_free(&rs);
+out:
+	pick_release(&p);
 	return rc;
 }
 
@@ -540,18 +564,10 @@ out_list:
 static int cmd_cat(struct cli *c, int argc, char **argv)
 {
 	const struct keyring *kr = NULL;
-	struct failover_sources src = { 0 };
-	struct catalog_list list;
-	const struct manifest *m;
-	struct catalog_at at;
-	struct when w;
-	struct regions rs;
+	struct pick p;
 	struct err err = { 0 };
-	const char *host;
-	char hbuf[256];
-	size_t used = 0;
 	uint64_t out = 0;
-	int rc, readfd;
+	int rc;
 
 	if (argc != 1)
 		return cli_usage_error("usage: snapship cat PARTITION [--from STORE] [--id ID | --at TIME] | zstd -d | tar -x");
@@ -559,36 +575,21 @@ static int cmd_cat(struct cli *c, int argc, char **argv)
 		return cli_bad_partition(argv[0]);
 	if (isatty(STDOUT_FILENO))
 		return cli_usage_error("snapship cat writes a zstd stream to stdout: redirect it to a file or pipe it (| zstd -d | tar -x -C DIR)");
-	rc = parse_at(c, &w);
-	if (rc == CLI_GO_ON)
-		rc = cli_keys(c, &kr);
+	rc = cli_keys(c, &kr);
 	if (rc)
 		return rc;
-	cli_use_state_dir(c);
-	host = cli_host(c, hbuf, sizeof(hbuf));
-	rc = cli_open_list(c, host, argv[0], false, &rs, &list, &used);
+	rc = pick_backup(c, argv[0], false, NULL, &p);
 	if (rc != CLI_GO_ON)
-		return rc;
-	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, c->o.at ? &w : NULL,
-			 &at, &m);
-	if (rc != CLI_GO_ON)
-		goto out_list;
-	readfd = reading_lock(c, host, m);
-	rc = EXIT_FAIL;
-	/* the copy to read (failing over as restore does) */
-	if (failover_sources(&rs, host, argv[0], m, &src, &err) ||
-	    cat_backup(rs.v[src.used].store, &src.m, kr, STDOUT_FILENO, &out, &err))
+		goto out;
+	if (cat_backup(pick_store(&p), &p.src.m, kr, STDOUT_FILENO, &out, &err)) {
 		rc = fail_or_interrupted(&err);
-	else
-		rc = EXIT_OK;
-	if (!rc)
-		log_info("wrote %s %s: %llu bytes of zstd stream", m->partition, m->backup_id,
-			 (unsigned long long)out);
-	failover_sources_free(&src);
-	readlock_release(readfd, NULL, NULL, NULL, NULL, false);
-out_list:
-	catalog_list_free(&list);
-	geo_regions_free(&rs);
+		goto out;
+	}
+	log_info("wrote %s %s: %llu bytes of zstd stream", p.m->partition, p.m->backup_id,
+		 (unsigned long long)out);
+	rc = EXIT_OK;
+out:
+	pick_release(&p);
 	return rc;
 }
 
@@ -596,66 +597,37 @@ out_list:
 static int cmd_ls(struct cli *c, int argc, char **argv)
 {
 	struct restore_opts ro = { .cancelled = signals_cancelled };
-	struct failover_sources src;
-	struct catalog_list list;
-	const struct manifest *m;
 	struct ls_listing ls;
-	struct catalog_at at;
-	struct when w;
-	struct regions rs;
 	struct report r;
+	struct pick p;
 	struct err err = { 0 };
-	const char *host;
-	char hbuf[256];
-	size_t used = 0;
-	int rc, readfd;
+	int rc;
 
 	if (argc < 1 || argc > 2)
 		return cli_usage_error("usage: snapship ls PARTITION [--from STORE] [--id ID | --at TIME] [PATH]");
 	if (!util_name_ok(argv[0]))
 		return cli_bad_partition(argv[0]);
-	rc = parse_at(c, &w);
-	if (rc != CLI_GO_ON)
-		return rc;
 	rc = cli_keys(c, &ro.keys);
 	if (rc)
 		return rc;
-	cli_use_state_dir(c);
-	host = cli_host(c, hbuf, sizeof(hbuf));
-	rc = cli_open_list(c, host, argv[0], true, &rs, &list, &used);
-	if (rc != CLI_GO_ON)
-		return rc;
-	rc = find_backup(&list, &rs, used, host, argv[0], c->o.id, c->o.at ? &w : NULL,
-			 &at, &m);
-	if (rc != CLI_GO_ON)
-		goto out_list;
-	if (c->o.at)
-		report_at_line(c->o.json, "listing", &at, &w);
-	readfd = reading_lock(c, host, m);
 	/* the index from the first whole copy, the others if it fails */
-	rc = EXIT_FAIL;
-	if (failover_sources(&rs, host, argv[0], m, &src, &err))
-		goto out_sources;
-	ro.region = src.v[0].region;
-	ro.fallback = src.v + 1;
-	ro.nfallback = src.n - 1;
-	if (ls_backup(rs.v[src.used].store, &src.m, &ro, argc > 1 ? argv[1] : NULL, &ls, &err))
-		goto out_sources;
+	rc = pick_backup(c, argv[0], true, "listing", &p);
+	if (rc != CLI_GO_ON)
+		goto out;
+	pick_sources(&p, &ro);
+	if (ls_backup(pick_store(&p), &p.src.m, &ro, argc > 1 ? argv[1] : NULL, &ls, &err)) {
+		rc = fail_or_interrupted(&err);
+		goto out;
+	}
 	report_init(&r, c->o.json);
-	report_ls(&r, &src.m, ro.region, &ls, c->o.from);
+	report_ls(&r, &p.src.m, ro.region, &ls, c->o.from);
 	if (c->o.at)
-		report_at_fields(&r, &at, &w);
+		report_at_fields(&r, &p.at, &p.w);
 	report_end(&r);
 	ls_free(&ls);
 	rc = EXIT_OK;
-out_sources:
-	if (rc)
-		rc = fail_or_interrupted(&err);
-	failover_sources_free(&src);
-	readlock_release(readfd, NULL, NULL, NULL, NULL, false);
-out_list:
-	catalog_list_free(&list);
-	geo_regions_free(&rs);
+out:
+	pick_release(&p);
 	return rc;
 }
 
