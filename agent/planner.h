@@ -44,10 +44,17 @@ struct err;
 struct region;
 struct planner;
 
+struct keyring;
+struct seal_master;
+
 struct planner_opts {
 	bool force_full;          /* backup --full */
 	int64_t full_every;       /* seconds since the chain's full; 0 = no limit */
 	uint64_t max_chain;       /* backups since the chain's full; 0 = every backup a full */
+	/* the run's keys (NULL: none); encrypting when kr->encrypt: only an
+	 * encrypted parent under key_file's master key is chained onto
+	 * (keyring_chain), and only a plain one when not encrypting */
+	const struct keyring *kr;
 };
 
 /*
@@ -105,6 +112,10 @@ int planner_plan(void *ctx, const struct pack_plan_entry *pe,
  */
 int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
 		   struct err *err);
+
+/* An encrypted parent's master key (the keyring's: its salt is the one
+ * the new backup reuses), NULL for a plain parent. */
+const struct seal_master *planner_master(const struct planner *pl);
 
 void planner_free(struct planner *pl);
 
