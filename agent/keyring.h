@@ -7,7 +7,11 @@
  * encryption"): [agent] key_file (new backups; restores) and
  * old_key_files (restores only), read once per command; and one backup's
  * keys, derived for a new backup or found for an existing one by its
- * manifest's fingerprint.  Nothing here logs or prints a key's bytes.
+ * manifest's fingerprint.  A chain (an incremental, its parent, their
+ * references) is under one master key: keyring_chain says whether a new
+ * backup may chain onto a parent, keyring_ref_key gives a reference's
+ * data key.  Master keys are cached by key file and salt (one scrypt per
+ * salt and command).  Nothing here logs or prints a key's bytes.
  */
 
 #include <stdbool.h>

@@ -94,7 +94,11 @@ static int pidx_open_seg(struct pidx_src *s, struct err *err)
 		while (s->slen < seg) {
 			size_t got = 0;
 
-			ret = pidx_read_raw(s, s->sbuf + s->slen, PIDX_SBUF - s->slen, &got, err);
+			size_t want = PIDX_SBUF - s->slen;
+
+			if (want > s->size - s->off)
+				want = (size_t)(s->size - s->off);
+			ret = want ? pidx_read_raw(s, s->sbuf + s->slen, want, &got, err) : 0;
 			if (ret)
 				return ret;
 			if (!got)
