@@ -19,6 +19,7 @@
 #include "agent/catalog.h"
 #include "agent/config.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/util.h"
 
 /* A master key made from a key file (with a salt, for a passphrase). */
@@ -75,6 +76,8 @@ static int cache_master(const struct keyring *kr, const struct seal_secret *s,
 		c->e = e;
 		c->cap = cap;
 	}
+	if (pass)
+		log_debug("%s: stretching the passphrase (scrypt)", seal_secret_path(s));
 	ret = seal_master_new(s, salt, &m, err);
 	if (ret)
 		goto out;

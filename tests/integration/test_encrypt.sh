@@ -197,7 +197,8 @@ tampered() {
 }
 [ -d "$store/enchost/enc-part/$id1" ] || fail "backup 1 is not at enchost/enc-part/$id1"
 tampered flip "frame 3 (at byte [0-9]*) does not authenticate" flip 3
-tampered swap "frame 1 (at byte [0-9]*) holds frame 2" swap 1 2
+# either swapped frame may be opened first (the unframer's workers run in parallel)
+tampered swap "frame [12] (at byte [0-9]*) holds frame [12] of the same backup: frames swapped" swap 1 2
 tampered splice "frame 2 (at byte [0-9]*) does not authenticate: altered, or spliced in from another backup" \
 	splice 2 "$b2"
 tampered truncate "cut at a frame boundary (truncated)" truncate 5
@@ -328,6 +329,8 @@ assert_trees_equal "$TEST_BTRFS/enc-rsnap3" "$TEST_BTRFS/enc-rc3b"
 
 # the parent's sealed index altered (its manifest's SHA-256 fixed up): the
 # next backup is a full that names the segment
+b5=$(dirname "$(cman 5)")
+cp "$b5/index.jsonl.zst" "$b5/manifest.json" "$TEST_TMP/"
 python3 - "$(cman 5)" <<'EOF' || fail "altering backup 5's index"
 import hashlib, json, os, sys
 mp = sys.argv[1]
@@ -343,6 +346,7 @@ sleep 1
 "${C2[@]}" backup chain >"$TEST_TMP/out/c6" 2>&1 || fail "backup over an altered parent index: $(cat "$TEST_TMP/out/c6")"
 [ "$(jget "$(cman 6)" 'm.get("parent")')" = None ] && grep -q "segment 0 does not open" "$TEST_TMP/out/c6" ||
 	fail "an altered encrypted parent index: not a full naming the segment: $(cat "$TEST_TMP/out/c6")"
+cp "$TEST_TMP/index.jsonl.zst" "$TEST_TMP/manifest.json" "$b5/"
 
 # encryption off over an encrypted parent, on over a plain one: fulls,
 # saying why
@@ -362,13 +366,23 @@ sleep 1
 	fail "an encrypted backup over a plain parent: $(cat "$TEST_TMP/out/c8")"
 sleep 1
 echo "passphrase chain $$" >>"$cv/change-me.txt"
-"${CP[@]}" backup chain >"$TEST_TMP/out/c9" 2>&1 || fail "passphrase incremental: $(cat "$TEST_TMP/out/c9")"
+"${CP[@]}" -v -v backup chain >"$TEST_TMP/out/c9" 2>&1 || fail "passphrase incremental: $(cat "$TEST_TMP/out/c9")"
+[ "$(grep -c "stretching the passphrase" "$TEST_TMP/out/c9")" = 1 ] ||
+	fail "the passphrase incremental did not stretch its passphrase once: $(cat "$TEST_TMP/out/c9")"
 [ "$(jget "$(cman 9)" 'm.get("parent")')" = "$(cid 8)" ] || fail "passphrase backup 9 is not an incremental: $(cat "$TEST_TMP/out/c9")"
 [ "$(jget "$(cman 9)" 'm["encryption"]["salt"] + m["encryption"]["fingerprint"]')" = \
 	"$(jget "$(cman 8)" 'm["encryption"]["salt"] + m["encryption"]["fingerprint"]')" ] ||
 	fail "the passphrase incremental does not reuse its parent's salt"
-"${CP[@]}" restore chain --id "$(cid 9)" --to "$TEST_BTRFS/enc-rc9" >"$TEST_TMP/out/rc9" 2>&1 ||
+"${CP[@]}" -v -v restore chain --id "$(cid 9)" --to "$TEST_BTRFS/enc-rc9" >"$TEST_TMP/out/rc9" 2>&1 ||
 	fail "restore of the passphrase incremental: $(cat "$TEST_TMP/out/rc9")"
+[ "$(grep -c "stretching the passphrase" "$TEST_TMP/out/rc9")" = 1 ] ||
+	fail "the restore of a passphrase chain stretched its passphrase other than once: $(cat "$TEST_TMP/out/rc9")"
+# verify --deep of all nine backups (three keys): one scrypt, the chain's
+cconf "$TEST_TMP/call.conf" aes-256-gcm "$keys/pass" "$keys/k1, $keys/k2"
+"$SNAPSHIP" --config "$TEST_TMP/call.conf" -v -v verify chain --deep >"$TEST_TMP/out/cv9" 2>&1 ||
+	fail "verify --deep of every chain: $(cat "$TEST_TMP/out/cv9")"
+[ "$(grep -c "stretching the passphrase" "$TEST_TMP/out/cv9")" = 1 ] ||
+	fail "verify --deep stretched the passphrase other than once: $(grep -c "stretching the passphrase" "$TEST_TMP/out/cv9")"
 assert_trees_equal "$cv" "$TEST_BTRFS/enc-rc9"
 echo "ok: encrypted chains: incrementals restore, export, verify; rotation and a plain/encrypted switch make fulls; a passphrase chain shares its salt"
 
