@@ -64,7 +64,11 @@ struct planner_opts {
  * parent's manifest and index.  Errors: the store's (listing, reading).
  * A parent whose index is missing or does not check gives a full, logged
  * (a version 2 parent's: missing or of another size here; its SHA-256 is
- * checked by planner_prepare).  g must outlive the planner.
+ * checked by planner_prepare).  An encrypted parent's sealed index is
+ * opened segment by segment as it is read (exactly its manifest's size,
+ * the SHA-256 over the sealed bytes); a parent under another key, or
+ * encrypted when o->kr does not encrypt or the reverse, gives a full.
+ * g and o->kr must outlive the planner.
  */
 int planner_open(struct region *g, const struct manifest *m,
 		 const struct planner_opts *o, struct planner **pl_ret,
