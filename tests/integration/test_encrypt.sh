@@ -16,6 +16,13 @@
 #  - tampering, each detected and named: a bit flipped in a frame, two
 #    frames swapped, a frame of another backup spliced in, the object cut
 #    at a frame boundary, the manifest's fingerprint changed;
+#  - incrementals: a chain full -> incr -> incr with churn (changed, new,
+#    deleted, renamed files, a 6 MiB file changed in one block) restores,
+#    exports, verifies, drills; the incrementals' data holds only what
+#    changed; a tampered referenced frame is named; a key rotation, a
+#    plain parent with encryption on and an encrypted one with it off make
+#    fulls; an altered sealed parent index is a full (pass 1) or a failed
+#    backup (pass 2); a passphrase chain shares one salt, one scrypt;
 #  - the key's bytes (raw and hex) appear in no output and no file snapship
 #    wrote.
 # shellcheck disable=SC2015 # "A && B || fail ...": fail unless both hold
@@ -385,6 +392,67 @@ cconf "$TEST_TMP/call.conf" aes-256-gcm "$keys/pass" "$keys/k1, $keys/k2"
 	fail "verify --deep stretched the passphrase other than once: $(grep -c "stretching the passphrase" "$TEST_TMP/out/cv9")"
 assert_trees_equal "$cv" "$TEST_BTRFS/enc-rc9"
 echo "ok: encrypted chains: incrementals restore, export, verify; rotation and a plain/encrypted switch make fulls; a passphrase chain shares its salt"
+
+# ---- pass 2: an encrypted parent's sealed index altered during the walk -------
+# (as test_incremental_memory's plain race) 0big.bin first in walk order,
+# then 6000 files whose index entries fill more than the first fetch of
+# sealed segments; the walk is throttled; a byte of the parent's last
+# segment flipped in place while pass 2 reads: the backup fails, naming the
+# segment and saying to run it again, and commits nothing
+rv=$(mk_subvol enc-race)
+python3 - "$rv" <<'EOF' || fail "cannot make the race tree"
+import os, sys
+root = sys.argv[1]
+with open(os.path.join(root, '0big.bin'), 'wb') as f:
+    f.write(os.urandom(12 << 20))
+os.mkdir(os.path.join(root, 'd'))
+for i in range(6000):
+    p = os.path.join(root, 'd', 'f%05d' % i)
+    with open(p, 'wb') as f:
+        f.write(os.urandom(32))
+    os.setxattr(p, 'user.r', os.urandom(64))
+EOF
+rstore=$TEST_TMP/rstore
+mkdir -p "$rstore"
+rconf() {	# rconf FILE [AGENT LINE]
+	printf '[agent]\nhost = rh\nstate_dir = %s\nencryption = aes-256-gcm\nkey_file = %s\n%s\n[partition race]\npath = %s\n[region a]\nstore = file\npath = %s\n' \
+		"$TEST_TMP/rstate" "$keys/k1" "${2:-}" "$rv" "$rstore" >"$1"
+}
+rconf "$TEST_TMP/race.conf"
+rconf "$TEST_TMP/rslow.conf" "max_read_rate = 2M"
+R=("$SNAPSHIP" --config "$TEST_TMP/race.conf")
+"${R[@]}" backup race >"$TEST_TMP/out/ra1" 2>&1 || fail "race backup 1: $(cat "$TEST_TMP/out/ra1")"
+sleep 1
+"${R[@]}" backup race >"$TEST_TMP/out/ra2" 2>&1 || fail "race backup 2: $(cat "$TEST_TMP/out/ra2")"
+rman=$(find "$rstore" -name manifest.json | sort | tail -n1)
+rpar=$(basename "$(dirname "$rman")")
+[ "$(jget "$rman" 'm.get("parent") is not None')" = True ] || fail "race backup 2 is not an incremental: $(cat "$TEST_TMP/out/ra2")"
+ridx=$(dirname "$rman")/index.jsonl.zst
+rsize=$(stat -c %s "$ridx")
+[ "$rsize" -gt $((512 << 10)) ] || fail "the race tree's sealed index is under 512 KiB ($rsize)"
+head -c $((12 << 20)) /dev/urandom >"$rv/0big.bin"
+nman=$(find "$rstore" -name manifest.json | wc -l)
+sleep 1
+"$SNAPSHIP" --config "$TEST_TMP/rslow.conf" backup race >"$TEST_TMP/out/ra3" 2>&1 &
+rpid=$!
+sleep 3
+kill -0 "$rpid" 2>/dev/null || fail "the throttled backup ended within 3 s: $(cat "$TEST_TMP/out/ra3")"
+python3 - "$ridx" <<'EOF' || fail "cannot alter the parent's index"
+import sys
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(-40, 2)
+    b = f.read(1)
+    f.seek(-40, 2)
+    f.write(bytes([b[0] ^ 1]))
+EOF
+rc=0
+wait "$rpid" || rc=$?
+[ "$rc" -ne 0 ] || fail "a backup whose encrypted parent's index changed during its walk succeeded: $(cat "$TEST_TMP/out/ra3")"
+grep -q "index.jsonl.zst of the parent backup $rpar: segment [0-9]* does not open" "$TEST_TMP/out/ra3" &&
+	grep -q "run the backup again" "$TEST_TMP/out/ra3" ||
+	fail "pass 2 over an altered sealed index: the error does not name the segment and say to run again: $(cat "$TEST_TMP/out/ra3")"
+[ "$(find "$rstore" -name manifest.json | wc -l)" = "$nman" ] || fail "the failed backup left a manifest"
+echo "pass 2 over an altered sealed parent index: $(grep -m1 error "$TEST_TMP/out/ra3" | cut -c1-300)"
 
 # ---- the key never shows ------------------------------------------------------
 hex1=$(xxd -p -c 64 "$keys/k1")
