@@ -73,8 +73,24 @@ void planner_pidx_close(struct pidx_src *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* The next range of the parent's index object as stored, hashed. */
 static int pidx_read_raw(struct pidx_src *s, void *buf, size_t len, size_t *got_ret,
-			 struct err *err);
+			 struct err *err)
+{
+	int ret;
+
+	*got_ret = 0;
+	if (s->off > s->size)
+		return err_set(err, -EBADMSG, "the index object %s is larger than its manifest records (%llu bytes)",
+			       s->key, (unsigned long long)s->size);
+	ret = store_get_range(s->store, s->key, s->off, len, buf, got_ret, err);
+	if (ret)
+		return ret;
+	if (*got_ret && !EVP_DigestUpdate(s->sha, buf, *got_ret))
+		return err_set(err, -EIO, "SHA-256 of the index object %s failed", s->key);
+	s->off += *got_ret;
+	return 0;
+}
 
 /* The next sealed segment of an encrypted parent's index opened into
  * s->pbuf (s->plen 0 at the object's end). */
@@ -92,9 +108,7 @@ static int pidx_open_seg(struct pidx_src *s, struct err *err)
 		s->slen -= s->spos;
 		s->spos = 0;
 		while (s->slen < seg) {
-			size_t got = 0;
-
-			size_t want = PIDX_SBUF - s->slen;
+			size_t got = 0, want = PIDX_SBUF - s->slen;
 
 			if (want > s->size - s->off)
 				want = (size_t)(s->size - s->off);
@@ -144,25 +158,6 @@ static int pidx_read(void *ctx, void *buf, size_t len, size_t *got_ret, struct e
 	memcpy(buf, s->pbuf + s->ppos, n);
 	s->ppos += n;
 	*got_ret = n;
-	return 0;
-}
-
-/* The next range of the parent's index object as stored, hashed. */
-static int pidx_read_raw(struct pidx_src *s, void *buf, size_t len, size_t *got_ret,
-			 struct err *err)
-{
-	int ret;
-
-	*got_ret = 0;
-	if (s->off > s->size)
-		return err_set(err, -EBADMSG, "the index object %s is larger than its manifest records (%llu bytes)",
-			       s->key, (unsigned long long)s->size);
-	ret = store_get_range(s->store, s->key, s->off, len, buf, got_ret, err);
-	if (ret)
-		return ret;
-	if (*got_ret && !EVP_DigestUpdate(s->sha, buf, *got_ret))
-		return err_set(err, -EIO, "SHA-256 of the index object %s failed", s->key);
-	s->off += *got_ret;
 	return 0;
 }
 
