@@ -314,22 +314,16 @@ struct backup_run {
 	unsigned removed;            /* visible objects removed */
 	bool released;               /* the snapshot is released */
 	struct backup_keys keys;     /* encrypted: this backup's keys */
+	struct keyring *kr;          /* the key files (encrypted), read once */
 };
 
-/* Encrypted ([agent] encryption): this backup's keys, the key files read
- * once and dropped. */
+/* Encrypted ([agent] encryption): the key files, read once (the keys
+ * follow the parent: choose_parent). */
 static int run_keys(struct backup_run *r, struct err *err)
 {
-	struct keyring *kr = NULL;
-	int ret;
-
 	if (!r->cfg->encrypt)
 		return 0;
-	ret = keyring_load(r->cfg, &kr, err);
-	if (!ret)
-		ret = keyring_for_new(kr, r->m->backup_id, &r->keys, err);
-	keyring_free(kr);
-	return ret;
+	return keyring_load(r->cfg, &r->kr, err);
 }
 
 /* Set up the run and the manifest's fixed fields. */
@@ -373,6 +367,8 @@ static void run_free(struct backup_run *r)
 	backup_keys_clear(&r->keys);
 	planner_free(r->pl);
 	r->pl = NULL;
+	keyring_free(r->kr);
+	r->kr = NULL;
 }
 
 /*
@@ -415,23 +411,29 @@ static int probe_secondaries(struct backup_run *r, struct err *err)
 	return 0;
 }
 
-/* The parent and the planner of an incremental, or a full (r->pl NULL). */
+/*
+ * The parent and the planner of an incremental, or a full (r->pl NULL);
+ * encrypted, then this backup's keys: an incremental's master key is its
+ * parent's (a passphrase stretched with the parent's salt), a full's a new
+ * one (a passphrase with a new salt).
+ */
 static int choose_parent(struct backup_run *r, struct err *err)
 {
 	struct planner_opts po = {
-		/* incrementals of encrypted backups are not built yet */
-		.force_full = r->bo->full || r->keys.data,
+		.force_full = r->bo->full,
 		.full_every = config_full_every(r->cfg, r->part),
 		.max_chain = config_max_chain(r->cfg, r->part),
+		.kr = r->kr,
 	};
-
+	const struct seal_master *pm;
 	int ret = planner_open(&r->rs->v[0], r->m, &po, &r->pl, r->res->why_full,
 			       sizeof(r->res->why_full), err);
 
-	if (!ret && r->keys.data && !r->bo->full)
-		snprintf(r->res->why_full, sizeof(r->res->why_full),
-			 "encrypted backups are fulls: incrementals of encrypted backups are not built yet");
-	return ret;
+	if (ret || !r->kr)
+		return ret;
+	pm = planner_master(r->pl);
+	return keyring_for_new(r->kr, r->m->backup_id, pm && pm->has_salt ? pm->salt : NULL,
+			       &r->keys, err);
 }
 
 /* Phase plan: the source, the secondaries, the upload targets, the parent. */

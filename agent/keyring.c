@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,74 @@
 #include "agent/catalog.h"
 #include "agent/config.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/util.h"
+
+/* A master key made from a key file (with a salt, for a passphrase). */
+struct cache_ent {
+	const struct seal_secret *s;
+	struct seal_master *m;        /* owned */
+};
+
+struct keyring_cache {
+	pthread_mutex_t mu;
+	struct cache_ent *e;
+	size_t n, cap;
+};
+
+static void cache_free(struct keyring_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		seal_master_free(c->e[i].m);
+	free(c->e);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* The master of s (a passphrase's stretched with salt, which it needs),
+ * from the cache or made and kept: *m_ret is kr's (valid while kr is). */
+static int cache_master(const struct keyring *kr, const struct seal_secret *s,
+			const unsigned char *salt, const struct seal_master **m_ret,
+			struct err *err)
+{
+	struct keyring_cache *c = kr->cache;
+	bool pass = seal_secret_is_passphrase(s);
+	struct seal_master *m = NULL;
+	int ret = 0;
+
+	if (pass && !salt)
+		return err_set(err, -EINVAL, "cache_master: a passphrase needs a salt");
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->e[i].s == s && (!pass || !memcmp(c->e[i].m->salt, salt, SEAL_SALT_LEN))) {
+			*m_ret = c->e[i].m;
+			goto out;
+		}
+	}
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 8;
+		struct cache_ent *e = realloc(c->e, cap * sizeof(*e));
+
+		if (!e) {
+			ret = err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		c->e = e;
+		c->cap = cap;
+	}
+	if (pass)
+		log_debug("%s: stretching the passphrase (scrypt)", seal_secret_path(s));
+	ret = seal_master_new(s, salt, &m, err);
+	if (ret)
+		goto out;
+	c->e[c->n++] = (struct cache_ent){ s, m };
+	*m_ret = m;
+out:
+	pthread_mutex_unlock(&c->mu);
+	return ret;
+}
 
 /* old_key_files: "PATH[, PATH...]" into kr->old. */
 static int load_old(struct keyring *kr, const char *list, struct err *err)
@@ -62,6 +130,12 @@ int keyring_load(const struct config *cfg, struct keyring **kr_ret,
 	if (!kr)
 		return err_set(err, -ENOMEM, "out of memory");
 	kr->encrypt = cfg->encrypt;
+	kr->cache = calloc(1, sizeof(*kr->cache));
+	if (!kr->cache) {
+		free(kr);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&kr->cache->mu, NULL);
 	if (cfg->encrypt && !cfg->key_file) {
 		ret = err_set(err, -EINVAL,
 			      "[agent] encryption = aes-256-gcm needs key_file = PATH (snapship key generate PATH makes one)");
@@ -85,6 +159,7 @@ void keyring_free(struct keyring *kr)
 {
 	if (!kr)
 		return;
+	cache_free(kr->cache);
 	seal_secret_free(kr->cur);
 	for (size_t i = 0; i < kr->nold; i++)
 		seal_secret_free(kr->old[i]);
@@ -102,6 +177,10 @@ static int derive(const struct seal_master *m, const char *id,
 		ret = seal_key_new(m, id, SEAL_KIND_INDEX, &bk->index, err);
 	if (!ret)
 		ret = seal_key_new(m, id, SEAL_KIND_MANIFEST, &bk->manifest, err);
+	if (!ret && !(bk->master = seal_alloc(sizeof(*bk->master))))
+		ret = err_set(err, -ENOMEM, "out of memory");
+	if (!ret)
+		memcpy(bk->master, m, sizeof(*m));
 	memcpy(bk->fp, m->fp, sizeof(bk->fp));
 	bk->has_salt = m->has_salt;
 	memcpy(bk->salt, m->salt, sizeof(bk->salt));
@@ -111,30 +190,77 @@ static int derive(const struct seal_master *m, const char *id,
 }
 
 int keyring_for_new(const struct keyring *kr, const char *backup_id,
-		    struct backup_keys *bk, struct err *err)
+		    const unsigned char *salt, struct backup_keys *bk,
+		    struct err *err)
 {
-	struct seal_master *m = NULL;
+	unsigned char fresh[SEAL_SALT_LEN];
+	const struct seal_master *m = NULL;
 	int ret;
 
 	memset(bk, 0, sizeof(*bk));
 	if (!kr || !kr->encrypt || !kr->cur)
 		return err_set(err, -EINVAL, "keyring_for_new: encryption is off");
-	ret = seal_master_new(kr->cur, NULL, &m, err);
+	if (!salt && seal_secret_is_passphrase(kr->cur)) {
+		ret = util_random(fresh, sizeof(fresh));
+		if (ret)
+			return err_set(err, ret, "getrandom: %s", err_str(ret));
+		salt = fresh;
+	}
+	ret = cache_master(kr, kr->cur, salt, &m, err);
 	if (!ret)
 		ret = derive(m, backup_id, bk, err);
-	seal_master_free(m);
 	return ret;
+}
+
+int keyring_chain(const struct keyring *kr, const struct manifest *p,
+		  const struct seal_master **m_ret, char *why, size_t why_len,
+		  struct err *err)
+{
+	unsigned char salt[SEAL_SALT_LEN];
+	const struct seal_master *m = NULL;
+	bool pass = seal_secret_is_passphrase(kr->cur);
+	int ret;
+
+	*m_ret = NULL;
+	if (pass != (p->enc_salt[0] != '\0')) {
+		snprintf(why, why_len, "the parent %s was made with a %s, key_file %s is a %s (a new chain starts)",
+			 p->backup_id, pass ? "raw key" : "passphrase", seal_secret_path(kr->cur),
+			 pass ? "passphrase" : "raw key");
+		return 1;
+	}
+	for (unsigned i = 0; pass && i < SEAL_SALT_LEN; i++)
+		salt[i] = (unsigned char)(util_hexval(p->enc_salt[2 * i]) << 4 |
+					  util_hexval(p->enc_salt[2 * i + 1]));
+	ret = cache_master(kr, kr->cur, pass ? salt : NULL, &m, err);
+	if (ret)
+		return ret;
+	if (strcmp(m->fp, p->enc_fp)) {
+		snprintf(why, why_len, "the parent %s is encrypted with key %s, key_file %s has %s: the key was rotated or changed, a new chain starts",
+			 p->backup_id, p->enc_fp, seal_secret_path(kr->cur), m->fp);
+		return 1;
+	}
+	*m_ret = m;
+	return 0;
+}
+
+int keyring_ref_key(const struct backup_keys *bk, const char *id,
+		    struct seal_key **k_ret, struct err *err)
+{
+	*k_ret = NULL;
+	if (!bk->master)
+		return err_set(err, -EINVAL, "keyring_ref_key: a plain backup");
+	return seal_key_new(bk->master, id, SEAL_KIND_DATA, k_ret, err);
 }
 
 /* The master of secret s with m's salt, when its fingerprint is m's:
  * 1 (found, *out set), 0 (another key: its fingerprint appended to
  * have), negative (failed). */
-static int try_secret(const struct seal_secret *s, const struct manifest *m,
-		      const unsigned char *salt, const char *name,
-		      struct seal_master **out, char *have, size_t hlen,
-		      struct err *err)
+static int try_secret(const struct keyring *kr, const struct seal_secret *s,
+		      const struct manifest *m, const unsigned char *salt,
+		      const char *name, const struct seal_master **out, char *have,
+		      size_t hlen, struct err *err)
 {
-	struct seal_master *k = NULL;
+	const struct seal_master *k = NULL;
 	size_t used = strlen(have);
 	int ret;
 
@@ -144,7 +270,7 @@ static int try_secret(const struct seal_secret *s, const struct manifest *m,
 			 used ? "; " : "", name, seal_secret_path(s));
 		return 0;
 	}
-	ret = seal_master_new(s, salt, &k, err);
+	ret = cache_master(kr, s, salt, &k, err);
 	if (ret)
 		return ret;
 	if (!strcmp(k->fp, m->enc_fp)) {
@@ -153,7 +279,6 @@ static int try_secret(const struct seal_secret *s, const struct manifest *m,
 	}
 	snprintf(have + used, hlen - used, "%s%s %s has %s", used ? "; " : "", name,
 		 seal_secret_path(s), k->fp);
-	seal_master_free(k);
 	return 0;
 }
 
@@ -161,7 +286,7 @@ int keyring_for_backup(const struct keyring *kr, const struct manifest *m,
 		       struct backup_keys *bk, struct err *err)
 {
 	unsigned char salt[SEAL_SALT_LEN];
-	struct seal_master *k = NULL;
+	const struct seal_master *k = NULL;
 	char have[1024] = "";
 	int ret = 0;
 
@@ -172,10 +297,10 @@ int keyring_for_backup(const struct keyring *kr, const struct manifest *m,
 		salt[i] = (unsigned char)(util_hexval(m->enc_salt[2 * i]) << 4 |
 					  util_hexval(m->enc_salt[2 * i + 1]));
 	if (kr && kr->cur)
-		ret = try_secret(kr->cur, m, m->enc_salt[0] ? salt : NULL, "key_file", &k,
+		ret = try_secret(kr, kr->cur, m, m->enc_salt[0] ? salt : NULL, "key_file", &k,
 				 have, sizeof(have), err);
 	for (size_t i = 0; kr && !ret && i < kr->nold; i++)
-		ret = try_secret(kr->old[i], m, m->enc_salt[0] ? salt : NULL, "old_key_files",
+		ret = try_secret(kr, kr->old[i], m, m->enc_salt[0] ? salt : NULL, "old_key_files",
 				 &k, have, sizeof(have), err);
 	if (ret < 0)
 		return ret;
@@ -184,9 +309,7 @@ int keyring_for_backup(const struct keyring *kr, const struct manifest *m,
 			       "backup %s is encrypted with key %s; %s: none matches. Give the key it was made with as key_file or in old_key_files",
 			       m->backup_id, m->enc_fp,
 			       have[0] ? have : "no key_file or old_key_files is configured");
-	ret = derive(k, m->backup_id, bk, err);
-	seal_master_free(k);
-	return ret;
+	return derive(k, m->backup_id, bk, err);
 }
 
 void backup_keys_clear(struct backup_keys *bk)
@@ -194,6 +317,7 @@ void backup_keys_clear(struct backup_keys *bk)
 	seal_key_free(bk->data);
 	seal_key_free(bk->index);
 	seal_key_free(bk->manifest);
+	seal_master_free(bk->master);
 	OPENSSL_cleanse(bk, sizeof(*bk));
 }
 

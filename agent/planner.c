@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #define XXH_INLINE_ALL
@@ -19,6 +20,7 @@
 
 #include "agent/geo.h"
 #include "agent/index.h"
+#include "agent/keyring.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -56,16 +58,25 @@ static void cand_free(struct planner *pl)
 
 /* ------------------------------------- a version 2 parent's index, streamed */
 
+/* Sealed bytes fetched at once: four segments (as the 256 KiB of a plain
+ * parent's ranges). */
+#define PIDX_SEALED (SEAL_SEGMENT + SEAL_TAG_LEN)
+#define PIDX_SBUF (4 * PIDX_SEALED)
+
 void planner_pidx_close(struct pidx_src *s)
 {
 	EVP_MD_CTX_free(s->sha);
+	free(s->sbuf);
+	if (s->pbuf)
+		OPENSSL_cleanse(s->pbuf, SEAL_SEGMENT);
+	free(s->pbuf);
 	memset(s, 0, sizeof(*s));
 }
 
-/* index_read_fn: the next range of the parent's index object, hashed. */
-static int pidx_read(void *ctx, void *buf, size_t len, size_t *got_ret, struct err *err)
+/* The next range of the parent's index object as stored, hashed. */
+static int pidx_read_raw(struct pidx_src *s, void *buf, size_t len, size_t *got_ret,
+			 struct err *err)
 {
-	struct pidx_src *s = ctx;
 	int ret;
 
 	*got_ret = 0;
@@ -81,6 +92,75 @@ static int pidx_read(void *ctx, void *buf, size_t len, size_t *got_ret, struct e
 	return 0;
 }
 
+/* The next sealed segment of an encrypted parent's index opened into
+ * s->pbuf (s->plen 0 at the object's end). */
+static int pidx_open_seg(struct pidx_src *s, struct err *err)
+{
+	uint64_t left = s->size - s->opened;
+	size_t seg = left > PIDX_SEALED ? PIDX_SEALED : (size_t)left;
+	int ret;
+
+	s->ppos = s->plen = 0;
+	if (!left)
+		return 0;
+	if (s->slen - s->spos < seg) {
+		memmove(s->sbuf, s->sbuf + s->spos, s->slen - s->spos);
+		s->slen -= s->spos;
+		s->spos = 0;
+		while (s->slen < seg) {
+			size_t got = 0, want = PIDX_SBUF - s->slen;
+
+			if (want > s->size - s->off)
+				want = (size_t)(s->size - s->off);
+			ret = want ? pidx_read_raw(s, s->sbuf + s->slen, want, &got, err) : 0;
+			if (ret)
+				return ret;
+			if (!got)
+				return err_set(err, -EBADMSG, "the index object %s of the parent backup %s ends at %llu bytes, its manifest records %llu",
+					       s->key, s->parent, (unsigned long long)s->off,
+					       (unsigned long long)s->size);
+			s->slen += got;
+		}
+	}
+	if (seg < SEAL_TAG_LEN)
+		return err_set(err, -EBADMSG, "the index object %s of the parent backup %s: its last segment is shorter than a tag (truncated)",
+			       s->key, s->parent);
+	ret = seal_unpiece(s->seal, s->seg, seg == left, s->sbuf + s->spos, seg, s->pbuf, err);
+	if (ret == -EBADMSG)
+		return err_set(err, -EBADMSG, "the index object %s of the parent backup %s: segment %llu does not open with its key (altered, truncated, or from another backup)",
+			       s->key, s->parent, (unsigned long long)s->seg);
+	if (ret)
+		return ret;
+	s->spos += seg;
+	s->opened += seg;
+	s->seg++;
+	s->plen = seg - SEAL_TAG_LEN;
+	return 0;
+}
+
+/* index_read_fn: the next range of the parent's index object, hashed;
+ * an encrypted one's opened. */
+static int pidx_read(void *ctx, void *buf, size_t len, size_t *got_ret, struct err *err)
+{
+	struct pidx_src *s = ctx;
+	size_t n;
+	int ret;
+
+	if (!s->seal)
+		return pidx_read_raw(s, buf, len, got_ret, err);
+	*got_ret = 0;
+	while (s->ppos == s->plen && s->opened < s->size) {
+		ret = pidx_open_seg(s, err);   /* the last may be empty */
+		if (ret)
+			return ret;
+	}
+	n = s->plen - s->ppos < len ? s->plen - s->ppos : len;
+	memcpy(buf, s->pbuf + s->ppos, n);
+	s->ppos += n;
+	*got_ret = n;
+	return 0;
+}
+
 /* A reader of the parent's index object over s, hashed from its start. */
 int planner_pidx_open(struct planner *pl, struct pidx_src *s, struct index_reader **rd_ret,
 		     struct err *err)
@@ -88,9 +168,13 @@ int planner_pidx_open(struct planner *pl, struct pidx_src *s, struct index_reade
 	planner_pidx_close(s);
 	s->store = pl->store;
 	s->key = pl->ikey;
+	s->parent = pl->parent;
 	s->size = pl->isize;
+	s->seal = pl->iseal;
 	s->sha = EVP_MD_CTX_new();
 	if (!s->sha || !EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL))
+		return err_set(err, -ENOMEM, "out of memory");
+	if (s->seal && (!(s->sbuf = malloc(PIDX_SBUF)) || !(s->pbuf = malloc(SEAL_SEGMENT))))
 		return err_set(err, -ENOMEM, "out of memory");
 	return index_reader_open_fn(pidx_read, s, rd_ret, err);
 }
@@ -140,7 +224,13 @@ void planner_free(struct planner *pl)
 	free(pl->seen1);
 	planner_pidx_close(&pl->src1);
 	planner_pidx_close(&pl->src2);
+	seal_key_free(pl->iseal);
 	free(pl);
+}
+
+const struct seal_master *planner_master(const struct planner *pl)
+{
+	return pl ? pl->master : NULL;
 }
 
 /* The candidates: p's references, then p's own data object. */
@@ -264,23 +354,52 @@ static int index_head(struct planner *pl, struct region *g, const struct manifes
 }
 
 /*
+ * Encryption across a chain: an encrypted backup chains only onto an
+ * encrypted parent under key_file's master key (its index key into pl),
+ * a plain one only onto a plain parent; else 1 and why (a full).
+ */
+static int parent_keys(struct planner *pl, const struct manifest *p,
+		       const struct planner_opts *o, char *why, size_t why_len,
+		       struct err *err)
+{
+	bool enc = o->kr && o->kr->encrypt;
+	int ret;
+
+	if (!enc && p->enc_fp[0]) {
+		snprintf(why, why_len, "the parent %s is encrypted and encryption is off",
+			 p->backup_id);
+		return 1;
+	}
+	if (!enc)
+		return 0;
+	if (!p->enc_fp[0]) {
+		snprintf(why, why_len, "the parent %s is not encrypted: an incremental would reference its data, stored in clear",
+			 p->backup_id);
+		return 1;
+	}
+	ret = keyring_chain(o->kr, p, &pl->master, why, why_len, err);
+	if (ret)
+		return ret;
+	return seal_key_new(pl->master, p->backup_id, SEAL_KIND_INDEX, &pl->iseal, err);
+}
+
+/*
  * The parent's index: a version 2 one is streamed by each pass
  * (index_head); a version 1 one (readdir order) is read whole, checked
  * against its manifest and loaded, keyed by path.
  */
 static int load_index(struct planner *pl, struct region *g, const struct manifest *p,
-		      char *why, size_t why_len, struct err *err)
+		      const struct planner_opts *o, char *why, size_t why_len,
+		      struct err *err)
 {
 	void *zbuf = NULL;
 	size_t zlen = 0;
 	char hex[65];
 	int ret;
 
-	if (p->enc_fp[0]) {
-		snprintf(why, why_len, "the parent %s is encrypted: incrementals of encrypted backups are not built yet",
-			 p->backup_id);
-		return 1;
-	}
+	ret = parent_keys(pl, p, o, why, why_len, err);
+	if (ret)
+		return ret;
 	if (p->format_version >= 2)
 		return index_head(pl, g, p, why, why_len, err);
 	ret = store_get_all(g->store, p->index_key, PLANNER_INDEX_MAX, &zbuf, &zlen, err);
@@ -298,7 +417,20 @@ static int load_index(struct planner *pl, struct region *g, const struct manifes
 		free(zbuf);
 		return 1;
 	}
-	ret = index_load(zbuf, zlen, &pl->idx, err);
+	if (pl->iseal) {
+		/* sealed (its SHA-256 is the sealed bytes'): opened whole, as
+		 * a plain version 1 index is loaded whole */
+		void *plain = NULL;
+		char what[160];
+
+		snprintf(what, sizeof(what), "the index object %s of the parent backup %s",
+			 p->index_key, p->backup_id);
+		ret = seal_unstream_buf(pl->iseal, what, zbuf, zlen, &plain, &zlen, err);
+		free(zbuf);
+		zbuf = plain;
+	}
+	if (!ret)
+		ret = index_load(zbuf, zlen, &pl->idx, err);
 	free(zbuf);
 	if (ret == -EBADMSG) {
 		snprintf(why, why_len, "the parent %s's index is corrupt: %.600s", p->backup_id,
@@ -349,7 +481,7 @@ int planner_open(struct region *g, const struct manifest *m,
 	if (!ret)
 		ret = check_objects(pl, g, why, sizeof(why), err);
 	if (!ret)
-		ret = load_index(pl, g, p, why, sizeof(why), err);
+		ret = load_index(pl, g, p, o, why, sizeof(why), err);
 	if (ret == 1) {
 		log_warn("%s: making a full backup: %s", m->partition, why);
 		planner_free(pl);

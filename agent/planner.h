@@ -44,10 +44,17 @@ struct err;
 struct region;
 struct planner;
 
+struct keyring;
+struct seal_master;
+
 struct planner_opts {
 	bool force_full;          /* backup --full */
 	int64_t full_every;       /* seconds since the chain's full; 0 = no limit */
 	uint64_t max_chain;       /* backups since the chain's full; 0 = every backup a full */
+	/* the run's keys (NULL: none); encrypting when kr->encrypt: only an
+	 * encrypted parent under key_file's master key is chained onto
+	 * (keyring_chain), and only a plain one when not encrypting */
+	const struct keyring *kr;
 };
 
 /*
@@ -57,7 +64,11 @@ struct planner_opts {
  * parent's manifest and index.  Errors: the store's (listing, reading).
  * A parent whose index is missing or does not check gives a full, logged
  * (a version 2 parent's: missing or of another size here; its SHA-256 is
- * checked by planner_prepare).  g must outlive the planner.
+ * checked by planner_prepare).  An encrypted parent's sealed index is
+ * opened segment by segment as it is read (exactly its manifest's size,
+ * the SHA-256 over the sealed bytes); a parent under another key, or
+ * encrypted when o->kr does not encrypt or the reverse, gives a full.
+ * g and o->kr must outlive the planner.
  */
 int planner_open(struct region *g, const struct manifest *m,
 		 const struct planner_opts *o, struct planner **pl_ret,
@@ -105,6 +116,10 @@ int planner_plan(void *ctx, const struct pack_plan_entry *pe,
  */
 int planner_finish(struct planner *pl, struct manifest *m, uint64_t new_bytes,
 		   struct err *err);
+
+/* An encrypted parent's master key (the keyring's: its salt is the one
+ * the new backup reuses), NULL for a plain parent. */
+const struct seal_master *planner_master(const struct planner *pl);
 
 void planner_free(struct planner *pl);
 

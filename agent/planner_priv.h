@@ -26,9 +26,19 @@ struct store;
 struct pidx_src {
 	struct store *store;      /* the region's */
 	const char *key;          /* planner.ikey */
+	const char *parent;       /* planner.parent (messages) */
 	uint64_t off;             /* bytes read (and hashed) so far */
 	uint64_t size;            /* the manifest's index_size */
 	void *sha;                /* EVP_MD_CTX (owned) */
+	/* an encrypted parent: the sealed stream (SEAL_SEGMENT-byte segments,
+	 * its SHA-256 over the sealed bytes) opened segment by segment */
+	const struct seal_key *seal; /* planner.iseal; NULL: plain */
+	unsigned char *sbuf;      /* sealed bytes fetched, [spos, slen) unused */
+	size_t spos, slen;
+	unsigned char *pbuf;      /* the open segment, [ppos, plen) not passed */
+	size_t ppos, plen;
+	uint64_t seg;             /* the next segment's number */
+	uint64_t opened;          /* sealed bytes of the segments opened */
 };
 
 /* A backup the new one may point at: the parent's references plus the
@@ -74,6 +84,10 @@ struct planner {
 	uint64_t isize;           /* its size and SHA-256, as the manifest says */
 	char isha[65];
 	struct pidx_src src1, src2; /* pass 1's and pass 2's */
+	/* an encrypted parent: its master key (the keyring's) and its index's
+	 * key (owned) */
+	const struct seal_master *master;
+	struct seal_key *iseal;
 	/* version 2 parent: the merge (pass 2) */
 	struct index_reader *rd;
 	struct index_entry cur;   /* the parent's entry not yet passed */

@@ -42,6 +42,9 @@ struct v2_obj {
 	const char *sha256;           /* borrowed, likewise */
 	uint32_t frame_size;          /* the largest frame it may hold */
 	struct seek_table *st;        /* owned; NULL until loaded */
+	struct seal_key *seal;        /* encrypted, a reference's data key
+				       * (the restored backup's master key and
+				       * this id); owned */
 	unsigned char *tail;          /* its seek table bytes; owned */
 	size_t tail_len;
 	struct readahead *ra;         /* owned */

@@ -110,6 +110,7 @@ void restore_v2_free(struct rctx *r)
 		free(b->key_owned);
 		readahead_free(b->ra);
 		seek_table_free(b->st);
+		seal_key_free(b->seal);
 		free(b->tail);
 		free(b->want);
 		blocks_export_free(b);
@@ -345,10 +346,17 @@ static int load_copy(struct rctx *r, struct v2_obj *b, size_t src, struct err *e
 		ret = seek_table_parse(b->tail, want, b->size, b->frame_size, &b->st, err);
 	if (ret)
 		return err_wrap(err, "%s", key);
-	/* encrypted: this backup's own frames (references to other
-	 * encrypted backups are not written: encrypted backups are fulls) */
+	/* encrypted: the frames of the backup that wrote them, each under
+	 * its id's key from the one master key of the chain (the planner
+	 * chains only backups under one master) */
 	if (!strcmp(b->id, r->m->backup_id))
 		b->st->seal = r->keys.data;
+	else if (r->keys.master && !b->seal)
+		ret = keyring_ref_key(&r->keys, b->id, &b->seal, err);
+	if (ret)
+		return ret;
+	if (b->seal)
+		b->st->seal = b->seal;
 	b->tail_len = (size_t)(b->size - b->st->c_total);
 	memmove(b->tail, b->tail + want - b->tail_len, b->tail_len);
 	return 0;
