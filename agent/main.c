@@ -914,6 +914,20 @@ static void config_check_lock(struct report_config *rc, const struct cfg_region 
 }
 
 /* config check: argv as given (the command parses its own) */
+/* The key files of encryption (read as a backup reads them: a file group
+ * or others may read is refused) — never their bytes. */
+static void config_check_keys(struct report_config *rc, const struct config *cfg)
+{
+	struct keyring *kr = NULL;
+	struct err err = { 0 };
+
+	if (!cfg->encrypt && !cfg->key_file && !cfg->old_key_files)
+		return;
+	if (keyring_load(cfg, &kr, &err))
+		report_config_note(rc, true, err.msg);
+	keyring_free(kr);
+}
+
 static int cmd_config(struct cli *c, int argc, char **argv)
 {
 	struct report r;
@@ -945,6 +959,7 @@ static int cmd_config(struct cli *c, int argc, char **argv)
 		store_free(s);
 	}
 	config_review(&c->cfg, report_config_note, &rc);
+	config_check_keys(&rc, &c->cfg);
 	/* any error fails the check; warnings do not */
 	ret = report_config_end(&rc, &c->cfg);
 	report_end(&r);

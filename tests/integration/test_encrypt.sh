@@ -90,6 +90,13 @@ rc=0
 "$SNAPSHIP" --config "$TEST_TMP/open.conf" backup enc-part >"$TEST_TMP/out/open" 2>&1 || rc=$?
 [ "$rc" != 0 ] && grep -q "chmod 600" "$TEST_TMP/out/open" || fail "group-readable key file: rc $rc: $(cat "$TEST_TMP/out/open")"
 [ -z "$(find "$store" -name manifest.json)" ] || fail "a backup was written with a refused key file"
+# config check says so too (and passes with the good file)
+rc=0
+"$SNAPSHIP" --config "$TEST_TMP/open.conf" config check >"$TEST_TMP/out/open-check" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "error: .*k1-open.*chmod 600" "$TEST_TMP/out/open-check" ||
+	fail "config check with a group-readable key file: rc $rc: $(cat "$TEST_TMP/out/open-check")"
+"$SNAPSHIP" --config "$TEST_TMP/c1.conf" config check >"$TEST_TMP/out/check" 2>&1 ||
+	fail "config check with a good key file: $(cat "$TEST_TMP/out/check")"
 
 # ---- an encrypted backup ----------------------------------------------------
 "${S1[@]}" backup enc-part >"$TEST_TMP/out/b1" 2>&1 || fail "backup: $(cat "$TEST_TMP/out/b1")"
