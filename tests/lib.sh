@@ -335,3 +335,22 @@ vm_lvm_run() {
 	} >"$script"
 	vm_run "$script" --file "$SRC_DIR/tests/tools/lvm_guest.sh:/src/lvm_guest.sh" "$@"
 }
+
+# mk_race_tree DIR: a tree whose walk is long after its first big read —
+# 0big.bin (12 MiB, first in walk order), then d/ with 6000 small files with
+# a random 64-byte xattr each (their index entries fill well over 512 KiB):
+# for tests that change a parent's index while a backup's pass 2 reads it.
+mk_race_tree() {
+	python3 - "${1:?usage: mk_race_tree DIR}" <<-'PY' || fail "cannot make the race tree in $1"
+		import os, sys
+		root = sys.argv[1]
+		with open(os.path.join(root, '0big.bin'), 'wb') as f:
+		    f.write(os.urandom(12 << 20))
+		os.mkdir(os.path.join(root, 'd'))
+		for i in range(6000):
+		    p = os.path.join(root, 'd', 'f%05d' % i)
+		    with open(p, 'wb') as f:
+		        f.write(os.urandom(32))
+		    os.setxattr(p, 'user.r', os.urandom(64))
+	PY
+}

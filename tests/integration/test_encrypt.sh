@@ -407,18 +407,7 @@ echo "ok: encrypted chains: incrementals restore, export, verify; rotation and a
 # segment flipped in place while pass 2 reads: the backup fails, naming the
 # segment and saying to run it again, and commits nothing
 rv=$(mk_subvol enc-race)
-python3 - "$rv" <<'EOF' || fail "cannot make the race tree"
-import os, sys
-root = sys.argv[1]
-with open(os.path.join(root, '0big.bin'), 'wb') as f:
-    f.write(os.urandom(12 << 20))
-os.mkdir(os.path.join(root, 'd'))
-for i in range(6000):
-    p = os.path.join(root, 'd', 'f%05d' % i)
-    with open(p, 'wb') as f:
-        f.write(os.urandom(32))
-    os.setxattr(p, 'user.r', os.urandom(64))
-EOF
+mk_race_tree "$rv"
 rstore=$TEST_TMP/rstore
 mkdir -p "$rstore"
 rconf() {	# rconf FILE [AGENT LINE]

@@ -178,18 +178,7 @@ echo "parent index of another SHA-256 (pass 1): ok"
 # 0big.bin first in walk order, then 6000 files whose index entries (random
 # xattrs) fill more than the reader's first 256 KiB range; the walk runs at
 # most 1024 entries ahead of the reads
-python3 - "$race" <<'EOF' || fail "cannot make the race tree"
-import os, sys
-root = sys.argv[1]
-with open(os.path.join(root, '0big.bin'), 'wb') as f:
-    f.write(os.urandom(12 << 20))
-os.mkdir(os.path.join(root, 'd'))
-for i in range(6000):
-    p = os.path.join(root, 'd', 'f%05d' % i)
-    with open(p, 'wb') as f:
-        f.write(os.urandom(32))
-    os.setxattr(p, 'user.r', os.urandom(64))
-EOF
+mk_race_tree "$race"
 backup race
 rfull=$id
 backup race

@@ -45,14 +45,7 @@ encryption = aes-256-gcm
 key_file = $2
 [partition se-part]
 path = $sv
-[region east]
-store = s3
-endpoint = $RGW_EAST_ENDPOINT
-bucket = $RGW_BUCKET
-prefix = $prefix
-sigv4_region = $RGW_REGION
-access_key_id = $RGW_ACCESS_KEY_ID
-secret_access_key_file = $RGW_SECRET_ACCESS_KEY_FILE
+$(rgw_region east prefix="$prefix")
 EOF
 }
 conf "$TEST_TMP/c1.conf" "$TEST_TMP/keys/k1"
