@@ -677,10 +677,12 @@ void extractor_free(struct extractor *x)
 	for (size_t i = 0; i < x->ndirs; i++)
 		free(x->dirs[i].path);
 	free(x->dirs);
-	/* not finished: a failure.  archive_write_free would close w — pad
-	 * the entry cut short to its size and end a stream as a valid
-	 * archive, so that `export | tar -x` passed on a broken export */
-	if (x->w && !x->finished)
+	/* a stream not finished: a failure.  archive_write_free would close
+	 * w — pad the entry cut short to its size and end the stream as a
+	 * valid archive, so that `export | tar -x` passed on a broken export.
+	 * (Not the disk writer: failed, its free skips the close that frees
+	 * its directory fixups — a leak — and nothing is left to mislead.) */
+	if (x->w && x->stream && !x->finished)
 		archive_write_fail(x->w);
 	if (x->w)
 		archive_write_free(x->w);
