@@ -620,6 +620,7 @@ struct unframer {
 	bool stopping;
 	int error;
 	struct err err;
+	uint32_t err_frame;       /* the frame error is of: the lowest failed */
 	pthread_t threads[MAX_WORKERS];
 	unsigned nthreads;
 };
@@ -803,6 +804,7 @@ static void *unframer_worker(void *arg)
 	pthread_mutex_lock(&u->mu);
 	if (!dctx && !u->error) {
 		u->error = err_set(&u->err, -ENOMEM, "out of memory");
+		u->err_frame = u->first;
 		pthread_cond_broadcast(&u->cv);
 	}
 	while (!u->stopping && !u->error) {
@@ -825,9 +827,12 @@ static void *unframer_worker(void *arg)
 
 		pthread_mutex_lock(&u->mu);
 		if (ret) {
-			if (!u->error) {
+			/* the earliest frame's error: frames are claimed in
+			 * order, so each before it is done or fails too */
+			if (!u->error || s->frame < u->err_frame) {
 				u->error = ret;
 				u->err = e;
+				u->err_frame = s->frame;
 			}
 		} else {
 			s->state = SLOT_DONE;
@@ -930,9 +935,12 @@ int unframer_next(struct unframer *u, const void **buf_ret, size_t *len_ret,
 		return 0;
 	}
 	s = &u->slots[(u->cons - u->first) % u->nslots];
-	while (!u->error && !(s->state == SLOT_DONE && s->frame == u->cons))
+	/* an error of a later frame waits for this one: the error said is
+	 * always the first bad frame's, whichever worker found its own first */
+	while (!(u->error && u->err_frame <= u->cons) &&
+	       !(s->state == SLOT_DONE && s->frame == u->cons))
 		pthread_cond_wait(&u->cv, &u->mu);
-	if (u->error) {
+	if (u->error && u->err_frame <= u->cons) {
 		int ret = u->error;
 
 		*err = u->err;

@@ -211,8 +211,8 @@ tampered() {
 }
 [ -d "$store/enchost/enc-part/$id1" ] || fail "backup 1 is not at enchost/enc-part/$id1"
 tampered flip "frame 3 (at byte [0-9]*) does not authenticate" flip 3
-# either swapped frame may be opened first (the unframer's workers run in parallel)
-tampered swap "frame [12] (at byte [0-9]*) holds frame [12] of the same backup: frames swapped" swap 1 2
+# the first bad frame in order is named (the workers open frames in parallel)
+tampered swap "frame 1 (at byte [0-9]*) holds frame 2 of the same backup: frames swapped" swap 1 2
 tampered splice "frame 2 (at byte [0-9]*) does not authenticate: altered, or spliced in from another backup" \
 	splice 2 "$b2"
 tampered truncate "cut at a frame boundary (truncated)" truncate 5
