@@ -198,7 +198,7 @@ mapfile -t markers < <("${ADM[@]}" versions "$RGW_EAST_ENDPOINT" "$bucket" "$key
 [ "${#markers[@]}" -ge 1 ] || fail "no delete marker on $key"
 echo "-- ${#markers[@]} delete marker(s) on $key"
 for m in "${markers[@]}"; do
-	grep -q "$m" "$TEST_TMP/out" || fail "verify does not name the marker $m: $(cat "$TEST_TMP/out")"
+	grep -qF -- "$m" "$TEST_TMP/out" || fail "verify does not name the marker $m: $(cat "$TEST_TMP/out")"
 	"${ADM[@]}" delete "$RGW_EAST_ENDPOINT" "$bucket" "$key" "$m" >/dev/null || fail "could not delete the marker $m"
 done
 "${S[@]}" list lock-part | grep "${ids[1]}" >/dev/null || fail "${ids[1]} is not back after its markers went"
@@ -230,7 +230,7 @@ rc=0
 grep -q "$key has more than one version" "$TEST_TMP/out" ||
 	fail "verify does not name the overwritten manifest: $(cat "$TEST_TMP/out")"
 for v in "${vers[@]}"; do
-	grep -q -- "$v" "$TEST_TMP/out" || fail "verify does not name version $v: $(cat "$TEST_TMP/out")"
+	grep -qF -- "$v" "$TEST_TMP/out" || fail "verify does not name version $v: $(cat "$TEST_TMP/out")"
 done
 newest=$("${ADM[@]}" versions "$RGW_EAST_ENDPOINT" "$bucket" "$key" | awk -F'\t' '$3 == "version" { print $2; exit }')
 "${ADM[@]}" delete "$RGW_EAST_ENDPOINT" "$bucket" "$key" "$newest" >"$TEST_TMP/del" ||
