@@ -521,6 +521,27 @@ int cow_freeze(const char *source, const char *snap_dir, const char *state_dir,
 			       err);
 }
 
+/* Where a btrfs snapshot of src_real (source as given, for messages)
+ * goes: snap_dir, else .snapship beside the partition. */
+static int cow_snap_dir_of(const char *source, const char *src_real,
+			   const char *snap_dir, char dir[PATH_MAX], struct err *err)
+{
+	int ret;
+
+	if (snap_dir) {
+		snprintf(dir, PATH_MAX, "%s", snap_dir);
+		return 0;
+	}
+	ret = cow_dirname(src_real, dir);
+	if (!ret && strlen(dir) + sizeof("/.snapship") > PATH_MAX)
+		ret = -ENAMETOOLONG;
+	if (ret)
+		return err_set(err, ret, "partition \"%s\": %s", source,
+			       err_str(ret));
+	strcat(dir, strcmp(dir, "/") ? "/.snapship" : ".snapship");
+	return 0;
+}
+
 int cow_freeze_opts(const char *source, const char *snap_dir,
 		    const char *state_dir, const char *tag,
 		    const struct cow_opts *opts, struct cow_snapshot **snap_ret,
@@ -561,17 +582,9 @@ int cow_freeze_opts(const char *source, const char *snap_dir,
 				      snap_ret, err);
 	if (snap_dir && !*snap_dir)
 		snap_dir = NULL;
-	if (snap_dir) {
-		snprintf(dir, sizeof(dir), "%s", snap_dir);
-	} else {
-		ret = cow_dirname(src_real, dir);
-		if (!ret && strlen(dir) + sizeof("/.snapship") > sizeof(dir))
-			ret = -ENAMETOOLONG;
-		if (ret)
-			return err_set(err, ret, "partition \"%s\": %s", source,
-				       err_str(ret));
-		strcat(dir, strcmp(dir, "/") ? "/.snapship" : ".snapship");
-	}
+	ret = cow_snap_dir_of(source, src_real, snap_dir, dir, err);
+	if (ret)
+		return ret;
 	ret = cow_prepare_snap_dir(src_real, dir, !snap_dir, dir_real,
 				   &made_dir, err);
 	if (ret)
