@@ -189,4 +189,8 @@ int pk_blk_report(struct packer *p, struct pent *e, struct pack_entry_info *info
 void pk_blk_done(struct packer *p, struct pent *e);
 void pk_blk_free(struct pblk *bk);
 
+/* pack_walk.c: an entry's memory; the walker's innermost directory left */
+void pk_pent_free(struct pent *e);
+void pk_walk_pop(struct packer *p);
+
 #endif
